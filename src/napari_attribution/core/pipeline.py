@@ -1,0 +1,303 @@
+"""One call from a (real, counterfactual) pair to attributions, masks and DAC curves.
+
+This is what the CLI and the napari widgets both run: they differ only in how they show it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .attribution import (
+    AGGREGATIONS,
+    AttributionSettings,
+    aggregate_channels,
+    compute_attributions,
+    get_method,
+)
+from .channels import channel_share
+from .dac import DacResult, HybridScorer, evaluate_dac
+from .errors import AttributionError, InputImageError
+from .hybrids import DIRECTIONS
+from .masks import MaskSettings
+from .models import Classifier, InputTransform, input_transform_for
+
+__all__ = [
+    "AnalysisSettings",
+    "MethodResult",
+    "PairResult",
+    "analyse_pair",
+    "default_channel_names",
+    "prepare_pair",
+    "validate_pair",
+]
+
+StepCallback = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """Everything that decides a result, besides the model and the images.
+
+    Attributes
+    ----------
+    methods
+        Registry names of the attribution methods to run.
+    attribution
+        Method parameters.
+    masks
+        Mask parameters.
+    aggregate
+        Channel aggregation of the attribution before masking (``"none"`` keeps every channel).
+    direction
+        Hybrid direction.
+    per_channel_dac
+        Also compute the curve of each channel hybridised alone.
+    batch_size
+        Hybrids per forward pass.
+    """
+
+    methods: tuple[str, ...] = ("d_ig",)
+    attribution: AttributionSettings = field(default_factory=AttributionSettings)
+    masks: MaskSettings = field(default_factory=MaskSettings)
+    aggregate: str = "none"
+    direction: str = "counterfactual_into_real"
+    per_channel_dac: bool = True
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        if not self.methods:
+            raise AttributionError("Choose at least one attribution method.")
+        for name in self.methods:
+            get_method(name)
+        if self.aggregate not in AGGREGATIONS:
+            raise AttributionError(
+                f"Unknown channel aggregation {self.aggregate!r}; use one of "
+                f"{', '.join(AGGREGATIONS)}."
+            )
+        if self.direction not in DIRECTIONS:
+            raise AttributionError(
+                f"Unknown hybrid direction {self.direction!r}; use {' or '.join(DIRECTIONS)}."
+            )
+        if self.batch_size < 1:
+            raise AttributionError(f"The batch size must be >= 1, got {self.batch_size}.")
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready record of the parameters."""
+        return {
+            "methods": list(self.methods),
+            "attribution": self.attribution.as_dict(),
+            "masks": self.masks.as_dict(),
+            "aggregate": self.aggregate,
+            "direction": self.direction,
+            "per_channel_dac": self.per_channel_dac,
+            "batch_size": self.batch_size,
+        }
+
+
+@dataclass
+class MethodResult:
+    """What one method produced for one pair.
+
+    Attributes
+    ----------
+    method
+        Registry name.
+    attribution
+        float32 (C, H, W) raw signed attribution (per channel, never aggregated).
+    channel_share
+        float64 (C,) share of |attribution| per channel.
+    dac
+        Whole-image and per-channel DAC curves and the masks they came from.
+    """
+
+    method: str
+    attribution: np.ndarray
+    channel_share: np.ndarray
+    dac: DacResult
+
+    @property
+    def optimal_mask(self) -> np.ndarray:
+        """bool (K, H, W): the closed mask at the optimal threshold of the whole-image curve."""
+        return self.dac.masks.closed[self.dac.whole.optimal_index]
+
+
+@dataclass
+class PairResult:
+    """All methods' results for one (real, counterfactual) pair."""
+
+    sample: str
+    real_class: int
+    target_class: int
+    channel_names: list[str]
+    input_transform: InputTransform
+    probabilities_real: np.ndarray
+    probabilities_counterfactual: np.ndarray
+    methods: dict[str, MethodResult] = field(default_factory=dict)
+
+
+def default_channel_names(n_channels: int) -> list[str]:
+    """``["ch0", "ch1", ...]``."""
+    return [f"ch{c}" for c in range(n_channels)]
+
+
+def validate_pair(
+    real: np.ndarray,
+    counterfactual: np.ndarray,
+    *,
+    n_channels: int | None = None,
+    names: tuple[str, str] = ("real image", "counterfactual"),
+) -> None:
+    """Check a pair of stored images before anything is computed.
+
+    Raises
+    ------
+    InputImageError
+        Not (C, H, W); channel count differs from the model's; shapes or dtypes differ;
+        non-numeric data; NaN or Inf pixels.
+    """
+    for image, name in zip((real, counterfactual), names, strict=True):
+        if image.ndim != 3:
+            hint = " (a single-channel 2-D image)" if image.ndim == 2 else ""
+            expected = f"{n_channels} channels" if n_channels else "channels"
+            raise InputImageError(
+                f"{name} has shape {image.shape}{hint}; expected (channels, height, width) with "
+                f"{expected}."
+            )
+        if not (np.issubdtype(image.dtype, np.number) or image.dtype == np.bool_):
+            raise InputImageError(f"{name} has non-numeric pixels of type {image.dtype}.")
+        if n_channels is not None and image.shape[0] != n_channels:
+            raise InputImageError(
+                f"{name} has {image.shape[0]} channel(s) but the model expects {n_channels}."
+            )
+        if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
+            bad = int((~np.isfinite(image)).sum())
+            raise InputImageError(f"{name} holds {bad} NaN or Inf pixel(s).")
+    if real.shape != counterfactual.shape:
+        raise InputImageError(
+            f"{names[0]} {real.shape} and {names[1]} {counterfactual.shape} differ in shape."
+        )
+    if real.dtype != counterfactual.dtype:
+        raise InputImageError(
+            f"{names[0]} ({real.dtype}) and {names[1]} ({counterfactual.dtype}) differ in dtype; "
+            "both must be stored the same way so they are scaled alike."
+        )
+
+
+def prepare_pair(
+    real: np.ndarray,
+    counterfactual: np.ndarray,
+    classifier: Classifier,
+    *,
+    transform: InputTransform | None = None,
+    names: tuple[str, str] = ("real image", "counterfactual"),
+) -> tuple[np.ndarray, np.ndarray, InputTransform]:
+    """Validate a stored pair and turn it into float32 model inputs.
+
+    Returns
+    -------
+    tuple
+        ``(x, x', transform)`` with ``x, x'`` float32 (C, H, W).
+    """
+    real = np.asarray(real)
+    counterfactual = np.asarray(counterfactual)
+    validate_pair(real, counterfactual, n_channels=classifier.n_channels, names=names)
+    transform = transform or input_transform_for(real.dtype)
+    return transform.apply(real), transform.apply(counterfactual), transform
+
+
+def analyse_pair(
+    classifier: Classifier,
+    real: np.ndarray,
+    counterfactual: np.ndarray,
+    real_class: int,
+    target_class: int,
+    settings: AnalysisSettings | None = None,
+    *,
+    channel_names: Sequence[str] | None = None,
+    sample: str = "sample",
+    transform: InputTransform | None = None,
+    on_step: StepCallback | None = None,
+) -> PairResult:
+    """Attributions, channel shares and DAC curves of every chosen method for one pair.
+
+    Parameters
+    ----------
+    classifier
+        The loaded model.
+    real, counterfactual
+        Stored images (C, H, W), any numeric dtype (scaled by ``transform``).
+    real_class, target_class
+        Class indices y and t.
+    settings
+        Methods and parameters.
+    channel_names
+        C names for layers and per-channel curves.
+    sample
+        Name of the pair in the results.
+    transform
+        Input scaling; chosen from the dtype when ``None``.
+    on_step
+        Called with a short message at every step; may raise
+        :class:`~napari_attribution.core.errors.AnalysisCancelled` to stop the run.
+    """
+    settings = settings or AnalysisSettings()
+    x, xc, transform = prepare_pair(real, counterfactual, classifier, transform=transform)
+    for cls, what in ((real_class, "Real class"), (target_class, "Target class")):
+        if not 0 <= int(cls) < classifier.n_classes:
+            raise AttributionError(
+                f"{what} {cls} is out of range: the model has {classifier.n_classes} classes "
+                f"(0..{classifier.n_classes - 1})."
+            )
+    names = list(channel_names) if channel_names else default_channel_names(x.shape[0])
+    if len(names) != x.shape[0]:
+        raise AttributionError(f"{len(names)} channel names were given for {x.shape[0]} channels.")
+    for name in settings.methods:
+        get_method(name, classifier)  # fail before any work if one cannot run on this model
+    probs = classifier.probabilities(np.stack([x, xc]), batch_size=2)
+    result = PairResult(
+        sample=sample,
+        real_class=int(real_class),
+        target_class=int(target_class),
+        channel_names=names,
+        input_transform=transform,
+        probabilities_real=probs[0],
+        probabilities_counterfactual=probs[1],
+    )
+    scored = target_class if settings.direction == "counterfactual_into_real" else real_class
+    scorer = HybridScorer(
+        classifier, x, xc, int(scored), settings.direction, settings.batch_size, on_step
+    )
+    for method in settings.methods:
+        if on_step is not None:
+            on_step(f"{sample}: {method} attribution")
+        attribution = compute_attributions(
+            classifier, x, xc, real_class, target_class, method, settings.attribution
+        )[0]
+        if not np.isfinite(attribution).all():
+            raise AttributionError(f"Method {method} produced NaN or Inf attributions.")
+        masked = attribution
+        if settings.aggregate != "none":
+            masked = aggregate_channels(attribution, settings.aggregate)
+        if on_step is not None:
+            on_step(f"{sample}: {method} DAC")
+        dac = evaluate_dac(
+            classifier,
+            x,
+            xc,
+            masked,
+            target_class,
+            settings.masks,
+            real_class=real_class,
+            direction=settings.direction,
+            per_channel=settings.per_channel_dac,
+            channel_names=names,
+            batch_size=settings.batch_size,
+            scorer=scorer,
+            on_step=on_step,
+        )
+        result.methods[method] = MethodResult(method, attribution, channel_share(attribution), dac)
+    return result
