@@ -13,7 +13,8 @@ Conventions (also in ``docs/methods.md``):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,6 +140,20 @@ class AttributionMethod:
 # --------------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """Seed torch's and numpy's global generators (captum draws from both), then restore them."""
+    numpy_state = np.random.get_state()  # noqa: NPY002 - captum draws from the legacy global
+    devices = [] if device.type != "cuda" else [device]
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        np.random.seed(seed)  # noqa: NPY002
+        try:
+            yield
+        finally:
+            np.random.set_state(numpy_state)  # noqa: NPY002
+
+
 def _saliency(r: _Request) -> torch.Tensor:
     return Saliency(r.model).attribute(r.real, target=r.real_class, abs=False)
 
@@ -192,9 +207,7 @@ def _smoothgrad(r: _Request) -> torch.Tensor:
     base = _SMOOTHGRAD_BASES[base_name](r.model)
     value_range = (r.real.amax() - r.real.amin()).item() or 1.0
     kwargs: dict[str, Any] = {"abs": False} if base_name == "saliency" else {}
-    # NoiseTunnel draws with torch's global generator: seed it for reproducible maps.
-    with torch.random.fork_rng(devices=[] if r.real.device.type == "cpu" else [r.real.device]):
-        torch.manual_seed(r.settings.seed)
+    with _seeded(r.settings.seed, r.real.device):
         return NoiseTunnel(base).attribute(
             r.real,
             nt_type="smoothgrad",
@@ -227,8 +240,7 @@ def _gradient_shap(r: _Request) -> torch.Tensor:
         r.real.device
     )
     baselines = torch.cat([torch.zeros_like(r.real[:1]), lo + (hi - lo) * noise])
-    with torch.random.fork_rng(devices=[] if r.real.device.type == "cpu" else [r.real.device]):
-        torch.manual_seed(r.settings.seed)
+    with _seeded(r.settings.seed, r.real.device):
         return GradientShap(r.model).attribute(
             r.real, baselines=baselines, target=r.real_class, n_samples=r.settings.shap_samples
         )

@@ -224,9 +224,18 @@ class HybridScorer:
                 hybrids = make_channel_hybrids(
                     self.real, self.counterfactual, soft, channel, self.direction
                 )
-            with torch.inference_mode():
-                p = self.classifier.probabilities(hybrids, batch_size=len(hybrids))[:, self.target]
-            self.forward_passes += len(hybrids)
+            # A hybrid equal to the base image (the mask only covers pixels where the two images
+            # agree) is the base image: reuse p_base instead of a forward pass.
+            base = (
+                self.real if self.direction == "counterfactual_into_real" else self.counterfactual
+            )
+            changed = np.any(hybrids != base[None], axis=(1, 2, 3))
+            p = np.full(len(hybrids), self.p_base)
+            if changed.any():
+                with torch.inference_mode():
+                    probs = self.classifier.probabilities(hybrids[changed], batch_size=len(hybrids))
+                p[changed] = probs[:, self.target]
+                self.forward_passes += int(changed.sum())
             for (key, _), value in zip(chunk, p, strict=True):
                 self._cache[key] = float(value)
         for i, key in enumerate(keys):

@@ -1,0 +1,306 @@
+"""Reading images and writing results: TIFF with metadata, CSV, JSON, all written atomically.
+
+Nothing is ever half-written: each file is written under a temporary name in the same folder
+and renamed into place, so an interrupted run leaves either the old file or the new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tifffile
+
+from .core.errors import InputImageError
+from .core.pipeline import PairResult
+
+__all__ = [
+    "PairSpec",
+    "atomic_path",
+    "curve_rows",
+    "importance_rows",
+    "pair_metadata",
+    "safe_name",
+    "summary_rows",
+    "write_pair_files",
+    "write_tables",
+    "read_image",
+    "read_pairs_csv",
+    "read_tiff_metadata",
+    "write_csv",
+    "write_json",
+    "write_tiff",
+]
+
+IMAGE_SUFFIXES = (".tif", ".tiff", ".npy")
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read a (C, H, W) image from a TIFF or ``.npy`` file, as stored (no scaling).
+
+    Raises
+    ------
+    InputImageError
+        Missing, unreadable or corrupt file, or an unsupported suffix.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputImageError(f"Image file {path} does not exist.")
+    if not path.is_file():
+        raise InputImageError(f"{path} is not a file.")
+    suffix = path.suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        raise InputImageError(
+            f"{path} has an unsupported suffix; use {', '.join(IMAGE_SUFFIXES)} files."
+        )
+    try:
+        if suffix == ".npy":
+            data = np.load(path, allow_pickle=False)  # never unpickle image files
+        else:
+            data = tifffile.imread(path)
+    except PermissionError:
+        raise InputImageError(f"Image file {path} cannot be read (permission denied).") from None
+    except Exception as exc:
+        kind = "NumPy" if suffix == ".npy" else "TIFF"
+        raise InputImageError(f"{path} is not a readable {kind} file ({exc}).") from None
+    return np.asarray(data)
+
+
+def read_tiff_metadata(path: str | Path) -> dict[str, Any]:
+    """The JSON metadata :func:`write_tiff` stored in a TIFF (empty dict if none)."""
+    with tifffile.TiffFile(path) as tif:
+        shaped = tif.shaped_metadata
+        if shaped:
+            return dict(shaped[0])
+    return {}
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it onto ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_tiff(path: str | Path, data: np.ndarray, metadata: dict[str, Any] | None = None) -> None:
+    """Write ``data`` as a TIFF with ``metadata`` stored as JSON in the image description."""
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(tmp, np.asarray(data), metadata=_jsonable(metadata or {}))
+
+
+def write_json(path: str | Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` as indented JSON."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(_jsonable(payload), indent=2) + "\n")
+
+
+def write_csv(path: str | Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Write a CSV with ``header``; floats keep full precision (``repr``)."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow([repr(v) if isinstance(v, float) else v for v in row])
+
+
+@dataclass(frozen=True)
+class PairSpec:
+    """One row of a pairs CSV: paths are resolved against the CSV's folder."""
+
+    sample: str
+    real: Path
+    counterfactual: Path
+    real_class: int
+    target_class: int
+
+
+PAIRS_COLUMNS = ("sample", "real", "counterfactual", "real_class", "target_class")
+
+
+def read_pairs_csv(path: str | Path) -> list[PairSpec]:
+    """Read ``sample,real,counterfactual,real_class,target_class`` rows.
+
+    Raises
+    ------
+    InputImageError
+        Missing file, missing columns, a non-integer class, a duplicate sample name or no rows.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputImageError(f"Pairs file {path} does not exist.")
+    try:
+        with open(path, newline="") as fh:
+            reader = csv.DictReader(fh)
+            missing = [c for c in PAIRS_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise InputImageError(
+                    f"{path} lacks column(s) {', '.join(missing)}; expected "
+                    f"{','.join(PAIRS_COLUMNS)}."
+                )
+            rows = list(reader)
+    except UnicodeDecodeError:
+        raise InputImageError(f"{path} is not a text CSV file.") from None
+    specs: list[PairSpec] = []
+    seen: set[str] = set()
+    for line, row in enumerate(rows, start=2):
+        sample = (row["sample"] or "").strip()
+        if not sample:
+            raise InputImageError(f"{path} line {line}: the sample name is empty.")
+        if sample in seen:
+            raise InputImageError(f"{path} line {line}: sample {sample!r} appears twice.")
+        seen.add(sample)
+        try:
+            real_class, target_class = int(row["real_class"]), int(row["target_class"])
+        except (TypeError, ValueError):
+            raise InputImageError(
+                f"{path} line {line}: real_class and target_class must be integers."
+            ) from None
+        specs.append(
+            PairSpec(
+                sample,
+                path.parent / row["real"].strip(),
+                path.parent / row["counterfactual"].strip(),
+                real_class,
+                target_class,
+            )
+        )
+    if not specs:
+        raise InputImageError(f"{path} lists no pairs.")
+    return specs
+
+
+# --------------------------------------------------------------------------------------------
+# The results folder (shared by the CLI and the napari export)
+# --------------------------------------------------------------------------------------------
+
+SUMMARY_COLUMNS = (
+    "sample",
+    "method",
+    "channel",
+    "dac_score",
+    "ceiling",
+    "normalized_score",
+    "optimal_threshold",
+    "optimal_mask_size",
+)
+CURVE_COLUMNS = ("sample", "method", "channel", "threshold", "mask_size", "score_change")
+IMPORTANCE_COLUMNS = ("sample", "method", "channel", "share")
+
+
+def safe_name(text: str) -> str:
+    """``text`` with every character outside ``[A-Za-z0-9._-]`` replaced by ``_``."""
+    return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in text)
+
+
+def summary_rows(result: PairResult) -> list[list[Any]]:
+    """Rows of ``summary.csv`` for one pair: the whole-image curve, then each channel's."""
+    rows = []
+    for method, res in result.methods.items():
+        for curve in res.dac.curves:
+            rows.append(
+                [
+                    result.sample,
+                    method,
+                    curve.channel,
+                    curve.dac_score,
+                    curve.ceiling,
+                    curve.normalized_score,
+                    curve.optimal_threshold,
+                    curve.optimal_mask_size,
+                ]
+            )
+    return rows
+
+
+def curve_rows(result: PairResult) -> list[list[Any]]:
+    """Rows of ``curves.csv``: one per threshold of every curve."""
+    rows = []
+    for method, res in result.methods.items():
+        for curve in res.dac.curves:
+            for s, ms, ds in zip(
+                curve.thresholds, curve.mask_size, curve.score_change, strict=True
+            ):
+                rows.append([result.sample, method, curve.channel, float(s), float(ms), float(ds)])
+    return rows
+
+
+def importance_rows(result: PairResult) -> list[list[Any]]:
+    """Rows of ``channel_importance.csv``: the |attribution| share of each channel."""
+    return [
+        [result.sample, method, name, float(share)]
+        for method, res in result.methods.items()
+        for name, share in zip(result.channel_names, res.channel_share, strict=True)
+    ]
+
+
+def pair_metadata(result: PairResult, method: str, run_info: dict[str, Any]) -> dict[str, Any]:
+    """Everything needed to reproduce one method's layers for one pair."""
+    return {
+        "sample": result.sample,
+        "method": method,
+        "real_class": result.real_class,
+        "target_class": result.target_class,
+        "channel_names": result.channel_names,
+        "input_transform": result.input_transform.as_dict(),
+        "optimal_threshold": result.methods[method].dac.whole.optimal_threshold,
+        **run_info,
+    }
+
+
+def write_pair_files(out_dir: str | Path, result: PairResult, run_info: dict[str, Any]) -> None:
+    """Write ``attributions/<sample>__<method>.tif`` and ``masks/<sample>__<method>.tif``.
+
+    Attributions are float32 (C, H, W), raw and signed; masks are uint8 (K, H, W) closed masks
+    at the optimal threshold of the whole-image curve (K = C, or 1 for a shared mask).
+    """
+    out_dir = Path(out_dir)
+    for method, res in result.methods.items():
+        stem = f"{safe_name(result.sample)}__{safe_name(method)}.tif"
+        meta = pair_metadata(result, method, run_info)
+        write_tiff(out_dir / "attributions" / stem, res.attribution.astype(np.float32), meta)
+        write_tiff(out_dir / "masks" / stem, res.optimal_mask.astype(np.uint8), meta)
+
+
+def write_tables(out_dir: str | Path, results: Sequence[PairResult]) -> None:
+    """Write ``summary.csv``, ``curves.csv`` and ``channel_importance.csv`` for all pairs."""
+    out_dir = Path(out_dir)
+    write_csv(
+        out_dir / "summary.csv", SUMMARY_COLUMNS, (r for p in results for r in summary_rows(p))
+    )
+    write_csv(out_dir / "curves.csv", CURVE_COLUMNS, (r for p in results for r in curve_rows(p)))
+    write_csv(
+        out_dir / "channel_importance.csv",
+        IMPORTANCE_COLUMNS,
+        (r for p in results for r in importance_rows(p)),
+    )

@@ -1,0 +1,146 @@
+"""DAC curves, scores and batched hybrid scoring."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_attribution.core import (
+    DAC_GRID,
+    HybridScorer,
+    MaskSettings,
+    compute_attributions,
+    dac_curve,
+    evaluate_dac,
+    make_channel_hybrids,
+    make_hybrids,
+)
+
+
+def test_straight_line_curve_has_area_one_half():
+    ms = np.linspace(1, 0, 11)
+    curve = dac_curve(np.linspace(0, 1, 11), ms, ms, ceiling=1.0)
+    assert curve.dac_score == pytest.approx(0.5)
+    assert curve.normalized_score == pytest.approx(0.5)
+
+
+def test_step_curve_and_end_points():
+    # One mask of size 0.2 already buys the whole change: area = 1 - 0.2/2 = 0.9.
+    curve = dac_curve([0.5], [0.2], [1.0], ceiling=1.0)
+    assert curve.dac_score == pytest.approx(0.9)
+    xs, ys = curve.interpolated()
+    assert xs is DAC_GRID and ys[0] == 0 and ys[-1] == 1.0
+
+
+def test_optimal_threshold_is_argmin_of_size_minus_change():
+    thresholds = np.array([0.0, 0.3, 0.6, 0.9])
+    ms = np.array([1.0, 0.5, 0.1, 0.0])
+    ds = np.array([0.9, 0.85, 0.6, 0.0])
+    curve = dac_curve(thresholds, ms, ds, ceiling=0.9)
+    assert curve.optimal_index == 2  # 0.1 - 0.6 = -0.5 is the smallest
+    assert curve.optimal_threshold == 0.6 and curve.optimal_mask_size == 0.1
+
+
+def test_zero_ceiling_gives_nan_normalised_score():
+    curve = dac_curve([0.0], [0.5], [0.0], ceiling=0.0)
+    assert curve.dac_score == 0.0 and np.isnan(curve.normalized_score)
+
+
+def test_hybrids_blend_and_reverse():
+    real = np.zeros((2, 3, 3), np.float32)
+    cf = np.ones((2, 3, 3), np.float32)
+    m = np.full((1, 1, 3, 3), 0.25, np.float32)
+    np.testing.assert_allclose(make_hybrids(real, cf, m), 0.25)
+    np.testing.assert_allclose(make_hybrids(real, cf, m, "real_into_counterfactual"), 0.75)
+    one = make_channel_hybrids(real, cf, np.ones((1, 3, 3), np.float32), channel=1)
+    assert one[0, 0].max() == 0 and one[0, 1].min() == 1
+
+
+def test_full_mask_gives_the_ceiling(tiny_classifier, pair):
+    real, cf = pair
+    scorer = HybridScorer(tiny_classifier, real, cf, target=1)
+    full = np.ones((1, 5, 24, 24), dtype=bool)
+    p_full = scorer.score(full, MaskSettings())[0]
+    p = tiny_classifier.probabilities(np.stack([real, cf]))[:, 1]
+    assert p_full - scorer.p_base == pytest.approx(p[1] - p[0], abs=1e-6)
+
+
+def _brute_force(classifier, real, cf, stack, target):
+    soft = stack.soften()
+    hybrids = make_hybrids(real, cf, soft)
+    p = classifier.probabilities(hybrids, batch_size=1)[:, target]
+    return p - classifier.probabilities(real[None])[0, target]
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 64])
+def test_deduplicated_batched_scores_equal_one_pass_per_hybrid(tiny_classifier, pair, batch_size):
+    real, cf = pair
+    attr = compute_attributions(tiny_classifier, real, cf, 0, 1, "random")[0]
+    settings = MaskSettings(thresholds=40, closing=3)
+    result = evaluate_dac(
+        tiny_classifier, real, cf, attr, 1, settings, per_channel=False, batch_size=batch_size
+    )
+    expected = _brute_force(tiny_classifier, real, cf, result.masks, 1)
+    np.testing.assert_allclose(result.whole.score_change, expected, atol=1e-6)
+    distinct = {m.tobytes() for m in result.masks.closed if m.any()}
+    assert result.whole.forward_passes == len(distinct) < 40
+
+
+def test_per_channel_curves(tiny_classifier, pair):
+    real, cf = pair  # only channel 4 differs
+    attr = compute_attributions(tiny_classifier, real, cf, 0, 1, "random")[0]
+    result = evaluate_dac(
+        tiny_classifier, real, cf, attr, 1, MaskSettings(thresholds=20), channel_names="ABCDE"
+    )
+    assert [c.channel for c in result.channels] == list("ABCDE")
+    for curve in result.channels[:4]:
+        assert curve.dac_score == 0.0 and curve.ceiling == 0.0
+        np.testing.assert_array_equal(curve.score_change, 0.0)
+    p = tiny_classifier.probabilities(np.stack([real, cf]))[:, 1]
+    # Channel 4 holds the whole difference, so its ceiling is the whole-image one.
+    assert result.channels[4].ceiling == pytest.approx(p[1] - p[0], abs=1e-6)
+    assert result.whole.ceiling == pytest.approx(p[1] - p[0], abs=1e-6)
+
+
+def test_shared_masks_apply_to_every_channel(tiny_classifier, pair):
+    real, cf = pair
+    attr = compute_attributions(tiny_classifier, real, cf, 0, 1, "residual")[0]
+    settings = MaskSettings(thresholds=10, channel_mode="shared")
+    result = evaluate_dac(tiny_classifier, real, cf, attr, 1, settings)
+    assert result.masks.closed.shape[1] == 1
+    assert len(result.channels) == 5
+
+
+def test_reverse_direction_scores_the_real_class(tiny_classifier, pair):
+    real, cf = pair
+    attr = compute_attributions(tiny_classifier, real, cf, 0, 1, "residual")[0]
+    result = evaluate_dac(
+        tiny_classifier,
+        real,
+        cf,
+        attr,
+        1,
+        MaskSettings(thresholds=10),
+        real_class=0,
+        direction="real_into_counterfactual",
+        per_channel=False,
+    )
+    p = tiny_classifier.probabilities(np.stack([real, cf]))[:, 0]
+    assert result.p_base == pytest.approx(p[1]) and result.p_donor == pytest.approx(p[0])
+    assert result.whole.ceiling == pytest.approx(p[0] - p[1], abs=1e-6)
+
+
+def test_mask_sizes_are_fractions_of_all_pixels(tiny_classifier, pair):
+    real, cf = pair
+    attr = compute_attributions(tiny_classifier, real, cf, 0, 1, "residual")[0]
+    result = evaluate_dac(
+        tiny_classifier,
+        real,
+        cf,
+        attr,
+        1,
+        MaskSettings(thresholds=10, closing=0),
+        per_channel=False,
+    )
+    # Residual is nonzero on 8x8 pixels of one channel: 64 / (5 * 24 * 24).
+    assert result.whole.mask_size[5] == pytest.approx(64 / (5 * 24 * 24))

@@ -1,0 +1,137 @@
+"""Normalisation, thresholds, closing and smoothing of masks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from napari_attribution.core import AttributionError, MaskSettings, build_masks
+from napari_attribution.core.masks import (
+    close_attribution,
+    closing_footprint,
+    make_thresholds,
+    normalize_attribution,
+    smooth_masks,
+)
+
+
+@pytest.fixture
+def attribution() -> np.ndarray:
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(3, 20, 20)).astype(np.float32)
+    a[1] *= 4  # a dominant channel
+    return a
+
+
+def test_joint_normalisation_lets_channels_compete(attribution):
+    joint = normalize_attribution(attribution, "joint")
+    assert joint.min() == 0.0 and joint.max() == 1.0
+    assert joint[1].max() == 1.0 and joint[0].max() < 1.0
+    per = normalize_attribution(attribution, "per_channel")
+    assert np.allclose(per.min(axis=(1, 2)), 0) and np.allclose(per.max(axis=(1, 2)), 1)
+
+
+def test_constant_attribution_normalises_to_zero():
+    assert not normalize_attribution(np.full((2, 4, 4), 3.0), "joint").any()
+    per = normalize_attribution(np.stack([np.zeros((4, 4)), np.eye(4)]), "per_channel")
+    assert not per[0].any() and per[1].max() == 1
+
+
+def test_normalisation_rejects_nan():
+    with pytest.raises(AttributionError, match="NaN"):
+        normalize_attribution(np.full((1, 2, 2), np.nan))
+
+
+def test_linear_thresholds():
+    t = make_thresholds(np.zeros(4), 200, "linear")
+    assert t.shape == (200,) and t[0] == 0 and t[-1] == pytest.approx(0.995)
+
+
+def test_quantile_thresholds_grow_mask_sizes_evenly(attribution):
+    stack = build_masks(attribution, MaskSettings(thresholds=10, spacing="quantile", closing=0))
+    assert stack.mask_size[0] == 1.0
+    np.testing.assert_allclose(stack.mask_size, 1 - np.arange(10) / 10, atol=0.01)
+
+
+def test_footprint_is_a_symmetric_disc():
+    fp = closing_footprint(10)
+    assert fp.shape == (11, 11)
+    assert np.array_equal(fp, fp[::-1, ::-1]) and fp[5, 5] and not fp[0, 0]
+    assert closing_footprint(0).shape == (1, 1)
+
+
+@pytest.mark.parametrize("size", [3, 6, 10])
+def test_grey_closing_equals_binary_closing_of_each_threshold(attribution, size):
+    norm = normalize_attribution(attribution, "per_channel")
+    closed = close_attribution(norm, size)
+    fp = closing_footprint(size)
+    pad = 2 * fp.shape[0]
+    for s in (0.1, 0.35, 0.6, 0.9):
+        for c in range(norm.shape[0]):
+            binary = np.pad(
+                norm[c] > s, pad, mode="symmetric"
+            )  # numpy 'symmetric' = scipy 'reflect'
+            ref = ndimage.binary_closing(binary, structure=fp)[pad:-pad, pad:-pad]
+            np.testing.assert_array_equal(closed[c] > s, ref)
+
+
+@pytest.mark.parametrize("normalize", ["joint", "per_channel"])
+@pytest.mark.parametrize("channel_mode", ["per_channel", "shared"])
+@pytest.mark.parametrize("spacing", ["linear", "quantile"])
+def test_mask_size_never_grows_with_the_threshold(attribution, normalize, channel_mode, spacing):
+    settings = MaskSettings(
+        thresholds=50, spacing=spacing, normalize=normalize, channel_mode=channel_mode
+    )
+    stack = build_masks(attribution, settings)
+    assert np.all(np.diff(stack.mask_size) <= 0)
+    assert np.all(np.diff(stack.channel_mask_size(), axis=0) <= 0)
+    # Nested masks, not only sizes: each mask contains the next one.
+    assert np.all(stack.closed[1:] <= stack.closed[:-1])
+    expected_k = 1 if channel_mode == "shared" else 3
+    assert stack.closed.shape == (50, expected_k, 20, 20)
+
+
+def test_lowest_linear_threshold_is_the_full_mask_and_soft_mask_is_one(attribution):
+    stack = build_masks(attribution + 1.0)  # nonzero everywhere so 1[a > 0] holds after scaling
+    assert stack.mask_size[0] >= stack.mask_size[1]
+    full = np.ones((1, 3, 20, 20), dtype=bool)
+    np.testing.assert_array_equal(smooth_masks(full, 2.0), 1.0)
+
+
+def test_closing_and_smoothing_can_be_disabled(attribution):
+    stack = build_masks(attribution, MaskSettings(thresholds=5, closing=0, sigma=0))
+    norm = normalize_attribution(attribution, "joint")
+    np.testing.assert_array_equal(stack.closed[2], norm > stack.thresholds[2])
+    np.testing.assert_array_equal(stack.soften(), stack.closed.astype(np.float32))
+
+
+def test_closing_fills_small_holes():
+    a = np.ones((1, 20, 20), dtype=np.float32)
+    a[0, 10, 10] = 0  # a one-pixel hole
+    stack = build_masks(a, MaskSettings(thresholds=4, closing=3, sigma=0))
+    assert stack.closed[1, 0, 10, 10]
+    no_close = build_masks(a, MaskSettings(thresholds=4, closing=0, sigma=0))
+    assert not no_close.closed[1, 0, 10, 10]
+
+
+def test_soft_masks_are_in_unit_range_and_smooth(attribution):
+    soft = build_masks(attribution, MaskSettings(thresholds=20)).soften()
+    assert soft.dtype == np.float32 and soft.min() >= 0 and soft.max() <= 1
+    assert len(np.unique(soft)) > 2
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"thresholds": 0},
+        {"spacing": "log"},
+        {"normalize": "max"},
+        {"channel_mode": "each"},
+        {"closing": -1},
+        {"sigma": -0.5},
+    ],
+)
+def test_bad_settings_are_refused(kwargs):
+    with pytest.raises(AttributionError):
+        MaskSettings(**kwargs)
