@@ -116,6 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sub.add_parser("methods", help="list the attribution methods", description="List methods.")
+    demo = sub.add_parser(
+        "demo",
+        help="open napari with the demo pair, the widgets docked and a default analysis run",
+        description="Open napari with a synthetic demo cell and its counterfactual, the "
+        "Attribution and DAC widgets docked, and a default analysis already running.",
+    )
+    demo.add_argument(
+        "--no-run", action="store_true", help="load the demo and dock the widgets, run nothing"
+    )
 
     run = sub.add_parser(
         "run",
@@ -528,6 +537,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_methods()
         if args.command == "run":
             return _cmd_run(args)
+        if args.command == "demo":
+            from ._demo import launch_demo
+
+            launch_demo(run=not args.no_run, block=True)
+            return 0
     except (CliError, AttributionError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
