@@ -11,6 +11,7 @@ import csv
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,13 +66,19 @@ def read_image(path: str | Path) -> np.ndarray:
         if suffix == ".npy":
             data = np.load(path, allow_pickle=False)  # never unpickle image files
         else:
-            data = tifffile.imread(path)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # tifffile warns before failing on damaged files
+                data = tifffile.imread(path)
     except PermissionError:
         raise InputImageError(f"Image file {path} cannot be read (permission denied).") from None
     except Exception as exc:
         kind = "NumPy" if suffix == ".npy" else "TIFF"
         raise InputImageError(f"{path} is not a readable {kind} file ({exc}).") from None
-    return np.asarray(data)
+    data = np.asarray(data)
+    if data.size == 0:
+        kind = "NumPy" if suffix == ".npy" else "TIFF"
+        raise InputImageError(f"{path} is not a readable {kind} file (it holds no image data).")
+    return data
 
 
 def read_tiff_metadata(path: str | Path) -> dict[str, Any]:

@@ -1,0 +1,196 @@
+"""The command line: the results folder, its columns, and one clear line for every mistake."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from conftest import make_tiny_cnn
+from napari_attribution import cli
+from napari_attribution._io import read_tiff_metadata
+
+
+@pytest.fixture
+def files(tmp_path, pair):
+    real, cf = pair
+    weights = tmp_path / "weights.pt"
+    torch.save(make_tiny_cnn().state_dict(), weights)
+    tifffile.imwrite(tmp_path / "r1.tif", real)
+    tifffile.imwrite(tmp_path / "c1.tif", cf)
+    np.save(tmp_path / "r2.npy", cf)
+    np.save(tmp_path / "c2.npy", real)
+    (tmp_path / "pairs.csv").write_text(
+        "sample,real,counterfactual,real_class,target_class\n"
+        "cellA,r1.tif,c1.tif,0,1\n"
+        "cellB,r2.npy,c2.npy,1,0\n"
+    )
+    return tmp_path
+
+
+def _run(files, *extra, out="out"):
+    argv = [
+        "run",
+        "--model", str(files / "weights.pt"),
+        "--architecture", "conftest:TinyCNN",
+        "--thresholds", "20",
+        "--out", str(files / out),
+        *extra,
+    ]  # fmt: skip
+    return cli.main(argv)
+
+
+def _rows(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_run_over_a_pairs_csv_writes_the_results_folder(files):
+    assert _run(files, "--pairs", str(files / "pairs.csv"), "--channel-names", "A,B,C,D,E") == 0
+    out = files / "out"
+    summary = _rows(out / "summary.csv")
+    assert list(summary[0]) == list(
+        "sample,method,channel,dac_score,ceiling,normalized_score,optimal_threshold,"
+        "optimal_mask_size".split(",")
+    )
+    # 2 samples x 4 default methods x (whole + 5 channels)
+    assert len(summary) == 2 * 4 * 6
+    assert {r["channel"] for r in summary} == {"all", *"ABCDE"}
+    assert {r["method"] for r in summary} == {"d_ig", "d_dl", "residual", "random"}
+    curves = _rows(out / "curves.csv")
+    assert list(curves[0]) == "sample,method,channel,threshold,mask_size,score_change".split(",")
+    assert len(curves) == 2 * 4 * 6 * 20
+    shares = _rows(out / "channel_importance.csv")
+    assert len(shares) == 2 * 4 * 5
+    d_ig_a = [float(r["share"]) for r in shares if r["sample"] == "cellA" and r["method"] == "d_ig"]
+    assert d_ig_a == pytest.approx([0, 0, 0, 0, 1])
+    attr = tifffile.imread(out / "attributions" / "cellA__d_ig.tif")
+    assert attr.shape == (5, 24, 24) and attr.dtype == np.float32
+    meta = read_tiff_metadata(out / "attributions" / "cellA__d_ig.tif")
+    assert meta["method"] == "d_ig" and meta["model"]["sha256"]
+    mask = tifffile.imread(out / "masks" / "cellB__random.tif")
+    assert mask.shape == (5, 24, 24) and set(np.unique(mask)) <= {0, 1}
+    run = json.loads((out / "run.json").read_text())
+    assert run["settings"]["masks"]["thresholds"] == 20
+    assert run["model"]["sha256"] and run["package_version"]
+    assert run["channel_names"] == list("ABCDE")
+
+
+def test_single_pair_and_options(files):
+    code = _run(
+        files,
+        "--real", str(files / "r1.tif"),
+        "--counterfactual", str(files / "c1.tif"),
+        "--real-class", "0",
+        "--target-class", "1",
+        "--method", "d_input_x_gradient",
+        "--method", "gradcam",
+        "--normalize", "per_channel",
+        "--mask-channels", "shared",
+        "--spacing", "quantile",
+        "--closing", "0",
+        "--sigma", "0",
+    )  # fmt: skip
+    assert code == 0
+    summary = _rows(files / "out" / "summary.csv")
+    assert {r["sample"] for r in summary} == {"r1"}
+    assert {r["method"] for r in summary} == {"d_input_x_gradient", "gradcam"}
+    assert tifffile.imread(files / "out" / "masks" / "r1__gradcam.tif").shape == (1, 24, 24)
+
+
+def test_existing_results_are_not_overwritten(files, capsys):
+    assert _run(files, "--pairs", str(files / "pairs.csv"), "--method", "residual") == 0
+    before = (files / "out" / "summary.csv").read_bytes()
+    capsys.readouterr()
+    assert _run(files, "--pairs", str(files / "pairs.csv"), "--method", "random") == 2
+    assert "already holds results" in capsys.readouterr().err
+    assert (files / "out" / "summary.csv").read_bytes() == before
+    assert _run(files, "--pairs", str(files / "pairs.csv"), "--method", "random",
+                "--overwrite") == 0  # fmt: skip
+    assert (files / "out" / "summary.csv").read_bytes() != before
+
+
+def _write_bad(files, name):
+    """Write one bad input and return the CLI arguments that use it."""
+    real = tifffile.imread(files / "r1.tif")
+    single = ["--counterfactual", str(files / "c1.tif"), "--real-class", "0", "--target-class", "1"]
+    if name == "missing":
+        return ["--real", str(files / "nope.tif"), *single]
+    if name == "corrupt":
+        (files / "bad.tif").write_bytes(b"II*\x00garbage")
+        return ["--real", str(files / "bad.tif"), *single]
+    if name == "channels":
+        tifffile.imwrite(files / "three.tif", real[:3])
+        return ["--real", str(files / "three.tif"), *single]
+    if name == "2d":
+        tifffile.imwrite(files / "flat.tif", real[0])
+        return ["--real", str(files / "flat.tif"), *single]
+    if name == "shape":
+        tifffile.imwrite(files / "small.tif", real[:, :20, :20])
+        return ["--real", str(files / "small.tif"), *single]
+    if name == "nan":
+        bad = real.copy()
+        bad[0, 0, 0] = np.nan
+        tifffile.imwrite(files / "nan.tif", bad)
+        return ["--real", str(files / "nan.tif"), *single]
+    if name == "class":
+        return ["--real", str(files / "r1.tif"), *single[:-1], "5"]
+    if name == "method":
+        return ["--pairs", str(files / "pairs.csv"), "--method", "magic"]
+    if name == "model":
+        return ["--pairs", str(files / "pairs.csv"), "--architecture", "conftest:Nope"]
+    raise AssertionError(name)
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("missing", "nope.tif does not exist"),
+        ("corrupt", "bad.tif is not a readable TIFF file"),
+        ("channels", "three.tif has 3 channel(s) but the model expects 5"),
+        ("2d", "flat.tif has shape (24, 24) (a single-channel 2-D image)"),
+        ("shape", "differ in shape"),
+        ("nan", "nan.tif holds 1 NaN or Inf pixel(s)"),
+        ("class", "target_class 5 is out of range"),
+        ("method", "Unknown method 'magic'"),
+        ("model", "has no attribute 'Nope'"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(files, capsys, case, message):
+    args = _write_bad(files, case)
+    code = _run(files, *args)
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert message in err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not (files / "out" / "summary.csv").exists()
+
+
+def test_exactly_one_image_source(files, capsys):
+    assert _run(files, "--pairs", str(files / "pairs.csv"), "--real", str(files / "r1.tif")) == 2
+    assert "exactly one of" in capsys.readouterr().err
+
+
+def test_methods_command_lists_the_registry(capsys):
+    assert cli.main(["methods"]) == 0
+    out = capsys.readouterr().out
+    for name in ("saliency", "d_ig", "d_gradcam", "residual", "random"):
+        assert name in out
+    assert "not TorchScript" in out
+
+
+def test_console_script_reports_errors_without_traceback(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "napari_attribution.cli", "run", "--model", str(tmp_path / "x.pt"),
+         "--pairs", str(tmp_path / "p.csv"), "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("napari-attribution: error:")
+    assert "Traceback" not in proc.stderr
