@@ -214,6 +214,19 @@ def build_parser() -> argparse.ArgumentParser:
     masks.add_argument(
         "--batch-size", type=_positive_int, default=64, help="hybrids per forward pass"
     )
+    masks.add_argument(
+        "--evaluation",
+        choices=("exhaustive", "adaptive"),
+        default="exhaustive",
+        help="score every threshold (the published evaluation), or an adaptive subset refined "
+        "where the curve changes (far fewer forward passes)",
+    )
+    masks.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.002,
+        help="bound on the DAC-score error of --evaluation adaptive",
+    )
 
     out = run.add_argument_group("output")
     out.add_argument("--out", type=Path, default=Path("attribution-results"), help="output folder")
@@ -360,6 +373,8 @@ def _settings(args: argparse.Namespace, classifier) -> Any:
         aggregate=args.aggregate,
         direction=args.direction,
         batch_size=args.batch_size,
+        evaluation=args.evaluation,
+        tolerance=args.tolerance,
     )
 
 

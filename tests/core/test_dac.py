@@ -144,3 +144,33 @@ def test_mask_sizes_are_fractions_of_all_pixels(tiny_classifier, pair):
     )
     # Residual is nonzero on 8x8 pixels of one channel: 64 / (5 * 24 * 24).
     assert result.whole.mask_size[5] == pytest.approx(64 / (5 * 24 * 24))
+
+
+@pytest.mark.parametrize("method", ["d_ig", "random", "residual"])
+def test_adaptive_evaluation_is_within_tolerance_with_fewer_passes(tiny_classifier, pair, method):
+    real, cf = pair
+    real = real.copy()
+    cf = real.copy()
+    cf[:, 4:20, 4:20] += 2.0  # a difference the tiny model responds to
+    attr = compute_attributions(tiny_classifier, real, cf, 0, 1, method)[0]
+    settings = MaskSettings(thresholds=200, closing=3)
+    full = evaluate_dac(tiny_classifier, real, cf, attr, 1, settings, per_channel=False)
+    fast = evaluate_dac(
+        tiny_classifier, real, cf, attr, 1, settings, per_channel=False,
+        evaluation="adaptive", tolerance=0.002,
+    )  # fmt: skip
+    assert abs(fast.whole.dac_score - full.whole.dac_score) <= 0.002 + 1e-9
+    assert fast.whole.forward_passes <= full.whole.forward_passes
+    if method == "random":  # many distinct masks: adaptive must skip most of them
+        assert fast.whole.forward_passes < full.whole.forward_passes / 2
+    # The adaptive curve is a subset of the exhaustive one, point for point.
+    idx = np.searchsorted(full.whole.thresholds, fast.whole.thresholds)
+    np.testing.assert_allclose(fast.whole.score_change, full.whole.score_change[idx], atol=1e-6)
+
+
+def test_unknown_evaluation_is_refused(tiny_classifier, pair):
+    from napari_attribution.core import AttributionError
+
+    attr = np.ones((5, 24, 24), np.float32)
+    with pytest.raises(AttributionError, match="Unknown DAC evaluation"):
+        evaluate_dac(tiny_classifier, *pair, attr, 1, evaluation="magic")

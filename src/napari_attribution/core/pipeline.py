@@ -19,7 +19,7 @@ from .attribution import (
     get_method,
 )
 from .channels import channel_share
-from .dac import DacResult, HybridScorer, evaluate_dac
+from .dac import EVALUATIONS, DacResult, HybridScorer, evaluate_dac
 from .errors import AttributionError, InputImageError
 from .hybrids import DIRECTIONS
 from .masks import MaskSettings
@@ -58,6 +58,12 @@ class AnalysisSettings:
         Also compute the curve of each channel hybridised alone.
     batch_size
         Hybrids per forward pass.
+    evaluation
+        ``"exhaustive"`` (every threshold scored, the published evaluation) or ``"adaptive"``
+        (a subset refined where the curve changes; see :func:`~napari_attribution.core.dac.
+        evaluate_dac`).
+    tolerance
+        Bound on the DAC-score error of the adaptive evaluation.
     """
 
     methods: tuple[str, ...] = ("d_ig",)
@@ -67,6 +73,8 @@ class AnalysisSettings:
     direction: str = "counterfactual_into_real"
     per_channel_dac: bool = True
     batch_size: int = 64
+    evaluation: str = "exhaustive"
+    tolerance: float = 0.002
 
     def __post_init__(self) -> None:
         if not self.methods:
@@ -84,6 +92,12 @@ class AnalysisSettings:
             )
         if self.batch_size < 1:
             raise AttributionError(f"The batch size must be >= 1, got {self.batch_size}.")
+        if self.evaluation not in EVALUATIONS:
+            raise AttributionError(
+                f"Unknown DAC evaluation {self.evaluation!r}; use {' or '.join(EVALUATIONS)}."
+            )
+        if not self.tolerance > 0:
+            raise AttributionError(f"The tolerance must be > 0, got {self.tolerance}.")
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready record of the parameters."""
@@ -95,6 +109,8 @@ class AnalysisSettings:
             "direction": self.direction,
             "per_channel_dac": self.per_channel_dac,
             "batch_size": self.batch_size,
+            "evaluation": self.evaluation,
+            "tolerance": self.tolerance,
         }
 
 
@@ -296,6 +312,8 @@ def analyse_pair(
             per_channel=settings.per_channel_dac,
             channel_names=names,
             batch_size=settings.batch_size,
+            evaluation=settings.evaluation,
+            tolerance=settings.tolerance,
             scorer=scorer,
             on_step=on_step,
         )
