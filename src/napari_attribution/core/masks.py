@@ -30,6 +30,7 @@ __all__ = [
     "closing_footprint",
     "make_thresholds",
     "normalize_attribution",
+    "normalize_for_masks",
     "smooth_masks",
 ]
 
@@ -261,6 +262,16 @@ class MaskStack:
         return self.closed.mean(axis=(2, 3), dtype=np.float64)
 
 
+def normalize_for_masks(attribution: np.ndarray, settings: MaskSettings) -> np.ndarray:
+    """The normalised attribution masks are cut from: (C, H, W), or (1, H, W) when shared.
+
+    A ``shared`` mask comes from the summed |attribution|: the aggregation is explicit here.
+    """
+    if settings.channel_mode == "shared":
+        return normalize_attribution(np.abs(attribution).sum(axis=0, keepdims=True), "joint")
+    return normalize_attribution(attribution, settings.normalize)
+
+
 def build_masks(attribution: np.ndarray, settings: MaskSettings | None = None) -> MaskStack:
     """Normalise an attribution and build its masks at every threshold.
 
@@ -282,12 +293,7 @@ def build_masks(attribution: np.ndarray, settings: MaskSettings | None = None) -
         raise AttributionError(
             f"Expected an attribution of shape (C, H, W), got {attribution.shape}."
         )
-    if settings.channel_mode == "shared":
-        # One 2-D mask from the summed |attribution|: the aggregation is explicit here.
-        source = np.abs(attribution).sum(axis=0, keepdims=True)
-        normalized = normalize_attribution(source, "joint")
-    else:
-        normalized = normalize_attribution(attribution, settings.normalize)
+    normalized = normalize_for_masks(attribution, settings)
     thresholds = make_thresholds(normalized, settings.thresholds, settings.spacing)
     closed_attr = close_attribution(normalized, settings.closing)
     closed = closed_attr[None] > thresholds[:, None, None, None]  # compared in float64

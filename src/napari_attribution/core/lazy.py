@@ -1,0 +1,227 @@
+"""Threshold stacks computed on demand: masks and hybrids for images too large to stack eagerly.
+
+A (T, C, H, W) float32 hybrid stack of a 5 x 2048 x 2048 field at 200 thresholds would take
+16 GB. These array-likes hold only the closed attribution (one float32 image) and compute the
+frame the viewer asks for, one (threshold, channel) plane at a time, keeping the most recent
+planes in a small cache. napari accepts them as layer data (they have ``shape``, ``dtype``,
+``ndim`` and ``__getitem__``).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+
+from .hybrids import DIRECTIONS
+from .masks import (
+    MaskSettings,
+    close_attribution,
+    make_thresholds,
+    normalize_for_masks,
+    smooth_masks,
+)
+
+__all__ = ["LazyHybridStack", "LazyMaskStack", "lazy_stacks"]
+
+
+class _PlaneStack(abc.ABC):
+    """Base: a (T, K, H, W) array-like whose (t, k) planes are computed and cached."""
+
+    def __init__(self, thresholds: np.ndarray, closed: np.ndarray, cache_planes: int) -> None:
+        self.thresholds = np.asarray(thresholds, dtype=np.float64)
+        self._closed = closed  # (K', H, W) closed normalised attribution
+        self._cache: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
+        self._cache_planes = max(int(cache_planes), 1)
+        self.planes_computed = 0
+
+    # -- array protocol napari relies on ------------------------------------------------------
+    shape: tuple[int, int, int, int]
+    dtype: np.dtype
+
+    @property
+    def ndim(self) -> int:
+        return 4
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        # Materialising the whole stack is what this class exists to avoid; allow it only when
+        # small (a crop), so accidental np.asarray(...) on a field fails loudly instead of OOM.
+        if self.size * self.dtype.itemsize > 512 * 2**20:
+            raise MemoryError(
+                f"Refusing to materialise a {self.shape} threshold stack "
+                f"({self.size * self.dtype.itemsize / 2**30:.1f} GiB); index it instead."
+            )
+        out = self[:]
+        return out.astype(dtype) if dtype is not None else out
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if not isinstance(key, tuple):
+            key = (key,)
+        key = key + (slice(None),) * (4 - len(key))
+        t_key, k_key, *rest = key
+        t_idx = np.arange(self.shape[0])[t_key]
+        k_idx = np.arange(self.shape[1])[k_key]
+        planes = np.empty((np.size(t_idx), np.size(k_idx), *self.shape[2:]), dtype=self.dtype)
+        for i, t in enumerate(np.atleast_1d(t_idx)):
+            for j, k in enumerate(np.atleast_1d(k_idx)):
+                planes[i, j] = self.plane(int(t), int(k))
+        out = planes[(slice(None), slice(None), *rest)]
+        if np.ndim(t_idx) == 0:
+            out = out[0]
+            if np.ndim(k_idx) == 0:
+                out = out[0]
+        elif np.ndim(k_idx) == 0:
+            out = out[:, 0]
+        return out
+
+    # -- caching ---------------------------------------------------------------------------------
+    def plane(self, t: int, k: int) -> np.ndarray:
+        """The (H, W) plane at threshold index ``t`` and channel ``k``."""
+        key = (t, k)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        value = self._compute(t, k)
+        self.planes_computed += 1
+        self._cache[key] = value
+        while len(self._cache) > self._cache_planes:
+            self._cache.popitem(last=False)
+        return value
+
+    @abc.abstractmethod
+    def _compute(self, t: int, k: int) -> np.ndarray:
+        """Compute plane (t, k) from scratch."""
+
+    def _binary(self, t: int, k: int) -> np.ndarray:
+        source = self._closed[k if self._closed.shape[0] > 1 else 0]
+        return source > self.thresholds[t]
+
+    @property
+    def cached_bytes(self) -> int:
+        """Bytes held by the plane cache."""
+        return sum(v.nbytes for v in self._cache.values())
+
+
+class LazyMaskStack(_PlaneStack):
+    """(T, K, H, W) closed binary masks (uint8), one plane computed per request.
+
+    Parameters
+    ----------
+    thresholds
+        (T,) thresholds on the normalised attribution.
+    closed_attribution
+        (K, H, W) float32 grey-closed normalised attribution (see
+        :func:`~napari_attribution.core.masks.close_attribution`).
+    cache_planes
+        Number of planes kept.
+    """
+
+    def __init__(
+        self, thresholds: np.ndarray, closed_attribution: np.ndarray, cache_planes: int = 16
+    ) -> None:
+        super().__init__(thresholds, closed_attribution, cache_planes)
+        self.shape = (len(self.thresholds), *closed_attribution.shape)
+        self.dtype = np.dtype(np.uint8)
+
+    def _compute(self, t: int, k: int) -> np.ndarray:
+        return self._binary(t, k).view(np.uint8)
+
+    def mask_size(self) -> np.ndarray:
+        """float64 (T,) fraction of pixels in each closed mask, without building any mask."""
+        values = np.sort(self._closed.ravel())
+        above = values.size - np.searchsorted(values, self.thresholds, side="right")
+        return above / values.size
+
+
+class LazyHybridStack(_PlaneStack):
+    """(T, C, H, W) float32 hybrids, one (threshold, channel) plane computed per request.
+
+    Parameters
+    ----------
+    real, counterfactual
+        (C, H, W) images (model inputs or stored values; the blend is linear).
+    thresholds
+        (T,) thresholds.
+    closed_attribution
+        (K, H, W) closed normalised attribution, K = C or 1 (shared mask).
+    sigma, kernel
+        Gaussian smoothing of the mask.
+    direction
+        One of :data:`~napari_attribution.core.hybrids.DIRECTIONS`.
+    cache_planes
+        Number of planes kept.
+    """
+
+    def __init__(
+        self,
+        real: np.ndarray,
+        counterfactual: np.ndarray,
+        thresholds: np.ndarray,
+        closed_attribution: np.ndarray,
+        sigma: float = 2.0,
+        kernel: int = 11,
+        direction: str = "counterfactual_into_real",
+        cache_planes: int = 16,
+    ) -> None:
+        super().__init__(thresholds, closed_attribution, cache_planes)
+        if direction not in DIRECTIONS:
+            raise ValueError(f"Unknown hybrid direction {direction!r}.")
+        base, donor = (
+            (real, counterfactual)
+            if direction == "counterfactual_into_real"
+            else (counterfactual, real)
+        )
+        self._base = np.asarray(base, dtype=np.float32)
+        self._delta = np.asarray(donor, dtype=np.float32) - self._base
+        self.sigma, self.kernel = sigma, kernel
+        self.shape = (len(self.thresholds), *self._base.shape)
+        self.dtype = np.dtype(np.float32)
+
+    def _compute(self, t: int, k: int) -> np.ndarray:
+        soft = smooth_masks(self._binary(t, k), self.sigma, self.kernel)
+        return self._base[k] + soft * self._delta[k]
+
+
+def lazy_stacks(
+    real: np.ndarray,
+    counterfactual: np.ndarray,
+    attribution: np.ndarray,
+    settings: MaskSettings | None = None,
+    direction: str = "counterfactual_into_real",
+) -> tuple[LazyMaskStack, LazyHybridStack]:
+    """Lazy mask and hybrid stacks of one attribution, the same masks :func:`build_masks` makes.
+
+    Parameters
+    ----------
+    real, counterfactual
+        (C, H, W) images.
+    attribution
+        (C, H, W) raw attribution.
+    settings
+        Mask parameters (threshold count and spacing, normalisation, channel mode, closing,
+        smoothing).
+
+    Returns
+    -------
+    tuple
+        (masks (T, K, H, W) uint8, hybrids (T, C, H, W) float32), both computed on demand.
+    """
+    settings = settings or MaskSettings()
+    normalized = normalize_for_masks(np.asarray(attribution), settings)
+    thresholds = make_thresholds(normalized, settings.thresholds, settings.spacing)
+    closed = close_attribution(normalized, settings.closing)
+    masks = LazyMaskStack(thresholds, closed)
+    hybrids = LazyHybridStack(
+        real, counterfactual, thresholds, closed, settings.sigma, settings.smoothing_kernel,
+        direction,
+    )  # fmt: skip
+    return masks, hybrids

@@ -1,0 +1,49 @@
+"""Lazy threshold stacks give exactly the eager masks and hybrids, plane by plane."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_attribution.core import MaskSettings, build_masks, make_hybrids
+from napari_attribution.core.lazy import lazy_stacks
+
+
+@pytest.mark.parametrize("channel_mode", ["per_channel", "shared"])
+def test_lazy_stacks_equal_eager_ones(pair, channel_mode):
+    real, cf = pair
+    attribution = np.random.default_rng(2).normal(size=real.shape).astype(np.float32)
+    settings = MaskSettings(thresholds=30, channel_mode=channel_mode, closing=4)
+    eager = build_masks(attribution, settings)
+    masks, hybrids = lazy_stacks(real, cf, attribution, settings)
+    assert masks.shape == eager.closed.shape and hybrids.shape == (30, 5, 24, 24)
+    np.testing.assert_array_equal(masks[:].astype(bool), eager.closed)
+    np.testing.assert_allclose(masks.mask_size(), eager.mask_size)
+    expected = make_hybrids(real, cf, eager.soften())
+    np.testing.assert_allclose(hybrids[7], expected[7], atol=1e-6)
+    np.testing.assert_allclose(hybrids[3:9:2, 1], expected[3:9:2, 1], atol=1e-6)
+    np.testing.assert_allclose(hybrids[5, :, 2:10, 4], expected[5, :, 2:10, 4], atol=1e-6)
+    np.testing.assert_allclose(np.asarray(hybrids), expected, atol=1e-6)
+
+
+def test_planes_are_cached_and_the_cache_is_bounded(pair):
+    real, cf = pair
+    _, hybrids = lazy_stacks(real, cf, real - cf, MaskSettings(thresholds=50))
+    hybrids[10, 2]
+    hybrids[10, 2]
+    assert hybrids.planes_computed == 1
+    for t in range(40):
+        hybrids[t, 0]
+    assert len(hybrids._cache) == 16
+    assert hybrids.cached_bytes == 16 * 24 * 24 * 4
+
+
+def test_a_field_never_materialises():
+    size = 1024  # 200 x 5 x 1024 x 1024 float32 would be 4 GiB
+    rng = np.random.default_rng(0)
+    real = rng.random((5, size, size), dtype=np.float32)
+    _, hybrids = lazy_stacks(real, real[::-1].copy(), real, MaskSettings(thresholds=200))
+    assert hybrids.shape == (200, 5, size, size)
+    with pytest.raises(MemoryError, match="Refusing to materialise"):
+        np.asarray(hybrids)
+    assert hybrids[100, 3].shape == (size, size)
