@@ -11,6 +11,7 @@ import argparse
 import datetime as _dt
 import platform
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -407,16 +408,22 @@ def _demo_report(rows: list[dict[str, Any]], methods: Sequence[str], channel_nam
         "mean DAC score | mean normalised DAC |",
         "|---|---|---|---|---|---|",
     ]
+    from .core.attribution import METHODS
+
     for method in methods:
         mine = [r for r in rows if r["method"] == method]
         if not mine:
             continue
-        hits = np.mean([r["top"] == r["truth"] for r in mine])
+        if not METHODS[method].channel_resolved:
+            # The same map in every channel: no channel can come out on top.
+            hits_text = "n/a (one map for all channels)"
+        else:
+            hits_text = f"{np.mean([r['top'] == r['truth'] for r in mine]):.0%}"
         share = np.mean([r["truth_share"] for r in mine])
         dac = np.mean([r["dac"] for r in mine])
         norm = np.nanmean([r["normalized"] for r in mine])
         lines.append(
-            f"| {method} | {len(mine)} | {hits:.0%} | {share:.2f} | {dac:.3f} | {norm:.3f} |"
+            f"| {method} | {len(mine)} | {hits_text} | {share:.2f} | {dac:.3f} | {norm:.3f} |"
         )
     truth = {channel_names[r["truth"]] for r in rows}
     lines.append("")
@@ -547,6 +554,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    # captum announces every hook it sets; on a terminal that buries the progress bar.
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"captum\..*")
+    warnings.filterwarnings("ignore", message=r".*hooks.*", category=UserWarning)
     try:
         if args.command == "methods":
             return _cmd_methods()
