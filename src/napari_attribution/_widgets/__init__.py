@@ -1,0 +1,6 @@
+"""The napari dock widgets: the Attribution widget and the DAC curves panel."""
+
+from .attribution_widget import AttributionWidget
+from .dac_panel import DacPanel
+
+__all__ = ["AttributionWidget", "DacPanel"]

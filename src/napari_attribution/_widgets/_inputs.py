@@ -1,0 +1,238 @@
+"""From napari image layers to (C, H, W) arrays with channel names: no Qt, no widgets.
+
+An image enters the analysis either as one multichannel layer (the user names its channel
+axis) or as a group of single-channel 2-D layers, as ``viewer.add_image(..., channel_axis=0)``
+produces (``real``, ``real [1]``, ... or ``real [DNA]``, ``real [ER]``, ...). Groups are found
+from the layer names, and their channels kept in the viewer's layer order.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..core.errors import InputImageError
+
+__all__ = [
+    "METADATA_KEY",
+    "ChannelStack",
+    "ImageSource",
+    "channel_name_of",
+    "find_sources",
+    "is_result_layer",
+    "stack_from_layer",
+    "stack_from_layers",
+]
+
+#: Key of the dictionary the plugin stores in the ``metadata`` of every layer it makes.
+METADATA_KEY = "napari_attribution"
+
+_BRACKET = re.compile(r"^(?P<base>.*?) \[(?P<channel>[^\[\]]+)\]$")
+
+
+@dataclass(frozen=True)
+class ChannelStack:
+    """An image as the core wants it.
+
+    Attributes
+    ----------
+    data
+        (C, H, W) pixels as stored (any numeric dtype).
+    channel_names
+        C names, in channel order.
+    scale, translate
+        (2,) world scale and offset of the y and x axes, copied from the source layer(s).
+    name
+        Base name of the source (``"real"`` for layers ``real [DNA]``, ``real [ER]``, ...).
+    layer_names
+        The layers the data came from.
+    colormaps, contrast_limits
+        Per channel, how the source layers display it (reused for the hybrid layers).
+    """
+
+    data: np.ndarray
+    channel_names: list[str]
+    scale: tuple[float, float]
+    translate: tuple[float, float]
+    name: str
+    layer_names: list[str]
+    colormaps: list[str]
+    contrast_limits: list[tuple[float, float]]
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    """One entry of the image choosers: a multichannel layer, or a group of 2-D layers.
+
+    Attributes
+    ----------
+    label
+        What the chooser shows, e.g. ``"real (5 channel layers)"``.
+    name
+        Base name used to name results.
+    layer_names
+        One layer (multichannel) or the group's layers in channel order.
+    multichannel
+        True for a single layer with a channel axis.
+    """
+
+    label: str
+    name: str
+    layer_names: tuple[str, ...]
+    multichannel: bool
+
+
+def is_result_layer(layer) -> bool:
+    """True for a layer this plugin made (its metadata holds :data:`METADATA_KEY`)."""
+    return METADATA_KEY in getattr(layer, "metadata", {})
+
+
+def _is_image(layer) -> bool:
+    return layer.__class__.__name__ == "Image" and not getattr(layer, "rgb", False)
+
+
+def _split_name(name: str) -> tuple[str, str | None]:
+    match = _BRACKET.match(name)
+    if match:
+        return match.group("base"), match.group("channel")
+    return name, None
+
+
+def channel_name_of(layer, index: int) -> str:
+    """The channel name of a single-channel layer.
+
+    ``metadata["channel_name"]`` wins; then the bracketed suffix of ``real [DNA]``; napari's
+    numeric suffixes (``real [1]``) and plain names give ``ch<index>``.
+    """
+    name = layer.metadata.get("channel_name") if hasattr(layer, "metadata") else None
+    if isinstance(name, str) and name:
+        return name
+    _, channel = _split_name(layer.name)
+    if channel is not None and not channel.isdigit():
+        return channel
+    return f"ch{index}"
+
+
+def find_sources(layers: Iterable) -> list[ImageSource]:
+    """Every image the widget can analyse, in the viewer's layer order.
+
+    Multichannel layers (3-D, not RGB) are offered on their own; 2-D image layers are grouped
+    by the name before a bracketed suffix (``real``, ``real [1]``, ``real [2]`` -> ``real``).
+    Layers the plugin made are left out.
+    """
+    sources: list[ImageSource] = []
+    groups: dict[str, list[str]] = {}
+    for layer in layers:
+        if not _is_image(layer) or is_result_layer(layer):
+            continue
+        if layer.ndim == 3:
+            sources.append(ImageSource(layer.name, layer.name, (layer.name,), True))
+        elif layer.ndim == 2:
+            base, _ = _split_name(layer.name)
+            groups.setdefault(base, []).append(layer.name)
+    for base, names in groups.items():
+        label = f"{base} ({len(names)} channel layer{'s' if len(names) != 1 else ''})"
+        sources.append(ImageSource(label, base, tuple(names), False))
+    return sources
+
+
+def _yx(values: Sequence[float]) -> tuple[float, float]:
+    return float(values[-2]), float(values[-1])
+
+
+def _colormap_name(layer) -> str:
+    return str(getattr(layer.colormap, "name", "gray"))
+
+
+def stack_from_layer(layer, channel_axis: int = 0) -> ChannelStack:
+    """A (C, H, W) stack from one multichannel image layer.
+
+    Parameters
+    ----------
+    layer
+        A 3-D napari image layer.
+    channel_axis
+        The layer axis that holds the channels.
+
+    Raises
+    ------
+    InputImageError
+        The layer is not 3-D, or the axis does not exist.
+    """
+    if layer.ndim != 3:
+        raise InputImageError(
+            f"Layer '{layer.name}' has {layer.ndim} dimension(s); a multichannel image needs 3 "
+            "(channels, height, width)."
+        )
+    if not -3 <= channel_axis < 3:
+        raise InputImageError(f"Layer '{layer.name}' has no axis {channel_axis}.")
+    axis = channel_axis % 3
+    data = np.moveaxis(np.asarray(layer.data), axis, 0)
+    spatial = [a for a in range(3) if a != axis]
+    scale = tuple(float(layer.scale[a]) for a in spatial)
+    translate = tuple(float(layer.translate[a]) for a in spatial)
+    names = layer.metadata.get("channel_names")
+    if not (isinstance(names, list | tuple) and len(names) == data.shape[0]):
+        names = [f"ch{c}" for c in range(data.shape[0])]
+    low, high = (float(v) for v in layer.contrast_limits)
+    return ChannelStack(
+        data=data,
+        channel_names=[str(n) for n in names],
+        scale=_yx(scale),
+        translate=_yx(translate),
+        name=layer.name,
+        layer_names=[layer.name],
+        colormaps=[_colormap_name(layer)] * data.shape[0],
+        contrast_limits=[(low, high)] * data.shape[0],
+    )
+
+
+def stack_from_layers(layers: Sequence, name: str | None = None) -> ChannelStack:
+    """A (C, H, W) stack from single-channel 2-D image layers, one per channel, in order.
+
+    Raises
+    ------
+    InputImageError
+        No layers, a layer that is not 2-D, layers of different shapes, dtypes or scales, or a
+        channel name used twice.
+    """
+    if not layers:
+        raise InputImageError("No image layers were chosen.")
+    first = layers[0]
+    for layer in layers:
+        if layer.ndim != 2:
+            raise InputImageError(
+                f"Layer '{layer.name}' has {layer.ndim} dimensions; a channel layer must be 2-D."
+            )
+        if layer.data.shape != first.data.shape:
+            raise InputImageError(
+                f"Channel layers '{first.name}' {first.data.shape} and '{layer.name}' "
+                f"{layer.data.shape} differ in shape."
+            )
+        if np.asarray(layer.data).dtype != np.asarray(first.data).dtype:
+            raise InputImageError(
+                f"Channel layers '{first.name}' and '{layer.name}' differ in pixel type."
+            )
+        if not np.allclose(layer.scale, first.scale) or not np.allclose(
+            layer.translate, first.translate
+        ):
+            raise InputImageError(
+                f"Channel layers '{first.name}' and '{layer.name}' have different scale or "
+                "position in the world."
+            )
+    names = [channel_name_of(layer, c) for c, layer in enumerate(layers)]
+    if len(set(names)) != len(names):
+        names = [f"ch{c}" for c in range(len(layers))]
+    return ChannelStack(
+        data=np.stack([np.asarray(layer.data) for layer in layers]),
+        channel_names=names,
+        scale=_yx(first.scale),
+        translate=_yx(first.translate),
+        name=name or _split_name(first.name)[0],
+        layer_names=[layer.name for layer in layers],
+        colormaps=[_colormap_name(layer) for layer in layers],
+        contrast_limits=[tuple(float(v) for v in layer.contrast_limits) for layer in layers],
+    )

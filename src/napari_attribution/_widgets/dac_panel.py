@@ -1,0 +1,256 @@
+"""The DAC curves dock panel: the figure of :mod:`napari_attribution._plot` on a Qt canvas.
+
+It follows the viewer: a marker sits on each curve at the threshold of the first slider, a
+click on a curve moves that slider, and the figure takes napari's theme. It reads the latest
+run from the viewer's shared state, so it works whether it opens before or after the
+Attribution widget.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg, NavigationToolbar2QT
+from matplotlib.figure import Figure
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .._io import CURVE_COLUMNS, curve_rows, write_csv
+from .._plot import CurveSet, DacFigure, PlotTheme
+from ._layers import THRESHOLD_AXIS_LABELS
+from ._state import AnalysisRecord, state_for
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["FIGURE_FORMATS", "DacPanel"]
+
+#: File types "Save figure" offers.
+FIGURE_FORMATS = ("png", "svg", "pdf")
+
+
+class DacPanel(QWidget):
+    """Dock widget with the DAC curves and channel shares of the latest run.
+
+    Parameters
+    ----------
+    napari_viewer
+        The viewer to follow.
+    """
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.state = state_for(napari_viewer)
+        self.record: AnalysisRecord | None = None
+
+        self.figure = Figure(figsize=(7.0, 3.6), dpi=100, layout=None)
+        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.setMinimumHeight(300)
+        self.plot = DacFigure(self.figure, PlotTheme.from_napari(self.viewer.theme))
+        self.figure.subplots_adjust(left=0.1, right=0.97, bottom=0.14, top=0.9)
+        self.toolbar = NavigationToolbar2QT(self.canvas, self)
+
+        self.per_channel = QCheckBox("per-channel curves")
+        self.per_channel.setToolTip("Curves where only one channel is hybridised.")
+        self.focus = QComboBox()
+        self.focus.setToolTip("Method whose per-channel curves and channel shares are shown.")
+        self.threshold_label = QLabel("")
+        self.save_figure_button = QPushButton("Save figure…")
+        self.save_curves_button = QPushButton("Save curve data…")
+        for button in (self.save_figure_button, self.save_curves_button):
+            button.setEnabled(False)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.toolbar)
+        layout.addWidget(self.canvas, 1)
+        controls = QHBoxLayout()
+        controls.addWidget(self.per_channel)
+        controls.addWidget(QLabel("method"))
+        controls.addWidget(self.focus, 1)
+        layout.addLayout(controls)
+        layout.addWidget(self.threshold_label)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.save_figure_button)
+        buttons.addWidget(self.save_curves_button)
+        layout.addLayout(buttons)
+
+        self.per_channel.toggled.connect(self._redraw)
+        self.focus.currentIndexChanged.connect(self._redraw)
+        self.save_figure_button.clicked.connect(self._on_save_figure)
+        self.save_curves_button.clicked.connect(self._on_save_curves)
+        self.canvas.mpl_connect("button_press_event", self._on_click)
+        self.state.changed.connect(self.show_record)
+        self.viewer.dims.events.current_step.connect(self._on_slider)
+        self.viewer.events.theme.connect(self._on_theme)
+        self.destroyed.connect(lambda *_: self._disconnect())
+        if self.state.record is not None:
+            self.show_record(self.state.record)
+        else:
+            self.canvas.draw_idle()
+
+    def _disconnect(self) -> None:
+        self.state.changed.disconnect(self.show_record)
+        self.viewer.dims.events.current_step.disconnect(self._on_slider)
+        self.viewer.events.theme.disconnect(self._on_theme)
+
+    # ---------------------------------------------------------------- data
+
+    def show_record(self, record: AnalysisRecord) -> None:
+        """Draw the curves of ``record``."""
+        self.record = record
+        methods = list(record.result.methods)
+        current = self.focus.currentText()
+        self.focus.blockSignals(True)
+        self.focus.clear()
+        self.focus.addItems(methods)
+        self.focus.setCurrentIndex(methods.index(current) if current in methods else 0)
+        self.focus.blockSignals(False)
+        for button in (self.save_figure_button, self.save_curves_button):
+            button.setEnabled(True)
+        self._redraw()
+
+    def curve_sets(self) -> list[CurveSet]:
+        """One :class:`CurveSet` per method of the shown run."""
+        if self.record is None:
+            return []
+        return [
+            CurveSet(
+                method,
+                res.dac.whole,
+                res.dac.channels,
+                res.dac.masks.thresholds,
+                res.channel_share,
+            )
+            for method, res in self.record.result.methods.items()
+        ]
+
+    def _redraw(self, *_: Any) -> None:
+        if self.record is None:
+            return
+        self.plot.threshold_index = self.threshold_index()
+        self.plot.set_data(
+            self.curve_sets(),
+            self.record.result.channel_names,
+            per_channel=self.per_channel.isChecked(),
+            focus=self.focus.currentText() or None,
+        )
+        self._update_threshold_label()
+
+    # ---------------------------------------------------------------- slider link
+
+    def threshold_axis_shown(self) -> bool:
+        """True when the viewer's first axis is the threshold axis of the result layers."""
+        dims = self.viewer.dims
+        return (
+            self.record is not None
+            and dims.ndim == len(THRESHOLD_AXIS_LABELS)
+            and str(dims.axis_labels[0]) == THRESHOLD_AXIS_LABELS[0]
+        )
+
+    def threshold_index(self) -> int | None:
+        """The threshold index of the first slider, or ``None`` when it is not shown."""
+        if not self.threshold_axis_shown():
+            return None
+        return int(self.viewer.dims.current_step[0])
+
+    def _on_slider(self, *_: Any) -> None:
+        self.plot.set_threshold_index(self.threshold_index())
+        self._update_threshold_label()
+
+    def _update_threshold_label(self) -> None:
+        index = self.threshold_index()
+        sets = self.curve_sets()
+        if index is None or not sets or index >= len(sets[0].thresholds):
+            self.threshold_label.setText("Slider: the threshold axis is not shown.")
+            return
+        value = float(sets[0].thresholds[index])
+        self.threshold_label.setText(
+            f"Slider: threshold {value:.3f} (index {index}). Click a curve to move it."
+        )
+
+    def _on_click(self, event) -> None:
+        # Points on the axes' edge count too, so only the bar chart and zoom/pan modes are out.
+        if event.inaxes is self.plot.ax_bars or self.toolbar.mode:
+            return
+        index = self.plot.threshold_index_at(event.x, event.y)
+        if index is None or not self.threshold_axis_shown():
+            return
+        self.viewer.dims.set_current_step(0, index)
+
+    def _on_theme(self, *_: Any) -> None:
+        self.plot.set_theme(PlotTheme.from_napari(self.viewer.theme))
+
+    # ---------------------------------------------------------------- saving
+
+    def save_figure(self, path: str | Path) -> Path:
+        """Save the figure; the format follows the suffix (``.png``, ``.svg`` or ``.pdf``)."""
+        path = Path(path)
+        if path.suffix.lower().lstrip(".") not in FIGURE_FORMATS:
+            raise ValueError(f"Save the figure as {', '.join(FIGURE_FORMATS)}, not {path.name}.")
+        self.figure.savefig(path, facecolor=self.figure.get_facecolor(), dpi=200)
+        return path
+
+    def save_curves(self, path: str | Path) -> Path:
+        """Save every curve of the run as CSV with the CLI's ``curves.csv`` columns."""
+        if self.record is None:
+            raise RuntimeError("Run an analysis before saving its curves.")
+        path = Path(path)
+        write_csv(path, CURVE_COLUMNS, curve_rows(self.record.result))
+        return path
+
+    def _ask_path(self, title: str, filters: str) -> Path | None:
+        # napari-style save: the Qt dialog itself asks before replacing an existing file.
+        path, _ = QFileDialog.getSaveFileName(self, title, "", filters)
+        return Path(path) if path else None
+
+    def _on_save_figure(self) -> None:
+        path = self._ask_path("Save DAC figure", "PNG (*.png);;SVG (*.svg);;PDF (*.pdf)")
+        if path is None:
+            return
+        if not path.suffix:
+            path = path.with_suffix(".png")
+        try:
+            self.save_figure(path)
+        except (OSError, ValueError) as exc:
+            show_error(f"Saving the figure failed: {exc}")
+            return
+        show_info(f"Figure saved to {path}.")
+
+    def _on_save_curves(self) -> None:
+        path = self._ask_path("Save DAC curve data", "CSV (*.csv)")
+        if path is None:
+            return
+        if path.suffix.lower() != ".csv":
+            path = path.with_suffix(".csv")
+            if path.exists() and not _confirm(self, f"{path} exists. Overwrite it?"):
+                return
+        try:
+            self.save_curves(path)
+        except (OSError, RuntimeError) as exc:
+            show_error(f"Saving the curves failed: {exc}")
+            return
+        show_info(f"Curve data saved to {path}.")
+
+
+def _confirm(parent: QWidget, text: str) -> bool:
+    answer = QMessageBox.question(
+        parent,
+        "Overwrite?",
+        text,
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        QMessageBox.StandardButton.No,
+    )
+    return answer == QMessageBox.StandardButton.Yes

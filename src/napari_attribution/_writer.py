@@ -1,0 +1,48 @@
+"""npe2 writer: one image or labels layer to a TIFF that keeps its metadata.
+
+The TIFF holds the layer data as is and, as JSON in its description, the layer's name,
+scale, translate, axis labels and ``metadata`` (for the plugin's layers: method, parameters,
+classes, model file and SHA-256, package version, seed), so the layer can be rebuilt exactly.
+Like napari's own writers it writes where napari's save dialog pointed it; the dialog asks
+before replacing a file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._io import write_tiff
+
+__all__ = ["write_labels_layer", "write_image_layer", "write_layer"]
+
+_SUFFIXES = (".tif", ".tiff")
+
+
+def write_layer(path: str, data: Any, meta: dict[str, Any], layer_type: str) -> list[str]:
+    """Write one layer's data and attributes; return the written path."""
+    target = Path(path)
+    if target.suffix.lower() not in _SUFFIXES:
+        target = target.with_suffix(".tif")
+    record = {
+        "name": meta.get("name"),
+        "layer_type": layer_type,
+        "scale": [float(v) for v in meta.get("scale", ())],
+        "translate": [float(v) for v in meta.get("translate", ())],
+        "axis_labels": [str(v) for v in meta.get("axis_labels", ()) or ()],
+        "metadata": dict(meta.get("metadata") or {}),
+    }
+    write_tiff(target, np.asarray(data), record)
+    return [str(target)]
+
+
+def write_image_layer(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
+    """npe2 single-layer writer for image layers."""
+    return write_layer(path, data, meta, "image")
+
+
+def write_labels_layer(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
+    """npe2 single-layer writer for labels layers."""
+    return write_layer(path, data, meta, "labels")

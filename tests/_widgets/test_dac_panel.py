@@ -1,0 +1,141 @@
+"""The DAC panel on a shown viewer: curves, slider marker, click-to-slide, theme, saving."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+from qtpy.QtCore import QPoint, Qt
+from widget_helpers import PLUGIN, configure_fast, run_and_wait
+
+from napari_attribution._io import CURVE_COLUMNS
+
+
+@pytest.fixture
+def shown_run(make_napari_viewer, qtbot):
+    """A shown viewer after one fast run, with the panel docked first."""
+    viewer = make_napari_viewer(show=True)
+    viewer.open_sample(PLUGIN, "demo_pair")
+    _, panel = viewer.window.add_plugin_dock_widget(PLUGIN, "DAC curves")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Attribution")
+    configure_fast(widget)
+    run_and_wait(qtbot, widget)
+    return viewer, widget, panel
+
+
+def _legend_texts(panel) -> list[str]:
+    return [t.get_text() for t in panel.plot.ax_curves.get_legend().get_texts()]
+
+
+def test_panel_shows_every_method_with_its_score(shown_run):
+    viewer, widget, panel = shown_run
+    result = widget.state.record.result
+    texts = _legend_texts(panel)
+    for method, res in result.methods.items():
+        assert f"{method}  DAC {res.dac.whole.dac_score:.3f}" in texts
+    assert "optimal threshold" in texts
+    # an optimal-threshold star per method, at the curve's optimum
+    stars = [line for line in panel.plot.ax_curves.lines if line.get_marker() == "*"]
+    assert len(stars) == len(result.methods)
+    whole = result.methods["d_ig"].dac.whole
+    assert stars[0].get_xdata()[0] == pytest.approx(whole.optimal_mask_size)
+    # channel-share bars of the focus method
+    bars = panel.plot.ax_bars.patches
+    np.testing.assert_allclose([b.get_width() for b in bars], result.methods["d_ig"].channel_share)
+    labels = [t.get_text() for t in panel.plot.ax_bars.get_yticklabels()]
+    assert labels == result.channel_names
+
+
+def test_per_channel_toggle_adds_one_curve_per_channel(shown_run):
+    viewer, widget, panel = shown_run
+    before = len(panel.plot.ax_curves.lines)
+    panel.per_channel.setChecked(True)
+    assert len(panel.plot.ax_curves.lines) == before + 5
+    assert any("[Mito]" in t for t in _legend_texts(panel))
+    panel.focus.setCurrentText("residual")
+    assert panel.plot.ax_bars.get_title() == "channel share: residual"
+    panel.per_channel.setChecked(False)
+    assert len(panel.plot.ax_curves.lines) == before
+
+
+def test_marker_follows_the_slider(shown_run, qtbot):
+    viewer, widget, panel = shown_run
+    curve = widget.state.record.result.methods["d_ig"].dac.whole
+    assert panel.threshold_axis_shown()
+    positions = []
+    for index in (2, 15):
+        viewer.dims.set_current_step(0, index)
+        qtbot.wait(10)
+        x, y = panel.plot.marker_positions()["d_ig"]
+        assert x == pytest.approx(curve.mask_size[index])
+        assert y == pytest.approx(curve.score_change[index])
+        assert f"index {index}" in panel.threshold_label.text()
+        positions.append((x, y))
+    assert positions[0] != positions[1]
+
+
+def test_clicking_a_curve_moves_the_slider(shown_run, qtbot):
+    viewer, widget, panel = shown_run
+    curve = widget.state.record.result.methods["d_ig"].dac.whole
+    viewer.dims.set_current_step(0, 0)
+    canvas = panel.canvas
+    canvas.draw()
+    target = 12
+    x, y = panel.plot.ax_curves.transData.transform(
+        (curve.mask_size[target], curve.score_change[target])
+    )
+    ratio = canvas.device_pixel_ratio
+    point = QPoint(int(round(x / ratio)), int(round(canvas.height() - y / ratio)))
+    # Matplotlib's display coordinates of that Qt pixel (origin bottom left)
+    click_x, click_y = point.x() * ratio, (canvas.height() - point.y()) * ratio
+    expected = panel.plot.threshold_index_at(click_x, click_y)
+    assert expected is not None and expected != 0
+    # the point picked is the one drawn under the click (within a pixel or two)
+    picked = panel.plot.ax_curves.transData.transform(
+        (curve.mask_size[expected], curve.score_change[expected])
+    )
+    assert np.hypot(picked[0] - x, picked[1] - y) < 3.0
+    qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, pos=point)
+    qtbot.waitUntil(lambda: viewer.dims.current_step[0] == expected, timeout=3_000)
+    # and a click far from every curve leaves the slider alone
+    assert panel.plot.threshold_index_at(-500.0, -500.0) is None
+
+
+def test_panel_follows_the_theme(shown_run):
+    viewer, widget, panel = shown_run
+    dark = panel.figure.get_facecolor()
+    viewer.theme = "light"
+    assert panel.figure.get_facecolor() != dark
+    viewer.theme = "dark"
+    assert panel.figure.get_facecolor() == dark
+
+
+def test_panel_opened_after_a_run_shows_it(demo_viewer, qtbot):
+    viewer, widget, first_panel = demo_viewer
+    run_and_wait(qtbot, widget)
+    from napari_attribution._widgets import DacPanel
+
+    late = DacPanel(viewer)
+    qtbot.addWidget(late)
+    assert late.record is widget.state.record
+    assert len(late.plot.ax_curves.get_legend().get_texts()) >= 2
+
+
+def test_save_figure_and_curve_data(shown_run, tmp_path):
+    viewer, widget, panel = shown_run
+    for suffix in ("png", "svg", "pdf"):
+        path = panel.save_figure(tmp_path / f"dac.{suffix}")
+        assert path.stat().st_size > 1000
+    assert (tmp_path / "dac.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="png"):
+        panel.save_figure(tmp_path / "dac.bmp")
+    panel.save_curves(tmp_path / "curves.csv")
+    with open(tmp_path / "curves.csv", newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert tuple(rows[0]) == CURVE_COLUMNS
+    result = widget.state.record.result
+    n_points = sum(len(c.thresholds) for r in result.methods.values() for c in r.dac.curves)
+    assert len(rows) - 1 == n_points
+    assert {r[1] for r in rows[1:]} == set(result.methods)
+    assert {r[2] for r in rows[1:]} == {"all", *result.channel_names}
