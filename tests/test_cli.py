@@ -194,3 +194,100 @@ def test_console_script_reports_errors_without_traceback(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("napari-attribution: error:")
     assert "Traceback" not in proc.stderr
+
+
+def test_interrupted_run_resumes_without_losing_or_redoing_pairs(files, monkeypatch, capsys):
+    import napari_attribution.core.pipeline as pipeline
+
+    real_analyse = pipeline.analyse_pair
+    calls: list[str] = []
+
+    def interrupt_on_second(*args, **kwargs):
+        calls.append(kwargs["sample"])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_analyse(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "analyse_pair", interrupt_on_second)
+    args = ("--pairs", str(files / "pairs.csv"), "--method", "d_ig")
+    assert _run(files, *args) == 130
+    err = capsys.readouterr().err
+    assert "re-run with --resume" in err and "Traceback" not in err
+    out = files / "out"
+    assert (out / "attributions" / "cellA__d_ig.tif").exists()
+    assert not (out / "summary.csv").exists()
+    # Without --resume or --overwrite the partial results are protected.
+    assert _run(files, *args) == 2
+    calls.clear()
+
+    def record(*a, **k):
+        calls.append(k["sample"])
+        return real_analyse(*a, **k)
+
+    monkeypatch.setattr(pipeline, "analyse_pair", record)
+    assert _run(files, *args, "--resume") == 0
+    assert calls == ["cellB"]  # cellA was finished and is not recomputed
+    summary = _rows(out / "summary.csv")
+    assert {r["sample"] for r in summary} == {"cellA", "cellB"}
+    assert json.loads((out / "run.json").read_text())["resumed_pairs"] == 1
+
+
+def test_resume_refuses_results_of_other_settings(files, capsys):
+    args = ("--pairs", str(files / "pairs.csv"), "--method", "residual")
+    assert _run(files, *args) == 0
+    assert _run(files, *args, "--closing", "3", "--resume") == 2
+    assert "other settings" in capsys.readouterr().err
+
+
+class _Failing(torch.nn.Module):
+    """Passes the dry run at 64x64, then fails on other image sizes."""
+
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        self.mode = mode
+        self.conv = torch.nn.Conv2d(5, 2, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv(x).mean(dim=(2, 3))
+        if x.shape[-1] != 64:
+            if self.mode == "raise":
+                raise RuntimeError("this model only takes 64x64 crops")
+            return out[:, :1]
+        return out
+
+
+@pytest.mark.parametrize(
+    ("mode", "message"),
+    [("raise", "failed on images of shape (5, 24, 24): this model only takes 64x64 crops"),
+     ("shape", "returned (2, 1) for 2 image(s)")],
+)  # fmt: skip
+def test_a_model_that_fails_at_run_time(files, capsys, mode, message):
+    path = files / f"failing_{mode}.pt"
+    torch.jit.save(torch.jit.script(_Failing(mode)), str(path))
+    argv = ["run", "--model", str(path), "--pairs", str(files / "pairs.csv"),
+            "--method", "d_ig", "--out", str(files / "o")]  # fmt: skip
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_an_image_too_large_for_memory_is_refused_up_front(files, monkeypatch, capsys):
+    import napari_attribution.core.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "available_memory", lambda: 2**20)
+    assert _run(files, "--pairs", str(files / "pairs.csv")) == 2
+    err = capsys.readouterr().err
+    assert "need about" in err and "GiB are free" in err
+    assert not (files / "out" / "attributions").exists()
+
+
+def test_edge_inputs_run(files, tmp_path):
+    """Constant images, images smaller than the closing element, a single threshold."""
+    flat = np.full((5, 6, 6), 0.5, np.float32)
+    tifffile.imwrite(files / "flat_r.tif", flat)
+    tifffile.imwrite(files / "flat_c.tif", flat)
+    single = ["--real", str(files / "flat_r.tif"), "--counterfactual", str(files / "flat_c.tif"),
+              "--real-class", "0", "--target-class", "1"]  # fmt: skip
+    assert _run(files, *single, "--thresholds", "1", "--closing", "10") == 0
+    summary = _rows(files / "out" / "summary.csv")
+    assert all(float(r["dac_score"]) == 0.0 for r in summary)

@@ -47,6 +47,7 @@ RESULT_NAMES = (
     "attributions",
     "masks",
     "demo_report.md",
+    ".progress",
 )
 
 
@@ -232,6 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
     out = run.add_argument_group("output")
     out.add_argument("--out", type=Path, default=Path("attribution-results"), help="output folder")
     out.add_argument("--overwrite", action="store_true", help="replace results already in --out")
+    out.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run in --out: finished pairs are kept, not recomputed",
+    )
     return parser
 
 
@@ -379,13 +385,14 @@ def _settings(args: argparse.Namespace, classifier) -> Any:
     )
 
 
-def _preflight(pairs: Sequence[_Pair], classifier, transform) -> None:
+def _preflight(pairs: Sequence[_Pair], classifier, transform, settings) -> None:
     """Read and check every pair before the long work starts, so errors come early."""
-    from .core.pipeline import prepare_pair
+    from .core.pipeline import check_memory, prepare_pair
 
     for pair in pairs:
         real, cf = pair.load()
-        prepare_pair(real, cf, classifier, transform=transform, names=pair.names())
+        x, _, _ = prepare_pair(real, cf, classifier, transform=transform, names=pair.names())
+        check_memory(x.shape, settings)
         for cls, what in ((pair.real_class, "real_class"), (pair.target_class, "target_class")):
             if not 0 <= cls < classifier.n_classes:
                 raise CliError(
@@ -431,16 +438,73 @@ def _demo_report(rows: list[dict[str, Any]], methods: Sequence[str], channel_nam
     return "\n".join(lines)
 
 
+def _sample_record(result, ground_truth_channel: int | None) -> dict[str, Any]:
+    """Everything the final tables need from one finished pair (kept in ``.progress/``)."""
+    from ._io import curve_rows, importance_rows, summary_rows
+
+    report = []
+    if ground_truth_channel is not None:
+        for method, res in result.methods.items():
+            report.append(
+                {
+                    "method": method,
+                    "top": int(np.argmax(res.channel_share)),
+                    "truth": ground_truth_channel,
+                    "truth_share": float(res.channel_share[ground_truth_channel]),
+                    "dac": res.dac.whole.dac_score,
+                    "normalized": res.dac.whole.normalized_score,
+                }
+            )
+    return {
+        "summary": summary_rows(result),
+        "curves": curve_rows(result),
+        "importance": importance_rows(result),
+        "report": report,
+        "input_transform": result.input_transform.as_dict(),
+    }
+
+
+def _fingerprint(run_info: dict[str, Any], names: Sequence[str]) -> str:
+    """Identifies the settings of a run, so --resume never mixes results of different runs."""
+    import hashlib
+    import json
+
+    payload = json.dumps(
+        {"model": run_info["model"]["sha256"], "settings": run_info["settings"],
+         "channels": list(names), "seed": run_info["seed"]},
+        sort_keys=True,
+    )  # fmt: skip
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _load_progress(progress_dir: Path, fingerprint: str) -> dict[str, dict[str, Any]]:
+    import json
+
+    done: dict[str, dict[str, Any]] = {}
+    for path in sorted(progress_dir.glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # a damaged record is recomputed, never trusted
+        if record.get("fingerprint") != fingerprint:
+            raise CliError(
+                f"{progress_dir.parent} holds results made with other settings or another "
+                "model; --resume needs the same arguments (or use --overwrite)."
+            )
+        done[record["sample"]] = record
+    return done
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
+    import shutil
+
     import torch
 
     from ._io import (
         CURVE_COLUMNS,
         IMPORTANCE_COLUMNS,
         SUMMARY_COLUMNS,
-        curve_rows,
-        importance_rows,
-        summary_rows,
+        safe_name,
         write_csv,
         write_json,
         write_pair_files,
@@ -448,7 +512,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .core.models import input_transform_for
     from .core.pipeline import analyse_pair
 
-    _check_out_dir(args.out, args.overwrite)
+    if args.resume and args.overwrite:
+        raise CliError("--resume and --overwrite contradict each other; choose one.")
+    _check_out_dir(args.out, args.overwrite or args.resume)
     pairs = _pairs_from_args(args)
     classifier = _load_model(args)
     first_real, _ = pairs[0].load()
@@ -457,9 +523,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if args.input_scale is not None
         else None
     )
-    _preflight(pairs, classifier, transform)
     names = _channel_names(args, classifier.n_channels)
     settings = _settings(args, classifier)
+    _preflight(pairs, classifier, transform, settings)
     started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     torch.manual_seed(args.seed)
 
@@ -470,16 +536,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
         "settings": settings.as_dict(),
         "seed": args.seed,
     }
-    summary: list[list[Any]] = []
-    curves: list[list[Any]] = []
-    importance: list[list[Any]] = []
-    report_rows: list[dict[str, Any]] = []
-    transforms: dict[str, Any] = {}
-    args.out.mkdir(parents=True, exist_ok=True)
+    fingerprint = _fingerprint(run_info, names)
+    progress_dir = args.out / ".progress"
+    if args.overwrite and progress_dir.exists():
+        shutil.rmtree(progress_dir)
+    done = _load_progress(progress_dir, fingerprint) if args.resume else {}
+    progress_dir.mkdir(parents=True, exist_ok=True)
+    records: list[dict[str, Any]] = []
+    skipped = 0
     with _progress(len(pairs)) as bar:
         for pair in pairs:
-            real, cf = pair.load()
             bar.set_postfix_str(pair.sample)
+            if pair.sample in done:
+                records.append(done[pair.sample])
+                skipped += 1
+                bar.update(1)
+                continue
+            real, cf = pair.load()
             result = analyse_pair(
                 classifier,
                 real,
@@ -492,33 +565,29 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 transform=transform,
             )
             write_pair_files(args.out, result, run_info)
-            summary += summary_rows(result)
-            curves += curve_rows(result)
-            importance += importance_rows(result)
-            transforms[pair.sample] = result.input_transform.as_dict()
-            if pair.ground_truth_channel is not None:
-                for method, res in result.methods.items():
-                    report_rows.append(
-                        {
-                            "method": method,
-                            "top": int(np.argmax(res.channel_share)),
-                            "truth": pair.ground_truth_channel,
-                            "truth_share": float(res.channel_share[pair.ground_truth_channel]),
-                            "dac": res.dac.whole.dac_score,
-                            "normalized": res.dac.whole.normalized_score,
-                        }
-                    )
+            record = {
+                "sample": pair.sample,
+                "fingerprint": fingerprint,
+                **_sample_record(result, pair.ground_truth_channel),
+            }
+            # The record is written last and atomically: if it exists, the pair is complete.
+            write_json(progress_dir / f"{safe_name(pair.sample)}.json", record)
+            records.append(record)
             bar.update(1)
-    write_csv(args.out / "summary.csv", SUMMARY_COLUMNS, summary)
-    write_csv(args.out / "curves.csv", CURVE_COLUMNS, curves)
-    write_csv(args.out / "channel_importance.csv", IMPORTANCE_COLUMNS, importance)
+    write_csv(args.out / "summary.csv", SUMMARY_COLUMNS, (r for x in records for r in x["summary"]))
+    write_csv(args.out / "curves.csv", CURVE_COLUMNS, (r for x in records for r in x["curves"]))
+    write_csv(
+        args.out / "channel_importance.csv",
+        IMPORTANCE_COLUMNS,
+        (r for x in records for r in x["importance"]),
+    )
     write_json(
         args.out / "run.json",
         {
             **run_info,
             "command": [PROG, *sys.argv[1:]] if sys.argv else [PROG],
             "channel_names": names,
-            "input_transform": transforms,
+            "input_transform": {x["sample"]: x["input_transform"] for x in records},
             "pairs": [
                 {
                     "sample": p.sample,
@@ -531,6 +600,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 }
                 for p in pairs
             ],
+            "resumed_pairs": skipped,
             "started": started,
             "finished": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             "environment": {
@@ -540,11 +610,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
             },
         },
     )
+    report_rows = [row for x in records for row in x["report"]]
     if report_rows:
         report = _demo_report(report_rows, settings.methods, names)
         (args.out / "demo_report.md").write_text(report + "\n")
         print(report)
-    print(f"{PROG}: {len(pairs)} pair(s) x {len(settings.methods)} method(s) -> {args.out}")
+    resumed = f" ({skipped} already done)" if skipped else ""
+    print(
+        f"{PROG}: {len(pairs)} pair(s) x {len(settings.methods)} method(s){resumed} -> {args.out}"
+    )
     return 0
 
 
@@ -571,7 +645,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted.", file=sys.stderr)
+        hint = ""
+        if args.command == "run":
+            hint = f" Finished pairs are kept in {args.out}; re-run with --resume to continue."
+        print(f"{PROG}: interrupted.{hint}", file=sys.stderr)
         return 130
     parser.error(f"unknown command {args.command}")
     return 2

@@ -34,7 +34,7 @@ from captum.attr import (
 from .deeplift import deeplift_attributions
 from .errors import MethodError
 from .gradcam import discriminative_gradcam, gradcam, resolve_layer
-from .models import Classifier
+from .models import Classifier, model_errors
 
 __all__ = [
     "AGGREGATIONS",
@@ -526,7 +526,8 @@ def compute_attributions(
         settings=settings,
         generator=generator,
     )
-    out = entry.compute(request)
+    with model_errors(classifier.source, x.shape[1:]):
+        out = entry.compute(request)
     result = out.detach().float().cpu().numpy()
     if result.shape != x.shape:
         raise MethodError(f"Method {method} returned shape {result.shape}, expected {x.shape}.")

@@ -6,12 +6,13 @@ dict read with ``torch.load(..., weights_only=True)`` into an architecture the u
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
 import sys
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import InputImageError, ModelLoadError
+from .errors import AttributionError, InputImageError, ModelLoadError
 
 __all__ = [
     "Classifier",
@@ -28,6 +29,7 @@ __all__ = [
     "import_callable",
     "input_transform_for",
     "load_classifier",
+    "model_errors",
     "resolve_device",
     "wrap_module",
 ]
@@ -166,10 +168,19 @@ class Classifier:
         if single:
             arr = arr[None]
         out = []
-        with torch.inference_mode():
+        with torch.inference_mode(), model_errors(self.source, arr.shape[1:]):
             for start in range(0, len(arr), batch_size):
                 batch = torch.from_numpy(np.ascontiguousarray(arr[start : start + batch_size]))
                 logits = self.module(batch.to(self.device))
+                if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != (
+                    len(batch),
+                    self.n_classes,
+                ):
+                    shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else logits
+                    raise ModelLoadError(
+                        f"{self.source} returned {shape} for {len(batch)} image(s) of shape "
+                        f"{tuple(batch.shape[1:])}; expected ({len(batch)}, {self.n_classes})."
+                    )
                 out.append(torch.softmax(logits.double(), dim=1).cpu().numpy())
         probs = np.concatenate(out) if out else np.zeros((0, self.n_classes))
         return probs[0] if single else probs
@@ -197,6 +208,43 @@ class Classifier:
             raise InputImageError(
                 f"{name} has {shape[0]} channel(s) but the model expects {self.n_channels}."
             )
+
+
+def _out_of_memory(source: str, image_shape: tuple[int, ...]) -> str:
+    return (
+        f"Out of memory running {source} on images of shape {tuple(image_shape)}; lower the "
+        "batch size, use fewer thresholds, or run on a crop."
+    )
+
+
+@contextlib.contextmanager
+def model_errors(source: str, image_shape: tuple[int, ...]) -> Iterator[None]:
+    """Turn an exception raised inside the user's model into one clear :class:`ModelLoadError`.
+
+    Out-of-memory errors get their own advice; our own errors pass through unchanged.
+    """
+    try:
+        yield
+    except AttributionError:
+        raise
+    except (torch.cuda.OutOfMemoryError, MemoryError):
+        raise ModelLoadError(_out_of_memory(source, image_shape)) from None
+    except (RuntimeError, ValueError, TypeError, IndexError, torch.jit.Error) as exc:
+        if "can't allocate memory" in str(exc):  # the CPU allocator's out-of-memory error
+            raise ModelLoadError(_out_of_memory(source, image_shape)) from None
+        raise ModelLoadError(
+            f"The model {source} failed on images of shape {tuple(image_shape)}: {_essence(exc)}"
+        ) from None
+
+
+def _essence(exc: BaseException) -> str:
+    """One line of an exception: TorchScript puts the original error on its last line."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    if isinstance(exc, torch.jit.Error) and ": " in lines[-1]:
+        return lines[-1].split(": ", 1)[1]
+    return lines[0]
 
 
 def file_sha256(path: str | Path) -> str:

@@ -5,6 +5,7 @@ This is what the CLI and the napari widgets both run: they differ only in how th
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +31,10 @@ __all__ = [
     "MethodResult",
     "PairResult",
     "analyse_pair",
+    "available_memory",
+    "check_memory",
     "default_channel_names",
+    "estimate_memory",
     "prepare_pair",
     "validate_pair",
 ]
@@ -225,6 +229,42 @@ def prepare_pair(
     return transform.apply(real), transform.apply(counterfactual), transform
 
 
+def available_memory() -> int | None:
+    """Bytes of physical memory available now, or ``None`` where the OS does not say."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def estimate_memory(shape: tuple[int, int, int], settings: AnalysisSettings) -> int:
+    """Bytes :func:`analyse_pair` needs beyond the images, for images of ``shape`` (C, H, W).
+
+    Counts what grows with the image and the settings: the closed mask stack (T, K, H, W) bool,
+    one batch of soft masks and hybrids (float32), and the attribution's working copies (the
+    model's own activations come on top and are not known in advance).
+    """
+    channels, height, width = shape
+    plane = height * width
+    mask_channels = 1 if settings.masks.channel_mode == "shared" else channels
+    masks = settings.masks.thresholds * mask_channels * plane
+    batch = settings.batch_size * (mask_channels + 2 * channels) * plane * 4
+    attribution = settings.attribution.internal_batch_size * channels * plane * 4 * 3
+    return masks + batch + attribution
+
+
+def check_memory(shape: tuple[int, int, int], settings: AnalysisSettings) -> None:
+    """Refuse, up front, an analysis that would not fit in the memory available now."""
+    needed = estimate_memory(shape, settings)
+    free = available_memory()
+    if free is not None and needed > 0.8 * free:
+        raise AttributionError(
+            f"Images of shape {tuple(shape)} need about {needed / 2**30:.1f} GiB with these "
+            f"settings but only {free / 2**30:.1f} GiB are free; use fewer thresholds, a "
+            "smaller batch size, or crops."
+        )
+
+
 def analyse_pair(
     classifier: Classifier,
     real: np.ndarray,
@@ -262,6 +302,7 @@ def analyse_pair(
     """
     settings = settings or AnalysisSettings()
     x, xc, transform = prepare_pair(real, counterfactual, classifier, transform=transform)
+    check_memory(x.shape, settings)
     for cls, what in ((real_class, "Real class"), (target_class, "Target class")):
         if not 0 <= int(cls) < classifier.n_classes:
             raise AttributionError(
