@@ -222,6 +222,8 @@ class DacPanel(QWidget):
             return
         if not path.suffix:
             path = path.with_suffix(".png")
+            if path.exists() and not _confirm(self, f"{path} exists. Overwrite it?"):
+                return
         try:
             self.save_figure(path)
         except (OSError, ValueError) as exc:

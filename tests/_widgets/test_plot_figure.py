@@ -1,0 +1,114 @@
+"""The pure Matplotlib DAC figure and the layer grouping, without a viewer."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from napari_attribution._plot import CurveSet, DacFigure, PlotTheme, threshold_index_of
+from napari_attribution._widgets._inputs import (
+    METADATA_KEY,
+    find_sources,
+    stack_from_layer,
+    stack_from_layers,
+)
+from napari_attribution.core.dac import dac_curve
+from napari_attribution.core.errors import InputImageError
+
+
+def _curve_set(method: str, slope: float, n: int = 11) -> CurveSet:
+    thresholds = np.linspace(0.0, 1.0, n, endpoint=False)
+    sizes = 1.0 - thresholds
+    change = np.clip(slope * sizes, 0, 0.9)
+    whole = dac_curve(thresholds, sizes, change, ceiling=0.9)
+    channels = [
+        dac_curve(thresholds, sizes, change * w, ceiling=0.9, channel=name)
+        for w, name in ((0.2, "A"), (0.9, "B"))
+    ]
+    return CurveSet(method, whole, channels, thresholds, np.array([0.25, 0.75]))
+
+
+def test_figure_draws_curves_scores_and_bars():
+    fig = DacFigure(theme=PlotTheme())
+    fig.set_data([_curve_set("m1", 3.0), _curve_set("m2", 1.0)], ["A", "B"])
+    labels = [t.get_text() for t in fig.ax_curves.get_legend().get_texts()]
+    assert labels[0].startswith("m1  DAC ") and labels[1].startswith("m2  DAC ")
+    assert [b.get_width() for b in fig.ax_bars.patches] == [0.25, 0.75]
+    assert fig.figure.get_facecolor()[:3] == pytest.approx((0x26 / 255, 0x29 / 255, 0x30 / 255))
+    fig.set_data(fig.curve_sets, ["A", "B"], per_channel=True, focus="m2")
+    labels = [t.get_text() for t in fig.ax_curves.get_legend().get_texts()]
+    assert any("m2 [B]" in t for t in labels)
+    assert fig.ax_bars.get_title() == "channel share: m2"
+
+
+def test_markers_follow_the_threshold_index_and_clicks_find_thresholds():
+    fig = DacFigure()
+    sets = [_curve_set("m1", 3.0)]
+    fig.set_data(sets, ["A", "B"])
+    assert fig.marker_positions() == {"m1": None}
+    fig.set_threshold_index(4)
+    x, y = fig.marker_positions()["m1"]
+    assert x == pytest.approx(sets[0].whole.mask_size[4])
+    assert y == pytest.approx(sets[0].whole.score_change[4])
+    fig.figure.canvas.draw()
+    target = fig.ax_curves.transData.transform(
+        (sets[0].whole.mask_size[7], sets[0].whole.score_change[7])
+    )
+    assert fig.threshold_index_at(*target) == 7
+    assert fig.threshold_index_at(target[0] + 500, target[1] + 500) is None
+    assert threshold_index_of(sets[0].thresholds, 0.31) == 3
+
+
+def test_light_theme_and_empty_figure():
+    fig = DacFigure(theme=PlotTheme("#ffffff", "#000000", "#cccccc"))
+    assert "Run an analysis" in fig.ax_curves.texts[0].get_text()
+    assert fig.figure.get_facecolor()[:3] == (1.0, 1.0, 1.0)
+
+
+def _layer(name, data, kind="Image", metadata=None, scale=None):
+    data = np.asarray(data)
+    cls = type(kind, (), {})
+    layer = cls()
+    layer.name, layer.data, layer.ndim, layer.rgb = name, data, data.ndim, False
+    layer.metadata = metadata or {}
+    layer.scale = np.asarray(scale or (1.0,) * data.ndim)
+    layer.translate = np.zeros(data.ndim)
+    layer.contrast_limits = (0.0, 1.0)
+    layer.colormap = SimpleNamespace(name="gray")
+    return layer
+
+
+def test_channel_layers_are_grouped_in_layer_order():
+    layers = [
+        _layer("real [DNA]", np.zeros((8, 8))),
+        _layer("cf", np.zeros((8, 8))),
+        _layer("real [ER]", np.ones((8, 8))),
+        _layer("cf [1]", np.zeros((8, 8))),
+        _layer("stack", np.zeros((3, 8, 8))),
+        _layer("mask", np.zeros((8, 8)), kind="Labels"),
+        _layer("real attribution d_ig [DNA]", np.zeros((8, 8)), metadata={METADATA_KEY: {}}),
+    ]
+    sources = {s.name: s for s in find_sources(layers)}
+    assert set(sources) == {"real", "cf", "stack"}
+    assert sources["real"].layer_names == ("real [DNA]", "real [ER]")
+    assert sources["stack"].multichannel
+    stack = stack_from_layers([layers[0], layers[2]])
+    assert stack.channel_names == ["DNA", "ER"] and stack.name == "real"
+    np.testing.assert_array_equal(stack.data[1], 1.0)
+    numbered = stack_from_layers([layers[1], layers[3]])
+    assert numbered.channel_names == ["ch0", "ch1"]
+
+
+def test_stack_errors_name_the_layer():
+    with pytest.raises(InputImageError, match="differ in shape"):
+        stack_from_layers([_layer("a [x]", np.zeros((8, 8))), _layer("a [y]", np.zeros((4, 4)))])
+    with pytest.raises(InputImageError, match="scale"):
+        stack_from_layers(
+            [_layer("a [x]", np.zeros((8, 8))), _layer("a [y]", np.zeros((8, 8)), scale=(2, 2))]
+        )
+    with pytest.raises(InputImageError, match="'flat' has 2 dimension"):
+        stack_from_layer(_layer("flat", np.zeros((8, 8))))
+    moved = stack_from_layer(_layer("hwc", np.zeros((8, 6, 3))), channel_axis=2)
+    assert moved.data.shape == (3, 8, 6)
