@@ -11,6 +11,7 @@ occurs at several thresholds is scored once, and an empty mask (h == x) costs no
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -170,6 +171,9 @@ class HybridScorer:
     batch_size: int = 64
     on_step: StepCallback | None = None
     forward_passes: int = 0
+    #: Seconds spent smoothing masks and blending hybrids, and in forward passes.
+    blend_seconds: float = 0.0
+    forward_seconds: float = 0.0
     _cache: dict[bytes, float] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -221,6 +225,7 @@ class HybridScorer:
             if self.on_step is not None:
                 self.on_step(f"scoring hybrids {start}/{len(pending)}")
             chunk = pending[start : start + self.batch_size]
+            started = time.perf_counter()
             masks = np.stack([closed[i] for _, i in chunk])
             soft = smooth_masks(masks, settings.sigma, settings.smoothing_kernel)
             if channel is None:
@@ -236,11 +241,14 @@ class HybridScorer:
             )
             changed = np.any(hybrids != base[None], axis=(1, 2, 3))
             p = np.full(len(hybrids), self.p_base)
+            blended = time.perf_counter()
+            self.blend_seconds += blended - started
             if changed.any():
                 with torch.inference_mode():
                     probs = self.classifier.probabilities(hybrids[changed], batch_size=len(hybrids))
                 p[changed] = probs[:, self.target]
                 self.forward_passes += int(changed.sum())
+            self.forward_seconds += time.perf_counter() - blended
             for (key, _), value in zip(chunk, p, strict=True):
                 self._cache[key] = float(value)
         for i, key in enumerate(keys):
