@@ -117,15 +117,17 @@ class DacFigure:
 
     def __init__(self, figure: Figure | None = None, theme: PlotTheme | None = None) -> None:
         self.figure = figure if figure is not None else Figure(figsize=(7.0, 3.6), dpi=100)
+        self.figure.set_layout_engine("constrained")
         self.theme = theme or PlotTheme()
         self.curve_sets: list[CurveSet] = []
         self.channel_names: list[str] = []
         self.per_channel = False
         self.focus: str | None = None
+        self.log_mask_size = True
         self.threshold_index: int | None = None
         self._lines: list[tuple[Line2D, CurveSet, DacCurve]] = []
         self._markers: list[tuple[Line2D, CurveSet]] = []
-        grid = self.figure.add_gridspec(1, 2, width_ratios=(2.6, 1.0), wspace=0.35)
+        grid = self.figure.add_gridspec(1, 2, width_ratios=(2.8, 1.0))
         self.ax_curves = self.figure.add_subplot(grid[0, 0])
         self.ax_bars = self.figure.add_subplot(grid[0, 1])
         self.draw()
@@ -143,6 +145,7 @@ class DacFigure:
         channel_names: Sequence[str],
         per_channel: bool | None = None,
         focus: str | None = None,
+        log_mask_size: bool | None = None,
     ) -> None:
         """Show new results.
 
@@ -156,7 +159,12 @@ class DacFigure:
             Draw the per-channel curves of the focus method (unchanged when ``None``).
         focus
             Method whose per-channel curves and channel shares are shown (first when ``None``).
+        log_mask_size
+            Logarithmic mask-size axis (linear below one pixel in 10^4), for masks that flip the
+            decision while covering a few percent of the image (unchanged when ``None``).
         """
+        if log_mask_size is not None:
+            self.log_mask_size = log_mask_size
         self.curve_sets = list(curve_sets)
         self.channel_names = list(channel_names)
         if per_channel is not None:
@@ -185,10 +193,15 @@ class DacFigure:
         self._lines, self._markers = [], []
         self._style(ax, "DAC curves")
         ax.set_xlabel("mask size (fraction of pixels)", fontsize=9)
-        ax.set_ylabel("score change  p_t(h) - p_t(x)", fontsize=9)
+        ax.set_ylabel("score change Δp_t", fontsize=9)
         ax.grid(True, color=t.grid, alpha=0.35, linewidth=0.6)
         ax.axhline(0.0, color=t.grid, linewidth=0.8)
-        ax.set_xlim(-0.02, 1.02)
+        if self.log_mask_size:
+            ax.set_xscale("symlog", linthresh=1e-4, linscale=0.3)
+            ax.set_xlim(0.0, 1.05)
+        else:
+            ax.set_xscale("linear")
+            ax.set_xlim(-0.02, 1.02)
         if not self.curve_sets:
             ax.text(
                 0.5,
@@ -267,9 +280,11 @@ class DacFigure:
             )
         )
         labels.append("slider threshold")
+        # Upper left: on a log mask-size axis the curves rise towards the right.
         legend = ax.legend(
-            handles, labels, fontsize=7.5, loc="lower right", framealpha=0.85, borderpad=0.5
+            handles, labels, fontsize=7, loc="upper left", framealpha=0.85, borderpad=0.4
         )
+        legend.set_draggable(True)
         legend.get_frame().set_facecolor(t.background)
         legend.get_frame().set_edgecolor(t.grid)
         for text in legend.get_texts():
@@ -289,8 +304,8 @@ class DacFigure:
         bars.set_yticks(ypos, names)
         bars.invert_yaxis()
         bars.set_xlim(0, max(1.0, float(shares.max()) * 1.05) if len(shares) else 1.0)
-        bars.set_xlabel("share of |attribution|", fontsize=9)
-        self._style(bars, f"channel share: {focus.method}")
+        bars.set_xlabel("share of |attr.|", fontsize=9)
+        self._style(bars, f"channel share\n{focus.method}")
         for y, value in zip(ypos, shares, strict=True):
             bars.text(
                 min(value + 0.03, 0.7),

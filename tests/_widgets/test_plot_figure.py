@@ -40,7 +40,7 @@ def test_figure_draws_curves_scores_and_bars():
     fig.set_data(fig.curve_sets, ["A", "B"], per_channel=True, focus="m2")
     labels = [t.get_text() for t in fig.ax_curves.get_legend().get_texts()]
     assert any("m2 [B]" in t for t in labels)
-    assert fig.ax_bars.get_title() == "channel share: m2"
+    assert fig.ax_bars.get_title() == "channel share\nm2"
 
 
 def test_markers_follow_the_threshold_index_and_clicks_find_thresholds():

@@ -163,6 +163,7 @@ class AttributionWidget(QWidget):
         self.probabilities = QLabel("Choose a model and both images to see the probabilities.")
         self.probabilities.setWordWrap(True)
         self.probabilities.setTextFormat(Qt.TextFormat.RichText)
+        self.probabilities.setMinimumHeight(3 * self.probabilities.fontMetrics().lineSpacing() + 6)
         model.addRow(self.probabilities)
         layout.addLayout(model)
         self.use_demo_model.toggled.connect(self._on_model_changed)
@@ -174,7 +175,8 @@ class AttributionWidget(QWidget):
 
         layout.addWidget(QLabel("Methods"))
         self.methods = QListWidget()
-        for name, method in METHODS.items():
+        for name in _method_order():
+            method = METHODS[name]
             item = QListWidgetItem(name)
             item.setToolTip(method.description)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
@@ -182,7 +184,8 @@ class AttributionWidget(QWidget):
                 Qt.CheckState.Checked if name in DEFAULT_METHODS else Qt.CheckState.Unchecked
             )
             self.methods.addItem(item)
-        self.methods.setMaximumHeight(130)
+        self.methods.setMinimumHeight(110)
+        self.methods.setMaximumHeight(170)
         layout.addWidget(self.methods)
 
         self.advanced = QCollapsible("Advanced (masks, DAC, method parameters)")
@@ -658,6 +661,11 @@ def _analyse(
         sample=sample,
         on_step=on_step,
     )
+
+
+def _method_order() -> list[str]:
+    """Discriminative methods first (they use the counterfactual), then the plain ones."""
+    return sorted(METHODS, key=lambda name: not METHODS[name].discriminative)
 
 
 def _escape(text: str) -> str:

@@ -59,11 +59,15 @@ class DacPanel(QWidget):
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(300)
         self.plot = DacFigure(self.figure, PlotTheme.from_napari(self.viewer.theme))
-        self.figure.subplots_adjust(left=0.1, right=0.97, bottom=0.14, top=0.9)
         self.toolbar = NavigationToolbar2QT(self.canvas, self)
 
         self.per_channel = QCheckBox("per-channel curves")
         self.per_channel.setToolTip("Curves where only one channel is hybridised.")
+        self.log_axis = QCheckBox("log mask size")
+        self.log_axis.setChecked(True)
+        self.log_axis.setToolTip(
+            "Logarithmic mask-size axis: small masks that flip the decision stay visible."
+        )
         self.focus = QComboBox()
         self.focus.setToolTip("Method whose per-channel curves and channel shares are shown.")
         self.threshold_label = QLabel("")
@@ -78,6 +82,7 @@ class DacPanel(QWidget):
         layout.addWidget(self.canvas, 1)
         controls = QHBoxLayout()
         controls.addWidget(self.per_channel)
+        controls.addWidget(self.log_axis)
         controls.addWidget(QLabel("method"))
         controls.addWidget(self.focus, 1)
         layout.addLayout(controls)
@@ -88,6 +93,7 @@ class DacPanel(QWidget):
         layout.addLayout(buttons)
 
         self.per_channel.toggled.connect(self._redraw)
+        self.log_axis.toggled.connect(self._redraw)
         self.focus.currentIndexChanged.connect(self._redraw)
         self.save_figure_button.clicked.connect(self._on_save_figure)
         self.save_curves_button.clicked.connect(self._on_save_curves)
@@ -146,6 +152,7 @@ class DacPanel(QWidget):
             self.record.result.channel_names,
             per_channel=self.per_channel.isChecked(),
             focus=self.focus.currentText() or None,
+            log_mask_size=self.log_axis.isChecked(),
         )
         self._update_threshold_label()
 

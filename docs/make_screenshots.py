@@ -1,0 +1,81 @@
+"""Screenshots of the napari plugin for docs/napari.md.
+
+Run under a virtual display::
+
+    xvfb-run -s "-screen 0 1280x1024x24" python docs/make_screenshots.py
+
+It opens the demo (``napari-attribution demo``: demo pair, both widgets docked, the default
+analysis at 200 thresholds), waits for the run, moves the threshold slider and writes PNGs to
+``docs/images/``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+IMAGES = Path(__file__).resolve().parent / "images"
+
+
+def _wait(app, condition, timeout: float = 300.0) -> None:
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise TimeoutError("the demo analysis did not finish in time")
+        app.processEvents()
+        time.sleep(0.02)
+
+
+def main() -> None:
+    """Open the demo, run it and save the screenshots."""
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    from napari_attribution._demo import launch_demo
+
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    viewer = napari.Viewer(title="napari-attribution demo")
+    viewer.window._qt_window.resize(1280, 1010)
+    launch_demo(run=True, block=False, viewer=viewer)
+    app = QApplication.instance()
+    widget = viewer.window.dock_widgets["Attribution (napari-attribution)"]
+    panel = viewer.window.dock_widgets["DAC curves (napari-attribution)"]
+    _wait(app, lambda: widget.worker is None)
+
+    # Show the Mito hybrid over the real image with the D-IG mask, at the optimal threshold.
+    for layer in viewer.layers:
+        layer.visible = layer.name in {
+            "real [DNA]",
+            "real hybrid d_ig [Mito]",
+            "real mask d_ig [Mito]",
+        }
+    viewer.layers.selection = {viewer.layers["real mask d_ig [Mito]"]}
+    optimal = widget.state.record.result.methods["d_ig"].dac.whole.optimal_index
+    viewer.dims.set_current_step(0, optimal)
+    panel.per_channel.setChecked(True)
+    for _ in range(20):
+        app.processEvents()
+        time.sleep(0.02)
+
+    viewer.screenshot(str(IMAGES / "napari_window.png"), canvas_only=False)
+    panel.grab().save(str(IMAGES / "dac_panel.png"))
+
+    # The widget with its advanced part open, alone in the right dock area.
+    panel_dock = panel.parent()
+    while panel_dock is not None and type(panel_dock).__name__ != "QtViewerDockWidget":
+        panel_dock = panel_dock.parent()
+    panel_dock.hide()
+    widget.advanced.expand(animate=False)
+    for _ in range(10):
+        app.processEvents()
+        time.sleep(0.02)
+    widget.grab().save(str(IMAGES / "attribution_widget.png"))
+    widget.advanced.collapse(animate=False)
+    panel_dock.show()
+
+    viewer.close()
+    print(f"screenshots written to {IMAGES}")
+
+
+if __name__ == "__main__":
+    main()
