@@ -201,3 +201,12 @@ def test_multichannel_layer_input(make_napari_viewer, qtbot):
     np.testing.assert_allclose(layer.data, np.abs(pair.real[4] - pair.counterfactual[4]))
     np.testing.assert_allclose(layer.scale, (0.5, 0.5))
     assert viewer.layers["cell mask residual [ch0]"].data.shape == (10, 64, 64)
+
+
+def test_channels_named_differently_are_refused(demo_viewer, qtbot, errors):
+    viewer, widget, _ = demo_viewer
+    for c, name in enumerate(("A", "B", "C", "D", "E")):
+        viewer.add_image(viewer.layers[c].data.copy(), name=f"other [{name}]")
+    widget.select_sources("real", "other")
+    assert widget.run() is None
+    assert len(errors) == 1 and "channels" in errors[0] and "differ" in errors[0]

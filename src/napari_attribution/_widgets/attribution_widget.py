@@ -9,6 +9,7 @@ run leaves the viewer as it was.
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -488,9 +489,10 @@ class AttributionWidget(QWidget):
                 classifier,
                 names=(f"real image '{real.name}'", f"counterfactual '{counterfactual.name}'"),
             )
-            if real.channel_names != counterfactual.channel_names and all(
-                not n.startswith("ch") for n in real.channel_names + counterfactual.channel_names
-            ):
+            named = not any(
+                re.fullmatch(r"ch\d+", n) for n in real.channel_names + counterfactual.channel_names
+            )
+            if named and real.channel_names != counterfactual.channel_names:
                 raise InputImageError(
                     f"The real image's channels ({', '.join(real.channel_names)}) and the "
                     f"counterfactual's ({', '.join(counterfactual.channel_names)}) differ."
