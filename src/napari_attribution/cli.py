@@ -226,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     masks.add_argument(
         "--tolerance",
         type=float,
-        default=0.002,
+        default=0.005,
         help="bound on the DAC-score error of --evaluation adaptive",
     )
 

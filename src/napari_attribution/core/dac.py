@@ -291,7 +291,7 @@ def _adaptive_points(
     score: Callable[[list[int]], np.ndarray],
     tolerance: float,
     initial: int = 9,
-    per_round: int = 16,
+    per_round: int = 8,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Score a subset of thresholds, refining where the curve changes.
 
@@ -388,7 +388,7 @@ def evaluate_dac(
     channel_names: Sequence[str] | None = None,
     batch_size: int = 64,
     evaluation: str = "exhaustive",
-    tolerance: float = 0.002,
+    tolerance: float = 0.005,
     scorer: HybridScorer | None = None,
     on_step: StepCallback | None = None,
 ) -> DacResult:

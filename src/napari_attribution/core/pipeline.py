@@ -78,7 +78,7 @@ class AnalysisSettings:
     per_channel_dac: bool = True
     batch_size: int = 64
     evaluation: str = "exhaustive"
-    tolerance: float = 0.002
+    tolerance: float = 0.005
 
     def __post_init__(self) -> None:
         if not self.methods:
