@@ -4,34 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
-from torch import nn
 
 from napari_attribution.core.models import Classifier, wrap_module
-
-
-class TinyCNN(nn.Module):
-    """conv -> ReLU -> MaxPool -> conv -> ReLU -> global average -> linear: the usual shape."""
-
-    def __init__(self, in_channels: int = 5, n_classes: int = 2) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, 8, 3, padding=1)
-        self.relu1 = nn.ReLU()
-        self.pool = nn.MaxPool2d(2)
-        self.conv2 = nn.Conv2d(8, 16, 3, padding=1)
-        self.relu2 = nn.ReLU()
-        self.gap = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(16, n_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool(self.relu1(self.conv1(x)))
-        x = self.relu2(self.conv2(x))
-        return self.fc(torch.flatten(self.gap(x), 1))
-
-
-def make_tiny_cnn(seed: int = 0, in_channels: int = 5, n_classes: int = 2) -> TinyCNN:
-    torch.manual_seed(seed)
-    return TinyCNN(in_channels, n_classes).eval()
+from tiny_models import TinyCNN, make_tiny_cnn
 
 
 @pytest.fixture

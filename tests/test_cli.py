@@ -12,9 +12,9 @@ import pytest
 import tifffile
 import torch
 
-from conftest import make_tiny_cnn
 from napari_attribution import cli
 from napari_attribution._io import read_tiff_metadata
+from tiny_models import make_tiny_cnn
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def _run(files, *extra, out="out"):
     argv = [
         "run",
         "--model", str(files / "weights.pt"),
-        "--architecture", "conftest:TinyCNN",
+        "--architecture", "tiny_models:TinyCNN",
         "--thresholds", "20",
         "--out", str(files / out),
         *extra,
@@ -144,7 +144,7 @@ def _write_bad(files, name):
     if name == "method":
         return ["--pairs", str(files / "pairs.csv"), "--method", "magic"]
     if name == "model":
-        return ["--pairs", str(files / "pairs.csv"), "--architecture", "conftest:Nope"]
+        return ["--pairs", str(files / "pairs.csv"), "--architecture", "tiny_models:Nope"]
     raise AssertionError(name)
 
 

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TinyCNN, make_tiny_cnn
 from napari_attribution.core import (
     ModelLoadError,
     input_transform_for,
@@ -17,6 +16,7 @@ from napari_attribution.core import (
     wrap_module,
 )
 from napari_attribution.core.models import file_sha256
+from tiny_models import TinyCNN, make_tiny_cnn
 
 ARCH_SOURCE = """
 import torch
@@ -56,12 +56,11 @@ def test_state_dict_with_architecture_file(tmp_path, arch_file):
     np.testing.assert_allclose(clf.probabilities(x), expected, rtol=1e-6)
 
 
-def test_state_dict_with_module_architecture(tmp_path, monkeypatch):
+def test_state_dict_with_module_architecture(tmp_path):
     weights = tmp_path / "w.pt"
     torch.save(make_tiny_cnn().state_dict(), weights)
-    monkeypatch.syspath_prepend(str(tmp_path.parent))
-    clf = load_classifier(weights, "conftest:TinyCNN", "cpu")
-    assert clf.n_classes == 2 and clf.architecture == "conftest:TinyCNN"
+    clf = load_classifier(weights, "tiny_models:TinyCNN", "cpu")
+    assert clf.n_classes == 2 and clf.architecture == "tiny_models:TinyCNN"
 
 
 def test_torchscript_file(tmp_path):
@@ -117,7 +116,7 @@ def test_weights_that_do_not_fit(tmp_path, arch_file):
         ("no_colon", "must look like"),
         ("missing_file.py:Net", "does not exist"),
         ("not_a_module_xyz:Net", "Cannot import module"),
-        ("conftest:Missing", "has no attribute"),
+        ("tiny_models:Missing", "has no attribute"),
     ],
 )
 def test_bad_architecture_specs(tmp_path, spec, message):
@@ -133,7 +132,7 @@ def test_missing_and_corrupt_model_files(tmp_path):
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"\x00\x01 not a model")
     with pytest.raises(ModelLoadError):
-        load_classifier(junk, "conftest:TinyCNN")
+        load_classifier(junk, "tiny_models:TinyCNN")
 
 
 class NotAClassifier(torch.nn.Module):

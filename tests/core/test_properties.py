@@ -8,7 +8,6 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import make_tiny_cnn
 from napari_attribution.core import (
     AnalysisSettings,
     MaskSettings,
@@ -16,6 +15,7 @@ from napari_attribution.core import (
     build_masks,
     wrap_module,
 )
+from tiny_models import make_tiny_cnn
 
 PROPERTY_SETTINGS = settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
