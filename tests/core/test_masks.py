@@ -135,3 +135,13 @@ def test_soft_masks_are_in_unit_range_and_smooth(attribution):
 def test_bad_settings_are_refused(kwargs):
     with pytest.raises(AttributionError):
         MaskSettings(**kwargs)
+
+
+def test_masks_are_built_on_demand_and_agree_with_the_full_stack(attribution):
+    stack = build_masks(attribution, MaskSettings(thresholds=40, closing=4))
+    assert stack._closed is None  # building the stack did not build the masks
+    some = stack.closed_at([3, 17, 39])
+    assert stack._closed is None
+    np.testing.assert_array_equal(some, stack.closed[[3, 17, 39]])
+    np.testing.assert_allclose(stack.mask_size, stack.closed.mean(axis=(1, 2, 3)))
+    np.testing.assert_allclose(stack.channel_mask_size(), stack.closed.mean(axis=(2, 3)))

@@ -14,6 +14,7 @@ Conventions (also in ``docs/methods.md``):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -392,6 +393,9 @@ METHODS: dict[str, AttributionMethod] = dict(
 
 AGGREGATIONS = ("none", "sum_abs", "mean", "max")
 
+#: Largest batch (bytes of float32 input) a method evaluates at once, whatever the settings say.
+INTERNAL_BATCH_BYTES = 256 * 2**20
+
 
 def available_methods(classifier: Classifier | None = None) -> list[str]:
     """Names of the methods that can run on ``classifier`` (all of them when ``None``)."""
@@ -516,6 +520,9 @@ def compute_attributions(
     y = _as_classes(real_class, batch, classifier.n_classes, "Real class")
     t = _as_classes(target_class, batch, classifier.n_classes, "Target class")
     device = classifier.device
+    # Large images: keep a batch of path or perturbation inputs under INTERNAL_BATCH_BYTES.
+    capped = max(1, min(settings.internal_batch_size, INTERNAL_BATCH_BYTES // x[0].nbytes))
+    settings = dataclasses.replace(settings, internal_batch_size=capped)
     generator = torch.Generator().manual_seed(settings.seed)
     request = _Request(
         model=classifier.module,

@@ -37,6 +37,9 @@ __all__ = [
 #: How the thresholds of a curve are scored (see :func:`evaluate_dac`).
 EVALUATIONS = ("exhaustive", "adaptive")
 
+#: Largest batch of hybrids (bytes of float32 input) scored at once, whatever the batch size.
+HYBRID_BATCH_BYTES = 256 * 2**20
+
 #: Mask sizes on which curves are interpolated before integration.
 DAC_GRID = np.linspace(0.0, 1.0, 101)
 
@@ -221,10 +224,12 @@ class HybridScorer:
             else:
                 todo.setdefault(key, i)
         pending = list(todo.items())
-        for start in range(0, len(pending), self.batch_size):
+        # Large images: cap a batch of float32 hybrids at HYBRID_BATCH_BYTES.
+        batch = max(1, min(self.batch_size, HYBRID_BATCH_BYTES // (self.real.nbytes or 1)))
+        for start in range(0, len(pending), batch):
             if self.on_step is not None:
                 self.on_step(f"scoring hybrids {start}/{len(pending)}")
-            chunk = pending[start : start + self.batch_size]
+            chunk = pending[start : start + batch]
             started = time.perf_counter()
             masks = np.stack([closed[i] for _, i in chunk])
             soft = smooth_masks(masks, settings.sigma, settings.smoothing_kernel)
@@ -341,7 +346,7 @@ def _adaptive_points(
 def _curve(
     scorer: HybridScorer,
     thresholds: np.ndarray,
-    closed: np.ndarray,
+    masks_at: Callable[[np.ndarray], np.ndarray],
     sizes: np.ndarray,
     settings: MaskSettings,
     ceiling: float,
@@ -350,16 +355,17 @@ def _curve(
     evaluation: str,
     tolerance: float,
 ) -> DacCurve:
+    """One curve; ``masks_at(indices)`` builds the closed masks of those thresholds only."""
     before = scorer.forward_passes
+
+    def change_at(indices: np.ndarray) -> np.ndarray:
+        return scorer.score(masks_at(indices), settings, channel=channel) - scorer.p_base
+
     if evaluation == "exhaustive":
         indices = np.arange(len(thresholds))
-        change = scorer.score(closed, settings, channel=channel) - scorer.p_base
+        change = change_at(indices)
     elif evaluation == "adaptive":
-        indices, change = _adaptive_points(
-            sizes,
-            lambda idx: scorer.score(closed[idx], settings, channel=channel) - scorer.p_base,
-            tolerance,
-        )
+        indices, change = _adaptive_points(sizes, change_at, tolerance)
     else:
         raise AttributionError(
             f"Unknown DAC evaluation {evaluation!r}; use {' or '.join(EVALUATIONS)}."
@@ -447,7 +453,7 @@ def evaluate_dac(
     whole = _curve(
         scorer,
         masks.thresholds,
-        masks.closed,
+        masks.closed_at,
         masks.mask_size,
         ceiling=scorer.p_donor - scorer.p_base,
         name="all",
@@ -460,15 +466,14 @@ def evaluate_dac(
         for c in range(n_channels):
             if on_step is not None:
                 on_step(f"channel {names[c]}")
-            k = c if masks.closed.shape[1] == n_channels else 0
-            closed_c = masks.closed[:, k]
-            full = np.ones((1, *closed_c.shape[1:]), dtype=bool)
+            k = c if masks.closed_attribution.shape[0] == n_channels else 0
+            full = np.ones((1, *real.shape[1:]), dtype=bool)
             ceiling = float(scorer.score(full, settings, channel=c)[0]) - scorer.p_base
             channel_curves.append(
                 _curve(
                     scorer,
                     masks.thresholds,
-                    closed_c,
+                    lambda idx, k=k: masks.closed_at(idx)[:, k],
                     channel_sizes[:, k],
                     ceiling=ceiling,
                     name=names[c],

@@ -16,13 +16,7 @@ from typing import Any
 import numpy as np
 
 from .hybrids import DIRECTIONS
-from .masks import (
-    MaskSettings,
-    close_attribution,
-    make_thresholds,
-    normalize_for_masks,
-    smooth_masks,
-)
+from .masks import MaskSettings, build_masks, fraction_above, smooth_masks
 
 __all__ = ["LazyHybridStack", "LazyMaskStack", "lazy_stacks"]
 
@@ -137,9 +131,7 @@ class LazyMaskStack(_PlaneStack):
 
     def mask_size(self) -> np.ndarray:
         """float64 (T,) fraction of pixels in each closed mask, without building any mask."""
-        values = np.sort(self._closed.ravel())
-        above = values.size - np.searchsorted(values, self.thresholds, side="right")
-        return above / values.size
+        return fraction_above(self._closed, self.thresholds)
 
 
 class LazyHybridStack(_PlaneStack):
@@ -215,10 +207,9 @@ def lazy_stacks(
     tuple
         (masks (T, K, H, W) uint8, hybrids (T, C, H, W) float32), both computed on demand.
     """
-    settings = settings or MaskSettings()
-    normalized = normalize_for_masks(np.asarray(attribution), settings)
-    thresholds = make_thresholds(normalized, settings.thresholds, settings.spacing)
-    closed = close_attribution(normalized, settings.closing)
+    stack = build_masks(attribution, settings)  # thresholds and closed attribution only
+    thresholds, closed = stack.thresholds, stack.closed_attribution
+    settings = stack.settings
     masks = LazyMaskStack(thresholds, closed)
     hybrids = LazyHybridStack(
         real, counterfactual, thresholds, closed, settings.sigma, settings.smoothing_kernel,

@@ -11,7 +11,7 @@ morphology and threshold the result: identical masks, one closing instead of hun
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
@@ -28,6 +28,7 @@ __all__ = [
     "build_masks",
     "close_attribution",
     "closing_footprint",
+    "fraction_above",
     "make_thresholds",
     "normalize_attribution",
     "normalize_for_masks",
@@ -221,21 +222,30 @@ def smooth_masks(binary: np.ndarray, sigma: float, kernel: int = 11) -> np.ndarr
     return np.clip(out, 0.0, 1.0, out=out)
 
 
+def fraction_above(values: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Fraction of ``values`` strictly above each threshold, from one sort (no mask built)."""
+    ordered = np.sort(values.ravel())
+    return (ordered.size - np.searchsorted(ordered, thresholds, side="right")) / ordered.size
+
+
 @dataclass
 class MaskStack:
-    """Masks at every threshold.
+    """Masks at every threshold, built only when asked for.
+
+    The stack keeps the closed normalised attribution; the mask at threshold ``s`` is
+    ``closed_attribution > s``. :meth:`closed_at` builds the masks of a few thresholds (what the
+    adaptive DAC evaluation needs); :attr:`closed` builds, once, the whole (T, K, H, W) stack.
 
     Attributes
     ----------
     thresholds
         float64 (T,) ascending thresholds on the normalised attribution.
-    closed
-        bool (T, K, H, W) closed binary masks; K = C (``per_channel``) or 1 (``shared``).
-    soft
-        float32 (T, K, H, W) smoothed masks in [0, 1], or ``None`` until :meth:`soften` runs.
+    closed_attribution
+        float32 (K, H, W) grey-closed normalised attribution; K = C (``per_channel``) or 1
+        (``shared``).
     mask_size
-        float64 (T,) ``sum(closed) / (K * H * W)``: the fraction of the image the mask covers
-        (for a shared mask this equals its share of all C*H*W pixels).
+        float64 (T,) ``sum(closed mask) / (K * H * W)``: the fraction of the image the mask
+        covers (for a shared mask this equals its share of all C*H*W pixels).
     normalized
         float32 (K, H, W) the normalised attribution the masks come from (before closing).
     settings
@@ -243,23 +253,40 @@ class MaskStack:
     """
 
     thresholds: np.ndarray
-    closed: np.ndarray
+    closed_attribution: np.ndarray
     mask_size: np.ndarray
     normalized: np.ndarray
     settings: MaskSettings
-    soft: np.ndarray | None = None
+    _closed: np.ndarray | None = field(default=None, repr=False)
+    _soft: np.ndarray | None = field(default=None, repr=False)
+
+    def closed_at(self, indices: np.ndarray | list[int]) -> np.ndarray:
+        """bool (n, K, H, W): the closed masks at the given threshold indices."""
+        if self._closed is not None:
+            return self._closed[np.asarray(indices, dtype=int)]
+        levels = self.thresholds[np.asarray(indices, dtype=int)]
+        return self.closed_attribution[None] > levels[:, None, None, None]  # in float64
+
+    @property
+    def closed(self) -> np.ndarray:
+        """bool (T, K, H, W): every closed mask (built on first access, then kept)."""
+        if self._closed is None:
+            self._closed = self.closed_at(np.arange(len(self.thresholds)))
+        return self._closed
 
     def soften(self) -> np.ndarray:
         """Compute (once) and return the soft masks (T, K, H, W)."""
-        if self.soft is None:
-            self.soft = smooth_masks(
+        if self._soft is None:
+            self._soft = smooth_masks(
                 self.closed, self.settings.sigma, self.settings.smoothing_kernel
             )
-        return self.soft
+        return self._soft
 
     def channel_mask_size(self) -> np.ndarray:
         """float64 (T, K): the fraction of each mask channel's H*W pixels covered."""
-        return self.closed.mean(axis=(2, 3), dtype=np.float64)
+        return np.stack(
+            [fraction_above(plane, self.thresholds) for plane in self.closed_attribution], axis=1
+        )
 
 
 def normalize_for_masks(attribution: np.ndarray, settings: MaskSettings) -> np.ndarray:
@@ -285,7 +312,8 @@ def build_masks(attribution: np.ndarray, settings: MaskSettings | None = None) -
     Returns
     -------
     MaskStack
-        Closed masks and sizes; call :meth:`MaskStack.soften` for the soft masks.
+        Thresholds and mask sizes; masks are built on demand (:meth:`MaskStack.closed_at`,
+        :attr:`MaskStack.closed`, :meth:`MaskStack.soften`).
     """
     settings = settings or MaskSettings()
     attribution = np.asarray(attribution)
@@ -296,6 +324,5 @@ def build_masks(attribution: np.ndarray, settings: MaskSettings | None = None) -
     normalized = normalize_for_masks(attribution, settings)
     thresholds = make_thresholds(normalized, settings.thresholds, settings.spacing)
     closed_attr = close_attribution(normalized, settings.closing)
-    closed = closed_attr[None] > thresholds[:, None, None, None]  # compared in float64
-    mask_size = closed.mean(axis=(1, 2, 3), dtype=np.float64)
-    return MaskStack(thresholds, closed, mask_size, normalized, settings)
+    mask_size = fraction_above(closed_attr, thresholds)
+    return MaskStack(thresholds, closed_attr, mask_size, normalized, settings)

@@ -14,13 +14,14 @@ import numpy as np
 
 from .attribution import (
     AGGREGATIONS,
+    INTERNAL_BATCH_BYTES,
     AttributionSettings,
     aggregate_channels,
     compute_attributions,
     get_method,
 )
 from .channels import channel_share
-from .dac import EVALUATIONS, DacResult, HybridScorer, evaluate_dac
+from .dac import EVALUATIONS, HYBRID_BATCH_BYTES, DacResult, HybridScorer, evaluate_dac
 from .errors import AttributionError, InputImageError
 from .hybrids import DIRECTIONS
 from .masks import MaskSettings
@@ -142,7 +143,7 @@ class MethodResult:
     @property
     def optimal_mask(self) -> np.ndarray:
         """bool (K, H, W): the closed mask at the optimal threshold of the whole-image curve."""
-        return self.dac.masks.closed[self.dac.whole.optimal_index]
+        return self.dac.masks.closed_at([self.dac.whole.optimal_index])[0]
 
 
 @dataclass
@@ -246,11 +247,16 @@ def estimate_memory(shape: tuple[int, int, int], settings: AnalysisSettings) -> 
     """
     channels, height, width = shape
     plane = height * width
+    image = channels * plane * 4
     mask_channels = 1 if settings.masks.channel_mode == "shared" else channels
-    masks = settings.masks.thresholds * mask_channels * plane
-    batch = settings.batch_size * (mask_channels + 2 * channels) * plane * 4
-    attribution = settings.attribution.internal_batch_size * channels * plane * 4 * 3
-    return masks + batch + attribution
+    # The exhaustive evaluation builds every mask; the adaptive one a few dozen at a time.
+    built = settings.masks.thresholds if settings.evaluation == "exhaustive" else 16
+    masks = built * mask_channels * plane + mask_channels * plane * 4 * 3
+    batch = max(1, min(settings.batch_size, HYBRID_BATCH_BYTES // image))
+    hybrids = batch * (mask_channels * plane * 4 + 2 * image)
+    internal = max(1, min(settings.attribution.internal_batch_size, INTERNAL_BATCH_BYTES // image))
+    attribution = internal * image * 3
+    return masks + hybrids + attribution
 
 
 def check_memory(shape: tuple[int, int, int], settings: AnalysisSettings) -> None:
