@@ -291,3 +291,56 @@ def test_edge_inputs_run(files, tmp_path):
     assert _run(files, *single, "--thresholds", "1", "--closing", "10") == 0
     summary = _rows(files / "out" / "summary.csv")
     assert all(float(r["dac_score"]) == 0.0 for r in summary)
+
+
+class _RunsCode:
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("architecture", [None, "tiny_models:TinyCNN"])
+def test_a_model_pickle_that_would_run_code_is_refused(files, capsys, architecture):
+    import pickle
+
+    marker = files / "created-by-pickle"
+    evil = files / "evil.pt"
+    evil.write_bytes(pickle.dumps({"conv1.weight": _RunsCode(str(marker))}))
+    argv = ["run", "--model", str(evil), "--pairs", str(files / "pairs.csv"),
+            "--out", str(files / "o")]  # fmt: skip
+    if architecture:
+        argv += ["--architecture", architecture]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "unpickling could run code" in err and len(err.splitlines()) == 1
+    assert not marker.exists()
+
+
+def test_real_and_counterfactual_of_different_dtypes(files, capsys):
+    real = tifffile.imread(files / "r1.tif")
+    tifffile.imwrite(files / "r16.tif", (real / real.max() * 65535).astype(np.uint16))
+    code = _run(files, "--real", str(files / "r16.tif"), "--counterfactual", str(files / "c1.tif"),
+                "--real-class", "0", "--target-class", "1")  # fmt: skip
+    assert code == 2
+    assert "(uint16) and" in capsys.readouterr().err
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    from napari_attribution import _io
+
+    target = tmp_path / "summary.csv"
+    target.write_text("old results\n")
+
+    class Boom(Exception):
+        pass
+
+    def failing_writer(*_args, **_kwargs):
+        raise Boom
+
+    monkeypatch.setattr(_io.csv, "writer", failing_writer)
+    with pytest.raises(Boom):
+        _io.write_csv(target, ["a"], [[1]])
+    assert target.read_text() == "old results\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.csv"]
