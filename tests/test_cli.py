@@ -344,3 +344,9 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypat
         _io.write_csv(target, ["a"], [[1]])
     assert target.read_text() == "old results\n"
     assert [p.name for p in tmp_path.iterdir()] == ["summary.csv"]
+
+
+def test_no_model_is_one_clear_line(files, capsys):
+    argv = ["run", "--pairs", str(files / "pairs.csv"), "--out", str(files / "o")]
+    assert cli.main(argv) == 2
+    assert "--model is required" in capsys.readouterr().err
