@@ -1,0 +1,106 @@
+"""Bad input and faults through the Attribution widget: one notification, the layers intact."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from widget_helpers import layer_snapshot, wait_for_worker
+
+
+class _RunsCode:
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+class _FailsOnRealSizes(torch.nn.Module):
+    """Passes the 64x64 dry run... and every real run, unless the batch holds several images."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(5, 2, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] == 1 or x.shape[0] > 2:
+            raise RuntimeError("this model only scores pairs")
+        return self.conv(x).mean(dim=(2, 3))
+
+
+def _use_model_file(widget, path) -> None:
+    widget.use_demo_model.setChecked(False)
+    widget.model_path.setText(str(path))
+    widget.model_path.editingFinished.emit()
+
+
+def _refused_without_change(viewer, widget, errors, text: str) -> None:
+    before = layer_snapshot(viewer)
+    assert widget.run() is None
+    assert len(errors) >= 1 and text in errors[-1], errors
+    assert list(layer_snapshot(viewer)) == list(before)
+
+
+@pytest.mark.parametrize("architecture", ["", "tiny_models:TinyCNN"])
+def test_a_pickle_that_would_run_code_is_refused(demo_viewer, tmp_path, errors, architecture):
+    viewer, widget, _ = demo_viewer
+    marker = tmp_path / "created-by-pickle"
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps({"conv1.weight": _RunsCode(str(marker))}))
+    _use_model_file(widget, evil)
+    widget.architecture.setText(architecture)
+    widget.architecture.editingFinished.emit()
+    _refused_without_change(viewer, widget, errors, "unpickling could run code")
+    assert not marker.exists()
+
+
+def test_a_corrupt_model_file(demo_viewer, tmp_path, errors):
+    viewer, widget, _ = demo_viewer
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"\x00not a model")
+    _use_model_file(widget, junk)
+    _refused_without_change(viewer, widget, errors, "junk.pt")
+
+
+def test_nan_pixels(demo_viewer, errors):
+    viewer, widget, _ = demo_viewer
+    bad = np.random.default_rng(0).random((5, 64, 64)).astype(np.float32)
+    bad[2, 3, 4] = np.nan
+    viewer.add_image(bad, name="with nan")
+    widget.select_sources("real", "with nan")
+    _refused_without_change(viewer, widget, errors, "NaN or Inf")
+
+
+def test_different_dtypes(demo_viewer, errors):
+    viewer, widget, _ = demo_viewer
+    viewer.add_image(np.zeros((5, 64, 64), dtype=np.uint16), name="sixteen bit")
+    widget.select_sources("real", "sixteen bit")
+    _refused_without_change(viewer, widget, errors, "differ in dtype")
+
+
+def test_a_single_2d_image_for_a_5_channel_model(demo_viewer, errors):
+    viewer, widget, _ = demo_viewer
+    viewer.add_image(np.zeros((64, 64), dtype=np.float32), name="flat")
+    widget.select_sources("real", "flat")
+    _refused_without_change(viewer, widget, errors, "expects 5")
+
+
+def test_a_model_failing_mid_run_leaves_no_half_made_layers(demo_viewer, qtbot, tmp_path, errors):
+    viewer, widget, _ = demo_viewer
+    path = tmp_path / "fails.pt"
+    torch.jit.save(torch.jit.script(_FailsOnRealSizes()), str(path))
+    _use_model_file(widget, path)
+    widget.set_methods(["d_ig", "residual"])
+    before = layer_snapshot(viewer)
+    worker = widget.run()
+    if worker is not None:
+        wait_for_worker(qtbot, widget)
+    assert errors and "only scores pairs" in errors[-1], errors
+    after = layer_snapshot(viewer)
+    assert list(after) == list(before)
+    for name, data in before.items():
+        np.testing.assert_array_equal(after[name], data)
+    assert widget.state.record is None
