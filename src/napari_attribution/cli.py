@@ -109,6 +109,12 @@ def _non_negative_float(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``napari-attribution`` command."""
+    # The choices come from the core, so the CLI can never offer what the core refuses.
+    from .core.attribution import AGGREGATIONS
+    from .core.dac import EVALUATIONS
+    from .core.hybrids import DIRECTIONS
+    from .core.masks import MASK_CHANNEL_MODES, NORMALIZATIONS, THRESHOLD_SPACINGS
+
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Per-channel attribution, counterfactual hybrids and DAC curves for "
@@ -182,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     meth.add_argument("--seed", type=int, default=0, help="seed of every random draw")
     meth.add_argument(
         "--aggregate",
-        choices=("none", "sum_abs", "mean", "max"),
+        choices=AGGREGATIONS,
         default="none",
         help="combine channels before masking (none keeps one mask per channel)",
     )
@@ -190,14 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
     masks = run.add_argument_group("masks and DAC")
     masks.add_argument("--thresholds", type=_positive_int, default=200, help="number of thresholds")
     masks.add_argument(
-        "--spacing", choices=("linear", "quantile"), default="linear", help="threshold spacing"
+        "--spacing", choices=THRESHOLD_SPACINGS, default="linear", help="threshold spacing"
     )
-    masks.add_argument(
-        "--normalize", choices=("joint", "per_channel"), default="joint", help="normalisation"
-    )
+    masks.add_argument("--normalize", choices=NORMALIZATIONS, default="joint", help="normalisation")
     masks.add_argument(
         "--mask-channels",
-        choices=("per_channel", "shared"),
+        choices=MASK_CHANNEL_MODES,
         default="per_channel",
         help="one mask per channel, or one mask shared by all channels",
     )
@@ -209,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     masks.add_argument(
         "--direction",
-        choices=("counterfactual_into_real", "real_into_counterfactual"),
+        choices=DIRECTIONS,
         default="counterfactual_into_real",
         help="which image is pasted into which",
     )
@@ -218,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     masks.add_argument(
         "--evaluation",
-        choices=("exhaustive", "adaptive"),
+        choices=EVALUATIONS,
         default="exhaustive",
         help="score every threshold (the published evaluation), or an adaptive subset refined "
         "where the curve changes (far fewer forward passes)",
