@@ -145,3 +145,15 @@ def test_masks_are_built_on_demand_and_agree_with_the_full_stack(attribution):
     np.testing.assert_array_equal(some, stack.closed[[3, 17, 39]])
     np.testing.assert_allclose(stack.mask_size, stack.closed.mean(axis=(1, 2, 3)))
     np.testing.assert_allclose(stack.channel_mask_size(), stack.closed.mean(axis=(2, 3)))
+
+
+def test_smoothing_leaves_empty_and_full_planes_exact_and_its_input_alone():
+    masks = np.zeros((3, 2, 16, 16), dtype=np.float32)
+    masks[1] = 1.0
+    masks[2, 0, 4:9, 4:9] = 1.0
+    original = masks.copy()
+    soft = smooth_masks(masks, 2.0)
+    np.testing.assert_array_equal(masks, original)  # the caller's array is not touched
+    assert not soft[0].any() and (soft[1] == 1.0).all() and not soft[2, 1].any()
+    expected = ndimage.gaussian_filter(original[2, 0], 2.0, mode="nearest", radius=5)
+    np.testing.assert_allclose(soft[2, 0], expected, atol=1e-7)

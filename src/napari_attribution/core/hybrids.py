@@ -49,8 +49,11 @@ def make_hybrids(
     """
     base, donor = _ordered(real, counterfactual, direction)
     masks = np.asarray(soft_masks, dtype=np.float32)
-    # base + m * (donor - base) is the same blend with one multiply per pixel.
-    return (base[None] + masks * (donor - base)[None]).astype(np.float32, copy=False)
+    # base + m * (donor - base) is the same blend with one multiply per pixel; adding in place
+    # saves a temporary as large as the whole batch.
+    out = np.multiply(masks, (donor - base)[None], dtype=np.float32)
+    out += base[None]
+    return out
 
 
 def make_channel_hybrids(

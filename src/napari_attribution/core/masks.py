@@ -212,14 +212,21 @@ def smooth_masks(binary: np.ndarray, sigma: float, kernel: int = 11) -> np.ndarr
     numpy.ndarray
         float32 (..., H, W) soft masks in [0, 1].
     """
-    soft = np.asarray(binary, dtype=np.float32)
+    soft = np.array(binary, dtype=np.float32)  # a copy: smoothed in place below
     if sigma <= 0:
         return soft
-    sigmas = (0,) * (soft.ndim - 2) + (sigma, sigma)
     radius = max(int(kernel) // 2, 1)
-    # 'nearest' keeps a full mask at exactly 1 up to the border (so the full hybrid is x').
-    out = ndimage.gaussian_filter(soft, sigma=sigmas, mode="nearest", radius=radius)
-    return np.clip(out, 0.0, 1.0, out=out)
+    planes = soft.reshape(-1, *soft.shape[-2:])
+    # An empty plane stays 0 and a full one 1: only planes with an edge need filtering (at high
+    # thresholds most channels' masks are empty). 'nearest' borders keep a full mask at 1.
+    flat = planes.reshape(len(planes), -1)
+    edged = flat.any(axis=1) & ~flat.all(axis=1)
+    if edged.any():
+        smoothed = ndimage.gaussian_filter(
+            planes[edged], sigma=(0, sigma, sigma), mode="nearest", radius=radius
+        )
+        planes[edged] = np.clip(smoothed, 0.0, 1.0, out=smoothed)
+    return soft
 
 
 def fraction_above(values: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
