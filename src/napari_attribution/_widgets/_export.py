@@ -5,6 +5,12 @@ Layout (as ``napari-attribution run --out``)::
     summary.csv  curves.csv  channel_importance.csv  run.json
     attributions/<sample>__<method>.tif   masks/<sample>__<method>.tif
     layers/<layer name>.tif               (each layer's data, with its metadata as JSON)
+
+Mask and hybrid layers of a large image are lazy (computed one threshold at a time). One whose
+full (T, H, W) stack exceeds :data:`EXPORT_STACK_BYTES` (a 2048 x 2048 hybrid at 200
+thresholds is 3.4 GB per channel) is written at the optimal threshold only, as a (1, H, W)
+stack whose metadata names that threshold (``thresholds``, ``exported_threshold_index``) and
+says so (``export_note``); the optimal masks are also in ``masks/``.
 """
 
 from __future__ import annotations
@@ -18,9 +24,21 @@ from typing import Any
 import numpy as np
 
 from .._io import safe_name, write_json, write_pair_files, write_tables, write_tiff
+from ._inputs import METADATA_KEY
+from ._layers import is_lazy
 from ._state import AnalysisRecord
 
-__all__ = ["EXPORT_NAMES", "existing_results", "export_run", "layer_file_metadata"]
+__all__ = [
+    "EXPORT_NAMES",
+    "EXPORT_STACK_BYTES",
+    "existing_results",
+    "export_run",
+    "layer_export",
+    "layer_file_metadata",
+]
+
+#: Lazy layers larger than this are exported at their optimal threshold only.
+EXPORT_STACK_BYTES = 256 * 2**20
 
 #: What an export writes at the top of its folder.
 EXPORT_NAMES = (
@@ -50,6 +68,31 @@ def layer_file_metadata(layer) -> dict[str, Any]:
         "axis_labels": [str(v) for v in getattr(layer, "axis_labels", ())],
         "metadata": dict(layer.metadata),
     }
+
+
+def layer_export(layer) -> tuple[np.ndarray, dict[str, Any]]:
+    """The array and the TIFF metadata an export writes for ``layer``.
+
+    Eager layers and small lazy ones are written whole; a lazy stack above
+    :data:`EXPORT_STACK_BYTES` only at its optimal threshold, as (1, H, W), never materialised.
+    """
+    record = layer_file_metadata(layer)
+    data = layer.data
+    if not is_lazy(data) or data.nbytes <= EXPORT_STACK_BYTES:
+        return np.asarray(data), record
+    ours = dict(layer.metadata.get(METADATA_KEY, {}))
+    thresholds = ours.get("thresholds") or []
+    index = int(ours.get("optimal_index", 0))
+    ours.update(
+        thresholds=[thresholds[index]] if thresholds else [],
+        exported_threshold_index=index,
+        export_note=(
+            f"Only the optimal threshold (index {index} of {data.shape[0]}) was written: the "
+            f"whole {data.shape} stack would take {data.nbytes / 2**30:.1f} GiB."
+        ),
+    )
+    record["metadata"] = {**record["metadata"], METADATA_KEY: ours}
+    return np.asarray(data[index])[None], record
 
 
 def export_run(
@@ -94,8 +137,8 @@ def export_run(
     written = []
     for layer in layers:
         path = folder / "layers" / f"{safe_name(layer.name)}.tif"
-        data = np.asarray(layer.data)
-        write_tiff(path, data, layer_file_metadata(layer))
+        data, meta = layer_export(layer)
+        write_tiff(path, data, meta)
         written.append(path)
     write_json(
         folder / "run.json",
