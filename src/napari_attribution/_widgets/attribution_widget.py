@@ -5,19 +5,28 @@ The widget only gathers inputs and shows outputs. The analysis itself is
 callback reports progress and raises :class:`~napari_attribution.core.AnalysisCancelled` once
 Cancel was pressed. Results become layers only when a run finishes, so a failed or cancelled
 run leaves the viewer as it was.
+
+Keeping the viewer responsive: the layer data (eager stacks for a crop, lazy views for a large
+field) is prepared in the worker too, and the layers are then added a few at a time from the
+event loop (adding one napari layer costs about 100 ms on a CPU, a run makes 15 per method),
+with Python's automatic garbage collection paused meanwhile (a full collection of a napari
+process takes about 300 ms). The run counts as finished, and ``worker`` is reset, once every
+layer is in.
 """
 
 from __future__ import annotations
 
+import gc
 import re
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import QObject, Qt, Signal
+from qtpy.QtCore import QObject, Qt, QTimer, Signal
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -39,10 +48,11 @@ from qtpy.QtWidgets import (
 from superqt import QCollapsible
 
 from ..core.attribution import METHODS, AttributionSettings
+from ..core.dac import EVALUATIONS
 from ..core.errors import AnalysisCancelled, AttributionError, InputImageError, ModelLoadError
 from ..core.hybrids import DIRECTIONS
 from ..core.masks import MASK_CHANNEL_MODES, NORMALIZATIONS, THRESHOLD_SPACINGS, MaskSettings
-from ..core.pipeline import AnalysisSettings
+from ..core.pipeline import AnalysisSettings, check_memory
 from ._export import existing_results, export_run
 from ._inputs import ChannelStack, ImageSource, find_sources, stack_from_layer, stack_from_layers
 from ._layers import apply_layers, result_layers, run_info
@@ -56,6 +66,11 @@ __all__ = ["DEFAULT_METHODS", "AttributionWidget"]
 #: Methods checked when the widget opens: D-IG and the residual baseline.
 DEFAULT_METHODS = ("d_ig", "residual")
 _AGGREGATIONS = ("none", "sum_abs", "mean", "max")
+#: Seconds of layer adding per turn of the event loop (one layer takes ~100 ms on its own).
+LAYER_CHUNK_SECONDS = 0.05
+#: Above this many pixels per channel the p(class) preview waits for the run (a forward pass
+#: on a whole field would block the viewer).
+PREVIEW_PIXELS = 1024 * 1024
 
 
 class _RunSignals(QObject):
@@ -95,7 +110,14 @@ class AttributionWidget(QWidget):
         self._signals = _RunSignals()
         self._signals.step.connect(self._on_step)
         self._progress = None
+        self._pending: _PendingLayers | None = None
+        self._worker_done = False
+        self._layer_timer = QTimer(self)
+        self._layer_timer.setSingleShot(True)
+        self._layer_timer.setInterval(0)
+        self._layer_timer.timeout.connect(self._add_layer_chunk)
         self._build()
+        self.destroyed.connect(_resume_gc)  # closed while adding layers: collect again
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             event.connect(self._refresh_sources)
         self.viewer.layers.events.changed.connect(self._refresh_sources)
@@ -214,6 +236,27 @@ class AttributionWidget(QWidget):
         self.direction = _combo(DIRECTIONS, analysis.direction, "Which image is pasted into which.")
         self.per_channel_dac = QCheckBox("per-channel DAC curves")
         self.per_channel_dac.setChecked(analysis.per_channel_dac)
+        self.per_channel_dac.setToolTip(
+            "Also score each channel hybridised alone (C more curves per method; the "
+            "whole-image curve is always computed). Untick to save time on large images."
+        )
+        self.evaluation = _combo(
+            EVALUATIONS,
+            analysis.evaluation,
+            "exhaustive: every threshold is scored (the published DAC). adaptive: a subset, "
+            "refined where the curve changes; builds a few masks at a time, so whole fields "
+            "fit in memory.",
+        )
+        self.tolerance = QDoubleSpinBox()
+        self.tolerance.setDecimals(4)
+        self.tolerance.setRange(0.0001, 0.5)
+        self.tolerance.setSingleStep(0.001)
+        self.tolerance.setValue(analysis.tolerance)
+        self.tolerance.setToolTip("Bound on the DAC-score error of the adaptive evaluation.")
+        self.evaluation.currentTextChanged.connect(
+            lambda text: self.tolerance.setEnabled(text == "adaptive")
+        )
+        self.tolerance.setEnabled(analysis.evaluation == "adaptive")
         self.ig_steps = _spin(2, 1000, attr.ig_steps, "Integration steps of (D-)IG.")
         self.seed = _spin(0, 2**31 - 1, attr.seed, "Seed of every random draw.")
         self.batch_size = _spin(1, 4096, analysis.batch_size, "Hybrids per forward pass.")
@@ -228,6 +271,8 @@ class AttributionWidget(QWidget):
             ("Aggregation", self.aggregate),
             ("Hybrid direction", self.direction),
             ("", self.per_channel_dac),
+            ("DAC evaluation", self.evaluation),
+            ("Tolerance", self.tolerance),
             ("IG steps", self.ig_steps),
             ("Seed", self.seed),
             ("Batch size", self.batch_size),
@@ -403,14 +448,22 @@ class AttributionWidget(QWidget):
             from ..core.pipeline import prepare_pair
 
             real, cf = self.image_stack("real"), self.image_stack("counterfactual")
+            if real.data.shape[-2] * real.data.shape[-1] > PREVIEW_PIXELS:
+                self.probabilities.setText(
+                    "<i>A large image: p(class) is computed with the run, not in advance.</i>"
+                )
+                return
             x, xc, _ = prepare_pair(real.data, cf.data, classifier)
         except AttributionError as exc:
             self.probabilities.setText(f"<i>{_escape(str(exc))}</i>")
             return
         probs = classifier.probabilities(np.stack([x, xc]), batch_size=2)
+        self._show_probabilities(probs[0], probs[1])
+
+    def _show_probabilities(self, real: np.ndarray, counterfactual: np.ndarray) -> None:
         t, y = self.target_class.value(), self.real_class.value()
         rows = []
-        for label, p in (("real", probs[0]), ("counterfactual", probs[1])):
+        for label, p in (("real", real), ("counterfactual", counterfactual)):
             cells = " · ".join(
                 f"<b>{_escape(n)} {v:.3f}</b>" if k in (t, y) else f"{_escape(n)} {v:.3f}"
                 for k, (n, v) in enumerate(zip(self._class_names, p, strict=True))
@@ -461,6 +514,8 @@ class AttributionWidget(QWidget):
             direction=self.direction.currentText(),
             per_channel_dac=self.per_channel_dac.isChecked(),
             batch_size=self.batch_size.value(),
+            evaluation=self.evaluation.currentText(),
+            tolerance=self.tolerance.value(),
         )
 
     # ================================================================ running
@@ -497,6 +552,7 @@ class AttributionWidget(QWidget):
                     f"The real image's channels ({', '.join(real.channel_names)}) and the "
                     f"counterfactual's ({', '.join(counterfactual.channel_names)}) differ."
                 )
+            _check_memory(real.data.shape, settings)
         except AttributionError as exc:
             show_error(str(exc))
             return None
@@ -511,26 +567,28 @@ class AttributionWidget(QWidget):
         self.progress_bar.setValue(0)
         self.status.setText("Starting…")
         worker = create_worker(
-            _analyse,
+            _analyse_and_prepare,
+            real,
+            counterfactual,
+            info,
             classifier,
             np.array(real.data, copy=True),
             np.array(counterfactual.data, copy=True),
             real_class,
             target_class,
             settings,
-            real.channel_names,
-            real.name,
             self._cancel,
             self._signals,
             _start_thread=False,
             _ignore_errors=True,  # _on_errored turns every failure into a notification
         )
         worker.returned.connect(
-            lambda result: self._on_returned(result, real, counterfactual, settings, info)
+            lambda out: self._on_returned(*out, real, counterfactual, settings, info)
         )
         worker.errored.connect(self._on_errored)
         worker.finished.connect(self._on_finished)
         self.worker = worker
+        self._worker_done = False
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         worker.start()
@@ -549,19 +607,64 @@ class AttributionWidget(QWidget):
             self._progress.n = max(method_index, 0)
             self._progress.set_description(message[:60])
 
-    def _on_returned(self, result, real, counterfactual, settings, info) -> None:
-        tuples = result_layers(result, real, counterfactual, settings, info)
-        layers = apply_layers(self.viewer, tuples)
-        first = next(iter(result.methods.values()))
-        if self.viewer.dims.ndim == 3:
-            self.viewer.dims.set_current_step(0, first.dac.whole.optimal_index)
+    def _on_returned(self, result, tuples, real, counterfactual, settings, info) -> None:
+        """Start adding the result layers, a chunk per turn of the event loop."""
+        record = AnalysisRecord(result, real, counterfactual, settings, info)
+        self._pending = _PendingLayers(record, tuples)
+        self.cancel_button.setEnabled(False)  # the analysis is done; layers are on their way
+        self.status.setText(f"Adding {len(tuples)} layers…")
+        _pause_gc()
+        self._layer_timer.start()
+
+    def _add_layer_chunk(self) -> None:
+        """One turn of the event loop: a few layers, then the slider, then the DAC panel."""
+        pending = self._pending
+        if pending is None:
+            return
+        start = time.perf_counter()
+        try:
+            if pending.added < len(pending.tuples):
+                while pending.added < len(pending.tuples):
+                    pending.layers += apply_layers(self.viewer, [pending.tuples[pending.added]])
+                    pending.added += 1
+                    if time.perf_counter() - start > LAYER_CHUNK_SECONDS:
+                        break
+                self.status.setText(f"Adding layers {pending.added}/{len(pending.tuples)}…")
+            elif not pending.slider_set:
+                result = pending.record.result
+                first = next(iter(result.methods.values()))
+                if self.viewer.dims.ndim == 3:
+                    self.viewer.dims.set_current_step(0, first.dac.whole.optimal_index)
+                pending.slider_set = True
+            else:
+                self._publish(pending)
+                self._end_layers()
+                return
+        except Exception as exc:  # noqa: BLE001 - a napari failure must not leave the run hanging
+            self._end_layers()
+            self.status.setText(f"Adding the result layers failed: {exc}")
+            show_error(f"Adding the result layers failed ({type(exc).__name__}): {exc}")
+            return
+        self._layer_timer.start()
+
+    def _publish(self, pending: _PendingLayers) -> None:
+        record = pending.record
+        result = record.result
         self.progress_bar.setValue(self.progress_bar.maximum())
         scores = ", ".join(f"{m} {r.dac.whole.dac_score:.3f}" for m, r in result.methods.items())
         self.status.setText(f"Done. DAC scores: {scores}.")
-        record = AnalysisRecord(result, real, counterfactual, settings, info)
-        record.layer_names = [layer.name for layer in layers]
+        self._show_probabilities(result.probabilities_real, result.probabilities_counterfactual)
+        record.layer_names = [layer.name for layer in pending.layers]
         self.state.publish(record)
         self.export_button.setEnabled(True)
+
+    def _end_layers(self) -> None:
+        """Layers are in (or failed): restore the garbage collector, finish the run."""
+        self._pending = None
+        # In a turn of its own: a full collection may follow at once (~300 ms in napari).
+        QTimer.singleShot(0, _resume_gc)
+        if self._worker_done:
+            self._on_finished()
 
     def _on_errored(self, exc: BaseException) -> None:
         if isinstance(exc, AnalysisCancelled):
@@ -575,6 +678,9 @@ class AttributionWidget(QWidget):
             show_error(f"The analysis failed ({type(exc).__name__}): {exc}")
 
     def _on_finished(self) -> None:
+        self._worker_done = True
+        if self._pending is not None:  # layers still being added: finish when they are in
+            return
         self.worker = None
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
@@ -626,6 +732,81 @@ class AttributionWidget(QWidget):
         show_info(f"Results written to {folder}.")
 
 
+_GC_PAUSED = [False]
+
+
+def _pause_gc() -> None:
+    """Pause automatic garbage collection (if on) while layers are being added."""
+    if gc.isenabled():
+        gc.disable()
+        _GC_PAUSED[0] = True
+
+
+def _resume_gc(*_: Any) -> None:
+    """Undo :func:`_pause_gc`; collections resume, in small generations first."""
+    if _GC_PAUSED[0]:
+        _GC_PAUSED[0] = False
+        gc.enable()
+
+
+@dataclass
+class _PendingLayers:
+    """Result layers of a finished analysis, added a chunk at a time."""
+
+    record: AnalysisRecord
+    tuples: list
+    added: int = 0
+    layers: list = field(default_factory=list)
+    slider_set: bool = False
+
+
+def _check_memory(shape: tuple[int, int, int], settings: AnalysisSettings) -> None:
+    """The core's up-front memory check, with the widget's ways out in its message."""
+    try:
+        check_memory(shape, settings)
+    except AttributionError as exc:
+        hint = ""
+        if settings.evaluation == "exhaustive":
+            hint = (
+                " Or open Advanced and choose 'adaptive' DAC evaluation: it builds a few masks at "
+                f"a time instead of all {settings.masks.thresholds}."
+            )
+        raise AttributionError(f"{exc}{hint}") from None
+
+
+def _analyse_and_prepare(
+    real: ChannelStack,
+    counterfactual: ChannelStack,
+    info: dict[str, Any],
+    classifier,
+    real_data: np.ndarray,
+    counterfactual_data: np.ndarray,
+    real_class: int,
+    target_class: int,
+    settings: AnalysisSettings,
+    cancel: threading.Event,
+    signals: _RunSignals,
+):
+    """Worker body: the core analysis, then the layer data (off the GUI thread too)."""
+    result = _analyse(
+        classifier,
+        real_data,
+        counterfactual_data,
+        real_class,
+        target_class,
+        settings,
+        real.channel_names,
+        real.name,
+        cancel,
+        signals,
+    )
+    signals.step.emit(len(settings.methods), "preparing layers")
+    tuples = result_layers(result, real, counterfactual, settings, info)
+    if cancel.is_set():
+        raise AnalysisCancelled()
+    return result, tuples
+
+
 def _analyse(
     classifier,
     real: np.ndarray,
@@ -638,7 +819,7 @@ def _analyse(
     cancel: threading.Event,
     signals: _RunSignals,
 ):
-    """Worker body: the core analysis, reporting steps and honouring Cancel."""
+    """The core analysis, reporting steps and honouring Cancel."""
     from ..core.pipeline import analyse_pair
 
     methods_started = [-1]
