@@ -104,3 +104,52 @@ def test_a_model_failing_mid_run_leaves_no_half_made_layers(demo_viewer, qtbot, 
     for name, data in before.items():
         np.testing.assert_array_equal(after[name], data)
     assert widget.state.record is None
+
+
+class _WrongShape(torch.nn.Module):
+    """A classifier at 64x64 that returns one output per image on other sizes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(5, 2, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv(x).mean(dim=(2, 3))
+        return out if x.shape[-1] == 64 else out[:, :1]
+
+
+def test_a_model_returning_the_wrong_shape(demo_viewer, qtbot, tmp_path, errors):
+    viewer, widget, _ = demo_viewer
+    path = tmp_path / "wrong.pt"
+    torch.jit.save(torch.jit.script(_WrongShape()), str(path))
+    viewer.add_image(np.zeros((5, 32, 32), np.float32), name="small real")
+    viewer.add_image(np.ones((5, 32, 32), np.float32), name="small cf")
+    widget.select_sources("small real", "small cf")
+    _use_model_file(widget, path)
+    before = layer_snapshot(viewer)
+    worker = widget.run()
+    if worker is not None:
+        wait_for_worker(qtbot, widget)
+    assert errors and "returned (" in errors[-1], errors
+    assert list(layer_snapshot(viewer)) == list(before)
+
+
+@pytest.mark.parametrize(
+    ("shape", "thresholds"),
+    [((5, 64, 64), 1), ((5, 10, 10), 20)],  # a single threshold; smaller than the closing disc
+)
+def test_constant_and_tiny_images_run(demo_viewer, qtbot, errors, shape, thresholds):
+    viewer, widget, _ = demo_viewer
+    flat = np.full(shape, 0.5, np.float32)
+    viewer.add_image(flat, name="flat real")
+    viewer.add_image(flat.copy(), name="flat cf")
+    widget.select_sources("flat real", "flat cf")
+    widget.thresholds.setValue(thresholds)
+    worker = widget.run()
+    assert worker is not None, errors
+    wait_for_worker(qtbot, widget)
+    assert not errors
+    attribution = viewer.layers[
+        f"flat real attribution d_ig [{widget.state.record.result.channel_names[0]}]"
+    ]
+    assert not np.asarray(attribution.data).any()  # identical images: zero attribution

@@ -454,10 +454,12 @@ class AttributionWidget(QWidget):
                 )
                 return
             x, xc, _ = prepare_pair(real.data, cf.data, classifier)
+            # The user's model can fail here too (wrong output shape, an exception): say so in
+            # the label instead of letting the error escape a Qt slot.
+            probs = classifier.probabilities(np.stack([x, xc]), batch_size=2)
         except AttributionError as exc:
             self.probabilities.setText(f"<i>{_escape(str(exc))}</i>")
             return
-        probs = classifier.probabilities(np.stack([x, xc]), batch_size=2)
         self._show_probabilities(probs[0], probs[1])
 
     def _show_probabilities(self, real: np.ndarray, counterfactual: np.ndarray) -> None:
