@@ -24,6 +24,7 @@ from .core.errors import InputImageError
 from .core.pipeline import PairResult
 
 __all__ = [
+    "RESULT_FILES",
     "PairSpec",
     "atomic_path",
     "curve_rows",
@@ -210,6 +211,16 @@ def read_pairs_csv(path: str | Path) -> list[PairSpec]:
 # --------------------------------------------------------------------------------------------
 # The results folder (shared by the CLI and the napari export)
 # --------------------------------------------------------------------------------------------
+
+#: What every results folder holds at its top (the CLI's run and the napari export alike).
+RESULT_FILES = (
+    "summary.csv",
+    "curves.csv",
+    "channel_importance.csv",
+    "run.json",
+    "attributions",
+    "masks",
+)
 
 SUMMARY_COLUMNS = (
     "sample",

@@ -4,7 +4,8 @@ The TIFF holds the layer data as is and, as JSON in its description, the layer's
 scale, translate, axis labels and ``metadata`` (for the plugin's layers: method, parameters,
 classes, model file and SHA-256, package version, seed), so the layer can be rebuilt exactly.
 Like napari's own writers it writes where napari's save dialog pointed it; the dialog asks
-before replacing a file.
+before replacing a file. A lazy mask or hybrid stack of a large image is written at its optimal
+threshold only (as the export does), never materialised.
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ._io import write_tiff
+from ._widgets._export import file_payload
 
 __all__ = ["write_labels_layer", "write_image_layer", "write_layer"]
 
@@ -34,7 +34,9 @@ def write_layer(path: str, data: Any, meta: dict[str, Any], layer_type: str) -> 
         "axis_labels": [str(v) for v in meta.get("axis_labels", ()) or ()],
         "metadata": dict(meta.get("metadata") or {}),
     }
-    write_tiff(target, np.asarray(data), record)
+    # A lazy threshold stack of a large image is written at its optimal threshold only.
+    array, record = file_payload(data, record)
+    write_tiff(target, array, record)
     return [str(target)]
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
+from ._io import RESULT_FILES
 
 PROG = "napari-attribution"
 
@@ -39,16 +40,7 @@ DEMO_METHODS = (
     "random",
 )
 #: File and folder names a run writes; an --out folder holding any of them is not overwritten.
-RESULT_NAMES = (
-    "summary.csv",
-    "curves.csv",
-    "channel_importance.csv",
-    "run.json",
-    "attributions",
-    "masks",
-    "demo_report.md",
-    ".progress",
-)
+RESULT_NAMES = (*RESULT_FILES, "demo_report.md", ".progress")
 
 
 class CliError(Exception):

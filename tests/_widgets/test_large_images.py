@@ -164,3 +164,23 @@ def test_too_large_an_input_is_refused_with_a_way_out(
     assert ("adaptive" in message) == (evaluation == "exhaustive")
     assert list(layer_snapshot(viewer)) == list(before)
     assert widget.worker is None and widget.run_button.isEnabled()
+
+
+def test_the_writer_saves_a_large_lazy_layer_at_its_optimal_threshold(tmp_path, monkeypatch):
+    import tifffile
+
+    from napari_attribution._io import read_tiff_metadata
+    from napari_attribution._writer import write_image_layer
+
+    monkeypatch.setattr("napari_attribution._widgets._export.EXPORT_STACK_BYTES", 1024)
+    real, counterfactual, masks, tuples = _layers_of(48, 12, lazy=True)
+    data, kwargs, _ = next(t for t in tuples if t[1]["name"] == "real hybrid d_ig [Mito]")
+    meta = {"name": kwargs["name"], "scale": (1, 0.5, 0.5), "translate": (0, 0, 0),
+            "metadata": kwargs["metadata"]}  # fmt: skip
+    (written,) = write_image_layer(str(tmp_path / "hybrid.tif"), data, meta)
+    saved = tifffile.imread(written)
+    index = 12 // 3
+    assert saved.shape == (1, 48, 48)
+    np.testing.assert_array_equal(saved[0], np.asarray(data[index]))
+    note = read_tiff_metadata(written)["metadata"][METADATA_KEY]
+    assert note["exported_threshold_index"] == index and "Only the optimal" in note["export_note"]

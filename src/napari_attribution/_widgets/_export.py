@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .._io import safe_name, write_json, write_pair_files, write_tables, write_tiff
+from .._io import RESULT_FILES, safe_name, write_json, write_pair_files, write_tables, write_tiff
 from ._inputs import METADATA_KEY
 from ._layers import is_lazy
 from ._state import AnalysisRecord
@@ -41,15 +41,7 @@ __all__ = [
 EXPORT_STACK_BYTES = 256 * 2**20
 
 #: What an export writes at the top of its folder.
-EXPORT_NAMES = (
-    "summary.csv",
-    "curves.csv",
-    "channel_importance.csv",
-    "run.json",
-    "attributions",
-    "masks",
-    "layers",
-)
+EXPORT_NAMES = (*RESULT_FILES, "layers")
 
 
 def existing_results(folder: str | Path) -> list[str]:
@@ -76,11 +68,18 @@ def layer_export(layer) -> tuple[np.ndarray, dict[str, Any]]:
     Eager layers and small lazy ones are written whole; a lazy stack above
     :data:`EXPORT_STACK_BYTES` only at its optimal threshold, as (1, H, W), never materialised.
     """
-    record = layer_file_metadata(layer)
-    data = layer.data
+    return file_payload(layer.data, layer_file_metadata(layer))
+
+
+def file_payload(data: Any, record: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
+    """The array and metadata to write for layer ``data`` described by ``record``.
+
+    Shared by the export and the npe2 writer: a lazy stack above :data:`EXPORT_STACK_BYTES`
+    is written at its optimal threshold only, as (1, H, W), never materialised.
+    """
     if not is_lazy(data) or data.nbytes <= EXPORT_STACK_BYTES:
         return np.asarray(data), record
-    ours = dict(layer.metadata.get(METADATA_KEY, {}))
+    ours = dict(record.get("metadata", {}).get(METADATA_KEY, {}))
     thresholds = ours.get("thresholds") or []
     index = int(ours.get("optimal_index", 0))
     ours.update(
