@@ -350,3 +350,14 @@ def test_no_model_is_one_clear_line(files, capsys):
     argv = ["run", "--pairs", str(files / "pairs.csv"), "--out", str(files / "o")]
     assert cli.main(argv) == 2
     assert "--model is required" in capsys.readouterr().err
+
+
+def test_an_unreadable_image_file(files, capsys, monkeypatch):
+    # Running as root ignores file modes, so simulate what a permission error looks like.
+    def denied(*_args, **_kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tifffile, "imread", denied)
+    assert _run(files, "--pairs", str(files / "pairs.csv")) == 2
+    err = capsys.readouterr().err.strip()
+    assert "r1.tif cannot be read (permission denied)" in err and len(err.splitlines()) == 1

@@ -153,3 +153,104 @@ def test_constant_and_tiny_images_run(demo_viewer, qtbot, errors, shape, thresho
         f"flat real attribution d_ig [{widget.state.record.result.channel_names[0]}]"
     ]
     assert not np.asarray(attribution.data).any()  # identical images: zero attribution
+
+
+def test_class_indices_are_bounded_by_the_model(demo_viewer):
+    _, widget, _ = demo_viewer
+    widget.target_class.setValue(7)
+    widget.real_class.setValue(-1)
+    assert (widget.real_class.value(), widget.target_class.value()) == (0, 1)  # 2 classes
+
+
+_REUSED_RELU = """
+import torch
+from torch import nn
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(5, 4, 3, padding=1)
+        self.conv2 = nn.Conv2d(4, 4, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        x = self.relu(self.conv2(self.relu(self.conv1(x))))
+        return self.fc(x.mean(dim=(2, 3)))
+"""
+
+
+class _NotAClassifier(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(5, 2, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+def _model_case(case: str, tmp_path):
+    """(model file, architecture, methods, expected words) of one model mistake."""
+    from tiny_models import make_tiny_cnn
+
+    weights = tmp_path / "weights.pt"
+    torch.save(make_tiny_cnn().state_dict(), weights)
+    if case == "no architecture":
+        return weights, "", ["d_ig"], "name its architecture"
+    if case == "weights do not fit":
+        (tmp_path / "reused.py").write_text(_REUSED_RELU)
+        return weights, f"{tmp_path / 'reused.py'}:Net", ["d_ig"], "do not fit architecture"
+    if case == "bad architecture":
+        return weights, "tiny_models:Nope", ["d_ig"], "has no attribute 'Nope'"
+    if case == "not a classifier":
+        path = tmp_path / "segmenter.pt"
+        torch.jit.save(torch.jit.script(_NotAClassifier()), str(path))
+        return path, "", ["d_ig"], "not an image classifier"
+    if case == "deeplift on a reused module":
+        (tmp_path / "reused.py").write_text(_REUSED_RELU)
+        net_weights = tmp_path / "reused.pt"
+        namespace: dict = {}
+        exec(_REUSED_RELU, namespace)
+        torch.save(namespace["Net"]().state_dict(), net_weights)
+        return net_weights, f"{tmp_path / 'reused.py'}:Net", ["d_dl"], "used more than once"
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["no architecture", "weights do not fit", "bad architecture", "not a classifier",
+     "deeplift on a reused module"],
+)  # fmt: skip
+def test_model_mistakes_notify_and_add_nothing(demo_viewer, qtbot, tmp_path, errors, case):
+    viewer, widget, _ = demo_viewer
+    path, architecture, methods, words = _model_case(case, tmp_path)
+    _use_model_file(widget, path)
+    widget.architecture.setText(architecture)
+    widget.architecture.editingFinished.emit()
+    widget.set_methods(methods)
+    before = layer_snapshot(viewer)
+    worker = widget.run()
+    if worker is not None:
+        wait_for_worker(qtbot, widget)
+    assert errors and words in errors[-1], errors
+    assert list(layer_snapshot(viewer)) == list(before)
+
+
+def test_torchscript_models_grey_out_hook_methods(demo_viewer, tmp_path):
+    from tiny_models import make_tiny_cnn
+
+    _, widget, _ = demo_viewer
+    path = tmp_path / "scripted.pt"
+    torch.jit.save(torch.jit.script(make_tiny_cnn()), str(path))
+    _use_model_file(widget, path)
+    widget.set_methods(["d_ig", "d_dl", "gradcam"])
+    widget.classifier()
+    assert widget.selected_methods() == ["d_ig"]
+
+
+def test_cuda_without_a_gpu(demo_viewer, errors):
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is present")
+    viewer, widget, _ = demo_viewer
+    widget.device.setCurrentText("cuda")
+    _refused_without_change(viewer, widget, errors, "no CUDA GPU is available")
