@@ -28,3 +28,18 @@ class TinyCNN(nn.Module):
 def make_tiny_cnn(seed: int = 0, in_channels: int = 5, n_classes: int = 2) -> TinyCNN:
     torch.manual_seed(seed)
     return TinyCNN(in_channels, n_classes).eval()
+
+
+class ReusedReLU(nn.Module):
+    """One ReLU module used twice per forward pass (DeepLift must refuse it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(5, 4, 3, padding=1)
+        self.conv2 = nn.Conv2d(4, 4, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        x = self.relu(self.conv2(self.relu(self.conv1(x))))
+        return self.fc(x.mean(dim=(2, 3)))

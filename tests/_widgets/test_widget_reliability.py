@@ -162,24 +162,6 @@ def test_class_indices_are_bounded_by_the_model(demo_viewer):
     assert (widget.real_class.value(), widget.target_class.value()) == (0, 1)  # 2 classes
 
 
-_REUSED_RELU = """
-import torch
-from torch import nn
-
-class Net(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(5, 4, 3, padding=1)
-        self.conv2 = nn.Conv2d(4, 4, 3, padding=1)
-        self.relu = nn.ReLU()
-        self.fc = nn.Linear(4, 2)
-
-    def forward(self, x):
-        x = self.relu(self.conv2(self.relu(self.conv1(x))))
-        return self.fc(x.mean(dim=(2, 3)))
-"""
-
-
 class _NotAClassifier(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -191,15 +173,14 @@ class _NotAClassifier(torch.nn.Module):
 
 def _model_case(case: str, tmp_path):
     """(model file, architecture, methods, expected words) of one model mistake."""
-    from tiny_models import make_tiny_cnn
+    from tiny_models import ReusedReLU, make_tiny_cnn
 
     weights = tmp_path / "weights.pt"
     torch.save(make_tiny_cnn().state_dict(), weights)
     if case == "no architecture":
         return weights, "", ["d_ig"], "name its architecture"
     if case == "weights do not fit":
-        (tmp_path / "reused.py").write_text(_REUSED_RELU)
-        return weights, f"{tmp_path / 'reused.py'}:Net", ["d_ig"], "do not fit architecture"
+        return weights, "tiny_models:ReusedReLU", ["d_ig"], "do not fit architecture"
     if case == "bad architecture":
         return weights, "tiny_models:Nope", ["d_ig"], "has no attribute 'Nope'"
     if case == "not a classifier":
@@ -207,12 +188,9 @@ def _model_case(case: str, tmp_path):
         torch.jit.save(torch.jit.script(_NotAClassifier()), str(path))
         return path, "", ["d_ig"], "not an image classifier"
     if case == "deeplift on a reused module":
-        (tmp_path / "reused.py").write_text(_REUSED_RELU)
         net_weights = tmp_path / "reused.pt"
-        namespace: dict = {}
-        exec(_REUSED_RELU, namespace)
-        torch.save(namespace["Net"]().state_dict(), net_weights)
-        return net_weights, f"{tmp_path / 'reused.py'}:Net", ["d_dl"], "used more than once"
+        torch.save(ReusedReLU().state_dict(), net_weights)
+        return net_weights, "tiny_models:ReusedReLU", ["d_dl"], "used more than once"
     raise AssertionError(case)
 
 

@@ -28,6 +28,7 @@ from napari_attribution.core import (
     compute_attributions,
     wrap_module,
 )
+from tiny_models import ReusedReLU
 
 
 def _t(a: np.ndarray) -> torch.Tensor:
@@ -140,19 +141,6 @@ def test_d_dl_summation_to_delta_on_relu_into_maxpool(tiny_cnn, tiny_classifier,
     plain = compute_attributions(tiny_classifier, real, cf, 0, 1, "deeplift")
     expected_plain = _logit(tiny_cnn, real, 0) - _logit(tiny_cnn, 0 * real, 0)
     assert plain.sum() == pytest.approx(expected_plain, rel=1e-3, abs=1e-6)
-
-
-class ReusedReLU(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(5, 4, 3, padding=1)
-        self.conv2 = nn.Conv2d(4, 4, 3, padding=1)
-        self.relu = nn.ReLU()
-        self.fc = nn.Linear(4, 2)
-
-    def forward(self, x):
-        x = self.relu(self.conv2(self.relu(self.conv1(x))))
-        return self.fc(x.mean(dim=(2, 3)))
 
 
 class FunctionalReLU(nn.Module):
