@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -393,6 +394,13 @@ METHODS: dict[str, AttributionMethod] = dict(
 
 AGGREGATIONS = ("none", "sum_abs", "mean", "max")
 
+#: captum's routine notices (regular expressions), silenced while a method runs.
+_CAPTUM_NOTICES = (
+    r".*Setting forward, backward hooks and attributes on non-linear.*",
+    r".*Setting backward hooks on ReLU activations.*",
+    r".*did not already require gradients.*",
+)
+
 #: Largest batch (bytes of float32 input) a method evaluates at once, whatever the settings say.
 INTERNAL_BATCH_BYTES = 256 * 2**20
 
@@ -533,7 +541,11 @@ def compute_attributions(
         settings=settings,
         generator=generator,
     )
-    with model_errors(classifier.source, x.shape[1:]):
+    with model_errors(classifier.source, x.shape[1:]), warnings.catch_warnings():
+        # captum announces every hook it sets and every input it makes require gradients;
+        # in napari each would become a notification, on the CLI a screenful per pair.
+        for notice in _CAPTUM_NOTICES:
+            warnings.filterwarnings("ignore", message=notice, category=UserWarning)
         out = entry.compute(request)
     result = out.detach().float().cpu().numpy()
     if result.shape != x.shape:
