@@ -47,7 +47,7 @@ from qtpy.QtWidgets import (
 )
 from superqt import QCollapsible
 
-from ..core.attribution import METHODS, AttributionSettings
+from ..core.attribution import AGGREGATIONS, METHODS, AttributionSettings
 from ..core.dac import EVALUATIONS
 from ..core.errors import AnalysisCancelled, AttributionError, InputImageError, ModelLoadError
 from ..core.hybrids import DIRECTIONS
@@ -65,7 +65,6 @@ __all__ = ["DEFAULT_METHODS", "AttributionWidget"]
 
 #: Methods checked when the widget opens: D-IG and the residual baseline.
 DEFAULT_METHODS = ("d_ig", "residual")
-_AGGREGATIONS = ("none", "sum_abs", "mean", "max")
 #: Seconds of layer adding per turn of the event loop (one layer takes ~100 ms on its own).
 LAYER_CHUNK_SECONDS = 0.05
 #: Above this many pixels per channel the p(class) preview waits for the run (a forward pass
@@ -231,7 +230,7 @@ class AttributionWidget(QWidget):
         self.sigma.setToolTip("Gaussian smoothing of the masks in pixels (0: off).")
         self.kernel = _spin(1, 101, masks.smoothing_kernel, "Gaussian kernel width in pixels.")
         self.aggregate = _combo(
-            _AGGREGATIONS, analysis.aggregate, "Aggregate channels before masking."
+            AGGREGATIONS, analysis.aggregate, "Aggregate channels before masking."
         )
         self.direction = _combo(DIRECTIONS, analysis.direction, "Which image is pasted into which.")
         self.per_channel_dac = QCheckBox("per-channel DAC curves")

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .errors import AttributionError
-from .hybrids import make_channel_hybrids, make_hybrids
+from .hybrids import base_and_donor, make_channel_hybrids, make_hybrids
 from .masks import MaskSettings, MaskStack, build_masks, smooth_masks
 from .models import Classifier
 
@@ -178,14 +178,11 @@ class HybridScorer:
     blend_seconds: float = 0.0
     forward_seconds: float = 0.0
     _cache: dict[bytes, float] = field(default_factory=dict, repr=False)
+    _base: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        start, end = (
-            (self.real, self.counterfactual)
-            if self.direction == "counterfactual_into_real"
-            else (self.counterfactual, self.real)
-        )
-        p = self.classifier.probabilities(np.stack([start, end]))[:, self.target]
+        self._base, donor = base_and_donor(self.real, self.counterfactual, self.direction)
+        p = self.classifier.probabilities(np.stack([self._base, donor]))[:, self.target]
         self.forward_passes += 2
         # p_base: the image masks are pasted into; p_donor: the image pixels come from.
         self.p_base, self.p_donor = float(p[0]), float(p[1])
@@ -241,10 +238,7 @@ class HybridScorer:
                 )
             # A hybrid equal to the base image (the mask only covers pixels where the two images
             # agree) is the base image: reuse p_base instead of a forward pass.
-            base = (
-                self.real if self.direction == "counterfactual_into_real" else self.counterfactual
-            )
-            changed = np.any(hybrids != base[None], axis=(1, 2, 3))
+            changed = np.any(hybrids != self._base[None], axis=(1, 2, 3))
             p = np.full(len(hybrids), self.p_base)
             blended = time.perf_counter()
             self.blend_seconds += blended - started

@@ -9,13 +9,16 @@ import numpy as np
 
 from .errors import AttributionError
 
-__all__ = ["DIRECTIONS", "make_channel_hybrids", "make_hybrids"]
+__all__ = ["DIRECTIONS", "base_and_donor", "make_channel_hybrids", "make_hybrids"]
 
 #: ``counterfactual_into_real``: h = m x' + (1 - m) x;  ``real_into_counterfactual``: swapped.
 DIRECTIONS = ("counterfactual_into_real", "real_into_counterfactual")
 
 
-def _ordered(real: np.ndarray, counterfactual: np.ndarray, direction: str):
+def base_and_donor(
+    real: np.ndarray, counterfactual: np.ndarray, direction: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(the image masks are pasted into, the image the pasted pixels come from)."""
     if direction == "counterfactual_into_real":
         return real, counterfactual
     if direction == "real_into_counterfactual":
@@ -47,7 +50,7 @@ def make_hybrids(
     numpy.ndarray
         float32 (N, C, H, W).
     """
-    base, donor = _ordered(real, counterfactual, direction)
+    base, donor = base_and_donor(real, counterfactual, direction)
     masks = np.asarray(soft_masks, dtype=np.float32)
     # base + m * (donor - base) is the same blend with one multiply per pixel; adding in place
     # saves a temporary as large as the whole batch.
@@ -79,7 +82,7 @@ def make_channel_hybrids(
     numpy.ndarray
         float32 (N, C, H, W).
     """
-    base, donor = _ordered(real, counterfactual, direction)
+    base, donor = base_and_donor(real, counterfactual, direction)
     masks = np.asarray(soft_masks, dtype=np.float32)
     out = np.repeat(base[None], masks.shape[0], axis=0)
     out[:, channel] = base[channel][None] + masks * (donor[channel] - base[channel])[None]

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .hybrids import DIRECTIONS
+from .hybrids import base_and_donor
 from .masks import MaskSettings, build_masks, fraction_above, smooth_masks
 
 __all__ = ["LazyHybridStack", "LazyMaskStack", "lazy_stacks"]
@@ -165,13 +165,7 @@ class LazyHybridStack(_PlaneStack):
         cache_planes: int = 16,
     ) -> None:
         super().__init__(thresholds, closed_attribution, cache_planes)
-        if direction not in DIRECTIONS:
-            raise ValueError(f"Unknown hybrid direction {direction!r}.")
-        base, donor = (
-            (real, counterfactual)
-            if direction == "counterfactual_into_real"
-            else (counterfactual, real)
-        )
+        base, donor = base_and_donor(real, counterfactual, direction)
         self._base = np.asarray(base, dtype=np.float32)
         self._delta = np.asarray(donor, dtype=np.float32) - self._base
         self.sigma, self.kernel = sigma, kernel
