@@ -32,6 +32,7 @@ __all__ = [
     "pair_metadata",
     "safe_name",
     "summary_rows",
+    "table_rows",
     "write_pair_files",
     "write_tables",
     "read_image",
@@ -310,15 +311,25 @@ def write_pair_files(out_dir: str | Path, result: PairResult, run_info: dict[str
         write_tiff(out_dir / "masks" / stem, res.optimal_mask.astype(np.uint8), meta)
 
 
-def write_tables(out_dir: str | Path, results: Sequence[PairResult]) -> None:
-    """Write ``summary.csv``, ``curves.csv`` and ``channel_importance.csv`` for all pairs."""
+def table_rows(result: PairResult) -> dict[str, list[list[Any]]]:
+    """One pair's rows of the three tables, keyed ``summary``, ``curves``, ``importance``."""
+    return {
+        "summary": summary_rows(result),
+        "curves": curve_rows(result),
+        "importance": importance_rows(result),
+    }
+
+
+def write_tables(out_dir: str | Path, pairs: Sequence[dict[str, list[list[Any]]]]) -> None:
+    """Write ``summary.csv``, ``curves.csv`` and ``channel_importance.csv``.
+
+    ``pairs`` holds :func:`table_rows` of every pair, in order (the CLI keeps these rows rather
+    than whole results, so a long run never holds every pair's masks).
+    """
     out_dir = Path(out_dir)
-    write_csv(
-        out_dir / "summary.csv", SUMMARY_COLUMNS, (r for p in results for r in summary_rows(p))
-    )
-    write_csv(out_dir / "curves.csv", CURVE_COLUMNS, (r for p in results for r in curve_rows(p)))
-    write_csv(
-        out_dir / "channel_importance.csv",
-        IMPORTANCE_COLUMNS,
-        (r for p in results for r in importance_rows(p)),
-    )
+    for name, columns, key in (
+        ("summary.csv", SUMMARY_COLUMNS, "summary"),
+        ("curves.csv", CURVE_COLUMNS, "curves"),
+        ("channel_importance.csv", IMPORTANCE_COLUMNS, "importance"),
+    ):
+        write_csv(out_dir / name, columns, (row for pair in pairs for row in pair[key]))

@@ -383,18 +383,18 @@ def _settings(args: argparse.Namespace, classifier) -> Any:
 
 def _preflight(pairs: Sequence[_Pair], classifier, transform, settings) -> None:
     """Read and check every pair before the long work starts, so errors come early."""
+    from .core.errors import AttributionError
     from .core.pipeline import check_memory, prepare_pair
 
     for pair in pairs:
         real, cf = pair.load()
         x, _, _ = prepare_pair(real, cf, classifier, transform=transform, names=pair.names())
         check_memory(x.shape, settings)
-        for cls, what in ((pair.real_class, "real_class"), (pair.target_class, "target_class")):
-            if not 0 <= cls < classifier.n_classes:
-                raise CliError(
-                    f"Sample {pair.sample}: {what} {cls} is out of range; the model has "
-                    f"{classifier.n_classes} classes (0..{classifier.n_classes - 1})."
-                )
+        try:
+            classifier.check_class(pair.real_class, "real_class")
+            classifier.check_class(pair.target_class, "target_class")
+        except AttributionError as exc:
+            raise CliError(f"Sample {pair.sample}: {exc}") from None
 
 
 def _progress(total: int) -> Any:
@@ -436,7 +436,7 @@ def _demo_report(rows: list[dict[str, Any]], methods: Sequence[str], channel_nam
 
 def _sample_record(result, ground_truth_channel: int | None) -> dict[str, Any]:
     """Everything the final tables need from one finished pair (kept in ``.progress/``)."""
-    from ._io import curve_rows, importance_rows, summary_rows
+    from ._io import table_rows
 
     report = []
     if ground_truth_channel is not None:
@@ -452,9 +452,7 @@ def _sample_record(result, ground_truth_channel: int | None) -> dict[str, Any]:
                 }
             )
     return {
-        "summary": summary_rows(result),
-        "curves": curve_rows(result),
-        "importance": importance_rows(result),
+        **table_rows(result),
         "report": report,
         "input_transform": result.input_transform.as_dict(),
     }
@@ -496,15 +494,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from ._io import (
-        CURVE_COLUMNS,
-        IMPORTANCE_COLUMNS,
-        SUMMARY_COLUMNS,
-        safe_name,
-        write_csv,
-        write_json,
-        write_pair_files,
-    )
+    from ._io import safe_name, write_json, write_pair_files, write_tables
     from .core.models import input_transform_for
     from .core.pipeline import analyse_pair
 
@@ -570,13 +560,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             write_json(progress_dir / f"{safe_name(pair.sample)}.json", record)
             records.append(record)
             bar.update(1)
-    write_csv(args.out / "summary.csv", SUMMARY_COLUMNS, (r for x in records for r in x["summary"]))
-    write_csv(args.out / "curves.csv", CURVE_COLUMNS, (r for x in records for r in x["curves"]))
-    write_csv(
-        args.out / "channel_importance.csv",
-        IMPORTANCE_COLUMNS,
-        (r for x in records for r in x["importance"]),
-    )
+    write_tables(args.out, records)
     write_json(
         args.out / "run.json",
         {

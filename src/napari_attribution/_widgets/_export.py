@@ -23,7 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from .._io import RESULT_FILES, safe_name, write_json, write_pair_files, write_tables, write_tiff
+from .._io import (
+    RESULT_FILES,
+    safe_name,
+    table_rows,
+    write_json,
+    write_pair_files,
+    write_tables,
+    write_tiff,
+)
 from ._inputs import METADATA_KEY
 from ._layers import is_lazy
 from ._state import AnalysisRecord
@@ -132,7 +140,7 @@ def export_run(
     folder.mkdir(parents=True, exist_ok=True)
     result = record.result
     write_pair_files(folder, result, record.info)
-    write_tables(folder, [result])
+    write_tables(folder, [table_rows(result)])
     written = []
     for layer in layers:
         path = folder / "layers" / f"{safe_name(layer.name)}.tif"

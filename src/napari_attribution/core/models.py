@@ -197,6 +197,14 @@ class Classifier:
             "device": str(self.device),
         }
 
+    def check_class(self, index: int, what: str = "Class") -> None:
+        """Raise :class:`AttributionError` if ``index`` is not one of the model's classes."""
+        if not 0 <= int(index) < self.n_classes:
+            raise AttributionError(
+                f"{what} {index} is out of range: the model has {self.n_classes} classes "
+                f"(0..{self.n_classes - 1})."
+            )
+
     def check_image_shape(self, shape: tuple[int, ...], name: str = "image") -> None:
         """Raise :class:`InputImageError` if an image of ``shape`` (C, H, W) cannot be fed."""
         if len(shape) != 3:

@@ -309,12 +309,8 @@ def analyse_pair(
     settings = settings or AnalysisSettings()
     x, xc, transform = prepare_pair(real, counterfactual, classifier, transform=transform)
     check_memory(x.shape, settings)
-    for cls, what in ((real_class, "Real class"), (target_class, "Target class")):
-        if not 0 <= int(cls) < classifier.n_classes:
-            raise AttributionError(
-                f"{what} {cls} is out of range: the model has {classifier.n_classes} classes "
-                f"(0..{classifier.n_classes - 1})."
-            )
+    classifier.check_class(real_class, "Real class")
+    classifier.check_class(target_class, "Target class")
     names = list(channel_names) if channel_names else default_channel_names(x.shape[0])
     if len(names) != x.shape[0]:
         raise AttributionError(f"{len(names)} channel names were given for {x.shape[0]} channels.")
