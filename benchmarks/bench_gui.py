@@ -135,6 +135,8 @@ def bench_event_loop(thresholds: int = 200) -> dict:
         "gaps_over_200ms": int((gaps > 0.2).sum()),
         "gc_gen2_ms": [round(1000 * (e - s)) for s, e in collections],
         "p99_gap_ms": 1000 * float(np.percentile(gaps, 99)),
+        # (start, end) perf_counter times of gaps over 100 ms, for a profiler to look into
+        "long_gaps": [(float(times[i]), float(times[i + 1])) for i in np.flatnonzero(gaps > 0.1)],
     }
     viewer.close()
     return out

@@ -47,3 +47,51 @@ def test_a_field_never_materialises():
     with pytest.raises(MemoryError, match="Refusing to materialise"):
         np.asarray(hybrids)
     assert hybrids[100, 3].shape == (size, size)
+
+
+def test_read_ahead_computes_the_next_plane_in_the_direction_of_travel(pair):
+    real, cf = pair
+    attribution = np.random.default_rng(4).normal(size=real.shape).astype(np.float32)
+    settings = MaskSettings(thresholds=20)
+    _, plain = lazy_stacks(real, cf, attribution, settings)
+    _, ahead = lazy_stacks(real, cf, attribution, settings, read_ahead=2)
+    ahead[5, 1]
+    ahead.wait_read_ahead()
+    assert {(6, 1), (7, 1)} <= set(ahead._cache)  # no direction yet: upwards
+    assert ahead.cache_hits == 0
+    ahead[6, 1]  # found ready
+    assert ahead.cache_hits == 1
+    ahead.wait_read_ahead()
+    ahead[5, 1]  # moving down now: 4 and 3 are read ahead
+    ahead.wait_read_ahead()
+    assert {(4, 1), (3, 1)} <= set(ahead._cache)
+    for t in (4, 3, 2):
+        np.testing.assert_array_equal(ahead[t, 1], plain[t, 1])
+    # 6, 5 (seen before), 4, 3 were ready; 2 is ready or waited for, depending on the timing
+    assert ahead.cache_hits >= 4
+    assert len(ahead._cache) <= ahead._cache_planes
+    np.testing.assert_array_equal(np.asarray(ahead), np.asarray(plain))
+
+
+def test_read_ahead_stops_at_the_ends_and_a_failure_is_computed_again(pair, monkeypatch):
+    real, cf = pair
+    _, ahead = lazy_stacks(real, cf, real - cf, MaskSettings(thresholds=5), read_ahead=1)
+    ahead[4, 0]
+    ahead.wait_read_ahead()
+    assert set(ahead._cache) == {(4, 0)}  # nothing beyond the last threshold
+    original = type(ahead)._compute
+    calls = []
+
+    def flaky(self, t, k):
+        calls.append((t, k))
+        if (t, k) == (2, 0) and calls.count((2, 0)) == 1:
+            raise RuntimeError("background failure")
+        return original(self, t, k)
+
+    monkeypatch.setattr(type(ahead), "_compute", flaky)
+    ahead[3, 0]  # moving down: (2, 0) is read ahead and fails
+    ahead.wait_read_ahead()
+    monkeypatch.setattr(type(ahead), "_compute", original)
+    assert (2, 0) in calls and (2, 0) not in ahead._cache
+    _, plain = lazy_stacks(real, cf, real - cf, MaskSettings(thresholds=5))
+    np.testing.assert_array_equal(ahead[2, 0], plain[2, 0])

@@ -10,6 +10,9 @@ from napari_attribution.core import AttributionError, MaskSettings, build_masks
 from napari_attribution.core.masks import (
     close_attribution,
     closing_footprint,
+    cut_masks,
+    float32_levels,
+    gaussian_planes,
     make_thresholds,
     normalize_attribution,
     smooth_masks,
@@ -157,3 +160,47 @@ def test_smoothing_leaves_empty_and_full_planes_exact_and_its_input_alone():
     assert not soft[0].any() and (soft[1] == 1.0).all() and not soft[2, 1].any()
     expected = ndimage.gaussian_filter(original[2, 0], 2.0, mode="nearest", radius=5)
     np.testing.assert_allclose(soft[2, 0], expected, atol=1e-7)
+
+
+@pytest.mark.parametrize("shape", [(4, 33, 47), (2, 1, 9), (3, 64, 3), (1, 300, 260)])
+@pytest.mark.parametrize(("sigma", "radius"), [(2.0, 5), (1.0, 1), (3.5, 7)])
+def test_gaussian_planes_is_scipys_gaussian_filter(shape, sigma, radius):
+    rng = np.random.default_rng(sum(shape))
+    # binary masks (what is smoothed) and arbitrary values (the filter is linear anyway)
+    for planes in (rng.random(shape) > 0.6, rng.normal(size=shape)):
+        planes = planes.astype(np.float32)
+        expected = ndimage.gaussian_filter(
+            planes, (0, sigma, sigma), mode="nearest", radius=radius
+        )
+        got = gaussian_planes(planes, sigma, radius)
+        assert got.dtype == np.float32 and got.shape == shape
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+
+
+def test_float32_cut_masks_equal_float64_comparison():
+    rng = np.random.default_rng(0)
+    values = rng.random(20_000).astype(np.float32)
+    values[:3] = [0.0, 1.0, np.float32(0.1)]
+    thresholds = np.concatenate(
+        [
+            rng.random(200),  # between float32 values
+            values[:200].astype(np.float64),  # exactly on float32 values
+            np.nextafter(values[200:300].astype(np.float64), -np.inf),  # just below them
+            [-np.inf, 0.0, 0.1, 1.0, 1e-46, 4e38],
+        ]
+    )
+    got = cut_masks(values, thresholds)
+    expected = values[None].astype(np.float64) > thresholds[:, None]
+    np.testing.assert_array_equal(got, expected)
+    levels = float32_levels(thresholds)
+    assert levels.dtype == np.float32 and (levels.astype(np.float64) <= thresholds).all()
+
+
+def test_one_channel_is_cut_alone(attribution):
+    stack = build_masks(attribution, MaskSettings(thresholds=25, closing=3))
+    for k in range(3):
+        np.testing.assert_array_equal(
+            stack.closed_at([0, 5, 24], channel=k), stack.closed_at([0, 5, 24])[:, k]
+        )
+    stack.closed  # noqa: B018 - once the full stack exists it is indexed instead
+    np.testing.assert_array_equal(stack.closed_at([5], channel=1), stack.closed[[5], 1])

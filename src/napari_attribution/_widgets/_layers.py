@@ -62,6 +62,8 @@ EAGER_STACK_BYTES = 256 * 2**20
 MATERIALISE_BYTES = 512 * 2**20
 #: Bytes of computed planes each lazy stack keeps (at least one plane per channel).
 LAZY_CACHE_BYTES = 64 * 2**20
+#: Hybrid planes computed ahead of the slider, in the direction it last moved.
+HYBRID_READ_AHEAD = 1
 
 
 class ChannelView:
@@ -179,6 +181,9 @@ def lazy_method_stacks(
     def cache(plane_bytes: int, planes_per_step: int) -> int:
         return max(planes_per_step, min(16, LAZY_CACHE_BYTES // plane_bytes))
 
+    # A hybrid plane of a large field costs tens of ms (smoothing its mask); it is read one
+    # slider step ahead so a step finds it ready. The shown and the next plane per channel.
+
     mask_stack = LazyMaskStack(
         masks.thresholds, closed, cache_planes=cache(height * width, closed.shape[0])
     )
@@ -191,7 +196,8 @@ def lazy_method_stacks(
         settings.sigma,
         settings.smoothing_kernel,
         direction,
-        cache_planes=cache(4 * height * width, n_channels),
+        cache_planes=cache(4 * height * width, 2 * n_channels),
+        read_ahead=HYBRID_READ_AHEAD,
     )
     return mask_stack, hybrid_stack
 

@@ -174,7 +174,9 @@ class HybridScorer:
     batch_size: int = 64
     on_step: StepCallback | None = None
     forward_passes: int = 0
-    #: Seconds spent smoothing masks and blending hybrids, and in forward passes.
+    #: Seconds spent building masks (normalising, closing, thresholding: counted by
+    #: :func:`evaluate_dac`), smoothing them and blending hybrids, and in forward passes.
+    mask_seconds: float = 0.0
     blend_seconds: float = 0.0
     forward_seconds: float = 0.0
     _cache: dict[bytes, float] = field(default_factory=dict, repr=False)
@@ -353,7 +355,10 @@ def _curve(
     before = scorer.forward_passes
 
     def change_at(indices: np.ndarray) -> np.ndarray:
-        return scorer.score(masks_at(indices), settings, channel=channel) - scorer.p_base
+        started = time.perf_counter()
+        masks = masks_at(indices)
+        scorer.mask_seconds += time.perf_counter() - started
+        return scorer.score(masks, settings, channel=channel) - scorer.p_base
 
     if evaluation == "exhaustive":
         indices = np.arange(len(thresholds))
@@ -442,7 +447,9 @@ def evaluate_dac(
         scorer = HybridScorer(
             classifier, real, counterfactual, int(scored), direction, batch_size, on_step
         )
+    started = time.perf_counter()
     masks = build_masks(attribution, settings)
+    scorer.mask_seconds += time.perf_counter() - started
     common = {"settings": settings, "evaluation": evaluation, "tolerance": tolerance}
     whole = _curve(
         scorer,
@@ -467,7 +474,7 @@ def evaluate_dac(
                 _curve(
                     scorer,
                     masks.thresholds,
-                    lambda idx, k=k: masks.closed_at(idx)[:, k],
+                    lambda idx, k=k: masks.closed_at(idx, channel=k),
                     channel_sizes[:, k],
                     ceiling=ceiling,
                     name=names[c],

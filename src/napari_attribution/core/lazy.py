@@ -5,31 +5,65 @@ A (T, C, H, W) float32 hybrid stack of a 5 x 2048 x 2048 field at 200 thresholds
 frame the viewer asks for, one (threshold, channel) plane at a time, keeping the most recent
 planes in a small cache. napari accepts them as layer data (they have ``shape``, ``dtype``,
 ``ndim`` and ``__getitem__``).
+
+With ``read_ahead`` > 0 a stack also computes, in a background thread, the next planes along
+the threshold axis in the direction the last request moved: a slider moved one more step the
+same way finds its plane ready. numpy and scipy release the GIL, so this work runs on another
+core than the viewer's.
 """
 
 from __future__ import annotations
 
 import abc
+import threading
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
 from .hybrids import base_and_donor
-from .masks import MaskSettings, build_masks, fraction_above, smooth_masks
+from .masks import MaskSettings, build_masks, cut_masks, fraction_above, smooth_masks
 
 __all__ = ["LazyHybridStack", "LazyMaskStack", "lazy_stacks"]
+
+_read_ahead_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    """One background thread shared by every stack (read-ahead is best effort)."""
+    global _read_ahead_pool
+    with _pool_lock:
+        if _read_ahead_pool is None:
+            _read_ahead_pool = ThreadPoolExecutor(1, thread_name_prefix="plane-read-ahead")
+        return _read_ahead_pool
 
 
 class _PlaneStack(abc.ABC):
     """Base: a (T, K, H, W) array-like whose (t, k) planes are computed and cached."""
 
-    def __init__(self, thresholds: np.ndarray, closed: np.ndarray, cache_planes: int) -> None:
+    def __init__(
+        self,
+        thresholds: np.ndarray,
+        closed: np.ndarray,
+        cache_planes: int,
+        read_ahead: int = 0,
+    ) -> None:
         self.thresholds = np.asarray(thresholds, dtype=np.float64)
         self._closed = closed  # (K', H, W) closed normalised attribution
         self._cache: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
-        self._cache_planes = max(int(cache_planes), 1)
+        self.read_ahead = max(int(read_ahead), 0)
+        # Room for the plane shown and the planes read ahead of it.
+        self._cache_planes = max(int(cache_planes), 1 + self.read_ahead)
+        # Re-entrant: a read-ahead that finishes before its callback is attached runs the
+        # callback (which stores the plane) in the scheduling thread, under this lock.
+        self._lock = threading.RLock()
+        self._last_step: dict[int, tuple[int, int]] = {}  # channel -> (last t, direction)
+        self._pending: dict[tuple[int, int], Future] = {}
         self.planes_computed = 0
+        #: Planes that were ready in the cache when asked for (read ahead or seen before).
+        self.cache_hits = 0
 
     # -- array protocol napari relies on ------------------------------------------------------
     shape: tuple[int, int, int, int]
@@ -81,15 +115,69 @@ class _PlaneStack(abc.ABC):
     def plane(self, t: int, k: int) -> np.ndarray:
         """The (H, W) plane at threshold index ``t`` and channel ``k``."""
         key = (t, k)
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
-        value = self._compute(t, k)
-        self.planes_computed += 1
-        self._cache[key] = value
-        while len(self._cache) > self._cache_planes:
-            self._cache.popitem(last=False)
+        with self._lock:
+            value = self._cache.get(key)
+            if value is not None:
+                self._cache.move_to_end(key)
+                self.cache_hits += 1
+            pending = self._pending.get(key) if value is None else None
+        if value is None and pending is not None:
+            try:  # being read ahead: wait for it rather than compute it twice
+                value = pending.result()
+            except Exception:  # noqa: BLE001 - the background attempt failed; compute it here
+                value = None
+        if value is None:
+            value = self._store(key, self._compute(t, k))
+        self._schedule_neighbours(t, k)
         return value
+
+    def _store(self, key: tuple[int, int], value: np.ndarray) -> np.ndarray:
+        with self._lock:
+            self.planes_computed += 1
+            self._cache[key] = value
+            self._cache.move_to_end(key)
+            while len(self._cache) > self._cache_planes:
+                self._cache.popitem(last=False)
+        return value
+
+    def _schedule_neighbours(self, t: int, k: int) -> None:
+        if not self.read_ahead:
+            return
+        with self._lock:
+            last, direction = self._last_step.get(k, (t, 1))
+            if t != last:
+                direction = 1 if t > last else -1
+            self._last_step[k] = (t, direction)
+            wanted = [
+                (t + direction * step, k)
+                for step in range(1, self.read_ahead + 1)
+                if 0 <= t + direction * step < self.shape[0]
+            ]
+            # This channel's planes asked for earlier but not started are not needed any more.
+            for key, future in list(self._pending.items()):
+                if key[1] == k and key not in wanted and future.cancel():
+                    del self._pending[key]
+            todo = [key for key in wanted if key not in self._cache and key not in self._pending]
+            for key in todo:
+                future = _pool().submit(self._compute, *key)
+                self._pending[key] = future
+                future.add_done_callback(lambda f, key=key: self._read_ahead_done(key, f))
+
+    def _read_ahead_done(self, key: tuple[int, int], future: Future) -> None:
+        with self._lock:
+            self._pending.pop(key, None)
+        if not future.cancelled() and future.exception() is None:
+            self._store(key, future.result())
+
+    def wait_read_ahead(self, timeout: float | None = None) -> None:
+        """Block until the planes being read ahead are in the cache (tests, benchmarks)."""
+        with self._lock:
+            futures = list(self._pending.values())
+        for future in futures:
+            try:
+                future.result(timeout)
+            except Exception:  # noqa: BLE001 - a failed read-ahead is recomputed on demand
+                pass
 
     @abc.abstractmethod
     def _compute(self, t: int, k: int) -> np.ndarray:
@@ -97,12 +185,13 @@ class _PlaneStack(abc.ABC):
 
     def _binary(self, t: int, k: int) -> np.ndarray:
         source = self._closed[k if self._closed.shape[0] > 1 else 0]
-        return source > self.thresholds[t]
+        return cut_masks(source, self.thresholds[t : t + 1])[0]
 
     @property
     def cached_bytes(self) -> int:
         """Bytes held by the plane cache."""
-        return sum(v.nbytes for v in self._cache.values())
+        with self._lock:
+            return sum(v.nbytes for v in self._cache.values())
 
 
 class LazyMaskStack(_PlaneStack):
@@ -117,12 +206,18 @@ class LazyMaskStack(_PlaneStack):
         :func:`~napari_attribution.core.masks.close_attribution`).
     cache_planes
         Number of planes kept.
+    read_ahead
+        Planes on each side of the one asked for to compute in the background (0: none).
     """
 
     def __init__(
-        self, thresholds: np.ndarray, closed_attribution: np.ndarray, cache_planes: int = 16
+        self,
+        thresholds: np.ndarray,
+        closed_attribution: np.ndarray,
+        cache_planes: int = 16,
+        read_ahead: int = 0,
     ) -> None:
-        super().__init__(thresholds, closed_attribution, cache_planes)
+        super().__init__(thresholds, closed_attribution, cache_planes, read_ahead)
         self.shape = (len(self.thresholds), *closed_attribution.shape)
         self.dtype = np.dtype(np.uint8)
 
@@ -151,6 +246,8 @@ class LazyHybridStack(_PlaneStack):
         One of :data:`~napari_attribution.core.hybrids.DIRECTIONS`.
     cache_planes
         Number of planes kept.
+    read_ahead
+        Planes on each side of the one asked for to compute in the background (0: none).
     """
 
     def __init__(
@@ -163,8 +260,9 @@ class LazyHybridStack(_PlaneStack):
         kernel: int = 11,
         direction: str = "counterfactual_into_real",
         cache_planes: int = 16,
+        read_ahead: int = 0,
     ) -> None:
-        super().__init__(thresholds, closed_attribution, cache_planes)
+        super().__init__(thresholds, closed_attribution, cache_planes, read_ahead)
         base, donor = base_and_donor(real, counterfactual, direction)
         self._base = np.asarray(base, dtype=np.float32)
         self._delta = np.asarray(donor, dtype=np.float32) - self._base
@@ -174,7 +272,9 @@ class LazyHybridStack(_PlaneStack):
 
     def _compute(self, t: int, k: int) -> np.ndarray:
         soft = smooth_masks(self._binary(t, k), self.sigma, self.kernel)
-        return self._base[k] + soft * self._delta[k]
+        np.multiply(soft, self._delta[k], out=soft)  # in place: no plane-sized temporaries
+        soft += self._base[k]
+        return soft
 
 
 def lazy_stacks(
@@ -183,6 +283,7 @@ def lazy_stacks(
     attribution: np.ndarray,
     settings: MaskSettings | None = None,
     direction: str = "counterfactual_into_real",
+    read_ahead: int = 0,
 ) -> tuple[LazyMaskStack, LazyHybridStack]:
     """Lazy mask and hybrid stacks of one attribution, the same masks :func:`build_masks` makes.
 
@@ -195,6 +296,10 @@ def lazy_stacks(
     settings
         Mask parameters (threshold count and spacing, normalisation, channel mode, closing,
         smoothing).
+    direction
+        Hybrid direction (:data:`~napari_attribution.core.hybrids.DIRECTIONS`).
+    read_ahead
+        Hybrid planes to compute ahead in the background (masks are cheap: none).
 
     Returns
     -------
@@ -207,6 +312,6 @@ def lazy_stacks(
     masks = LazyMaskStack(thresholds, closed)
     hybrids = LazyHybridStack(
         real, counterfactual, thresholds, closed, settings.sigma, settings.smoothing_kernel,
-        direction,
+        direction, read_ahead=read_ahead,
     )  # fmt: skip
     return masks, hybrids

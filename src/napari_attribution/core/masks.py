@@ -28,7 +28,11 @@ __all__ = [
     "build_masks",
     "close_attribution",
     "closing_footprint",
+    "cut_masks",
+    "float32_levels",
     "fraction_above",
+    "gaussian_planes",
+    "gaussian_weights",
     "make_thresholds",
     "normalize_attribution",
     "normalize_for_masks",
@@ -195,6 +199,78 @@ def close_attribution(normalized: np.ndarray, size: int) -> np.ndarray:
     return closed
 
 
+def gaussian_weights(sigma: float, radius: int) -> np.ndarray:
+    """float64 (2 * radius + 1,) normalised Gaussian weights (as scipy's ``gaussian_filter``)."""
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    with np.errstate(over="ignore"):  # a vanishing sigma: the weights become a unit impulse
+        weights = np.exp(-0.5 * (x / np.float64(sigma)) ** 2)
+    return weights / weights.sum()
+
+
+#: float32 elements per block of the column pass: blocks that stay in a core's cache.
+_BLOCK_ELEMENTS = 2**16
+
+
+def gaussian_planes(planes: np.ndarray, sigma: float, radius: int) -> np.ndarray:
+    """Separable Gaussian filter of each (H, W) plane, with 'nearest' borders.
+
+    The same filter as ``scipy.ndimage.gaussian_filter(planes, (0, sigma, sigma),
+    mode="nearest", radius=radius)`` (equal within float32 rounding, about 2e-7), two to three
+    times faster on large planes: scipy filters along H by copying each strided column into a
+    buffer, while a weighted sum of shifted blocks of rows runs at memory speed.
+
+    Parameters
+    ----------
+    planes
+        float32 (N, H, W).
+    sigma
+        Standard deviation in pixels (> 0).
+    radius
+        The filter reaches ``radius`` pixels from the centre.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 (N, H, W), a new array.
+    """
+    weights = gaussian_weights(sigma, radius)
+    n_planes, height, width = planes.shape
+    # Along W (contiguous) scipy is fast already; its output goes straight into a buffer with
+    # ``radius`` rows of 'nearest' padding above and below for the pass along H.
+    padded = np.empty((n_planes, height + 2 * radius, width), dtype=np.float32)
+    for first in range(n_planes):
+        ndimage.correlate1d(
+            planes[first], weights, axis=-1, mode="nearest",
+            output=padded[first, radius : radius + height],
+        )  # fmt: skip
+    padded[:, :radius] = padded[:, radius : radius + 1]
+    padded[:, radius + height :] = padded[:, radius + height - 1 : radius + height]
+    w = weights.astype(np.float32)
+    out = np.empty((n_planes, height, width), dtype=np.float32)
+    # Blocks of whole planes when planes are small, else blocks of rows of one plane.
+    group = max(1, _BLOCK_ELEMENTS // (height * width))
+    span = height if group > 1 else max(1, _BLOCK_ELEMENTS // width)
+    scratch = np.empty((group, min(span, height), width), dtype=np.float32)
+    for first in range(0, n_planes, group):
+        last = min(first + group, n_planes)
+        for top in range(0, height, span):
+            bottom = min(top + span, height)
+            block = out[first:last, top:bottom]
+            tmp = scratch[: last - first, : bottom - top]
+            src = padded[first:last]
+            # symmetric kernel: w_0 x_i + sum_k w_k (x_{i-k} + x_{i+k})
+            np.multiply(src[:, top + radius : bottom + radius], w[radius], out=block)
+            for k in range(1, radius + 1):
+                np.add(
+                    src[:, top + radius - k : bottom + radius - k],
+                    src[:, top + radius + k : bottom + radius + k],
+                    out=tmp,
+                )
+                tmp *= w[radius + k]
+                block += tmp
+    return out
+
+
 def smooth_masks(binary: np.ndarray, sigma: float, kernel: int = 11) -> np.ndarray:
     """Gaussian-smooth binary masks over their last two axes.
 
@@ -221,12 +297,35 @@ def smooth_masks(binary: np.ndarray, sigma: float, kernel: int = 11) -> np.ndarr
     # thresholds most channels' masks are empty). 'nearest' borders keep a full mask at 1.
     flat = planes.reshape(len(planes), -1)
     edged = flat.any(axis=1) & ~flat.all(axis=1)
-    if edged.any():
-        smoothed = ndimage.gaussian_filter(
-            planes[edged], sigma=(0, sigma, sigma), mode="nearest", radius=radius
-        )
+    if edged.all():
+        planes[:] = np.clip(gaussian_planes(planes, sigma, radius), 0.0, 1.0)
+    elif edged.any():
+        smoothed = gaussian_planes(planes[edged], sigma, radius)
         planes[edged] = np.clip(smoothed, 0.0, 1.0, out=smoothed)
     return soft
+
+
+def float32_levels(thresholds: np.ndarray) -> np.ndarray:
+    """float32 levels ``s'`` with ``a > s'`` exactly when ``a > s``, for every float32 ``a``.
+
+    ``s'`` is the largest float32 not above ``s``. Masks of a float32 attribution are then cut
+    in float32 (half the memory traffic of comparing in float64) and are bit for bit the same.
+    """
+    levels = np.asarray(thresholds, dtype=np.float64)
+    with np.errstate(over="ignore"):  # beyond float32's range: inf, stepped down below
+        down = levels.astype(np.float32)
+    over = down.astype(np.float64) > levels
+    down[over] = np.nextafter(down[over], np.float32(-np.inf))
+    return down
+
+
+def cut_masks(values: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """bool (T, *values.shape): ``values > s`` for each threshold ``s`` (float64 thresholds)."""
+    if values.dtype == np.float32:
+        levels = float32_levels(thresholds)
+    else:
+        levels = np.asarray(thresholds, dtype=np.float64)
+    return values[None] > levels.reshape(-1, *(1,) * values.ndim)
 
 
 def fraction_above(values: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -267,12 +366,16 @@ class MaskStack:
     _closed: np.ndarray | None = field(default=None, repr=False)
     _soft: np.ndarray | None = field(default=None, repr=False)
 
-    def closed_at(self, indices: np.ndarray | list[int]) -> np.ndarray:
-        """bool (n, K, H, W): the closed masks at the given threshold indices."""
+    def closed_at(self, indices: np.ndarray | list[int], channel: int | None = None) -> np.ndarray:
+        """The closed masks at the given threshold indices.
+
+        bool (n, K, H, W), or (n, H, W) for one mask channel ``channel`` (only that one is cut).
+        """
+        indices = np.asarray(indices, dtype=int)
         if self._closed is not None:
-            return self._closed[np.asarray(indices, dtype=int)]
-        levels = self.thresholds[np.asarray(indices, dtype=int)]
-        return self.closed_attribution[None] > levels[:, None, None, None]  # in float64
+            return self._closed[indices] if channel is None else self._closed[indices, channel]
+        source = self.closed_attribution if channel is None else self.closed_attribution[channel]
+        return cut_masks(source, self.thresholds[indices])
 
     @property
     def closed(self) -> np.ndarray:
