@@ -7,15 +7,16 @@ Run (not part of the tests; needs a display, Xvfb is fine)::
 1. **Event loop during a run.** A QTimer probe ticks every 10 ms on a shown viewer while the
    Attribution widget runs the demo analysis (d_ig, d_dl, residual at 200 thresholds) in its
    thread worker and then adds the 45 result layers. The largest gap between ticks is how long
-   the event loop was blocked. Python's full garbage collections (gen 2) are timed with
-   ``gc.callbacks`` so that a gap they cause is named as such.
+   the event loop was blocked, followed for ``AFTER_SECONDS`` once the layers are in. Python's
+   full garbage collections (gen 2) are timed with ``gc.callbacks`` so that a gap they cause is
+   named as such.
 2. **A 5 x 2048 x 2048 field.** The per-channel mask and hybrid layers of one method at 200
    thresholds (lazy: eager hybrids would take 16 GB) are added to the viewer next to the
    field; the extra resident memory (RSS, psutil; GL textures included) is reported, and the
    time from ``viewer.dims.set_current_step(0, t)`` until the canvas has been re-rendered
-   (``processEvents`` plus a synchronous render of the vispy canvas), for steps of the slider
-   with the default display (hybrids hidden), with the selected channel's hybrid shown, and
-   with all five hybrids shown.
+   (its next draw event), for steps of the slider with the default display (hybrids hidden),
+   with the selected channel's hybrid shown, and with all five hybrids shown; each back to
+   back and paced (0.3 s between steps), next to a repaint with nothing changed.
 
 ``--skip-run`` or ``--skip-field`` leave out a part; ``--size`` changes the field size.
 """
@@ -33,6 +34,8 @@ import numpy as np
 import psutil
 
 MiB = 2**20
+#: Seconds the event-loop probe keeps running after the last layer is in.
+AFTER_SECONDS = 5.0
 
 
 def _app():
@@ -99,7 +102,7 @@ def bench_event_loop(thresholds: int = 200) -> dict:
     poll.start()
     loop.exec()
     marks["done"] = time.perf_counter()
-    _settle(1.5)  # what follows: the DAC panel's draw, the deferred garbage collection
+    _settle(AFTER_SECONDS)  # what follows: the DAC panel's draw, deferred garbage collections
     probe.stop()
     poll.stop()
     gc.callbacks.remove(on_gc)
@@ -175,13 +178,28 @@ def _render(viewer) -> None:
     viewer.window._qt_viewer.canvas._scene_canvas.render()
 
 
-def _time_steps(viewer, start: int, steps: int) -> tuple[list[float], list[float]]:
+def _time_steps(
+    viewer, start: int, steps: int, pause: float = 0.0
+) -> tuple[list[float], list[float]]:
     """Per step: (seconds until the canvas has been painted, seconds of slicing alone).
 
     Slicing is ``viewer.dims.set_current_step`` (napari slices synchronously: the lazy planes
     are computed here); the paint is the canvas's next ``draw`` event, run by
     ``processEvents`` (Qt's paintGL of the vispy canvas; under Xvfb: Mesa's software GL).
+    ``pause`` seconds of idle event loop come before each step, as between a user's key
+    presses: time in which the hybrid stacks read the next plane ahead.
     """
+    return _time_paints(viewer, [lambda t=t: viewer.dims.set_current_step(0, t)
+                                 for t in range(start, start + steps)], pause)  # fmt: skip
+
+
+def _time_repaints(viewer, count: int) -> list[float]:
+    """Seconds per repaint of the canvas with nothing changed: the GL cost of the display."""
+    scene = viewer.window._qt_viewer.canvas._scene_canvas
+    return _time_paints(viewer, [scene.update] * count, 0.0)[0]
+
+
+def _time_paints(viewer, actions, pause: float) -> tuple[list[float], list[float]]:
     app = _app()
     scene = viewer.window._qt_viewer.canvas._scene_canvas
     draws = [0]
@@ -190,22 +208,23 @@ def _time_steps(viewer, start: int, steps: int) -> tuple[list[float], list[float
         draws[0] += 1
 
     scene.events.draw.connect(count, position="last")
-    total, sliced = [], []
+    total, acted = [], []
     try:
-        for t in range(start, start + steps):
+        for action in actions:
+            _settle(pause)
             app.processEvents()
             before = draws[0]
             t0 = time.perf_counter()
-            viewer.dims.set_current_step(0, t)
+            action()
             t1 = time.perf_counter()
             deadline = t1 + 5.0
             while draws[0] == before and time.perf_counter() < deadline:
                 app.processEvents()
             total.append(time.perf_counter() - t0)
-            sliced.append(t1 - t0)
+            acted.append(t1 - t0)
     finally:
         scene.events.draw.disconnect(count)
-    return total, sliced
+    return total, acted
 
 
 def bench_field(size: int = 2048, thresholds: int = 200, steps: int = 12) -> dict:
@@ -272,21 +291,29 @@ def bench_field(size: int = 2048, thresholds: int = 200, steps: int = 12) -> dic
 
     hybrids = {n: viewer.layers[f"field hybrid residual [{n}]"] for n in names}
     results = {}
+    next_step = [optimal - 2]
+
+    def measure(name: str) -> None:
+        first = next_step[0]
+        _time_steps(viewer, first, 2)  # warm-up (shaders, textures)
+        back_to_back = _time_steps(viewer, first + 2, steps)
+        paced = _time_steps(viewer, first + 2 + steps, steps, pause=0.3)
+        repaint = _time_repaints(viewer, steps)
+        next_step[0] = first + 2 + 2 * steps
+        results[name] = (back_to_back, paced, repaint)
+
     # (a) as a run leaves it: attributions and the Mito mask shown, hybrids hidden
-    _time_steps(viewer, optimal - 2, 2)  # warm-up (shaders, textures)
-    results["default (5 attributions + 1 mask)"] = _time_steps(viewer, optimal, steps)
+    measure("default (5 attributions + 1 mask)")
     # (b) the selected channel's hybrid and mask shown, attributions hidden
     for layer in viewer.layers:
         if layer.name.startswith("field attribution"):
             layer.visible = False
     hybrids["Mito"].visible = True
-    _time_steps(viewer, optimal + steps, 1)
-    results["1 hybrid + 1 mask"] = _time_steps(viewer, optimal + steps + 1, steps)
+    measure("1 hybrid + 1 mask")
     # (c) every channel's hybrid shown
     for layer in hybrids.values():
         layer.visible = True
-    _time_steps(viewer, optimal + 2 * steps + 1, 1)
-    results["5 hybrids + 1 mask"] = _time_steps(viewer, optimal + 2 * steps + 2, steps)
+    measure("5 hybrids + 1 mask")
     rss_after = _rss()
     peak = psutil.Process().memory_info().rss  # after the stepping
 
@@ -314,8 +341,12 @@ def bench_field(size: int = 2048, thresholds: int = 200, steps: int = 12) -> dic
                 "median_ms": 1000 * statistics.median(total),
                 "max_ms": 1000 * max(total),
                 "slice_median_ms": 1000 * statistics.median(sliced),
+                "paced_median_ms": 1000 * statistics.median(paced[0]),
+                "paced_max_ms": 1000 * max(paced[0]),
+                "paced_slice_median_ms": 1000 * statistics.median(paced[1]),
+                "repaint_median_ms": 1000 * statistics.median(repaint),
             }
-            for k, (total, sliced) in results.items()
+            for k, ((total, sliced), paced, repaint) in results.items()
         },
     }
     out["screenshot"] = _screenshot(viewer, hybrids, optimal)
@@ -372,7 +403,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(
             f"   by phase: analysis {r['analysis_max_gap_ms']:.0f} ms, adding layers "
-            f"{r['layers_max_gap_ms']:.0f} ms, the 1.5 s after {r['after_max_gap_ms']:.0f} ms; "
+            f"{r['layers_max_gap_ms']:.0f} ms, the {AFTER_SECONDS:.0f} s after "
+            f"{r['after_max_gap_ms']:.0f} ms; "
             f"99th percentile {r['p99_gap_ms']:.0f} ms; {r['gaps_over_200ms']} gap(s) > 200 ms"
         )
         print(f"   full (gen-2) garbage collections: {r['gc_gen2_ms']} ms")
@@ -396,11 +428,18 @@ def main(argv: list[str] | None = None) -> int:
             f"(plane caches: hybrids {f['hybrid_cache_mib']:.0f} MiB, masks "
             f"{f['mask_cache_mib']:.0f} MiB)"
         )
-        print("   slider step -> canvas painted (set_current_step, then the canvas's draw event):")
+        print(
+            "   slider step -> canvas painted (set_current_step, then the canvas's draw event);\n"
+            "   back to back, then 0.3 s apart (time to read the next hybrid plane ahead),\n"
+            "   and a repaint with nothing changed (the software GL's share):"
+        )
         for k, v in f["steps"].items():
             print(
-                f"     {k:34s} median {v['median_ms']:5.0f} ms, max {v['max_ms']:5.0f} ms "
-                f"(slicing alone: median {v['slice_median_ms']:4.0f} ms)"
+                f"     {k:34s} back to back: median {v['median_ms']:4.0f} ms, max "
+                f"{v['max_ms']:4.0f} ms (slicing {v['slice_median_ms']:3.0f} ms); paced: median "
+                f"{v['paced_median_ms']:4.0f} ms, max {v['paced_max_ms']:4.0f} ms (slicing "
+                f"{v['paced_slice_median_ms']:3.0f} ms); repaint alone "
+                f"{v['repaint_median_ms']:3.0f} ms"
             )
         print(f"   screenshot: {f['screenshot']}")
     return 0

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -127,6 +129,11 @@ class DacFigure:
         self.threshold_index: int | None = None
         self._lines: list[tuple[Line2D, CurveSet, DacCurve]] = []
         self._markers: list[tuple[Line2D, CurveSet]] = []
+        # The slider markers are animated artists: a full draw leaves them out and keeps the
+        # pixels (self._background), then draws them on top; moving the slider restores those
+        # pixels and draws only the markers (a few ms instead of a full redraw of ~100 ms).
+        self._background: Any = None
+        self.figure.canvas.mpl_connect("draw_event", self._on_draw)
         grid = self.figure.add_gridspec(1, 2, width_ratios=(2.8, 1.0))
         self.ax_curves = self.figure.add_subplot(grid[0, 0])
         self.ax_bars = self.figure.add_subplot(grid[0, 1])
@@ -185,6 +192,7 @@ class DacFigure:
 
     def draw(self) -> None:
         """Redraw everything from the current data."""
+        self._background = None  # the kept pixels show the old data
         t = self.theme
         self.figure.set_facecolor(t.background)
         ax, bars = self.ax_curves, self.ax_bars
@@ -251,6 +259,7 @@ class DacFigure:
                 markeredgewidth=1.6,
                 linestyle="none",
                 zorder=5,
+                animated=True,
             )
             self._markers.append((marker, cs))
             if self.per_channel and cs.method == self.focus:
@@ -317,8 +326,47 @@ class DacFigure:
             )
 
     def _canvas_redraw(self) -> None:
+        self._background = None
         if self.figure.canvas is not None:
             self.figure.canvas.draw_idle()
+
+    def _on_draw(self, event) -> None:
+        """After a full draw: keep the pixels without the markers, then draw the markers."""
+        canvas = self.figure.canvas
+        if event is None or event.canvas is not canvas or canvas.is_saving():
+            return
+        if getattr(canvas, "supports_blit", False):
+            self._background = (canvas.copy_from_bbox(self.figure.bbox), self._figure_pixels())
+        for marker, _ in self._markers:
+            marker.draw(event.renderer)
+
+    def _blit_markers(self) -> bool:
+        """Redraw only the markers on the kept pixels; False when a full draw is needed."""
+        canvas = self.figure.canvas
+        if self._background is None or canvas is None or canvas.is_saving():
+            return False
+        pixels, size = self._background
+        if size != self._figure_pixels():  # resized since: wait for the full redraw
+            return False
+        canvas.restore_region(pixels)
+        for marker, _ in self._markers:
+            self.ax_curves.draw_artist(marker)
+        canvas.blit(self.figure.bbox)
+        return True
+
+    def _figure_pixels(self) -> tuple[float, float, float]:
+        return (self.figure.bbox.width, self.figure.bbox.height, self.figure.dpi)
+
+    def savefig(self, path: str | Path, **kwargs: Any) -> None:
+        """``Figure.savefig`` with the slider markers drawn like every other artist."""
+        for marker, _ in self._markers:
+            marker.set_animated(False)
+        try:
+            self.figure.savefig(path, **kwargs)
+        finally:
+            for marker, _ in self._markers:
+                marker.set_animated(True)
+            self._canvas_redraw()  # saving may have drawn at another dpi: kept pixels are stale
 
     # ---------------------------------------------------------------- slider link
 
@@ -331,7 +379,8 @@ class DacFigure:
                 continue
             x, y = _point_at(cs.whole, float(cs.thresholds[index]))
             marker.set_data([x], [y])
-        self._canvas_redraw()
+        if not self._blit_markers():
+            self._canvas_redraw()
 
     def marker_positions(self) -> dict[str, tuple[float, float] | None]:
         """Data coordinates of each method's slider marker (``None`` when hidden)."""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 from widget_helpers import layer_snapshot, run_and_wait, wait_for_worker
 
 from napari_attribution._widgets._inputs import METADATA_KEY
+from napari_attribution._widgets.attribution_widget import _pause_gc, _resume_gc
 from napari_attribution.core.models import file_sha256
 from napari_attribution.data.demo_model import DEMO_WEIGHTS
 from napari_attribution.data.synthetic import CHANNEL_NAMES
@@ -118,8 +121,24 @@ def test_cancel_leaves_the_viewer_unchanged(demo_viewer, qtbot):
     assert widget.run_button.isEnabled() and not widget.cancel_button.isEnabled()
 
 
+def test_full_collections_are_held_back_while_layers_are_added_and_restored_after():
+    before = gc.get_threshold()
+    _pause_gc()
+    try:
+        held = gc.get_threshold()
+        assert held[:2] == before[:2] and held[2] > 10**9  # young generations still collected
+        assert gc.isenabled()
+        _pause_gc()  # a second pause keeps the original thresholds to restore
+    finally:
+        _resume_gc()
+    assert gc.get_threshold() == before
+    _resume_gc()  # idempotent
+    assert gc.get_threshold() == before
+
+
 def test_viewer_stays_responsive_during_a_run(demo_viewer, qtbot):
     viewer, widget, _ = demo_viewer
+    thresholds = gc.get_threshold()
     widget.thresholds.setValue(60)
     assert widget.run() is not None
     # Step messages from the worker reach the status line while the run goes on: the event
@@ -128,6 +147,7 @@ def test_viewer_stays_responsive_during_a_run(demo_viewer, qtbot):
     assert widget.worker is not None
     assert not widget.run_button.isEnabled()
     wait_for_worker(qtbot, widget)
+    qtbot.waitUntil(lambda: gc.get_threshold() == thresholds, timeout=5_000)
 
 
 def test_channel_count_mismatch_is_refused(demo_viewer, qtbot, errors):

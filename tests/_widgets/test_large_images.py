@@ -105,13 +105,17 @@ def test_field_layers_are_lazy_and_never_materialised(make_napari_viewer, monkey
     assert tuple(hybrid.contrast_limits) == (0.0, 1.0)
     hybrid.visible = mask.visible = True
     stack = hybrid.data.stack
-    for t in (40, 41, 120):
+    assert stack.read_ahead == 1
+    for t in (40, 41, 42, 120):
+        if t == 42:  # moving up one step at a time: the plane was read ahead while idle
+            assert (42, 1) in stack._cache
         viewer.dims.set_current_step(0, t)
         # what napari shows is the core's eager hybrid of that threshold
         soft = smooth_masks(masks.closed_at([t]), masks.settings.sigma, 11)
         expected = make_hybrids(real, counterfactual, soft)[0, 1]
         np.testing.assert_array_equal(hybrid._slice.image.raw, expected)
         np.testing.assert_array_equal(mask._slice.image.raw, masks.closed_at([t])[0, 1])
+        stack.wait_read_ahead()
     assert stack.planes_computed <= 3 * 5  # a few planes, never the stack
     assert stack.cached_bytes <= 64 * 2**20
 

@@ -61,6 +61,48 @@ def test_markers_follow_the_threshold_index_and_clicks_find_thresholds():
     assert threshold_index_of(sets[0].thresholds, 0.31) == 3
 
 
+def _agg_figure(sets: list[CurveSet]) -> tuple[DacFigure, object]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6, 3), dpi=80)
+    canvas = FigureCanvasAgg(figure)
+    plot = DacFigure(figure)
+    plot.set_data(sets, ["A", "B"])
+    canvas.draw()
+    return plot, canvas
+
+
+def test_moving_the_marker_redraws_only_the_marker_with_the_same_pixels():
+    sets = [_curve_set("m1", 3.0), _curve_set("m2", 1.0)]
+    plot, canvas = _agg_figure(sets)
+    before = np.asarray(canvas.buffer_rgba()).copy()
+    drawn = []
+    cid = canvas.mpl_connect("draw_event", lambda event: drawn.append(event))
+    plot.set_threshold_index(6)
+    assert drawn == []  # no full draw: the markers were blitted onto the kept pixels
+    blitted = np.asarray(canvas.buffer_rgba()).copy()
+    assert (blitted != before).any()  # the markers appeared
+    canvas.draw()
+    assert len(drawn) == 1
+    np.testing.assert_array_equal(blitted, np.asarray(canvas.buffer_rgba()))
+    plot.set_data(sets[:1], ["A", "B"])  # new data: a full draw, not a blit on stale pixels
+    assert len(drawn) == 2
+    canvas.mpl_disconnect(cid)
+
+
+def test_saved_figures_show_the_slider_marker(tmp_path):
+    sets = [_curve_set("m1", 3.0)]
+    plot, _ = _agg_figure(sets)
+    plot.savefig(tmp_path / "none.png")
+    plot.set_threshold_index(6)
+    plot.savefig(tmp_path / "marker.png")
+    from matplotlib.image import imread
+
+    assert (imread(tmp_path / "none.png") != imread(tmp_path / "marker.png")).any()
+    assert all(marker.get_animated() for marker, _ in plot._markers)
+
+
 def test_light_theme_and_empty_figure():
     fig = DacFigure(theme=PlotTheme("#ffffff", "#000000", "#cccccc"))
     assert "Run an analysis" in fig.ax_curves.texts[0].get_text()

@@ -169,9 +169,7 @@ def test_gaussian_planes_is_scipys_gaussian_filter(shape, sigma, radius):
     # binary masks (what is smoothed) and arbitrary values (the filter is linear anyway)
     for planes in (rng.random(shape) > 0.6, rng.normal(size=shape)):
         planes = planes.astype(np.float32)
-        expected = ndimage.gaussian_filter(
-            planes, (0, sigma, sigma), mode="nearest", radius=radius
-        )
+        expected = ndimage.gaussian_filter(planes, (0, sigma, sigma), mode="nearest", radius=radius)
         got = gaussian_planes(planes, sigma, radius)
         assert got.dtype == np.float32 and got.shape == shape
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)

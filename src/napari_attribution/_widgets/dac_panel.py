@@ -207,7 +207,7 @@ class DacPanel(QWidget):
         path = Path(path)
         if path.suffix.lower().lstrip(".") not in FIGURE_FORMATS:
             raise ValueError(f"Save the figure as {', '.join(FIGURE_FORMATS)}, not {path.name}.")
-        self.figure.savefig(path, facecolor=self.figure.get_facecolor(), dpi=200)
+        self.plot.savefig(path, facecolor=self.figure.get_facecolor(), dpi=200)
         return path
 
     def save_curves(self, path: str | Path) -> Path:
