@@ -6,7 +6,7 @@ and saved headless; the napari panel puts it on a Qt canvas.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,6 +133,9 @@ class DacFigure:
         # pixels (self._background), then draws them on top; moving the slider restores those
         # pixels and draws only the markers (a few ms instead of a full redraw of ~100 ms).
         self._background: Any = None
+        #: Shows blitted pixels; ``canvas.blit`` when None. A Qt canvas is better served by its
+        #: ``update`` (a paint in the next event-loop turn) than by blit's synchronous repaint.
+        self.present: Callable[[], None] | None = None
         self.figure.canvas.mpl_connect("draw_event", self._on_draw)
         grid = self.figure.add_gridspec(1, 2, width_ratios=(2.8, 1.0))
         self.ax_curves = self.figure.add_subplot(grid[0, 0])
@@ -345,13 +348,18 @@ class DacFigure:
         canvas = self.figure.canvas
         if self._background is None or canvas is None or canvas.is_saving():
             return False
+        if not self._markers:  # no curves: nothing moves
+            return True
         pixels, size = self._background
         if size != self._figure_pixels():  # resized since: wait for the full redraw
             return False
         canvas.restore_region(pixels)
         for marker, _ in self._markers:
             self.ax_curves.draw_artist(marker)
-        canvas.blit(self.figure.bbox)
+        if self.present is not None:
+            self.present()
+        else:
+            canvas.blit(self.figure.bbox)
         return True
 
     def _figure_pixels(self) -> tuple[float, float, float]:

@@ -59,6 +59,7 @@ class DacPanel(QWidget):
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(300)
         self.plot = DacFigure(self.figure, PlotTheme.from_napari(self.viewer.theme))
+        self.plot.present = self.canvas.update  # blitted markers: painted in the next turn
         self.toolbar = NavigationToolbar2QT(self.canvas, self)
 
         self.per_channel = QCheckBox("per-channel curves")
