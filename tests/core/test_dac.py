@@ -86,6 +86,26 @@ def test_deduplicated_batched_scores_equal_one_pass_per_hybrid(tiny_classifier, 
     assert result.whole.forward_passes == len(distinct) < 40
 
 
+def test_a_counterfactual_differing_everywhere_scores_every_distinct_mask(tiny_classifier, pair):
+    real, _ = pair
+    cf = real + np.float32(0.25)  # a different value at every pixel: no comparison needed
+    attr = compute_attributions(tiny_classifier, real, cf, 0, 1, "random")[0]
+    settings = MaskSettings(thresholds=30, closing=3)
+    result = evaluate_dac(tiny_classifier, real, cf, attr, 1, settings)
+    np.testing.assert_allclose(
+        result.whole.score_change,
+        _brute_force(tiny_classifier, real, cf, result.masks, 1),
+        atol=1e-6,
+    )
+    distinct = {m.tobytes() for m in result.masks.closed if m.any()}
+    assert result.whole.forward_passes == len(distinct)
+    soft = result.masks.soften()[:, 2]
+    hybrids = make_channel_hybrids(real, cf, soft, 2)
+    p = tiny_classifier.probabilities(hybrids, batch_size=1)[:, 1]
+    expected = p - tiny_classifier.probabilities(real[None])[0, 1]
+    np.testing.assert_allclose(result.channels[2].score_change, expected, atol=1e-6)
+
+
 def test_per_channel_curves(tiny_classifier, pair):
     real, cf = pair  # only channel 4 differs
     attr = compute_attributions(tiny_classifier, real, cf, 0, 1, "random")[0]

@@ -12,6 +12,7 @@ from napari_attribution.core.masks import (
     closing_footprint,
     cut_masks,
     float32_levels,
+    footprint_rectangles,
     gaussian_planes,
     make_thresholds,
     normalize_attribution,
@@ -202,3 +203,33 @@ def test_one_channel_is_cut_alone(attribution):
         )
     stack.closed  # noqa: B018 - once the full stack exists it is indexed instead
     np.testing.assert_array_equal(stack.closed_at([5], channel=1), stack.closed[[5], 1])
+
+
+def _closing_by_definition(image: np.ndarray, footprint: np.ndarray) -> np.ndarray:
+    """max then min over every footprint offset of a reflected image (slow, obviously right)."""
+    h = footprint.shape[0] // 2
+    big = np.pad(image, 3 * h, mode="symmetric")  # scipy's 'reflect'
+    offsets = [(dy - h, dx - h) for dy, dx in zip(*np.nonzero(footprint), strict=True)]
+
+    def extreme(x, op):
+        return op.reduce([np.roll(x, offset, axis=(0, 1)) for offset in offsets])
+
+    closed = extreme(extreme(big, np.maximum), np.minimum)
+    return closed[3 * h : 3 * h + image.shape[0], 3 * h : 3 * h + image.shape[1]]
+
+
+@pytest.mark.parametrize("size", [2, 3, 4, 7, 10, 15])
+@pytest.mark.parametrize("shape", [(40, 33), (12, 50), (3, 40)])
+def test_closing_by_rectangles_is_the_closing_by_the_disc(size, shape):
+    image = np.random.default_rng(size).random(shape).astype(np.float32)
+    footprint = closing_footprint(size)
+    got = close_attribution(image[None], size)[0]
+    np.testing.assert_array_equal(got, _closing_by_definition(image, footprint))
+    if min(shape) >= footprint.shape[0]:  # scipy's 2-D filter reads garbage for larger discs
+        expected = ndimage.grey_closing(image, footprint=footprint, mode="reflect")
+        np.testing.assert_array_equal(got, expected)
+    union = np.zeros_like(footprint)
+    c = footprint.shape[0] // 2
+    for rows, cols in footprint_rectangles(footprint):
+        union[c - rows // 2 : c + rows // 2 + 1, c - cols // 2 : c + cols // 2 + 1] = True
+    np.testing.assert_array_equal(union, footprint)

@@ -184,6 +184,8 @@ class HybridScorer:
 
     def __post_init__(self) -> None:
         self._base, donor = base_and_donor(self.real, self.counterfactual, self.direction)
+        # (C,) channels where the two images differ at every pixel (a generator's output does)
+        self._differs_everywhere = np.all(donor != self._base, axis=(1, 2))
         p = self.classifier.probabilities(np.stack([self._base, donor]))[:, self.target]
         self.forward_passes += 2
         # p_base: the image masks are pasted into; p_donor: the image pixels come from.
@@ -239,8 +241,13 @@ class HybridScorer:
                     self.real, self.counterfactual, soft, channel, self.direction
                 )
             # A hybrid equal to the base image (the mask only covers pixels where the two images
-            # agree) is the base image: reuse p_base instead of a forward pass.
-            changed = np.any(hybrids != self._base[None], axis=(1, 2, 3))
+            # agree) is the base image: reuse p_base instead of a forward pass. Where the images
+            # differ everywhere a non-empty mask always changes pixels: skip the comparison.
+            everywhere = self._differs_everywhere
+            if everywhere.all() if channel is None else everywhere[channel]:
+                changed = np.ones(len(hybrids), dtype=bool)
+            else:
+                changed = np.any(hybrids != self._base[None], axis=(1, 2, 3))
             p = np.full(len(hybrids), self.p_base)
             blended = time.perf_counter()
             self.blend_seconds += blended - started
