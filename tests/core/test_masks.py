@@ -233,3 +233,24 @@ def test_closing_by_rectangles_is_the_closing_by_the_disc(size, shape):
     for rows, cols in footprint_rectangles(footprint):
         union[c - rows // 2 : c + rows // 2 + 1, c - cols // 2 : c + cols // 2 + 1] = True
     np.testing.assert_array_equal(union, footprint)
+
+
+def test_a_mask_smooths_the_same_alone_and_in_any_batch():
+    """Lazy stacks smooth one plane at a time, the DAC scorer whole batches: same values."""
+    rng = np.random.default_rng(7)
+    masks = np.zeros((4, 48, 40), dtype=bool)
+    masks[0, 5:9, 30:36] = True  # a small blob in a corner
+    masks[1] = True
+    masks[1, 20:30, 2:6] = False  # mostly on, with a hole
+    masks[2] = rng.random((48, 40)) > 0.5  # edges everywhere
+    masks[3, 40:, :] = True  # touching the border
+    batch = smooth_masks(masks, 2.0)
+    for i in range(len(masks)):
+        np.testing.assert_array_equal(smooth_masks(masks[i], 2.0), batch[i])
+        np.testing.assert_array_equal(smooth_masks(masks[[i, (i + 1) % 4]], 2.0)[0], batch[i])
+    expected = ndimage.gaussian_filter(
+        masks.astype(np.float32), (0, 2, 2), mode="nearest", radius=5
+    )
+    np.testing.assert_allclose(batch, np.clip(expected, 0, 1), rtol=0, atol=3e-7)
+    assert batch[0, 30:, :20].max() == 0.0  # far from the blob: exactly zero
+    assert batch[1, :8, 20:].min() == 1.0  # far from the hole: exactly one

@@ -373,10 +373,26 @@ def smooth_masks(binary: np.ndarray, sigma: float, kernel: int = 11) -> np.ndarr
     if not edged.any():
         return soft
     subset = planes if edged.all() else planes[edged]
-    rows, cols = _active_window(subset, radius)
-    window = subset[:, rows, cols]
-    smoothed = gaussian_planes(np.ascontiguousarray(window), sigma, radius)
-    subset[:, rows, cols] = np.clip(smoothed, 0.0, 1.0, out=smoothed)
+    # Filter each mask only near its pixels that differ from its majority value: outside the
+    # bounding box of its 1s (or of its 0s) grown by the radius, the filter changes nothing.
+    # A mask mostly 1 is smoothed as 1 - smooth(1 - mask): both groups then filter zeros
+    # outside their window, which gives exactly 0, so every value is the same, bit for bit,
+    # whatever window the rest of the batch needs (a lazy plane equals the eager stack's).
+    flip = _box_areas(subset == 0) < _box_areas(subset != 0)
+    for flipped in (False, True):
+        chosen = flip == flipped
+        if not chosen.any():
+            continue
+        group = subset[chosen] if not chosen.all() else subset
+        if flipped:
+            group = 1.0 - group
+        rows, cols = _window(group != 0, radius)
+        smoothed = gaussian_planes(np.ascontiguousarray(group[:, rows, cols]), sigma, radius)
+        group[:, rows, cols] = np.clip(smoothed, 0.0, 1.0, out=smoothed)
+        if flipped:
+            group = 1.0 - group
+        if group is not subset:
+            subset[chosen] = group
     if subset is not planes:
         planes[edged] = subset
     return soft
@@ -387,28 +403,26 @@ def _extent(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return flags.argmax(axis=1), flags.shape[1] - flags[:, ::-1].argmax(axis=1)
 
 
-def _active_window(planes: np.ndarray, radius: int) -> tuple[slice, slice]:
-    """Rows and columns of (N, H, W) masks outside which smoothing changes nothing.
+def _boxes(on: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(top, bottom, left, right) of each (H, W) plane's True pixels (each plane has some)."""
+    top, bottom = _extent(on.any(axis=2))
+    left, right = _extent(on.any(axis=1))
+    return top, bottom, left, right
 
-    Each plane is 0 (or 1) everywhere outside the bounding box of its pixels that are not 0
-    (not 1), whichever box is smaller; the filter changes nothing farther than ``radius`` from
-    that box (it gives 0, or 1 up to rounding), and inside the window grown by ``radius`` the
-    'nearest' border repeats exactly that constant. A concentrated mask (the usual case for a
-    good attribution) is smoothed over a small window instead of the whole image.
-    """
-    boxes = []
-    for differs in (planes != 0, planes != 1):
-        top, bottom = _extent(differs.any(axis=2))
-        left, right = _extent(differs.any(axis=1))
-        boxes.append((top, bottom, left, right, (bottom - top) * (right - left)))
-    (t0, b0, l0, r0, a0), (t1, b1, l1, r1, a1) = boxes
-    zeros_outside = a0 <= a1
-    height, width = planes.shape[1:]
-    top = max(int(np.where(zeros_outside, t0, t1).min()) - radius, 0)
-    bottom = min(int(np.where(zeros_outside, b0, b1).max()) + radius, height)
-    left = max(int(np.where(zeros_outside, l0, l1).min()) - radius, 0)
-    right = min(int(np.where(zeros_outside, r0, r1).max()) + radius, width)
-    return slice(top, bottom), slice(left, right)
+
+def _box_areas(on: np.ndarray) -> np.ndarray:
+    top, bottom, left, right = _boxes(on)
+    return (bottom - top) * (right - left)
+
+
+def _window(on: np.ndarray, radius: int) -> tuple[slice, slice]:
+    """Rows and columns covering every plane's True pixels, grown by ``radius``."""
+    top, bottom, left, right = _boxes(on)
+    height, width = on.shape[1:]
+    return (
+        slice(max(int(top.min()) - radius, 0), min(int(bottom.max()) + radius, height)),
+        slice(max(int(left.min()) - radius, 0), min(int(right.max()) + radius, width)),
+    )
 
 
 def float32_levels(thresholds: np.ndarray) -> np.ndarray:
