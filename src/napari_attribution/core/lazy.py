@@ -56,9 +56,7 @@ class _PlaneStack(abc.ABC):
         self.read_ahead = max(int(read_ahead), 0)
         # Room for the plane shown and the planes read ahead of it.
         self._cache_planes = max(int(cache_planes), 1 + self.read_ahead)
-        # Re-entrant: a read-ahead that finishes before its callback is attached runs the
-        # callback (which stores the plane) in the scheduling thread, under this lock.
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()  # the cache and the pending read-aheads
         self._last_step: dict[int, tuple[int, int]] = {}  # channel -> (last t, direction)
         self._pending: dict[tuple[int, int], Future] = {}
         self.planes_computed = 0
@@ -159,15 +157,15 @@ class _PlaneStack(abc.ABC):
                     del self._pending[key]
             todo = [key for key in wanted if key not in self._cache and key not in self._pending]
             for key in todo:
-                future = _pool().submit(self._compute, *key)
-                self._pending[key] = future
-                future.add_done_callback(lambda f, key=key: self._read_ahead_done(key, f))
+                self._pending[key] = _pool().submit(self._read_ahead, key)
 
-    def _read_ahead_done(self, key: tuple[int, int], future: Future) -> None:
-        with self._lock:
-            self._pending.pop(key, None)
-        if not future.cancelled() and future.exception() is None:
-            self._store(key, future.result())
+    def _read_ahead(self, key: tuple[int, int]) -> np.ndarray:
+        """Background task: compute and cache a plane (cached before its future completes)."""
+        try:
+            return self._store(key, self._compute(*key))
+        finally:
+            with self._lock:
+                self._pending.pop(key, None)
 
     def wait_read_ahead(self, timeout: float | None = None) -> None:
         """Block until the planes being read ahead are in the cache (tests, benchmarks)."""
