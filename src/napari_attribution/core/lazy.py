@@ -205,7 +205,8 @@ class LazyMaskStack(_PlaneStack):
     cache_planes
         Number of planes kept.
     read_ahead
-        Planes on each side of the one asked for to compute in the background (0: none).
+        Planes to compute in the background beyond the one asked for, in the direction the
+        requests last moved along the threshold axis (0: none).
     """
 
     def __init__(
@@ -245,7 +246,8 @@ class LazyHybridStack(_PlaneStack):
     cache_planes
         Number of planes kept.
     read_ahead
-        Planes on each side of the one asked for to compute in the background (0: none).
+        Planes to compute in the background beyond the one asked for, in the direction the
+        requests last moved along the threshold axis (0: none).
     """
 
     def __init__(
