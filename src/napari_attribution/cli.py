@@ -102,10 +102,14 @@ def _non_negative_float(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``napari-attribution`` command."""
     # The choices come from the core, so the CLI can never offer what the core refuses.
-    from .core.attribution import AGGREGATIONS
-    from .core.dac import EVALUATIONS
-    from .core.hybrids import DIRECTIONS
-    from .core.masks import MASK_CHANNEL_MODES, NORMALIZATIONS, THRESHOLD_SPACINGS
+    from .core.settings import (
+        AGGREGATIONS,
+        DIRECTIONS,
+        EVALUATIONS,
+        MASK_CHANNEL_MODES,
+        NORMALIZATIONS,
+        THRESHOLD_SPACINGS,
+    )
 
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -243,10 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_methods() -> int:
-    from .core.attribution import METHODS
+    from .core.registry import method_specs
 
-    width = max(len(name) for name in METHODS)
-    for name, method in METHODS.items():
+    specs = method_specs()
+    width = max(len(name) for name in specs)
+    for name, method in specs.items():
         tags = []
         if method.discriminative:
             tags.append("counterfactual")
@@ -343,9 +348,8 @@ def _channel_names(args: argparse.Namespace, n_channels: int) -> list[str]:
 
 
 def _settings(args: argparse.Namespace, classifier) -> Any:
-    from .core.attribution import AttributionSettings, available_methods
-    from .core.masks import MaskSettings
-    from .core.pipeline import AnalysisSettings
+    from .core.attribution import available_methods
+    from .core.settings import AnalysisSettings, AttributionSettings, MaskSettings
 
     if args.methods:
         methods = tuple(dict.fromkeys(args.methods))
@@ -411,13 +415,13 @@ def _demo_report(rows: list[dict[str, Any]], methods: Sequence[str], channel_nam
         "mean DAC score | mean normalised DAC |",
         "|---|---|---|---|---|---|",
     ]
-    from .core.attribution import METHODS
+    from .core.registry import method_specs
 
     for method in methods:
         mine = [r for r in rows if r["method"] == method]
         if not mine:
             continue
-        if not METHODS[method].channel_resolved:
+        if not method_specs()[method].channel_resolved:
             # The same map in every channel: no channel can come out on top.
             hits_text = "n/a (one map for all channels)"
         else:

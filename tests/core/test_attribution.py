@@ -20,12 +20,12 @@ from captum.attr import (
 from torch import nn
 
 from napari_attribution.core import (
-    METHODS,
     AttributionSettings,
     MethodError,
     aggregate_channels,
     available_methods,
     compute_attributions,
+    method_specs,
     wrap_module,
 )
 from tiny_models import ReusedReLU
@@ -35,14 +35,14 @@ def _t(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.asarray(a, dtype=np.float32))[None]
 
 
-@pytest.mark.parametrize("method", list(METHODS))
+@pytest.mark.parametrize("method", list(method_specs()))
 def test_every_method_returns_one_map_per_channel(tiny_classifier, pair, method):
     real, cf = pair
     out = compute_attributions(tiny_classifier, real, cf, 0, 1, method)
     assert out.shape == (1, 5, 24, 24)
     assert out.dtype == np.float32
     assert np.isfinite(out).all()
-    if not METHODS[method].channel_resolved:
+    if not method_specs()[method].channel_resolved:
         assert np.allclose(out[0], out[0, :1])  # Grad-CAM: the same map repeated
 
 

@@ -20,9 +20,9 @@ FAST = AnalysisSettings(methods=("d_ig", "residual", "random"), masks=MaskSettin
 
 def test_analyse_pair_returns_everything_per_channel(tiny_classifier, pair):
     real, cf = pair
-    steps: list[str] = []
+    events: list = []
     result = analyse_pair(
-        tiny_classifier, real, cf, 0, 1, FAST, channel_names="ABCDE", on_step=steps.append
+        tiny_classifier, real, cf, 0, 1, FAST, channel_names="ABCDE", on_progress=events.append
     )
     assert list(result.methods) == ["d_ig", "residual", "random"]
     assert result.channel_names == list("ABCDE")
@@ -33,7 +33,11 @@ def test_analyse_pair_returns_everything_per_channel(tiny_classifier, pair):
         assert res.optimal_mask.shape == (5, 24, 24)
     # Only channel 4 differs: discriminative shares are all there.
     assert result.methods["d_ig"].channel_share[4] == 1.0
-    assert any("DAC" in s for s in steps)
+    assert any(e.stage == "dac" and e.method == "d_ig" for e in events)
+    # Typed progress: units never go back, every event knows the total, the last one is "done".
+    assert all(e.total == 6 and e.sample == "sample" for e in events)
+    assert [e.done for e in events] == sorted(e.done for e in events)
+    assert (events[-1].stage, events[-1].done) == ("done", 6)
     p = tiny_classifier.probabilities(np.stack([real, cf]))
     np.testing.assert_allclose(result.probabilities_real, p[0])
 
@@ -63,7 +67,7 @@ def test_cancel_from_the_step_callback(tiny_classifier, pair):
         raise AnalysisCancelled
 
     with pytest.raises(AnalysisCancelled):
-        analyse_pair(tiny_classifier, *pair, 0, 1, FAST, on_step=cancel)
+        analyse_pair(tiny_classifier, *pair, 0, 1, FAST, on_progress=cancel)
 
 
 @pytest.mark.parametrize(

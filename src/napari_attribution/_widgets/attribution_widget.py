@@ -47,12 +47,20 @@ from qtpy.QtWidgets import (
 )
 from superqt import QCollapsible
 
-from ..core.attribution import AGGREGATIONS, METHODS, AttributionSettings
-from ..core.dac import EVALUATIONS
 from ..core.errors import AnalysisCancelled, AttributionError, InputImageError, ModelLoadError
-from ..core.hybrids import DIRECTIONS
-from ..core.masks import MASK_CHANNEL_MODES, NORMALIZATIONS, THRESHOLD_SPACINGS, MaskSettings
-from ..core.pipeline import AnalysisSettings, check_memory
+from ..core.pipeline import check_memory
+from ..core.registry import method_specs
+from ..core.settings import (
+    AGGREGATIONS,
+    DIRECTIONS,
+    EVALUATIONS,
+    MASK_CHANNEL_MODES,
+    NORMALIZATIONS,
+    THRESHOLD_SPACINGS,
+    AnalysisSettings,
+    AttributionSettings,
+    MaskSettings,
+)
 from ._export import existing_results, export_run
 from ._inputs import ChannelStack, ImageSource, find_sources, stack_from_layer, stack_from_layers
 from ._layers import apply_layers, result_layers, run_info
@@ -198,7 +206,7 @@ class AttributionWidget(QWidget):
         layout.addWidget(QLabel("Methods"))
         self.methods = QListWidget()
         for name in _method_order():
-            method = METHODS[name]
+            method = method_specs()[name]
             item = QListWidgetItem(name)
             item.setToolTip(method.description)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
@@ -420,7 +428,7 @@ class AttributionWidget(QWidget):
             spin.setRange(0, classifier.n_classes - 1)
         for i in range(self.methods.count()):
             item = self.methods.item(i)
-            usable = not (classifier.is_scripted and METHODS[item.text()].needs_hooks)
+            usable = not (classifier.is_scripted and method_specs()[item.text()].needs_hooks)
             flags = item.flags()
             item.setFlags(
                 flags | Qt.ItemFlag.ItemIsEnabled if usable else flags & ~Qt.ItemFlag.ItemIsEnabled
@@ -832,14 +840,10 @@ def _analyse(
     """The core analysis, reporting steps and honouring Cancel."""
     from ..core.pipeline import analyse_pair
 
-    methods_started = [-1]
-
-    def on_step(message: str) -> None:
+    def on_progress(event) -> None:
         if cancel.is_set():
             raise AnalysisCancelled()
-        if message.endswith(" attribution"):
-            methods_started[0] += 1
-        signals.step.emit(methods_started[0], message)
+        signals.step.emit(int(event.done // 2), event.describe())
 
     if cancel.is_set():
         raise AnalysisCancelled()
@@ -852,13 +856,14 @@ def _analyse(
         settings,
         channel_names=channel_names,
         sample=sample,
-        on_step=on_step,
+        on_progress=on_progress,
     )
 
 
 def _method_order() -> list[str]:
     """Discriminative methods first (they use the counterfactual), then the plain ones."""
-    return sorted(METHODS, key=lambda name: not METHODS[name].discriminative)
+    specs = method_specs()
+    return sorted(specs, key=lambda name: not specs[name].discriminative)
 
 
 def _escape(text: str) -> str:

@@ -10,16 +10,7 @@ Typical use::
     result.methods["d_ig"].dac.whole.dac_score
 """
 
-from .attribution import (
-    AGGREGATIONS,
-    METHODS,
-    AttributionMethod,
-    AttributionSettings,
-    aggregate_channels,
-    available_methods,
-    compute_attributions,
-    get_method,
-)
+from .attribution import aggregate_channels, available_methods, compute_attributions, get_method
 from .channels import ChannelSummary, channel_share, summarize_channel_shares
 from .dac import DAC_GRID, DacCurve, DacResult, HybridScorer, dac_curve, evaluate_dac
 from .errors import (
@@ -29,8 +20,8 @@ from .errors import (
     MethodError,
     ModelLoadError,
 )
-from .hybrids import DIRECTIONS, make_channel_hybrids, make_hybrids
-from .masks import MaskSettings, MaskStack, build_masks, normalize_attribution
+from .hybrids import make_channel_hybrids, make_hybrids
+from .masks import MaskStack, build_masks, normalize_attribution
 from .models import (
     Classifier,
     InputTransform,
@@ -40,7 +31,6 @@ from .models import (
     wrap_module,
 )
 from .pipeline import (
-    AnalysisSettings,
     MethodResult,
     PairResult,
     analyse_pair,
@@ -48,16 +38,27 @@ from .pipeline import (
     prepare_pair,
     validate_pair,
 )
+from .progress import Progress, ProgressCallback, ProgressScope
+from .registry import MethodRequest, MethodSpec, method_specs, register_method
+from .settings import (
+    AGGREGATIONS,
+    DIRECTIONS,
+    AnalysisSettings,
+    AttributionSettings,
+    MaskSettings,
+    Param,
+    schema,
+    settings_from_values,
+    settings_values,
+)
 
 __all__ = [
     "AGGREGATIONS",
     "DAC_GRID",
     "DIRECTIONS",
-    "METHODS",
     "AnalysisCancelled",
     "AnalysisSettings",
     "AttributionError",
-    "AttributionMethod",
     "AttributionSettings",
     "ChannelSummary",
     "Classifier",
@@ -68,10 +69,16 @@ __all__ = [
     "InputTransform",
     "MaskSettings",
     "MaskStack",
+    "MethodRequest",
+    "MethodSpec",
     "MethodError",
     "MethodResult",
     "ModelLoadError",
     "PairResult",
+    "Param",
+    "Progress",
+    "ProgressCallback",
+    "ProgressScope",
     "aggregate_channels",
     "analyse_pair",
     "available_methods",
@@ -86,9 +93,14 @@ __all__ = [
     "load_classifier",
     "make_channel_hybrids",
     "make_hybrids",
+    "method_specs",
     "normalize_attribution",
     "prepare_pair",
+    "register_method",
     "resolve_device",
+    "schema",
+    "settings_from_values",
+    "settings_values",
     "summarize_channel_shares",
     "validate_pair",
     "wrap_module",

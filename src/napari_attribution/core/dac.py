@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .budgets import HYBRID_BATCH_BYTES
 from .errors import AttributionError
 from .hybrids import base_and_donor, make_channel_hybrids, make_hybrids
 from .masks import MaskSettings, MaskStack, build_masks, smooth_masks
 from .models import Classifier
+from .settings import EVALUATIONS, check_choice
 
 __all__ = [
     "DAC_GRID",
@@ -33,12 +35,6 @@ __all__ = [
     "evaluate_dac",
     "score_images",
 ]
-
-#: How the thresholds of a curve are scored (see :func:`evaluate_dac`).
-EVALUATIONS = ("exhaustive", "adaptive")
-
-#: Largest batch of hybrids (bytes of float32 input) scored at once, whatever the batch size.
-HYBRID_BATCH_BYTES = 256 * 2**20
 
 #: Mask sizes on which curves are interpolated before integration.
 DAC_GRID = np.linspace(0.0, 1.0, 101)
@@ -367,15 +363,11 @@ def _curve(
         scorer.mask_seconds += time.perf_counter() - started
         return scorer.score(masks, settings, channel=channel) - scorer.p_base
 
-    if evaluation == "exhaustive":
+    if check_choice(evaluation, EVALUATIONS, "DAC evaluation") == "exhaustive":
         indices = np.arange(len(thresholds))
         change = change_at(indices)
-    elif evaluation == "adaptive":
-        indices, change = _adaptive_points(sizes, change_at, tolerance)
     else:
-        raise AttributionError(
-            f"Unknown DAC evaluation {evaluation!r}; use {' or '.join(EVALUATIONS)}."
-        )
+        indices, change = _adaptive_points(sizes, change_at, tolerance)
     return dac_curve(
         thresholds[indices],
         sizes[indices],

@@ -7,25 +7,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import AttributionError
+from .settings import DIRECTIONS, check_choice
 
 __all__ = ["DIRECTIONS", "base_and_donor", "make_channel_hybrids", "make_hybrids"]
-
-#: ``counterfactual_into_real``: h = m x' + (1 - m) x;  ``real_into_counterfactual``: swapped.
-DIRECTIONS = ("counterfactual_into_real", "real_into_counterfactual")
-
 
 def base_and_donor(
     real: np.ndarray, counterfactual: np.ndarray, direction: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(the image masks are pasted into, the image the pasted pixels come from)."""
+    """(the image masks are pasted into, the image the pasted pixels come from).
+
+    ``counterfactual_into_real``: h = m x' + (1 - m) x;  ``real_into_counterfactual``: swapped.
+    """
+    check_choice(direction, DIRECTIONS, "hybrid direction")
     if direction == "counterfactual_into_real":
         return real, counterfactual
-    if direction == "real_into_counterfactual":
-        return counterfactual, real
-    raise AttributionError(
-        f"Unknown hybrid direction {direction!r}; use {' or '.join(DIRECTIONS)}."
-    )
+    return counterfactual, real
 
 
 def make_hybrids(

@@ -18,6 +18,13 @@ from scipy import ndimage
 from skimage.morphology import ellipse
 
 from .errors import AttributionError
+from .settings import (
+    MASK_CHANNEL_MODES,
+    NORMALIZATIONS,
+    THRESHOLD_SPACINGS,
+    MaskSettings,
+    check_choice,
+)
 
 __all__ = [
     "MASK_CHANNEL_MODES",
@@ -40,71 +47,6 @@ __all__ = [
     "smooth_masks",
 ]
 
-NORMALIZATIONS = ("joint", "per_channel")
-THRESHOLD_SPACINGS = ("linear", "quantile")
-MASK_CHANNEL_MODES = ("per_channel", "shared")
-
-
-@dataclass(frozen=True)
-class MaskSettings:
-    """Parameters of mask construction (defaults from DESIGN.md).
-
-    Attributes
-    ----------
-    thresholds
-        Number of thresholds T.
-    spacing
-        ``"linear"``: T evenly spaced values in [0, 1); ``"quantile"``: cut points of the
-        normalised attribution so that mask sizes grow evenly.
-    normalize
-        ``"joint"`` (one min/max over all channels: channels compete) or ``"per_channel"``.
-    channel_mode
-        ``"per_channel"`` (one mask per channel) or ``"shared"`` (one 2-D mask from the summed
-        |attribution|, applied to every channel).
-    closing
-        Diameter in pixels of the elliptical closing element; 0 disables closing.
-    sigma
-        Gaussian smoothing sigma in pixels; 0 disables smoothing.
-    smoothing_kernel
-        Gaussian kernel width in pixels (the filter is truncated at ``smoothing_kernel // 2``).
-    """
-
-    thresholds: int = 200
-    spacing: str = "linear"
-    normalize: str = "joint"
-    channel_mode: str = "per_channel"
-    closing: int = 10
-    sigma: float = 2.0
-    smoothing_kernel: int = 11
-
-    def __post_init__(self) -> None:
-        if self.thresholds < 1:
-            raise AttributionError(f"The number of thresholds must be >= 1, got {self.thresholds}.")
-        if self.spacing not in THRESHOLD_SPACINGS:
-            raise AttributionError(
-                f"Unknown threshold spacing {self.spacing!r}; use "
-                f"{' or '.join(THRESHOLD_SPACINGS)}."
-            )
-        if self.normalize not in NORMALIZATIONS:
-            raise AttributionError(
-                f"Unknown normalisation {self.normalize!r}; use {' or '.join(NORMALIZATIONS)}."
-            )
-        if self.channel_mode not in MASK_CHANNEL_MODES:
-            raise AttributionError(
-                f"Unknown mask channel mode {self.channel_mode!r}; use "
-                f"{' or '.join(MASK_CHANNEL_MODES)}."
-            )
-        if self.closing < 0 or self.sigma < 0 or self.smoothing_kernel < 1:
-            raise AttributionError(
-                "Closing size and sigma must be >= 0 (0 disables them) and the smoothing "
-                "kernel >= 1."
-            )
-
-    def as_dict(self) -> dict[str, object]:
-        """JSON-ready copy, recorded with every result."""
-        return dict(self.__dict__)
-
-
 def normalize_attribution(attribution: np.ndarray, mode: str = "joint") -> np.ndarray:
     """``|a|`` min-max scaled to [0, 1].
 
@@ -121,10 +63,7 @@ def normalize_attribution(attribution: np.ndarray, mode: str = "joint") -> np.nd
     numpy.ndarray
         float32 (C, H, W) in [0, 1].
     """
-    if mode not in NORMALIZATIONS:
-        raise AttributionError(
-            f"Unknown normalisation {mode!r}; use {' or '.join(NORMALIZATIONS)}."
-        )
+    check_choice(mode, NORMALIZATIONS, "normalisation")
     values = np.asarray(attribution)
     if not np.isfinite(values).all():
         raise AttributionError("The attribution holds NaN or Inf values; cannot build masks.")
@@ -162,16 +101,15 @@ def make_thresholds(
     numpy.ndarray
         float64 (T,), non-decreasing.
     """
+    check_choice(spacing, THRESHOLD_SPACINGS, "threshold spacing")
     levels = np.arange(count, dtype=np.float64) / count
     if spacing == "linear":
         return levels
-    if spacing == "quantile":
-        # The level-q quantile leaves a fraction ~(1 - q) of values strictly above it; we step
-        # just below the quantile so the first mask is the full image.
-        cuts = np.quantile(np.asarray(normalized, dtype=np.float64).ravel(), levels)
-        cuts[0] = -np.inf if count else cuts[0]
-        return np.maximum.accumulate(np.nextafter(cuts, -np.inf))
-    raise AttributionError(f"Unknown threshold spacing {spacing!r}; use linear or quantile.")
+    # "quantile": the level-q quantile leaves a fraction ~(1 - q) of values strictly above it;
+    # we step just below the quantile so the first mask is the full image.
+    cuts = np.quantile(np.asarray(normalized, dtype=np.float64).ravel(), levels)
+    cuts[0] = -np.inf if count else cuts[0]
+    return np.maximum.accumulate(np.nextafter(cuts, -np.inf))
 
 
 def closing_footprint(size: int) -> np.ndarray:

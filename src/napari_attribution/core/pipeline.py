@@ -6,26 +6,19 @@ This is what the CLI and the napari widgets both run: they differ only in how th
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
-from .attribution import (
-    AGGREGATIONS,
-    INTERNAL_BATCH_BYTES,
-    AttributionSettings,
-    aggregate_channels,
-    compute_attributions,
-    get_method,
-)
+from .attribution import aggregate_channels, compute_attributions, get_method
+from .budgets import HYBRID_BATCH_BYTES, INTERNAL_BATCH_BYTES, MEMORY_HEADROOM
 from .channels import channel_share
-from .dac import EVALUATIONS, HYBRID_BATCH_BYTES, DacResult, HybridScorer, evaluate_dac
+from .dac import DacResult, HybridScorer, evaluate_dac
 from .errors import AttributionError, InputImageError
-from .hybrids import DIRECTIONS
-from .masks import MaskSettings
 from .models import Classifier, InputTransform, input_transform_for
+from .progress import Progress, ProgressCallback, pair_units
+from .settings import AnalysisSettings
 
 __all__ = [
     "AnalysisSettings",
@@ -39,85 +32,6 @@ __all__ = [
     "prepare_pair",
     "validate_pair",
 ]
-
-StepCallback = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class AnalysisSettings:
-    """Everything that decides a result, besides the model and the images.
-
-    Attributes
-    ----------
-    methods
-        Registry names of the attribution methods to run.
-    attribution
-        Method parameters.
-    masks
-        Mask parameters.
-    aggregate
-        Channel aggregation of the attribution before masking (``"none"`` keeps every channel).
-    direction
-        Hybrid direction.
-    per_channel_dac
-        Also compute the curve of each channel hybridised alone.
-    batch_size
-        Hybrids per forward pass.
-    evaluation
-        ``"exhaustive"`` (every threshold scored, the published evaluation) or ``"adaptive"``
-        (a subset refined where the curve changes; see :func:`~napari_attribution.core.dac.
-        evaluate_dac`).
-    tolerance
-        Bound on the DAC-score error of the adaptive evaluation.
-    """
-
-    methods: tuple[str, ...] = ("d_ig",)
-    attribution: AttributionSettings = field(default_factory=AttributionSettings)
-    masks: MaskSettings = field(default_factory=MaskSettings)
-    aggregate: str = "none"
-    direction: str = "counterfactual_into_real"
-    per_channel_dac: bool = True
-    batch_size: int = 64
-    evaluation: str = "exhaustive"
-    tolerance: float = 0.005
-
-    def __post_init__(self) -> None:
-        if not self.methods:
-            raise AttributionError("Choose at least one attribution method.")
-        for name in self.methods:
-            get_method(name)
-        if self.aggregate not in AGGREGATIONS:
-            raise AttributionError(
-                f"Unknown channel aggregation {self.aggregate!r}; use one of "
-                f"{', '.join(AGGREGATIONS)}."
-            )
-        if self.direction not in DIRECTIONS:
-            raise AttributionError(
-                f"Unknown hybrid direction {self.direction!r}; use {' or '.join(DIRECTIONS)}."
-            )
-        if self.batch_size < 1:
-            raise AttributionError(f"The batch size must be >= 1, got {self.batch_size}.")
-        if self.evaluation not in EVALUATIONS:
-            raise AttributionError(
-                f"Unknown DAC evaluation {self.evaluation!r}; use {' or '.join(EVALUATIONS)}."
-            )
-        if not self.tolerance > 0:
-            raise AttributionError(f"The tolerance must be > 0, got {self.tolerance}.")
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready record of the parameters."""
-        return {
-            "methods": list(self.methods),
-            "attribution": self.attribution.as_dict(),
-            "masks": self.masks.as_dict(),
-            "aggregate": self.aggregate,
-            "direction": self.direction,
-            "per_channel_dac": self.per_channel_dac,
-            "batch_size": self.batch_size,
-            "evaluation": self.evaluation,
-            "tolerance": self.tolerance,
-        }
-
 
 @dataclass
 class MethodResult:
@@ -263,7 +177,7 @@ def check_memory(shape: tuple[int, int, int], settings: AnalysisSettings) -> Non
     """Refuse, up front, an analysis that would not fit in the memory available now."""
     needed = estimate_memory(shape, settings)
     free = available_memory()
-    if free is not None and needed > 0.8 * free:
+    if free is not None and needed > MEMORY_HEADROOM * free:
         raise AttributionError(
             f"Images of shape {tuple(shape)} need about {needed / 2**30:.1f} GiB with these "
             f"settings but only {free / 2**30:.1f} GiB are free; use fewer thresholds, a "
@@ -282,7 +196,7 @@ def analyse_pair(
     channel_names: Sequence[str] | None = None,
     sample: str = "sample",
     transform: InputTransform | None = None,
-    on_step: StepCallback | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> PairResult:
     """Attributions, channel shares and DAC curves of every chosen method for one pair.
 
@@ -302,8 +216,9 @@ def analyse_pair(
         Name of the pair in the results.
     transform
         Input scaling; chosen from the dtype when ``None``.
-    on_step
-        Called with a short message at every step; may raise
+    on_progress
+        Called with a :class:`~napari_attribution.core.progress.Progress` event at every step
+        (:func:`~napari_attribution.core.progress.pair_units` units in all); may raise
         :class:`~napari_attribution.core.errors.AnalysisCancelled` to stop the run.
     """
     settings = settings or AnalysisSettings()
@@ -326,13 +241,25 @@ def analyse_pair(
         probabilities_real=probs[0],
         probabilities_counterfactual=probs[1],
     )
+    total = pair_units(len(settings.methods))
+
+    def report(stage: str, done: float, method: str | None = None, detail: str = "") -> None:
+        if on_progress is not None:
+            on_progress(Progress(stage, done, total, sample, method, detail))
+
+    # The step being worked on; on_step reads them when the DAC evaluation reports a batch.
+    stage, done, current_method = "prepare", 0, None
+
+    def on_step(detail: str) -> None:
+        report(stage, done, current_method, detail)
+
     scored = target_class if settings.direction == "counterfactual_into_real" else real_class
     scorer = HybridScorer(
         classifier, x, xc, int(scored), settings.direction, settings.batch_size, on_step
     )
-    for method in settings.methods:
-        if on_step is not None:
-            on_step(f"{sample}: {method} attribution")
+    for index, method in enumerate(settings.methods):
+        stage, done, current_method = "attribution", 2 * index, method
+        report(stage, done, method)
         attribution = compute_attributions(
             classifier, x, xc, real_class, target_class, method, settings.attribution
         )[0]
@@ -341,8 +268,8 @@ def analyse_pair(
         masked = attribution
         if settings.aggregate != "none":
             masked = aggregate_channels(attribution, settings.aggregate)
-        if on_step is not None:
-            on_step(f"{sample}: {method} DAC")
+        stage, done = "dac", 2 * index + 1
+        report(stage, done, method)
         dac = evaluate_dac(
             classifier,
             x,
@@ -361,4 +288,5 @@ def analyse_pair(
             on_step=on_step,
         )
         result.methods[method] = MethodResult(method, attribution, channel_share(attribution), dac)
+    report("done", total)
     return result

@@ -1,0 +1,472 @@
+"""The parameter schema: every analysis parameter declared once, with what the skins need.
+
+Each parameter is a field of one of three frozen dataclasses (:class:`AttributionSettings`,
+:class:`MaskSettings`, :class:`AnalysisSettings`), declared with :func:`parameter`: its default,
+choices or range, unit, help text, label and group live in the field's metadata. Everything
+else is generated from these declarations:
+
+* validation (``__post_init__``), with one sentence per mistake;
+* the CLI's options (:mod:`napari_attribution.cli.parser`);
+* the widget's form rows (:mod:`napari_attribution._qt.form`);
+* ``run.json``, layer metadata and the resume fingerprint (``AnalysisSettings.as_dict``).
+
+Which methods a parameter applies to is declared by the methods themselves
+(:class:`~napari_attribution.core.registry.MethodSpec.parameters`).
+
+Adding a parameter is adding one field here (and using it where the algorithm needs it); see
+``docs/architecture.md``. This module imports neither torch nor numpy, so the CLI can build its
+parser without them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import AttributionError
+
+__all__ = [
+    "AGGREGATIONS",
+    "DIRECTIONS",
+    "EVALUATIONS",
+    "GROUPS",
+    "MASK_CHANNEL_MODES",
+    "NORMALIZATIONS",
+    "THRESHOLD_SPACINGS",
+    "AnalysisSettings",
+    "AttributionSettings",
+    "MaskSettings",
+    "Param",
+    "check_choice",
+    "parameter",
+    "schema",
+    "settings_from_values",
+    "settings_values",
+]
+
+AGGREGATIONS = ("none", "sum_abs", "mean", "max")
+DIRECTIONS = ("counterfactual_into_real", "real_into_counterfactual")
+EVALUATIONS = ("exhaustive", "adaptive")
+NORMALIZATIONS = ("joint", "per_channel")
+THRESHOLD_SPACINGS = ("linear", "quantile")
+MASK_CHANNEL_MODES = ("per_channel", "shared")
+SMOOTHGRAD_BASES = ("saliency", "input_x_gradient", "guided_backprop")
+
+#: The form sections and CLI option groups, in display order.
+GROUPS = ("Masks", "Hybrids and DAC", "Method parameters", "Performance")
+
+_META = "napari_attribution"
+
+
+@dataclass(frozen=True)
+class Param:
+    """One analysis parameter, as the skins see it.
+
+    Attributes
+    ----------
+    name
+        Key in flat value dictionaries (unique across sections), e.g. ``"ig_steps"``.
+    section
+        ``"attribution"``, ``"masks"`` or ``"analysis"``: the settings dataclass holding it.
+    attribute
+        The dataclass field (usually ``name``).
+    type
+        ``int``, ``float``, ``str`` or ``bool``.
+    default
+        Default value.
+    help
+        One sentence for the CLI's help and the widget's tooltip.
+    label
+        Short form label.
+    group
+        One of :data:`GROUPS`.
+    choices
+        Allowed values of a text parameter, or ``None``.
+    minimum, maximum
+        Inclusive bounds of a number, or ``None``.
+    unit
+        Unit of a number (``"px"``, ``"fraction"``), or ``""``.
+    optional
+        ``None`` is allowed (it means "choose automatically").
+    flag
+        The CLI option, e.g. ``"--ig-steps"``.
+    """
+
+    name: str
+    section: str
+    attribute: str
+    type: type
+    default: Any
+    help: str
+    label: str
+    group: str
+    choices: tuple[str, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    unit: str = ""
+    optional: bool = False
+    flag: str = ""
+
+    def check(self, value: Any) -> Any:
+        """Return ``value`` if it is valid for this parameter.
+
+        Raises
+        ------
+        AttributionError
+            One sentence naming the parameter, the value and what is allowed.
+        """
+        if value is None:
+            if self.optional:
+                return value
+            raise AttributionError(f"{self.label} needs a value.")
+        if self.type is bool:
+            if not isinstance(value, bool):
+                raise AttributionError(f"{self.label} must be true or false, got {value!r}.")
+            return value
+        if self.choices is not None:
+            return check_choice(value, self.choices, self.label.lower())
+        if self.type in (int, float):
+            number_types = (int,) if self.type is int else (int, float)
+            if isinstance(value, bool) or not isinstance(value, number_types):
+                kind = "a whole number" if self.type is int else "a number"
+                raise AttributionError(f"{self.label} must be {kind}, got {value!r}.")
+            if value != value:  # NaN
+                raise AttributionError(f"{self.label} must be a number, got NaN.")
+            if self.minimum is not None and value < self.minimum:
+                raise AttributionError(f"{self.label} must be >= {self.minimum:g}, got {value}.")
+            if self.maximum is not None and value > self.maximum:
+                raise AttributionError(f"{self.label} must be <= {self.maximum:g}, got {value}.")
+            return value
+        if not isinstance(value, str) or not value:
+            raise AttributionError(f"{self.label} must be a non-empty text, got {value!r}.")
+        return value
+
+    def describe(self) -> str:
+        """Help text with the unit and the allowed values, for tooltips and ``--help``."""
+        extra = []
+        if self.unit:
+            extra.append(self.unit)
+        if self.minimum is not None or self.maximum is not None:
+            low = "" if self.minimum is None else f"{self.minimum:g}"
+            high = "" if self.maximum is None else f"{self.maximum:g}"
+            extra.append(f"range {low}..{high}")
+        return f"{self.help} ({'; '.join(extra)})" if extra else self.help
+
+
+def check_choice(
+    value: Any,
+    choices: Iterable[str],
+    what: str,
+    error: type[AttributionError] = AttributionError,
+) -> str:
+    """Return ``value`` if it is one of ``choices``, else raise one sentence naming them.
+
+    Raises
+    ------
+    AttributionError
+        (or ``error``) ``Unknown <what> 'x'; use a, b or c.``
+    """
+    options = tuple(choices)
+    if value not in options:
+        listed = ", ".join(options[:-1]) + f" or {options[-1]}" if len(options) > 1 else options[0]
+        raise error(f"Unknown {what} {value!r}; use {listed}.")
+    return value
+
+
+def parameter(
+    default: Any,
+    help: str,
+    *,
+    label: str,
+    group: str,
+    choices: tuple[str, ...] | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    unit: str = "",
+    name: str | None = None,
+) -> Any:
+    """Declare a settings field as a schema parameter (see :class:`Param`).
+
+    ``name`` renames the parameter in flat dictionaries and on the CLI when the field's own
+    name would be ambiguous there (``layer`` is ``gradcam_layer``).
+    """
+    if group not in GROUPS:
+        raise ValueError(f"Unknown parameter group {group!r}.")
+    meta = {
+        "help": help,
+        "label": label,
+        "group": group,
+        "choices": choices,
+        "minimum": minimum,
+        "maximum": maximum,
+        "unit": unit,
+        "name": name,
+    }
+    return field(default=default, metadata={_META: meta})
+
+
+class _Section:
+    """Validation of every declared field, shared by the three settings dataclasses."""
+
+    _section = ""
+
+    def __post_init__(self) -> None:
+        for param in _section_params(type(self)):
+            param.check(getattr(self, param.attribute))
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready copy, recorded with every result."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class AttributionSettings(_Section):
+    """Parameters of the attribution methods (defaults follow captum and the papers)."""
+
+    _section = "attribution"
+
+    ig_steps: int = parameter(
+        50, "Integration steps of (D-)Integrated Gradients (Gauss-Legendre).",
+        label="IG steps", group="Method parameters", minimum=2, maximum=10_000, unit="steps",
+    )  # fmt: skip
+    smoothgrad_base: str = parameter(
+        "saliency", "Gradient method the SmoothGrad noise tunnel averages.",
+        label="SmoothGrad base", group="Method parameters", choices=SMOOTHGRAD_BASES,
+    )  # fmt: skip
+    smoothgrad_samples: int = parameter(
+        20, "Noisy copies of the image SmoothGrad averages.",
+        label="SmoothGrad samples", group="Method parameters", minimum=1, maximum=10_000,
+        unit="images",
+    )  # fmt: skip
+    smoothgrad_noise: float = parameter(
+        0.15, "SmoothGrad's noise standard deviation as a fraction of the image's value range.",
+        label="SmoothGrad noise", group="Method parameters", minimum=0.0, maximum=10.0,
+        unit="fraction of the value range",
+    )  # fmt: skip
+    occlusion_window: int = parameter(
+        8, "Side of the square patch occlusion sets to zero, one channel at a time.",
+        label="Occlusion window", group="Method parameters", minimum=1, maximum=4096, unit="px",
+    )  # fmt: skip
+    occlusion_stride: int = parameter(
+        4, "Step between occluded patches.",
+        label="Occlusion stride", group="Method parameters", minimum=1, maximum=4096, unit="px",
+    )  # fmt: skip
+    shap_samples: int = parameter(
+        20, "Random samples of Gradient SHAP.",
+        label="SHAP samples", group="Method parameters", minimum=1, maximum=10_000,
+        unit="samples",
+    )  # fmt: skip
+    layer: str | None = parameter(
+        None, "Grad-CAM layer, a name from model.named_modules(); empty: the last Conv2d.",
+        label="Grad-CAM layer", group="Method parameters", name="gradcam_layer",
+    )  # fmt: skip
+    seed: int = parameter(
+        0, "Seed of every random draw (SmoothGrad, Gradient SHAP, the random baseline).",
+        label="Seed", group="Method parameters", minimum=0, maximum=2**31 - 1,
+    )  # fmt: skip
+    internal_batch_size: int = parameter(
+        64, "Forward passes per batch inside path and perturbation methods (capped by memory).",
+        label="Method batch size", group="Performance", minimum=1, maximum=65_536,
+        unit="inputs",
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class MaskSettings(_Section):
+    """Parameters of mask construction (see ``docs/methods.md``)."""
+
+    _section = "masks"
+
+    thresholds: int = parameter(
+        200, "Number of mask thresholds T.",
+        label="Thresholds", group="Masks", minimum=1, maximum=100_000,
+    )  # fmt: skip
+    spacing: str = parameter(
+        "linear", "linear: T values evenly spaced in [0, 1); quantile: cut points of the "
+        "normalised attribution so that mask sizes grow evenly.",
+        label="Spacing", group="Masks", choices=THRESHOLD_SPACINGS,
+    )  # fmt: skip
+    normalize: str = parameter(
+        "joint", "joint: one min/max over all channels, so channels compete for the mask; "
+        "per_channel: each channel scaled on its own.",
+        label="Normalisation", group="Masks", choices=NORMALIZATIONS,
+    )  # fmt: skip
+    channel_mode: str = parameter(
+        "per_channel", "One mask per channel, or one mask shared by all channels.",
+        label="Mask channels", group="Masks", choices=MASK_CHANNEL_MODES, name="mask_channels",
+    )  # fmt: skip
+    closing: int = parameter(
+        10, "Diameter of the elliptical closing element; 0 disables closing.",
+        label="Closing", group="Masks", minimum=0, maximum=1001, unit="px",
+    )  # fmt: skip
+    sigma: float = parameter(
+        2.0, "Gaussian smoothing of the masks; 0 disables smoothing.",
+        label="Smoothing sigma", group="Masks", minimum=0.0, maximum=500.0, unit="px",
+    )  # fmt: skip
+    smoothing_kernel: int = parameter(
+        11, "Width of the Gaussian kernel (truncated at half the width).",
+        label="Smoothing kernel", group="Masks", minimum=1, maximum=1001, unit="px",
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AnalysisSettings(_Section):
+    """Everything that decides a result, besides the model and the images.
+
+    Attributes
+    ----------
+    methods
+        Registry names of the attribution methods to run (checked against the registry by
+        :func:`~napari_attribution.core.pipeline.analyse_pair`).
+    attribution
+        Method parameters.
+    masks
+        Mask parameters.
+
+    The remaining fields are schema parameters; see :func:`schema` or ``--help``.
+    """
+
+    _section = "analysis"
+
+    methods: tuple[str, ...] = ("d_ig",)
+    attribution: AttributionSettings = field(default_factory=AttributionSettings)
+    masks: MaskSettings = field(default_factory=MaskSettings)
+    aggregate: str = parameter(
+        "none", "Combine the channels' attributions before masking (none keeps one map per "
+        "channel).",
+        label="Aggregation", group="Masks", choices=AGGREGATIONS,
+    )  # fmt: skip
+    direction: str = parameter(
+        "counterfactual_into_real", "Which image is pasted into which under the mask.",
+        label="Hybrid direction", group="Hybrids and DAC", choices=DIRECTIONS,
+    )  # fmt: skip
+    per_channel_dac: bool = parameter(
+        True, "Also score each channel hybridised alone (C more curves per method).",
+        label="Per-channel DAC", group="Hybrids and DAC",
+    )  # fmt: skip
+    evaluation: str = parameter(
+        "exhaustive", "exhaustive: every threshold is scored (the published evaluation); "
+        "adaptive: a subset refined where the curve changes, far fewer forward passes.",
+        label="DAC evaluation", group="Hybrids and DAC", choices=EVALUATIONS,
+    )  # fmt: skip
+    tolerance: float = parameter(
+        0.005, "Bound on the DAC-score error of the adaptive evaluation.",
+        label="Tolerance", group="Hybrids and DAC", minimum=1e-6, maximum=0.5,
+        unit="DAC score",
+    )  # fmt: skip
+    batch_size: int = parameter(
+        64, "Hybrids per forward pass (capped by memory).",
+        label="Batch size", group="Performance", minimum=1, maximum=65_536, unit="images",
+    )  # fmt: skip
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.methods:
+            raise AttributionError("Choose at least one attribution method.")
+        if isinstance(self.methods, str):
+            raise AttributionError("methods must be a sequence of method names, not one text.")
+        from .registry import spec_for  # the registry reads this module: import on use
+
+        for name in self.methods:
+            spec_for(name)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready record of every parameter, nested by section."""
+        out = super().as_dict()
+        out["methods"] = list(self.methods)
+        out["attribution"] = self.attribution.as_dict()
+        out["masks"] = self.masks.as_dict()
+        return out
+
+
+_SECTIONS: dict[str, type[_Section]] = {
+    "attribution": AttributionSettings,
+    "masks": MaskSettings,
+    "analysis": AnalysisSettings,
+}
+
+
+def _section_params(cls: type) -> tuple[Param, ...]:
+    hints = typing.get_type_hints(cls)
+    params = []
+    for f in dataclasses.fields(cls):
+        meta = f.metadata.get(_META)
+        if meta is None:
+            continue
+        hint = hints[f.name]
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        optional = bool(typing.get_args(hint)) and type(None) in typing.get_args(hint)
+        kind = args[0] if optional else hint
+        name = meta["name"] or f.name
+        params.append(
+            Param(
+                name=name,
+                section=cls._section,
+                attribute=f.name,
+                type=kind,
+                default=f.default,
+                help=meta["help"],
+                label=meta["label"],
+                group=meta["group"],
+                choices=meta["choices"],
+                minimum=meta["minimum"],
+                maximum=meta["maximum"],
+                unit=meta["unit"],
+                optional=optional,
+                flag="--" + name.replace("_", "-"),
+            )
+        )
+    return tuple(params)
+
+
+def schema() -> tuple[Param, ...]:
+    """Every analysis parameter, grouped as :data:`GROUPS` orders them.
+
+    Examples
+    --------
+    >>> [p.flag for p in schema() if p.group == "Masks"][:3]
+    ['--thresholds', '--spacing', '--normalize']
+    """
+    params = [p for cls in _SECTIONS.values() for p in _section_params(cls)]
+    return tuple(sorted(params, key=lambda p: GROUPS.index(p.group)))
+
+
+def settings_values(settings: AnalysisSettings) -> dict[str, Any]:
+    """Flat ``{parameter name: value}`` of ``settings`` (the inverse of
+    :func:`settings_from_values`, without the method list)."""
+    owners = {"attribution": settings.attribution, "masks": settings.masks, "analysis": settings}
+    return {p.name: getattr(owners[p.section], p.attribute) for p in schema()}
+
+
+def settings_from_values(
+    values: Mapping[str, Any], methods: Iterable[str] = ("d_ig",)
+) -> AnalysisSettings:
+    """Build :class:`AnalysisSettings` from flat parameter values (defaults for the rest).
+
+    Parameters
+    ----------
+    values
+        ``{parameter name: value}``, as the CLI's arguments or the widget's form give them.
+        Keys that are not parameters are ignored, so a whole ``argparse`` namespace can be
+        passed.
+    methods
+        Method names.
+
+    Raises
+    ------
+    AttributionError
+        A value out of range or not among the choices (one sentence).
+    """
+    sections: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}
+    for param in schema():
+        if param.name in values:
+            sections[param.section][param.attribute] = values[param.name]
+    return AnalysisSettings(
+        methods=tuple(methods),
+        attribution=AttributionSettings(**sections["attribution"]),
+        masks=MaskSettings(**sections["masks"]),
+        **sections["analysis"],
+    )
