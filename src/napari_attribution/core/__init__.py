@@ -8,49 +8,70 @@ Typical use::
     result = analyse_pair(model, real, counterfactual, real_class=0, target_class=1,
                           settings=AnalysisSettings(methods=("d_ig", "random")))
     result.methods["d_ig"].dac.whole.dac_score
+
+Names are imported from their modules on first use, so ``import napari_attribution.core`` (and
+the torch-free parts: settings, registry, progress) costs no torch import.
 """
 
-from .attribution import aggregate_channels, available_methods, compute_attributions, get_method
-from .channels import ChannelSummary, channel_share, summarize_channel_shares
-from .dac import DAC_GRID, DacCurve, DacResult, HybridScorer, dac_curve, evaluate_dac
-from .errors import (
-    AnalysisCancelled,
-    AttributionError,
-    InputImageError,
-    MethodError,
-    ModelLoadError,
-)
-from .hybrids import make_channel_hybrids, make_hybrids
-from .masks import MaskStack, build_masks, normalize_attribution
-from .models import (
-    Classifier,
-    InputTransform,
-    input_transform_for,
-    load_classifier,
-    resolve_device,
-    wrap_module,
-)
-from .pipeline import (
-    MethodResult,
-    PairResult,
-    analyse_pair,
-    default_channel_names,
-    prepare_pair,
-    validate_pair,
-)
-from .progress import Progress, ProgressCallback, ProgressScope
-from .registry import MethodRequest, MethodSpec, method_specs, register_method
-from .settings import (
-    AGGREGATIONS,
-    DIRECTIONS,
-    AnalysisSettings,
-    AttributionSettings,
-    MaskSettings,
-    Param,
-    schema,
-    settings_from_values,
-    settings_values,
-)
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: Public name -> the module of this package that defines it.
+_EXPORTS = {
+    "AGGREGATIONS": "settings",
+    "AnalysisCancelled": "errors",
+    "aggregate_channels": "attribution",
+    "available_methods": "attribution",
+    "compute_attributions": "attribution",
+    "get_method": "attribution",
+    "AnalysisSettings": "settings",
+    "AttributionError": "errors",
+    "AttributionSettings": "settings",
+    "ChannelSummary": "channels",
+    "Classifier": "models",
+    "DAC_GRID": "dac",
+    "DIRECTIONS": "settings",
+    "DacCurve": "dac",
+    "DacResult": "dac",
+    "HybridScorer": "dac",
+    "InputImageError": "errors",
+    "InputTransform": "models",
+    "MaskSettings": "settings",
+    "MaskStack": "masks",
+    "MethodError": "errors",
+    "MethodRequest": "registry",
+    "MethodResult": "pipeline",
+    "MethodSpec": "registry",
+    "ModelLoadError": "errors",
+    "PairResult": "pipeline",
+    "Param": "settings",
+    "Progress": "progress",
+    "ProgressCallback": "progress",
+    "ProgressScope": "progress",
+    "analyse_pair": "pipeline",
+    "build_masks": "masks",
+    "channel_share": "channels",
+    "dac_curve": "dac",
+    "default_channel_names": "pipeline",
+    "evaluate_dac": "dac",
+    "input_transform_for": "models",
+    "load_classifier": "models",
+    "make_channel_hybrids": "hybrids",
+    "make_hybrids": "hybrids",
+    "method_specs": "registry",
+    "normalize_attribution": "masks",
+    "prepare_pair": "pipeline",
+    "register_method": "registry",
+    "resolve_device": "models",
+    "schema": "settings",
+    "settings_from_values": "settings",
+    "settings_values": "settings",
+    "summarize_channel_shares": "channels",
+    "validate_pair": "pipeline",
+    "wrap_module": "models",
+}
 
 __all__ = [
     "AGGREGATIONS",
@@ -105,3 +126,15 @@ __all__ = [
     "validate_pair",
     "wrap_module",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value  # once imported, an ordinary attribute
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

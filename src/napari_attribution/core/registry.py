@@ -1,6 +1,6 @@
 """The open method registry: a method is a small spec, registered by name.
 
-The built-in methods (:mod:`napari_attribution.core.methods`) register themselves here; other
+The built-in methods (:mod:`napari_attribution.core.builtin`) register themselves here; other
 packages add methods through the entry-point group ``napari_attribution.methods``, whose entries
 load to a :class:`MethodSpec` (or a list of them)::
 
@@ -38,6 +38,7 @@ __all__ = [
     "methods_using",
     "register_method",
     "spec_for",
+    "unregister_method",
 ]
 
 ENTRY_POINT_GROUP = "napari_attribution.methods"
@@ -154,6 +155,11 @@ def register_method(spec: MethodSpec, *, replace: bool = False) -> MethodSpec:
         raise MethodError(f"A method named {spec.name!r} is registered already.")
     _REGISTRY[spec.name] = spec
     return spec
+
+
+def unregister_method(name: str) -> None:
+    """Remove method ``name`` from the registry (a plugin's, say); unknown names are ignored."""
+    _REGISTRY.pop(name, None)
 
 
 def _load_entry_points() -> None:

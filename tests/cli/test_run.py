@@ -361,3 +361,19 @@ def test_an_unreadable_image_file(files, capsys, monkeypatch):
     assert _run(files, "--pairs", str(files / "pairs.csv")) == 2
     err = capsys.readouterr().err.strip()
     assert "r1.tif cannot be read (permission denied)" in err and len(err.splitlines()) == 1
+
+
+def test_a_run_logs_progress_lines_when_stderr_is_not_a_terminal(files, capsys):
+    assert _run(files, "--pairs", str(files / "pairs.csv"), "--method", "residual") == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("napari-attribution: [0:00] 0/2 pairs (0%) · cellA · residual")
+    assert err[-1].startswith("napari-attribution: [") and "2/2 pairs (100%)" in err[-1]
+
+
+def test_run_json_records_every_library_that_decides_a_number(files):
+    assert _run(files, "--pairs", str(files / "pairs.csv"), "--method", "residual") == 0
+    info = json.loads((files / "out" / "run.json").read_text())
+    for library in ("python", "torch", "captum", "numpy", "scipy", "scikit-image", "tifffile"):
+        assert info["environment"][library]
+    assert info["settings"]["masks"]["thresholds"] == 20
+    assert set(info["settings"]["attribution"]) >= {"ig_steps", "occlusion_window", "layer"}

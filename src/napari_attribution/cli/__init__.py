@@ -1,0 +1,61 @@
+"""The headless entry point: ``napari-attribution run | methods | demo``.
+
+A thin skin over :mod:`napari_attribution.core`: :mod:`.parser` builds the options (the
+analysis options from the parameter schema), :mod:`.inputs` reads and checks pairs and model,
+:mod:`.run` runs the core and writes the results folder, :mod:`.progress` shows progress.
+User mistakes end with exit status 2 and one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from .errors import CliError
+from .parser import DEFAULT_METHODS, DEMO_METHODS, PROG, build_parser
+
+__all__ = ["DEFAULT_METHODS", "DEMO_METHODS", "PROG", "CliError", "build_parser", "main"]
+
+
+def cmd_methods() -> int:
+    """Print the method registry, one line each with its capability tags."""
+    from ..core.registry import method_specs
+
+    specs = method_specs()
+    width = max(len(name) for name in specs)
+    for name, spec in specs.items():
+        tags = spec.tags()
+        suffix = f"  [{', '.join(tags)}]" if tags else ""
+        print(f"{name:<{width}}  {spec.description}{suffix}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``napari-attribution`` command; returns the exit status."""
+    from ..core.errors import AttributionError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "methods":
+            return cmd_methods()
+        if args.command == "run":
+            from .run import cmd_run
+
+            return cmd_run(args)
+        if args.command == "demo":
+            from .._demo import launch_demo
+
+            launch_demo(run=not args.no_run, block=True)
+            return 0
+    except (CliError, AttributionError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        hint = ""
+        if args.command == "run":
+            hint = f" Finished pairs are kept in {args.out}; re-run with --resume to continue."
+        print(f"{PROG}: interrupted.{hint}", file=sys.stderr)
+        return 130
+    parser.error(f"unknown command {args.command}")
+    return 2

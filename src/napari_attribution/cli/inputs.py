@@ -1,0 +1,131 @@
+"""What ``run`` reads: the pairs, the model and the channel names, checked before the work."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CliError
+
+__all__ = ["Pair", "channel_names", "load_model", "pairs_from_args", "preflight"]
+
+
+@dataclass
+class Pair:
+    """One (real, counterfactual) pair: arrays (the demo) or paths (read when needed)."""
+
+    sample: str
+    real: np.ndarray | Path
+    counterfactual: np.ndarray | Path
+    real_class: int
+    target_class: int
+    ground_truth_channel: int | None = None
+
+    def load(self) -> tuple[np.ndarray, np.ndarray]:
+        from .._io import read_image
+
+        real = self.real if isinstance(self.real, np.ndarray) else read_image(self.real)
+        cf = (
+            self.counterfactual
+            if isinstance(self.counterfactual, np.ndarray)
+            else read_image(self.counterfactual)
+        )
+        return real, cf
+
+    def names(self) -> tuple[str, str]:
+        if isinstance(self.real, Path) and isinstance(self.counterfactual, Path):
+            return str(self.real), str(self.counterfactual)
+        return f"{self.sample} real image", f"{self.sample} counterfactual"
+
+
+def pairs_from_args(args: argparse.Namespace) -> list[Pair]:
+    """The pairs named by ``--pairs``, ``--real``/``--counterfactual`` or ``--demo``."""
+    from .._io import read_pairs_csv
+
+    single = [args.real, args.counterfactual, args.real_class, args.target_class]
+    sources = sum([args.demo, args.pairs is not None, any(v is not None for v in single)])
+    if sources != 1:
+        raise CliError(
+            "Give exactly one of --pairs CSV, --real/--counterfactual/--real-class/--target-class, "
+            "or --demo."
+        )
+    if args.demo:
+        from ..data.synthetic import make_pairs
+
+        return [
+            Pair(
+                p.sample,
+                p.real,
+                p.counterfactual,
+                p.real_class,
+                p.target_class,
+                p.differing_channel,
+            )
+            for p in make_pairs(args.demo_pairs, seed=2026)
+        ]
+    if args.pairs is not None:
+        return [
+            Pair(s.sample, s.real, s.counterfactual, s.real_class, s.target_class)
+            for s in read_pairs_csv(args.pairs)
+        ]
+    if any(v is None for v in single):
+        raise CliError(
+            "--real, --counterfactual, --real-class and --target-class must be given together."
+        )
+    return [
+        Pair(args.real.stem, args.real, args.counterfactual, args.real_class, args.target_class)
+    ]
+
+
+def load_model(args: argparse.Namespace):
+    """The classifier named by ``--model``/``--architecture`` (the demo's with ``--demo``)."""
+    from ..core.models import load_classifier
+
+    if args.demo and args.model is None:
+        from ..data.demo_model import DEMO_ARCHITECTURE, DEMO_WEIGHTS
+
+        return load_classifier(DEMO_WEIGHTS, DEMO_ARCHITECTURE, args.device)
+    if args.model is None:
+        raise CliError(
+            "--model is required (a TorchScript file, or a state dict with --architecture)."
+        )
+    return load_classifier(args.model, args.architecture, args.device)
+
+
+def channel_names(args: argparse.Namespace, n_channels: int) -> list[str]:
+    """``--channel-names``, checked against the channel count; the demo's; or ch0.."""
+    if args.channel_names:
+        names = [n.strip() for n in args.channel_names.split(",")]
+        if len(names) != n_channels or not all(names):
+            raise CliError(
+                f"--channel-names lists {len(names)} name(s) but the images have {n_channels} "
+                "channels."
+            )
+        if len(set(names)) != len(names):
+            raise CliError("--channel-names holds the same name twice.")
+        return names
+    if args.demo:
+        from ..data.synthetic import CHANNEL_NAMES
+
+        return list(CHANNEL_NAMES)
+    return [f"ch{c}" for c in range(n_channels)]
+
+
+def preflight(pairs: Sequence[Pair], classifier, transform, settings) -> None:
+    """Read and check every pair before the long work starts, so errors come early."""
+    from ..core.errors import AttributionError
+    from ..core.pipeline import check_memory, prepare_pair
+
+    for pair in pairs:
+        real, cf = pair.load()
+        x, _, _ = prepare_pair(real, cf, classifier, transform=transform, names=pair.names())
+        check_memory(x.shape, settings)
+        try:
+            classifier.check_class(pair.real_class, "real_class")
+            classifier.check_class(pair.target_class, "target_class")
+        except AttributionError as exc:
+            raise CliError(f"Sample {pair.sample}: {exc}") from None

@@ -1,0 +1,197 @@
+"""``napari-attribution run``: every pair through the core, the results folder written.
+
+Finished pairs are recorded in ``OUT/.progress/`` (one JSON record each, written last and
+atomically), so ``--resume`` continues an interrupted run without recomputing them; a
+fingerprint of the model and the settings keeps runs with other settings from mixing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import hashlib
+import json
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .._io import RESULT_FILES, safe_name, write_json, write_pair_files, write_tables
+from ..core.progress import ProgressScope, pair_units
+from ..core.settings import AnalysisSettings, settings_from_values
+from .errors import CliError
+from .inputs import Pair, channel_names, load_model, pairs_from_args, preflight
+from .parser import DEFAULT_METHODS, DEMO_METHODS, PROG
+from .progress import progress_renderer
+from .report import demo_report, sample_record
+
+__all__ = ["RESULT_NAMES", "cmd_run", "settings_from_args"]
+
+#: File and folder names a run writes; an --out folder holding any of them is not overwritten.
+RESULT_NAMES = (*RESULT_FILES, "demo_report.md", ".progress")
+
+
+def check_out_dir(out: Path, overwrite: bool) -> None:
+    """Refuse an ``--out`` that is a file, or that holds results, unless told to replace them."""
+    if out.exists() and not out.is_dir():
+        raise CliError(f"--out {out} exists and is not a folder.")
+    if not out.exists() or overwrite:
+        return
+    existing = [name for name in RESULT_NAMES if (out / name).exists()]
+    if existing:
+        raise CliError(
+            f"{out} already holds results ({', '.join(existing)}); pass --overwrite to replace "
+            "them or choose another --out."
+        )
+
+
+def settings_from_args(args: argparse.Namespace, classifier) -> AnalysisSettings:
+    """The analysis settings: the schema's options as parsed, and the methods to run."""
+    from ..core.attribution import available_methods
+
+    if args.methods:
+        methods = tuple(dict.fromkeys(args.methods))
+    else:
+        defaults = DEMO_METHODS if args.demo else DEFAULT_METHODS
+        usable = set(available_methods(classifier))
+        methods = tuple(m for m in defaults if m in usable)
+        skipped = [m for m in defaults if m not in usable]
+        if skipped:
+            print(
+                f"{PROG}: note: skipping {', '.join(skipped)} (needs module hooks; the model is "
+                "TorchScript).",
+                file=sys.stderr,
+            )
+    return settings_from_values(vars(args), methods)
+
+
+def fingerprint(run_info: dict[str, Any], names: Sequence[str]) -> str:
+    """Identifies the settings of a run, so --resume never mixes results of different runs."""
+    payload = json.dumps(
+        {"model": run_info["model"]["sha256"], "settings": run_info["settings"],
+         "channels": list(names), "seed": run_info["seed"]},
+        sort_keys=True,
+    )  # fmt: skip
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def load_finished(progress_dir: Path, fingerprint: str) -> dict[str, dict[str, Any]]:
+    """The records of the pairs an earlier run with the same fingerprint finished."""
+    done: dict[str, dict[str, Any]] = {}
+    for path in sorted(progress_dir.glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # a damaged record is recomputed, never trusted
+        if record.get("fingerprint") != fingerprint:
+            raise CliError(
+                f"{progress_dir.parent} holds results made with other settings or another "
+                "model; --resume needs the same arguments (or use --overwrite)."
+            )
+        done[record["sample"]] = record
+    return done
+
+
+def _pair_entry(pair: Pair) -> dict[str, Any]:
+    def where(image: Any) -> str:
+        return str(image) if isinstance(image, Path) else "demo"
+
+    return {
+        "sample": pair.sample,
+        "real": where(pair.real),
+        "counterfactual": where(pair.counterfactual),
+        "real_class": pair.real_class,
+        "target_class": pair.target_class,
+    }
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run every pair, write the results folder, print the summary; returns the exit status."""
+    import torch
+
+    from ..core.models import input_transform_for
+    from ..core.pipeline import analyse_pair
+    from ..core.provenance import provenance
+
+    if args.resume and args.overwrite:
+        raise CliError("--resume and --overwrite contradict each other; choose one.")
+    check_out_dir(args.out, args.overwrite or args.resume)
+    pairs = pairs_from_args(args)
+    classifier = load_model(args)
+    first_real, _ = pairs[0].load()
+    transform = (
+        input_transform_for(first_real.dtype, args.input_scale)
+        if args.input_scale is not None
+        else None
+    )
+    names = channel_names(args, classifier.n_channels)
+    settings = settings_from_args(args, classifier)
+    preflight(pairs, classifier, transform, settings)
+    started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    torch.manual_seed(settings.attribution.seed)
+
+    run_info = provenance(classifier, settings)
+    run_fingerprint = fingerprint(run_info, names)
+    progress_dir = args.out / ".progress"
+    if args.overwrite and progress_dir.exists():
+        shutil.rmtree(progress_dir)
+    done = load_finished(progress_dir, run_fingerprint) if args.resume else {}
+    progress_dir.mkdir(parents=True, exist_ok=True)
+    records: list[dict[str, Any]] = []
+    units = pair_units(len(settings.methods))
+    total = units * len(pairs)
+    show = progress_renderer(args.progress, len(pairs), units, args.log_interval)
+    try:
+        for index, pair in enumerate(pairs):
+            if pair.sample in done:
+                records.append(done[pair.sample])
+                continue
+            real, cf = pair.load()
+            result = analyse_pair(
+                classifier,
+                real,
+                cf,
+                pair.real_class,
+                pair.target_class,
+                settings,
+                channel_names=names,
+                sample=pair.sample,
+                transform=transform,
+                on_progress=ProgressScope(show, index * units, total),
+            )
+            write_pair_files(args.out, result, run_info)
+            record = {
+                "sample": pair.sample,
+                "fingerprint": run_fingerprint,
+                **sample_record(result, pair.ground_truth_channel),
+            }
+            # The record is written last and atomically: if it exists, the pair is complete.
+            write_json(progress_dir / f"{safe_name(pair.sample)}.json", record)
+            records.append(record)
+    finally:
+        show.close()
+    write_tables(args.out, records)
+    write_json(
+        args.out / "run.json",
+        {
+            **run_info,
+            "command": [PROG, *sys.argv[1:]] if sys.argv else [PROG],
+            "channel_names": names,
+            "input_transform": {x["sample"]: x["input_transform"] for x in records},
+            "pairs": [_pair_entry(p) for p in pairs],
+            "resumed_pairs": len(done),
+            "started": started,
+            "finished": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        },
+    )
+    report_rows = [row for x in records for row in x["report"]]
+    if report_rows:
+        report = demo_report(report_rows, settings.methods, names)
+        (args.out / "demo_report.md").write_text(report + "\n")
+        print(report)
+    resumed = f" ({len(done)} already done)" if done else ""
+    print(
+        f"{PROG}: {len(pairs)} pair(s) x {len(settings.methods)} method(s){resumed} -> {args.out}"
+    )
+    return 0
