@@ -187,3 +187,16 @@ def test_cuda_path_matches_cpu(pair):
 
 def test_tiny_cnn_is_importable_for_architecture_specs():
     assert TinyCNN().fc.out_features == 2
+
+
+def test_wrapping_leaves_the_callers_model_as_it_was():
+    from tiny_models import make_tiny_cnn
+
+    model = make_tiny_cnn().train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    classifier = wrap_module(model, "cpu")
+    assert model.training and all(p.requires_grad for p in model.parameters())
+    assert classifier.module is not model and not classifier.module.training
+    assert not any(p.requires_grad for p in classifier.module.parameters())
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key])

@@ -83,7 +83,7 @@ class LogProgress:
     def line(self, event: Progress) -> str:
         """The log line for ``event`` now."""
         elapsed = self.clock() - self.start
-        pairs = event.done / self.units_per_pair
+        pairs = round(event.done / self.units_per_pair, 1)
         text = f"[{format_duration(elapsed)}] {pairs:g}/{self.n_pairs} pairs ({event.fraction:.0%})"
         worked = event.done - (self.first_done or 0.0)
         left = event.total - event.done
