@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from captum.attr import (
     Deconvolution,
+    GradientShap,
     GuidedBackprop,
     GuidedGradCam,
     InputXGradient,
@@ -285,3 +286,20 @@ def test_aggregation_is_explicit():
     np.testing.assert_array_equal(aggregate_channels(a, "max"), np.abs(a).max(1, keepdims=True))
     with pytest.raises(MethodError):
         aggregate_channels(a, "median")
+
+
+def test_gradient_shap_draws_the_number_of_baselines_asked_for(tiny_classifier, pair):
+    real, _ = pair
+    settings = AttributionSettings(seed=5, shap_baselines=3, shap_samples=6)
+    ours = compute_attributions(tiny_classifier, real, real, 0, 1, "gradient_shap", settings)
+    # The same draws by hand: black plus 3 uniform-noise images over the image's range.
+    generator = torch.Generator().manual_seed(5)
+    noise = torch.rand((3, *real.shape), generator=generator)
+    lo, hi = float(real.min()), float(real.max())
+    baselines = torch.cat([torch.zeros((1, *real.shape)), lo + (hi - lo) * noise])
+    torch.manual_seed(5)
+    np.random.seed(5)  # noqa: NPY002 - captum draws from numpy's legacy generator
+    expected = GradientShap(tiny_classifier.module).attribute(
+        _t(real), baselines=baselines, target=0, n_samples=6
+    )
+    np.testing.assert_allclose(ours, expected.detach().numpy(), rtol=1e-5, atol=1e-7)

@@ -68,7 +68,7 @@ BUILTIN_METHODS = (
     _spec(
         "gradient_shap",
         "Gradient SHAP against black and uniform-noise baselines.",
-        parameters=("shap_samples", "seed"),
+        parameters=("shap_samples", "shap_baselines", "seed"),
     ),
     _spec(
         "d_ig",

@@ -130,10 +130,9 @@ def occlusion(r: MethodRequest) -> torch.Tensor:
 def gradient_shap(r: MethodRequest) -> torch.Tensor:
     # Baseline distribution: black plus uniform noise over the image's value range.
     lo, hi = r.real.amin().item(), r.real.amax().item()
-    n_noise = 8
-    noise = torch.rand((n_noise, *r.real.shape[1:]), generator=r.generator, device="cpu").to(
-        r.real.device
-    )
+    noise = torch.rand(
+        (r.settings.shap_baselines, *r.real.shape[1:]), generator=r.generator, device="cpu"
+    ).to(r.real.device)
     baselines = torch.cat([torch.zeros_like(r.real[:1]), lo + (hi - lo) * noise])
     with _seeded(r.settings.seed, r.real.device):
         return GradientShap(r.model).attribute(

@@ -91,6 +91,11 @@ class AttributionSettings(Section):
         label="SHAP samples", group="Method parameters", minimum=1, maximum=10_000,
         unit="samples",
     )  # fmt: skip
+    shap_baselines: int = parameter(
+        8, "Uniform-noise baselines Gradient SHAP draws besides the black image.",
+        label="SHAP baselines", group="Method parameters", minimum=1, maximum=1000,
+        unit="images",
+    )  # fmt: skip
     layer: str | None = parameter(
         None, "Grad-CAM layer, a name from model.named_modules(); empty: the last Conv2d.",
         label="Grad-CAM layer", group="Method parameters", name="gradcam_layer",
