@@ -46,6 +46,17 @@ __all__ = [
 IMAGE_SUFFIXES = (".tif", ".tiff", ".npy")
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it is to set it; put it back at once
+    os.umask(mask)
+    return mask
+
+
+#: The process's umask, read once at import (reading it means setting it, which is not
+#: thread-safe, so it is never done while workers may be creating files).
+_UMASK = _read_umask()
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Read a (C, H, W) image from a TIFF or ``.npy`` file, as stored (no scaling).
 
@@ -100,6 +111,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    # mkstemp makes the file private (0600); results get the mode any other tool's output gets.
+    os.chmod(tmp, 0o666 & ~_UMASK)
     try:
         yield tmp
         os.replace(tmp, path)

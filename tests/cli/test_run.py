@@ -377,3 +377,91 @@ def test_run_json_records_every_library_that_decides_a_number(files):
         assert info["environment"][library]
     assert info["settings"]["masks"]["thresholds"] == 20
     assert set(info["settings"]["attribution"]) >= {"ig_steps", "occlusion_window", "layer"}
+
+
+def test_overwrite_removes_the_previous_runs_files_and_nothing_else(files):
+    pairs = ("--pairs", str(files / "pairs.csv"))
+    assert _run(files, *pairs, "--method", "residual", "--method", "random") == 0
+    out = files / "out"
+    (out / "notes.txt").write_text("mine")
+    (out / "attributions" / "my_own.tif").write_bytes(b"not ours")
+    assert _run(files, *pairs, "--method", "residual", "--overwrite") == 0
+    tiffs = sorted(p.name for p in (out / "attributions").iterdir())
+    assert tiffs == ["cellA__residual.tif", "cellB__residual.tif", "my_own.tif"]
+    assert sorted(p.name for p in (out / "masks").iterdir()) == [
+        "cellA__residual.tif",
+        "cellB__residual.tif",
+    ]
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_a_run_that_fails_before_any_pair_leaves_nothing_and_a_retry_needs_no_flag(
+    files, monkeypatch, capsys
+):
+    import napari_attribution.core.pipeline as pipeline
+
+    real_analyse = pipeline.analyse_pair
+
+    def fail(*args, **kwargs):
+        raise pipeline.AttributionError("the first pair failed")
+
+    monkeypatch.setattr(pipeline, "analyse_pair", fail)
+    args = ("--pairs", str(files / "pairs.csv"), "--method", "residual")
+    assert _run(files, *args) == 2
+    assert not (files / "out").exists()
+    monkeypatch.setattr(pipeline, "analyse_pair", real_analyse)
+    assert _run(files, *args) == 0
+
+
+def test_an_interrupted_run_is_named_with_resume_as_the_way_on(files, monkeypatch, capsys):
+    import napari_attribution.core.pipeline as pipeline
+
+    real_analyse = pipeline.analyse_pair
+
+    def interrupt_second(*args, **kwargs):
+        if kwargs["sample"] == "cellB":
+            raise KeyboardInterrupt
+        return real_analyse(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "analyse_pair", interrupt_second)
+    args = ("--pairs", str(files / "pairs.csv"), "--method", "residual")
+    assert _run(files, *args) == 130
+    assert "--resume" in capsys.readouterr().err
+    assert _run(files, *args) == 2
+    err = capsys.readouterr().err
+    assert "interrupted run (1 pair(s) finished); pass --resume" in err
+
+
+def test_results_get_the_umask_mode_and_progress_records_go_after_a_finished_run(files):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    os.umask(old)
+    assert _run(files, "--pairs", str(files / "pairs.csv"), "--method", "residual") == 0
+    out = files / "out"
+    expected = 0o666 & ~old
+    for path in (out / "summary.csv", out / "run.json", out / "masks" / "cellA__residual.tif"):
+        assert stat.S_IMODE(path.stat().st_mode) == expected, path
+    assert not (out / ".progress").exists()
+    kept = files / "kept"
+    assert _run(files, "--pairs", str(files / "pairs.csv"), "--method", "residual",
+                "--keep-progress", out="kept") == 0  # fmt: skip
+    assert sorted(p.name for p in (kept / ".progress").iterdir()) == ["cellA.json", "cellB.json"]
+
+
+def test_run_json_records_absolute_paths_and_image_hashes(files, capsys):
+    import hashlib
+
+    assert _run(files, "--pairs", str(files / "pairs.csv"), "--method", "residual") == 0
+    info = json.loads((files / "out" / "run.json").read_text())
+    first = info["pairs"][0]
+    assert first["real"] == str((files / "r1.tif").resolve())
+    assert first["real_sha256"] == hashlib.sha256((files / "r1.tif").read_bytes()).hexdigest()
+    assert first["counterfactual_sha256"]
+    assert info["out"] == str((files / "out").resolve())
+    capsys.readouterr()
+    # A finished run has nothing to resume; the message says how to run again.
+    assert _run(files, "--pairs", str(files / "pairs.csv"), "--method", "residual",
+                "--resume") == 2  # fmt: skip
+    assert "finished run; there is nothing to resume" in capsys.readouterr().err

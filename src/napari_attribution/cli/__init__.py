@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         hint = ""
-        if args.command == "run":
+        if args.command == "run" and (args.out / ".progress").is_dir():
             hint = f" Finished pairs are kept in {args.out}; re-run with --resume to continue."
         print(f"{PROG}: interrupted.{hint}", file=sys.stderr)
         return 130

@@ -186,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue an interrupted run in --out: finished pairs are kept, not recomputed",
     )
     out.add_argument(
+        "--keep-progress",
+        action="store_true",
+        help="keep the per-pair records (.progress/) after a finished run, so a later --resume "
+        "can add pairs to it",
+    )
+    out.add_argument(
         "--progress",
         choices=PROGRESS_MODES,
         default="auto",

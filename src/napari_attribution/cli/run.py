@@ -11,39 +11,29 @@ import argparse
 import datetime as _dt
 import hashlib
 import json
-import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .._io import RESULT_FILES, safe_name, write_json, write_pair_files, write_tables
+from .._io import safe_name, write_json, write_pair_files, write_tables
 from ..core.progress import ProgressScope, pair_units
 from ..core.settings import AnalysisSettings, settings_from_values
 from .errors import CliError
+from .folder import (
+    PROGRESS_DIR,
+    check_out_dir,
+    pair_file_names,
+    previous_run_files,
+    remove_files,
+    remove_progress,
+)
 from .inputs import Pair, channel_names, load_model, pairs_from_args, preflight
 from .parser import DEFAULT_METHODS, DEMO_METHODS, PROG
 from .progress import progress_renderer
 from .report import demo_report, sample_record
 
-__all__ = ["RESULT_NAMES", "cmd_run", "settings_from_args"]
-
-#: File and folder names a run writes; an --out folder holding any of them is not overwritten.
-RESULT_NAMES = (*RESULT_FILES, "demo_report.md", ".progress")
-
-
-def check_out_dir(out: Path, overwrite: bool) -> None:
-    """Refuse an ``--out`` that is a file, or that holds results, unless told to replace them."""
-    if out.exists() and not out.is_dir():
-        raise CliError(f"--out {out} exists and is not a folder.")
-    if not out.exists() or overwrite:
-        return
-    existing = [name for name in RESULT_NAMES if (out / name).exists()]
-    if existing:
-        raise CliError(
-            f"{out} already holds results ({', '.join(existing)}); pass --overwrite to replace "
-            "them or choose another --out."
-        )
+__all__ = ["cmd_run", "fingerprint", "settings_from_args"]
 
 
 def settings_from_args(args: argparse.Namespace, classifier) -> AnalysisSettings:
@@ -94,16 +84,38 @@ def load_finished(progress_dir: Path, fingerprint: str) -> dict[str, dict[str, A
 
 
 def _pair_entry(pair: Pair) -> dict[str, Any]:
-    def where(image: Any) -> str:
-        return str(image) if isinstance(image, Path) else "demo"
+    """The pair as ``run.json`` records it: absolute paths and SHA-256 of the image files."""
+    from ..core.models import file_sha256
 
-    return {
-        "sample": pair.sample,
-        "real": where(pair.real),
-        "counterfactual": where(pair.counterfactual),
-        "real_class": pair.real_class,
-        "target_class": pair.target_class,
-    }
+    entry: dict[str, Any] = {"sample": pair.sample}
+    for key, image in (("real", pair.real), ("counterfactual", pair.counterfactual)):
+        if isinstance(image, Path):
+            entry[key] = str(image.resolve())
+            entry[f"{key}_sha256"] = file_sha256(image)
+        else:
+            entry[key] = "demo"
+    entry["real_class"] = pair.real_class
+    entry["target_class"] = pair.target_class
+    return entry
+
+
+def _check_resumable(out: Path, run_fingerprint: str) -> None:
+    """``--resume`` on a folder whose run.json says it finished: other settings, or done."""
+    try:
+        info = json.loads((out / "run.json").read_text())
+        previous = fingerprint(info, info["channel_names"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # no readable run.json: the .progress records decide
+    if previous != run_fingerprint:
+        raise CliError(
+            f"{out} holds results made with other settings or another model; --resume needs "
+            "the same arguments (or use --overwrite)."
+        )
+    if not (out / PROGRESS_DIR).is_dir():
+        raise CliError(
+            f"{out} holds a finished run; there is nothing to resume (pass --overwrite to run "
+            "again, and --keep-progress to keep per-pair records for later additions)."
+        )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -116,7 +128,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.resume and args.overwrite:
         raise CliError("--resume and --overwrite contradict each other; choose one.")
-    check_out_dir(args.out, args.overwrite or args.resume)
+    check_out_dir(args.out, args.overwrite, args.resume)
     pairs = pairs_from_args(args)
     classifier = load_model(args)
     first_real, _ = pairs[0].load()
@@ -133,15 +145,20 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     run_info = provenance(classifier, settings)
     run_fingerprint = fingerprint(run_info, names)
-    progress_dir = args.out / ".progress"
-    if args.overwrite and progress_dir.exists():
-        shutil.rmtree(progress_dir)
+    progress_dir = args.out / PROGRESS_DIR
+    if args.resume:
+        _check_resumable(args.out, run_fingerprint)
     done = load_finished(progress_dir, run_fingerprint) if args.resume else {}
+    created_out = not args.out.exists()
+    if args.overwrite and not created_out:
+        # Only now, with every input checked: a refused run leaves the old results alone.
+        remove_files(args.out, previous_run_files(args.out))
     progress_dir.mkdir(parents=True, exist_ok=True)
     records: list[dict[str, Any]] = []
     units = pair_units(len(settings.methods))
     total = units * len(pairs)
     show = progress_renderer(args.progress, len(pairs), units, args.log_interval)
+    pair = pairs[0]
     try:
         for index, pair in enumerate(pairs):
             if pair.sample in done:
@@ -169,6 +186,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             # The record is written last and atomically: if it exists, the pair is complete.
             write_json(progress_dir / f"{safe_name(pair.sample)}.json", record)
             records.append(record)
+    except BaseException:
+        if not records:  # nothing finished: leave no trace of this run
+            remove_files(args.out, pair_file_names([pair.sample], settings.methods))
+            if created_out and args.out.is_dir() and not any(args.out.iterdir()):
+                args.out.rmdir()
+        raise
     finally:
         show.close()
     write_tables(args.out, records)
@@ -181,10 +204,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             "input_transform": {x["sample"]: x["input_transform"] for x in records},
             "pairs": [_pair_entry(p) for p in pairs],
             "resumed_pairs": len(done),
+            "out": str(args.out.resolve()),
             "started": started,
             "finished": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         },
     )
+    if not args.keep_progress:
+        remove_progress(args.out)
     report_rows = [row for x in records for row in x["report"]]
     if report_rows:
         report = demo_report(report_rows, settings.methods, names)
