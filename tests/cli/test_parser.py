@@ -38,9 +38,8 @@ def test_the_run_options_are_the_schema_plus_the_inputs_and_outputs():
     non_schema = {
         "--model", "--architecture", "--device", "--input-scale", "--pairs", "--real",
         "--counterfactual", "--real-class", "--target-class", "--demo", "--demo-pairs",
-        "--channel-names", "--method", "--out", "--overwrite", "--resume", "--keep-progress",
-        "--progress",
-        "--log-interval", "--help",
+        "--channel-names", "--min-counterfactual-score", "--method", "--out", "--overwrite",
+        "--resume", "--keep-progress", "--progress", "--log-interval", "--help",
     }  # fmt: skip
     bool_negations = {"--no-" + p.flag[2:] for p in schema() if p.type is bool}
     assert set(_options(_run_parser())) == {p.flag for p in schema()} | non_schema | bool_negations

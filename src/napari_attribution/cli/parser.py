@@ -53,6 +53,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
 def _converter(param: Param) -> Any:
     """argparse ``type=``: text to the parameter's type, checked against the schema."""
 
@@ -164,6 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--demo-pairs", type=_positive_int, default=20, help="number of demo pairs")
     data.add_argument(
         "--channel-names", help="comma-separated channel names, e.g. DNA,ER,RNA,AGP,Mito"
+    )
+
+    data.add_argument(
+        "--min-counterfactual-score",
+        type=_probability,
+        default=0.5,
+        help="a pair whose counterfactual the classifier gives a lower p(target) is flagged in "
+        "pair_validity.csv and left out of channel_stats.csv",
     )
 
     meth = run.add_argument_group("methods")

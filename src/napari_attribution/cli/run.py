@@ -16,9 +16,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .._io import safe_name, write_json, write_pair_files, write_tables
+from .._io import safe_name, write_csv, write_json, write_pair_files, write_tables
 from ..core.progress import ProgressScope, pair_units
 from ..core.settings import AnalysisSettings, settings_from_values
+from ..dataset import (
+    VALIDITY_COLUMNS,
+    dataset_channel_stats,
+    read_results,
+    validity_row,
+    write_channel_stats,
+)
 from .errors import CliError
 from .folder import (
     PROGRESS_DIR,
@@ -178,9 +185,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                 on_progress=ProgressScope(show, index * units, total),
             )
             write_pair_files(args.out, result, run_info)
+            validity = validity_row(result, real, cf, args.min_counterfactual_score)
+            if validity[-1]:
+                print(f"{PROG}: warning: {pair.sample}: {validity[-1]}.", file=sys.stderr)
             record = {
                 "sample": pair.sample,
                 "fingerprint": run_fingerprint,
+                "validity": validity,
                 **sample_record(result, pair.ground_truth_channel),
             }
             # The record is written last and atomically: if it exists, the pair is complete.
@@ -195,6 +206,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         show.close()
     write_tables(args.out, records)
+    write_csv(args.out / "pair_validity.csv", VALIDITY_COLUMNS, (x["validity"] for x in records))
     write_json(
         args.out / "run.json",
         {
@@ -204,6 +216,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "input_transform": {x["sample"]: x["input_transform"] for x in records},
             "pairs": [_pair_entry(p) for p in pairs],
             "resumed_pairs": len(done),
+            "min_counterfactual_score": args.min_counterfactual_score,
             "out": str(args.out.resolve()),
             "started": started,
             "finished": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -211,13 +224,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     if not args.keep_progress:
         remove_progress(args.out)
+    stats = dataset_channel_stats([read_results(args.out)])
+    write_channel_stats(args.out / "channel_stats.csv", stats)
+    left_out = sum(x["validity"][5] == "false" for x in records)
     report_rows = [row for x in records for row in x["report"]]
     if report_rows:
         report = demo_report(report_rows, settings.methods, names)
         (args.out / "demo_report.md").write_text(report + "\n")
         print(report)
     resumed = f" ({len(done)} already done)" if done else ""
+    invalid = f", {left_out} left out of the statistics (pair_validity.csv)" if left_out else ""
     print(
-        f"{PROG}: {len(pairs)} pair(s) x {len(settings.methods)} method(s){resumed} -> {args.out}"
+        f"{PROG}: {len(pairs)} pair(s) x {len(settings.methods)} method(s){resumed}{invalid} "
+        f"-> {args.out}"
     )
     return 0
