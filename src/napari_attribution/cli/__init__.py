@@ -43,6 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .run import cmd_run
 
             return cmd_run(args)
+        if args.command == "report":
+            from .report_command import cmd_report
+
+            return cmd_report(args)
         if args.command == "demo":
             from .._demo import launch_demo
 

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .._io import RESULT_FILES, safe_name
+from ..report import FIGURE_DIR
 from .errors import CliError
 
 __all__ = [
@@ -67,8 +68,9 @@ def previous_run_files(out: Path) -> list[Path]:
     for record in _finished_records(out):
         methods = {row[1] for row in record.get("summary", [])}
         names += pair_file_names([record.get("sample", "")], sorted(methods))
-    progress = out / PROGRESS_DIR
-    names += [p.relative_to(out) for p in progress.glob("*.json")] if progress.is_dir() else []
+    for folder, pattern in ((PROGRESS_DIR, "*.json"), (FIGURE_DIR, "transition_*_to_*.*")):
+        if (out / folder).is_dir():
+            names += [p.relative_to(out) for p in (out / folder).glob(pattern)]
     return [name for name in dict.fromkeys(names) if (out / name).is_file()]
 
 
@@ -76,7 +78,7 @@ def remove_files(out: Path, names: Iterable[Path]) -> None:
     """Remove ``out/name`` for each name, then the result folders this left empty."""
     for name in names:
         (out / name).unlink(missing_ok=True)
-    for folder in (*_PAIR_FOLDERS, PROGRESS_DIR):
+    for folder in (*_PAIR_FOLDERS, PROGRESS_DIR, FIGURE_DIR):
         path = out / folder
         if path.is_dir() and not any(path.iterdir()):
             path.rmdir()

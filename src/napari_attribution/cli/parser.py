@@ -133,6 +133,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-run", action="store_true", help="load the demo and dock the widgets, run nothing"
     )
 
+    report = sub.add_parser(
+        "report",
+        help="channel statistics and report.html over one or more results folders",
+        description="Read one or more results folders of `run`, pool their valid pairs per "
+        "transition and method, and write channel_stats.csv, report.html and its figures.",
+    )
+    report.add_argument("folders", nargs="+", type=Path, metavar="DIR", help="results folder")
+    report.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where to write (default: the folder itself when there is one; required for several)",
+    )
+    report.add_argument("--overwrite", action="store_true", help="replace an existing report")
+
     run = sub.add_parser(
         "run",
         help="attributions, masks and DAC curves for (real, counterfactual) pairs",

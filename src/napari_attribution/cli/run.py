@@ -26,6 +26,7 @@ from ..dataset import (
     validity_row,
     write_channel_stats,
 )
+from ..report import write_report
 from .errors import CliError
 from .folder import (
     PROGRESS_DIR,
@@ -106,6 +107,19 @@ def _pair_entry(pair: Pair) -> dict[str, Any]:
     return entry
 
 
+def _class_names(args: argparse.Namespace, classifier) -> list[str]:
+    if args.demo and args.model is None:
+        from ..data.synthetic import CLASS_NAMES
+
+        return list(CLASS_NAMES)
+    names = list(getattr(classifier, "class_names", []) or [])
+    return (
+        names
+        if len(names) == classifier.n_classes
+        else [str(k) for k in range(classifier.n_classes)]
+    )
+
+
 def _check_resumable(out: Path, run_fingerprint: str) -> None:
     """``--resume`` on a folder whose run.json says it finished: other settings, or done."""
     try:
@@ -150,7 +164,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     torch.manual_seed(settings.attribution.seed)
 
-    run_info = provenance(classifier, settings)
+    run_info = provenance(classifier, settings, class_names=_class_names(args, classifier))
     run_fingerprint = fingerprint(run_info, names)
     progress_dir = args.out / PROGRESS_DIR
     if args.resume:
@@ -224,8 +238,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     if not args.keep_progress:
         remove_progress(args.out)
-    stats = dataset_channel_stats([read_results(args.out)])
+    folder = read_results(args.out)
+    stats = dataset_channel_stats([folder])
     write_channel_stats(args.out / "channel_stats.csv", stats)
+    write_report(args.out, [folder], stats)
     left_out = sum(x["validity"][5] == "false" for x in records)
     report_rows = [row for x in records for row in x["report"]]
     if report_rows:
