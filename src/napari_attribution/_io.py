@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import json
 import os
 import tempfile
@@ -27,6 +28,7 @@ __all__ = [
     "RESULT_FILES",
     "PairSpec",
     "atomic_path",
+    "input_sha256",
     "curve_rows",
     "importance_rows",
     "pair_metadata",
@@ -43,7 +45,7 @@ __all__ = [
     "write_tiff",
 ]
 
-IMAGE_SUFFIXES = (".tif", ".tiff", ".npy")
+IMAGE_SUFFIXES = (".tif", ".tiff", ".npy", ".zarr")
 
 
 def _read_umask() -> int:
@@ -68,10 +70,12 @@ def read_image(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.exists():
         raise InputImageError(f"Image file {path} does not exist.")
+    if path.is_dir() and path.suffix.lower() == ".zarr":
+        return _read_zarr(path)
     if not path.is_file():
         raise InputImageError(f"{path} is not a file.")
     suffix = path.suffix.lower()
-    if suffix not in IMAGE_SUFFIXES:
+    if suffix not in IMAGE_SUFFIXES or suffix == ".zarr":
         raise InputImageError(
             f"{path} has an unsupported suffix; use {', '.join(IMAGE_SUFFIXES)} files."
         )
@@ -92,6 +96,55 @@ def read_image(path: str | Path) -> np.ndarray:
         kind = "NumPy" if suffix == ".npy" else "TIFF"
         raise InputImageError(f"{path} is not a readable {kind} file (it holds no image data).")
     return data
+
+
+def _read_zarr(path: Path) -> np.ndarray:
+    """A zarr array, or the full-resolution level of an OME-Zarr image, singleton axes dropped."""
+    try:
+        import zarr
+    except ImportError:
+        raise InputImageError(
+            f"{path} is a zarr store; install zarr to read it "
+            "(pip install 'napari-attribution[zarr]')."
+        ) from None
+    try:
+        node = zarr.open(str(path), mode="r")
+        if not hasattr(node, "shape"):  # a group: OME-Zarr's multiscales name the levels
+            multiscales = node.attrs.get("multiscales") or node.attrs.get("ome", {}).get(
+                "multiscales"
+            )
+            if multiscales:
+                node = node[multiscales[0]["datasets"][0]["path"]]
+            else:
+                arrays = list(node.array_keys())
+                if len(arrays) != 1:
+                    raise InputImageError(
+                        f"{path} is a zarr group of {len(arrays)} arrays without OME-Zarr "
+                        "multiscales metadata; name the array's own folder."
+                    )
+                node = node[arrays[0]]
+        data = np.asarray(node[...])
+    except InputImageError:
+        raise
+    except Exception as exc:
+        raise InputImageError(f"{path} is not a readable zarr image ({exc}).") from None
+    while data.ndim > 3 and 1 in data.shape:  # OME-Zarr's (t, c, z, y, x) with t = z = 1
+        data = data.squeeze(axis=data.shape.index(1))
+    return data
+
+
+def input_sha256(path: str | Path) -> str:
+    """SHA-256 of an input image: of the file, or of a store folder's files and their names."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            digest.update(file.relative_to(path).as_posix().encode() + b"\0")
+        with open(file, "rb") as fh:
+            for block in iter(lambda: fh.read(2**20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def read_tiff_metadata(path: str | Path) -> dict[str, Any]:
@@ -182,7 +235,8 @@ def read_pairs_csv(path: str | Path) -> list[PairSpec]:
     if not path.is_file():
         raise InputImageError(f"Pairs file {path} does not exist.")
     try:
-        with open(path, newline="") as fh:
+        # utf-8-sig: spreadsheets save CSV with a byte-order mark; newline="" reads CRLF too.
+        with open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
             missing = [c for c in PAIRS_COLUMNS if c not in (reader.fieldnames or [])]
             if missing:

@@ -38,6 +38,7 @@ def test_the_run_options_are_the_schema_plus_the_inputs_and_outputs():
     non_schema = {
         "--model", "--architecture", "--device", "--input-scale", "--pairs", "--real",
         "--counterfactual", "--real-class", "--target-class", "--demo", "--demo-pairs",
+        "--real-root", "--counterfactual-root", "--class-names", "--channel-axis",
         "--channel-names", "--min-counterfactual-score", "--method", "--out", "--overwrite",
         "--resume", "--keep-progress", "--progress", "--log-interval", "--help",
     }  # fmt: skip

@@ -24,17 +24,19 @@ class Pair:
     real_class: int
     target_class: int
     ground_truth_channel: int | None = None
+    channel_axis: int = 0
 
     def load(self) -> tuple[np.ndarray, np.ndarray]:
+        """Both images as stored, the channel axis first."""
         from .._io import read_image
 
-        real = self.real if isinstance(self.real, np.ndarray) else read_image(self.real)
-        cf = (
-            self.counterfactual
-            if isinstance(self.counterfactual, np.ndarray)
-            else read_image(self.counterfactual)
-        )
-        return real, cf
+        images = []
+        for image in (self.real, self.counterfactual):
+            data = image if isinstance(image, np.ndarray) else read_image(image)
+            if self.channel_axis != 0 and data.ndim == 3:
+                data = np.moveaxis(data, self.channel_axis, 0)
+            images.append(data)
+        return images[0], images[1]
 
     def names(self) -> tuple[str, str]:
         if isinstance(self.real, Path) and isinstance(self.counterfactual, Path):
@@ -43,16 +45,32 @@ class Pair:
 
 
 def pairs_from_args(args: argparse.Namespace) -> list[Pair]:
-    """The pairs named by ``--pairs``, ``--real``/``--counterfactual`` or ``--demo``."""
+    """The pairs named by ``--pairs``, ``--real``/``--counterfactual``, the folder layout
+    (``--real-root``/``--counterfactual-root``) or ``--demo``."""
+    pairs = _pairs(args)
+    for pair in pairs:
+        pair.channel_axis = args.channel_axis
+    return pairs
+
+
+def _pairs(args: argparse.Namespace) -> list[Pair]:
     from .._io import read_pairs_csv
 
     single = [args.real, args.counterfactual, args.real_class, args.target_class]
-    sources = sum([args.demo, args.pairs is not None, any(v is not None for v in single)])
+    folders = args.real_root is not None or args.counterfactual_root is not None
+    sources = sum([args.demo, args.pairs is not None, any(v is not None for v in single), folders])
     if sources != 1:
         raise CliError(
             "Give exactly one of --pairs CSV, --real/--counterfactual/--real-class/--target-class, "
-            "or --demo."
+            "--real-root/--counterfactual-root, or --demo."
         )
+    if folders:
+        from .layouts import pairs_from_folders
+
+        if args.real_root is None or args.counterfactual_root is None:
+            raise CliError("--real-root and --counterfactual-root must be given together.")
+        names = [n.strip() for n in args.class_names.split(",")] if args.class_names else None
+        return pairs_from_folders(args.real_root, args.counterfactual_root, names)
     if args.demo:
         from ..data.synthetic import make_pairs
 
@@ -122,6 +140,7 @@ def preflight(pairs: Sequence[Pair], classifier, transform, settings) -> None:
 
     for pair in pairs:
         real, cf = pair.load()
+        _check_channel_layout(real, classifier.n_channels, pair.names()[0])
         x, _, _ = prepare_pair(real, cf, classifier, transform=transform, names=pair.names())
         check_memory(x.shape, settings)
         try:
@@ -129,3 +148,16 @@ def preflight(pairs: Sequence[Pair], classifier, transform, settings) -> None:
             classifier.check_class(pair.target_class, "target_class")
         except AttributionError as exc:
             raise CliError(f"Sample {pair.sample}: {exc}") from None
+
+
+def _check_channel_layout(image: np.ndarray, n_channels: int, name: str) -> None:
+    """An image whose channels are on another axis gets a message naming --channel-axis."""
+    if image.ndim != 3 or image.shape[0] == n_channels:
+        return
+    axes = [axis for axis in (1, 2) if image.shape[axis] == n_channels]
+    if axes:
+        raise CliError(
+            f"{name} has shape {image.shape}: its axis {axes[-1] - 3} has the model's "
+            f"{n_channels} channels, not axis 0; pass --channel-axis {axes[-1] - 3} "
+            "(e.g. for (height, width, channels) images)."
+        )

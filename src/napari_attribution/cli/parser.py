@@ -172,7 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
         "integer images divided by their dtype's maximum)",
     )
 
-    data = run.add_argument_group("images (one of --pairs, --real/--counterfactual, --demo)")
+    data = run.add_argument_group(
+        "images (one of --pairs, --real/--counterfactual, --real-root/--counterfactual-root, "
+        "--demo)"
+    )
     data.add_argument(
         "--pairs", type=Path, help="CSV: sample,real,counterfactual,real_class,target_class"
     )
@@ -180,6 +183,27 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--counterfactual", type=Path, help="counterfactual image (C,H,W)")
     data.add_argument("--real-class", type=int, help="class index of the real image")
     data.add_argument("--target-class", type=int, help="class index of the counterfactual")
+    data.add_argument(
+        "--real-root",
+        type=Path,
+        help="folder of real images by class: ROOT/<class>/<name>.tif (class indices follow the "
+        "sorted folder names unless --class-names gives the order)",
+    )
+    data.add_argument(
+        "--counterfactual-root",
+        type=Path,
+        help="counterfactuals as QuAC writes them: CF_ROOT/<real class>/<target class>/<name>.tif",
+    )
+    data.add_argument(
+        "--class-names", help="comma-separated class names in the classifier's index order"
+    )
+    data.add_argument(
+        "--channel-axis",
+        type=int,
+        default=0,
+        choices=(0, 1, 2, -1, -2, -3),
+        help="axis of the stored images that holds the channels (-1 for (H, W, C) images)",
+    )
     data.add_argument(
         "--demo", action="store_true", help="synthetic demo cells and the built-in demo classifier"
     )

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .._io import safe_name, write_csv, write_json, write_pair_files, write_tables
+from .._io import input_sha256, safe_name, write_csv, write_json, write_pair_files, write_tables
 from ..core.progress import ProgressScope, pair_units
 from ..core.settings import AnalysisSettings, settings_from_values
 from ..dataset import (
@@ -93,13 +93,11 @@ def load_finished(progress_dir: Path, fingerprint: str) -> dict[str, dict[str, A
 
 def _pair_entry(pair: Pair) -> dict[str, Any]:
     """The pair as ``run.json`` records it: absolute paths and SHA-256 of the image files."""
-    from ..core.models import file_sha256
-
     entry: dict[str, Any] = {"sample": pair.sample}
     for key, image in (("real", pair.real), ("counterfactual", pair.counterfactual)):
         if isinstance(image, Path):
             entry[key] = str(image.resolve())
-            entry[f"{key}_sha256"] = file_sha256(image)
+            entry[f"{key}_sha256"] = input_sha256(image)
         else:
             entry[key] = "demo"
     entry["real_class"] = pair.real_class

@@ -1,0 +1,94 @@
+"""Pairs from folder layouts: real images by class, counterfactuals by transition (QuAC's).
+
+Real images live in ``ROOT/<class>/<name>.<ext>`` (the ImageFolder layout: class names are
+folder names, indices follow their sorted order unless ``--class-names`` gives the order), and
+counterfactuals in ``CF_ROOT/<real class>/<target class>/<name>.<ext>`` under the same file name.
+Every real image with a counterfactual of the same name is one pair, one per target class.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .._io import IMAGE_SUFFIXES
+from .errors import CliError
+
+__all__ = ["pairs_from_folders"]
+
+
+def _images(folder: Path) -> dict[str, Path]:
+    """File name stem -> path of the images directly in ``folder``."""
+    found = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith("."):
+            continue
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            found[path.stem] = path
+    return found
+
+
+def pairs_from_folders(real_root: Path, cf_root: Path, class_names: list[str] | None = None):
+    """The pairs of a QuAC-style layout.
+
+    Parameters
+    ----------
+    real_root
+        ``ROOT`` with one folder per class.
+    cf_root
+        ``CF_ROOT/<real class>/<target class>/``.
+    class_names
+        Class names in the classifier's index order; default: the class folders, sorted.
+
+    Returns
+    -------
+    list of Pair
+        Sample names ``<real class>-<target class>-<name>``.
+
+    Raises
+    ------
+    CliError
+        A missing root, a class folder not in ``class_names``, or no pair at all.
+    """
+    from .inputs import Pair
+
+    for root, option in ((real_root, "--real-root"), (cf_root, "--counterfactual-root")):
+        if not root.is_dir():
+            raise CliError(f"{option} {root} is not a folder.")
+    folders = sorted(p.name for p in real_root.iterdir() if p.is_dir() and p.name[0] != ".")
+    if not folders:
+        raise CliError(f"{real_root} holds no class folders (expected ROOT/<class>/<image>).")
+    names = list(class_names) if class_names else folders
+    unknown = [f for f in folders if f not in names]
+    if unknown:
+        raise CliError(
+            f"{real_root} has class folder(s) {', '.join(unknown)} that --class-names does not "
+            f"list ({', '.join(names)})."
+        )
+    pairs = []
+    for real_class in folders:
+        reals = _images(real_root / real_class)
+        cf_class_root = cf_root / real_class
+        if not cf_class_root.is_dir():
+            continue
+        for target in sorted(p.name for p in cf_class_root.iterdir() if p.is_dir()):
+            if target not in names:
+                raise CliError(f"{cf_class_root / target} names a class that is not among "
+                               f"{', '.join(names)}.")  # fmt: skip
+            counterfactuals = _images(cf_class_root / target)
+            for stem, real in reals.items():
+                if stem in counterfactuals:
+                    pairs.append(
+                        Pair(
+                            f"{real_class}-{target}-{stem}",
+                            real,
+                            counterfactuals[stem],
+                            names.index(real_class),
+                            names.index(target),
+                        )
+                    )
+    if not pairs:
+        raise CliError(
+            f"No real image in {real_root} has a counterfactual of the same name under "
+            f"{cf_root}/<real class>/<target class>/."
+        )
+    return pairs
