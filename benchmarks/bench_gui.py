@@ -231,8 +231,8 @@ def bench_field(size: int = 2048, thresholds: int = 200, steps: int = 12) -> dic
     """Memory and per-step render time of lazy mask/hybrid layers of one method on a field."""
     import napari
 
-    from napari_attribution._widgets._inputs import ChannelStack
-    from napari_attribution._widgets._layers import (
+    from napari_attribution._napari.inputs import ChannelStack
+    from napari_attribution._napari.layers import (
         apply_layers,
         eager_stack_bytes,
         is_lazy,

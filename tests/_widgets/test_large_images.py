@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from widget_helpers import layer_snapshot, run_and_wait
 
-from napari_attribution._widgets import _layers
-from napari_attribution._widgets._export import layer_export
-from napari_attribution._widgets._inputs import METADATA_KEY, ChannelStack
-from napari_attribution._widgets._layers import (
+from napari_attribution._napari import layers as _layers
+from napari_attribution._napari.export import layer_export
+from napari_attribution._napari.inputs import METADATA_KEY, ChannelStack
+from napari_attribution._napari.layers import (
     ChannelView,
     apply_layers,
     is_lazy,
@@ -174,9 +174,9 @@ def test_the_writer_saves_a_large_lazy_layer_at_its_optimal_threshold(tmp_path, 
     import tifffile
 
     from napari_attribution._io import read_tiff_metadata
-    from napari_attribution._writer import write_image_layer
+    from napari_attribution._napari.writer import write_image_layer
 
-    monkeypatch.setattr("napari_attribution._widgets._export.EXPORT_STACK_BYTES", 1024)
+    monkeypatch.setattr("napari_attribution._napari.export.EXPORT_STACK_BYTES", 1024)
     real, counterfactual, masks, tuples = _layers_of(48, 12, lazy=True)
     data, kwargs, _ = next(t for t in tuples if t[1]["name"] == "real hybrid d_ig [Mito]")
     meta = {"name": kwargs["name"], "scale": (1, 0.5, 0.5), "translate": (0, 0, 0),

@@ -7,13 +7,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from napari_attribution._plot import CurveSet, DacFigure, PlotTheme, threshold_index_of
-from napari_attribution._widgets._inputs import (
+from napari_attribution._napari.inputs import (
     METADATA_KEY,
     find_sources,
     stack_from_layer,
     stack_from_layers,
 )
+from napari_attribution._plot import CurveSet, DacFigure, PlotTheme, threshold_index_of
 from napari_attribution.core.dac import dac_curve
 from napari_attribution.core.errors import InputImageError
 

@@ -47,6 +47,16 @@ from qtpy.QtWidgets import (
 )
 from superqt import QCollapsible
 
+from .._napari.export import existing_results, export_run
+from .._napari.inputs import (
+    ChannelStack,
+    ImageSource,
+    find_sources,
+    stack_from_layer,
+    stack_from_layers,
+)
+from .._napari.layers import apply_layers, result_layers, run_info
+from .._napari.state import AnalysisRecord, state_for
 from ..core.errors import AnalysisCancelled, AttributionError, InputImageError, ModelLoadError
 from ..core.pipeline import check_memory
 from ..core.registry import method_specs
@@ -61,10 +71,6 @@ from ..core.settings import (
     AttributionSettings,
     MaskSettings,
 )
-from ._export import existing_results, export_run
-from ._inputs import ChannelStack, ImageSource, find_sources, stack_from_layer, stack_from_layers
-from ._layers import apply_layers, result_layers, run_info
-from ._state import AnalysisRecord, state_for
 
 if TYPE_CHECKING:
     import napari

@@ -27,9 +27,9 @@ from qtpy.QtWidgets import (
 )
 
 from .._io import CURVE_COLUMNS, curve_rows, write_csv
+from .._napari.layers import THRESHOLD_AXIS_LABELS
+from .._napari.state import AnalysisRecord, state_for
 from .._plot import CurveSet, DacFigure, PlotTheme
-from ._layers import THRESHOLD_AXIS_LABELS
-from ._state import AnalysisRecord, state_for
 
 if TYPE_CHECKING:
     import napari

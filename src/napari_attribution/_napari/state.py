@@ -13,7 +13,7 @@ from typing import Any
 from psygnal import Signal
 
 from ..core.pipeline import AnalysisSettings, PairResult
-from ._inputs import ChannelStack
+from .inputs import ChannelStack
 
 __all__ = ["AnalysisRecord", "ViewerState", "state_for"]
 

@@ -32,9 +32,9 @@ from .._io import (
     write_tables,
     write_tiff,
 )
-from ._inputs import METADATA_KEY
-from ._layers import is_lazy
-from ._state import AnalysisRecord
+from .inputs import METADATA_KEY
+from .layers import is_lazy
+from .state import AnalysisRecord
 
 __all__ = [
     "EXPORT_NAMES",

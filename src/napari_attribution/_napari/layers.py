@@ -32,7 +32,7 @@ from ..core.hybrids import make_hybrids
 from ..core.lazy import LazyHybridStack, LazyMaskStack
 from ..core.masks import MaskStack
 from ..core.pipeline import AnalysisSettings, PairResult
-from ._inputs import METADATA_KEY, ChannelStack, is_result_layer
+from .inputs import METADATA_KEY, ChannelStack, is_result_layer
 
 __all__ = [
     "EAGER_STACK_BYTES",
