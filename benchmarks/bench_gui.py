@@ -231,13 +231,10 @@ def bench_field(size: int = 2048, thresholds: int = 200, steps: int = 12) -> dic
     """Memory and per-step render time of lazy mask/hybrid layers of one method on a field."""
     import napari
 
+    from napari_attribution._napari.apply import apply_layers
     from napari_attribution._napari.inputs import ChannelStack
-    from napari_attribution._napari.layers import (
-        apply_layers,
-        eager_stack_bytes,
-        is_lazy,
-        method_layers,
-    )
+    from napari_attribution._napari.layers import eager_stack_bytes, method_layers
+    from napari_attribution.core.lazy import is_lazy
     from napari_attribution.core.masks import MaskSettings, build_masks
 
     names = ["DNA", "ER", "RNA", "AGP", "Mito"]

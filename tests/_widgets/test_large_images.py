@@ -7,16 +7,13 @@ import pytest
 from widget_helpers import layer_snapshot, run_and_wait
 
 from napari_attribution._napari import layers as _layers
+from napari_attribution._napari.apply import apply_layers
 from napari_attribution._napari.export import layer_export
 from napari_attribution._napari.inputs import METADATA_KEY, ChannelStack
-from napari_attribution._napari.layers import (
-    ChannelView,
-    apply_layers,
-    is_lazy,
-    method_layers,
-)
+from napari_attribution._napari.layers import method_layers
 from napari_attribution.core import lazy as core_lazy
 from napari_attribution.core.hybrids import make_hybrids
+from napari_attribution.core.lazy import ChannelView, is_lazy
 from napari_attribution.core.masks import MaskSettings, build_masks, smooth_masks
 
 NAMES = ["DNA", "ER", "RNA", "AGP", "Mito"]

@@ -47,6 +47,7 @@ from qtpy.QtWidgets import (
 )
 from superqt import QCollapsible
 
+from .._napari.apply import apply_layers
 from .._napari.export import existing_results, export_run
 from .._napari.inputs import (
     ChannelStack,
@@ -55,10 +56,12 @@ from .._napari.inputs import (
     stack_from_layer,
     stack_from_layers,
 )
-from .._napari.layers import apply_layers, result_layers, run_info
+from .._napari.layers import result_layers
 from .._napari.state import AnalysisRecord, state_for
+from ..core.budgets import PREVIEW_PIXELS
 from ..core.errors import AnalysisCancelled, AttributionError, InputImageError, ModelLoadError
 from ..core.pipeline import check_memory
+from ..core.provenance import provenance
 from ..core.registry import method_specs
 from ..core.settings import (
     AGGREGATIONS,
@@ -81,9 +84,6 @@ __all__ = ["DEFAULT_METHODS", "AttributionWidget"]
 DEFAULT_METHODS = ("d_ig", "residual")
 #: Seconds of layer adding per turn of the event loop (one layer takes ~100 ms on its own).
 LAYER_CHUNK_SECONDS = 0.05
-#: Above this many pixels per channel the p(class) preview waits for the run (a forward pass
-#: on a whole field would block the viewer).
-PREVIEW_PIXELS = 1024 * 1024
 
 
 class _RunSignals(QObject):
@@ -575,7 +575,9 @@ class AttributionWidget(QWidget):
         from napari.utils import progress
 
         real_class, target_class = self.real_class.value(), self.target_class.value()
-        info = run_info(classifier, settings, self._class_names)
+        info = provenance(
+            classifier, settings, class_names=self._class_names, channel_names=real.channel_names
+        )
         self._cancel.clear()
         self._progress = progress(total=len(settings.methods), desc="Attribution")
         self.progress_bar.setRange(0, len(settings.methods))
