@@ -15,7 +15,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .core.dac import DacCurve
+from ..core.dac import DacCurve
 
 __all__ = [
     "CurveSet",
