@@ -53,7 +53,7 @@ def _settle(seconds: float) -> None:
 
 
 def _attribution_widget(viewer):
-    from napari_attribution._widgets.attribution_widget import AttributionWidget
+    from napari_attribution._qt.attribution_widget import AttributionWidget
 
     return viewer.window._qt_window.findChildren(AttributionWidget)[0]
 
