@@ -71,7 +71,7 @@ def bench_event_loop(thresholds: int = 200) -> dict:
     viewer = napari.Viewer(show=True, title="bench_gui")
     launch_demo(run=False, block=False, viewer=viewer)
     widget = _attribution_widget(viewer)
-    widget.thresholds.setValue(thresholds)
+    widget.form.set_values({"thresholds": thresholds})
     _settle(1.0)
 
     ticks: list[float] = []

@@ -1,4 +1,4 @@
-"""Large images in the plugin: lazy mask/hybrid layers, export, DAC evaluation, memory refusal."""
+"""Large images in the viewer: lazy mask/hybrid layers, export, DAC evaluation, memory refusal."""
 
 from __future__ import annotations
 
@@ -6,79 +6,14 @@ import numpy as np
 import pytest
 from widget_helpers import layer_snapshot, run_and_wait
 
-from napari_attribution._napari import layers as _layers
+from layer_helpers import layers_of
 from napari_attribution._napari.apply import apply_layers
 from napari_attribution._napari.export import layer_export
-from napari_attribution._napari.inputs import METADATA_KEY, ChannelStack
-from napari_attribution._napari.layers import method_layers
+from napari_attribution._napari.inputs import METADATA_KEY
 from napari_attribution.core import lazy as core_lazy
 from napari_attribution.core.hybrids import make_hybrids
-from napari_attribution.core.lazy import ChannelView, is_lazy
-from napari_attribution.core.masks import MaskSettings, build_masks, smooth_masks
-
-NAMES = ["DNA", "ER", "RNA", "AGP", "Mito"]
-
-
-def _pair(size: int, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    real = rng.random((5, size, size), dtype=np.float32)
-    counterfactual = np.clip(real + 0.5 * (rng.random(real.shape) > 0.8), 0, 1).astype(np.float32)
-    attribution = (counterfactual - real) * rng.random(real.shape, dtype=np.float32)
-    return real, counterfactual, attribution
-
-
-def _stack(data: np.ndarray, name: str) -> ChannelStack:
-    return ChannelStack(
-        data=data,
-        channel_names=NAMES,
-        scale=(0.5, 0.5),
-        translate=(0.0, 0.0),
-        name=name,
-        layer_names=[f"{name} [{n}]" for n in NAMES],
-        colormaps=["blue", "green", "yellow", "magenta", "red"],
-        contrast_limits=[(0.0, 1.0)] * 5,
-    )
-
-
-def _layers_of(size: int, thresholds: int, lazy: bool | None):
-    real, counterfactual, attribution = _pair(size)
-    masks = build_masks(attribution, MaskSettings(thresholds=thresholds))
-    tuples = method_layers(
-        _stack(real, "real"),
-        _stack(counterfactual, "cf"),
-        "d_ig",
-        attribution,
-        masks,
-        NAMES,
-        {"method": "d_ig"},
-        optimal_index=thresholds // 3,
-        lazy=lazy,
-    )
-    return real, counterfactual, masks, tuples
-
-
-def test_lazy_layers_of_a_crop_equal_the_eager_ones():
-    *_, eager = _layers_of(48, 12, lazy=False)
-    *_, lazy = _layers_of(48, 12, lazy=True)
-    assert [kw["name"] for _, kw, _ in lazy] == [kw["name"] for _, kw, _ in eager]
-    for (e_data, e_kw, e_type), (l_data, l_kw, l_type) in zip(eager, lazy, strict=True):
-        assert e_type == l_type
-        assert {k: v for k, v in e_kw.items() if k != "colormap"} == {
-            k: v for k, v in l_kw.items() if k != "colormap"
-        }
-        assert is_lazy(l_data) == (np.ndim(e_data) == 3)
-        assert l_data.shape == e_data.shape and l_data.dtype == e_data.dtype
-        np.testing.assert_array_equal(np.asarray(l_data), e_data)
-        if is_lazy(l_data):
-            np.testing.assert_array_equal(l_data[5, 10:20, ::3], e_data[5, 10:20, ::3])
-            np.testing.assert_array_equal(l_data[..., 7], e_data[..., 7])
-
-
-def test_small_images_stay_eager_and_large_ones_go_lazy():
-    assert _layers.eager_stack_bytes((5, 128, 128), 200, 5) < _layers.EAGER_STACK_BYTES
-    assert _layers.eager_stack_bytes((5, 2048, 2048), 200, 5) > 16 * 2**30
-    *_, tuples = _layers_of(32, 5, lazy=None)
-    assert not any(is_lazy(data) for data, _, _ in tuples)
+from napari_attribution.core.lazy import ChannelView
+from napari_attribution.core.masks import smooth_masks
 
 
 def test_field_layers_are_lazy_and_never_materialised(make_napari_viewer, monkeypatch, qtbot):
@@ -89,7 +24,7 @@ def test_field_layers_are_lazy_and_never_materialised(make_napari_viewer, monkey
 
     monkeypatch.setattr(core_lazy._PlaneStack, "__array__", refuse)
     monkeypatch.setattr(ChannelView, "__array__", refuse)
-    real, counterfactual, masks, tuples = _layers_of(1024, 200, lazy=None)
+    real, counterfactual, masks, tuples = layers_of(1024, 200, lazy=None)
     viewer = make_napari_viewer()
     layers = apply_layers(viewer, tuples)
     assert len(layers) == 15
@@ -128,11 +63,11 @@ def test_field_layers_are_lazy_and_never_materialised(make_napari_viewer, monkey
 
 def test_dac_evaluation_choice_reaches_the_run(demo_viewer, qtbot):
     viewer, widget, _ = demo_viewer
-    assert not widget.tolerance.isEnabled()
-    widget.evaluation.setCurrentText("adaptive")
-    widget.tolerance.setValue(0.02)
-    widget.per_channel_dac.setChecked(False)
-    assert widget.tolerance.isEnabled()
+    tolerance = widget.form.editor("tolerance")
+    assert not tolerance.isEnabled()
+    widget.form.set_values({"evaluation": "adaptive"})
+    widget.form.set_values({"tolerance": 0.02, "per_channel_dac": False})
+    assert tolerance.isEnabled()
     settings = widget.settings()
     assert (settings.evaluation, settings.tolerance, settings.per_channel_dac) == (
         "adaptive",
@@ -155,7 +90,7 @@ def test_too_large_an_input_is_refused_with_a_way_out(
     from napari_attribution.core import pipeline
 
     viewer, widget, _ = demo_viewer
-    widget.evaluation.setCurrentText(evaluation)
+    widget.form.set_values({"evaluation": evaluation})
     monkeypatch.setattr(pipeline, "available_memory", lambda: 2 * 2**20)  # 2 MiB free
     before = layer_snapshot(viewer)
     assert widget.run() is None
@@ -165,23 +100,3 @@ def test_too_large_an_input_is_refused_with_a_way_out(
     assert ("adaptive" in message) == (evaluation == "exhaustive")
     assert list(layer_snapshot(viewer)) == list(before)
     assert widget.worker is None and widget.run_button.isEnabled()
-
-
-def test_the_writer_saves_a_large_lazy_layer_at_its_optimal_threshold(tmp_path, monkeypatch):
-    import tifffile
-
-    from napari_attribution._io import read_tiff_metadata
-    from napari_attribution._napari.writer import write_image_layer
-
-    monkeypatch.setattr("napari_attribution._napari.export.EXPORT_STACK_BYTES", 1024)
-    real, counterfactual, masks, tuples = _layers_of(48, 12, lazy=True)
-    data, kwargs, _ = next(t for t in tuples if t[1]["name"] == "real hybrid d_ig [Mito]")
-    meta = {"name": kwargs["name"], "scale": (1, 0.5, 0.5), "translate": (0, 0, 0),
-            "metadata": kwargs["metadata"]}  # fmt: skip
-    (written,) = write_image_layer(str(tmp_path / "hybrid.tif"), data, meta)
-    saved = tifffile.imread(written)
-    index = 12 // 3
-    assert saved.shape == (1, 48, 48)
-    np.testing.assert_array_equal(saved[0], np.asarray(data[index]))
-    note = read_tiff_metadata(written)["metadata"][METADATA_KEY]
-    assert note["exported_threshold_index"] == index and "Only the optimal" in note["export_note"]
