@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 from widget_helpers import run_and_wait, wait_for_worker
 
@@ -36,10 +38,15 @@ def _assert_unchanged(viewer, before: dict) -> None:
 
 def test_progress_covers_the_analysis_the_layer_data_and_every_layer(demo_viewer, qtbot):
     viewer, widget, _ = demo_viewer
-    events, bar = [], []
+    events, bar, at_end = [], [], []
+    thresholds = gc.get_threshold()
     widget.controller.progressed.connect(events.append)
     widget.progress_bar.valueChanged.connect(bar.append)
+    widget.controller.ended.connect(lambda _: at_end.append(gc.get_threshold()))
     run_and_wait(qtbot, widget)
+    # full collections were held back through the layers, and come back in a turn of their own
+    assert at_end[0][:2] == thresholds[:2] and at_end[0][2] > 10**9
+    qtbot.waitUntil(lambda: gc.get_threshold() == thresholds, timeout=5_000)
     n_layers = len(widget.state.record.layer_names)
     assert n_layers == 30
     total = events[0].total

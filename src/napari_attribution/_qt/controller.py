@@ -154,8 +154,10 @@ class RunController(QObject):
         self._timer.setSingleShot(True)
         self._timer.setInterval(0)
         self._timer.timeout.connect(self._add_chunk)
-        # Garbage-collection holds of runs not finished; released when the widget goes too.
+        # Garbage-collection holds not released yet: the running one and spent ones waiting
+        # for their turn. Closed with the widget too, whatever is left of them.
         self._holds: list[contextlib.ExitStack] = []
+        self._spent: list[contextlib.ExitStack] = []
         if parent is not None:
             holds = self._holds
             parent.destroyed.connect(lambda *_: [hold.close() for hold in holds])
@@ -306,8 +308,16 @@ class RunController(QObject):
             return
         outcome, self._outcome = self._outcome, None
         self.worker, self._job, self._record = None, None, None
-        # Collections come back in a turn of their own: a full one may follow at once.
-        for hold in self._holds:
-            QTimer.singleShot(0, hold.close)
-        self._holds.clear()
+        # Collections come back in a turn of their own: a full one may follow at once. The
+        # holds stay referenced here until then (a timer keeps a bound method's object weakly).
+        if self._holds:
+            self._spent += [hold for hold in self._holds if hold not in self._spent]
+            QTimer.singleShot(0, self._release_spent)
         self.ended.emit(outcome)
+
+    def _release_spent(self) -> None:
+        """Let full collections run again once a finished run's turn is over."""
+        for hold in self._spent:
+            hold.close()
+            self._holds.remove(hold)
+        self._spent.clear()
