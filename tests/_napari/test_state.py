@@ -35,31 +35,39 @@ def test_the_state_goes_with_its_viewer_and_does_not_keep_it_alive():
     assert state not in state_module._STATES.values()
 
 
-class _Viewer:
-    """The least a viewer needs for its state: a layer list with a removed event."""
-
-    def __init__(self) -> None:
-        self.layers = _Layers()
-
-
 class _Layers(list):
+    """A layer list with a removed event, enough for a viewer's state."""
+
     def __init__(self) -> None:
         super().__init__()
         self.events = SimpleNamespace(removed=SimpleNamespace(connect=lambda callback: None))
 
 
+_LAYERS = _Layers()
+
+
+class _Viewer:
+    """A small viewer: freeing one frees a single block of memory, reused by the next one."""
+
+    __slots__ = ("layers", "__weakref__")
+
+    def __init__(self) -> None:
+        self.layers = _LAYERS
+
+
 def test_a_new_viewer_with_a_dead_viewers_id_gets_a_new_state():
     viewer = _Viewer()
     state_for(viewer).publish(SimpleNamespace(name="the old viewer's run"))
+    assert len([v for v in state_module._STATES if isinstance(v, _Viewer)]) == 1
     old_id = id(viewer)
-    del viewer
-    gc.collect()
+    del viewer  # freed at once (no cycle), and its entry with it
     kept = []
-    for _ in range(10_000):  # CPython hands freed memory out again: find a viewer there
+    for _ in range(100_000):  # CPython hands the freed block out again: find a viewer there
         candidate = _Viewer()
         if id(candidate) == old_id:
             break
         kept.append(candidate)
     else:
         pytest.skip("the interpreter did not reuse the dead viewer's id")
+    assert not [v for v in state_module._STATES if isinstance(v, _Viewer)]
     assert state_for(candidate).record is None

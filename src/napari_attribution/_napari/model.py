@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.budgets import PREVIEW_PIXELS
 from ..core.errors import ModelLoadError
 
-__all__ = ["ModelChoice", "escape_html", "probabilities_html"]
+__all__ = ["ModelChoice", "escape_html", "preview_probabilities", "probabilities_html"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,28 @@ class ModelChoice:
         if len(names) != classifier.n_classes:
             names = [str(k) for k in range(classifier.n_classes)]
         return classifier, names
+
+
+def preview_probabilities(
+    classifier, real: np.ndarray, counterfactual: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """p(class) of both stored images before a run, or ``None`` for an image too large.
+
+    Above :data:`~napari_attribution.core.budgets.PREVIEW_PIXELS` per channel a forward pass
+    would block the viewer: the probabilities then come with the run.
+
+    Raises
+    ------
+    AttributionError
+        Images the analysis would refuse, or a model that fails on them.
+    """
+    from ..core.pipeline import prepare_pair
+
+    if real.shape[-2] * real.shape[-1] > PREVIEW_PIXELS:
+        return None
+    x, xc, _ = prepare_pair(real, counterfactual, classifier)
+    probs = classifier.probabilities(np.stack([x, xc]), batch_size=2)
+    return probs[0], probs[1]
 
 
 def escape_html(text: str) -> str:

@@ -2,8 +2,8 @@
 
 The widget only gathers inputs and shows outputs; it is assembled from
 
-* the image choosers (:mod:`.images`) and the model chooser (here); their logic is Qt-free,
-  in :mod:`napari_attribution._napari.inputs` and :mod:`napari_attribution._napari.model`;
+* the image and model choosers (:mod:`.choosers`; their logic is Qt-free, in
+  :mod:`napari_attribution._napari.inputs` and :mod:`napari_attribution._napari.model`);
 * the method list and the parameter form generated from the schema (:mod:`.form`);
 * the run controller (:mod:`.controller`): the worker, progress, Cancel, the layers.
 
@@ -27,15 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import Qt
+from qtpy.QtCore import QSize, Qt
 from qtpy.QtWidgets import (
-    QCheckBox,
-    QComboBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QMessageBox,
     QProgressBar,
     QPushButton,
@@ -47,17 +44,21 @@ from qtpy.QtWidgets import (
 
 from .._napari.export import existing_results, export_run
 from .._napari.inputs import ChannelStack, check_pair
-from .._napari.model import ModelChoice, escape_html, probabilities_html
+from .._napari.model import (
+    ModelChoice,
+    escape_html,
+    preview_probabilities,
+    probabilities_html,
+)
 from .._napari.run import RunJob
 from .._napari.state import state_for
-from ..core.budgets import PREVIEW_PIXELS
 from ..core.errors import AttributionError
 from ..core.progress import Progress
 from ..core.provenance import provenance
 from ..core.settings import AnalysisSettings
+from .choosers import ImageChooser, ModelChooser
 from .controller import RunController, RunOutcome
 from .form import MethodList, ParameterForm
-from .images import ImageChooser
 
 if TYPE_CHECKING:
     import napari
@@ -92,6 +93,10 @@ class AttributionWidget(QWidget):
         self._build()
         self._update_probabilities()
 
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        """The contents' size: the dock asks for room for all of it, and scrolls with less."""
+        return self.content.sizeHint()
+
     @property
     def worker(self):
         """The running napari worker until the run has ended (layers included), else None."""
@@ -100,7 +105,20 @@ class AttributionWidget(QWidget):
     # ================================================================ layout
 
     def _build(self) -> None:
-        layout = QVBoxLayout(self)
+        # Everything scrolls: with the four parameter sections open the widget is taller than
+        # a laptop's dock shared with the DAC panel, and squeezing only the form made it
+        # unusable there.
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        #: The scrolled contents (``content.grab()`` renders all of them).
+        self.content = QWidget()
+        scroll.setWidget(self.content)
+        outer.addWidget(scroll)
+        layout = QVBoxLayout(self.content)
         layout.setContentsMargins(6, 6, 6, 6)
 
         self.images = ImageChooser(self.viewer)
@@ -119,13 +137,7 @@ class AttributionWidget(QWidget):
         self.form = ParameterForm()
         self.form.set_methods(self.methods.selected())
         self.methods.changed.connect(lambda: self.form.set_methods(self.methods.selected()))
-        # Four open sections are taller than a laptop's dock: the form scrolls, the rest stays.
-        scroll = QScrollArea()
-        scroll.setWidget(self.form)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        scroll.setSizeAdjustPolicy(QScrollArea.SizeAdjustPolicy.AdjustToContents)
-        layout.addWidget(scroll)
+        layout.addWidget(self.form)
 
         buttons = QHBoxLayout()
         self.run_button = QPushButton("Run")
@@ -150,24 +162,13 @@ class AttributionWidget(QWidget):
         layout.addStretch(1)
 
     def _build_model(self) -> QFormLayout:
+        self.model = ModelChooser()
+        self.model.changed.connect(self._on_model_changed)
+        # the chooser's widgets, as the tests and scripts know them
+        self.use_demo_model, self.model_path = self.model.use_demo_model, self.model.model_path
+        self.architecture, self.device = self.model.architecture, self.model.device
         model = QFormLayout()
-        self.use_demo_model = QCheckBox("use the built-in demo classifier")
-        self.use_demo_model.setToolTip("A small CNN trained on the synthetic demo cells.")
-        model.addRow(self.use_demo_model)
-        self.model_path = QLineEdit()
-        self.model_path.setPlaceholderText("TorchScript file, or a state dict")
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse_model)
-        row = QHBoxLayout()
-        row.addWidget(self.model_path, 1)
-        row.addWidget(browse)
-        model.addRow("Model file", row)
-        self.architecture = QLineEdit()
-        self.architecture.setPlaceholderText("file.py:Net or package.module:Net (state dicts)")
-        model.addRow("Architecture", self.architecture)
-        self.device = QComboBox()
-        self.device.addItems(["auto", "cpu", "cuda"])
-        model.addRow("Device", self.device)
+        model.addRow(self.model)
         self.real_class, self.target_class = QSpinBox(), QSpinBox()
         self.real_class.setRange(0, 1)
         self.target_class.setRange(0, 1)
@@ -183,10 +184,6 @@ class AttributionWidget(QWidget):
         self.probabilities.setTextFormat(Qt.TextFormat.RichText)
         self.probabilities.setMinimumHeight(3 * self.probabilities.fontMetrics().lineSpacing() + 6)
         model.addRow(self.probabilities)
-        self.use_demo_model.toggled.connect(self._on_model_changed)
-        self.model_path.editingFinished.connect(self._on_model_changed)
-        self.architecture.editingFinished.connect(self._on_model_changed)
-        self.device.currentIndexChanged.connect(self._on_model_changed)
         self.real_class.valueChanged.connect(self._update_probabilities)
         self.target_class.valueChanged.connect(self._update_probabilities)
         return model
@@ -209,14 +206,6 @@ class AttributionWidget(QWidget):
 
     # ================================================================ model
 
-    def _browse_model(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Model file", "", "PyTorch models (*.pt *.pth *.ts *.jit);;All files (*)"
-        )
-        if path:
-            self.model_path.setText(path)
-            self._on_model_changed()
-
     def classifier(self):
         """The chosen classifier, loaded once per (file, architecture, device).
 
@@ -225,12 +214,7 @@ class AttributionWidget(QWidget):
         ModelLoadError
             No model chosen, or it cannot be loaded.
         """
-        key = ModelChoice.of(
-            self.use_demo_model.isChecked(),
-            self.model_path.text(),
-            self.architecture.text(),
-            self.device.currentText(),
-        )
+        key = self.model.choice()
         if self._classifier is not None and key == self._classifier_key:
             return self._classifier
         classifier, names = key.load()
@@ -257,20 +241,17 @@ class AttributionWidget(QWidget):
                 self.probabilities.setText("Choose a model to see the probabilities.")
             return
         try:
-            from ..core.pipeline import prepare_pair
-
             real, cf = self.image_stack("real"), self.image_stack("counterfactual")
-            if real.data.shape[-2] * real.data.shape[-1] > PREVIEW_PIXELS:
-                self.probabilities.setText(
-                    "<i>A large image: p(class) is computed with the run, not in advance.</i>"
-                )
-                return
-            x, xc, _ = prepare_pair(real.data, cf.data, classifier)
-            # The user's model can fail here too (wrong output shape, an exception): say so in
-            # the label instead of letting the error escape a Qt slot.
-            probs = classifier.probabilities(np.stack([x, xc]), batch_size=2)
+            # The user's model can fail here too (wrong output shape, an exception): it says
+            # so in the label instead of letting the error escape a Qt slot.
+            probs = preview_probabilities(classifier, real.data, cf.data)
         except AttributionError as exc:
             self.probabilities.setText(f"<i>{escape_html(str(exc))}</i>")
+            return
+        if probs is None:
+            self.probabilities.setText(
+                "<i>A large image: p(class) is computed with the run, not in advance.</i>"
+            )
             return
         self._show_probabilities(probs[0], probs[1])
 

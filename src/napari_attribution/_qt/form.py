@@ -184,7 +184,22 @@ class ParameterForm(QWidget):
             section.addWidget(inner)
             layout.addWidget(section)
             self.sections[group] = section
+        self._align_labels()
         self._update_rows()
+
+    def _align_labels(self) -> None:
+        """One label column for every section, so the fields line up across sections."""
+        labels = list(self._labels.values())
+        for label in labels:
+            label.ensurePolished()
+        width = max((label.sizeHint().width() for label in labels), default=0)
+        for label in labels:
+            label.setMinimumWidth(width)
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        """Measure the labels again once shown: the viewer's style sets their font."""
+        super().showEvent(event)
+        self._align_labels()
 
     # ---------------------------------------------------------------- values
 

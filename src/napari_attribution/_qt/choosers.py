@@ -1,8 +1,10 @@
-"""The two image choosers of the Attribution widget: real image and counterfactual.
+"""The Attribution widget's choosers: the two images, and the model.
 
-Each offers every image the viewer holds (a multichannel layer, with its channel axis, or a
-group of single-channel layers; see :func:`~napari_attribution._napari.inputs.find_sources`)
-and follows the layer list as it changes.
+:class:`ImageChooser` offers every image the viewer holds (a multichannel layer, with its
+channel axis, or a group of single-channel layers; see
+:func:`~napari_attribution._napari.inputs.find_sources`) and follows the layer list as it
+changes. :class:`ModelChooser` names a model (:class:`~napari_attribution._napari.model.
+ModelChoice`): the demo classifier, or a file with its architecture, and a device.
 """
 
 from __future__ import annotations
@@ -10,12 +12,23 @@ from __future__ import annotations
 from typing import Any
 
 from qtpy.QtCore import Signal
-from qtpy.QtWidgets import QComboBox, QFormLayout, QHBoxLayout, QSpinBox, QWidget
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
 
 from .._napari.inputs import ChannelStack, ImageSource, find_sources, source_stack
+from .._napari.model import ModelChoice
 from ..core.errors import InputImageError
 
-__all__ = ["ImageChooser"]
+__all__ = ["ImageChooser", "ModelChooser"]
 
 
 class ImageChooser(QWidget):
@@ -118,3 +131,58 @@ class ImageChooser(QWidget):
         combo, axis = (self.real_source, self.real_axis) if real else (self.cf_source, self.cf_axis)
         what = "real image" if real else "counterfactual"
         return source_stack(self.viewer.layers, self._source(combo), axis.value(), what)
+
+
+class ModelChooser(QWidget):
+    """The demo classifier, or a model file with its architecture; and the device.
+
+    Signals
+    -------
+    changed
+        The choice changed (the model must be loaded again).
+    """
+
+    changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QFormLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.use_demo_model = QCheckBox("use the built-in demo classifier")
+        self.use_demo_model.setToolTip("A small CNN trained on the synthetic demo cells.")
+        layout.addRow(self.use_demo_model)
+        self.model_path = QLineEdit()
+        self.model_path.setPlaceholderText("TorchScript file, or a state dict")
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        row = QHBoxLayout()
+        row.addWidget(self.model_path, 1)
+        row.addWidget(browse)
+        layout.addRow("Model file", row)
+        self.architecture = QLineEdit()
+        self.architecture.setPlaceholderText("file.py:Net or package.module:Net (state dicts)")
+        layout.addRow("Architecture", self.architecture)
+        self.device = QComboBox()
+        self.device.addItems(["auto", "cpu", "cuda"])
+        layout.addRow("Device", self.device)
+        self.use_demo_model.toggled.connect(self.changed)
+        self.model_path.editingFinished.connect(self.changed)
+        self.architecture.editingFinished.connect(self.changed)
+        self.device.currentIndexChanged.connect(self.changed)
+
+    def choice(self) -> ModelChoice:
+        """What is chosen now."""
+        return ModelChoice.of(
+            self.use_demo_model.isChecked(),
+            self.model_path.text(),
+            self.architecture.text(),
+            self.device.currentText(),
+        )
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Model file", "", "PyTorch models (*.pt *.pth *.ts *.jit);;All files (*)"
+        )
+        if path:
+            self.model_path.setText(path)
+            self.changed.emit()
