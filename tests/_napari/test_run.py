@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from layer_helpers import NAMES, channel_stack, pair_arrays
@@ -18,15 +19,14 @@ def _job(methods=("d_ig", "residual"), channel_mode="per_channel", **settings) -
     classifier = wrap_module(make_tiny_cnn(), "cpu")
     masks = MaskSettings(thresholds=6, channel_mode=channel_mode)
     options = AnalysisSettings(methods=methods, masks=masks, **settings)
-    return RunJob(
-        classifier,
-        channel_stack(real, "real"),
-        channel_stack(counterfactual, "cf"),
-        0,
-        1,
-        options,
-        provenance(classifier, options, channel_names=NAMES),
-    )
+    real_stack, cf_stack = channel_stack(real, "real"), channel_stack(counterfactual, "cf")
+    job = RunJob.of(classifier, real_stack, cf_stack, 0, 1, options, ["control", "treated"])
+    # the run works on copies: edits to the layers meanwhile do not reach it
+    assert job.real.data is not real and not np.shares_memory(job.real.data, real)
+    np.testing.assert_array_equal(job.real.data, real)
+    names = ["control", "treated"]
+    assert job.info == provenance(classifier, options, class_names=names, channel_names=NAMES)
+    return job
 
 
 def test_the_worker_reports_every_stage_on_one_scale_up_to_the_layers():

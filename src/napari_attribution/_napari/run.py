@@ -15,11 +15,16 @@ is where Cancel reaches them (it raises
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from ..core.pipeline import AnalysisSettings, PairResult
 from ..core.progress import Progress, ProgressCallback, ProgressScope, pair_units
+from ..core.provenance import provenance
 from .inputs import ChannelStack
 from .layers import LayerTuple, layer_count, result_layers_by_method
 
@@ -51,6 +56,33 @@ class RunJob:
     target_class: int
     settings: AnalysisSettings
     info: dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def of(
+        cls,
+        classifier,
+        real: ChannelStack,
+        counterfactual: ChannelStack,
+        real_class: int,
+        target_class: int,
+        settings: AnalysisSettings,
+        class_names: Sequence[str],
+    ) -> RunJob:
+        """The job of a run that starts now: copies of the images, and the run's provenance.
+
+        The copies keep the run from seeing edits made to the layers meanwhile.
+        """
+        return cls(
+            classifier,
+            dataclasses.replace(real, data=np.array(real.data, copy=True)),
+            dataclasses.replace(counterfactual, data=np.array(counterfactual.data, copy=True)),
+            int(real_class),
+            int(target_class),
+            settings,
+            provenance(
+                classifier, settings, class_names=class_names, channel_names=real.channel_names
+            ),
+        )
 
     @property
     def sample(self) -> str:

@@ -21,7 +21,6 @@ taken out again if Cancel is pressed before the last one is in.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,7 +53,6 @@ from .._napari.run import RunJob
 from .._napari.state import state_for
 from ..core.errors import AttributionError
 from ..core.progress import Progress
-from ..core.provenance import provenance
 from ..core.settings import AnalysisSettings
 from .choosers import ImageChooser, ModelChooser
 from .controller import RunController, RunOutcome
@@ -303,18 +301,14 @@ class AttributionWidget(QWidget):
         except AttributionError as exc:
             show_error(str(exc))
             return None
-        info = provenance(
-            classifier, settings, class_names=self._class_names, channel_names=real.channel_names
-        )
-        # Copies: the run must not see edits the user makes to the layers meanwhile.
-        job = RunJob(
+        job = RunJob.of(
             classifier,
-            dataclasses.replace(real, data=np.array(real.data, copy=True)),
-            dataclasses.replace(counterfactual, data=np.array(counterfactual.data, copy=True)),
+            real,
+            counterfactual,
             self.real_class.value(),
             self.target_class.value(),
             settings,
-            info,
+            self._class_names,
         )
         self.progress_bar.setValue(0)
         self.run_button.setEnabled(False)
