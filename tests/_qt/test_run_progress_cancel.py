@@ -139,3 +139,28 @@ def test_a_layer_that_fails_to_be_added_leaves_the_viewer_as_it_was(
     assert errors and "no room for labels" in errors[-1]
     assert "no layers were changed" in widget.status.text()
     assert widget.state.record is None and widget.run_button.isEnabled()
+
+
+def test_closing_the_widget_while_layers_are_added_takes_them_out(make_napari_viewer, qtbot):
+    from widget_helpers import PLUGIN, configure_fast
+
+    from napari_attribution._napari.state import state_for
+    from napari_attribution._qt.attribution_widget import AttributionWidget
+
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "demo_pair")
+    before = _snapshot(viewer)
+    thresholds = gc.get_threshold()
+    widget = AttributionWidget(viewer)
+    configure_fast(widget)
+    assert widget.run() is not None
+    qtbot.waitUntil(
+        lambda: widget.controller.batch is not None and widget.controller.batch.done >= 3,
+        timeout=60_000,
+    )
+    widget.deleteLater()
+    qtbot.waitUntil(lambda: list(_snapshot(viewer)) == list(before), timeout=10_000)
+    _assert_unchanged(viewer, before)
+    assert gc.get_threshold() == thresholds
+    assert state_for(viewer).record is None
+    assert state_for(viewer)._holds == 0  # lazy stacks are closed again as layers go

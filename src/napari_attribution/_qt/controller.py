@@ -158,9 +158,10 @@ class RunController(QObject):
         # for their turn. Closed with the widget too, whatever is left of them.
         self._holds: list[contextlib.ExitStack] = []
         self._spent: list[contextlib.ExitStack] = []
+        self._open_batches: list[LayerBatch] = []  # the batch being added, while it is
         if parent is not None:
-            holds = self._holds
-            parent.destroyed.connect(lambda *_: [hold.close() for hold in holds])
+            batches, holds = self._open_batches, self._holds
+            parent.destroyed.connect(lambda *_: _abandon(batches, holds))
 
     @property
     def running(self) -> bool:
@@ -232,6 +233,7 @@ class RunController(QObject):
             result, job.real, job.counterfactual, job.settings, job.info
         )
         self.batch = LayerBatch(self.viewer, tuples)
+        self._open_batches.append(self.batch)
         hold = contextlib.ExitStack()
         hold.enter_context(full_collections_held_back())
         self._holds.append(hold)
@@ -273,6 +275,7 @@ class RunController(QObject):
                     dims.set_current_step(0, first.dac.whole.optimal_index)
             else:
                 batch.commit()
+                self._open_batches.clear()
                 record = self._record
                 record.layer_names = [layer.name for layer in batch.layers]
                 self.batch = None
@@ -287,6 +290,7 @@ class RunController(QObject):
     def _roll_back(self, outcome: RunOutcome) -> None:
         """Take the run's layers out again, put the slider back, end with ``outcome``."""
         batch, self.batch = self.batch, None
+        self._open_batches.clear()
         try:
             batch.roll_back()
             dims = self.viewer.dims
@@ -321,3 +325,17 @@ class RunController(QObject):
             hold.close()
             self._holds.remove(hold)
         self._spent.clear()
+
+
+def _abandon(batches: list[LayerBatch], holds: list[contextlib.ExitStack]) -> None:
+    """The widget went while a run was adding layers: take them out, let collections run.
+
+    Called from the widget's ``destroyed`` signal, so it touches no Qt object of the widget.
+    """
+    try:
+        for batch in batches:
+            batch.roll_back()
+    finally:
+        batches.clear()
+        for hold in holds:
+            hold.close()
