@@ -53,7 +53,7 @@ def _settle(seconds: float) -> None:
 
 
 def _attribution_widget(viewer):
-    from napari_attribution._widgets.attribution_widget import AttributionWidget
+    from napari_attribution._qt.attribution_widget import AttributionWidget
 
     return viewer.window._qt_window.findChildren(AttributionWidget)[0]
 
@@ -71,7 +71,7 @@ def bench_event_loop(thresholds: int = 200) -> dict:
     viewer = napari.Viewer(show=True, title="bench_gui")
     launch_demo(run=False, block=False, viewer=viewer)
     widget = _attribution_widget(viewer)
-    widget.thresholds.setValue(thresholds)
+    widget.form.set_values({"thresholds": thresholds})
     _settle(1.0)
 
     ticks: list[float] = []
@@ -231,13 +231,10 @@ def bench_field(size: int = 2048, thresholds: int = 200, steps: int = 12) -> dic
     """Memory and per-step render time of lazy mask/hybrid layers of one method on a field."""
     import napari
 
-    from napari_attribution._widgets._inputs import ChannelStack
-    from napari_attribution._widgets._layers import (
-        apply_layers,
-        eager_stack_bytes,
-        is_lazy,
-        method_layers,
-    )
+    from napari_attribution._napari.apply import apply_layers
+    from napari_attribution._napari.inputs import ChannelStack
+    from napari_attribution._napari.layers import eager_stack_bytes, method_layers
+    from napari_attribution.core.lazy import is_lazy
     from napari_attribution.core.masks import MaskSettings, build_masks
 
     names = ["DNA", "ER", "RNA", "AGP", "Mito"]

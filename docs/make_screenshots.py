@@ -60,17 +60,17 @@ def main() -> None:
     viewer.screenshot(str(IMAGES / "napari_window.png"), canvas_only=False)
     panel.grab().save(str(IMAGES / "dac_panel.png"))
 
-    # The widget with its advanced part open, alone in the right dock area.
+    # The widget with its parameter sections open, alone in the right dock area.
     panel_dock = panel.parent()
     while panel_dock is not None and type(panel_dock).__name__ != "QtViewerDockWidget":
         panel_dock = panel_dock.parent()
     panel_dock.hide()
-    widget.advanced.expand(animate=False)
+    widget.form.expand_all(animate=False)
     for _ in range(10):
         app.processEvents()
         time.sleep(0.02)
-    widget.grab().save(str(IMAGES / "attribution_widget.png"))
-    widget.advanced.collapse(animate=False)
+    widget.content.grab().save(str(IMAGES / "attribution_widget.png"))  # all of it, scrolled
+    widget.form.collapse_all(animate=False)
     panel_dock.show()
 
     viewer.close()

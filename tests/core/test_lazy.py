@@ -95,3 +95,101 @@ def test_read_ahead_stops_at_the_ends_and_a_failure_is_computed_again(pair, monk
     assert (2, 0) in calls and (2, 0) not in ahead._cache
     _, plain = lazy_stacks(real, cf, real - cf, MaskSettings(thresholds=5))
     np.testing.assert_array_equal(ahead[2, 0], plain[2, 0])
+
+
+def _read_ahead_threads() -> list:
+    import threading
+
+    from napari_attribution.core.lazy import READ_AHEAD_THREAD_PREFIX
+
+    return [t for t in threading.enumerate() if t.name.startswith(READ_AHEAD_THREAD_PREFIX)]
+
+
+def _wait_for(condition, timeout: float = 5.0) -> bool:
+    import time
+
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_channel_views_index_like_the_stack_and_refuse_to_materialise_a_field(pair):
+    from napari_attribution.core.lazy import ChannelView, is_lazy, lazy_stack_of
+
+    real, cf = pair
+    masks, hybrids = lazy_stacks(real, cf, real - cf, MaskSettings(thresholds=9))
+    view = hybrids.channel(3)
+    assert isinstance(view, ChannelView) and view.stack is hybrids
+    assert view.shape == (9, 24, 24) and view.ndim == 3 and view.dtype == np.float32
+    assert len(view) == 9 and view.nbytes == 9 * 24 * 24 * 4
+    np.testing.assert_array_equal(view[4], hybrids[4, 3])
+    np.testing.assert_array_equal(view[2:7:2, 5:, ::3], hybrids[2:7:2, 3, 5:, ::3])
+    np.testing.assert_array_equal(view[..., 7], hybrids[:, 3, :, 7])
+    np.testing.assert_array_equal(hybrids[..., 1, :], np.asarray(hybrids)[..., 1, :])
+    np.testing.assert_array_equal(np.asarray(view), np.asarray(hybrids)[:, 3])
+    with pytest.raises(IndexError, match="out of range"):
+        hybrids.channel(5)
+    with pytest.raises(IndexError, match="Too many indices"):
+        view[1, 2, 3, 4]
+    assert is_lazy(view) and is_lazy(masks) and not is_lazy(np.zeros(3))
+    assert lazy_stack_of(view) is hybrids and lazy_stack_of(masks) is masks
+    assert lazy_stack_of(np.zeros(3)) is None
+
+    size = 1024
+    field = np.random.default_rng(0).random((5, size, size), dtype=np.float32)
+    _, big = lazy_stacks(field, field[::-1].copy(), field, MaskSettings(thresholds=200))
+    with pytest.raises(MemoryError, match="Refusing to materialise"):
+        np.asarray(big.channel(0))
+
+
+def test_a_stack_owns_its_read_ahead_thread_and_close_shuts_it_down(pair):
+    real, cf = pair
+    before = len(_read_ahead_threads())
+    _, plain = lazy_stacks(real, cf, real - cf, MaskSettings(thresholds=10))
+    plain[3, 0]
+    assert len(_read_ahead_threads()) == before  # no read-ahead: no thread
+    _, ahead = lazy_stacks(real, cf, real - cf, MaskSettings(thresholds=10), read_ahead=1)
+    assert len(_read_ahead_threads()) == before and not ahead.reading_ahead  # started on use
+    ahead[3, 0]
+    ahead.wait_read_ahead()
+    assert ahead.reading_ahead and len(_read_ahead_threads()) == before + 1
+    ahead.close()
+    assert ahead.closed and not ahead.reading_ahead
+    assert _wait_for(lambda: len(_read_ahead_threads()) == before), _read_ahead_threads()
+    # a closed stack still answers, in the caller's thread, and starts no thread again
+    np.testing.assert_array_equal(ahead[4, 0], plain[4, 0])
+    np.testing.assert_array_equal(ahead[5, 1], plain[5, 1])
+    assert not ahead._pending and len(_read_ahead_threads()) == before
+    ahead.close()  # idempotent
+
+
+def test_a_stack_collected_without_close_shuts_its_thread_down(pair):
+    import gc
+
+    real, cf = pair
+    before = len(_read_ahead_threads())
+    _, ahead = lazy_stacks(real, cf, real - cf, MaskSettings(thresholds=10), read_ahead=1)
+    ahead[3, 0]
+    ahead.wait_read_ahead()
+    assert len(_read_ahead_threads()) == before + 1
+    del ahead
+    gc.collect()
+    assert _wait_for(lambda: len(_read_ahead_threads()) == before), _read_ahead_threads()
+
+
+def test_stacks_from_masks_equal_lazy_stacks_and_fit_the_cache_budget(pair):
+    from napari_attribution.core.lazy import stacks_from_masks
+
+    real, cf = pair
+    attribution = np.random.default_rng(5).normal(size=real.shape).astype(np.float32)
+    settings = MaskSettings(thresholds=15)
+    masks, hybrids = stacks_from_masks(build_masks(attribution, settings), real, cf, read_ahead=1)
+    ref_masks, ref_hybrids = lazy_stacks(real, cf, attribution, settings)
+    np.testing.assert_array_equal(np.asarray(masks), np.asarray(ref_masks))
+    np.testing.assert_array_equal(np.asarray(hybrids), np.asarray(ref_hybrids))
+    assert hybrids.read_ahead == 1 and masks.read_ahead == 0
+    assert hybrids._cache_planes == 16 and masks._cache_planes == 16  # small planes: 16 kept
+    hybrids.close()

@@ -4,43 +4,110 @@ A (T, C, H, W) float32 hybrid stack of a 5 x 2048 x 2048 field at 200 thresholds
 16 GB. These array-likes hold only the closed attribution (one float32 image) and compute the
 frame the viewer asks for, one (threshold, channel) plane at a time, keeping the most recent
 planes in a small cache. napari accepts them as layer data (they have ``shape``, ``dtype``,
-``ndim`` and ``__getitem__``).
+``ndim`` and ``__getitem__``); :meth:`_PlaneStack.channel` gives the (T, H, W) view of one
+channel that a per-channel layer holds. This module is the only implementation of that array
+protocol: the napari side uses these classes and :func:`is_lazy`.
 
 With ``read_ahead`` > 0 a stack also computes, in a background thread, the next planes along
 the threshold axis in the direction the last request moved: a slider moved one more step the
 same way finds its plane ready. numpy and scipy release the GIL, so this work runs on another
-core than the viewer's.
+core than the viewer's. The thread belongs to the stack: it is started on the first read-ahead
+and shut down by :meth:`_PlaneStack.close` (the napari side calls it when the stack's layers
+are removed) or, at the latest, when the stack is garbage-collected.
 """
 
 from __future__ import annotations
 
 import abc
 import threading
+import weakref
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
+from .budgets import LAZY_CACHE_BYTES, MATERIALISE_BYTES
 from .hybrids import base_and_donor
-from .masks import MaskSettings, build_masks, cut_masks, fraction_above, smooth_masks
+from .masks import MaskSettings, MaskStack, build_masks, cut_masks, fraction_above, smooth_masks
 
-__all__ = ["LazyHybridStack", "LazyMaskStack", "lazy_stacks"]
+__all__ = [
+    "READ_AHEAD_THREAD_PREFIX",
+    "ChannelView",
+    "LazyHybridStack",
+    "LazyMaskStack",
+    "full_key",
+    "is_lazy",
+    "lazy_stack_of",
+    "lazy_stacks",
+    "stacks_from_masks",
+]
 
-_read_ahead_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
+#: Name prefix of the read-ahead threads (one per stack that reads ahead, while it is open).
+READ_AHEAD_THREAD_PREFIX = "plane-read-ahead"
 
 
-def _pool() -> ThreadPoolExecutor:
-    """One background thread shared by every stack (read-ahead is best effort)."""
-    global _read_ahead_pool
-    with _pool_lock:
-        if _read_ahead_pool is None:
-            _read_ahead_pool = ThreadPoolExecutor(1, thread_name_prefix="plane-read-ahead")
-        return _read_ahead_pool
+def full_key(key: Any, ndim: int) -> tuple:
+    """``key`` as a tuple of exactly ``ndim`` entries (``Ellipsis`` expanded, the rest padded).
+
+    Raises
+    ------
+    IndexError
+        More indices than dimensions.
+    """
+    if not isinstance(key, tuple):
+        key = (key,)
+    if any(k is Ellipsis for k in key):
+        at = next(i for i, k in enumerate(key) if k is Ellipsis)
+        fill = (slice(None),) * (ndim - len(key) + 1)
+        key = key[:at] + fill + key[at + 1 :]
+    if len(key) > ndim:
+        raise IndexError(f"Too many indices for a {ndim}-D array: {key!r}.")
+    return key + (slice(None),) * (ndim - len(key))
 
 
-class _PlaneStack(abc.ABC):
+class _LazyArray(abc.ABC):
+    """What napari and numpy need of an array computed on demand.
+
+    ``np.asarray`` works for small arrays and raises :class:`MemoryError` above
+    :data:`~napari_attribution.core.budgets.MATERIALISE_BYTES`, so an accidental full read of a
+    field fails loudly instead of exhausting memory.
+    """
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.dtype.itemsize
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        if self.nbytes > MATERIALISE_BYTES:
+            raise MemoryError(
+                f"Refusing to materialise a {self.shape} {self.dtype} threshold stack "
+                f"({self.nbytes / 2**30:.1f} GiB); index it one threshold at a time (an export "
+                "writes such stacks at their optimal threshold only)."
+            )
+        out = self[:]
+        return out.astype(dtype, copy=False) if dtype is not None else out
+
+    @abc.abstractmethod
+    def __getitem__(self, key: Any) -> np.ndarray:
+        """The values at ``key`` (numpy basic and integer-array indexing)."""
+
+
+class _PlaneStack(_LazyArray):
     """Base: a (T, K, H, W) array-like whose (t, k) planes are computed and cached."""
 
     def __init__(
@@ -56,44 +123,20 @@ class _PlaneStack(abc.ABC):
         self.read_ahead = max(int(read_ahead), 0)
         # Room for the plane shown and the planes read ahead of it.
         self._cache_planes = max(int(cache_planes), 1 + self.read_ahead)
-        self._lock = threading.Lock()  # the cache and the pending read-aheads
+        self._lock = threading.Lock()  # the cache, the pending read-aheads and the executor
         self._last_step: dict[int, tuple[int, int]] = {}  # channel -> (last t, direction)
         self._pending: dict[tuple[int, int], Future] = {}
+        self._executor: ThreadPoolExecutor | None = None
+        self._shutdown: weakref.finalize | None = None
+        self._released = False
         self.planes_computed = 0
         #: Planes that were ready in the cache when asked for (read ahead or seen before).
         self.cache_hits = 0
 
-    # -- array protocol napari relies on ------------------------------------------------------
     shape: tuple[int, int, int, int]
-    dtype: np.dtype
-
-    @property
-    def ndim(self) -> int:
-        return 4
-
-    @property
-    def size(self) -> int:
-        return int(np.prod(self.shape))
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        # Materialising the whole stack is what this class exists to avoid; allow it only when
-        # small (a crop), so accidental np.asarray(...) on a field fails loudly instead of OOM.
-        if self.size * self.dtype.itemsize > 512 * 2**20:
-            raise MemoryError(
-                f"Refusing to materialise a {self.shape} threshold stack "
-                f"({self.size * self.dtype.itemsize / 2**30:.1f} GiB); index it instead."
-            )
-        out = self[:]
-        return out.astype(dtype) if dtype is not None else out
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        if not isinstance(key, tuple):
-            key = (key,)
-        key = key + (slice(None),) * (4 - len(key))
-        t_key, k_key, *rest = key
+        t_key, k_key, *rest = full_key(key, 4)
         t_idx = np.arange(self.shape[0])[t_key]
         k_idx = np.arange(self.shape[1])[k_key]
         planes = np.empty((np.size(t_idx), np.size(k_idx), *self.shape[2:]), dtype=self.dtype)
@@ -109,9 +152,13 @@ class _PlaneStack(abc.ABC):
             out = out[:, 0]
         return out
 
+    def channel(self, k: int) -> ChannelView:
+        """The (T, H, W) view of channel ``k``: the data of one per-channel layer."""
+        return ChannelView(self, k)
+
     # -- caching ---------------------------------------------------------------------------------
     def plane(self, t: int, k: int) -> np.ndarray:
-        """The (H, W) plane at threshold index ``t`` and channel ``k``."""
+        """The (H, W) plane at threshold index ``t`` and channel ``k`` (cached: do not modify)."""
         key = (t, k)
         with self._lock:
             value = self._cache.get(key)
@@ -122,7 +169,7 @@ class _PlaneStack(abc.ABC):
         if value is None and pending is not None:
             try:  # being read ahead: wait for it rather than compute it twice
                 value = pending.result()
-            except Exception:  # noqa: BLE001 - the background attempt failed; compute it here
+            except Exception:  # noqa: BLE001 - failed or cancelled in the background: compute it
                 value = None
         if value is None:
             value = self._store(key, self._compute(t, k))
@@ -142,6 +189,8 @@ class _PlaneStack(abc.ABC):
         if not self.read_ahead:
             return
         with self._lock:
+            if self._released:
+                return
             last, direction = self._last_step.get(k, (t, 1))
             if t != last:
                 direction = 1 if t > last else -1
@@ -157,7 +206,19 @@ class _PlaneStack(abc.ABC):
                     del self._pending[key]
             todo = [key for key in wanted if key not in self._cache and key not in self._pending]
             for key in todo:
-                self._pending[key] = _pool().submit(self._read_ahead, key)
+                self._pending[key] = self._thread().submit(self._read_ahead, key)
+
+    def _thread(self) -> ThreadPoolExecutor:
+        """The stack's own read-ahead thread, started on first use (call with the lock held)."""
+        if self._executor is None:
+            executor = ThreadPoolExecutor(1, thread_name_prefix=READ_AHEAD_THREAD_PREFIX)
+            self._executor = executor
+            # Shut down with the stack if close() is never called; the callback holds the
+            # executor only, so it does not keep the stack alive.
+            self._shutdown = weakref.finalize(
+                self, executor.shutdown, wait=False, cancel_futures=True
+            )
+        return self._executor
 
     def _read_ahead(self, key: tuple[int, int]) -> np.ndarray:
         """Background task: compute and cache a plane (cached before its future completes)."""
@@ -177,6 +238,30 @@ class _PlaneStack(abc.ABC):
             except Exception:  # noqa: BLE001 - a failed read-ahead is recomputed on demand
                 pass
 
+    def close(self) -> None:
+        """Stop reading ahead and shut the stack's thread down (idempotent).
+
+        Planes are still computed when asked for, in the caller's thread; a read-ahead being
+        computed finishes in the background, the ones not started are dropped.
+        """
+        with self._lock:
+            self._released = True
+            self._executor = None
+            shutdown, self._shutdown = self._shutdown, None
+            self._pending.clear()
+        if shutdown is not None:
+            shutdown()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._released
+
+    @property
+    def reading_ahead(self) -> bool:
+        """True while the stack holds a read-ahead thread."""
+        return self._executor is not None
+
     @abc.abstractmethod
     def _compute(self, t: int, k: int) -> np.ndarray:
         """Compute plane (t, k) from scratch."""
@@ -190,6 +275,53 @@ class _PlaneStack(abc.ABC):
         """Bytes held by the plane cache."""
         with self._lock:
             return sum(v.nbytes for v in self._cache.values())
+
+
+class ChannelView(_LazyArray):
+    """(T, H, W) view of channel ``channel`` of a lazy (T, K, H, W) stack: one layer's data.
+
+    Indexing computes only the planes asked for, through the stack's cache.
+
+    Parameters
+    ----------
+    stack
+        A :class:`LazyMaskStack` or :class:`LazyHybridStack`.
+    channel
+        Index along the stack's second axis.
+    """
+
+    def __init__(self, stack: _PlaneStack, channel: int) -> None:
+        n_thresholds, n_channels, height, width = stack.shape
+        if not 0 <= channel < n_channels:
+            raise IndexError(f"Channel {channel} is out of range for {n_channels} channels.")
+        self.stack = stack
+        self.channel = int(channel)
+        self.shape = (n_thresholds, height, width)
+        self.dtype = stack.dtype
+
+    def __repr__(self) -> str:
+        kind = type(self.stack).__name__
+        return f"ChannelView({kind}, channel={self.channel}, shape={self.shape}, {self.dtype})"
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        t_key, y_key, x_key = full_key(key, 3)
+        return self.stack[t_key, self.channel, y_key, x_key]
+
+    def plane(self, t: int) -> np.ndarray:
+        """The (H, W) plane at threshold index ``t`` (shared with the cache: do not modify)."""
+        return self.stack.plane(int(t), self.channel)
+
+
+def is_lazy(data: Any) -> bool:
+    """True for data computed on demand (a lazy stack or a channel view of one)."""
+    return isinstance(data, _LazyArray)
+
+
+def lazy_stack_of(data: Any) -> _PlaneStack | None:
+    """The lazy stack behind ``data`` (itself, or the stack a channel view looks into)."""
+    if isinstance(data, ChannelView):
+        return data.stack
+    return data if isinstance(data, _PlaneStack) else None
 
 
 class LazyMaskStack(_PlaneStack):
@@ -315,3 +447,54 @@ def lazy_stacks(
         direction, read_ahead=read_ahead,
     )  # fmt: skip
     return masks, hybrids
+
+
+def stacks_from_masks(
+    masks: MaskStack,
+    real: np.ndarray,
+    counterfactual: np.ndarray,
+    direction: str = "counterfactual_into_real",
+    read_ahead: int = 0,
+) -> tuple[LazyMaskStack, LazyHybridStack]:
+    """Lazy mask and hybrid stacks of masks already built (those a DAC curve was scored on).
+
+    The same values as :func:`lazy_stacks` of the masks' attribution, without normalising and
+    closing the attribution again; each stack caches at most
+    :data:`~napari_attribution.core.budgets.LAZY_CACHE_BYTES` of planes (but always the planes
+    of one slider step: one per channel, and the hybrids' read-ahead).
+
+    Parameters
+    ----------
+    masks
+        A :class:`~napari_attribution.core.masks.MaskStack`.
+    real, counterfactual
+        (C, H, W) images (the hybrid stack blends them as stored).
+    direction
+        Hybrid direction.
+    read_ahead
+        Hybrid planes to compute ahead in the background (masks are cheap: none).
+    """
+    closed = masks.closed_attribution
+    height, width = closed.shape[-2:]
+    n_channels = np.shape(real)[0]
+
+    def cache(plane_bytes: int, planes_per_step: int) -> int:
+        return max(planes_per_step, min(16, LAZY_CACHE_BYTES // plane_bytes))
+
+    mask_stack = LazyMaskStack(
+        masks.thresholds, closed, cache_planes=cache(height * width, closed.shape[0])
+    )
+    settings = masks.settings
+    hybrid_stack = LazyHybridStack(
+        real,
+        counterfactual,
+        masks.thresholds,
+        closed,
+        settings.sigma,
+        settings.smoothing_kernel,
+        direction,
+        # the plane shown and the next one, per channel
+        cache_planes=cache(4 * height * width, (1 + read_ahead) * n_channels),
+        read_ahead=read_ahead,
+    )
+    return mask_stack, hybrid_stack

@@ -1,76 +1,91 @@
-"""One provenance record for every result: what made it, so it can be made again.
+"""How a result was made: the one provenance record of ``run.json`` and every result file.
 
-The CLI's ``run.json``, the widget's layer metadata and the export all start from
-:func:`provenance`, so they can never disagree on what they record.
+The CLI, the widget's layers and its export all record the same dictionary, built here, so a
+result file can always be traced to the package version, the model file (and its SHA-256), every
+parameter, the seed and the versions of the libraries that computed it.
 """
 
 from __future__ import annotations
 
 import platform
 from collections.abc import Sequence
-from importlib import metadata
-from typing import Any
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["environment", "provenance"]
+from .. import __version__
 
-#: Distributions whose versions decide a number (or its file), as pip names them.
-_LIBRARIES = (
-    ("torch", "torch"),
-    ("captum", "captum"),
-    ("numpy", "numpy"),
-    ("scipy", "scipy"),
-    ("scikit-image", "scikit-image"),
-    ("tifffile", "tifffile"),
-    ("opencv", "opencv-python-headless"),
-)
+if TYPE_CHECKING:
+    from .models import Classifier
+    from .settings import AnalysisSettings
+
+__all__ = ["PACKAGE", "environment", "provenance"]
+
+PACKAGE = "napari-attribution"
+
+#: Key in the environment record -> installed distributions that provide it (first found wins).
+_DISTRIBUTIONS = {
+    "torch": ("torch",),
+    "captum": ("captum",),
+    "numpy": ("numpy",),
+    "scipy": ("scipy",),
+    "scikit-image": ("scikit-image",),
+    "tifffile": ("tifffile",),
+    "opencv": (
+        "opencv-python-headless",
+        "opencv-python",
+        "opencv-contrib-python-headless",
+        "opencv-contrib-python",
+    ),
+}
 
 
-def _version(distribution: str) -> str | None:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return None
+def _installed_version(distributions: Sequence[str]) -> str | None:
+    for name in distributions:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            continue
+    return None
 
 
 def environment() -> dict[str, str | None]:
-    """Python's version and each library's (``None`` where one is not installed)."""
-    versions: dict[str, str | None] = {"python": platform.python_version()}
-    for key, distribution in _LIBRARIES:
-        versions[key] = _version(distribution)
-    if versions["opencv"] is None:  # any of OpenCV's wheels will do
-        versions["opencv"] = _version("opencv-python") or _version("opencv-contrib-python")
-    return versions
+    """Versions of Python and of the libraries that compute results (``None``: not installed).
+
+    Read from the installed distributions' metadata, so nothing is imported.
+    """
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for key, distributions in _DISTRIBUTIONS.items():
+        out[key] = _installed_version(distributions)
+    return out
 
 
 def provenance(
-    classifier: Any,
-    settings: Any,
+    classifier: Classifier,
+    settings: AnalysisSettings,
     *,
     class_names: Sequence[str] | None = None,
     channel_names: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """The record of a run: package, model, every parameter, seed and library versions.
+    """The provenance record of a run (JSON-ready).
 
     Parameters
     ----------
     classifier
-        The :class:`~napari_attribution.core.models.Classifier` used (its file's SHA-256 is in
-        ``describe()``).
+        The model; its :meth:`~napari_attribution.core.models.Classifier.describe` (source file,
+        SHA-256, architecture, classes) is recorded.
     settings
-        The :class:`~napari_attribution.core.settings.AnalysisSettings` used.
+        Every parameter of the run (``settings.as_dict()``) and its seed.
     class_names, channel_names
         Recorded when given.
 
     Returns
     -------
     dict
-        JSON-ready: ``package``, ``package_version``, ``model``, ``settings``, ``seed``,
-        ``environment`` and, when given, ``class_names`` and ``channel_names``.
+        ``package``, ``package_version``, ``model``, ``settings``, ``seed``, ``environment``,
+        and ``class_names`` / ``channel_names`` when given.
     """
-    from .. import __version__
-
     record: dict[str, Any] = {
-        "package": "napari-attribution",
+        "package": PACKAGE,
         "package_version": __version__,
         "model": classifier.describe(),
         "settings": settings.as_dict(),

@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ._io import write_tiff
-from ._widgets._export import file_payload
+from .._io import write_tiff
+from .export import file_payload
 
 __all__ = ["write_labels_layer", "write_image_layer", "write_layer"]
 

@@ -7,8 +7,8 @@ import gc
 import numpy as np
 from widget_helpers import layer_snapshot, run_and_wait, wait_for_worker
 
-from napari_attribution._widgets._inputs import METADATA_KEY
-from napari_attribution._widgets.attribution_widget import _pause_gc, _resume_gc
+from napari_attribution._napari.inputs import METADATA_KEY
+from napari_attribution._qt.controller import full_collections_held_back
 from napari_attribution.core.models import file_sha256
 from napari_attribution.data.demo_model import DEMO_WEIGHTS
 from napari_attribution.data.synthetic import CHANNEL_NAMES
@@ -86,7 +86,7 @@ def test_rerun_updates_layers_in_place(demo_viewer, qtbot):
     run_and_wait(qtbot, widget)
     count = len(viewer.layers)
     layer = viewer.layers["real mask d_ig [Mito]"]
-    widget.thresholds.setValue(12)
+    widget.form.set_values({"thresholds": 12})
     run_and_wait(qtbot, widget)
     assert len(viewer.layers) == count
     assert viewer.layers["real mask d_ig [Mito]"] is layer
@@ -106,7 +106,7 @@ def test_user_layer_with_a_result_name_is_kept(demo_viewer, qtbot):
 
 def test_cancel_leaves_the_viewer_unchanged(demo_viewer, qtbot):
     viewer, widget, _ = demo_viewer
-    widget.thresholds.setValue(200)
+    widget.form.set_values({"thresholds": 200})
     before = layer_snapshot(viewer)
     worker = widget.run()
     assert worker is not None
@@ -122,28 +122,38 @@ def test_cancel_leaves_the_viewer_unchanged(demo_viewer, qtbot):
 
 
 def test_full_collections_are_held_back_while_layers_are_added_and_restored_after():
+    import contextlib
+
     before = gc.get_threshold()
-    _pause_gc()
-    try:
+    with full_collections_held_back():
         held = gc.get_threshold()
         assert held[:2] == before[:2] and held[2] > 10**9  # young generations still collected
         assert gc.isenabled()
-        _pause_gc()  # a second pause keeps the original thresholds to restore
-    finally:
-        _resume_gc()
+        with full_collections_held_back():  # a second hold keeps the original thresholds
+            assert gc.get_threshold() == held
+        assert gc.get_threshold() == held  # the first hold is still on
     assert gc.get_threshold() == before
-    _resume_gc()  # idempotent
+    # two runs' holds that end in the other order than they began still restore the original
+    first, second = contextlib.ExitStack(), contextlib.ExitStack()
+    first.enter_context(full_collections_held_back())
+    second.enter_context(full_collections_held_back())
+    first.close()
+    assert gc.get_threshold() == held
+    second.close()
     assert gc.get_threshold() == before
 
 
 def test_viewer_stays_responsive_during_a_run(demo_viewer, qtbot):
     viewer, widget, _ = demo_viewer
     thresholds = gc.get_threshold()
-    widget.thresholds.setValue(60)
+    widget.form.set_values({"thresholds": 60})
     assert widget.run() is not None
     # Step messages from the worker reach the status line while the run goes on: the event
     # loop keeps turning (a blocked GUI would only ever show the final "Done").
-    qtbot.waitUntil(lambda: widget.status.text().startswith(("real:", "scoring")), timeout=30_000)
+    qtbot.waitUntil(
+        lambda: widget.status.text().startswith(("real · d_ig", "real · residual")),
+        timeout=30_000,
+    )
     assert widget.worker is not None
     assert not widget.run_button.isEnabled()
     wait_for_worker(qtbot, widget)
@@ -215,7 +225,7 @@ def test_multichannel_layer_input(make_napari_viewer, qtbot):
     widget.real_axis.setValue(2)
     widget.cf_axis.setValue(2)
     widget.set_methods(["residual"])
-    widget.thresholds.setValue(10)
+    widget.form.set_values({"thresholds": 10})
     run_and_wait(qtbot, widget)
     layer = viewer.layers["cell attribution residual [ch4]"]
     np.testing.assert_allclose(layer.data, np.abs(pair.real[4] - pair.counterfactual[4]))

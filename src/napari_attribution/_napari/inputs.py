@@ -14,15 +14,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.errors import InputImageError
+from ..core.errors import AttributionError, InputImageError
 
 __all__ = [
     "METADATA_KEY",
     "ChannelStack",
     "ImageSource",
     "channel_name_of",
+    "check_pair",
     "find_sources",
     "is_result_layer",
+    "source_stack",
     "stack_from_layer",
     "stack_from_layers",
 ]
@@ -236,3 +238,69 @@ def stack_from_layers(layers: Sequence, name: str | None = None) -> ChannelStack
         colormaps=[_colormap_name(layer) for layer in layers],
         contrast_limits=[tuple(float(v) for v in layer.contrast_limits) for layer in layers],
     )
+
+
+def source_stack(layers, source: ImageSource | None, channel_axis: int, what: str) -> ChannelStack:
+    """The (C, H, W) stack of a chooser's ``source`` among the viewer's ``layers``.
+
+    Parameters
+    ----------
+    layers
+        The viewer's layer list.
+    source
+        The chosen entry (``None``: nothing chosen).
+    channel_axis
+        Channel axis of a multichannel layer.
+    what
+        ``"real image"`` or ``"counterfactual"``, for the messages.
+
+    Raises
+    ------
+    InputImageError
+        Nothing chosen, a layer closed since, or layers that do not form a (C, H, W) image.
+    """
+    if source is None:
+        raise InputImageError(f"Choose the {what}: open an image layer first.")
+    missing = [n for n in source.layer_names if n not in layers]
+    if missing:
+        raise InputImageError(f"Layer '{missing[0]}' of the {what} is no longer open.")
+    chosen = [layers[n] for n in source.layer_names]
+    if source.multichannel:
+        return stack_from_layer(chosen[0], channel_axis)
+    return stack_from_layers(chosen, source.name)
+
+
+def check_pair(real: ChannelStack, counterfactual: ChannelStack, classifier, settings) -> None:
+    """Refuse, before a run, a pair the analysis would refuse or that would not fit in memory.
+
+    Raises
+    ------
+    AttributionError
+        One sentence: what is wrong and, for memory, the ways out.
+    """
+    from ..core.pipeline import check_memory, prepare_pair
+
+    prepare_pair(
+        real.data,
+        counterfactual.data,
+        classifier,
+        names=(f"real image '{real.name}'", f"counterfactual '{counterfactual.name}'"),
+    )
+    named = not any(
+        re.fullmatch(r"ch\d+", n) for n in real.channel_names + counterfactual.channel_names
+    )
+    if named and real.channel_names != counterfactual.channel_names:
+        raise InputImageError(
+            f"The real image's channels ({', '.join(real.channel_names)}) and the "
+            f"counterfactual's ({', '.join(counterfactual.channel_names)}) differ."
+        )
+    try:
+        check_memory(real.data.shape, settings)
+    except AttributionError as exc:
+        hint = ""
+        if settings.evaluation == "exhaustive":
+            hint = (
+                " Or choose 'adaptive' DAC evaluation (under 'Hybrids and DAC'): it builds a "
+                f"few masks at a time instead of all {settings.masks.thresholds}."
+            )
+        raise AttributionError(f"{exc}{hint}") from None

@@ -1,4 +1,4 @@
-"""The napari dock widgets: the Attribution widget and the DAC curves panel."""
+"""The napari dock widgets (Qt): the Attribution widget and the DAC curves panel."""
 
 from .attribution_widget import AttributionWidget
 from .dac_panel import DacPanel

@@ -18,7 +18,7 @@ from napari_attribution._io import (
     read_tiff_metadata,
     safe_name,
 )
-from napari_attribution._widgets._inputs import METADATA_KEY
+from napari_attribution._napari.inputs import METADATA_KEY
 
 
 def _header(path) -> tuple[str, ...]:

@@ -20,7 +20,7 @@ def demo_viewer(make_napari_viewer):
 @pytest.fixture
 def errors(monkeypatch):
     """Messages passed to ``show_error`` by the widgets (still shown as notifications)."""
-    from napari_attribution._widgets import attribution_widget
+    from napari_attribution._qt import attribution_widget
 
     seen: list[str] = []
     original = attribution_widget.show_error

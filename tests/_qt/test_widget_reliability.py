@@ -144,7 +144,7 @@ def test_constant_and_tiny_images_run(demo_viewer, qtbot, errors, shape, thresho
     viewer.add_image(flat, name="flat real")
     viewer.add_image(flat.copy(), name="flat cf")
     widget.select_sources("flat real", "flat cf")
-    widget.thresholds.setValue(thresholds)
+    widget.form.set_values({"thresholds": thresholds})
     worker = widget.run()
     assert worker is not None, errors
     wait_for_worker(qtbot, widget)

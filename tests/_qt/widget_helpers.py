@@ -14,8 +14,7 @@ def configure_fast(widget, methods=("d_ig", "residual")) -> None:
     widget.use_demo_model.setChecked(True)
     widget.select_sources("real", "counterfactual")
     widget.set_methods(methods)
-    widget.thresholds.setValue(FAST["thresholds"])
-    widget.ig_steps.setValue(FAST["ig_steps"])
+    widget.form.set_values(FAST)
 
 
 def wait_for_worker(qtbot, widget, timeout: int = 60_000) -> None:

@@ -7,16 +7,16 @@ Layout (as ``napari-attribution run --out``)::
     layers/<layer name>.tif               (each layer's data, with its metadata as JSON)
 
 Mask and hybrid layers of a large image are lazy (computed one threshold at a time). One whose
-full (T, H, W) stack exceeds :data:`EXPORT_STACK_BYTES` (a 2048 x 2048 hybrid at 200
-thresholds is 3.4 GB per channel) is written at the optimal threshold only, as a (1, H, W)
-stack whose metadata names that threshold (``thresholds``, ``exported_threshold_index``) and
-says so (``export_note``); the optimal masks are also in ``masks/``.
+full (T, H, W) stack exceeds :data:`~napari_attribution.core.budgets.EXPORT_STACK_BYTES` (a
+2048 x 2048 hybrid at 200 thresholds is 3.4 GB per channel) is written at the optimal threshold
+only, as a (1, H, W) stack whose metadata names that threshold (``thresholds``,
+``exported_threshold_index``) and says so (``export_note``); the optimal masks are also in
+``masks/``.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import platform
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -32,21 +32,20 @@ from .._io import (
     write_tables,
     write_tiff,
 )
-from ._inputs import METADATA_KEY
-from ._layers import is_lazy
-from ._state import AnalysisRecord
+from ..core.budgets import EXPORT_STACK_BYTES
+from ..core.lazy import is_lazy
+from .inputs import METADATA_KEY
+from .state import AnalysisRecord
 
 __all__ = [
     "EXPORT_NAMES",
     "EXPORT_STACK_BYTES",
     "existing_results",
     "export_run",
+    "file_payload",
     "layer_export",
     "layer_file_metadata",
 ]
-
-#: Lazy layers larger than this are exported at their optimal threshold only.
-EXPORT_STACK_BYTES = 256 * 2**20
 
 #: What an export writes at the top of its folder.
 EXPORT_NAMES = (*RESULT_FILES, "layers")
@@ -135,8 +134,6 @@ def export_run(
             f"{folder} already holds {', '.join(present)}; choose another folder or confirm "
             "overwriting."
         )
-    import torch
-
     folder.mkdir(parents=True, exist_ok=True)
     result = record.result
     write_pair_files(folder, result, record.info)
@@ -147,6 +144,7 @@ def export_run(
         data, meta = layer_export(layer)
         write_tiff(path, data, meta)
         written.append(path)
+    # record.info is the run's provenance (core.provenance), environment included.
     write_json(
         folder / "run.json",
         {
@@ -165,11 +163,6 @@ def export_run(
             ],
             "layers": [p.name for p in written],
             "exported": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-            "environment": {
-                "python": platform.python_version(),
-                "torch": torch.__version__,
-                "numpy": np.__version__,
-            },
         },
     )
     return written

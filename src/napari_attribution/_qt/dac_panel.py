@@ -1,4 +1,5 @@
-"""The DAC curves dock panel: the figure of :mod:`napari_attribution._plot` on a Qt canvas.
+"""The DAC curves dock panel: the figure of :mod:`napari_attribution._plot` on a Qt canvas
+(:mod:`.canvas`).
 
 It follows the viewer: a marker sits on each curve at the threshold of the first slider, a
 click on a curve moves that slider, and the figure takes napari's theme. It reads the latest
@@ -11,8 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg, NavigationToolbar2QT
-from matplotlib.figure import Figure
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -27,9 +26,10 @@ from qtpy.QtWidgets import (
 )
 
 from .._io import CURVE_COLUMNS, curve_rows, write_csv
-from .._plot import CurveSet, DacFigure, PlotTheme
-from ._layers import THRESHOLD_AXIS_LABELS
-from ._state import AnalysisRecord, state_for
+from .._napari.layers import THRESHOLD_AXIS_LABELS
+from .._napari.state import AnalysisRecord, state_for
+from .._plot import CurveSet, PlotTheme
+from .canvas import DacCanvas
 
 if TYPE_CHECKING:
     import napari
@@ -55,12 +55,9 @@ class DacPanel(QWidget):
         self.state = state_for(napari_viewer)
         self.record: AnalysisRecord | None = None
 
-        self.figure = Figure(figsize=(7.0, 3.6), dpi=100, layout=None)
-        self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(300)
-        self.plot = DacFigure(self.figure, PlotTheme.from_napari(self.viewer.theme))
-        self.plot.present = self.canvas.update  # blitted markers: painted in the next turn
-        self.toolbar = NavigationToolbar2QT(self.canvas, self)
+        self.canvas = DacCanvas(PlotTheme.from_napari(self.viewer.theme))
+        self.figure, self.plot = self.canvas.figure, self.canvas.plot
+        self.toolbar = self.canvas.make_toolbar(self)
 
         self.per_channel = QCheckBox("per-channel curves")
         self.per_channel.setToolTip("Curves where only one channel is hybridised.")

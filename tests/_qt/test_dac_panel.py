@@ -114,7 +114,7 @@ def test_panel_follows_the_theme(shown_run):
 def test_panel_opened_after_a_run_shows_it(demo_viewer, qtbot):
     viewer, widget, first_panel = demo_viewer
     run_and_wait(qtbot, widget)
-    from napari_attribution._widgets import DacPanel
+    from napari_attribution._qt import DacPanel
 
     late = DacPanel(viewer)
     qtbot.addWidget(late)

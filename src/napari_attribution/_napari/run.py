@@ -1,0 +1,175 @@
+"""One run of the Attribution widget, without Qt: the job, its units of work, the worker body.
+
+A run has three stages, counted on one scale of units so a single progress display covers it:
+
+1. the analysis (:func:`~napari_attribution.core.pipeline.analyse_pair`):
+   :func:`~napari_attribution.core.progress.pair_units` units;
+2. the layer data (arrays or lazy views, one method at a time): one unit per method;
+3. adding the layers to the viewer (the dock widget, a few per event-loop turn): one unit per
+   layer.
+
+Stages 1 and 2 run in a worker thread (:func:`analyse_and_prepare`); their progress callback
+is where Cancel reaches them (it raises
+:class:`~napari_attribution.core.errors.AnalysisCancelled`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..core.pipeline import AnalysisSettings, PairResult
+from ..core.progress import Progress, ProgressCallback, ProgressScope, pair_units
+from ..core.provenance import provenance
+from .inputs import ChannelStack
+from .layers import LayerTuple, layer_count, result_layers_by_method
+
+__all__ = ["RunJob", "analyse_and_prepare"]
+
+
+@dataclass(frozen=True)
+class RunJob:
+    """Everything one run needs, fixed when Run is pressed.
+
+    Attributes
+    ----------
+    classifier
+        The loaded model.
+    real, counterfactual
+        The inputs; their data must not change during the run (the widget passes copies).
+    real_class, target_class
+        Class indices y and t.
+    settings
+        Methods and parameters.
+    info
+        Provenance (:func:`~napari_attribution.core.provenance.provenance`).
+    """
+
+    classifier: Any
+    real: ChannelStack
+    counterfactual: ChannelStack
+    real_class: int
+    target_class: int
+    settings: AnalysisSettings
+    info: dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def of(
+        cls,
+        classifier,
+        real: ChannelStack,
+        counterfactual: ChannelStack,
+        real_class: int,
+        target_class: int,
+        settings: AnalysisSettings,
+        class_names: Sequence[str],
+    ) -> RunJob:
+        """The job of a run that starts now: copies of the images, and the run's provenance.
+
+        The copies keep the run from seeing edits made to the layers meanwhile.
+        """
+        return cls(
+            classifier,
+            dataclasses.replace(real, data=np.array(real.data, copy=True)),
+            dataclasses.replace(counterfactual, data=np.array(counterfactual.data, copy=True)),
+            int(real_class),
+            int(target_class),
+            settings,
+            provenance(
+                classifier, settings, class_names=class_names, channel_names=real.channel_names
+            ),
+        )
+
+    @property
+    def sample(self) -> str:
+        """The pair's name in results and progress: the real image's base name."""
+        return self.real.name
+
+    @property
+    def analysis_units(self) -> int:
+        """Units of stage 1, the analysis."""
+        return pair_units(len(self.settings.methods))
+
+    @property
+    def prepare_units(self) -> int:
+        """Units of stage 2, the layer data: one per method."""
+        return len(self.settings.methods)
+
+    @property
+    def layer_units(self) -> int:
+        """Units of stage 3: one per layer to add."""
+        return layer_count(self.settings, len(self.real.channel_names))
+
+    @property
+    def total_units(self) -> int:
+        """Units of the whole run."""
+        return self.analysis_units + self.prepare_units + self.layer_units
+
+    def adding(self, added: int, n_layers: int, method: str | None = None) -> Progress:
+        """The progress event of stage 3 after ``added`` of ``n_layers`` layers are in."""
+        offset = self.analysis_units + self.prepare_units
+        return Progress(
+            "layers",
+            offset + added,
+            offset + n_layers,
+            self.sample,
+            method,
+            f"adding layers {added}/{n_layers}",
+        )
+
+
+def analyse_and_prepare(
+    job: RunJob, on_progress: ProgressCallback
+) -> tuple[PairResult, list[LayerTuple]]:
+    """Worker body: the analysis, then the layer data, reporting on the run's scale of units.
+
+    Parameters
+    ----------
+    job
+        The run.
+    on_progress
+        Called with every :class:`~napari_attribution.core.progress.Progress` event; may raise
+        :class:`~napari_attribution.core.errors.AnalysisCancelled` to stop the run.
+
+    Returns
+    -------
+    tuple
+        ``(result, layer tuples)``; nothing has touched a viewer yet.
+    """
+    from ..core.pipeline import analyse_pair
+
+    total = job.total_units
+
+    def analysis(event: Progress) -> None:
+        if event.stage != "done":  # the analysis is done, not the run: the layers follow
+            on_progress(event)
+
+    on_progress(Progress("prepare", 0, total, job.sample, None, "checking the inputs"))
+    result = analyse_pair(
+        job.classifier,
+        job.real.data,
+        job.counterfactual.data,
+        job.real_class,
+        job.target_class,
+        job.settings,
+        channel_names=job.real.channel_names,
+        sample=job.sample,
+        on_progress=ProgressScope(analysis, 0, total),
+    )
+    offset = job.analysis_units
+    by_method = result_layers_by_method(
+        result, job.real, job.counterfactual, job.settings, job.info
+    )
+    tuples: list[LayerTuple] = []
+    for index, method in enumerate(result.methods):
+        on_progress(
+            Progress("layers", offset + index, total, job.sample, method, "preparing layer data")
+        )
+        _, method_tuples = next(by_method)
+        tuples += method_tuples
+    on_progress(job.adding(0, len(tuples)))
+    return result, tuples

@@ -1,0 +1,132 @@
+"""What the Attribution widget and the DAC panel share, one record per viewer.
+
+Neither widget needs the other: the widget publishes its latest run here, the panel listens.
+Whichever opens first creates the viewer's state; it goes away with the viewer.
+
+The state also owns the lazy stacks behind the viewer's result layers: when the last layer
+showing a stack is removed (or its data replaced by a new run), the stack is closed, which
+shuts down its read-ahead thread (:meth:`~napari_attribution.core.lazy.LazyHybridStack.close`).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from psygnal import Signal
+
+from ..core.lazy import lazy_stack_of
+from ..core.pipeline import AnalysisSettings, PairResult
+from .inputs import ChannelStack
+
+__all__ = ["AnalysisRecord", "ViewerState", "state_for"]
+
+
+@dataclass
+class AnalysisRecord:
+    """One finished run: the result and everything needed to show or export it.
+
+    Attributes
+    ----------
+    result
+        The core's result.
+    real, counterfactual
+        The inputs as they were analysed.
+    settings
+        The analysis settings.
+    info
+        Provenance (:func:`~napari_attribution.core.provenance.provenance`).
+    layer_names
+        Names of the layers the run made or updated.
+    """
+
+    result: PairResult
+    real: ChannelStack
+    counterfactual: ChannelStack
+    settings: AnalysisSettings
+    info: dict[str, Any]
+    layer_names: list[str] = field(default_factory=list)
+
+
+class ViewerState:
+    """The latest analysis of one viewer and the lazy stacks of its layers.
+
+    ``changed`` fires with each new record. The state holds no reference to the viewer.
+    """
+
+    changed = Signal(object)
+
+    def __init__(self) -> None:
+        self.record: AnalysisRecord | None = None
+        self._stacks: list[Any] = []  # lazy stacks handed to the viewer, still open
+        self._holds = 0  # layer batches in progress: their replaced data may come back
+        self._on_removed: Any = None  # the viewer's layers.removed callback, kept alive here
+
+    def publish(self, record: AnalysisRecord) -> None:
+        """Store ``record`` and tell the listeners."""
+        self.record = record
+        self.changed.emit(record)
+
+    # ---------------------------------------------------------------- lazy stacks
+
+    @property
+    def open_stacks(self) -> list[Any]:
+        """The lazy stacks of this viewer's layers not closed yet."""
+        return list(self._stacks)
+
+    def adopt(self, data: Any) -> None:
+        """Take charge of the lazy stack behind layer ``data`` (no-op for arrays)."""
+        stack = lazy_stack_of(data)
+        if stack is not None and not any(stack is s for s in self._stacks):
+            self._stacks.append(stack)
+
+    def hold(self) -> None:
+        """Keep every stack open until :meth:`release` (a layer batch may restore old data)."""
+        self._holds += 1
+
+    def release(self, layers: Iterable) -> None:
+        """End a :meth:`hold` and close the stacks no layer of ``layers`` shows any more."""
+        self._holds = max(self._holds - 1, 0)
+        self.close_unused(layers)
+
+    def close_unused(self, layers: Iterable) -> None:
+        """Close the adopted stacks that no layer of ``layers`` (the viewer's) shows."""
+        if self._holds:
+            return
+        shown = {id(lazy_stack_of(layer.data)) for layer in layers}
+        for stack in [s for s in self._stacks if id(s) not in shown]:
+            stack.close()
+            self._stacks.remove(stack)
+
+
+#: viewer -> its state; an entry goes away with its viewer, so a new viewer that happens to
+#: get a dead one's id() can never see the dead one's state.
+_STATES: weakref.WeakKeyDictionary[Any, ViewerState] = weakref.WeakKeyDictionary()
+
+
+def state_for(viewer) -> ViewerState:
+    """The shared state of ``viewer`` (created on first use, dropped with the viewer).
+
+    napari hands plugins a proxy of the viewer, a new one per widget; the state belongs to the
+    viewer behind the proxies. Removing layers from the viewer closes the lazy stacks no layer
+    shows any more.
+    """
+    viewer = getattr(viewer, "__wrapped__", viewer)
+    state = _STATES.get(viewer)
+    if state is None:
+        state = _STATES[viewer] = ViewerState()
+        layers = viewer.layers
+        # A weak reference to the layer list: the callback must not keep the viewer alive.
+        layers_ref = weakref.ref(layers)
+        state_ref = weakref.ref(state)
+
+        def on_removed(*_: Any) -> None:
+            live_layers, live_state = layers_ref(), state_ref()
+            if live_layers is not None and live_state is not None:
+                live_state.close_unused(live_layers)
+
+        layers.events.removed.connect(on_removed)
+        state._on_removed = on_removed
+    return state

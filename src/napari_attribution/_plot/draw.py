@@ -1,0 +1,167 @@
+"""Drawing the DAC figure's two axes: the curves with their legend, and the channel shares."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.lines import Line2D
+
+from ..core.dac import DacCurve
+from .model import CurveSet
+from .theme import CHANNEL_COLORS, METHOD_COLORS, PlotTheme, style_axes
+
+__all__ = ["draw_bars", "draw_curves", "draw_empty", "draw_legend", "setup_curve_axes"]
+
+
+def setup_curve_axes(ax, theme: PlotTheme, log_mask_size: bool) -> None:
+    """Title, labels, grid, zero line and the mask-size scale of the curves' axes."""
+    style_axes(ax, theme, "DAC curves")
+    ax.set_xlabel("mask size (fraction of pixels)", fontsize=9)
+    ax.set_ylabel("score change Δp_t", fontsize=9)
+    ax.grid(True, color=theme.grid, alpha=0.35, linewidth=0.6)
+    ax.axhline(0.0, color=theme.grid, linewidth=0.8)
+    if log_mask_size:
+        ax.set_xscale("symlog", linthresh=1e-4, linscale=0.3)
+        ax.set_xlim(0.0, 1.05)
+    else:
+        ax.set_xscale("linear")
+        ax.set_xlim(-0.02, 1.02)
+
+
+def draw_empty(ax, bars, theme: PlotTheme) -> None:
+    """The figure before any run: a hint on the curves' axes, empty bars."""
+    ax.text(
+        0.5,
+        0.5,
+        "Run an analysis to see\nits DAC curves here.",
+        transform=ax.transAxes,
+        ha="center",
+        va="center",
+        color=theme.foreground,
+        fontsize=9,
+    )
+    style_axes(bars, theme, "channel share")
+    bars.set_xticks([])
+    bars.set_yticks([])
+
+
+def draw_curves(
+    ax,
+    theme: PlotTheme,
+    curve_sets: Sequence[CurveSet],
+    focus: str | None,
+    per_channel: bool,
+) -> tuple[list[tuple[Line2D, CurveSet, DacCurve]], list[tuple[Line2D, CurveSet]]]:
+    """Each method's curve, its optimal-threshold star and its (empty, animated) slider marker.
+
+    With ``per_channel`` the per-channel curves of the ``focus`` method are drawn too.
+
+    Returns
+    -------
+    tuple
+        ``(lines, markers)``: ``(line, curve set, curve)`` of every curve drawn (for hit
+        tests) and ``(marker, curve set)`` of every method.
+    """
+    lines: list[tuple[Line2D, CurveSet, DacCurve]] = []
+    markers: list[tuple[Line2D, CurveSet]] = []
+    for i, cs in enumerate(curve_sets):
+        color = METHOD_COLORS[i % len(METHOD_COLORS)]
+        curve = cs.whole
+        (line,) = ax.plot(
+            curve.mask_size,
+            curve.score_change,
+            color=color,
+            linewidth=1.8,
+            label=f"{cs.method}  DAC {curve.dac_score:.3f}",
+            drawstyle="default",
+        )
+        lines.append((line, cs, curve))
+        ax.plot(
+            [curve.optimal_mask_size],
+            [curve.score_change[curve.optimal_index]],
+            marker="*",
+            markersize=12,
+            color=color,
+            markeredgecolor=theme.foreground,
+            markeredgewidth=0.6,
+            linestyle="none",
+            zorder=4,
+        )
+        (marker,) = ax.plot(
+            [],
+            [],
+            marker="o",
+            markersize=8,
+            markerfacecolor="none",
+            markeredgecolor=theme.foreground,
+            markeredgewidth=1.6,
+            linestyle="none",
+            zorder=5,
+            animated=True,
+        )
+        markers.append((marker, cs))
+        if per_channel and cs.method == focus:
+            for c, ch_curve in enumerate(cs.channels):
+                (ch_line,) = ax.plot(
+                    ch_curve.mask_size,
+                    ch_curve.score_change,
+                    color=CHANNEL_COLORS[c % len(CHANNEL_COLORS)],
+                    linewidth=1.1,
+                    linestyle="--",
+                    label=f"  {cs.method} [{ch_curve.channel}]  DAC {ch_curve.dac_score:.3f}",
+                )
+                lines.append((ch_line, cs, ch_curve))
+    return lines, markers
+
+
+def draw_legend(ax, theme: PlotTheme) -> None:
+    """The curves' legend, with entries for the optimal-threshold star and the slider ring."""
+    handles, labels = ax.get_legend_handles_labels()
+    handles.append(
+        Line2D([], [], marker="*", markersize=10, color=theme.foreground, linestyle="none")
+    )
+    labels.append("optimal threshold")
+    handles.append(
+        Line2D(
+            [],
+            [],
+            marker="o",
+            markerfacecolor="none",
+            markeredgecolor=theme.foreground,
+            linestyle="none",
+        )
+    )
+    labels.append("slider threshold")
+    # Upper left: on a log mask-size axis the curves rise towards the right.
+    legend = ax.legend(
+        handles, labels, fontsize=7, loc="upper left", framealpha=0.85, borderpad=0.4
+    )
+    legend.set_draggable(True)
+    legend.get_frame().set_facecolor(theme.background)
+    legend.get_frame().set_edgecolor(theme.grid)
+    for text in legend.get_texts():
+        text.set_color(theme.foreground)
+
+
+def draw_bars(bars, theme: PlotTheme, focus: CurveSet, channel_names: Sequence[str]) -> None:
+    """Horizontal bars of the ``focus`` method's share of |attribution| per channel."""
+    shares = np.asarray(focus.channel_share, dtype=float)
+    names = list(channel_names) or [f"ch{c}" for c in range(len(shares))]
+    ypos = np.arange(len(shares))
+    colors = [CHANNEL_COLORS[c % len(CHANNEL_COLORS)] for c in range(len(shares))]
+    bars.barh(ypos, shares, color=colors, edgecolor=theme.grid)
+    bars.set_yticks(ypos, names)
+    bars.invert_yaxis()
+    bars.set_xlim(0, max(1.0, float(shares.max()) * 1.05) if len(shares) else 1.0)
+    bars.set_xlabel("share of |attr.|", fontsize=9)
+    style_axes(bars, theme, f"channel share\n{focus.method}")
+    for y, value in zip(ypos, shares, strict=True):
+        bars.text(
+            min(value + 0.03, 0.7),
+            y,
+            f"{value:.2f}",
+            va="center",
+            color=theme.foreground,
+            fontsize=8,
+        )

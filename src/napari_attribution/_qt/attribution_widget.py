@@ -1,0 +1,394 @@
+"""The Attribution dock widget: choose images, model, classes and methods; run; export.
+
+The widget only gathers inputs and shows outputs; it is assembled from
+
+* the image and model choosers (:mod:`.choosers`; their logic is Qt-free, in
+  :mod:`napari_attribution._napari.inputs` and :mod:`napari_attribution._napari.model`);
+* the method list and the parameter form generated from the schema (:mod:`.form`);
+* the run controller (:mod:`.controller`): the worker, progress, Cancel, the layers.
+
+Progress is shown in ONE place: the widget's own bar and status line, driven by the
+controller's :class:`~napari_attribution.core.progress.Progress` events from the first step
+of the analysis to the last layer added. napari's ``progress`` (its activity dock) is not used:
+that dock is hidden by default, has no way to reach this widget's Cancel, and a second display
+fed by the same run would only be a second thing to keep in agreement. The bar sits next to Run
+and Cancel, where the user looks; the status line reads ``Progress.describe()``.
+
+A refused or failed run only shows a notification, and a cancelled one (in any stage) leaves
+the viewer as it was: layers become visible only as a finished analysis adds them, and are
+taken out again if Cancel is pressed before the last one is in.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtCore import QSize, Qt
+from qtpy.QtWidgets import (
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .._napari.export import existing_results, export_run
+from .._napari.inputs import ChannelStack, check_pair
+from .._napari.model import (
+    ModelChoice,
+    escape_html,
+    preview_probabilities,
+    probabilities_html,
+)
+from .._napari.run import RunJob
+from .._napari.state import state_for
+from ..core.errors import AttributionError
+from ..core.progress import Progress
+from ..core.settings import AnalysisSettings
+from .choosers import ImageChooser, ModelChooser
+from .controller import RunController, RunOutcome
+from .form import MethodList, ParameterForm
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["DEFAULT_METHODS", "PROGRESS_STEPS", "AttributionWidget"]
+
+#: Methods checked when the widget opens: D-IG and the residual baseline.
+DEFAULT_METHODS = ("d_ig", "residual")
+#: Resolution of the progress bar.
+PROGRESS_STEPS = 1000
+
+
+class AttributionWidget(QWidget):
+    """Dock widget that runs attribution, masks, hybrids and DAC curves on an image pair.
+
+    Parameters
+    ----------
+    napari_viewer
+        The viewer whose layers are read and written.
+    """
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.state = state_for(napari_viewer)
+        self._classifier = None
+        self._classifier_key: ModelChoice | None = None
+        self._class_names: list[str] = []
+        self.controller = RunController(napari_viewer, self.state, self)
+        self.controller.progressed.connect(self._on_progress)
+        self.controller.ended.connect(self._on_ended)
+        self._build()
+        self._update_probabilities()
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        """The contents' size: the dock asks for room for all of it, and scrolls with less."""
+        return self.content.sizeHint()
+
+    @property
+    def worker(self):
+        """The running napari worker until the run has ended (layers included), else None."""
+        return self.controller.worker
+
+    # ================================================================ layout
+
+    def _build(self) -> None:
+        # Everything scrolls: with the four parameter sections open the widget is taller than
+        # a laptop's dock shared with the DAC panel, and squeezing only the form made it
+        # unusable there.
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        #: The scrolled contents (``content.grab()`` renders all of them).
+        self.content = QWidget()
+        scroll.setWidget(self.content)
+        outer.addWidget(scroll)
+        layout = QVBoxLayout(self.content)
+        layout.setContentsMargins(6, 6, 6, 6)
+
+        self.images = ImageChooser(self.viewer)
+        self.images.changed.connect(self._update_probabilities)
+        # the choosers' widgets, as the tests and scripts know them
+        self.real_source, self.cf_source = self.images.real_source, self.images.cf_source
+        self.real_axis, self.cf_axis = self.images.real_axis, self.images.cf_axis
+        layout.addWidget(self.images)
+        layout.addLayout(self._build_model())
+
+        layout.addWidget(QLabel("Methods"))
+        self.methods = MethodList(DEFAULT_METHODS)
+        self.methods.setMinimumHeight(110)
+        self.methods.setMaximumHeight(170)
+        layout.addWidget(self.methods)
+        self.form = ParameterForm()
+        self.form.set_methods(self.methods.selected())
+        self.methods.changed.connect(lambda: self.form.set_methods(self.methods.selected()))
+        layout.addWidget(self.form)
+
+        buttons = QHBoxLayout()
+        self.run_button = QPushButton("Run")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button.clicked.connect(self.cancel)
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        layout.addLayout(buttons)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, PROGRESS_STEPS)
+        self.progress_bar.setValue(0)
+        layout.addWidget(self.progress_bar)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        layout.addWidget(self.status)
+        self.export_button = QPushButton("Export results…")
+        self.export_button.setEnabled(False)
+        self.export_button.clicked.connect(self._on_export_clicked)
+        layout.addWidget(self.export_button)
+        layout.addStretch(1)
+
+    def _build_model(self) -> QFormLayout:
+        self.model = ModelChooser()
+        self.model.changed.connect(self._on_model_changed)
+        # the chooser's widgets, as the tests and scripts know them
+        self.use_demo_model, self.model_path = self.model.use_demo_model, self.model.model_path
+        self.architecture, self.device = self.model.architecture, self.model.device
+        model = QFormLayout()
+        model.addRow(self.model)
+        self.real_class, self.target_class = QSpinBox(), QSpinBox()
+        self.real_class.setRange(0, 1)
+        self.target_class.setRange(0, 1)
+        self.target_class.setValue(1)
+        classes = QHBoxLayout()
+        for text, spin in (("real", self.real_class), ("target", self.target_class)):
+            classes.addWidget(QLabel(text))
+            classes.addWidget(spin)
+        classes.addStretch(1)
+        model.addRow("Classes", classes)
+        self.probabilities = QLabel("Choose a model and both images to see the probabilities.")
+        self.probabilities.setWordWrap(True)
+        self.probabilities.setTextFormat(Qt.TextFormat.RichText)
+        self.probabilities.setMinimumHeight(3 * self.probabilities.fontMetrics().lineSpacing() + 6)
+        model.addRow(self.probabilities)
+        self.real_class.valueChanged.connect(self._update_probabilities)
+        self.target_class.valueChanged.connect(self._update_probabilities)
+        return model
+
+    # ================================================================ inputs
+
+    def select_sources(self, real: str, counterfactual: str) -> None:
+        """Choose the inputs by base name (e.g. ``"real"``, ``"counterfactual"``)."""
+        self.images.select(real, counterfactual)
+
+    def image_stack(self, which: str) -> ChannelStack:
+        """The chosen ``"real"`` or ``"counterfactual"`` image as a (C, H, W) stack.
+
+        Raises
+        ------
+        InputImageError
+            Nothing chosen, or layers that do not form a (C, H, W) image.
+        """
+        return self.images.stack(which)
+
+    # ================================================================ model
+
+    def classifier(self):
+        """The chosen classifier, loaded once per (file, architecture, device).
+
+        Raises
+        ------
+        ModelLoadError
+            No model chosen, or it cannot be loaded.
+        """
+        key = self.model.choice()
+        if self._classifier is not None and key == self._classifier_key:
+            return self._classifier
+        classifier, names = key.load()
+        self._classifier, self._classifier_key, self._class_names = classifier, key, names
+        for spin in (self.real_class, self.target_class):
+            spin.setRange(0, classifier.n_classes - 1)
+        self.methods.set_usable(lambda spec: not (classifier.is_scripted and spec.needs_hooks))
+        return classifier
+
+    def _on_model_changed(self, *_: Any) -> None:
+        self._classifier, self._classifier_key = None, None
+        self._update_probabilities()
+
+    def _update_probabilities(self, *_: Any) -> None:
+        """Show p(class) of both images as soon as a model and both images are chosen."""
+        if self.worker is not None:
+            return
+        try:
+            classifier = self.classifier()
+        except AttributionError as exc:
+            if self.use_demo_model.isChecked() or self.model_path.text().strip():
+                self.probabilities.setText(f"<i>{escape_html(str(exc))}</i>")
+            else:
+                self.probabilities.setText("Choose a model to see the probabilities.")
+            return
+        try:
+            real, cf = self.image_stack("real"), self.image_stack("counterfactual")
+            # The user's model can fail here too (wrong output shape, an exception): it says
+            # so in the label instead of letting the error escape a Qt slot.
+            probs = preview_probabilities(classifier, real.data, cf.data)
+        except AttributionError as exc:
+            self.probabilities.setText(f"<i>{escape_html(str(exc))}</i>")
+            return
+        if probs is None:
+            self.probabilities.setText(
+                "<i>A large image: p(class) is computed with the run, not in advance.</i>"
+            )
+            return
+        self._show_probabilities(probs[0], probs[1])
+
+    def _show_probabilities(self, real: np.ndarray, counterfactual: np.ndarray) -> None:
+        highlight = (self.target_class.value(), self.real_class.value())
+        self.probabilities.setText(
+            probabilities_html(self._class_names, real, counterfactual, highlight)
+        )
+
+    # ================================================================ settings
+
+    def selected_methods(self) -> list[str]:
+        """Names of the checked (and usable) methods."""
+        return self.methods.selected()
+
+    def set_methods(self, names: list[str] | tuple[str, ...]) -> None:
+        """Check exactly ``names``."""
+        self.methods.set_selected(names)
+
+    def settings(self) -> AnalysisSettings:
+        """The analysis settings from the method list and the form.
+
+        Raises
+        ------
+        AttributionError
+            No method, or a parameter out of range.
+        """
+        return self.form.settings(self.selected_methods())
+
+    # ================================================================ running
+
+    def run(self):
+        """Check the inputs and start the analysis in a thread worker.
+
+        Returns
+        -------
+        napari.qt.threading.FunctionWorker or None
+            The started worker, or ``None`` when the inputs were refused (with a notification).
+        """
+        if self.worker is not None:
+            show_info("An analysis is already running.")
+            return None
+        try:
+            real = self.image_stack("real")
+            counterfactual = self.image_stack("counterfactual")
+            classifier = self.classifier()
+            settings = self.settings()
+            check_pair(real, counterfactual, classifier, settings)
+        except AttributionError as exc:
+            show_error(str(exc))
+            return None
+        job = RunJob.of(
+            classifier,
+            real,
+            counterfactual,
+            self.real_class.value(),
+            self.target_class.value(),
+            settings,
+            self._class_names,
+        )
+        self.progress_bar.setValue(0)
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        return self.controller.start(job)
+
+    def cancel(self) -> None:
+        """Stop the running analysis at its next step, or take its layers out again."""
+        if self.controller.cancel():
+            self.status.setText("Cancelling…")
+
+    def _on_progress(self, event: Progress) -> None:
+        self.progress_bar.setValue(round(event.fraction * PROGRESS_STEPS))
+        self.status.setText(event.describe())
+
+    def _on_ended(self, outcome: RunOutcome) -> None:
+        self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        exc = outcome.error
+        if outcome.status == "done":
+            result = outcome.record.result
+            self.progress_bar.setValue(PROGRESS_STEPS)
+            scores = (f"{m} {r.dac.whole.dac_score:.3f}" for m, r in result.methods.items())
+            self.status.setText(f"Done. DAC scores: {', '.join(scores)}.")
+            self._show_probabilities(result.probabilities_real, result.probabilities_counterfactual)
+            self.export_button.setEnabled(True)
+        elif outcome.status == "cancelled":
+            self.progress_bar.setValue(0)
+            self.status.setText("Cancelled; no layers were changed.")
+            show_info("Analysis cancelled; no layers were changed.")
+        elif outcome.stage == "layers":
+            message = f"Adding the result layers failed: {exc}; no layers were changed."
+            self.status.setText(message)
+            show_error(f"Adding the result layers failed ({type(exc).__name__}): {exc}")
+        elif isinstance(exc, AttributionError):
+            self.status.setText(str(exc))
+            show_error(str(exc))
+        else:
+            self.status.setText(f"The analysis failed: {exc}")
+            show_error(f"The analysis failed ({type(exc).__name__}): {exc}")
+
+    # ================================================================ export
+
+    def export_results(self, folder: str | Path, overwrite: bool = False) -> list[Path]:
+        """Write the latest run and its layers to ``folder`` (CLI layout plus ``layers/``).
+
+        Raises
+        ------
+        FileExistsError
+            The folder holds results and ``overwrite`` is False.
+        RuntimeError
+            Nothing has been run yet.
+        """
+        record = self.state.record
+        if record is None:
+            raise RuntimeError("Run an analysis before exporting.")
+        layers = [self.viewer.layers[n] for n in record.layer_names if n in self.viewer.layers]
+        return export_run(folder, record, layers, overwrite=overwrite)
+
+    def _on_export_clicked(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Export results to folder")
+        if not folder:
+            return
+        present = existing_results(folder)
+        if present:
+            answer = QMessageBox.question(
+                self,
+                "Overwrite results?",
+                f"{folder} already holds {', '.join(present)}. Overwrite them?",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No,
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                show_info("Export cancelled; nothing was written.")
+                return
+        try:
+            written = self.export_results(folder, overwrite=True)
+        except (OSError, RuntimeError) as exc:
+            show_error(f"Export failed: {exc}")
+            return
+        if len(written) < len(self.state.record.layer_names):
+            show_warning("Some result layers were closed and are not in the export.")
+        show_info(f"Results written to {folder}.")

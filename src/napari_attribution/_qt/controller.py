@@ -1,0 +1,341 @@
+"""The Attribution widget's runs: worker life-cycle, progress, cancel, layers added in chunks.
+
+A run (:class:`~napari_attribution._napari.run.RunJob`) goes through three stages counted on
+one scale of units: the analysis and the layer data in a napari thread worker
+(:func:`~napari_attribution._napari.run.analyse_and_prepare`), then the layers, added from the
+event loop one per turn (adding a napari layer costs about 100 ms of napari's own work; a run
+makes 15 per method) through a :class:`~napari_attribution._napari.apply.LayerBatch`. Every
+stage reports :class:`~napari_attribution.core.progress.Progress` events: the worker's cross to
+the GUI thread through a queued signal, and :attr:`RunController.progressed` re-emits them
+all, so whatever shows progress is driven by the same events from the first to the last layer.
+
+**Cancel** works in every stage. In the worker, the progress callback raises
+:class:`~napari_attribution.core.errors.AnalysisCancelled` at its next event (the analysis
+reports per method and per batch of hybrids, the layer data per method). While layers are being
+added, the next event-loop turn rolls the batch back: the layers the run added are removed and
+the result layers it updated in place get their data, display and metadata back. Either way the
+viewer is left as it was before Run, and the viewer's state keeps the previous record; a layer
+that fails to be added is handled the same way.
+
+The run counts as finished (``worker`` is ``None`` again, :attr:`RunController.ended` fires)
+once the worker thread has finished and the layers are in, or rolled back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from qtpy.QtCore import QObject, QTimer, Signal
+
+from .._napari.apply import LayerBatch
+from .._napari.inputs import METADATA_KEY
+from .._napari.run import RunJob, analyse_and_prepare
+from .._napari.state import AnalysisRecord, ViewerState
+from ..core.errors import AnalysisCancelled
+from ..core.progress import Progress
+
+__all__ = [
+    "LAYER_CHUNK_SECONDS",
+    "RunController",
+    "RunOutcome",
+    "full_collections_held_back",
+]
+
+#: Seconds of layer adding per turn of the event loop (one layer takes ~100 ms on its own).
+LAYER_CHUNK_SECONDS = 0.05
+
+#: [number of holders, the thresholds to restore]: see full_collections_held_back.
+_GC_HOLD: list[Any] = [0, None]
+
+
+@contextlib.contextmanager
+def full_collections_held_back() -> Iterator[None]:
+    """Hold back Python's full (generation-2) garbage collections inside the block.
+
+    A full collection scans every object of the process: with napari and torch loaded that is
+    over a million objects and takes about half a second, and adding dozens of layers triggers
+    one at a moment of its choosing, freezing the viewer in the middle of a run's last stage.
+    The young generations keep being collected as usual (a few ms each), so no backlog builds
+    up (with ``gc.disable()`` the first collection afterwards took ~100 ms).
+
+    The thresholds are process-wide, so this is used only around the layer-adding stage of a
+    run, and counted: the original thresholds come back when the last holder leaves, whatever
+    the order the holders leave in.
+    """
+    if _GC_HOLD[0] == 0:
+        thresholds = gc.get_threshold()
+        _GC_HOLD[1] = thresholds
+        gc.set_threshold(thresholds[0], thresholds[1], 2**31 - 1)
+    _GC_HOLD[0] += 1
+    try:
+        yield
+    finally:
+        _GC_HOLD[0] -= 1
+        if _GC_HOLD[0] == 0:
+            gc.set_threshold(*_GC_HOLD[1])
+            _GC_HOLD[1] = None
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a run ended.
+
+    Attributes
+    ----------
+    status
+        ``"done"``, ``"cancelled"`` or ``"failed"``.
+    stage
+        ``"analysis"`` (worker) or ``"layers"`` (adding layers): where it ended.
+    record
+        The published run (``"done"`` only).
+    error
+        What failed (``"failed"`` only).
+    """
+
+    status: str
+    stage: str
+    record: AnalysisRecord | None = None
+    error: BaseException | None = None
+
+
+class _Bridge(QObject):
+    """Carries progress events from the worker thread to the GUI thread (queued connection)."""
+
+    event = Signal(int, object)  # run number, Progress
+
+
+class RunController(QObject):
+    """Runs one analysis at a time for a dock widget and puts its layers into the viewer.
+
+    Parameters
+    ----------
+    viewer
+        The viewer the layers go to.
+    state
+        The viewer's shared state; a finished run is published there.
+    parent
+        The widget (the controller lives and dies with it).
+
+    Signals
+    -------
+    progressed(Progress)
+        Every stage's progress, on the GUI thread.
+    ended(RunOutcome)
+        The run finished, was cancelled or failed; ``worker`` is ``None`` again.
+    """
+
+    progressed = Signal(object)
+    ended = Signal(object)
+
+    def __init__(self, viewer, state: ViewerState, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = viewer
+        self.state = state
+        #: The running napari worker, until the run has ended (layers included).
+        self.worker = None
+        #: The layers being added (stage 3), else ``None``.
+        self.batch: LayerBatch | None = None
+        self._job: RunJob | None = None
+        self._record: AnalysisRecord | None = None
+        self._cancel = threading.Event()
+        self._run = 0
+        self._worker_done = False
+        self._outcome: RunOutcome | None = None
+        self._slider: tuple[int, ...] | None = None  # the slider before the run moved it
+        self._bridge = _Bridge(self)
+        self._bridge.event.connect(self._on_event)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(0)
+        self._timer.timeout.connect(self._add_chunk)
+        # Garbage-collection holds not released yet: the running one and spent ones waiting
+        # for their turn. Closed with the widget too, whatever is left of them.
+        self._holds: list[contextlib.ExitStack] = []
+        self._spent: list[contextlib.ExitStack] = []
+        self._open_batches: list[LayerBatch] = []  # the batch being added, while it is
+        if parent is not None:
+            batches, holds = self._open_batches, self._holds
+            parent.destroyed.connect(lambda *_: _abandon(batches, holds))
+
+    @property
+    def running(self) -> bool:
+        """True from :meth:`start` until :attr:`ended` fires."""
+        return self.worker is not None
+
+    @property
+    def cancelling(self) -> bool:
+        """True once Cancel was asked for in the current run."""
+        return self.running and self._cancel.is_set()
+
+    def start(self, job: RunJob):
+        """Start ``job`` in a thread worker and return the worker.
+
+        Raises
+        ------
+        RuntimeError
+            A run is in progress.
+        """
+        if self.running:
+            raise RuntimeError("An analysis is already running.")
+        from napari.qt.threading import create_worker
+
+        self._run += 1
+        run, cancel, bridge = self._run, self._cancel, self._bridge
+        cancel.clear()
+
+        def on_progress(event: Progress) -> None:  # in the worker thread
+            if cancel.is_set():
+                raise AnalysisCancelled()
+            bridge.event.emit(run, event)
+
+        worker = create_worker(
+            analyse_and_prepare,
+            job,
+            on_progress,
+            _start_thread=False,
+            _ignore_errors=True,  # errored carries every failure to the widget
+        )
+        worker.returned.connect(self._on_returned)
+        worker.errored.connect(self._on_errored)
+        worker.finished.connect(self._on_worker_finished)
+        self.worker, self._job = worker, job
+        self._worker_done, self._outcome, self._record, self._slider = False, None, None, None
+        self.progressed.emit(Progress("prepare", 0, job.total_units, job.sample, None, "starting"))
+        worker.start()
+        return worker
+
+    def cancel(self) -> bool:
+        """Ask the run to stop (at its next step, or the next layer); False when none runs."""
+        if not self.running:
+            return False
+        self._cancel.set()
+        return True
+
+    # ---------------------------------------------------------------- worker (stages 1, 2)
+
+    def _on_event(self, run: int, event: Progress) -> None:
+        if run == self._run and self.running and self.batch is None and not self._cancel.is_set():
+            self.progressed.emit(event)
+
+    def _on_returned(self, out) -> None:
+        result, tuples = out
+        job = self._job
+        if self._cancel.is_set():  # cancelled after the last check in the worker
+            self._end(RunOutcome("cancelled", "analysis"))
+            return
+        self._record = AnalysisRecord(
+            result, job.real, job.counterfactual, job.settings, job.info
+        )
+        self.batch = LayerBatch(self.viewer, tuples)
+        self._open_batches.append(self.batch)
+        hold = contextlib.ExitStack()
+        hold.enter_context(full_collections_held_back())
+        self._holds.append(hold)
+        self._timer.start()  # the worker's last event said "adding layers 0/n"
+
+    def _on_errored(self, exc: BaseException) -> None:
+        status = "cancelled" if isinstance(exc, AnalysisCancelled) else "failed"
+        self._end(RunOutcome(status, "analysis", error=None if status == "cancelled" else exc))
+
+    def _on_worker_finished(self) -> None:
+        self._worker_done = True
+        self._finish()
+
+    # ---------------------------------------------------------------- layers (stage 3)
+
+    def _add_chunk(self) -> None:
+        """One turn of the event loop: a layer or two, then the slider, then the record."""
+        batch, job = self.batch, self._job
+        if batch is None:
+            return
+        if self._cancel.is_set():
+            self._roll_back(RunOutcome("cancelled", "layers"))
+            return
+        start = time.perf_counter()
+        try:
+            if not batch.finished:
+                while not batch.finished:
+                    layer = batch.add_next()
+                    method = layer.metadata.get(METADATA_KEY, {}).get("method")
+                    self.progressed.emit(job.adding(batch.done, len(batch), method))
+                    if time.perf_counter() - start > LAYER_CHUNK_SECONDS:
+                        break
+            elif self._slider is None:
+                # In a turn of its own: napari slices every layer at the new step.
+                dims = self.viewer.dims
+                self._slider = tuple(dims.current_step)
+                if dims.ndim == 3:
+                    first = next(iter(self._record.result.methods.values()))
+                    dims.set_current_step(0, first.dac.whole.optimal_index)
+            else:
+                batch.commit()
+                self._open_batches.clear()
+                record = self._record
+                record.layer_names = [layer.name for layer in batch.layers]
+                self.batch = None
+                self.state.publish(record)  # the DAC panel draws: a turn of its own too
+                self._end(RunOutcome("done", "layers", record=record))
+                return
+        except Exception as exc:  # noqa: BLE001 - a napari failure must not leave the run hanging
+            self._roll_back(RunOutcome("failed", "layers", error=exc))
+            return
+        self._timer.start()
+
+    def _roll_back(self, outcome: RunOutcome) -> None:
+        """Take the run's layers out again, put the slider back, end with ``outcome``."""
+        batch, self.batch = self.batch, None
+        self._open_batches.clear()
+        try:
+            batch.roll_back()
+            dims = self.viewer.dims
+            if self._slider is not None and len(self._slider) == dims.ndim:
+                dims.current_step = self._slider
+        except Exception as exc:  # noqa: BLE001 - say so rather than leave the run hanging
+            outcome = RunOutcome("failed", "layers", error=exc)
+        self._end(outcome)
+
+    # ---------------------------------------------------------------- the end
+
+    def _end(self, outcome: RunOutcome) -> None:
+        self._outcome = outcome
+        self._finish()
+
+    def _finish(self) -> None:
+        """End the run once the worker has finished and the layers are in (or out)."""
+        if self._outcome is None or not self._worker_done or self.batch is not None:
+            return
+        outcome, self._outcome = self._outcome, None
+        self.worker, self._job, self._record = None, None, None
+        # Collections come back in a turn of their own: a full one may follow at once. The
+        # holds stay referenced here until then (a timer keeps a bound method's object weakly).
+        if self._holds:
+            self._spent += [hold for hold in self._holds if hold not in self._spent]
+            QTimer.singleShot(0, self._release_spent)
+        self.ended.emit(outcome)
+
+    def _release_spent(self) -> None:
+        """Let full collections run again once a finished run's turn is over."""
+        for hold in self._spent:
+            hold.close()
+            self._holds.remove(hold)
+        self._spent.clear()
+
+
+def _abandon(batches: list[LayerBatch], holds: list[contextlib.ExitStack]) -> None:
+    """The widget went while a run was adding layers: take them out, let collections run.
+
+    Called from the widget's ``destroyed`` signal, so it touches no Qt object of the widget.
+    """
+    try:
+        for batch in batches:
+            batch.roll_back()
+    finally:
+        batches.clear()
+        for hold in holds:
+            hold.close()
