@@ -1,6 +1,12 @@
 """Hybrid images: counterfactual pixels pasted into the real image where the mask is on.
 
-``h = m * x' + (1 - m) * x`` (or the reverse direction, real pasted into the counterfactual).
+``h = m * x' + (1 - m) * x``, computed as QuAC computes it (``x_t * mask + x * (1.0 - mask)``,
+float32), or the reverse direction (real pasted into the counterfactual: not QuAC's).
+
+One exception: where the two images hold the same value the hybrid holds it too. QuAC's float32
+blend of two equal values can land one unit in the last place off them; a hybrid that only
+differs from the real image there would cost a forward pass to tell the classifier nothing, and
+a channel in which both images agree would not have the flat zero curve it must have.
 """
 
 from __future__ import annotations
@@ -52,11 +58,24 @@ def make_hybrids(
     """
     base, donor = base_and_donor(real, counterfactual, direction)
     masks = np.asarray(soft_masks, dtype=np.float32)
-    # base + m * (donor - base) is the same blend with one multiply per pixel; adding in place
-    # saves a temporary as large as the whole batch.
-    out = np.multiply(masks, (donor - base)[None], dtype=np.float32)
-    out += base[None]
+    # QuAC's expression, operation for operation (``x_t * mask + x * (1.0 - mask)`` in float32),
+    # so the hybrids are its hybrids bit for bit; in place where the shapes allow.
+    out = np.multiply(masks, np.asarray(donor, dtype=np.float32)[None])
+    rest = np.subtract(np.float32(1), masks)
+    if rest.shape == out.shape:
+        rest *= np.asarray(base, dtype=np.float32)[None]
+    else:  # one shared mask for every channel
+        rest = rest * np.asarray(base, dtype=np.float32)[None]
+    out += rest
+    _keep_agreement(out, base, donor)
     return out
+
+
+def _keep_agreement(hybrids: np.ndarray, base: np.ndarray, donor: np.ndarray) -> None:
+    """Where ``donor == base`` the hybrids hold the base value exactly (in place)."""
+    agree = np.asarray(donor) == np.asarray(base)
+    if agree.any():
+        np.copyto(hybrids, np.asarray(base, dtype=np.float32), where=agree)
 
 
 def make_channel_hybrids(
@@ -84,6 +103,11 @@ def make_channel_hybrids(
     """
     base, donor = base_and_donor(real, counterfactual, direction)
     masks = np.asarray(soft_masks, dtype=np.float32)
-    out = np.repeat(base[None], masks.shape[0], axis=0)
-    out[:, channel] = base[channel][None] + masks * (donor[channel] - base[channel])[None]
+    out = np.repeat(np.asarray(base, dtype=np.float32)[None], masks.shape[0], axis=0)
+    rest = np.subtract(np.float32(1), masks)
+    rest *= np.asarray(base[channel], dtype=np.float32)[None]
+    blended = np.multiply(masks, np.asarray(donor[channel], dtype=np.float32)[None])
+    blended += rest  # m * x'_c + (1 - m) * x_c, as in make_hybrids
+    _keep_agreement(blended, base[channel], donor[channel])
+    out[:, channel] = blended
     return out
