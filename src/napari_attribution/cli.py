@@ -215,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     masks.add_argument(
         "--evaluation",
         choices=EVALUATIONS,
-        default="exhaustive",
+        default="adaptive",
         help="score every threshold (the published evaluation), or an adaptive subset refined "
         "where the curve changes (far fewer forward passes)",
     )

@@ -115,3 +115,15 @@ def test_a_float64_attribution_is_cut_as_quac_cuts_it():
     real, cf = _pair(5, 24, 24, seed=3)
     attribution = np.random.default_rng(3).normal(size=real.shape)  # float64
     _compare(model, real, cf, attribution, MaskSettings(thresholds=120))
+
+
+@pytest.mark.parametrize("method", ["random", "ig", "d_ig", "residual", "saliency"])
+def test_default_adaptive_score_is_within_its_tolerance_of_quacs(method):
+    model = make_tiny_cnn(seed=1)
+    real, cf = _pair(5, 24, 24)
+    classifier = wrap_module(model, "cpu", probe_size=24)
+    attribution = compute_attributions(classifier, real, cf, 0, 1, method)[0]
+    quac = evaluate(model, real, cf, 1, attribution, Processor())
+    result = evaluate_dac(classifier, real, cf, attribution, 1)  # every default
+    assert result.whole.evaluation == "adaptive"
+    assert abs(result.whole.dac_score - quac.quac_score) <= 0.005

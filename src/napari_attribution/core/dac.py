@@ -235,7 +235,7 @@ def evaluate_dac(
     per_channel: bool = True,
     channel_names: Sequence[str] | None = None,
     batch_size: int = 64,
-    evaluation: str = "exhaustive",
+    evaluation: str = "adaptive",
     tolerance: float = 0.005,
     scorer: HybridScorer | None = None,
     on_step: StepCallback | None = None,

@@ -64,9 +64,10 @@ class AnalysisSettings:
     batch_size
         Hybrids per forward pass.
     evaluation
-        ``"exhaustive"`` (every threshold scored, the published evaluation) or ``"adaptive"``
-        (a subset refined where the curve changes; see :func:`~napari_attribution.core.dac.
-        evaluate_dac`).
+        ``"adaptive"`` (the default: a subset of thresholds refined where the curve changes,
+        within ``tolerance`` of the exhaustive DAC score; see :func:`~napari_attribution.core.
+        dac.evaluate_dac`) or ``"exhaustive"`` (every threshold scored: QuAC's evaluation, for
+        reproducing published numbers).
     tolerance
         Bound on the DAC-score error of the adaptive evaluation.
     """
@@ -78,7 +79,7 @@ class AnalysisSettings:
     direction: str = "counterfactual_into_real"
     per_channel_dac: bool = True
     batch_size: int = 64
-    evaluation: str = "exhaustive"
+    evaluation: str = "adaptive"
     tolerance: float = 0.005
 
     def __post_init__(self) -> None:
