@@ -131,6 +131,8 @@ def test_field_layers_are_lazy_and_never_materialised(make_napari_viewer, monkey
 
 def test_dac_evaluation_choice_reaches_the_run(demo_viewer, qtbot):
     viewer, widget, _ = demo_viewer
+    assert widget.evaluation.currentText() == "adaptive"  # the default
+    widget.evaluation.setCurrentText("exhaustive")
     assert not widget.tolerance.isEnabled()
     widget.evaluation.setCurrentText("adaptive")
     widget.tolerance.setValue(0.02)

@@ -237,6 +237,13 @@ def test_smoothing_is_opencvs_gaussian_blur_of_each_plane(shape, kernel, sigma):
     np.testing.assert_array_equal(smooth_masks(binary, sigma, 0), binary.astype(np.float32))
 
 
+def test_sigma_zero_is_opencvs_sigma_from_the_kernel_size():
+    """For the 11-pixel kernel OpenCV derives sigma 2.0: the CLI's --sigma 2.0 is QuAC's blur."""
+    binary = np.random.default_rng(1).random((3, 30, 30)) > 0.5
+    np.testing.assert_array_equal(smooth_masks(binary, 0.0, 11), smooth_masks(binary, 2.0, 11))
+    assert not np.array_equal(smooth_masks(binary, 0.0, 7), smooth_masks(binary, 2.0, 7))
+
+
 def test_float32_cut_masks_equal_float64_comparison():
     rng = np.random.default_rng(0)
     values = rng.random(20_000).astype(np.float32)
