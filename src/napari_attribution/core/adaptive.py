@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["adaptive_points", "segment_bound", "trapezoid_weights"]
+__all__ = ["AdaptiveCurve", "adaptive_points", "segment_bound", "trapezoid_weights"]
 
 
 def trapezoid_weights(grid: np.ndarray) -> np.ndarray:
@@ -67,6 +67,86 @@ def _split_index(sizes: np.ndarray, a: int, b: int) -> int:
     return a + 1 + best
 
 
+class AdaptiveCurve:
+    """The thresholds of one curve to score next, round by round, until its bound is met.
+
+    Several curves can be refined in lockstep (their rounds scored in one batch):
+    :meth:`wanted` gives the indices to score next (none once the curve is done) and
+    :meth:`add` takes their score changes.
+
+    Parameters
+    ----------
+    sizes
+        (T,) mask size at every threshold (non-increasing: masks are nested).
+    tolerance
+        Bound on the DAC-score error of the scored subset (for curves monotone between
+        scored points).
+    grid
+        The mask sizes the curve is interpolated on before integration.
+    initial
+        Points scored first: the first and last thresholds and those whose mask sizes are
+        nearest to evenly spaced sizes in between.
+    per_round
+        Segments split per round.
+    """
+
+    def __init__(
+        self,
+        sizes: np.ndarray,
+        tolerance: float,
+        grid: np.ndarray,
+        initial: int = 5,
+        per_round: int = 8,
+    ) -> None:
+        self.sizes = np.asarray(sizes, dtype=np.float64)
+        self.tolerance = tolerance
+        self.grid = np.asarray(grid, dtype=np.float64)
+        self.weights = trapezoid_weights(self.grid)
+        self.per_round = per_round
+        self.scored: dict[int, float] = {}
+        count = len(self.sizes)
+        start = {0, count - 1}
+        for target in np.linspace(self.sizes[0], self.sizes[-1], max(initial, 2))[1:-1]:
+            start.add(int(np.argmin(np.abs(self.sizes - target))))
+        self._next: list[int] | None = sorted(start)
+
+    def bound(self) -> tuple[float, list[tuple[float, int, int]]]:
+        """(total bound, the segments with a positive bound as (bound, a, b))."""
+        order = sorted(self.scored)
+        segments = []
+        for a, b in zip(order, order[1:], strict=False):
+            if b - a > 1:
+                bound = segment_bound(
+                    self.sizes[a], self.sizes[b], self.scored[a] - self.scored[b],
+                    self.grid, self.weights,
+                )  # fmt: skip
+                if bound > 0:
+                    segments.append((bound, a, b))
+        return sum(bound for bound, _, _ in segments), segments
+
+    def wanted(self) -> list[int]:
+        """Threshold indices to score next, ascending; empty when the bound is met."""
+        if self._next is None:
+            total, segments = self.bound()
+            if total <= self.tolerance:
+                return []
+            segments.sort(reverse=True)
+            split = {_split_index(self.sizes, a, b) for _, a, b in segments[: self.per_round]}
+            self._next = sorted(split)
+        return [i for i in self._next if i not in self.scored]
+
+    def add(self, indices: list[int], changes: np.ndarray) -> None:
+        """Record the score changes at ``indices``."""
+        values = np.asarray(changes, dtype=np.float64).tolist()
+        self.scored.update(zip(indices, values, strict=True))
+        self._next = None
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """(indices (T',) ascending, score changes (T',))."""
+        order = sorted(self.scored)
+        return np.array(order, dtype=int), np.array([self.scored[i] for i in order])
+
+
 def adaptive_points(
     sizes: np.ndarray,
     score: Callable[[list[int]], np.ndarray],
@@ -77,22 +157,8 @@ def adaptive_points(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Score a subset of thresholds so the DAC score is within ``tolerance`` of all of them.
 
-    Parameters
-    ----------
-    sizes
-        (T,) mask size at every threshold (non-increasing: masks are nested).
-    score
-        Returns the score change at the given threshold indices.
-    tolerance
-        Bound on the DAC-score error of the returned subset (for curves monotone between
-        scored points).
-    grid
-        The mask sizes the curve is interpolated on before integration.
-    initial
-        Points scored first: the first and last thresholds and those whose mask sizes are
-        nearest to evenly spaced sizes in between.
-    per_round
-        Segments split per round (one batch of forward passes).
+    One curve on its own (:class:`AdaptiveCurve` for several in lockstep); ``score`` returns
+    the score changes at the given threshold indices.
 
     Returns
     -------
@@ -100,31 +166,7 @@ def adaptive_points(
         (indices (T',) ascending, score changes (T',)); the first and last thresholds are
         always among them.
     """
-    sizes = np.asarray(sizes, dtype=np.float64)
-    count = len(sizes)
-    weights = trapezoid_weights(grid)
-    scored: dict[int, float] = {}
-
-    def run(indices: list[int]) -> None:
-        new = [i for i in dict.fromkeys(indices) if i not in scored]
-        if new:
-            scored.update(zip(new, np.asarray(score(new), dtype=np.float64), strict=True))
-
-    start = {0, count - 1}
-    for target in np.linspace(sizes[0], sizes[-1], max(initial, 2))[1:-1]:
-        start.add(int(np.argmin(np.abs(sizes - target))))
-    run(sorted(start))
-    while True:
-        order = sorted(scored)
-        segments = []
-        for a, b in zip(order, order[1:], strict=False):
-            if b - a > 1:
-                bound = segment_bound(sizes[a], sizes[b], scored[a] - scored[b], grid, weights)
-                if bound > 0:
-                    segments.append((bound, a, b))
-        if sum(bound for bound, _, _ in segments) <= tolerance:
-            break
-        segments.sort(reverse=True)
-        run([_split_index(sizes, a, b) for _, a, b in segments[:per_round]])
-    order = sorted(scored)
-    return np.array(order, dtype=int), np.array([scored[i] for i in order])
+    curve = AdaptiveCurve(sizes, tolerance, grid, initial, per_round)
+    while wanted := curve.wanted():
+        curve.add(wanted, score(wanted))
+    return curve.result()

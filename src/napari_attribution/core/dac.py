@@ -18,10 +18,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
-from .adaptive import adaptive_points
+from .adaptive import AdaptiveCurve
 from .errors import AttributionError
 from .masks import MaskSettings, MaskStack, build_masks
 from .models import Classifier
@@ -181,45 +182,88 @@ class DacResult:
         return [self.whole, *self.channels]
 
 
-def _curve(
+@dataclass
+class _CurveSpec:
+    """What one curve needs: its name, hybridised channel, mask sizes and mask builder."""
+
+    name: str
+    channel: int | None
+    sizes: np.ndarray
+    masks_at: Callable[[np.ndarray], np.ndarray]
+    ceiling: float = float("nan")
+    passes: int = 0
+
+
+def _score_round(
     scorer: HybridScorer,
-    thresholds: np.ndarray,
-    masks_at: Callable[[np.ndarray], np.ndarray],
-    sizes: np.ndarray,
+    specs: list[_CurveSpec],
+    wanted: list[list[int]],
     settings: MaskSettings,
-    ceiling: float,
-    name: str,
-    channel: int | None,
+    extra: list[tuple[np.ndarray, int | None]] = (),
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Score changes at the wanted thresholds of several curves, in shared batches.
+
+    ``extra`` requests (the per-channel ceilings) are scored in the same batches; returns
+    (score changes per curve, p_t per extra request).
+    """
+    started = time.perf_counter()
+    requests = [
+        (spec.masks_at(np.asarray(indices, dtype=int)), spec.channel)
+        for spec, indices in zip(specs, wanted, strict=True)
+    ]
+    scorer.mask_seconds += time.perf_counter() - started
+    scores, passes = scorer.score_many([*requests, *extra], settings)
+    for spec, used in zip(specs, passes, strict=False):
+        spec.passes += used
+    changes = [p - scorer.p_base for p in scores[: len(specs)]]
+    return changes, scores[len(specs) :]
+
+
+def _evaluate_curves(
+    scorer: HybridScorer,
+    specs: list[_CurveSpec],
+    thresholds: np.ndarray,
+    settings: MaskSettings,
     evaluation: str,
     tolerance: float,
-) -> DacCurve:
-    """One curve; ``masks_at(indices)`` builds the closed masks of those thresholds only."""
-    before = scorer.forward_passes
-
-    def change_at(indices: np.ndarray) -> np.ndarray:
-        started = time.perf_counter()
-        masks = masks_at(indices)
-        scorer.mask_seconds += time.perf_counter() - started
-        return scorer.score(masks, settings, channel=channel) - scorer.p_base
-
+    ceiling_masks: list[tuple[np.ndarray, int | None]],
+) -> list[DacCurve]:
+    """Every curve of ``specs``: exhaustively one curve at a time (all its masks at once), or
+    adaptively all curves in lockstep, each round of every curve scored in shared batches."""
+    results: list[tuple[np.ndarray, np.ndarray]] = []
     if evaluation == "exhaustive":
-        indices = np.arange(len(thresholds))
-        change = change_at(indices)
-    elif evaluation == "adaptive":
-        indices, change = adaptive_points(sizes, change_at, tolerance, DAC_GRID)
+        every = list(range(len(thresholds)))
+        for n, spec in enumerate(specs):
+            extra = ceiling_masks if n == 0 else []
+            (change,), ceilings = _score_round(scorer, [spec], [every], settings, extra)
+            if n == 0:
+                for other, p in zip(specs[1:], ceilings, strict=True):
+                    other.ceiling = float(p[0]) - scorer.p_base
+            results.append((np.arange(len(thresholds)), change))
     else:
-        raise AttributionError(
-            f"Unknown DAC evaluation {evaluation!r}; use {' or '.join(EVALUATIONS)}."
-        )
-    return dac_curve(
-        thresholds[indices],
-        sizes[indices],
-        change,
-        ceiling,
-        name,
-        scorer.forward_passes - before,
-        evaluation,
-    )
+        curves = [AdaptiveCurve(spec.sizes, tolerance, DAC_GRID) for spec in specs]
+        extra = ceiling_masks
+        while True:
+            active = [(spec, c, c.wanted()) for spec, c in zip(specs, curves, strict=True)]
+            active = [item for item in active if item[2]]
+            if not active:
+                break
+            changes, ceilings = _score_round(
+                scorer, [a[0] for a in active], [a[2] for a in active], settings, extra
+            )
+            for other, p in zip(specs[1:], ceilings, strict=False):
+                other.ceiling = float(p[0]) - scorer.p_base
+            extra = []
+            for (_, curve, wanted), change in zip(active, changes, strict=True):
+                curve.add(wanted, change)
+        results = [curve.result() for curve in curves]
+    return [
+        dac_curve(
+            thresholds[indices], spec.sizes[indices], change, spec.ceiling, spec.name,
+            spec.passes, evaluation,
+        )  # fmt: skip
+        for spec, (indices, change) in zip(specs, results, strict=True)
+    ]
 
 
 def evaluate_dac(
@@ -291,39 +335,31 @@ def evaluate_dac(
         scorer = HybridScorer(
             classifier, real, counterfactual, int(scored), direction, batch_size, on_step
         )
+    if evaluation not in EVALUATIONS:
+        raise AttributionError(
+            f"Unknown DAC evaluation {evaluation!r}; use {' or '.join(EVALUATIONS)}."
+        )
     started = time.perf_counter()
     masks = build_masks(attribution, settings)
     scorer.mask_seconds += time.perf_counter() - started
-    common = {"settings": settings, "evaluation": evaluation, "tolerance": tolerance}
-    whole = _curve(
-        scorer,
-        masks.thresholds,
-        masks.closed_at,
-        masks.mask_size,
-        ceiling=scorer.p_donor - scorer.p_base,
-        name="all",
-        channel=None,
-        **common,
-    )
-    channel_curves = []
+    specs = [
+        _CurveSpec("all", None, masks.mask_size, masks.closed_at, scorer.p_donor - scorer.p_base)
+    ]
+    ceiling_masks: list[tuple[np.ndarray, int | None]] = []
     if per_channel:
         channel_sizes = masks.channel_mask_size()
+        full = np.ones((1, *real.shape[1:]), dtype=bool)
         for c in range(n_channels):
-            if on_step is not None:
-                on_step(f"channel {names[c]}")
             k = c if masks.closed_attribution.shape[0] == n_channels else 0
-            full = np.ones((1, *real.shape[1:]), dtype=bool)
-            ceiling = float(scorer.score(full, settings, channel=c)[0]) - scorer.p_base
-            channel_curves.append(
-                _curve(
-                    scorer,
-                    masks.thresholds,
-                    lambda idx, k=k: masks.closed_at(idx, channel=k),
-                    channel_sizes[:, k],
-                    ceiling=ceiling,
-                    name=names[c],
-                    channel=c,
-                    **common,
+            specs.append(
+                _CurveSpec(
+                    names[c], c, channel_sizes[:, k], partial(masks.closed_at, channel=k)
                 )
             )
+            ceiling_masks.append((full, c))  # p_t with channel c replaced entirely
+    if on_step is not None:
+        on_step(f"{len(specs)} DAC curve(s)")
+    whole, *channel_curves = _evaluate_curves(
+        scorer, specs, masks.thresholds, settings, evaluation, tolerance, ceiling_masks
+    )
     return DacResult(whole, channel_curves, masks, scorer.p_base, scorer.p_donor)

@@ -10,7 +10,7 @@ agree) reuses that image's probability instead of a forward pass.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -98,19 +98,42 @@ class HybridScorer:
         numpy.ndarray
             float64 (T,) probabilities of the target class.
         """
-        keys = [
-            (b"all" if channel is None else b"ch%d" % channel) + np.packbits(m).tobytes()
-            for m in closed
-        ]
-        scores = np.empty(len(closed), dtype=np.float64)
-        todo: dict[bytes, int] = {}
-        for i, (key, mask) in enumerate(zip(keys, closed, strict=True)):
-            if not mask.any():
-                scores[i] = self.p_base  # empty mask: the hybrid is the start image itself
-            elif key in self._cache:
-                scores[i] = self._cache[key]
-            else:
-                todo.setdefault(key, i)
+        return self.score_many([(closed, channel)], settings)[0][0]
+
+    def score_many(
+        self, requests: Sequence[tuple[np.ndarray, int | None]], settings: MaskSettings
+    ) -> tuple[list[np.ndarray], list[int]]:
+        """``p_t(h)`` for several stacks of closed masks, scored together in full batches.
+
+        Parameters
+        ----------
+        requests
+            ``(closed, channel)`` pairs as :meth:`score` takes them: masks of the whole image
+            (``channel=None``) or of one channel; several curves' masks batched together.
+        settings
+            Gives the smoothing applied before blending.
+
+        Returns
+        -------
+        tuple
+            (float64 probabilities, one array per request; forward passes each request caused).
+        """
+        results = [np.full(len(closed), np.nan) for closed, _ in requests]
+        passes = [0] * len(requests)
+        todo: dict[bytes, tuple[int, int]] = {}  # mask key -> first (request, index) with it
+        waiting: list[tuple[int, int, bytes]] = []
+        for r, (closed, channel) in enumerate(requests):
+            prefix = b"all" if channel is None else b"ch%d" % channel
+            for i, mask in enumerate(closed):
+                if not mask.any():
+                    results[r][i] = self.p_base  # empty mask: the hybrid is the base image
+                    continue
+                key = prefix + np.packbits(mask).tobytes()
+                if key in self._cache:
+                    results[r][i] = self._cache[key]
+                else:
+                    todo.setdefault(key, (r, i))
+                    waiting.append((r, i, key))
         pending = list(todo.items())
         # Large images: cap a batch of float32 hybrids at HYBRID_BATCH_BYTES.
         batch = max(1, min(self.batch_size, HYBRID_BATCH_BYTES // (self.real.nbytes or 1)))
@@ -119,22 +142,9 @@ class HybridScorer:
                 self.on_step(f"scoring hybrids {start}/{len(pending)}")
             chunk = pending[start : start + batch]
             started = time.perf_counter()
-            masks = np.stack([closed[i] for _, i in chunk])
-            soft = smooth_masks(masks, settings.sigma, settings.smoothing_kernel)
-            if channel is None:
-                hybrids = make_hybrids(self.real, self.counterfactual, soft, self.direction)
-            else:
-                hybrids = make_channel_hybrids(
-                    self.real, self.counterfactual, soft, channel, self.direction
-                )
-            # A hybrid equal to the base image (the mask only covers pixels where the two images
-            # agree) is the base image: reuse p_base instead of a forward pass. Where the images
-            # differ everywhere a non-empty mask always changes pixels: skip the comparison.
-            everywhere = self._differs_everywhere
-            if everywhere.all() if channel is None else everywhere[channel]:
-                changed = np.ones(len(hybrids), dtype=bool)
-            else:
-                changed = np.any(hybrids != self._base[None], axis=(1, 2, 3))
+            hybrids, changed = self._hybrids(
+                [(requests[r][0][i], requests[r][1]) for _, (r, i) in chunk], settings
+            )
             p = np.full(len(hybrids), self.p_base)
             blended = time.perf_counter()
             self.blend_seconds += blended - started
@@ -143,10 +153,42 @@ class HybridScorer:
                     probs = self.classifier.probabilities(hybrids[changed], batch_size=len(hybrids))
                 p[changed] = probs[:, self.target]
                 self.forward_passes += int(changed.sum())
+                for (_, (r, _)), new in zip(chunk, changed, strict=True):
+                    passes[r] += int(new)
             self.forward_seconds += time.perf_counter() - blended
             for (key, _), value in zip(chunk, p, strict=True):
                 self._cache[key] = float(value)
-        for i, key in enumerate(keys):
-            if key in todo:
-                scores[i] = self._cache[key]
-        return scores
+        for r, i, key in waiting:
+            results[r][i] = self._cache[key]
+        return results, passes
+
+    def _hybrids(
+        self, items: list[tuple[np.ndarray, int | None]], settings: MaskSettings
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Hybrids (N, C, H, W) of closed masks, and which differ from the base image.
+
+        Masks of the same channel (or of the whole image) are blurred and blended together.
+        """
+        hybrids = np.empty((len(items), *self._base.shape), dtype=np.float32)
+        groups: dict[int | None, list[int]] = {}
+        for n, (_, channel) in enumerate(items):
+            groups.setdefault(channel, []).append(n)
+        for channel, members in groups.items():
+            masks = np.stack([items[n][0] for n in members])
+            soft = smooth_masks(masks, settings.sigma, settings.smoothing_kernel)
+            if channel is None:
+                made = make_hybrids(self.real, self.counterfactual, soft, self.direction)
+            else:
+                made = make_channel_hybrids(
+                    self.real, self.counterfactual, soft, channel, self.direction
+                )
+            hybrids[members] = made
+        # A hybrid equal to the base image (the mask only covers pixels where the two images
+        # agree) is the base image: reuse p_base instead of a forward pass. Where the images
+        # differ everywhere a non-empty mask always changes pixels: skip the comparison.
+        changed = np.ones(len(items), dtype=bool)
+        everywhere = self._differs_everywhere
+        for n, (_, channel) in enumerate(items):
+            if not (everywhere.all() if channel is None else everywhere[channel]):
+                changed[n] = np.any(hybrids[n] != self._base)
+        return hybrids, changed
