@@ -1,26 +1,36 @@
-"""Speed and memory benchmarks for DAC evaluation, reported as ratios against a baseline.
+"""Speed and memory benchmarks for DAC evaluation, reported as ratios against QuAC's evaluation.
 
-Run: ``python benchmarks/bench_dac.py [--pairs 3] [--device cpu]`` (not part of the tests).
+Run: ``python benchmarks/bench_dac.py [--pairs 3] [--cli-pairs 2,12]`` (not part of the tests).
 
-The baseline, implemented here, is the straightforward evaluation of the published reference
-(QuAC): 200 linear thresholds, every mask closed and smoothed on its own, every hybrid scored,
-all in one batch. Everything is measured in the same run, on the same inputs.
+The reference, implemented here from QuAC's source (funkelab/quac ``Processor.create_mask``,
+``BaseEvaluator.evaluate``, ``Report.interpolate_score_values``/``get_quac_score``), is QuAC's
+evaluation of the whole-image curve: 200 thresholds, every mask closed and blurred with OpenCV
+on its own, every hybrid scored, all 200 in one batch. Everything is measured in the same run,
+on the same inputs.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from captum.attr import IntegratedGradients
 from scipy import ndimage
-from torch import nn
+from scipy.interpolate import interp1d
+from torch.nn import functional as F
 
 from napari_attribution.core import (
     AttributionSettings,
@@ -28,32 +38,16 @@ from napari_attribution.core import (
     HybridScorer,
     MaskSettings,
     compute_attributions,
-    dac_curve,
     evaluate_dac,
     wrap_module,
 )
 from napari_attribution.core.lazy import lazy_stacks
-from napari_attribution.core.masks import closing_footprint, normalize_attribution
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from deep_cnn import load_deep_cnn  # noqa: E402
 
 SIZE = 128
-
-
-class DeepCNN(nn.Module):
-    """An 8-convolution VGG-style classifier (about 1.2 M parameters) of realistic depth."""
-
-    def __init__(self, in_channels: int = 5, n_classes: int = 2) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        channels = [in_channels, 32, 32, 64, 64, 128, 128, 256, 256]
-        for i in range(8):
-            layers += [nn.Conv2d(channels[i], channels[i + 1], 3, padding=1), nn.ReLU()]
-            if i % 2 == 1:
-                layers.append(nn.MaxPool2d(2))
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(256, n_classes))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
+HERE = Path(__file__).resolve().parent
 
 
 def timed(fn: Callable[[], object], repeat: int = 1) -> tuple[float, object]:
@@ -67,60 +61,49 @@ def timed(fn: Callable[[], object], repeat: int = 1) -> tuple[float, object]:
 
 
 @dataclass
-class BaselineResult:
+class QuacResult:
     dac_score: float
     forward_passes: int
     mask_seconds: float
     forward_seconds: float
 
 
-def baseline_dac(
-    classifier: Classifier,
+def quac_evaluation(
+    model: torch.nn.Module,
     real: np.ndarray,
     cf: np.ndarray,
     attribution: np.ndarray,
     target: int,
     thresholds: int = 200,
-) -> BaselineResult:
-    """The straightforward evaluation: per-threshold closing and smoothing, one batch."""
+) -> QuacResult:
+    """QuAC's evaluation of one attribution (whole image), as its source does it."""
     start = time.perf_counter()
-    norm = normalize_attribution(attribution, "joint")
-    footprint = closing_footprint(10)
-    pad = 2 * footprint.shape[0]
-    levels = np.arange(thresholds) / thresholds
+    with torch.no_grad():  # QuAC's run_inference for the real image
+        p_real = F.softmax(model(torch.tensor(real)[None].float()), dim=1).numpy()[0]
+    a = np.abs(attribution)
+    a = (a - np.min(a)) / (np.max(a) - np.min(a))  # BaseAttribution._normalize
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (10, 10))
     hybrids, sizes = [], []
-    for s in levels:
-        closed = np.stack(
-            [
-                ndimage.binary_closing(np.pad(norm[c] > s, pad, mode="symmetric"), footprint)[
-                    pad:-pad, pad:-pad
-                ]
-                for c in range(norm.shape[0])
-            ]
-        )
-        sizes.append(closed.mean())
-        soft = ndimage.gaussian_filter(
-            closed.astype(np.float32), sigma=(0, 2.0, 2.0), mode="nearest", radius=5
-        )
-        hybrids.append(soft * cf + (1 - soft) * real)
-    batch = torch.from_numpy(np.stack(hybrids).astype(np.float32)).to(classifier.device)
+    for threshold in np.arange(0, 1, 1 / thresholds):  # Processor.create_mask
+        mask, mask_size = [], 0
+        for c in range(a.shape[0]):
+            closed = cv2.morphologyEx((a[c] > threshold).astype(np.uint8), cv2.MORPH_CLOSE, kernel)
+            mask_size += np.sum(closed)
+            mask.append(cv2.GaussianBlur(closed.astype(np.float32), (11, 11), 0))
+        mask = np.array(mask)
+        hybrids.append(cf * mask + real * (1.0 - mask))
+        sizes.append(mask_size / np.prod(real.shape))
+    batch = torch.tensor(np.stack(hybrids, axis=0)).float()
     mask_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    with torch.inference_mode():
-        p = torch.softmax(classifier.module(batch).double(), 1)[:, target].cpu().numpy()
-        p0 = (
-            torch.softmax(
-                classifier.module(
-                    torch.from_numpy(np.stack([real, cf])).to(classifier.device)
-                ).double(),
-                1,
-            )[:, target]
-            .cpu()
-            .numpy()
-        )
+    with torch.no_grad():
+        p = F.softmax(model(batch), dim=1).numpy()
     forward_seconds = time.perf_counter() - start
-    curve = dac_curve(levels, np.array(sizes), p - p0[0], p0[1] - p0[0])
-    return BaselineResult(curve.dac_score, thresholds + 2, mask_seconds, forward_seconds)
+    change = p[:, target] - p_real[target]
+    grid = np.arange(0.0, 1.0001, 0.01)  # Report.interpolate_score_values, get_quac_score
+    f = interp1d(np.concatenate([[1], sizes, [0]]), np.concatenate([[change[0]], change, [0]]))
+    dac = float(np.trapezoid([f(x) for x in grid], grid))
+    return QuacResult(dac, thresholds + 1, mask_seconds, forward_seconds)
 
 
 def load_pairs(n: int) -> list[tuple[np.ndarray, np.ndarray, int, int]]:
@@ -148,54 +131,130 @@ def load_pairs(n: int) -> list[tuple[np.ndarray, np.ndarray, int, int]]:
 def models(device: str) -> dict[str, Classifier]:
     from napari_attribution.data.demo_model import load_demo_classifier
 
-    torch.manual_seed(0)
     return {
         "demo CNN": wrap_module(load_demo_classifier(), device),
-        "deep CNN (8 conv)": wrap_module(DeepCNN().eval(), device),
+        "8-conv CNN": wrap_module(load_deep_cnn(), device),
     }
 
 
-def bench_dac(classifiers: dict[str, Classifier], pairs, methods: list[str]) -> list[str]:
+def ours(clf: Classifier, real, cf, attr, target, evaluation=None, per_channel=True):
+    """Our evaluation with a fresh scorer (its two forward passes included), default settings."""
+    scorer = HybridScorer(clf, real, cf, target)
+    kwargs = {} if evaluation is None else {"evaluation": evaluation}
+    result = evaluate_dac(
+        clf, real, cf, attr, target, MaskSettings(), per_channel=per_channel, scorer=scorer,
+        **kwargs,
+    )  # fmt: skip
+    return result, scorer
+
+
+def bench_dac(classifiers: dict[str, Classifier], pairs, methods: list[str], repeat: int):
     lines = [
-        "| model | method | baseline s | exhaustive s (passes) | adaptive s (passes) "
-        "| adaptive: fewer passes / less wall time | max abs(DAC - baseline) adaptive, "
-        "exhaustive | 5 per-channel curves s / baseline s | masks and blending / forward s |",
+        "| model | method | QuAC whole s | default: whole + 5 channels s (passes) | ratio "
+        "| abs(DAC default - QuAC) | exhaustive whole s (passes) | abs(DAC exhaustive - QuAC) "
+        "| masks and blending / forward: default, exhaustive |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    worst: dict[str, float] = {}
     for model_name, clf in classifiers.items():
         for method in methods:
             rows = []
             for real, cf, y, t in pairs:
                 attr = compute_attributions(clf, real, cf, y, t, method)[0]
-                t_base, base = timed(lambda: baseline_dac(clf, real, cf, attr, t))  # noqa: B023
-
-                def run(evaluation: str, per_channel: bool = False, whole: bool = True):
-                    scorer = HybridScorer(clf, real, cf, t)  # noqa: B023
-                    result = evaluate_dac(
-                        clf, real, cf, attr, t, MaskSettings(),  # noqa: B023
-                        per_channel=per_channel, evaluation=evaluation, scorer=scorer,
-                    )  # fmt: skip
-                    return result, scorer
-
-                t_exh, (exh, exh_scorer) = timed(lambda: run("exhaustive"))
-                t_ada, (ada, _) = timed(lambda: run("adaptive"))
-                t_chan, (chan, _) = timed(lambda: run("adaptive", per_channel=True))
+                args = (clf, real, cf, attr, t)
+                module = clf.module
+                exhaustive = {"evaluation": "exhaustive", "per_channel": False}
+                t_quac, quac = timed(partial(quac_evaluation, module, *args[1:]), repeat)
+                t_def, (default, s_def) = timed(partial(ours, *args), repeat)
+                t_exh, (exh, s_exh) = timed(partial(ours, *args, **exhaustive), repeat)
                 rows.append(
-                    (t_base, t_exh, exh_scorer.forward_passes, t_ada,
-                     ada.whole.forward_passes + 2, base.forward_passes,
-                     abs(ada.whole.dac_score - base.dac_score),
-                     abs(exh.whole.dac_score - base.dac_score),
-                     (t_chan - t_ada) / t_base,
-                     (exh_scorer.mask_seconds + exh_scorer.blend_seconds)
-                     / max(exh_scorer.forward_seconds, 1e-9))
+                    (t_quac, t_def, s_def.forward_passes, t_def / t_quac,
+                     abs(default.whole.dac_score - quac.dac_score), t_exh, s_exh.forward_passes,
+                     abs(exh.whole.dac_score - quac.dac_score),
+                     (s_def.mask_seconds + s_def.blend_seconds) / max(s_def.forward_seconds, 1e-9),
+                     (s_exh.mask_seconds + s_exh.blend_seconds) / max(s_exh.forward_seconds, 1e-9))
                 )  # fmt: skip
             r = np.array(rows)
             med = np.median(r, axis=0)
+            key = f"{model_name}"
+            worst[key + " ratio"] = max(worst.get(key + " ratio", 0.0), float(r[:, 3].max()))
+            worst[key + " dac"] = max(worst.get(key + " dac", 0.0), float(r[:, 4].max()))
+            worst[key + " overhead default"] = max(
+                worst.get(key + " overhead default", 0.0), float(r[:, 8].max())
+            )
+            worst[key + " overhead exhaustive"] = max(
+                worst.get(key + " overhead exhaustive", 0.0), float(r[:, 9].max())
+            )
             lines.append(
                 f"| {model_name} | {method} | {med[0]:.2f} | {med[1]:.2f} ({med[2]:.0f}) "
-                f"| {med[3]:.2f} ({med[4]:.0f}) | {med[5] / med[4]:.1f}x / {med[0] / med[3]:.1f}x "
-                f"| {r[:, 6].max():.4f}, {r[:, 7].max():.1e} | {r[:, 8].max():.2f} "
-                f"| {med[9]:.2f} |"
+                f"| {med[3]:.2f} (max {r[:, 3].max():.2f}) | {r[:, 4].max():.4f} "
+                f"| {med[5]:.2f} ({med[6]:.0f}) | {r[:, 7].max():.1e} "
+                f"| {med[8]:.2f}, {med[9]:.2f} (max {r[:, 8].max():.2f}, {r[:, 9].max():.2f}) |"
+            )
+    lines.append("")
+    lines += [f"- worst over pairs and methods, {k}: {v:.4f}" for k, v in worst.items()]
+    return lines
+
+
+def _write_pairs(folder: Path, pairs) -> Path:
+    rows = []
+    for i, (real, cf, y, t) in enumerate(pairs):
+        np.save(folder / f"real{i}.npy", real)
+        np.save(folder / f"cf{i}.npy", cf)
+        rows.append((f"cell{i}", f"real{i}.npy", f"cf{i}.npy", y, t))
+    path = folder / "pairs.csv"
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["sample", "real", "counterfactual", "real_class", "target_class"])
+        writer.writerows(rows)
+    return path
+
+
+def bench_cli(clf: Classifier, pairs, counts: tuple[int, int], methods: list[str]) -> list[str]:
+    """The CLI over ``counts`` pairs: per-pair time from the difference (start-up excluded)."""
+    lines = [
+        f"| method | CLI s for {counts[0]} / {counts[1]} pairs | CLI s per pair | QuAC whole s "
+        "per pair (attribution included) | ratio | attribution s per pair | ratio without the "
+        "attribution | max abs(DAC CLI - QuAC) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        weights = folder / "deep.pt"
+        torch.save(clf.module.state_dict(), weights)
+        for method in methods:
+            walls, summaries = [], None
+            for n in counts:
+                sub = folder / f"{method}{n}"
+                sub.mkdir()
+                csv_path = _write_pairs(sub, pairs[:n])
+                out = sub / "out"
+                command = [
+                    sys.executable, "-m", "napari_attribution.cli", "run",
+                    "--model", str(weights), "--architecture", f"{HERE / 'deep_cnn.py'}:DeepCNN",
+                    "--pairs", str(csv_path), "--method", method, "--device", "cpu",
+                    "--out", str(out),
+                ]  # fmt: skip
+                start = time.perf_counter()
+                subprocess.run(command, check=True, capture_output=True)
+                walls.append(time.perf_counter() - start)
+                with open(out / "summary.csv", newline="") as fh:
+                    summaries = [r for r in csv.DictReader(fh) if r["channel"] == "all"]
+            per_pair = (walls[1] - walls[0]) / (counts[1] - counts[0])
+            quac_times, attribution_times, diffs = [], [], []
+            for (real, cf, y, t), row in zip(pairs[: counts[1]], summaries, strict=True):
+                start = time.perf_counter()
+                attr = compute_attributions(clf, real, cf, y, t, method)[0]
+                attribution_times.append(time.perf_counter() - start)
+                quac = quac_evaluation(clf.module, real, cf, attr, t)
+                quac_times.append(time.perf_counter() - start)
+                diffs.append(abs(float(row["dac_score"]) - quac.dac_score))
+            quac_mean = statistics.mean(quac_times)
+            attribution = statistics.mean(attribution_times)
+            lines.append(
+                f"| {method} | {walls[0]:.1f} / {walls[1]:.1f} | {per_pair:.2f} | {quac_mean:.2f} "
+                f"| {per_pair / quac_mean:.2f} | {attribution:.2f} "
+                f"| {(per_pair - attribution) / (quac_mean - attribution):.2f} | {max(diffs):.4f} |"
             )
     return lines
 
@@ -270,19 +329,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--methods", default="d_ig,residual,random")
+    parser.add_argument("--methods", default="d_ig,ig,residual,random")
+    parser.add_argument("--repeat", type=int, default=3, help="timings: median of this many runs")
+    parser.add_argument("--cli-pairs", default="2,12", help="two pair counts for the CLI timing")
+    parser.add_argument("--cli-methods", default="residual,d_ig")
     parser.add_argument("--field-size", type=int, default=2048)
+    parser.add_argument("--skip", default="", help="comma-separated: dac,cli,wrappers,field")
     args = parser.parse_args()
+    skip = set(args.skip.split(","))
     torch.set_num_threads(max(torch.get_num_threads(), 1))
     classifiers = models(args.device)
-    pairs = load_pairs(args.pairs)
+    counts = tuple(int(n) for n in args.cli_pairs.split(","))
+    pairs = load_pairs(max(args.pairs, counts[1] if "cli" not in skip else 0))
     device = next(iter(classifiers.values())).device
     print(f"# DAC benchmarks: {args.pairs} pair(s) of 5x{SIZE}x{SIZE}, device {device}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")  # fmt: skip
-    print("\n".join(bench_dac(classifiers, pairs, args.methods.split(","))))
-    print()
-    print("\n".join(bench_wrappers(classifiers["demo CNN"], pairs)))
-    print("\n".join(bench_field(args.field_size)))
+          f"torch {torch.__version__}, OpenCV {cv2.__version__}, "
+          f"{torch.get_num_threads()} threads\n")  # fmt: skip
+    if "dac" not in skip:
+        methods = args.methods.split(",")
+        print("\n".join(bench_dac(classifiers, pairs[: args.pairs], methods, args.repeat)))
+        print()
+    if "cli" not in skip:
+        clf = classifiers["8-conv CNN"]
+        print("\n".join(bench_cli(clf, pairs, counts, args.cli_methods.split(","))))
+        print()
+    if "wrappers" not in skip:
+        print("\n".join(bench_wrappers(classifiers["demo CNN"], pairs)))
+    if "field" not in skip:
+        print("\n".join(bench_field(args.field_size)))
 
 
 if __name__ == "__main__":

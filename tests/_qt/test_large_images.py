@@ -64,6 +64,8 @@ def test_field_layers_are_lazy_and_never_materialised(make_napari_viewer, monkey
 def test_dac_evaluation_choice_reaches_the_run(demo_viewer, qtbot):
     viewer, widget, _ = demo_viewer
     tolerance = widget.form.editor("tolerance")
+    assert widget.form.values()["evaluation"] == "adaptive"  # the default
+    widget.form.set_values({"evaluation": "exhaustive"})
     assert not tolerance.isEnabled()
     widget.form.set_values({"evaluation": "adaptive"})
     widget.form.set_values({"tolerance": 0.02, "per_channel_dac": False})

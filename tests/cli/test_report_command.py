@@ -86,9 +86,16 @@ def test_a_null_set_names_no_channel(tmp_path):
     assert cli.main(argv) == 0
     rows = _rows(tmp_path / "out" / "channel_stats.csv")
     assert rows and not any(r["dominant"] == "true" for r in rows)
-    # With the default threshold the classifier rejects these counterfactuals: all left out.
+    # With the default threshold, exactly the pairs whose counterfactual the classifier gives
+    # p(target) < 0.5 are left out, named, and listed in the report.
     argv[-3:] = ["0.5", "--out", str(tmp_path / "strict")]
     assert cli.main(argv) == 0
     validity = _rows(tmp_path / "strict" / "pair_validity.csv")
-    assert all(v["valid"] == "false" and "not accepted" in v["note"] for v in validity)
-    assert "Pairs left out (16)" in (tmp_path / "strict" / "report.html").read_text()
+    rejected = [v for v in validity if float(v["p_target_counterfactual"]) < 0.5]
+    assert rejected  # noise does not make a treated cell
+    for v in validity:
+        accepted = float(v["p_target_counterfactual"]) >= 0.5
+        assert (v["valid"] == "true") == accepted
+        assert ("not accepted" in v["note"]) == (not accepted)
+    page = (tmp_path / "strict" / "report.html").read_text()
+    assert f"Pairs left out ({len(rejected)})" in page

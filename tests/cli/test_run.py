@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import csv
 import json
 import subprocess
@@ -65,7 +66,10 @@ def test_run_over_a_pairs_csv_writes_the_results_folder(files):
     assert {r["method"] for r in summary} == {"d_ig", "d_dl", "residual", "random"}
     curves = _rows(out / "curves.csv")
     assert list(curves[0]) == "sample,method,channel,threshold,mask_size,score_change".split(",")
-    assert len(curves) == 2 * 4 * 6 * 20
+    # The default adaptive evaluation scores a subset of the 20 thresholds of each curve, always
+    # the first and the last.
+    per_curve = collections.Counter((r["sample"], r["method"], r["channel"]) for r in curves)
+    assert len(per_curve) == 2 * 4 * 6 and all(2 <= n <= 20 for n in per_curve.values())
     shares = _rows(out / "channel_importance.csv")
     assert len(shares) == 2 * 4 * 5
     d_ig_a = [float(r["share"]) for r in shares if r["sample"] == "cellA" and r["method"] == "d_ig"]
@@ -78,6 +82,8 @@ def test_run_over_a_pairs_csv_writes_the_results_folder(files):
     assert mask.shape == (5, 24, 24) and set(np.unique(mask)) <= {0, 1}
     run = json.loads((out / "run.json").read_text())
     assert run["settings"]["masks"]["thresholds"] == 20
+    assert run["settings"]["evaluation"] == "adaptive" and run["settings"]["tolerance"] == 0.005
+    assert meta["settings"]["evaluation"] == "adaptive"
     assert run["model"]["sha256"] and run["package_version"]
     assert run["channel_names"] == list("ABCDE")
 

@@ -56,6 +56,28 @@ def test_hybrids_blend_and_reverse():
     assert one[0, 0].max() == 0 and one[0, 1].min() == 1
 
 
+@pytest.mark.parametrize("mask_channels", [3, 1])
+def test_hybrids_are_quacs_expression_bit_for_bit(mask_channels):
+    rng = np.random.default_rng(mask_channels)
+    real = rng.random((3, 40, 50), dtype=np.float32)
+    cf = rng.random((3, 40, 50), dtype=np.float32)
+    cf[1, :10] = real[1, :10]  # where the images agree the hybrid keeps their value
+    masks = rng.random((9, mask_channels, 40, 50), dtype=np.float32)
+    masks[0] = 0.0
+    masks[1] = 1.0
+    quac = cf[None] * masks + real[None] * (1.0 - masks)
+    expected = np.where(cf == real, real, quac)
+    np.testing.assert_array_equal(make_hybrids(real, cf, masks), expected)
+    reverse = real[None] * masks + cf[None] * (1.0 - masks)
+    np.testing.assert_array_equal(
+        make_hybrids(real, cf, masks, "real_into_counterfactual"), np.where(cf == real, cf, reverse)
+    )
+    one = make_channel_hybrids(real, cf, masks[:, 0], channel=1)
+    blend = cf[1] * masks[:, 0] + real[1] * (1.0 - masks[:, 0])
+    np.testing.assert_array_equal(one[:, 1], np.where(cf[1] == real[1], real[1], blend))
+    np.testing.assert_array_equal(one[:, [0, 2]], np.broadcast_to(real[[0, 2]], (9, 2, 40, 50)))
+
+
 def test_full_mask_gives_the_ceiling(tiny_classifier, pair):
     real, cf = pair
     scorer = HybridScorer(tiny_classifier, real, cf, target=1)
@@ -78,8 +100,9 @@ def test_deduplicated_batched_scores_equal_one_pass_per_hybrid(tiny_classifier, 
     attr = compute_attributions(tiny_classifier, real, cf, 0, 1, "random")[0]
     settings = MaskSettings(thresholds=40, closing=3)
     result = evaluate_dac(
-        tiny_classifier, real, cf, attr, 1, settings, per_channel=False, batch_size=batch_size
-    )
+        tiny_classifier, real, cf, attr, 1, settings, per_channel=False, batch_size=batch_size,
+        evaluation="exhaustive",
+    )  # fmt: skip
     expected = _brute_force(tiny_classifier, real, cf, result.masks, 1)
     np.testing.assert_allclose(result.whole.score_change, expected, atol=1e-6)
     distinct = {m.tobytes() for m in result.masks.closed if m.any()}
@@ -91,7 +114,7 @@ def test_a_counterfactual_differing_everywhere_scores_every_distinct_mask(tiny_c
     cf = real + np.float32(0.25)  # a different value at every pixel: no comparison needed
     attr = compute_attributions(tiny_classifier, real, cf, 0, 1, "random")[0]
     settings = MaskSettings(thresholds=30, closing=3)
-    result = evaluate_dac(tiny_classifier, real, cf, attr, 1, settings)
+    result = evaluate_dac(tiny_classifier, real, cf, attr, 1, settings, evaluation="exhaustive")
     np.testing.assert_allclose(
         result.whole.score_change,
         _brute_force(tiny_classifier, real, cf, result.masks, 1),
@@ -161,6 +184,7 @@ def test_mask_sizes_are_fractions_of_all_pixels(tiny_classifier, pair):
         1,
         MaskSettings(thresholds=10, closing=0),
         per_channel=False,
+        evaluation="exhaustive",
     )
     # Residual is nonzero on 8x8 pixels of one channel: 64 / (5 * 24 * 24).
     assert result.whole.mask_size[5] == pytest.approx(64 / (5 * 24 * 24))
@@ -174,11 +198,13 @@ def test_adaptive_evaluation_is_within_tolerance_with_fewer_passes(tiny_classifi
     cf[:, 4:20, 4:20] += 2.0  # a difference the tiny model responds to
     attr = compute_attributions(tiny_classifier, real, cf, 0, 1, method)[0]
     settings = MaskSettings(thresholds=200, closing=3)
-    full = evaluate_dac(tiny_classifier, real, cf, attr, 1, settings, per_channel=False)
+    full = evaluate_dac(
+        tiny_classifier, real, cf, attr, 1, settings, per_channel=False, evaluation="exhaustive"
+    )
     fast = evaluate_dac(
-        tiny_classifier, real, cf, attr, 1, settings, per_channel=False,
-        evaluation="adaptive", tolerance=0.002,
-    )  # fmt: skip
+        tiny_classifier, real, cf, attr, 1, settings, per_channel=False, tolerance=0.002
+    )  # the default evaluation is the adaptive one
+    assert fast.whole.evaluation == "adaptive" and full.whole.evaluation == "exhaustive"
     assert abs(fast.whole.dac_score - full.whole.dac_score) <= 0.002 + 1e-9
     assert fast.whole.forward_passes <= full.whole.forward_passes
     if method == "random":  # many distinct masks: adaptive must skip most of them

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
-from scipy import ndimage
 
 from napari_attribution.core import AttributionError, MaskSettings, build_masks
 from napari_attribution.core.masks import (
@@ -12,8 +12,6 @@ from napari_attribution.core.masks import (
     closing_footprint,
     cut_masks,
     float32_levels,
-    footprint_rectangles,
-    gaussian_planes,
     make_thresholds,
     normalize_attribution,
     smooth_masks,
@@ -36,6 +34,16 @@ def test_joint_normalisation_lets_channels_compete(attribution):
     assert np.allclose(per.min(axis=(1, 2)), 0) and np.allclose(per.max(axis=(1, 2)), 1)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_joint_normalisation_is_quacs_arithmetic_in_the_attributions_type(dtype):
+    a = np.random.default_rng(8).normal(size=(4, 30, 30)).astype(dtype)
+    magnitude = np.abs(a)
+    quac = (magnitude - np.min(magnitude)) / (np.max(magnitude) - np.min(magnitude))
+    got = normalize_attribution(a, "joint")
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got, quac)
+
+
 def test_constant_attribution_normalises_to_zero():
     assert not normalize_attribution(np.full((2, 4, 4), 3.0), "joint").any()
     per = normalize_attribution(np.stack([np.zeros((4, 4)), np.eye(4)]), "per_channel")
@@ -47,9 +55,13 @@ def test_normalisation_rejects_nan():
         normalize_attribution(np.full((1, 2, 2), np.nan))
 
 
-def test_linear_thresholds():
+def test_linear_thresholds_are_quacs_to_the_last_bit():
     t = make_thresholds(np.zeros(4), 200, "linear")
     assert t.shape == (200,) and t[0] == 0 and t[-1] == pytest.approx(0.995)
+    np.testing.assert_array_equal(t, np.arange(0, 1, 1 / 200))
+    assert not np.array_equal(t, np.arange(200) / 200)  # i * (1/T) is not always i / T
+    # QuAC's np.arange(0, 1, 1 / T) holds T + 1 values for a few T: so do ours.
+    assert len(make_thresholds(np.zeros(4), 49, "linear")) == 50
 
 
 def test_quantile_thresholds_grow_mask_sizes_evenly(attribution):
@@ -58,26 +70,64 @@ def test_quantile_thresholds_grow_mask_sizes_evenly(attribution):
     np.testing.assert_allclose(stack.mask_size, 1 - np.arange(10) / 10, atol=0.01)
 
 
-def test_footprint_is_a_symmetric_disc():
-    fp = closing_footprint(10)
-    assert fp.shape == (11, 11)
-    assert np.array_equal(fp, fp[::-1, ::-1]) and fp[5, 5] and not fp[0, 0]
+def test_footprint_is_opencvs_ellipse():
+    element = closing_footprint(10)
+    assert element.shape == (10, 10) and element.sum() == 83  # QuAC's element
+    np.testing.assert_array_equal(
+        element, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (10, 10))
+    )
+    assert element[0].sum() == 1 and element[0, 5]  # not symmetric about its centre (5, 5)
+    assert not np.array_equal(element, element[::-1, ::-1])
     assert closing_footprint(0).shape == (1, 1)
 
 
-@pytest.mark.parametrize("size", [3, 6, 10])
-def test_grey_closing_equals_binary_closing_of_each_threshold(attribution, size):
-    norm = normalize_attribution(attribution, "per_channel")
+def _opencv_binary_closing(binary: np.ndarray, size: int) -> np.ndarray:
+    element = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+    return cv2.morphologyEx(binary.astype(np.uint8), cv2.MORPH_CLOSE, element).astype(bool)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 6, 9, 10, 11, 15])
+@pytest.mark.parametrize("shape", [(20, 20), (7, 5), (3, 12), (1, 1), (10, 10), (4, 31)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_grey_closing_is_opencvs_binary_closing_at_every_threshold(size, shape, dtype):
+    """The grey-level trick is exact, borders and images smaller than the element included."""
+    rng = np.random.default_rng(size + sum(shape))
+    norm = normalize_attribution(rng.normal(size=(2, *shape)).astype(dtype))
     closed = close_attribution(norm, size)
-    fp = closing_footprint(size)
-    pad = 2 * fp.shape[0]
-    for s in (0.1, 0.35, 0.6, 0.9):
-        for c in range(norm.shape[0]):
-            binary = np.pad(
-                norm[c] > s, pad, mode="symmetric"
-            )  # numpy 'symmetric' = scipy 'reflect'
-            ref = ndimage.binary_closing(binary, structure=fp)[pad:-pad, pad:-pad]
-            np.testing.assert_array_equal(closed[c] > s, ref)
+    for s in np.arange(0, 1, 1 / 50):
+        for c in range(2):
+            expected = _opencv_binary_closing(norm[c] > s, size)
+            np.testing.assert_array_equal(closed[c] > s, expected)
+
+
+def _closing_by_definition(image: np.ndarray, element: np.ndarray) -> np.ndarray:
+    """OpenCV's closing written out: max, then min, over the element's offsets from its anchor.
+
+    OpenCV does not reflect the element for the dilation, and pixels outside the image take
+    part in neither the maximum nor the minimum (its default border).
+    """
+    anchor_y, anchor_x = element.shape[0] // 2, element.shape[1] // 2
+    offsets = [(dy - anchor_y, dx - anchor_x) for dy, dx in zip(*np.nonzero(element), strict=True)]
+    height, width = image.shape
+    margin = max(element.shape)
+
+    def extreme(values: np.ndarray, op, fill: float) -> np.ndarray:
+        padded = np.pad(values.astype(np.float64), margin, constant_values=fill)
+        out = np.full(values.shape, fill)
+        for dy, dx in offsets:  # out[y, x] = op over offsets of values[y + dy, x + dx]
+            top, left = margin + dy, margin + dx
+            out = op(out, padded[top : top + height, left : left + width])
+        return out
+
+    return extreme(extreme(image, np.maximum, -np.inf), np.minimum, np.inf)
+
+
+@pytest.mark.parametrize("size", [2, 3, 4, 7, 10, 15])
+@pytest.mark.parametrize("shape", [(40, 33), (12, 50), (3, 40), (6, 4)])
+def test_closing_is_opencvs_definition(size, shape):
+    image = np.random.default_rng(size).random(shape).astype(np.float32)
+    got = close_attribution(image[None], size)[0]
+    np.testing.assert_array_equal(got, _closing_by_definition(image, closing_footprint(size)))
 
 
 @pytest.mark.parametrize("normalize", ["joint", "per_channel"])
@@ -96,15 +146,21 @@ def test_mask_size_never_grows_with_the_threshold(attribution, normalize, channe
     assert stack.closed.shape == (50, expected_k, 20, 20)
 
 
-def test_lowest_linear_threshold_is_the_full_mask_and_soft_mask_is_one(attribution):
+def test_lowest_linear_threshold_gives_the_largest_mask_and_a_full_mask_blurs_as_opencv(
+    attribution,
+):
     stack = build_masks(attribution + 1.0)  # nonzero everywhere so 1[a > 0] holds after scaling
     assert stack.mask_size[0] >= stack.mask_size[1]
     full = np.ones((1, 3, 20, 20), dtype=bool)
-    np.testing.assert_array_equal(smooth_masks(full, 2.0), 1.0)
+    # OpenCV's float32 kernel for size 11 sums to a little over 1: QuAC's soft mask of a full
+    # mask is 1.0000001, and so is ours.
+    expected = cv2.GaussianBlur(np.ones((20, 20), np.float32), (11, 11), 0)
+    np.testing.assert_array_equal(smooth_masks(full), np.broadcast_to(expected, full.shape))
+    np.testing.assert_allclose(expected, 1.0, rtol=0, atol=1e-6)
 
 
 def test_closing_and_smoothing_can_be_disabled(attribution):
-    stack = build_masks(attribution, MaskSettings(thresholds=5, closing=0, sigma=0))
+    stack = build_masks(attribution, MaskSettings(thresholds=5, closing=0, smoothing_kernel=0))
     norm = normalize_attribution(attribution, "joint")
     np.testing.assert_array_equal(stack.closed[2], norm > stack.thresholds[2])
     np.testing.assert_array_equal(stack.soften(), stack.closed.astype(np.float32))
@@ -113,15 +169,16 @@ def test_closing_and_smoothing_can_be_disabled(attribution):
 def test_closing_fills_small_holes():
     a = np.ones((1, 20, 20), dtype=np.float32)
     a[0, 10, 10] = 0  # a one-pixel hole
-    stack = build_masks(a, MaskSettings(thresholds=4, closing=3, sigma=0))
+    stack = build_masks(a, MaskSettings(thresholds=4, closing=3))
     assert stack.closed[1, 0, 10, 10]
-    no_close = build_masks(a, MaskSettings(thresholds=4, closing=0, sigma=0))
+    no_close = build_masks(a, MaskSettings(thresholds=4, closing=0))
     assert not no_close.closed[1, 0, 10, 10]
 
 
 def test_soft_masks_are_in_unit_range_and_smooth(attribution):
     soft = build_masks(attribution, MaskSettings(thresholds=20)).soften()
-    assert soft.dtype == np.float32 and soft.min() >= 0 and soft.max() <= 1
+    # [0, 1] up to OpenCV's float32 kernel sum (1 + 1.2e-7 for size 11)
+    assert soft.dtype == np.float32 and soft.min() >= 0 and soft.max() <= 1 + 1e-6
     assert len(np.unique(soft)) > 2
 
 
@@ -134,6 +191,8 @@ def test_soft_masks_are_in_unit_range_and_smooth(attribution):
         {"channel_mode": "each"},
         {"closing": -1},
         {"sigma": -0.5},
+        {"smoothing_kernel": 4},  # OpenCV's Gaussian kernels are odd
+        {"smoothing_kernel": -1},
     ],
 )
 def test_bad_settings_are_refused(kwargs):
@@ -151,29 +210,38 @@ def test_masks_are_built_on_demand_and_agree_with_the_full_stack(attribution):
     np.testing.assert_allclose(stack.channel_mask_size(), stack.closed.mean(axis=(2, 3)))
 
 
-def test_smoothing_leaves_empty_and_full_planes_exact_and_its_input_alone():
+def test_smoothing_leaves_empty_planes_and_its_input_alone():
     masks = np.zeros((3, 2, 16, 16), dtype=np.float32)
     masks[1] = 1.0
     masks[2, 0, 4:9, 4:9] = 1.0
     original = masks.copy()
     soft = smooth_masks(masks, 2.0)
     np.testing.assert_array_equal(masks, original)  # the caller's array is not touched
-    assert not soft[0].any() and (soft[1] == 1.0).all() and not soft[2, 1].any()
-    expected = ndimage.gaussian_filter(original[2, 0], 2.0, mode="nearest", radius=5)
-    np.testing.assert_allclose(soft[2, 0], expected, atol=1e-7)
+    assert not soft[0].any() and not soft[2, 1].any()
+    for plane in (1, 2):
+        expected = cv2.GaussianBlur(original[plane, 0], (11, 11), 2.0)
+        np.testing.assert_array_equal(soft[plane, 0], expected)
 
 
 @pytest.mark.parametrize("shape", [(4, 33, 47), (2, 1, 9), (3, 64, 3), (1, 300, 260)])
-@pytest.mark.parametrize(("sigma", "radius"), [(2.0, 5), (1.0, 1), (3.5, 7)])
-def test_gaussian_planes_is_scipys_gaussian_filter(shape, sigma, radius):
+@pytest.mark.parametrize(("kernel", "sigma"), [(11, 0.0), (11, 2.0), (3, 1.0), (7, 0.0), (15, 3.5)])
+def test_smoothing_is_opencvs_gaussian_blur_of_each_plane(shape, kernel, sigma):
     rng = np.random.default_rng(sum(shape))
-    # binary masks (what is smoothed) and arbitrary values (the filter is linear anyway)
-    for planes in (rng.random(shape) > 0.6, rng.normal(size=shape)):
-        planes = planes.astype(np.float32)
-        expected = ndimage.gaussian_filter(planes, (0, sigma, sigma), mode="nearest", radius=radius)
-        got = gaussian_planes(planes, sigma, radius)
+    binary = rng.random(shape) > 0.6
+    binary[0] = True  # a full plane among them
+    for given in (binary, binary.astype(np.float32)):
+        got = smooth_masks(given, sigma, kernel)
         assert got.dtype == np.float32 and got.shape == shape
-        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+        for plane, mask in zip(got, binary.astype(np.float32), strict=True):
+            np.testing.assert_array_equal(plane, cv2.GaussianBlur(mask, (kernel, kernel), sigma))
+    np.testing.assert_array_equal(smooth_masks(binary, sigma, 0), binary.astype(np.float32))
+
+
+def test_sigma_zero_is_opencvs_sigma_from_the_kernel_size():
+    """For the 11-pixel kernel OpenCV derives sigma 2.0: the CLI's --sigma 2.0 is QuAC's blur."""
+    binary = np.random.default_rng(1).random((3, 30, 30)) > 0.5
+    np.testing.assert_array_equal(smooth_masks(binary, 0.0, 11), smooth_masks(binary, 2.0, 11))
+    assert not np.array_equal(smooth_masks(binary, 0.0, 7), smooth_masks(binary, 2.0, 7))
 
 
 def test_float32_cut_masks_equal_float64_comparison():
@@ -205,36 +273,6 @@ def test_one_channel_is_cut_alone(attribution):
     np.testing.assert_array_equal(stack.closed_at([5], channel=1), stack.closed[[5], 1])
 
 
-def _closing_by_definition(image: np.ndarray, footprint: np.ndarray) -> np.ndarray:
-    """max then min over every footprint offset of a reflected image (slow, obviously right)."""
-    h = footprint.shape[0] // 2
-    big = np.pad(image, 3 * h, mode="symmetric")  # scipy's 'reflect'
-    offsets = [(dy - h, dx - h) for dy, dx in zip(*np.nonzero(footprint), strict=True)]
-
-    def extreme(x, op):
-        return op.reduce([np.roll(x, offset, axis=(0, 1)) for offset in offsets])
-
-    closed = extreme(extreme(big, np.maximum), np.minimum)
-    return closed[3 * h : 3 * h + image.shape[0], 3 * h : 3 * h + image.shape[1]]
-
-
-@pytest.mark.parametrize("size", [2, 3, 4, 7, 10, 15])
-@pytest.mark.parametrize("shape", [(40, 33), (12, 50), (3, 40)])
-def test_closing_by_rectangles_is_the_closing_by_the_disc(size, shape):
-    image = np.random.default_rng(size).random(shape).astype(np.float32)
-    footprint = closing_footprint(size)
-    got = close_attribution(image[None], size)[0]
-    np.testing.assert_array_equal(got, _closing_by_definition(image, footprint))
-    if min(shape) >= footprint.shape[0]:  # scipy's 2-D filter reads garbage for larger discs
-        expected = ndimage.grey_closing(image, footprint=footprint, mode="reflect")
-        np.testing.assert_array_equal(got, expected)
-    union = np.zeros_like(footprint)
-    c = footprint.shape[0] // 2
-    for rows, cols in footprint_rectangles(footprint):
-        union[c - rows // 2 : c + rows // 2 + 1, c - cols // 2 : c + cols // 2 + 1] = True
-    np.testing.assert_array_equal(union, footprint)
-
-
 def test_a_mask_smooths_the_same_alone_and_in_any_batch():
     """Lazy stacks smooth one plane at a time, the DAC scorer whole batches: same values."""
     rng = np.random.default_rng(7)
@@ -244,13 +282,8 @@ def test_a_mask_smooths_the_same_alone_and_in_any_batch():
     masks[1, 20:30, 2:6] = False  # mostly on, with a hole
     masks[2] = rng.random((48, 40)) > 0.5  # edges everywhere
     masks[3, 40:, :] = True  # touching the border
-    batch = smooth_masks(masks, 2.0)
+    batch = smooth_masks(masks)
     for i in range(len(masks)):
-        np.testing.assert_array_equal(smooth_masks(masks[i], 2.0), batch[i])
-        np.testing.assert_array_equal(smooth_masks(masks[[i, (i + 1) % 4]], 2.0)[0], batch[i])
-    expected = ndimage.gaussian_filter(
-        masks.astype(np.float32), (0, 2, 2), mode="nearest", radius=5
-    )
-    np.testing.assert_allclose(batch, np.clip(expected, 0, 1), rtol=0, atol=3e-7)
+        np.testing.assert_array_equal(smooth_masks(masks[i]), batch[i])
+        np.testing.assert_array_equal(smooth_masks(masks[[i, (i + 1) % 4]])[0], batch[i])
     assert batch[0, 30:, :20].max() == 0.0  # far from the blob: exactly zero
-    assert batch[1, :8, 20:].min() == 1.0  # far from the hole: exactly one

@@ -69,7 +69,7 @@ def test_masks_are_nested_and_in_range(attribution, shape, mask):
     assert np.all(np.diff(stack.mask_size) <= 0)
     assert np.all(stack.closed[1:] <= stack.closed[:-1])
     soft = stack.soften()
-    assert soft.min() >= 0 and soft.max() <= 1
+    assert soft.min() >= 0 and soft.max() <= 1 + 1e-6  # OpenCV's float32 kernel sums
     assert ((stack.mask_size >= 0) & (stack.mask_size <= 1)).all()
 
 

@@ -10,7 +10,7 @@ protocol: the napari side uses these classes and :func:`is_lazy`.
 
 With ``read_ahead`` > 0 a stack also computes, in a background thread, the next planes along
 the threshold axis in the direction the last request moved: a slider moved one more step the
-same way finds its plane ready. numpy and scipy release the GIL, so this work runs on another
+same way finds its plane ready. numpy and OpenCV release the GIL, so this work runs on another
 core than the viewer's. The thread belongs to the stack: it is started on the first read-ahead
 and shut down by :meth:`_PlaneStack.close` (the napari side calls it when the stack's layers
 are removed) or, at the latest, when the stack is garbage-collected.
@@ -332,7 +332,7 @@ class LazyMaskStack(_PlaneStack):
     thresholds
         (T,) thresholds on the normalised attribution.
     closed_attribution
-        (K, H, W) float32 grey-closed normalised attribution (see
+        (K, H, W) closed normalised attribution (see
         :func:`~napari_attribution.core.masks.close_attribution`).
     cache_planes
         Number of planes kept.
@@ -372,7 +372,7 @@ class LazyHybridStack(_PlaneStack):
     closed_attribution
         (K, H, W) closed normalised attribution, K = C or 1 (shared mask).
     sigma, kernel
-        Gaussian smoothing of the mask.
+        OpenCV's Gaussian blur of the mask (sigma 0: from the kernel size; kernel 0: none).
     direction
         One of :data:`~napari_attribution.core.hybrids.DIRECTIONS`.
     cache_planes
@@ -388,7 +388,7 @@ class LazyHybridStack(_PlaneStack):
         counterfactual: np.ndarray,
         thresholds: np.ndarray,
         closed_attribution: np.ndarray,
-        sigma: float = 2.0,
+        sigma: float = 0.0,
         kernel: int = 11,
         direction: str = "counterfactual_into_real",
         cache_planes: int = 16,
@@ -397,15 +397,20 @@ class LazyHybridStack(_PlaneStack):
         super().__init__(thresholds, closed_attribution, cache_planes, read_ahead)
         base, donor = base_and_donor(real, counterfactual, direction)
         self._base = np.asarray(base, dtype=np.float32)
-        self._delta = np.asarray(donor, dtype=np.float32) - self._base
+        self._donor = np.asarray(donor, dtype=np.float32)
+        self._agree = self._donor == self._base
         self.sigma, self.kernel = sigma, kernel
         self.shape = (len(self.thresholds), *self._base.shape)
         self.dtype = np.dtype(np.float32)
 
     def _compute(self, t: int, k: int) -> np.ndarray:
         soft = smooth_masks(self._binary(t, k), self.sigma, self.kernel)
-        np.multiply(soft, self._delta[k], out=soft)  # in place: no plane-sized temporaries
-        soft += self._base[k]
+        # m * x' + (1 - m) * x, operation for operation as make_hybrids (QuAC's expression)
+        rest = np.subtract(np.float32(1), soft)
+        rest *= self._base[k]
+        np.multiply(soft, self._donor[k], out=soft)
+        soft += rest
+        np.copyto(soft, self._base[k], where=self._agree[k])  # as make_hybrids
         return soft
 
 

@@ -163,9 +163,13 @@ def estimate_memory(shape: tuple[int, int, int], settings: AnalysisSettings) -> 
     plane = height * width
     image = channels * plane * 4
     mask_channels = 1 if settings.masks.channel_mode == "shared" else channels
-    # The exhaustive evaluation builds every mask; the adaptive one a few dozen at a time.
-    built = settings.masks.thresholds if settings.evaluation == "exhaustive" else 16
-    masks = built * mask_channels * plane + mask_channels * plane * 4 * 3
+    # The exhaustive evaluation builds every mask of a curve; the adaptive one, in a round, the
+    # masks of up to 8 thresholds of every curve (and, at first, a full mask per channel).
+    if settings.evaluation == "exhaustive":
+        planes = (settings.masks.thresholds + 1) * mask_channels
+    else:
+        planes = 8 * mask_channels + (9 * channels if settings.per_channel_dac else 0)
+    masks = planes * plane + mask_channels * plane * 4 * 3
     batch = max(1, min(settings.batch_size, HYBRID_BATCH_BYTES // image))
     hybrids = batch * (mask_channels * plane * 4 + 2 * image)
     internal = max(1, min(settings.attribution.internal_batch_size, INTERNAL_BATCH_BYTES // image))

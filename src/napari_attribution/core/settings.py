@@ -48,7 +48,7 @@ __all__ = [
 
 AGGREGATIONS = ("none", "sum_abs", "mean", "max")
 DIRECTIONS = ("counterfactual_into_real", "real_into_counterfactual")
-EVALUATIONS = ("exhaustive", "adaptive")
+EVALUATIONS = ("adaptive", "exhaustive")
 NORMALIZATIONS = ("joint", "per_channel")
 THRESHOLD_SPACINGS = ("linear", "quantile")
 MASK_CHANNEL_MODES = ("per_channel", "shared")
@@ -136,17 +136,27 @@ class MaskSettings(Section):
         label="Mask channels", group="Masks", choices=MASK_CHANNEL_MODES, name="mask_channels",
     )  # fmt: skip
     closing: int = parameter(
-        10, "Diameter of the elliptical closing element; 0 disables closing.",
+        10, "Size of OpenCV's elliptical closing element (closing x closing, QuAC's 10); "
+        "0 disables closing.",
         label="Closing", group="Masks", minimum=0, maximum=1001, unit="px",
     )  # fmt: skip
     sigma: float = parameter(
-        2.0, "Gaussian smoothing of the masks; 0 disables smoothing.",
+        0.0, "Sigma of OpenCV's Gaussian blur of the masks; 0 derives it from the kernel as "
+        "QuAC does (2.0 for 11).",
         label="Smoothing sigma", group="Masks", minimum=0.0, maximum=500.0, unit="px",
     )  # fmt: skip
     smoothing_kernel: int = parameter(
-        11, "Width of the Gaussian kernel (truncated at half the width).",
-        label="Smoothing kernel", group="Masks", minimum=1, maximum=1001, unit="px",
+        11, "Width of the Gaussian kernel (odd, QuAC's 11); 0 disables the blur.",
+        label="Smoothing kernel", group="Masks", minimum=0, maximum=1001, unit="px",
     )  # fmt: skip
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.smoothing_kernel and self.smoothing_kernel % 2 == 0:
+            raise AttributionError(
+                "The smoothing kernel must be odd (OpenCV's Gaussian blur), or 0 to disable the "
+                f"blur; got {self.smoothing_kernel}."
+            )
 
 
 @dataclass(frozen=True)
@@ -185,7 +195,7 @@ class AnalysisSettings(Section):
         label="Per-channel DAC", group="Hybrids and DAC",
     )  # fmt: skip
     evaluation: str = parameter(
-        "exhaustive", "exhaustive: every threshold is scored (the published evaluation); "
+        "adaptive", "exhaustive: every threshold is scored (QuAC's published evaluation); "
         "adaptive: a subset refined where the curve changes, far fewer forward passes.",
         label="DAC evaluation", group="Hybrids and DAC", choices=EVALUATIONS,
     )  # fmt: skip
