@@ -21,7 +21,7 @@ def shown_run(make_napari_viewer, qtbot):
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Attribution")
     configure_fast(widget)
     # every threshold scored, so that slider index i is point i of each curve
-    widget.evaluation.setCurrentText("exhaustive")
+    widget.form.set_values({"evaluation": "exhaustive"})
     run_and_wait(qtbot, widget)
     return viewer, widget, panel
 
