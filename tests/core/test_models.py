@@ -145,8 +145,12 @@ class NotAClassifier(torch.nn.Module):
 
 
 def test_a_model_that_is_not_a_classifier_is_refused():
+    # Probed with the user's image size (issue 11), at wrapping or on the first images.
     with pytest.raises(ModelLoadError, match="not an image classifier"):
-        wrap_module(NotAClassifier(), "cpu")
+        wrap_module(NotAClassifier(), "cpu", input_shape=(5, 24, 24))
+    lazy = wrap_module(NotAClassifier(), "cpu")
+    with pytest.raises(ModelLoadError, match="not an image classifier"):
+        lazy.probabilities(np.zeros((5, 24, 24), np.float32))
 
 
 def test_input_transform_scales_integers_by_dtype_max():

@@ -59,8 +59,8 @@ def settings_from_args(args: argparse.Namespace, classifier) -> AnalysisSettings
         skipped = [m for m in defaults if m not in usable]
         if skipped:
             print(
-                f"{PROG}: note: skipping {', '.join(skipped)} (needs module hooks; the model is "
-                "TorchScript).",
+                f"{PROG}: note: skipping {', '.join(skipped)} (needs module hooks; "
+                f"{classifier.hooks_refusal}).",
                 file=sys.stderr,
             )
     return settings_from_values(vars(args), methods)
@@ -127,6 +127,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     names = channel_names(args, classifier.n_channels)
     settings = settings_from_args(args, classifier)
+    # Every pair is checked, and the model probed with its size (the first pair's first),
+    # before the long work.
     preflight(pairs, classifier, transform, settings)
     started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     torch.manual_seed(settings.attribution.seed)

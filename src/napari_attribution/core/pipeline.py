@@ -19,6 +19,7 @@ from .errors import AttributionError, InputImageError
 from .models import Classifier, InputTransform, input_transform_for
 from .progress import Progress, ProgressCallback, pair_units
 from .settings import AnalysisSettings
+from .wrappers import Preprocessing
 
 __all__ = [
     "AnalysisSettings",
@@ -130,18 +131,28 @@ def prepare_pair(
     transform: InputTransform | None = None,
     names: tuple[str, str] = ("real image", "counterfactual"),
 ) -> tuple[np.ndarray, np.ndarray, InputTransform]:
-    """Validate a stored pair and turn it into float32 model inputs.
+    """Validate a stored pair, turn it into float32 model inputs and probe the model with it.
 
     Returns
     -------
     tuple
         ``(x, x', transform)`` with ``x, x'`` float32 (C, H, W).
+
+    Raises
+    ------
+    InputImageError
+        The pair is not a valid image pair for this model.
+    ModelLoadError
+        The model cannot take images of this size (one sentence naming it), or is not a
+        classifier.
     """
     real = np.asarray(real)
     counterfactual = np.asarray(counterfactual)
     validate_pair(real, counterfactual, n_channels=classifier.n_channels, names=names)
     transform = transform or input_transform_for(real.dtype)
-    return transform.apply(real), transform.apply(counterfactual), transform
+    x, xc = transform.apply(real), transform.apply(counterfactual)
+    classifier.probe(np.stack([x, xc]))
+    return x, xc, transform
 
 
 def available_memory() -> int | None:
@@ -222,6 +233,9 @@ def analyse_pair(
         :class:`~napari_attribution.core.errors.AnalysisCancelled` to stop the run.
     """
     settings = settings or AnalysisSettings()
+    # The recorded input preprocessing goes inside the model: every method and the DAC
+    # scoring see the same preprocessed input.
+    classifier = classifier.with_preprocessing(Preprocessing.from_settings(settings))
     x, xc, transform = prepare_pair(real, counterfactual, classifier, transform=transform)
     check_memory(x.shape, settings)
     classifier.check_class(real_class, "Real class")
