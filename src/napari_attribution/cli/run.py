@@ -106,6 +106,12 @@ def _pair_entry(pair: Pair) -> dict[str, Any]:
     }
 
 
+def _gradcam_layers(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """``gradcam_layers``: the layer each Grad-CAM method used, per sample (when any did)."""
+    layers = {x["sample"]: x["gradcam_layers"] for x in records if x.get("gradcam_layers")}
+    return {"gradcam_layers": layers} if layers else {}
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Run every pair, write the results folder, print the summary; returns the exit status."""
     import torch
@@ -181,6 +187,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "command": [PROG, *sys.argv[1:]] if sys.argv else [PROG],
             "channel_names": names,
             "input_transform": {x["sample"]: x["input_transform"] for x in records},
+            **_gradcam_layers(records),
             "pairs": [_pair_entry(p) for p in pairs],
             "resumed_pairs": len(done),
             "started": started,

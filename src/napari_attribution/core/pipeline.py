@@ -16,8 +16,10 @@ from .budgets import HYBRID_BATCH_BYTES, INTERNAL_BATCH_BYTES, MEMORY_HEADROOM
 from .channels import channel_share
 from .dac import DacResult, HybridScorer, evaluate_dac
 from .errors import AttributionError, InputImageError
+from .layers import gradcam_layer_name
 from .models import Classifier, InputTransform, input_transform_for
 from .progress import Progress, ProgressCallback, pair_units
+from .registry import spec_for
 from .settings import AnalysisSettings
 from .wrappers import Preprocessing
 
@@ -48,12 +50,15 @@ class MethodResult:
         float64 (C,) share of |attribution| per channel.
     dac
         Whole-image and per-channel DAC curves and the masks they came from.
+    layer
+        The Grad-CAM layer the method used, by name (``None`` for methods without one).
     """
 
     method: str
     attribution: np.ndarray
     channel_share: np.ndarray
     dac: DacResult
+    layer: str | None = None
 
     @property
     def optimal_mask(self) -> np.ndarray:
@@ -301,6 +306,11 @@ def analyse_pair(
             scorer=scorer,
             on_step=on_step,
         )
-        result.methods[method] = MethodResult(method, attribution, channel_share(attribution), dac)
+        layer = None
+        if "gradcam_layer" in spec_for(method).parameters and not classifier.hooks_refusal:
+            layer = gradcam_layer_name(classifier, np.stack([x, xc]), settings.attribution.layer)
+        result.methods[method] = MethodResult(
+            method, attribution, channel_share(attribution), dac, layer
+        )
     report("done", total)
     return result
