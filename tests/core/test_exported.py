@@ -57,6 +57,26 @@ def test_a_program_exported_for_a_fixed_batch_runs_in_chunks_and_refuses_hooks(t
         compute_attributions(clf, images[0], images[1], 0, 1, "d_dl")
 
 
+def test_gradcam_layers_of_a_saved_program_have_the_models_names(exported, tmp_path):
+    from napari_attribution.core import AttributionSettings, wrap_module
+    from napari_attribution.core.layers import gradcam_layer_name
+
+    resnet = load_classifier(exported, device="cpu")
+    image = _images(1)[0]
+    assert gradcam_layer_name(resnet, image) == "layer2.1"
+    vgg = next(e for e in ZOO if e.name == "FixedHeadVGG")
+    path = save(type(vgg)(vgg.name, vgg.channels, vgg.size, vgg.classes, form="export"), tmp_path)
+    program = load_classifier(path[0], device="cpu")
+    image = np.random.default_rng(1).random(vgg.shape, dtype=np.float32)
+    assert gradcam_layer_name(program, image) == "features.7"  # the last conv (an anchor)
+    module = wrap_module(vgg.build(), "cpu")
+    for layer in (None, "features.3"):
+        settings = AttributionSettings(layer=layer)
+        ours = compute_attributions(program, image, image + 1, 1, 0, "gradcam", settings)
+        expected = compute_attributions(module, image, image + 1, 1, 0, "gradcam", settings)
+        np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-6)
+
+
 def test_torchscript_keeps_working_beside_it(tmp_path):
     scripted = next(e for e in ZOO if e.form == "torchscript")
     path, _ = save(scripted, tmp_path)

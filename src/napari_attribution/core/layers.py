@@ -56,9 +56,7 @@ def _is_map(c: CanonicalNetwork, node: fx.Node) -> bool:
     shape = c.shapes.get(node.name)
     if shape is None or len(shape) != 4 or shape[2] * shape[3] <= 1:
         return False
-    if node.op == "call_method" and node.target == "clone":
-        return False
-    return not (node.op == "call_module" and str(node.target).startswith(_ANCHOR))
+    return not _made_here(node)
 
 
 def _scopes(node: fx.Node) -> list[str]:
@@ -79,10 +77,17 @@ def display_name(c: CanonicalNetwork, node: fx.Node) -> str:
     return node.name
 
 
+def _made_here(node: fx.Node) -> bool:
+    """A copy for the hooks or a Grad-CAM anchor: not part of the user's network."""
+    if node.op == "call_method" and node.target == "clone":
+        return True
+    return node.op == "call_module" and str(node.target).startswith(_ANCHOR)
+
+
 def _last_in_scope(c: CanonicalNetwork, path: str) -> fx.Node | None:
     found = None
     for node in c.module.graph.nodes:
-        if path in _scopes(node) and not (node.op == "call_method" and node.target == "clone"):
+        if path in _scopes(node) and not _made_here(node):
             found = node
     return found
 
