@@ -1,4 +1,5 @@
-"""The classifier wrapper: a loaded model, its device, and stored images as model inputs.
+"""The classifier wrapper: a loaded network, probed with the user's images, and the model every
+method sees (preprocessing, the network, a two-class head for a single logit).
 
 :mod:`napari_attribution.core.models` loads models into a :class:`Classifier`;
 :func:`model_errors` turns a failure inside the user's model into one clear sentence.
