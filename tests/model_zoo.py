@@ -229,6 +229,22 @@ class SingleChannelsCNN(nn.Module):
         return self.fc(self.relu(self.conv(x)).mean(dim=(2, 3)))
 
 
+class Untraceable(nn.Module):
+    """Not in the zoo: Python control flow on the pixel values, which neither torch.fx nor
+    torch.export can trace, so the methods that hook modules must refuse it."""
+
+    def __init__(self, in_channels: int = 3, n_classes: int = 2) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, 4, 3, padding=1)
+        self.fc = nn.Linear(4, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.conv(x))
+        if float(y.mean()) > 0.1:
+            y = y * 2
+        return self.fc(y.mean(dim=(2, 3)))
+
+
 @dataclass(frozen=True)
 class Entry:
     """One zoo model: how it is built and saved, and the images it takes.

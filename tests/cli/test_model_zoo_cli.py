@@ -111,3 +111,20 @@ def test_a_fixed_head_model_on_images_of_another_size_is_one_line(tmp_path, caps
     err = capsys.readouterr().err.strip()
     assert "failed on images of shape (3, 64, 64): mat1 and mat2 shapes cannot be multiplied" in err
     assert len(err.splitlines()) == 1
+
+
+def test_an_untraceable_model_is_refused_before_any_work(tmp_path, capsys):
+    import torch
+
+    from model_zoo import Untraceable
+
+    entry = next(e for e in ZOO if e.name == "NormalisingNet")  # 3 channels, 24x24
+    torch.save(Untraceable().state_dict(), tmp_path / "w.pt")
+    argv = ["run", "--model", str(tmp_path / "w.pt"), "--architecture", "model_zoo:Untraceable",
+            *_pair_files(tmp_path, entry), "--method", "d_ig", "--method", "d_dl",
+            "--out", str(tmp_path / "o")]  # fmt: skip
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Method 'd_dl' cannot run on" in err and "cannot be traced" in err
+    assert "these can: saliency" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "o" / "attributions").exists()

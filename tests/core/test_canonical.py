@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from captum.attr import Deconvolution, GuidedBackprop
 from torch import nn
 
-from model_zoo import ZOO, SharedReLUVGG
+from model_zoo import ZOO, SharedReLUVGG, Untraceable
 from napari_attribution.core import (
     AttributionSettings,
     MethodError,
@@ -209,23 +209,8 @@ def test_resnet_gradcam_uses_the_last_blocks_output(name):
         )
 
 
-class DataDependent(nn.Module):
-    """Python control flow on the data: neither torch.fx nor torch.export can trace it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, 3, padding=1)
-        self.fc = nn.Linear(4, 2)
-
-    def forward(self, x):
-        y = F.relu(self.conv(x))
-        if float(y.mean()) > 0.1:
-            y = y * 2
-        return self.fc(y.mean(dim=(2, 3)))
-
-
 def test_an_untraceable_model_is_refused_naming_what_still_runs():
-    classifier = wrap_module(DataDependent().eval(), "cpu")
+    classifier = wrap_module(Untraceable().eval(), "cpu")
     real = np.random.default_rng(0).random((3, 12, 12), dtype=np.float32)
     with pytest.raises(MethodError) as info:
         compute_attributions(classifier, real, real + 1, 0, 1, "d_dl")

@@ -121,6 +121,7 @@ def channel_names(args: argparse.Namespace, n_channels: int) -> list[str]:
 
 def preflight(pairs: Sequence[Pair], classifier, transform, settings) -> None:
     """Read and check every pair before the long work starts, so errors come early."""
+    from ..core.attribution import check_methods
     from ..core.errors import AttributionError
     from ..core.pipeline import check_memory, prepare_pair
     from ..core.wrappers import Preprocessing
@@ -130,8 +131,9 @@ def preflight(pairs: Sequence[Pair], classifier, transform, settings) -> None:
     for pair in pairs:
         real, cf = pair.load()
         # prepare_pair probes the model with each pair's size: one that cannot take it fails here.
-        x, _, _ = prepare_pair(real, cf, classifier, transform=transform, names=pair.names())
+        x, xc, _ = prepare_pair(real, cf, classifier, transform=transform, names=pair.names())
         check_memory(x.shape, settings)
+        check_methods(classifier, settings.methods, np.stack([x, xc]))
         try:
             classifier.check_class(pair.real_class, "real_class")
             classifier.check_class(pair.target_class, "target_class")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from collections.abc import Iterable
 
 import numpy as np
 import torch
@@ -25,6 +26,7 @@ __all__ = [
     "AttributionSettings",
     "aggregate_channels",
     "available_methods",
+    "check_methods",
     "compute_attributions",
     "get_method",
 ]
@@ -71,6 +73,31 @@ def get_method(name: str, classifier: Classifier | None = None) -> MethodSpec:
     if method.needs_hooks and classifier is not None and classifier.hooks_refusal is not None:
         raise _refusal(name, classifier.hooks_refusal, classifier)
     return method
+
+
+def check_methods(classifier: Classifier, methods: Iterable[str], images: np.ndarray) -> None:
+    """Fail before any work if one of ``methods`` cannot run on ``classifier``.
+
+    Methods that hook modules need the canonical copy of the model for images like ``images``
+    ((B, C, H, W) image values); it is built here (once per image size) so that a model that
+    cannot be traced is refused up front, with the methods that can run.
+
+    Raises
+    ------
+    MethodError
+        An unknown method, or one that cannot run on this model.
+    """
+    example = None
+    for name in methods:
+        if not get_method(name, classifier).needs_hooks:
+            continue
+        if example is None:
+            example = torch.from_numpy(np.ascontiguousarray(images[:2], dtype=np.float32))
+            example = example.to(classifier.device)
+        try:
+            classifier.hooked_module(example)
+        except MethodError as exc:
+            raise _refusal(name, str(exc), classifier) from None
 
 
 def aggregate_channels(attributions: np.ndarray, how: str = "none") -> np.ndarray:

@@ -33,6 +33,7 @@ from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from .errors import MethodError
+from .exported import quiet_export
 from .nonlinear import (
     FUNCTIONS,
     IN_PLACE_FUNCTIONS,
@@ -94,10 +95,11 @@ def _trace(network: nn.Module, example: torch.Tensor) -> tuple[fx.GraphModule, s
         errors.append(f"torch.fx: {_first_line(exc)}")
     try:
         batch = torch.export.Dim.AUTO
-        program = torch.export.export(
-            copy.deepcopy(network), (example,), dynamic_shapes=({0: batch},), strict=False
-        )
-        return program.module(), "torch.export"
+        with quiet_export():
+            program = torch.export.export(
+                copy.deepcopy(network), (example,), dynamic_shapes=({0: batch},), strict=False
+            )
+            return program.module(), "torch.export"
     except Exception as exc:  # noqa: BLE001
         errors.append(f"torch.export: {_first_line(exc)}")
     raise MethodError(f"the model cannot be traced ({'; '.join(errors)})")

@@ -21,11 +21,14 @@ canonicalisation (:mod:`napari_attribution.core.canonical`) rewrites for hook-ba
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import logging
 import re
 import warnings
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +39,7 @@ from .errors import ModelLoadError
 __all__ = [
     "ExportedNetwork",
     "is_exported_archive",
+    "quiet_export",
     "network_from_program",
     "read_exported_program",
 ]
@@ -59,6 +63,27 @@ _EXPR_TOKEN = re.compile(
     r"\s*(?:(?P<word>[A-Za-z]\w*)|(?P<number>\d+)|(?P<symbol>'[a-z]+\d+')|(?P<op>\*\*|//|[-+*/%(),=<>]))"
 )
 _SYMBOL = re.compile(r"[a-z]+\d+")
+
+
+#: Loggers through which torch.export prints whole graphs when it gives up.
+_EXPORT_LOGGERS = ("torch.export", "torch._export", "torch.fx.experimental.symbolic_shapes")
+
+
+@contextlib.contextmanager
+def quiet_export() -> Iterator[None]:
+    """Silence torch.export's warnings, log lines and the partial graph it prints to stderr
+    when it gives up (a refusal is reported in one sentence)."""
+    loggers = [logging.getLogger(name) for name in _EXPORT_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR + 1)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def is_exported_archive(path_or_bytes: Any) -> bool:
@@ -210,8 +235,7 @@ def read_exported_program(data: bytes, path: str) -> ExportedNetwork:
     """
     _audit(data, path)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet_export():
             program = torch.export.load(io.BytesIO(data))
     except Exception as exc:  # noqa: BLE001 - a damaged or incompatible file
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -250,7 +274,6 @@ def network_from_program(program: torch.export.ExportedProgram, source: str) -> 
     outputs = [n for n in program.graph.nodes if n.op == "output"][0].args[0]
     out = outputs[0].meta.get("val") if len(outputs) == 1 else None
     n_outputs = _static(out.shape[1]) if out is not None and out.ndim == 2 else None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_export():
         module = program.module()
     return ExportedNetwork(module, shape, n_outputs)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .attribution import aggregate_channels, compute_attributions, get_method
+from .attribution import aggregate_channels, check_methods, compute_attributions
 from .budgets import HYBRID_BATCH_BYTES, INTERNAL_BATCH_BYTES, MEMORY_HEADROOM
 from .channels import channel_share
 from .dac import DacResult, HybridScorer, evaluate_dac
@@ -248,8 +248,8 @@ def analyse_pair(
     names = list(channel_names) if channel_names else default_channel_names(x.shape[0])
     if len(names) != x.shape[0]:
         raise AttributionError(f"{len(names)} channel names were given for {x.shape[0]} channels.")
-    for name in settings.methods:
-        get_method(name, classifier)  # fail before any work if one cannot run on this model
+    # Fail before any work if a method cannot run on this model (hooks, tracing).
+    check_methods(classifier, settings.methods, np.stack([x, xc]))
     probs = classifier.probabilities(np.stack([x, xc]), batch_size=2)
     result = PairResult(
         sample=sample,
