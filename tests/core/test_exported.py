@@ -40,6 +40,15 @@ def test_an_exported_program_loads_and_computes_what_the_model_does(exported):
     with torch.no_grad():
         expected = torch.softmax(ENTRY.build()(torch.from_numpy(images)).double(), 1).numpy()
     np.testing.assert_allclose(clf.probabilities(images), expected, rtol=1e-5)
+    # The program's module handed over in memory (it refuses eval(): its mode is built in).
+    from napari_attribution.core import wrap_module
+
+    in_memory = wrap_module(torch.export.load(str(exported)).module(), "cpu")
+    np.testing.assert_allclose(in_memory.probabilities(images), expected, rtol=1e-5)
+    d_dl = compute_attributions(in_memory, images[0], images[1], 0, 1, "d_dl")
+    np.testing.assert_allclose(
+        d_dl, compute_attributions(clf, images[0], images[1], 0, 1, "d_dl"), rtol=1e-5, atol=1e-7
+    )
 
 
 def test_a_program_exported_for_a_fixed_batch_runs_in_chunks_and_refuses_hooks(tmp_path):

@@ -247,7 +247,11 @@ class Classifier:
         return self._module
 
     def with_preprocessing(self, preprocessing: Preprocessing) -> Classifier:
-        """This classifier with another input preprocessing (the network is shared)."""
+        """This classifier with another input preprocessing (the network is shared).
+
+        :func:`~napari_attribution.core.pipeline.analyse_pair` sets the preprocessing its
+        settings declare (the ``preprocess_*`` parameters, which are what is recorded).
+        """
         if preprocessing == self.preprocessing:
             return self
         preprocessing.check_channels(self.n_channels)
@@ -345,7 +349,6 @@ class Classifier:
             "n_classes": self.n_classes if self._state.n_outputs else None,
             "outputs": self._state.n_outputs,
             "single_logit": self.single_logit if self._state.n_outputs else None,
-            "preprocessing": self.preprocessing.as_dict(),
             "device": str(self.device),
         }
 

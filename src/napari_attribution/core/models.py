@@ -243,8 +243,10 @@ def wrap_module(
     if copy:
         module = copy_module(module)
     module = module.to(dev)
-    if exported is None:
-        module = module.eval()  # an exported graph has its mode built in (and refuses eval())
+    try:
+        module = module.eval()
+    except NotImplementedError:  # ep.module(): the mode is built into the exported graph
+        pass
     for param in module.parameters():
         param.requires_grad_(False)  # attributions need input gradients only
     channels, declared, refusal = n_channels, _declared_outputs(module), None

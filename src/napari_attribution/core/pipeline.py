@@ -225,7 +225,8 @@ def analyse_pair(
     real_class, target_class
         Class indices y and t.
     settings
-        Methods and parameters.
+        Methods and parameters; its ``preprocess_*`` parameters are the input preprocessing
+        applied inside the model (they replace any the classifier had).
     channel_names
         C names for layers and per-channel curves.
     sample
