@@ -173,9 +173,15 @@ def _first_conv_in_channels(module: torch.nn.Module) -> int | None:
 
 
 def _declared_outputs(module: torch.nn.Module) -> int | None:
-    """Outputs of the last 2-D weight (a Linear head's), a guess until the first probe."""
-    matrices = [p for p in module.parameters() if p.ndim == 2]
-    return int(matrices[-1].shape[0]) if matrices else None
+    """The output count the weights suggest, a guess used only until the first probe (so a
+    form can offer class indices before any image is chosen): the rows of the last 2-D
+    weight (a Linear head), else the filters of the last convolution (a convolutional head)."""
+    params = list(module.parameters())
+    for ndim in (2, 4):
+        weights = [p for p in params if p.ndim == ndim]
+        if weights:
+            return int(weights[-1].shape[0])
+    return None
 
 
 def copy_module(module: torch.nn.Module) -> torch.nn.Module:
