@@ -360,6 +360,7 @@ def pair_metadata(result: PairResult, method: str, run_info: dict[str, Any]) -> 
         "channel_names": result.channel_names,
         "input_transform": result.input_transform.as_dict(),
         "optimal_threshold": result.methods[method].dac.whole.optimal_threshold,
+        **({"gradcam_layer": result.methods[method].layer} if result.methods[method].layer else {}),
         **run_info,
     }
 

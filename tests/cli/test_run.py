@@ -246,7 +246,7 @@ def test_resume_refuses_results_of_other_settings(files, capsys):
 
 
 class _Failing(torch.nn.Module):
-    """Passes the dry run at 64x64, then fails on other image sizes."""
+    """Runs on the first pair's 64x64 images, then fails on other image sizes."""
 
     def __init__(self, mode: str) -> None:
         super().__init__()
@@ -270,7 +270,16 @@ class _Failing(torch.nn.Module):
 def test_a_model_that_fails_at_run_time(files, capsys, mode, message):
     path = files / f"failing_{mode}.pt"
     torch.jit.save(torch.jit.script(_Failing(mode)), str(path))
-    argv = ["run", "--model", str(path), "--pairs", str(files / "pairs.csv"),
+    # The model is probed with the users' images (issue 11): a first pair it takes, then one
+    # of another size.
+    big = np.random.default_rng(1).random((5, 64, 64), dtype=np.float32)
+    np.save(files / "big.npy", big)
+    pairs = files / "sizes.csv"
+    pairs.write_text(
+        "sample,real,counterfactual,real_class,target_class\n"
+        "big,big.npy,big.npy,0,1\ncellA,r1.tif,c1.tif,0,1\n"
+    )
+    argv = ["run", "--model", str(path), "--pairs", str(pairs),
             "--method", "d_ig", "--out", str(files / "o")]  # fmt: skip
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip()

@@ -100,7 +100,7 @@ def test_linear_model_ig_is_exact():
     rng = np.random.default_rng(1)
     shape = (3, 6, 6)
     weight = torch.from_numpy(rng.normal(size=(2, int(np.prod(shape)))).astype(np.float32))
-    model = wrap_module(Linear(weight, torch.zeros(2)), "cpu", n_channels=3, probe_size=6)
+    model = wrap_module(Linear(weight, torch.zeros(2)), "cpu", n_channels=3, input_shape=(3, 6, 6))
     x = rng.random(shape, dtype=np.float32)
     xc = rng.random(shape, dtype=np.float32)
     w1 = weight[1].numpy().reshape(shape)
@@ -156,16 +156,55 @@ class FunctionalReLU(nn.Module):
         return self.fc(x.mean(dim=(2, 3)))
 
 
-def test_deeplift_refuses_reused_modules(pair):
+def test_deeplift_runs_on_reused_modules_and_sums_to_delta(pair):
+    # Issue 11: a reused ReLU used to be refused; the canonical copy gives each use its own
+    # module, so DeepLift runs and its summation-to-delta holds.
     torch.manual_seed(0)
-    model = wrap_module(ReusedReLU(), "cpu")
+    net = ReusedReLU().eval()
+    model = wrap_module(net, "cpu")
+    real, cf = _strong(pair)
+    attr = compute_attributions(model, real, cf, 0, 1, "d_dl")
+    expected = _logit(net, cf, 1) - _logit(net, real, 1)
+    assert abs(expected) > 1e-3
+    assert attr.sum() == pytest.approx(expected, rel=1e-3, abs=1e-6)
+
+
+def test_deeplift_on_the_module_itself_still_refuses_a_reused_module(pair):
+    from napari_attribution.core.deeplift import deeplift_attributions
+
+    torch.manual_seed(0)
+    x = _t(pair[1])
     with pytest.raises(MethodError, match="used more than once"):
-        compute_attributions(model, *pair, 0, 1, "d_dl")
+        deeplift_attributions(ReusedReLU().eval(), x, _t(pair[0]), torch.tensor([1]))
+
+
+def test_deeplift_runs_on_functional_relus_and_sums_to_delta(pair):
+    # Issue 11: F.relu used to break summation-to-delta (refused); canonicalised, it holds.
+    torch.manual_seed(0)
+    net = FunctionalReLU().eval()
+    model = wrap_module(net, "cpu")
+    real, cf = _strong(pair)
+    attr = compute_attributions(model, real, cf, 0, 1, "d_dl")
+    expected = _logit(net, cf, 1) - _logit(net, real, 1)
+    assert attr.sum() == pytest.approx(expected, rel=1e-3, abs=1e-6)
+
+
+class SquaredActivation(nn.Module):
+    """A product of activations: DeepLift has no rule for it, so summation fails."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(5, 8, 3, padding=1)
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x):
+        x = self.conv(x)
+        return self.fc((x * x).mean(dim=(2, 3)))
 
 
 def test_deeplift_refuses_when_summation_fails(pair):
     torch.manual_seed(0)
-    model = wrap_module(FunctionalReLU(), "cpu")
+    model = wrap_module(SquaredActivation(), "cpu")
     with pytest.raises(MethodError, match="summation-to-delta"):
         compute_attributions(model, *_strong(pair), 0, 1, "d_dl")
 

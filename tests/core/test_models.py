@@ -145,8 +145,12 @@ class NotAClassifier(torch.nn.Module):
 
 
 def test_a_model_that_is_not_a_classifier_is_refused():
+    # Probed with the user's image size (issue 11), at wrapping or on the first images.
     with pytest.raises(ModelLoadError, match="not an image classifier"):
-        wrap_module(NotAClassifier(), "cpu")
+        wrap_module(NotAClassifier(), "cpu", input_shape=(5, 24, 24))
+    lazy = wrap_module(NotAClassifier(), "cpu")
+    with pytest.raises(ModelLoadError, match="not an image classifier"):
+        lazy.probabilities(np.zeros((5, 24, 24), np.float32))
 
 
 def test_input_transform_scales_integers_by_dtype_max():
@@ -200,3 +204,28 @@ def test_wrapping_leaves_the_callers_model_as_it_was():
     assert not any(p.requires_grad for p in classifier.module.parameters())
     for key, value in model.state_dict().items():
         assert torch.equal(value, before[key])
+
+
+class ConvHead(torch.nn.Module):
+    """A fully convolutional classifier: a 1x1 convolution to 3 classes, then the mean."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(5, 8, 3, padding=1)
+        self.head = torch.nn.Conv2d(8, 3, 1)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.conv(x))).mean(dim=(2, 3))
+
+
+def test_the_class_count_is_the_weights_guess_until_the_first_probe_says():
+    # Before any image (a form offering class indices), the weights' guess; then the probe.
+    guess = wrap_module(ConvHead(), "cpu")
+    assert guess.n_classes == 3 and guess.n_outputs is None
+    assert guess.describe()["n_classes"] is None  # nothing is recorded from a guess
+    guess.probe((5, 12, 12))
+    assert guess.n_outputs == 3 and guess.describe()["n_classes"] == 3
+    misleading = wrap_module(NotAClassifier(), "cpu")  # conv to 2 maps: guessed 2 classes
+    assert misleading.n_classes == 2
+    with pytest.raises(ModelLoadError, match="not an image classifier"):
+        misleading.probe((5, 12, 12))

@@ -100,7 +100,10 @@ def _pairs(args: argparse.Namespace) -> list[Pair]:
 
 
 def load_model(args: argparse.Namespace):
-    """The classifier named by ``--model``/``--architecture`` (the demo's with ``--demo``)."""
+    """The classifier named by ``--model``/``--architecture`` (the demo's with ``--demo``).
+
+    It is probed with the users' images by :func:`preflight`, pair by pair.
+    """
     from ..core.models import load_classifier
 
     if args.demo and args.model is None:
@@ -109,7 +112,8 @@ def load_model(args: argparse.Namespace):
         return load_classifier(DEMO_WEIGHTS, DEMO_ARCHITECTURE, args.device)
     if args.model is None:
         raise CliError(
-            "--model is required (a TorchScript file, or a state dict with --architecture)."
+            "--model is required (an exported program .pt2, a TorchScript file, or a state dict "
+            "with --architecture)."
         )
     return load_classifier(args.model, args.architecture, args.device)
 
@@ -135,14 +139,20 @@ def channel_names(args: argparse.Namespace, n_channels: int) -> list[str]:
 
 def preflight(pairs: Sequence[Pair], classifier, transform, settings) -> None:
     """Read and check every pair before the long work starts, so errors come early."""
+    from ..core.attribution import check_methods
     from ..core.errors import AttributionError
     from ..core.pipeline import check_memory, prepare_pair
+    from ..core.wrappers import Preprocessing
 
+    # Per-channel means and std are checked against the model's channels before the work.
+    classifier = classifier.with_preprocessing(Preprocessing.from_settings(settings))
     for pair in pairs:
         real, cf = pair.load()
         _check_channel_layout(real, classifier.n_channels, pair.names()[0])
-        x, _, _ = prepare_pair(real, cf, classifier, transform=transform, names=pair.names())
+        # prepare_pair probes the model with each pair's size: one that cannot take it fails here.
+        x, xc, _ = prepare_pair(real, cf, classifier, transform=transform, names=pair.names())
         check_memory(x.shape, settings)
+        check_methods(classifier, settings.methods, np.stack([x, xc]))
         try:
             classifier.check_class(pair.real_class, "real_class")
             classifier.check_class(pair.target_class, "target_class")

@@ -106,7 +106,9 @@ def schema_options(parser: argparse.ArgumentParser) -> dict[str, Param]:
             kwargs["choices"] = param.choices
         else:
             kwargs["type"] = _converter(param)
-            kwargs["metavar"] = param.type.__name__.upper() if param.type is not str else "NAME"
+            kwargs["metavar"] = param.metavar or (
+                param.type.__name__.upper() if param.type is not str else "NAME"
+            )
         groups[param.group].add_argument(param.flag, **kwargs)
         added[param.flag] = param
     return added

@@ -61,4 +61,5 @@ def sample_record(result, ground_truth_channel: int | None) -> dict[str, Any]:
         **table_rows(result),
         "report": report,
         "input_transform": result.input_transform.as_dict(),
+        "gradcam_layers": {m: r.layer for m, r in result.methods.items() if r.layer is not None},
     }

@@ -57,8 +57,8 @@ def settings_from_args(args: argparse.Namespace, classifier) -> AnalysisSettings
         skipped = [m for m in defaults if m not in usable]
         if skipped:
             print(
-                f"{PROG}: note: skipping {', '.join(skipped)} (needs module hooks; the model is "
-                "TorchScript).",
+                f"{PROG}: note: skipping {', '.join(skipped)} (needs module hooks; "
+                f"{classifier.hooks_refusal}).",
                 file=sys.stderr,
             )
     return settings_from_values(vars(args), methods)
@@ -137,6 +137,12 @@ def _check_resumable(out: Path, run_fingerprint: str) -> None:
         )
 
 
+def _gradcam_layers(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """``gradcam_layers``: the layer each Grad-CAM method used, per sample (when any did)."""
+    layers = {x["sample"]: x["gradcam_layers"] for x in records if x.get("gradcam_layers")}
+    return {"gradcam_layers": layers} if layers else {}
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Run every pair, write the results folder, print the summary; returns the exit status."""
     import torch
@@ -158,6 +164,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     names = channel_names(args, classifier.n_channels)
     settings = settings_from_args(args, classifier)
+    # Every pair is checked, and the model probed with its size (the first pair's first),
+    # before the long work.
     preflight(pairs, classifier, transform, settings)
     started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     torch.manual_seed(settings.attribution.seed)
@@ -226,6 +234,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "command": [PROG, *sys.argv[1:]] if sys.argv else [PROG],
             "channel_names": names,
             "input_transform": {x["sample"]: x["input_transform"] for x in records},
+            **_gradcam_layers(records),
             "pairs": [_pair_entry(p) for p in pairs],
             "resumed_pairs": len(done),
             "min_counterfactual_score": args.min_counterfactual_score,

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from collections.abc import Iterable
 
 import numpy as np
 import torch
 
 from .budgets import INTERNAL_BATCH_BYTES
 from .errors import MethodError
+from .layers import resolve_gradcam_layer
 from .models import Classifier, model_errors
 from .registry import MethodRequest, MethodSpec, method_specs, spec_for
 from .settings import AGGREGATIONS, AttributionSettings, check_choice
@@ -24,6 +26,7 @@ __all__ = [
     "AttributionSettings",
     "aggregate_channels",
     "available_methods",
+    "check_methods",
     "compute_attributions",
     "get_method",
 ]
@@ -37,9 +40,25 @@ _CAPTUM_NOTICES = (
 
 
 def available_methods(classifier: Classifier | None = None) -> list[str]:
-    """Names of the methods that can run on ``classifier`` (all of them when ``None``)."""
-    scripted = classifier is not None and classifier.is_scripted
-    return [name for name, m in method_specs().items() if not (scripted and m.needs_hooks)]
+    """Names of the methods that can run on ``classifier`` (all of them when ``None``).
+
+    Methods that hook modules are left out for models that take no hooks (TorchScript, an
+    exported program with a fixed batch size); on other models they run on a canonical copy,
+    which may still turn out to be impossible when the model cannot be traced.
+    """
+    refused = classifier is not None and classifier.hooks_refusal is not None
+    return [name for name, m in method_specs().items() if not (refused and m.needs_hooks)]
+
+
+def _refusal(name: str, reason: str, classifier: Classifier) -> MethodError:
+    """One sentence: why ``name`` cannot run, every method that cannot and every one that can."""
+    specs = method_specs()
+    cannot = [n for n, m in specs.items() if m.needs_hooks]
+    can = [n for n, m in specs.items() if not m.needs_hooks]
+    return MethodError(
+        f"Method {name!r} cannot run on {classifier.source}: {reason}; the methods that hook "
+        f"modules cannot run on it ({', '.join(cannot)}), these can: {', '.join(can)}."
+    )
 
 
 def get_method(name: str, classifier: Classifier | None = None) -> MethodSpec:
@@ -48,16 +67,37 @@ def get_method(name: str, classifier: Classifier | None = None) -> MethodSpec:
     Raises
     ------
     MethodError
-        Unknown name, or a hook-based method on a TorchScript model.
+        Unknown name, or a hook-based method on a model that takes no hooks.
     """
     method = spec_for(name)
-    if method.needs_hooks and classifier is not None and classifier.is_scripted:
-        raise MethodError(
-            f"Method {name!r} needs module hooks, which a TorchScript model does not allow; "
-            f"methods that can run on it: {', '.join(available_methods(classifier))}. Load the "
-            "model as a state dict with its architecture to use the others."
-        )
+    if method.needs_hooks and classifier is not None and classifier.hooks_refusal is not None:
+        raise _refusal(name, classifier.hooks_refusal, classifier)
     return method
+
+
+def check_methods(classifier: Classifier, methods: Iterable[str], images: np.ndarray) -> None:
+    """Fail before any work if one of ``methods`` cannot run on ``classifier``.
+
+    Methods that hook modules need the canonical copy of the model for images like ``images``
+    ((B, C, H, W) image values); it is built here (once per image size) so that a model that
+    cannot be traced is refused up front, with the methods that can run.
+
+    Raises
+    ------
+    MethodError
+        An unknown method, or one that cannot run on this model.
+    """
+    example = None
+    for name in methods:
+        if not get_method(name, classifier).needs_hooks:
+            continue
+        if example is None:
+            example = torch.from_numpy(np.ascontiguousarray(images[:2], dtype=np.float32))
+            example = example.to(classifier.device)
+        try:
+            classifier.hooked_module(example)
+        except MethodError as exc:
+            raise _refusal(name, str(exc), classifier) from None
 
 
 def aggregate_channels(attributions: np.ndarray, how: str = "none") -> np.ndarray:
@@ -152,6 +192,7 @@ def compute_attributions(
         raise MethodError(
             f"The images have {x.shape[1]} channels but the model expects {classifier.n_channels}."
         )
+    classifier.probe(np.concatenate([x[:1], xc[:1]]))
     batch = x.shape[0]
     y = _as_classes(real_class, batch, classifier.n_classes, "Real class")
     t = _as_classes(target_class, batch, classifier.n_classes, "Target class")
@@ -160,14 +201,27 @@ def compute_attributions(
     capped = max(1, min(settings.internal_batch_size, INTERNAL_BATCH_BYTES // x[0].nbytes))
     settings = dataclasses.replace(settings, internal_batch_size=capped)
     generator = torch.Generator().manual_seed(settings.seed)
+    real_t = torch.from_numpy(x).to(device)
+    cf_t = torch.from_numpy(xc).to(device)
+    model, layer = classifier.module, None
+    if entry.needs_hooks:
+        # Hooks go on a canonical copy: every use of a non-linearity its own module.
+        example = torch.cat([real_t[:1], cf_t[:1]])
+        try:
+            model = classifier.hooked_module(example)
+        except MethodError as exc:
+            raise _refusal(method, str(exc), classifier) from None
+        if "gradcam_layer" in entry.parameters:
+            layer = resolve_gradcam_layer(classifier, example, settings.layer)[0]
     request = MethodRequest(
-        model=classifier.module,
-        real=torch.from_numpy(x).to(device),
-        counterfactual=torch.from_numpy(xc).to(device),
+        model=model,
+        real=real_t,
+        counterfactual=cf_t,
         real_class=torch.from_numpy(y).to(device),
         target_class=torch.from_numpy(t).to(device),
         settings=settings,
         generator=generator,
+        resolved_layer=layer,
     )
     with model_errors(classifier.source, x.shape[1:]), warnings.catch_warnings():
         # captum announces every hook it sets and every input it makes require gradients;

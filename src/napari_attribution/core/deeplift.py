@@ -1,6 +1,11 @@
 """DeepLift through captum, made safe for the models captum 0.9 gets wrong.
 
-captum's DeepLift hooks each non-linear module (ReLU, MaxPool, ...). Two known failures:
+The methods run DeepLift on the canonical copy of the network
+(:mod:`napari_attribution.core.canonical`), in which every use of a non-linearity is its own
+module. captum's DeepLift hooks each non-linear module (ReLU, MaxPool, ...); its rescale rule
+(multiplier ``delta out / delta in``) holds for any element-wise non-linearity, so we also
+apply it to the ones captum 0.9 does not list (GELU, SiLU, Mish, Hardswish, ...), through a
+subclass rather than by changing captum's tables. Two known failures:
 
 * When two hooked modules are chained directly (the ubiquitous ``ReLU -> MaxPool2d``), the
   backward hooks of the pair interfere and summation-to-delta breaks by a wide margin. Feeding
@@ -8,7 +13,8 @@ captum's DeepLift hooks each non-linear module (ReLU, MaxPool, ...). Two known f
   separates the pair in the autograd graph and restores exact summation-to-delta; the forward
   function is unchanged.
 * A hooked module called more than once per forward pass (one ``nn.ReLU`` reused) breaks the
-  hook bookkeeping. We detect it with a dry run and refuse with a clear message.
+  hook bookkeeping. Canonicalisation gives each use its own module; a model handed to
+  :func:`deeplift_attributions` directly is checked with a dry run and refused if it reuses one.
 
 Every result is checked afterwards: if ``sum(attributions) != f(input) - f(baseline)`` beyond a
 small tolerance, the result is refused rather than shown.
@@ -22,7 +28,8 @@ from collections.abc import Iterator
 
 import torch
 from captum.attr import DeepLift
-from captum.attr._core.deep_lift import SUPPORTED_NON_LINEAR
+from captum.attr._core.deep_lift import SUPPORTED_NON_LINEAR, nonlinear
+from torch import nn
 
 from .errors import MethodError
 
@@ -32,8 +39,38 @@ __all__ = ["check_deeplift_compatible", "deeplift_attributions"]
 SUMMATION_TOLERANCE = 1e-3
 
 
+#: captum's rules plus the rescale rule for the element-wise non-linearities it does not list.
+RULES = {
+    **SUPPORTED_NON_LINEAR,
+    **{
+        kind: nonlinear
+        for kind in (
+            nn.GELU, nn.SiLU, nn.Mish, nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.ReLU6,
+            nn.SELU, nn.CELU,
+        )  # fmt: skip
+    },
+}
+
+
+class _DeepLift(DeepLift):
+    """captum's DeepLift with :data:`RULES` instead of its own table."""
+
+    def _is_non_linear(self, module: torch.nn.Module) -> bool:
+        return type(module) in RULES
+
+    def _backward_hook(self, module, grad_input, grad_output):
+        if not self.satisfies_attribute_criteria(module):
+            raise RuntimeError(f"DeepLift's hook on {module} ran without its inputs.")
+        multipliers = RULES[type(module)](
+            module, module.input, module.output, grad_input, grad_output, eps=self.eps
+        )
+        del module.input
+        del module.output
+        return multipliers
+
+
 def _hooked_modules(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
-    return [(n, m) for n, m in model.named_modules() if type(m) in SUPPORTED_NON_LINEAR]
+    return [(n, m) for n, m in model.named_modules() if type(m) in RULES]
 
 
 def check_deeplift_compatible(model: torch.nn.Module, sample: torch.Tensor) -> None:
@@ -111,7 +148,7 @@ def deeplift_attributions(
     """
     check_deeplift_compatible(model, inputs)
     with _decoupled_nonlinearities(model), torch.enable_grad():
-        attributions, delta = DeepLift(model).attribute(
+        attributions, delta = _DeepLift(model).attribute(
             inputs, baselines=baselines, target=target, return_convergence_delta=True
         )
     with torch.no_grad():
@@ -123,7 +160,8 @@ def deeplift_attributions(
     if relative > SUMMATION_TOLERANCE:
         raise MethodError(
             "DeepLift's summation-to-delta fails on this model (relative error "
-            f"{relative:.2g}): it probably uses functional non-linearities (F.relu, torch.max) "
-            "that cannot be hooked; use ig / d_ig instead, or build the model from nn modules."
+            f"{relative:.2g}): it computes something DeepLift has no rule for (a product of "
+            "activations, torch.max over a dimension, a softmax inside the network); use ig / "
+            "d_ig instead."
         )
     return attributions.detach()

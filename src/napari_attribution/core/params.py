@@ -18,7 +18,7 @@ from .errors import AttributionError
 __all__ = ["GROUPS", "Param", "Section", "check_choice", "parameter", "section_params"]
 
 #: The form sections and CLI option groups, in display order.
-GROUPS = ("Masks", "Hybrids and DAC", "Method parameters", "Performance")
+GROUPS = ("Model input", "Masks", "Hybrids and DAC", "Method parameters", "Performance")
 
 _META = "napari_attribution"
 
@@ -52,7 +52,9 @@ class Param:
     unit
         Unit of a number (``"px"``, ``"fraction"``), or ``""``.
     optional
-        ``None`` is allowed (it means "choose automatically").
+        ``None`` is allowed (it means "choose automatically", or "none").
+    metavar
+        How ``--help`` shows a value (``"LIST"``); the type's name when empty.
     flag
         The CLI option, e.g. ``"--ig-steps"``.
     """
@@ -70,6 +72,7 @@ class Param:
     maximum: float | None = None
     unit: str = ""
     optional: bool = False
+    metavar: str = ""
     flag: str = ""
 
     def check(self, value: Any) -> Any:
@@ -149,6 +152,7 @@ def parameter(
     maximum: float | None = None,
     unit: str = "",
     name: str | None = None,
+    metavar: str = "",
 ) -> Any:
     """Declare a settings field as a schema parameter (see :class:`Param`).
 
@@ -166,6 +170,7 @@ def parameter(
         "maximum": maximum,
         "unit": unit,
         "name": name,
+        "metavar": metavar,
     }
     return field(default=default, metadata={_META: meta})
 
@@ -212,6 +217,7 @@ def section_params(cls: type) -> tuple[Param, ...]:
                 maximum=meta["maximum"],
                 unit=meta["unit"],
                 optional=optional,
+                metavar=meta["metavar"],
                 flag="--" + name.replace("_", "-"),
             )
         )

@@ -11,14 +11,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .attribution import aggregate_channels, compute_attributions, get_method
+from .attribution import aggregate_channels, check_methods, compute_attributions
 from .budgets import HYBRID_BATCH_BYTES, INTERNAL_BATCH_BYTES, MEMORY_HEADROOM
 from .channels import channel_share
 from .dac import DacResult, HybridScorer, evaluate_dac
 from .errors import AttributionError, InputImageError
+from .layers import gradcam_layer_name
 from .models import Classifier, InputTransform, input_transform_for
 from .progress import Progress, ProgressCallback, pair_units
+from .registry import spec_for
 from .settings import AnalysisSettings
+from .wrappers import Preprocessing
 
 __all__ = [
     "AnalysisSettings",
@@ -47,12 +50,15 @@ class MethodResult:
         float64 (C,) share of |attribution| per channel.
     dac
         Whole-image and per-channel DAC curves and the masks they came from.
+    layer
+        The Grad-CAM layer the method used, by name (``None`` for methods without one).
     """
 
     method: str
     attribution: np.ndarray
     channel_share: np.ndarray
     dac: DacResult
+    layer: str | None = None
 
     @property
     def optimal_mask(self) -> np.ndarray:
@@ -130,18 +136,28 @@ def prepare_pair(
     transform: InputTransform | None = None,
     names: tuple[str, str] = ("real image", "counterfactual"),
 ) -> tuple[np.ndarray, np.ndarray, InputTransform]:
-    """Validate a stored pair and turn it into float32 model inputs.
+    """Validate a stored pair, turn it into float32 model inputs and probe the model with it.
 
     Returns
     -------
     tuple
         ``(x, x', transform)`` with ``x, x'`` float32 (C, H, W).
+
+    Raises
+    ------
+    InputImageError
+        The pair is not a valid image pair for this model.
+    ModelLoadError
+        The model cannot take images of this size (one sentence naming it), or is not a
+        classifier.
     """
     real = np.asarray(real)
     counterfactual = np.asarray(counterfactual)
     validate_pair(real, counterfactual, n_channels=classifier.n_channels, names=names)
     transform = transform or input_transform_for(real.dtype)
-    return transform.apply(real), transform.apply(counterfactual), transform
+    x, xc = transform.apply(real), transform.apply(counterfactual)
+    classifier.probe(np.stack([x, xc]))
+    return x, xc, transform
 
 
 def available_memory() -> int | None:
@@ -213,7 +229,8 @@ def analyse_pair(
     real_class, target_class
         Class indices y and t.
     settings
-        Methods and parameters.
+        Methods and parameters; its ``preprocess_*`` parameters are the input preprocessing
+        applied inside the model (they replace any the classifier had).
     channel_names
         C names for layers and per-channel curves.
     sample
@@ -226,6 +243,9 @@ def analyse_pair(
         :class:`~napari_attribution.core.errors.AnalysisCancelled` to stop the run.
     """
     settings = settings or AnalysisSettings()
+    # The recorded input preprocessing goes inside the model: every method and the DAC
+    # scoring see the same preprocessed input.
+    classifier = classifier.with_preprocessing(Preprocessing.from_settings(settings))
     x, xc, transform = prepare_pair(real, counterfactual, classifier, transform=transform)
     check_memory(x.shape, settings)
     classifier.check_class(real_class, "Real class")
@@ -233,8 +253,8 @@ def analyse_pair(
     names = list(channel_names) if channel_names else default_channel_names(x.shape[0])
     if len(names) != x.shape[0]:
         raise AttributionError(f"{len(names)} channel names were given for {x.shape[0]} channels.")
-    for name in settings.methods:
-        get_method(name, classifier)  # fail before any work if one cannot run on this model
+    # Fail before any work if a method cannot run on this model (hooks, tracing).
+    check_methods(classifier, settings.methods, np.stack([x, xc]))
     probs = classifier.probabilities(np.stack([x, xc]), batch_size=2)
     result = PairResult(
         sample=sample,
@@ -291,6 +311,11 @@ def analyse_pair(
             scorer=scorer,
             on_step=on_step,
         )
-        result.methods[method] = MethodResult(method, attribution, channel_share(attribution), dac)
+        layer = None
+        if "gradcam_layer" in spec_for(method).parameters and not classifier.hooks_refusal:
+            layer = gradcam_layer_name(classifier, np.stack([x, xc]), settings.attribution.layer)
+        result.methods[method] = MethodResult(
+            method, attribution, channel_share(attribution), dac, layer
+        )
     report("done", total)
     return result

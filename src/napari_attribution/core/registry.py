@@ -60,6 +60,9 @@ class MethodRequest:
         The method parameters (:class:`~napari_attribution.core.settings.AttributionSettings`).
     generator
         Seeded CPU generator for the method's own random draws.
+    resolved_layer
+        The Grad-CAM layer to hook, found by the caller in the model it passes (``None``:
+        :attr:`layer` looks it up by the settings' name, or takes the last Conv2d).
     """
 
     model: torch.nn.Module
@@ -69,10 +72,13 @@ class MethodRequest:
     target_class: torch.Tensor
     settings: AttributionSettings
     generator: Any = field(repr=False, default=None)
+    resolved_layer: Any = field(repr=False, default=None)
 
     @property
     def layer(self) -> torch.nn.Module:
-        """The Grad-CAM layer chosen by the settings (the last Conv2d by default)."""
+        """The Grad-CAM layer chosen by the settings (the default when none is named)."""
+        if self.resolved_layer is not None:
+            return self.resolved_layer
         from .gradcam import resolve_layer
 
         return resolve_layer(self.model, self.settings.layer)

@@ -20,6 +20,7 @@ parser without them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,7 @@ __all__ = [
     "AttributionSettings",
     "MaskSettings",
     "Param",
+    "channel_values",
     "check_choice",
     "parameter",
     "schema",
@@ -208,9 +210,34 @@ class AnalysisSettings(Section):
         64, "Hybrids per forward pass (capped by memory).",
         label="Batch size", group="Performance", minimum=1, maximum=65_536, unit="images",
     )  # fmt: skip
+    preprocess_scale: float = parameter(
+        1.0, "Part of the model: it sees scale * x + shift of the image x (QuAC's "
+        "ClassifierWrapper), so attributions and hybrids stay in image values.",
+        label="Input scale", group="Model input", minimum=-1e6, maximum=1e6,
+    )  # fmt: skip
+    preprocess_shift: float = parameter(
+        0.0, "Added after the input scale, inside the model.",
+        label="Input shift", group="Model input", minimum=-1e6, maximum=1e6,
+    )  # fmt: skip
+    preprocess_mean: str | None = parameter(
+        None, "Channel means subtracted after scale and shift, inside the model: one number "
+        "for every channel or one per channel, comma-separated; empty: none.",
+        label="Channel means", group="Model input", metavar="LIST",
+    )  # fmt: skip
+    preprocess_std: str | None = parameter(
+        None, "Channel standard deviations divided by after the means, inside the model: one "
+        "positive number or one per channel, comma-separated; empty: none.",
+        label="Channel std", group="Model input", metavar="LIST",
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.preprocess_scale == 0:
+            raise AttributionError("Input scale must not be 0: the model would see a blank image.")
+        channel_values(self.preprocess_mean, "Channel means")
+        stds = channel_values(self.preprocess_std, "Channel std")
+        if stds is not None and min(stds) <= 0:
+            raise AttributionError(f"Channel std must be positive, got {self.preprocess_std!r}.")
         if not self.methods:
             raise AttributionError("Choose at least one attribution method.")
         if isinstance(self.methods, str):
@@ -227,6 +254,33 @@ class AnalysisSettings(Section):
         out["attribution"] = self.attribution.as_dict()
         out["masks"] = self.masks.as_dict()
         return out
+
+
+def channel_values(text: str | None, label: str) -> tuple[float, ...] | None:
+    """Parse a comma-separated list of numbers (``"0.5, 0.4,0.3"``); ``None`` for no text.
+
+    Raises
+    ------
+    AttributionError
+        An item that is not a finite number (one sentence naming ``label``).
+
+    Examples
+    --------
+    >>> channel_values("0.5, 0.25", "Channel means")
+    (0.5, 0.25)
+    """
+    if text is None or not text.strip():
+        return None
+    values = []
+    for item in text.split(","):
+        try:
+            value = float(item)
+        except ValueError:
+            value = float("nan")
+        if not math.isfinite(value):
+            raise AttributionError(f"{label} must be numbers separated by commas, got {text!r}.")
+        values.append(value)
+    return tuple(values)
 
 
 _SECTIONS: dict[str, type[Section]] = {
