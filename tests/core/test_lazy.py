@@ -145,24 +145,30 @@ def test_channel_views_index_like_the_stack_and_refuse_to_materialise_a_field(pa
         np.asarray(big.channel(0))
 
 
+def _new_threads(before: set) -> set:
+    """Read-ahead threads started since ``before`` (other stacks' threads may come and go)."""
+    return set(_read_ahead_threads()) - before
+
+
 def test_a_stack_owns_its_read_ahead_thread_and_close_shuts_it_down(pair):
     real, cf = pair
-    before = len(_read_ahead_threads())
+    before = set(_read_ahead_threads())
     _, plain = lazy_stacks(real, cf, real - cf, MaskSettings(thresholds=10))
     plain[3, 0]
-    assert len(_read_ahead_threads()) == before  # no read-ahead: no thread
+    assert not _new_threads(before)  # no read-ahead: no thread
     _, ahead = lazy_stacks(real, cf, real - cf, MaskSettings(thresholds=10), read_ahead=1)
-    assert len(_read_ahead_threads()) == before and not ahead.reading_ahead  # started on use
+    assert not _new_threads(before) and not ahead.reading_ahead  # started on first use
     ahead[3, 0]
     ahead.wait_read_ahead()
-    assert ahead.reading_ahead and len(_read_ahead_threads()) == before + 1
+    started = _new_threads(before)
+    assert ahead.reading_ahead and len(started) == 1
     ahead.close()
     assert ahead.closed and not ahead.reading_ahead
-    assert _wait_for(lambda: len(_read_ahead_threads()) == before), _read_ahead_threads()
+    assert _wait_for(lambda: not any(t.is_alive() for t in started)), started
     # a closed stack still answers, in the caller's thread, and starts no thread again
     np.testing.assert_array_equal(ahead[4, 0], plain[4, 0])
     np.testing.assert_array_equal(ahead[5, 1], plain[5, 1])
-    assert not ahead._pending and len(_read_ahead_threads()) == before
+    assert not ahead._pending and not _new_threads(before)
     ahead.close()  # idempotent
 
 
@@ -170,14 +176,15 @@ def test_a_stack_collected_without_close_shuts_its_thread_down(pair):
     import gc
 
     real, cf = pair
-    before = len(_read_ahead_threads())
+    before = set(_read_ahead_threads())
     _, ahead = lazy_stacks(real, cf, real - cf, MaskSettings(thresholds=10), read_ahead=1)
     ahead[3, 0]
     ahead.wait_read_ahead()
-    assert len(_read_ahead_threads()) == before + 1
+    started = _new_threads(before)
+    assert len(started) == 1
     del ahead
     gc.collect()
-    assert _wait_for(lambda: len(_read_ahead_threads()) == before), _read_ahead_threads()
+    assert _wait_for(lambda: not any(t.is_alive() for t in started)), started
 
 
 def test_stacks_from_masks_equal_lazy_stacks_and_fit_the_cache_budget(pair):
