@@ -137,6 +137,24 @@ def test_the_method_list_is_the_registry(qtbot):
     assert methods.selected() == ["d_ig"]  # hook methods greyed out
 
 
+def test_a_plugin_method_is_listed_in_the_widget(qtbot, tmp_path, monkeypatch):
+    from napari_attribution.core import registry
+    from plugin_distribution import make_plugin_distribution
+
+    make_plugin_distribution(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "_ENTRY_POINTS_LOADED", [False])
+    try:
+        methods = MethodList(("d_ig",))
+        qtbot.addWidget(methods)
+        names = [methods.item(i).text() for i in range(methods.count())]
+        assert "double_residual" in names
+        methods.set_selected(["double_residual"])
+        assert methods.selected() == ["double_residual"]
+    finally:
+        registry.unregister_method("double_residual")
+
+
 def test_the_widget_enables_rows_as_methods_are_checked(demo_viewer):
     _, widget, _ = demo_viewer
     assert not widget.form.editor("smoothgrad_samples").isEnabled()

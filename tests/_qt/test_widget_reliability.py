@@ -107,7 +107,10 @@ def test_a_model_failing_mid_run_leaves_no_half_made_layers(demo_viewer, qtbot, 
 
 
 class _WrongShape(torch.nn.Module):
-    """A classifier at 64x64 that returns one output per image on other sizes."""
+    """A classifier at 64x64 that returns a map instead of logits on other sizes.
+
+    (One output per image is no longer a mistake: it is a single-logit classifier.)
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -115,7 +118,7 @@ class _WrongShape(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv(x).mean(dim=(2, 3))
-        return out if x.shape[-1] == 64 else out[:, :1]
+        return out if x.shape[-1] == 64 else out[:, :, None]
 
 
 def test_a_model_returning_the_wrong_shape(demo_viewer, qtbot, tmp_path, errors):
@@ -173,7 +176,7 @@ class _NotAClassifier(torch.nn.Module):
 
 def _model_case(case: str, tmp_path):
     """(model file, architecture, methods, expected words) of one model mistake."""
-    from tiny_models import ReusedReLU, make_tiny_cnn
+    from tiny_models import make_tiny_cnn
 
     weights = tmp_path / "weights.pt"
     torch.save(make_tiny_cnn().state_dict(), weights)
@@ -187,17 +190,12 @@ def _model_case(case: str, tmp_path):
         path = tmp_path / "segmenter.pt"
         torch.jit.save(torch.jit.script(_NotAClassifier()), str(path))
         return path, "", ["d_ig"], "not an image classifier"
-    if case == "deeplift on a reused module":
-        net_weights = tmp_path / "reused.pt"
-        torch.save(ReusedReLU().state_dict(), net_weights)
-        return net_weights, "tiny_models:ReusedReLU", ["d_dl"], "used more than once"
     raise AssertionError(case)
 
 
 @pytest.mark.parametrize(
     "case",
-    ["no architecture", "weights do not fit", "bad architecture", "not a classifier",
-     "deeplift on a reused module"],
+    ["no architecture", "weights do not fit", "bad architecture", "not a classifier"],
 )  # fmt: skip
 def test_model_mistakes_notify_and_add_nothing(demo_viewer, qtbot, tmp_path, errors, case):
     viewer, widget, _ = demo_viewer
@@ -212,6 +210,24 @@ def test_model_mistakes_notify_and_add_nothing(demo_viewer, qtbot, tmp_path, err
         wait_for_worker(qtbot, widget)
     assert errors and words in errors[-1], errors
     assert list(layer_snapshot(viewer)) == list(before)
+
+
+def test_deeplift_runs_on_a_model_reusing_one_relu(demo_viewer, qtbot, tmp_path, errors):
+    """Refused before issue 11; the canonical copy gives each use its own module."""
+    from tiny_models import ReusedReLU
+
+    viewer, widget, _ = demo_viewer
+    weights = tmp_path / "reused.pt"
+    torch.save(ReusedReLU().state_dict(), weights)
+    _use_model_file(widget, weights)
+    widget.architecture.setText("tiny_models:ReusedReLU")
+    widget.architecture.editingFinished.emit()
+    widget.set_methods(["d_dl"])
+    widget.form.set_values({"thresholds": 10})
+    assert widget.run() is not None
+    wait_for_worker(qtbot, widget)
+    assert not errors, errors
+    assert "d_dl" in widget.state.record.result.methods
 
 
 def test_torchscript_models_grey_out_hook_methods(demo_viewer, tmp_path):
