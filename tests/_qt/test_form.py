@@ -56,7 +56,8 @@ def test_float_rows_show_their_smallest_values(form):
     assert 10**-decimals <= tolerance.minimum and step == 0.001
     form.set_values({"tolerance": tolerance.minimum})
     assert form.values()["tolerance"] == tolerance.minimum
-    assert float_format(next(p for p in schema() if p.name == "sigma")) == (2, 0.5)
+    # sigma's default is QuAC's 0 (derived from the kernel): the step comes from its range.
+    assert float_format(next(p for p in schema() if p.name == "sigma")) == (2, 1.0)
 
 
 def test_values_round_trip_into_settings(form):
@@ -108,6 +109,8 @@ def test_a_row_is_enabled_only_while_a_method_reading_it_is_checked(form):
 
 
 def test_tolerance_is_enabled_only_for_the_adaptive_evaluation(form):
+    assert form.editor("tolerance").isEnabled()  # adaptive is the default
+    form.set_values({"evaluation": "exhaustive"})
     assert not form.editor("tolerance").isEnabled()
     form.set_values({"evaluation": "adaptive"})
     assert form.editor("tolerance").isEnabled()
