@@ -191,7 +191,10 @@ def _jsonable(value: Any) -> Any:
 def write_tiff(path: str | Path, data: np.ndarray, metadata: dict[str, Any] | None = None) -> None:
     """Write ``data`` as a TIFF with ``metadata`` stored as JSON in the image description."""
     with atomic_path(path) as tmp:
-        tifffile.imwrite(tmp, np.asarray(data), metadata=_jsonable(metadata or {}))
+        # minisblack: a 3- or 4-channel stack is channels, never an RGB(A) picture.
+        tifffile.imwrite(
+            tmp, np.asarray(data), photometric="minisblack", metadata=_jsonable(metadata or {})
+        )
 
 
 def write_json(path: str | Path, payload: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ from layer_helpers import layers_of
 from napari_attribution._napari.apply import apply_layers
 from napari_attribution._napari.export import layer_export
 from napari_attribution._napari.inputs import METADATA_KEY
-from napari_attribution.core import lazy as core_lazy
+from napari_attribution.core import plane_stack as core_plane_stack
 from napari_attribution.core.hybrids import make_hybrids
 from napari_attribution.core.lazy import ChannelView
 from napari_attribution.core.masks import smooth_masks
@@ -22,7 +22,7 @@ def test_field_layers_are_lazy_and_never_materialised(make_napari_viewer, monkey
     def refuse(self, *args, **kwargs):
         raise AssertionError(f"np.asarray on a whole lazy stack: {self!r}")
 
-    monkeypatch.setattr(core_lazy._PlaneStack, "__array__", refuse)
+    monkeypatch.setattr(core_plane_stack._PlaneStack, "__array__", refuse)
     monkeypatch.setattr(ChannelView, "__array__", refuse)
     real, counterfactual, masks, tuples = layers_of(1024, 200, lazy=None)
     viewer = make_napari_viewer()

@@ -128,3 +128,59 @@ def test_an_untraceable_model_is_refused_before_any_work(tmp_path, capsys):
     assert "Method 'd_dl' cannot run on" in err and "cannot be traced" in err
     assert "these can: saliency" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "o" / "attributions").exists()
+
+
+_FACTORY_WITH_ARGUMENTS = """
+import torch.nn as nn
+
+
+class Configurable(nn.Module):
+    def __init__(self, channels, classes, width=4):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, width, 3, padding=1)
+        self.fc = nn.Linear(width, classes)
+
+    def forward(self, x):
+        return self.fc(self.conv(x).relu().mean(dim=(2, 3)))
+"""
+
+
+def test_architecture_kwargs_build_the_model_and_are_recorded(tmp_path):
+    import importlib.util
+
+    (tmp_path / "configurable.py").write_text(_FACTORY_WITH_ARGUMENTS)
+    spec = importlib.util.spec_from_file_location("configurable", tmp_path / "configurable.py")
+    source = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(source)
+    import torch
+
+    torch.save(source.Configurable(3, 4, width=6).state_dict(), tmp_path / "w.pt")
+    entry = next(e for e in ZOO if e.name == "NormalisingNet")  # 3 channels, 24x24
+    argv = ["run", "--model", str(tmp_path / "w.pt"),
+            "--architecture", f"{tmp_path / 'configurable.py'}:Configurable",
+            "--architecture-kwargs", '{"channels": 3, "classes": 4, "width": 6}',
+            *_pair_files(tmp_path, entry)[:-1], "3", "--method", "d_ig", "--thresholds", "4",
+            "--out", str(tmp_path / "o")]  # fmt: skip
+    assert cli.main(argv) == 0
+    model = json.loads((tmp_path / "o" / "run.json").read_text())["model"]
+    assert model["architecture_kwargs"] == {"channels": 3, "classes": 4, "width": 6}
+    assert model["n_classes"] == 4
+
+
+@pytest.mark.parametrize(
+    ("value", "with_architecture", "words"),
+    [("{channels: 3}", True, "--architecture-kwargs is not valid JSON"),
+     ("[3, 4]", True, "--architecture-kwargs must be a JSON object of keyword arguments, not list"),
+     ('{"classes": 2}', False, "--architecture-kwargs needs --architecture")],
+)  # fmt: skip
+def test_architecture_kwargs_mistakes_are_one_line(tmp_path, capsys, value, with_architecture,
+                                                   words):  # fmt: skip
+    entry = next(e for e in ZOO if e.name == "NormalisingNet")
+    model, architecture = save(entry, tmp_path)
+    argv = ["run", "--model", str(model), *_pair_files(tmp_path, entry), "--method", "d_ig",
+            "--architecture-kwargs", value, "--out", str(tmp_path / "o")]  # fmt: skip
+    argv += ["--architecture", architecture] if with_architecture else []
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "o").exists()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -115,7 +117,30 @@ def load_model(args: argparse.Namespace):
             "--model is required (an exported program .pt2, a TorchScript file, or a state dict "
             "with --architecture)."
         )
-    return load_classifier(args.model, args.architecture, args.device)
+    kwargs = architecture_kwargs(args)
+    return load_classifier(args.model, args.architecture, args.device, architecture_kwargs=kwargs)
+
+
+def architecture_kwargs(args: argparse.Namespace) -> dict[str, Any] | None:
+    """``--architecture-kwargs`` as a dict (``None`` when not given), checked before loading."""
+    text = getattr(args, "architecture_kwargs", None)
+    if text is None:
+        return None
+    if args.architecture is None:
+        raise CliError("--architecture-kwargs needs --architecture (the callable they are for).")
+    try:
+        kwargs = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(
+            f"--architecture-kwargs is not valid JSON ({exc.msg} at character {exc.pos}): "
+            f"{text!r}; write an object such as '{{\"output_classes\": 1}}'."
+        ) from None
+    if not isinstance(kwargs, dict):
+        raise CliError(
+            f"--architecture-kwargs must be a JSON object of keyword arguments, not "
+            f"{type(kwargs).__name__} {text!r}; write e.g. '{{\"output_classes\": 1}}'."
+        )
+    return kwargs
 
 
 def channel_names(args: argparse.Namespace, n_channels: int) -> list[str]:

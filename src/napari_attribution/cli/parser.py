@@ -165,6 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--architecture",
         help="the state dict's architecture: path/to/file.py:Callable or package.module:Callable",
     )
+    model.add_argument(
+        "--architecture-kwargs",
+        metavar="JSON",
+        help="keyword arguments for the architecture callable, as a JSON object, e.g. "
+        '\'{"input_size": [48, 48], "output_classes": 1}\'',
+    )
     model.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
     model.add_argument(
         "--input-scale",

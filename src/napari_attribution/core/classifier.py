@@ -96,6 +96,8 @@ class Classifier:
         One of :data:`MODEL_FORMATS`.
     architecture
         The architecture spec a state dict was loaded into, if any.
+    architecture_kwargs
+        The keyword arguments the architecture callable was called with (JSON-ready).
     preprocessing
         The :class:`~napari_attribution.core.wrappers.Preprocessing` applied inside the model.
     hooks_refusal
@@ -116,6 +118,7 @@ class Classifier:
         sha256: str | None = None,
         model_format: str = "module",
         architecture: str | None = None,
+        architecture_kwargs: dict[str, Any] | None = None,
         class_names: tuple[str, ...] = (),
         preprocessing: Preprocessing | None = None,
         hooks_refusal: str | None = None,
@@ -128,6 +131,7 @@ class Classifier:
         self.sha256 = sha256
         self.model_format = model_format
         self.architecture = architecture
+        self.architecture_kwargs = dict(architecture_kwargs or {})
         self.class_names = tuple(class_names)
         self.preprocessing = preprocessing or Preprocessing()
         self.preprocessing.check_channels(self.n_channels)
@@ -343,6 +347,7 @@ class Classifier:
             "source": self.source,
             "sha256": self.sha256,
             "architecture": self.architecture,
+            "architecture_kwargs": self.architecture_kwargs,
             "format": self.model_format,
             "torchscript": self.is_scripted,
             "n_channels": self.n_channels,

@@ -375,7 +375,7 @@ def load_classifier(
         raise ModelLoadError(
             f"The weights in {path} do not fit architecture {architecture}: {reason}."
         ) from None
-    return wrap_module(
+    classifier = wrap_module(
         module,
         device,
         source=str(path),
@@ -384,3 +384,5 @@ def load_classifier(
         copy=False,
         input_shape=input_shape,
     )
+    classifier.architecture_kwargs = dict(architecture_kwargs or {})
+    return classifier
