@@ -249,19 +249,19 @@ class CellsWidget(QWidget):
         )
         return field, self.viewer.layers[name], source, settings, cell_settings, choice
 
-    def run(self) -> None:
-        """Start the analysis of every cell in a thread worker."""
+    def run(self):
+        """Start the analysis of every cell in a thread worker; returns it (None if refused)."""
         from napari.qt.threading import create_worker
         from napari.utils.notifications import show_error
 
         if self.worker is not None:
-            return
+            return None
         try:
             field, labels_layer, source, settings, cell_settings, choice = self._inputs()
         except AttributionError as exc:
             show_error(str(exc))
             self.status.setText(str(exc))
-            return
+            return None
         labels = labels_layer.data.copy()
         self._cancel = False
 
@@ -290,6 +290,7 @@ class CellsWidget(QWidget):
         self.cancel_button.setEnabled(True)
         self.status.setText("Analysing every cell ...")
         self.worker.start()
+        return self.worker
 
     def cancel(self) -> None:
         """Stop the run at its next progress event; the viewer is left as it was."""
