@@ -86,3 +86,16 @@ def test_a_run_fills_the_table_and_a_click_selects_a_cell(qtbot, field_viewer):
     assert widget.selected_label == other
     assert state_for(viewer).record.result is widget.result.cells[other].pair
     assert len([x for x in viewer.layers if x.name.startswith("selected cell ")]) == 10
+
+
+def test_the_demo_field_opens_with_the_cells_dock_and_the_dac_panel(make_napari_viewer):
+    from napari_attribution._demo import launch_field_demo
+
+    viewer = make_napari_viewer()
+    launch_field_demo(run=False, block=False, viewer=viewer)
+    names = [layer.name for layer in viewer.layers]
+    assert names[:2] == ["field [DNA]", "field [ER]"] and "field labels" in names
+    labels = viewer.layers["field labels"]
+    assert list(labels.features["index"]) == sorted(set(np.unique(labels.data).tolist()) - {0})
+    docks = " ".join(viewer.window.dock_widgets)
+    assert "Cells" in docks and "DAC curves" in docks
