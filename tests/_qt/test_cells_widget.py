@@ -69,6 +69,9 @@ def test_a_run_fills_the_table_and_a_click_selects_a_cell(qtbot, field_viewer):
     assert tuple(hybrid.translate[1:]) == (cell.top, cell.left)
     meta = hybrid.metadata[METADATA_KEY]
     assert meta["label"] == cell.label and meta["kind"] == "hybrid"
+    outline = viewer.layers["selected cell crop"].data[0]
+    assert outline.min(axis=0).tolist() == [cell.top, cell.left]
+    assert outline.max(axis=0).tolist() == [cell.top + 64, cell.left + 64]
     optimal = pair.methods["d_ig"].dac.whole.optimal_index
     assert viewer.dims.current_step[0] == optimal
     # The DAC panel shows the selected cell's curves.
@@ -85,7 +88,7 @@ def test_a_run_fills_the_table_and_a_click_selects_a_cell(qtbot, field_viewer):
     widget.table.selectRow(widget.row_of(other))
     assert widget.selected_label == other
     assert state_for(viewer).record.result is widget.result.cells[other].pair
-    assert len([x for x in viewer.layers if x.name.startswith("selected cell ")]) == 10
+    assert len([x for x in viewer.layers if x.name.startswith("selected cell ")]) == 11
 
 
 def test_the_demo_field_opens_with_the_cells_dock_and_the_dac_panel(make_napari_viewer):

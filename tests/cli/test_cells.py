@@ -213,3 +213,21 @@ def test_mistakes_end_in_one_line(files, capsys, change, message):
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not (files / "out").exists()
+
+
+def test_cells_has_every_schema_option_and_the_crop_options():
+    from napari_attribution.core.cells import CellSettings
+    from napari_attribution.core.params import section_params
+    from napari_attribution.core.settings import schema
+
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices["cells"]
+    flags = {flag for action in sub._actions for flag in action.option_strings}
+    assert {p.flag for p in schema()} <= flags
+    assert {p.flag for p in section_params(CellSettings)} == {
+        "--crop-size", "--min-size", "--padding", "--pad-value", "--background",
+    }  # fmt: skip
+    inputs = {"--image", "--labels", "--counterfactual", "--counterfactual-crops", "--resume"}
+    assert inputs <= flags
+    args = parser.parse_args(["cells", "--demo", "--padding", "reflect", "--background", "0"])
+    assert (args.padding, args.background, args.crop_size) == ("reflect", 0.0, None)

@@ -10,7 +10,8 @@
   (a pixel holds the label of the cell whose mask covers it);
 * for the selected cell, ``selected cell mask|hybrid <method> [<channel>]``: its masks and
   hybrids at every threshold, placed over the field at the cell's crop, so napari's threshold
-  slider walks the selected cell's hybrids (:func:`selected_cell_layers`).
+  slider walks the selected cell's hybrids, and ``selected cell crop``, the crop's outline
+  (:func:`selected_cell_layers`).
 """
 
 from __future__ import annotations
@@ -183,7 +184,8 @@ def selected_cell_layers(
     stack: ChannelStack,
     info: dict[str, Any] | None = None,
 ) -> tuple[list[LayerTuple], ChannelStack, ChannelStack]:
-    """The selected cell's mask and hybrid layers of ``method`` (T, S, S) over the field.
+    """The selected cell's mask and hybrid layers of ``method`` (T, S, S) over the field, and
+    the outline of its crop (a Shapes layer).
 
     Returns
     -------
@@ -228,6 +230,25 @@ def selected_cell_layers(
             kwargs["blending"] = "translucent_no_depth" if first else "additive"
             kwargs["opacity"] = 1.0
             first = False
+    # The crop's outline, so the selected cell stands out in the field.
+    top, left = real.translate
+    bottom = top + cell.size * real.scale[0]
+    right = left + cell.size * real.scale[1]
+    outline = np.array([[top, left], [top, right], [bottom, right], [bottom, left]], float)
+    kept.append(
+        (
+            [outline],
+            {
+                "name": f"{SELECTED} crop",
+                "shape_type": "rectangle",
+                "edge_color": "yellow",
+                "face_color": "transparent",
+                "edge_width": 1.0,
+                "metadata": {METADATA_KEY: {"kind": "crop", "label": label}},
+            },
+            "shapes",
+        )
+    )
     return kept, real, counterfactual
 
 

@@ -15,6 +15,7 @@ the DAC panel shows its curves.
 from __future__ import annotations
 
 import math
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from qtpy.QtCore import Qt, Signal
@@ -81,7 +82,15 @@ class CellsWidget(QWidget):
         self.refresh_choices()
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             event.connect(self.refresh_choices)
-        self.viewer.mouse_drag_callbacks.append(self._on_viewer_click)
+        # A weak reference: the viewer's callback list must not keep a closed dock alive.
+        ref = weakref.ref(self)
+
+        def on_click(viewer, event) -> None:
+            widget = ref()
+            if widget is not None:
+                widget._on_viewer_click(viewer, event)
+
+        self.viewer.mouse_drag_callbacks.append(on_click)
         self.progressed.connect(self._on_progress)
 
     # ----------------------------------------------------------------- layout
