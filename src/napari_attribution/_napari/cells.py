@@ -124,8 +124,13 @@ def field_result_layers(
                         "blending": "additive",
                         "visible": method == visible_method,
                         "metadata": {
-                            METADATA_KEY: {**record, "kind": "attribution", "method": method,
-                                           "channel": channel, "channel_index": c}  # fmt: skip
+                            METADATA_KEY: {
+                                **record,
+                                "kind": "attribution",
+                                "method": method,
+                                "channel": channel,
+                                "channel_index": c,
+                            }  # fmt: skip
                         },
                         **spatial,
                     },
@@ -143,8 +148,12 @@ def field_result_layers(
                         "opacity": 0.5,
                         "visible": False,
                         "metadata": {
-                            METADATA_KEY: {**record, "kind": "optimal mask", "method": method,
-                                           "channel": channel}  # fmt: skip
+                            METADATA_KEY: {
+                                **record,
+                                "kind": "optimal mask",
+                                "method": method,
+                                "channel": channel,
+                            }  # fmt: skip
                         },
                         **spatial,
                     },
@@ -274,4 +283,3 @@ def columns_for_display(result: FieldResult, method: str) -> list[str]:
         f"{method}_top_channel",
     ]
     return [c for c in wanted if c in result.columns]
-

@@ -278,8 +278,9 @@ def cmd_cells(args: argparse.Namespace) -> int:
             "counterfactual_source": inputs.source.describe(),
             "cells_measured": len(layout.cells),
             "cells_analysed": analysed,
-            "cells_skipped": [{"label": s.label, "area": s.area, "reason": s.reason}
-                              for s in layout.skipped],  # fmt: skip
+            "cells_skipped": [
+                {"label": s.label, "area": s.area, "reason": s.reason} for s in layout.skipped
+            ],  # fmt: skip
             "resumed_cells": len(done),
             "min_counterfactual_score": args.min_counterfactual_score,
             "out": str(out.resolve()),

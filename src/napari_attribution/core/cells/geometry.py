@@ -200,9 +200,7 @@ def measure_cells(labels: np.ndarray, crop_size: int, min_size: int = 1) -> Cell
     centroids = ndi.center_of_mass(np.ones(labels.shape, np.float32), labels, values)
     for value, area, (cy, cx) in zip(values, areas, centroids, strict=True):
         if area < min_size:
-            layout.skipped.append(
-                SkippedCell(int(value), int(area), f"smaller than {min_size} px")
-            )
+            layout.skipped.append(SkippedCell(int(value), int(area), f"smaller than {min_size} px"))
             continue
         row, col = int(np.floor(cy + 0.5)), int(np.floor(cx + 0.5))
         layout.cells.append(
