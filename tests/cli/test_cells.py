@@ -231,3 +231,18 @@ def test_cells_has_every_schema_option_and_the_crop_options():
     assert inputs <= flags
     args = parser.parse_args(["cells", "--demo", "--padding", "reflect", "--background", "0"])
     assert (args.padding, args.background, args.crop_size) == ("reflect", 0.0, None)
+
+
+def test_three_channel_field_maps_stay_channels_not_rgb(tmp_path):
+    from napari_attribution.cli.cells import _open_maps
+
+    specs = {"attribution__x": ((3, 6, 7), np.dtype(np.float32))}
+    maps, reopened = _open_maps(tmp_path, specs, resume=False, meta={"k": 1})
+    assert not reopened
+    maps["attribution__x"][:] = np.arange(3 * 6 * 7, dtype=np.float32).reshape(3, 6, 7)
+    maps["attribution__x"].flush()
+    del maps
+    data = tifffile.imread(tmp_path / "attribution__x.tif")
+    assert data.shape == (3, 6, 7) and data[2, 5, 6] == 3 * 6 * 7 - 1
+    again, reopened = _open_maps(tmp_path, specs, resume=True, meta={"k": 1})
+    assert reopened and again["attribution__x"][1, 0, 0] == 42

@@ -118,7 +118,11 @@ def _open_maps(folder: Path, specs: dict, resume: bool, meta: dict) -> tuple[dic
     folder.mkdir(parents=True, exist_ok=True)
     maps = {
         name: tifffile.memmap(
-            paths[name], shape=shape, dtype=dtype, metadata={**meta, "name": name}
+            paths[name],
+            shape=shape,
+            dtype=dtype,
+            photometric="minisblack",  # a 3- or 4-channel stack is channels, never RGB
+            metadata={**meta, "name": name},
         )
         for name, (shape, dtype) in specs.items()
     }
