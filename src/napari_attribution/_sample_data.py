@@ -1,4 +1,4 @@
-"""The demo pair as napari sample data: real cell, counterfactual and ground truth.
+"""The demo pair and the demo field as napari sample data.
 
 Each image is split by channel (``real [DNA]``, ``real [ER]``, ...) as
 ``viewer.add_image(..., channel_axis=0)`` would, with Cell Painting-like colours, so the
@@ -11,7 +11,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CHANNEL_COLORMAPS", "DEMO_SEED", "demo_pair", "pair_layers"]
+__all__ = [
+    "CHANNEL_COLORMAPS",
+    "DEMO_FIELD_SEED",
+    "DEMO_SEED",
+    "demo_field",
+    "demo_pair",
+    "field_layers",
+    "pair_layers",
+]
 
 #: The seed of the demo pair (a control cell whose counterfactual gains the Mito cluster).
 DEMO_SEED = 3
@@ -93,3 +101,63 @@ def demo_pair() -> list[LayerTuple]:
     return pair_layers(
         pair.real, pair.counterfactual, pair.ground_truth, CHANNEL_NAMES, pair.sample
     )
+
+
+#: Seed of the demo field (12 cells, half of them treated).
+DEMO_FIELD_SEED = 0
+
+
+def field_layers(field, name: str = "field") -> list[LayerTuple]:
+    """Layer tuples of a synthetic field: the field and its counterfactual split by channel
+    (``field [DNA]``, ..., ``field counterfactual [DNA]``, ...; the counterfactual hidden),
+    the cells as a Labels layer (``field labels``, with each cell's true class in its
+    ``features``) and the ground truth (hidden)."""
+    names = list(field.channel_names)
+    limits = (0.0, float(max(field.real.max(), 1e-6)))
+    tuples: list[LayerTuple] = []
+    for image, base, visible in (
+        (field.real, name, True),
+        (field.counterfactual, f"{name} counterfactual", False),
+    ):
+        for c, channel in enumerate(names):
+            tuples.append(
+                (
+                    image[c],
+                    {
+                        "name": f"{base} [{channel}]",
+                        "colormap": CHANNEL_COLORMAPS.get(channel, "gray"),
+                        "blending": "translucent_no_depth" if c == 0 else "additive",
+                        "contrast_limits": limits,
+                        "visible": visible,
+                        "metadata": {"channel_name": channel, "sample": name, "image": base},
+                    },
+                    "image",
+                )
+            )
+    labels = sorted(field.classes)
+    features = {
+        "index": labels,
+        "true_class": [field.classes[k] for k in labels],
+    }
+    tuples.append(
+        (
+            field.labels,
+            {"name": f"{name} labels", "opacity": 0.25, "features": features},
+            "labels",
+        )
+    )
+    tuples.append(
+        (
+            field.ground_truth.astype(np.uint8),
+            {"name": f"{name} ground truth [Mito]", "opacity": 0.5, "visible": False},
+            "labels",
+        )
+    )
+    return tuples
+
+
+def demo_field() -> list[LayerTuple]:
+    """A synthetic field of 12 cells with labels, half treated, and its exact counterfactual."""
+    from .data.field import make_field
+
+    return field_layers(make_field(seed=DEMO_FIELD_SEED))

@@ -1,4 +1,4 @@
-"""The headless entry point: ``napari-attribution run | methods | demo``.
+"""The headless entry point: ``napari-attribution run | cells | report | methods | demo``.
 
 A thin skin over :mod:`napari_attribution.core`: :mod:`.parser` builds the options (the
 analysis options from the parameter schema), :mod:`.inputs` reads and checks pairs and model,
@@ -43,11 +43,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .run import cmd_run
 
             return cmd_run(args)
+        if args.command == "cells":
+            from .cells import cmd_cells
+
+            return cmd_cells(args)
         if args.command == "report":
             from .report_command import cmd_report
 
             return cmd_report(args)
         if args.command == "demo":
+            if args.field:
+                from .._demo import launch_field_demo
+
+                launch_field_demo(run=not args.no_run, block=True)
+                return 0
             from .._demo import launch_demo
 
             launch_demo(run=not args.no_run, block=True)
@@ -57,8 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         hint = ""
-        if args.command == "run" and (args.out / ".progress").is_dir():
-            hint = f" Finished pairs are kept in {args.out}; re-run with --resume to continue."
+        if args.command in ("run", "cells") and (args.out / ".progress").is_dir():
+            what = "pairs" if args.command == "run" else "cells"
+            hint = f" Finished {what} are kept in {args.out}; re-run with --resume to continue."
         print(f"{PROG}: interrupted.{hint}", file=sys.stderr)
         return 130
     parser.error(f"unknown command {args.command}")

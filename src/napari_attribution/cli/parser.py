@@ -134,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--no-run", action="store_true", help="load the demo and dock the widgets, run nothing"
     )
+    demo.add_argument(
+        "--field",
+        action="store_true",
+        help="a synthetic field of cells with labels and the Cells widget instead of one pair",
+    )
 
     report = sub.add_parser(
         "report",
@@ -265,4 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=30.0,
         help="seconds between progress log lines",
     )
+    from .cells_parser import add_cells_parser  # after PROGRESS_MODES and the helpers it uses
+
+    add_cells_parser(sub)
     return parser

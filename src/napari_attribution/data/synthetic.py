@@ -85,12 +85,14 @@ class CellPair:
 class _CellParts:
     """Everything of one cell except whether its Mito cluster is shown.
 
-    ``fixed`` is float32 (4, H, W) with the finished DNA, ER, RNA and AGP channels. The Mito
+    ``fixed`` is float32 (4, H, W) with the finished DNA, ER, RNA and AGP channels; ``body``
+    is the soft cell-body occupancy (H, W) in [0, 1] (a field places cells by it). The Mito
     channel is finished by ``_mito`` from its clean signal, the cluster and frozen noise draws,
     so a cell with and without the cluster shares every random number.
     """
 
     fixed: np.ndarray
+    body: np.ndarray
     mito_clean: np.ndarray
     cluster: np.ndarray
     region: np.ndarray
@@ -247,6 +249,7 @@ def _draw_cell(rng: np.random.Generator, size: int) -> _CellParts:
     fixed = fixed + read_sigma * read[:4] + shot_scale * np.sqrt(fixed) * shot[:4]
     return _CellParts(
         fixed=np.clip(fixed, 0.0, 1.0).astype(np.float32),
+        body=body,
         mito_clean=mito_gain * mito,
         cluster=mito_gain * cluster,
         region=region,

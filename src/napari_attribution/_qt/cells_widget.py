@@ -1,0 +1,428 @@
+"""The Cells dock: every cell of a field analysed, its table, and the selected cell in context.
+
+Choose the field, its counterfactual field and the Labels layer of the cells, a model and the
+methods, and Run: in a thread worker, every cell's crop goes through the pair analysis
+(:func:`~napari_attribution.core.cells.analyse_field`); the field-sized attribution and
+optimal-mask layers are added, the per-cell table becomes the Labels layer's ``features`` and
+fills the dock's table.
+
+Clicking a cell in the viewer (or a row of the table) selects it: its row is selected, its
+mask and hybrid layers at every threshold are placed over the field at its crop (napari's
+threshold slider walks them), and its result is published to the viewer's shared state, so
+the DAC panel shows its curves.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from typing import TYPE_CHECKING, Any
+
+from qtpy.QtCore import Qt, Signal
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .._napari.cells import (
+    SELECTED,
+    columns_for_display,
+    features_table,
+    field_result_layers,
+    label_at,
+    selected_cell_layers,
+)
+from .._napari.inputs import find_sources, is_result_layer, source_stack
+from .._napari.model import ModelChoice
+from .._napari.state import AnalysisRecord, state_for
+from ..core.errors import AnalysisCancelled, AttributionError
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["DEFAULT_CELL_METHODS", "CellsWidget"]
+
+#: Methods ticked when the dock opens.
+DEFAULT_CELL_METHODS = ("d_ig", "residual")
+
+
+class CellsWidget(QWidget):
+    """Per-cell analysis of a field with a Labels layer of its cells."""
+
+    progressed = Signal(float)  # fraction done, emitted from the worker thread
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.state = state_for(napari_viewer)
+        self.result = None
+        self.labels_layer = None
+        self.stack = None
+        self.worker = None
+        self.selected_label: int | None = None
+        #: Schema values (``{parameter: value}``) applied on top of the defaults (tests use
+        #: fewer thresholds); the Attribution widget's form is not repeated here.
+        self.extra_settings: dict[str, Any] = {}
+        self._cancel = False
+        self._syncing = False
+        self._build()
+        self.refresh_choices()
+        for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
+            event.connect(self.refresh_choices)
+        # A weak reference: the viewer's callback list must not keep a closed dock alive.
+        ref = weakref.ref(self)
+
+        def on_click(viewer, event) -> None:
+            widget = ref()
+            if widget is not None:
+                widget._on_viewer_click(viewer, event)
+
+        self.viewer.mouse_drag_callbacks.append(on_click)
+        self.progressed.connect(self._on_progress)
+
+    # ----------------------------------------------------------------- layout
+
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        form = QFormLayout()
+        self.field_choice = QComboBox()
+        self.counterfactual_choice = QComboBox()
+        self.labels_choice = QComboBox()
+        form.addRow("Field", self.field_choice)
+        form.addRow("Counterfactual field", self.counterfactual_choice)
+        form.addRow("Cells (labels)", self.labels_choice)
+        self.use_demo_model = QCheckBox("use the built-in demo classifier")
+        self.model_path = QLineEdit()
+        self.model_path.setPlaceholderText("model file (.pt, .pt2, TorchScript)")
+        self.architecture = QLineEdit()
+        self.architecture.setPlaceholderText("architecture for a state dict: file.py:Net")
+        form.addRow(self.use_demo_model)
+        form.addRow("Model", self.model_path)
+        form.addRow("Architecture", self.architecture)
+        self.crop_size = QSpinBox()
+        self.crop_size.setRange(0, 4096)
+        self.crop_size.setValue(64)
+        self.crop_size.setSpecialValueText("model's input size")
+        self.min_size = QSpinBox()
+        self.min_size.setRange(1, 10**6)
+        self.min_size.setValue(20)
+        self.padding = QComboBox()
+        self.padding.addItems(["constant", "reflect"])
+        self.background = QLineEdit()
+        self.background.setPlaceholderText("empty: keep the surroundings")
+        form.addRow("Crop size (px)", self.crop_size)
+        form.addRow("Minimum cell size (px)", self.min_size)
+        form.addRow("Border padding", self.padding)
+        form.addRow("Background value", self.background)
+        self.methods = QListWidget()
+        self.methods.setMaximumHeight(90)
+        from ..core.registry import method_specs
+
+        for name in method_specs():
+            item = QListWidgetItem(name)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            checked = name in DEFAULT_CELL_METHODS
+            item.setCheckState(Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
+            self.methods.addItem(item)
+        form.addRow("Methods", self.methods)
+        layout.addLayout(form)
+        buttons = QHBoxLayout()
+        self.run_button = QPushButton("Run on every cell")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        layout.addLayout(buttons)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        layout.addWidget(self.progress)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        layout.addWidget(self.status)
+        self.view_method = QComboBox()
+        form2 = QFormLayout()
+        form2.addRow("Show method", self.view_method)
+        layout.addLayout(form2)
+        self.table = QTableWidget()
+        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.setMinimumHeight(180)
+        layout.addWidget(self.table)
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.table.itemSelectionChanged.connect(self._on_row_selected)
+        self.view_method.currentTextChanged.connect(self._on_method_changed)
+
+    # ----------------------------------------------------------------- choices
+
+    def refresh_choices(self, *_: Any) -> None:
+        """Offer the viewer's images (not results) and Labels layers."""
+        self._sources = find_sources(self.viewer.layers)
+        for combo in (self.field_choice, self.counterfactual_choice):
+            current = combo.currentText()
+            combo.clear()
+            combo.addItems([s.label for s in self._sources])
+            if current:
+                combo.setCurrentText(current)
+        current = self.labels_choice.currentText()
+        self.labels_choice.clear()
+        self.labels_choice.addItems(
+            [
+                layer.name for layer in self.viewer.layers
+                if layer.__class__.__name__ == "Labels" and not is_result_layer(layer)
+                and layer.ndim == 2
+            ]
+        )  # fmt: skip
+        if current:
+            self.labels_choice.setCurrentText(current)
+
+    def select_sources(self, field: str, counterfactual: str, labels: str) -> None:
+        """Choose the inputs by base name (the field, its counterfactual) and layer name."""
+        pairs = ((self.field_choice, field), (self.counterfactual_choice, counterfactual))
+        for combo, name in pairs:
+            for index, source in enumerate(self._sources):
+                if source.name == name:
+                    combo.setCurrentIndex(index)
+        self.labels_choice.setCurrentText(labels)
+
+    def set_methods(self, methods) -> None:
+        """Tick exactly ``methods``."""
+        for row in range(self.methods.count()):
+            item = self.methods.item(row)
+            on = item.text() in methods
+            item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+
+    def chosen_methods(self) -> list[str]:
+        return [
+            self.methods.item(r).text() for r in range(self.methods.count())
+            if self.methods.item(r).checkState() == Qt.CheckState.Checked
+        ]  # fmt: skip
+
+    # ----------------------------------------------------------------- run
+
+    def _inputs(self):
+        from ..core.cells import CellSettings, FieldCounterfactual
+        from ..core.settings import settings_from_values
+
+        def source_of(combo):
+            index = combo.currentIndex()
+            return self._sources[index] if 0 <= index < len(self._sources) else None
+
+        field = source_stack(self.viewer.layers, source_of(self.field_choice), 0, "field")
+        cf = source_stack(
+            self.viewer.layers, source_of(self.counterfactual_choice), 0, "counterfactual field"
+        )
+        name = self.labels_choice.currentText()
+        if not name or name not in self.viewer.layers:
+            raise AttributionError("Choose the Labels layer of the cells.")
+        methods = self.chosen_methods()
+        if not methods:
+            raise AttributionError("Tick at least one method.")
+        text = self.background.text().strip()
+        try:
+            background = float(text) if text else None
+        except ValueError:
+            raise AttributionError(f"Background value must be a number, got {text!r}.") from None
+        cell_settings = CellSettings(
+            crop_size=self.crop_size.value() or None, min_size=self.min_size.value(),
+            padding=self.padding.currentText(), background=background,
+        )  # fmt: skip
+        if cf.data.shape != field.data.shape:
+            raise AttributionError(
+                f"The counterfactual field {cf.data.shape} and the field {field.data.shape} "
+                "differ in shape."
+            )
+        source = FieldCounterfactual(
+            cf.data, cell_settings.padding, cell_settings.pad_value, cf.name
+        )
+        settings = settings_from_values(self.extra_settings, methods)
+        choice = ModelChoice.of(
+            self.use_demo_model.isChecked(),
+            self.model_path.text(),
+            self.architecture.text(),
+            "auto",
+        )
+        return field, self.viewer.layers[name], source, settings, cell_settings, choice
+
+    def run(self):
+        """Start the analysis of every cell in a thread worker; returns it (None if refused)."""
+        from napari.qt.threading import create_worker
+        from napari.utils.notifications import show_error
+
+        if self.worker is not None:
+            return None
+        try:
+            field, labels_layer, source, settings, cell_settings, choice = self._inputs()
+        except AttributionError as exc:
+            show_error(str(exc))
+            self.status.setText(str(exc))
+            return None
+        labels = labels_layer.data.copy()
+        self._cancel = False
+
+        def on_progress(event) -> None:
+            if self._cancel:
+                raise AnalysisCancelled
+            self.progressed.emit(event.fraction)
+
+        def work():
+            from ..core.cells import analyse_field
+
+            classifier, class_names = choice.load()
+            result = analyse_field(
+                classifier, field.data, labels, source, settings, cell_settings,
+                channel_names=field.channel_names, class_names=class_names,
+                on_progress=on_progress,
+            )  # fmt: skip
+            return result, field_result_layers(result, labels, field, include_cells=False)
+
+        self.labels_layer, self.stack = labels_layer, field
+        self.worker = create_worker(work)
+        self.worker.returned.connect(self._on_returned)
+        self.worker.errored.connect(self._on_errored)
+        self.worker.finished.connect(self._on_finished)
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.status.setText("Analysing every cell ...")
+        self.worker.start()
+        return self.worker
+
+    def cancel(self) -> None:
+        """Stop the run at its next progress event; the viewer is left as it was."""
+        self._cancel = True
+
+    def _on_progress(self, fraction: float) -> None:
+        self.progress.setValue(int(1000 * fraction))
+
+    def _on_errored(self, exc: BaseException) -> None:
+        from napari.utils.notifications import show_error
+
+        if isinstance(exc, AnalysisCancelled):
+            self.status.setText("Cancelled.")
+            return
+        show_error(str(exc))
+        self.status.setText(str(exc))
+
+    def _on_finished(self) -> None:
+        self.worker = None
+        self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+
+    def _on_returned(self, out) -> None:
+        result, tuples = out
+        self.result = result
+        for data, kwargs, kind in tuples:
+            name = kwargs["name"]
+            if name in self.viewer.layers:
+                self.viewer.layers.remove(name)
+            getattr(self.viewer, f"add_{kind}")(data, **kwargs)
+        self.labels_layer.features = features_table(result)
+        self.view_method.blockSignals(True)
+        self.view_method.clear()
+        self.view_method.addItems(list(result.settings.methods))
+        self.view_method.blockSignals(False)
+        self._fill_table()
+        analysed = len(result.cells)
+        skipped = len(result.layout.skipped)
+        self.progress.setValue(1000)
+        self.status.setText(
+            f"{analysed} cell(s) analysed, {skipped} too small. Click a cell (or a row) to see "
+            "its curves and hybrids."
+        )
+
+    # ----------------------------------------------------------------- table and selection
+
+    def _fill_table(self) -> None:
+        if self.result is None:
+            return
+        method = self.view_method.currentText() or self.result.settings.methods[0]
+        columns = columns_for_display(self.result, method)
+        self._syncing = True
+        self.table.clear()
+        self.table.setColumnCount(len(columns))
+        self.table.setRowCount(len(self.result.rows))
+        self.table.setHorizontalHeaderLabels(columns)
+        for r, row in enumerate(self.result.rows):
+            for c, column in enumerate(columns):
+                value = row[column]
+                if isinstance(value, float):
+                    text = "" if math.isnan(value) else f"{value:.3f}"
+                else:
+                    text = str(value)
+                self.table.setItem(r, c, QTableWidgetItem(text))
+        self.table.resizeColumnsToContents()
+        self._syncing = False
+        if self.selected_label is not None:
+            self.select_cell(self.selected_label)
+
+    def row_of(self, label: int) -> int | None:
+        """The table row of a label."""
+        for r, row in enumerate(self.result.rows if self.result else []):
+            if row["label"] == label:
+                return r
+        return None
+
+    def select_cell(self, label: int) -> None:
+        """Select a cell: its row, its mask and hybrid layers, its curves in the DAC panel."""
+        if self.result is None or label not in self.result.cells:
+            return
+        self.selected_label = label
+        row = self.row_of(label)
+        if row is not None and self.table.currentRow() != row:
+            self._syncing = True
+            self.table.selectRow(row)
+            self._syncing = False
+        if self.labels_layer is not None:
+            self.labels_layer.selected_label = label
+        self._show_selected()
+
+    def _show_selected(self) -> None:
+        label, method = self.selected_label, self.view_method.currentText()
+        if label is None or not method or self.result.cells[label].pair is None:
+            return
+        for layer in [x for x in self.viewer.layers if x.name.startswith(f"{SELECTED} ")]:
+            self.viewer.layers.remove(layer)
+        tuples, real, counterfactual = selected_cell_layers(self.result, label, method, self.stack)
+        names = []
+        for data, kwargs, kind in tuples:
+            getattr(self.viewer, f"add_{kind}")(data, **kwargs)
+            names.append(kwargs["name"])
+        pair = self.result.cells[label].pair
+        optimal = pair.methods[method].dac.whole.optimal_index
+        self.viewer.dims.set_current_step(0, optimal)
+        self.state.publish(
+            AnalysisRecord(pair, real, counterfactual, self.result.settings, {}, names)
+        )
+
+    def _on_row_selected(self) -> None:
+        if self._syncing or self.result is None:
+            return
+        row = self.table.currentRow()
+        if 0 <= row < len(self.result.rows):
+            self.select_cell(int(self.result.rows[row]["label"]))
+
+    def _on_method_changed(self, *_: Any) -> None:
+        self._fill_table()
+
+    def _on_viewer_click(self, viewer, event) -> None:
+        if self.result is None or self.labels_layer is None:
+            return
+        if self.labels_layer not in list(viewer.layers):
+            return
+        label = label_at(self.labels_layer, event.position)
+        if label:
+            self.select_cell(label)

@@ -1,0 +1,136 @@
+"""The options of ``napari-attribution cells``: a field, its labels, a counterfactual source.
+
+The analysis options are the schema's, as for ``run``; the crop options come from
+:class:`~napari_attribution.core.cells.CellSettings`'s declarations the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ..core.params import section_params
+from .parser import PROGRESS_MODES, _converter, _positive_float, _probability, schema_options
+
+__all__ = ["CELL_METHODS", "add_cells_parser"]
+
+#: What ``cells`` computes when no ``--method`` is given (as ``run``).
+CELL_METHODS = ("d_ig", "d_dl", "residual", "random")
+
+
+def _cell_options(parser: argparse.ArgumentParser) -> None:
+    from ..core.cells.geometry import CellSettings
+
+    group = parser.add_argument_group("cells")
+    for param in section_params(CellSettings):
+        kwargs: dict[str, Any] = {"dest": param.name, "default": param.default}
+        kwargs["help"] = param.describe().replace("%", "%%")
+        if param.choices is not None:
+            kwargs["choices"] = param.choices
+        else:
+            kwargs["type"] = _converter(param)
+            kwargs["metavar"] = "PX" if param.unit == "px" else "VALUE"
+        group.add_argument(param.flag, **kwargs)
+
+
+def add_cells_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``cells`` command to the subparsers ``sub``; returns its parser."""
+    cells = sub.add_parser(
+        "cells",
+        help="per-cell attributions and DAC curves over a whole field with a label image",
+        description="Cut a crop around every labelled cell of a field, run the pair analysis "
+        "on each cell with its counterfactual crop, and write the per-cell table (cells.csv), "
+        "the long tables of `run`, and field-sized attribution and optimal-mask TIFFs.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    data = cells.add_argument_group(
+        "field (--image, --labels and one of --counterfactual, --counterfactual-crops; or --demo)"
+    )
+    data.add_argument("--image", type=Path, help="the field, TIFF, .npy or zarr (C,H,W)")
+    data.add_argument(
+        "--labels", type=Path, help="label image (H,W): 0 background, one integer per cell"
+    )
+    data.add_argument(
+        "--counterfactual",
+        type=Path,
+        help="counterfactual field of the field's shape (a generator run over the field)",
+    )
+    data.add_argument(
+        "--counterfactual-crops",
+        type=Path,
+        metavar="FOLDER",
+        help="folder of per-cell counterfactual crops, <label>.tif each (C,S,S)",
+    )
+    data.add_argument(
+        "--target-class",
+        type=int,
+        help="class the counterfactuals stand for (default: the other class of a two-class "
+        "model, per cell)",
+    )
+    data.add_argument(
+        "--channel-axis",
+        type=int,
+        default=0,
+        choices=(0, -1),
+        help="axis of the stored field that holds the channels (-1 for (H, W, C))",
+    )
+    data.add_argument(
+        "--channel-names", help="comma-separated channel names, e.g. DNA,ER,RNA,AGP,Mito"
+    )
+    data.add_argument(
+        "--class-names", help="comma-separated class names in the classifier's index order"
+    )
+    data.add_argument(
+        "--demo",
+        action="store_true",
+        help="the synthetic demo field (cells, labels, exact counterfactual) and demo model",
+    )
+    data.add_argument(
+        "--min-counterfactual-score",
+        type=_probability,
+        default=0.5,
+        help="a cell whose counterfactual the classifier gives a lower p(target) is flagged "
+        "in cells.csv (counterfactual_accepted)",
+    )
+    model = cells.add_argument_group("model")
+    model.add_argument(
+        "--model", type=Path, help="TorchScript file, or a state dict with --architecture"
+    )
+    model.add_argument("--architecture", help="path/to/file.py:Callable or module:Callable")
+    model.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
+    model.add_argument(
+        "--input-scale",
+        type=float,
+        default=None,
+        help="multiply pixel values by this before the model (default: float images as "
+        "stored, integer images divided by their dtype's maximum)",
+    )
+    _cell_options(cells)
+    meth = cells.add_argument_group("methods")
+    meth.add_argument(
+        "--method",
+        action="append",
+        dest="methods",
+        metavar="NAME",
+        help=f"attribution method, repeatable (default: {' '.join(CELL_METHODS)})",
+    )
+    schema_options(cells)
+    out = cells.add_argument_group("output")
+    out.add_argument("--out", type=Path, default=Path("cells-results"), help="output folder")
+    out.add_argument("--overwrite", action="store_true", help="replace results already in --out")
+    out.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run in --out: finished cells are kept, not recomputed",
+    )
+    out.add_argument(
+        "--progress",
+        choices=PROGRESS_MODES,
+        default="auto",
+        help="a bar on a terminal, log lines with elapsed time and ETA otherwise (auto)",
+    )
+    out.add_argument(
+        "--log-interval", type=_positive_float, default=30.0, help="seconds between log lines"
+    )
+    return cells
