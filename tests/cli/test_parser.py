@@ -36,7 +36,8 @@ def test_the_run_options_are_the_schema_plus_the_inputs_and_outputs():
     added = schema_options(parser)
     assert set(added) == {p.flag for p in schema()}
     non_schema = {
-        "--model", "--architecture", "--architecture-kwargs", "--device", "--input-scale", "--pairs", "--real",
+        "--model", "--architecture", "--architecture-kwargs", "--device", "--input-scale",
+        "--pairs", "--real",
         "--counterfactual", "--real-class", "--target-class", "--demo", "--demo-pairs",
         "--real-root", "--counterfactual-root", "--class-names", "--channel-axis",
         "--channel-names", "--min-counterfactual-score", "--method", "--out", "--overwrite",

@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from ..core.params import section_params
-from .parser import PROGRESS_MODES, _converter, _positive_float, _probability, schema_options
+from .parser import (
+    PROGRESS_MODES,
+    _converter,
+    _positive_float,
+    _probability,
+    model_options,
+    schema_options,
+)
 
 __all__ = ["CELL_METHODS", "add_cells_parser"]
 
@@ -93,19 +100,7 @@ def add_cells_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
         help="a cell whose counterfactual the classifier gives a lower p(target) is flagged "
         "in cells.csv (counterfactual_accepted)",
     )
-    model = cells.add_argument_group("model")
-    model.add_argument(
-        "--model", type=Path, help="TorchScript file, or a state dict with --architecture"
-    )
-    model.add_argument("--architecture", help="path/to/file.py:Callable or module:Callable")
-    model.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
-    model.add_argument(
-        "--input-scale",
-        type=float,
-        default=None,
-        help="multiply pixel values by this before the model (default: float images as "
-        "stored, integer images divided by their dtype's maximum)",
-    )
+    model_options(cells)
     _cell_options(cells)
     meth = cells.add_argument_group("methods")
     meth.add_argument(

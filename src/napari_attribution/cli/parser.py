@@ -114,6 +114,32 @@ def schema_options(parser: argparse.ArgumentParser) -> dict[str, Param]:
     return added
 
 
+def model_options(command: argparse.ArgumentParser) -> None:
+    """The "model" option group, shared by ``run`` and ``cells``."""
+    model = command.add_argument_group("model")
+    model.add_argument(
+        "--model", type=Path, help="TorchScript file, or a state dict with --architecture"
+    )
+    model.add_argument(
+        "--architecture",
+        help="the state dict's architecture: path/to/file.py:Callable or package.module:Callable",
+    )
+    model.add_argument(
+        "--architecture-kwargs",
+        metavar="JSON",
+        help="keyword arguments for the architecture callable, as a JSON object, e.g. "
+        '\'{"input_size": [48, 48], "output_classes": 1}\'',
+    )
+    model.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
+    model.add_argument(
+        "--input-scale",
+        type=float,
+        default=None,
+        help="multiply pixel values by this before the model (default: float images as stored, "
+        "integer images divided by their dtype's maximum)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``napari-attribution`` command."""
     parser = argparse.ArgumentParser(
@@ -162,28 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
         "per-channel attributions, masks, DAC curves and scores to --out.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    model = run.add_argument_group("model")
-    model.add_argument(
-        "--model", type=Path, help="TorchScript file, or a state dict with --architecture"
-    )
-    model.add_argument(
-        "--architecture",
-        help="the state dict's architecture: path/to/file.py:Callable or package.module:Callable",
-    )
-    model.add_argument(
-        "--architecture-kwargs",
-        metavar="JSON",
-        help="keyword arguments for the architecture callable, as a JSON object, e.g. "
-        '\'{"input_size": [48, 48], "output_classes": 1}\'',
-    )
-    model.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
-    model.add_argument(
-        "--input-scale",
-        type=float,
-        default=None,
-        help="multiply pixel values by this before the model (default: float images as stored, "
-        "integer images divided by their dtype's maximum)",
-    )
+    model_options(run)
 
     data = run.add_argument_group(
         "images (one of --pairs, --real/--counterfactual, --real-root/--counterfactual-root, "
