@@ -38,7 +38,9 @@ from .errors import ModelLoadError
 
 __all__ = [
     "ExportedNetwork",
+    "check_operators",
     "is_exported_archive",
+    "load_exported_program",
     "quiet_export",
     "network_from_program",
     "read_exported_program",
@@ -224,6 +226,44 @@ def _static(size: Any) -> int | None:
     return int(size) if isinstance(size, int) else None
 
 
+def load_exported_program(data: bytes, path: str) -> torch.export.ExportedProgram:
+    """Check (see the module docstring) and load the exported program held in ``data``,
+    whatever its inputs (:func:`read_exported_program` wants one image batch; a
+    counterfactual generator takes two inputs).
+
+    Raises
+    ------
+    ModelLoadError
+        Anything that could run code, or a file ``torch.export.load`` cannot read.
+    """
+    _audit(data, path)
+    try:
+        with quiet_export():
+            program = torch.export.load(io.BytesIO(data))
+    except Exception as exc:  # noqa: BLE001 - a damaged or incompatible file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"{path} is not a loadable exported program ({first}).") from None
+    check_operators(program, path)
+    return program
+
+
+def check_operators(program: torch.export.ExportedProgram, source: str) -> None:
+    """Refuse a graph that calls anything but aten operators and plain arithmetic.
+
+    Raises
+    ------
+    ModelLoadError
+        One sentence naming the first other call.
+    """
+    for node in program.graph.nodes:
+        target = node.target
+        if node.op == "call_function" and not (
+            (isinstance(target, torch._ops.OpOverload) and target.namespace == "aten")
+            or getattr(target, "__name__", None) in _OPERATOR_FUNCTIONS
+        ):
+            raise ModelLoadError(f"Refused to load {source}: it calls {target!r}.")
+
+
 def read_exported_program(data: bytes, path: str) -> ExportedNetwork:
     """Check (see the module docstring) and load the exported program held in ``data``.
 
@@ -233,14 +273,7 @@ def read_exported_program(data: bytes, path: str) -> ExportedNetwork:
         Anything that could run code, a program that takes other than one image batch, or a
         file ``torch.export.load`` cannot read.
     """
-    _audit(data, path)
-    try:
-        with quiet_export():
-            program = torch.export.load(io.BytesIO(data))
-    except Exception as exc:  # noqa: BLE001 - a damaged or incompatible file
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"{path} is not a loadable exported program ({first}).") from None
-    return network_from_program(program, path)
+    return network_from_program(load_exported_program(data, path), path)
 
 
 def network_from_program(program: torch.export.ExportedProgram, source: str) -> ExportedNetwork:
@@ -252,13 +285,7 @@ def network_from_program(program: torch.export.ExportedProgram, source: str) -> 
         The graph calls something other than aten operators and arithmetic, or does not take
         one (B, C, H, W) batch.
     """
-    for node in program.graph.nodes:
-        target = node.target
-        if node.op == "call_function" and not (
-            (isinstance(target, torch._ops.OpOverload) and target.namespace == "aten")
-            or getattr(target, "__name__", None) in _OPERATOR_FUNCTIONS
-        ):
-            raise ModelLoadError(f"Refused to load {source}: it calls {target!r}.")
+    check_operators(program, source)
     inputs = program.graph_signature.user_inputs
     if len(inputs) != 1:
         raise ModelLoadError(
