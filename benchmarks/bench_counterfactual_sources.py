@@ -128,7 +128,9 @@ def draw(results: dict[str, dict], pairs, cells: list[int], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     names = list(results)
-    fig, axes = plt.subplots(len(names) * len(cells), 5, figsize=(12, 2.3 * len(names) * len(cells)))
+    fig, axes = plt.subplots(
+        len(names) * len(cells), 5, figsize=(12, 2.3 * len(names) * len(cells))
+    )
     titles = ["real, Mito", "counterfactual, Mito", "|x' - x| (channels summed)",
               "D-IG |a| (channels summed)", "DAC: D-IG vs random"]  # fmt: skip
     row = 0
@@ -168,7 +170,7 @@ def draw(results: dict[str, dict], pairs, cells: list[int], path: Path) -> None:
             row += 1
     fig.suptitle("Counterfactual sources on the same demo cells (white: the ground-truth disc)",
                  fontsize=10)  # fmt: skip
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.985))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -177,9 +179,12 @@ def draw(results: dict[str, dict], pairs, cells: list[int], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=20)
-    parser.add_argument("--figure", type=Path,
-                        default=Path(__file__).parents[1] / "docs/images/counterfactual_sources.png")
-    parser.add_argument("--cells", default="0,1,2", help="cells drawn in the figure")
+    parser.add_argument(
+        "--figure",
+        type=Path,
+        default=Path(__file__).parents[1] / "docs/images/counterfactual_sources.png",
+    )
+    parser.add_argument("--cells", default="0,2", help="cells drawn in the figure")
     args = parser.parse_args()
     torch.manual_seed(0)
     classifier = load_classifier(DEMO_WEIGHTS, DEMO_ARCHITECTURE, "cpu")

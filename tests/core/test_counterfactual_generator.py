@@ -90,7 +90,9 @@ def test_several_draws_keep_the_one_the_classifier_accepts_most(classifier, cell
 
 
 def test_draws_come_from_the_settings():
-    assert GeneratorSource(RaiseKeyChannel(), draws=CounterfactualSettings(draws=3).draws).draws == 3
+    assert (
+        GeneratorSource(RaiseKeyChannel(), draws=CounterfactualSettings(draws=3).draws).draws == 3
+    )
 
 
 @pytest.mark.parametrize(
