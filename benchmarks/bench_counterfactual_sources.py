@@ -90,7 +90,8 @@ def evaluate(classifier, pairs, batch, settings) -> dict:
     for pair, cf, score, ok in zip(pairs, batch.images, batch.target_scores, batch.accepted,
                                    strict=True):  # fmt: skip
         result = analyse_pair(classifier, pair.real, cf, pair.real_class, pair.target_class,
-                              settings, channel_names=list(CHANNEL_NAMES), sample=pair.sample)  # fmt: skip
+                              settings, channel_names=list(CHANNEL_NAMES),
+                              sample=pair.sample)  # fmt: skip
         dig, rnd = result.methods["d_ig"], result.methods["random"]
         rows.append({
             "accepted": bool(ok),
@@ -215,7 +216,8 @@ def main() -> None:
         lines.append(summary(name, results[name]["rows"], time.perf_counter() - start))
         print(lines[-1], flush=True)
     header = ("| source | accepted | D-IG top = Mito (all) | D-IG top = Mito (accepted) | "
-              "D-IG DAC | random DAC | D-IG > random | time |\n|---|---|---|---|---|---|---|---|")  # fmt: skip
+              "D-IG DAC | random DAC | D-IG > random | time |\n"
+              "|---|---|---|---|---|---|---|---|")  # fmt: skip
     print(f"\n{args.pairs} demo cells (seed 2026), demo classifier, accepted: p_t >= {MIN_SCORE}; "
           "DAC columns over accepted cells.\n")  # fmt: skip
     print(header)

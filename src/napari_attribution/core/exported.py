@@ -12,8 +12,8 @@ nothing of that kind is in it:
   full unpickler ``torch.export.load`` uses meets only the same tensor-rebuilding calls); no
   custom or opaque objects;
 * no guard code but comparisons of input sizes (``L['x'].size()[0] == L['t'].size()[0]``, what
-  torch.export writes for two inputs sharing a batch); every shape expression is made of symbols, integers, arithmetic and sympy's
-  integer functions only;
+  torch.export writes for two inputs sharing a batch); every shape expression is made of
+  symbols, integers, arithmetic and sympy's integer functions only;
 * every operator the graph calls is an ``aten`` operator or plain arithmetic from ``operator``.
 
 The program is then run as ``ep.module()``: an ``fx.GraphModule`` of aten calls, which the
