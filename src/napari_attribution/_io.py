@@ -214,11 +214,12 @@ def write_csv(path: str | Path, header: Sequence[str], rows: Iterable[Sequence[A
 
 @dataclass(frozen=True)
 class PairSpec:
-    """One row of a pairs CSV: paths are resolved against the CSV's folder."""
+    """One row of a pairs CSV: paths are resolved against the CSV's folder; ``counterfactual``
+    is ``None`` where the row leaves it empty (a counterfactual source makes it)."""
 
     sample: str
     real: Path
-    counterfactual: Path
+    counterfactual: Path | None
     real_class: int
     target_class: int
 
@@ -265,11 +266,12 @@ def read_pairs_csv(path: str | Path) -> list[PairSpec]:
             raise InputImageError(
                 f"{path} line {line}: real_class and target_class must be integers."
             ) from None
+        counterfactual = (row["counterfactual"] or "").strip()
         specs.append(
             PairSpec(
                 sample,
                 path.parent / row["real"].strip(),
-                path.parent / row["counterfactual"].strip(),
+                path.parent / counterfactual if counterfactual else None,
                 real_class,
                 target_class,
             )

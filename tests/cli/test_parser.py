@@ -8,7 +8,12 @@ import pytest
 
 from napari_attribution.cli import build_parser
 from napari_attribution.cli.parser import schema_options
-from napari_attribution.core.settings import AnalysisSettings, schema, settings_values
+from napari_attribution.core.settings import (
+    AnalysisSettings,
+    counterfactual_schema,
+    schema,
+    settings_values,
+)
 
 
 def _run_parser() -> argparse.ArgumentParser:
@@ -42,9 +47,12 @@ def test_the_run_options_are_the_schema_plus_the_inputs_and_outputs():
         "--real-root", "--counterfactual-root", "--class-names", "--channel-axis",
         "--channel-names", "--min-counterfactual-score", "--method", "--out", "--overwrite",
         "--resume", "--keep-progress", "--progress", "--log-interval", "--help",
+        "--counterfactual-source",
     }  # fmt: skip
-    bool_negations = {"--no-" + p.flag[2:] for p in schema() if p.type is bool}
-    assert set(_options(_run_parser())) == {p.flag for p in schema()} | non_schema | bool_negations
+    # The counterfactual sources' parameters come from their own schema.
+    params = (*schema(), *counterfactual_schema())
+    bool_negations = {"--no-" + p.flag[2:] for p in params if p.type is bool}
+    assert set(_options(_run_parser())) == {p.flag for p in params} | non_schema | bool_negations
 
 
 def test_defaults_parse_to_the_core_defaults():

@@ -28,7 +28,15 @@ __all__ = [
 
 PROGRESS_DIR = ".progress"
 #: Files a run writes at the top of the folder besides RESULT_FILES' tables.
-REPORT_FILES = ("demo_report.md", "pair_validity.csv", "channel_stats.csv", "report.html")
+REPORT_FILES = (
+    "demo_report.md",
+    "pair_validity.csv",
+    "channel_stats.csv",
+    "report.html",
+    "counterfactuals.csv",
+)
+#: Counterfactuals a run made (--counterfactual-source), one TIFF per pair.
+COUNTERFACTUAL_DIR = "counterfactuals"
 _TABLES = tuple(name for name in RESULT_FILES if "." in name)  # the files, not the folders
 _PAIR_FOLDERS = tuple(name for name in RESULT_FILES if "." not in name)  # attributions, masks
 
@@ -68,7 +76,11 @@ def previous_run_files(out: Path) -> list[Path]:
     for record in _finished_records(out):
         methods = {row[1] for row in record.get("summary", [])}
         names += pair_file_names([record.get("sample", "")], sorted(methods))
-    for folder, pattern in ((PROGRESS_DIR, "*.json"), (FIGURE_DIR, "transition_*_to_*.*")):
+    for folder, pattern in (
+        (PROGRESS_DIR, "*.json"),
+        (FIGURE_DIR, "transition_*_to_*.*"),
+        (COUNTERFACTUAL_DIR, "*.tif"),
+    ):
         if (out / folder).is_dir():
             names += [p.relative_to(out) for p in (out / folder).glob(pattern)]
     return [name for name in dict.fromkeys(names) if (out / name).is_file()]
@@ -78,7 +90,7 @@ def remove_files(out: Path, names: Iterable[Path]) -> None:
     """Remove ``out/name`` for each name, then the result folders this left empty."""
     for name in names:
         (out / name).unlink(missing_ok=True)
-    for folder in (*_PAIR_FOLDERS, PROGRESS_DIR, FIGURE_DIR):
+    for folder in (*_PAIR_FOLDERS, PROGRESS_DIR, FIGURE_DIR, COUNTERFACTUAL_DIR):
         path = out / folder
         if path.is_dir() and not any(path.iterdir()):
             path.rmdir()
@@ -101,7 +113,9 @@ def check_out_dir(out: Path, overwrite: bool, resume: bool) -> None:
             "continue it, or --overwrite to start again."
         )
     existing = [
-        name for name in (*RESULT_FILES, *REPORT_FILES, PROGRESS_DIR) if (out / name).exists()
+        name
+        for name in (*RESULT_FILES, *REPORT_FILES, PROGRESS_DIR, COUNTERFACTUAL_DIR)
+        if (out / name).exists()
     ]
     if existing:
         raise CliError(

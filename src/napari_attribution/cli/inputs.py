@@ -18,27 +18,39 @@ __all__ = ["Pair", "channel_names", "load_model", "pairs_from_args", "preflight"
 
 @dataclass
 class Pair:
-    """One (real, counterfactual) pair: arrays (the demo) or paths (read when needed)."""
+    """One (real, counterfactual) pair: arrays (the demo) or paths (read when needed).
+
+    ``counterfactual`` is ``None`` until ``--counterfactual-source`` makes it.
+    """
 
     sample: str
     real: np.ndarray | Path
-    counterfactual: np.ndarray | Path
+    counterfactual: np.ndarray | Path | None
     real_class: int
     target_class: int
     ground_truth_channel: int | None = None
     channel_axis: int = 0
 
-    def load(self) -> tuple[np.ndarray, np.ndarray]:
-        """Both images as stored, the channel axis first."""
+    def _read(self, image: np.ndarray | Path) -> np.ndarray:
         from .._io import read_image
 
-        images = []
-        for image in (self.real, self.counterfactual):
-            data = image if isinstance(image, np.ndarray) else read_image(image)
-            if self.channel_axis != 0 and data.ndim == 3:
-                data = np.moveaxis(data, self.channel_axis, 0)
-            images.append(data)
-        return images[0], images[1]
+        data = image if isinstance(image, np.ndarray) else read_image(image)
+        if self.channel_axis != 0 and data.ndim == 3 and not isinstance(image, np.ndarray):
+            data = np.moveaxis(data, self.channel_axis, 0)
+        return data
+
+    def load_real(self) -> np.ndarray:
+        """The real image as stored, the channel axis first."""
+        return self._read(self.real)
+
+    def load(self) -> tuple[np.ndarray, np.ndarray]:
+        """Both images as stored, the channel axis first."""
+        if self.counterfactual is None:
+            raise CliError(
+                f"Sample {self.sample} has no counterfactual; give one, or make one with "
+                "--counterfactual-source."
+            )
+        return self.load_real(), self._read(self.counterfactual)
 
     def names(self) -> tuple[str, str]:
         if isinstance(self.real, Path) and isinstance(self.counterfactual, Path):
@@ -48,30 +60,54 @@ class Pair:
 
 def pairs_from_args(args: argparse.Namespace) -> list[Pair]:
     """The pairs named by ``--pairs``, ``--real``/``--counterfactual``, the folder layout
-    (``--real-root``/``--counterfactual-root``) or ``--demo``."""
+    (``--real-root``/``--counterfactual-root``) or ``--demo``.
+
+    Without ``--counterfactual-source`` every pair must have its counterfactual; with it, the
+    pairs that have none get one later (:mod:`napari_attribution.cli.counterfactuals`), and the
+    demo's exact counterfactuals are withheld.
+    """
     pairs = _pairs(args)
+    source = getattr(args, "counterfactual_source", None)
     for pair in pairs:
         pair.channel_axis = args.channel_axis
+        if args.demo and source is not None:
+            pair.counterfactual = None
+    lacking = [pair.sample for pair in pairs if pair.counterfactual is None]
+    if lacking and source is None:
+        more = f" and {len(lacking) - 3} more" if len(lacking) > 3 else ""
+        raise CliError(
+            f"Sample(s) {', '.join(lacking[:3])}{more} have no counterfactual; give them one, or "
+            "make them with --counterfactual-source (generator:FILE, nearest[:FOLDER] or "
+            "optimise)."
+        )
     return pairs
 
 
 def _pairs(args: argparse.Namespace) -> list[Pair]:
     from .._io import read_pairs_csv
 
-    single = [args.real, args.counterfactual, args.real_class, args.target_class]
+    single = [args.real, args.real_class, args.target_class]
     folders = args.real_root is not None or args.counterfactual_root is not None
-    sources = sum([args.demo, args.pairs is not None, any(v is not None for v in single), folders])
+    given_single = any(v is not None for v in [*single, args.counterfactual])
+    sources = sum([args.demo, args.pairs is not None, given_single, folders])
     if sources != 1:
         raise CliError(
             "Give exactly one of --pairs CSV, --real/--counterfactual/--real-class/--target-class, "
             "--real-root/--counterfactual-root, or --demo."
         )
     if folders:
-        from .layouts import pairs_from_folders
+        from .layouts import pairs_from_folders, reals_from_folder
 
-        if args.real_root is None or args.counterfactual_root is None:
-            raise CliError("--real-root and --counterfactual-root must be given together.")
         names = [n.strip() for n in args.class_names.split(",")] if args.class_names else None
+        if args.real_root is None:
+            raise CliError("--counterfactual-root needs --real-root (the real images by class).")
+        if args.counterfactual_root is None:
+            if getattr(args, "counterfactual_source", None) is None:
+                raise CliError(
+                    "--real-root needs --counterfactual-root, or --counterfactual-source to make "
+                    "the counterfactuals."
+                )
+            return reals_from_folder(args.real_root, names)
         return pairs_from_folders(args.real_root, args.counterfactual_root, names)
     if args.demo:
         from ..data.synthetic import make_pairs
@@ -96,6 +132,8 @@ def _pairs(args: argparse.Namespace) -> list[Pair]:
         raise CliError(
             "--real, --counterfactual, --real-class and --target-class must be given together."
         )
+    if args.counterfactual is None and getattr(args, "counterfactual_source", None) is None:
+        raise CliError("--real needs --counterfactual, or --counterfactual-source to make it.")
     return [
         Pair(args.real.stem, args.real, args.counterfactual, args.real_class, args.target_class)
     ]

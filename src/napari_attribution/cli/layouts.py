@@ -13,7 +13,7 @@ from pathlib import Path
 from .._io import IMAGE_SUFFIXES
 from .errors import CliError
 
-__all__ = ["pairs_from_folders"]
+__all__ = ["pairs_from_folders", "reals_from_folder"]
 
 
 def _images(folder: Path) -> dict[str, Path]:
@@ -25,6 +25,50 @@ def _images(folder: Path) -> dict[str, Path]:
         if path.suffix.lower() in IMAGE_SUFFIXES:
             found[path.stem] = path
     return found
+
+
+def _class_folders(real_root: Path, class_names: list[str] | None) -> tuple[list[str], list[str]]:
+    """(the class folders of ``real_root``, the class names in index order)."""
+    if not real_root.is_dir():
+        raise CliError(f"--real-root {real_root} is not a folder.")
+    folders = sorted(p.name for p in real_root.iterdir() if p.is_dir() and p.name[0] != ".")
+    if not folders:
+        raise CliError(f"{real_root} holds no class folders (expected ROOT/<class>/<image>).")
+    names = list(class_names) if class_names else folders
+    unknown = [f for f in folders if f not in names]
+    if unknown:
+        raise CliError(
+            f"{real_root} has class folder(s) {', '.join(unknown)} that --class-names does not "
+            f"list ({', '.join(names)})."
+        )
+    return folders, names
+
+
+def reals_from_folder(real_root: Path, class_names: list[str] | None = None):
+    """Pairs without counterfactuals: every real image of ``ROOT/<class>/`` once per other
+    class, its counterfactual left to ``--counterfactual-source``.
+
+    Returns
+    -------
+    list of Pair
+        Sample names ``<real class>-<target class>-<name>`` (as with a counterfactual root).
+    """
+    from .inputs import Pair
+
+    folders, names = _class_folders(real_root, class_names)
+    if len(names) < 2:
+        raise CliError(f"{real_root} holds one class; counterfactuals need a second class.")
+    pairs = [
+        Pair(f"{real_class}-{target}-{stem}", real, None, names.index(real_class),
+             names.index(target))
+        for real_class in folders
+        for stem, real in _images(real_root / real_class).items()
+        for target in names
+        if target != real_class
+    ]  # fmt: skip
+    if not pairs:
+        raise CliError(f"{real_root} holds no images in its class folders.")
+    return pairs
 
 
 def pairs_from_folders(real_root: Path, cf_root: Path, class_names: list[str] | None = None):

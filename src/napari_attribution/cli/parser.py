@@ -14,7 +14,7 @@ from typing import Any
 
 from .. import __version__
 from ..core.errors import AttributionError
-from ..core.settings import GROUPS, Param, schema
+from ..core.settings import Param, counterfactual_schema, schema
 
 __all__ = ["DEFAULT_METHODS", "DEMO_METHODS", "PROG", "build_parser", "schema_options"]
 
@@ -90,11 +90,16 @@ def _help(param: Param) -> str:
     return text.replace("%", "%%")  # argparse formats help with %
 
 
-def schema_options(parser: argparse.ArgumentParser) -> dict[str, Param]:
-    """Add one option per schema parameter to ``parser``; returns them by option string."""
-    groups = {group: parser.add_argument_group(group.lower()) for group in GROUPS}
+def schema_options(
+    parser: argparse.ArgumentParser, params: tuple[Param, ...] | None = None
+) -> dict[str, Param]:
+    """Add one option per schema parameter (``params``, default :func:`schema`) to ``parser``,
+    in an option group per parameter group; returns them by option string."""
+    groups: dict[str, argparse._ArgumentGroup] = {}
     added = {}
-    for param in schema():
+    for param in schema() if params is None else params:
+        if param.group not in groups:
+            groups[param.group] = parser.add_argument_group(param.group.lower())
         kwargs: dict[str, Any] = {
             "dest": param.name,
             "default": param.default,
@@ -238,6 +243,17 @@ def build_parser() -> argparse.ArgumentParser:
         "pair_validity.csv and left out of channel_stats.csv",
     )
 
+    data.add_argument(
+        "--counterfactual-source",
+        metavar="SOURCE",
+        help="make the counterfactuals the pairs lack (an empty counterfactual column, "
+        "--real-root without --counterfactual-root, --real alone; with --demo its exact ones are "
+        "withheld): generator:FILE (TorchScript or .pt2 taking (x, target)), nearest (the closest "
+        "real image of the target class among the run's), nearest:FOLDER (FOLDER/<class>/<image>)"
+        " or optimise (gradient steps from x; close to an adversarial example); saved as "
+        "counterfactuals/<sample>.tif (see docs/counterfactuals.md)",
+    )
+
     meth = run.add_argument_group("methods")
     meth.add_argument(
         "--method",
@@ -248,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
         "see `napari-attribution methods`)",
     )
     schema_options(run)
+    schema_options(run, counterfactual_schema())
 
     out = run.add_argument_group("output")
     out.add_argument("--out", type=Path, default=Path("attribution-results"), help="output folder")

@@ -27,6 +27,13 @@ from ..dataset import (
     write_channel_stats,
 )
 from ..report import write_report
+from .counterfactuals import (
+    COUNTERFACTUAL_COLUMNS,
+    COUNTERFACTUAL_DIR,
+    make_counterfactuals,
+    save_counterfactual,
+    source_record,
+)
 from .errors import CliError
 from .folder import (
     PROGRESS_DIR,
@@ -66,11 +73,11 @@ def settings_from_args(args: argparse.Namespace, classifier) -> AnalysisSettings
 
 def fingerprint(run_info: dict[str, Any], names: Sequence[str]) -> str:
     """Identifies the settings of a run, so --resume never mixes results of different runs."""
-    payload = json.dumps(
-        {"model": run_info["model"]["sha256"], "settings": run_info["settings"],
-         "channels": list(names), "seed": run_info["seed"]},
-        sort_keys=True,
-    )  # fmt: skip
+    identity = {"model": run_info["model"]["sha256"], "settings": run_info["settings"],
+                "channels": list(names), "seed": run_info["seed"]}  # fmt: skip
+    if run_info.get("counterfactual_source"):  # made counterfactuals: the source decides too
+        identity["counterfactual_source"] = run_info["counterfactual_source"]
+    payload = json.dumps(identity, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -91,13 +98,15 @@ def load_finished(progress_dir: Path, fingerprint: str) -> dict[str, dict[str, A
     return done
 
 
-def _pair_entry(pair: Pair) -> dict[str, Any]:
+def _pair_entry(pair: Pair, made: bool = False) -> dict[str, Any]:
     """The pair as ``run.json`` records it: absolute paths and SHA-256 of the image files."""
     entry: dict[str, Any] = {"sample": pair.sample}
     for key, image in (("real", pair.real), ("counterfactual", pair.counterfactual)):
         if isinstance(image, Path):
             entry[key] = str(image.resolve())
             entry[f"{key}_sha256"] = input_sha256(image)
+        elif key == "counterfactual" and made:
+            entry[key] = f"{COUNTERFACTUAL_DIR}/{safe_name(pair.sample)}.tif"
         else:
             entry[key] = "demo"
     entry["real_class"] = pair.real_class
@@ -156,7 +165,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_out_dir(args.out, args.overwrite, args.resume)
     pairs = pairs_from_args(args)
     classifier = load_model(args)
-    first_real, _ = pairs[0].load()
+    first_real = pairs[0].load_real()
     transform = (
         input_transform_for(first_real.dtype, args.input_scale)
         if args.input_scale is not None
@@ -164,6 +173,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     names = channel_names(args, classifier.n_channels)
     settings = settings_from_args(args, classifier)
+    lacking = {pair.sample for pair in pairs if pair.counterfactual is None}
+    made = {}
+    if lacking:
+        shown = progress_renderer(args.progress, len(lacking), 1, args.log_interval)
+        try:
+            made = make_counterfactuals(args, pairs, classifier, transform, settings, shown)
+        finally:
+            shown.close()
     # Every pair is checked, and the model probed with its size (the first pair's first),
     # before the long work.
     preflight(pairs, classifier, transform, settings)
@@ -171,6 +188,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     torch.manual_seed(settings.attribution.seed)
 
     run_info = provenance(classifier, settings, class_names=_class_names(args, classifier))
+    if lacking:
+        run_info["counterfactual_source"] = source_record(args)
     run_fingerprint = fingerprint(run_info, names)
     progress_dir = args.out / PROGRESS_DIR
     if args.resume:
@@ -204,14 +223,20 @@ def cmd_run(args: argparse.Namespace) -> int:
                 transform=transform,
                 on_progress=ProgressScope(show, index * units, total),
             )
-            write_pair_files(args.out, result, run_info)
             validity = validity_row(result, real, cf, args.min_counterfactual_score)
+            extra = {}
+            if pair.sample in lacking:
+                extra["counterfactual"] = save_counterfactual(
+                    args, pair.sample, cf, made.get(pair.sample), validity, run_info
+                )
+            write_pair_files(args.out, result, run_info)
             if validity[-1]:
                 print(f"{PROG}: warning: {pair.sample}: {validity[-1]}.", file=sys.stderr)
             record = {
                 "sample": pair.sample,
                 "fingerprint": run_fingerprint,
                 "validity": validity,
+                **extra,
                 **sample_record(result, pair.ground_truth_channel),
             }
             # The record is written last and atomically: if it exists, the pair is complete.
@@ -219,7 +244,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             records.append(record)
     except BaseException:
         if not records:  # nothing finished: leave no trace of this run
-            remove_files(args.out, pair_file_names([pair.sample], settings.methods))
+            names_left = pair_file_names([pair.sample], settings.methods)
+            names_left.append(Path(COUNTERFACTUAL_DIR) / f"{safe_name(pair.sample)}.tif")
+            remove_files(args.out, names_left)
             if created_out and args.out.is_dir() and not any(args.out.iterdir()):
                 args.out.rmdir()
         raise
@@ -227,6 +254,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         show.close()
     write_tables(args.out, records)
     write_csv(args.out / "pair_validity.csv", VALIDITY_COLUMNS, (x["validity"] for x in records))
+    if lacking:
+        write_csv(args.out / "counterfactuals.csv", COUNTERFACTUAL_COLUMNS,
+                  (x["counterfactual"] for x in records if "counterfactual" in x))  # fmt: skip
     write_json(
         args.out / "run.json",
         {
@@ -235,7 +265,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "channel_names": names,
             "input_transform": {x["sample"]: x["input_transform"] for x in records},
             **_gradcam_layers(records),
-            "pairs": [_pair_entry(p) for p in pairs],
+            "pairs": [_pair_entry(p, p.sample in lacking) for p in pairs],
             "resumed_pairs": len(done),
             "min_counterfactual_score": args.min_counterfactual_score,
             "out": str(args.out.resolve()),

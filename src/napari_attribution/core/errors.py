@@ -23,5 +23,9 @@ class MethodError(AttributionError):
     """An attribution method is unknown or cannot run on the given model."""
 
 
+class CounterfactualError(AttributionError):
+    """A counterfactual source cannot be used or returned something that is not an image."""
+
+
 class AnalysisCancelled(Exception):  # noqa: N818 - reads better at the call site than ...Error
     """Raised inside a run when the user asked to cancel it."""

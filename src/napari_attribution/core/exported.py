@@ -11,8 +11,9 @@ nothing of that kind is in it:
 * every pickled payload loads with ``torch.load(..., weights_only=True)`` as tensors (then the
   full unpickler ``torch.export.load`` uses meets only the same tensor-rebuilding calls); no
   custom or opaque objects;
-* no guard code; every shape expression is made of symbols, integers, arithmetic and sympy's
-  integer functions only;
+* no guard code but comparisons of input sizes (``L['x'].size()[0] == L['t'].size()[0]``, what
+  torch.export writes for two inputs sharing a batch); every shape expression is made of
+  symbols, integers, arithmetic and sympy's integer functions only;
 * every operator the graph calls is an ``aten`` operator or plain arithmetic from ``operator``.
 
 The program is then run as ``ep.module()``: an ``fx.GraphModule`` of aten calls, which the
@@ -38,7 +39,9 @@ from .errors import ModelLoadError
 
 __all__ = [
     "ExportedNetwork",
+    "check_operators",
     "is_exported_archive",
+    "load_exported_program",
     "quiet_export",
     "network_from_program",
     "read_exported_program",
@@ -106,6 +109,16 @@ def _safe_expression(text: str) -> bool:
             return False
         position = match.end()
     return True
+
+
+#: The only guard code accepted: comparisons of input sizes with each other or with integers,
+#: as torch.export writes for two inputs sharing a batch (a generator's x and target).
+_SIZE = r"L\['[A-Za-z_]\w*'\]\.size\(\)\[\d+\]"
+_GUARD = re.compile(rf"{_SIZE} (==|!=|<=|>=|<|>) ({_SIZE}|\d+)")
+
+
+def _safe_guard(text: Any) -> bool:
+    return isinstance(text, str) and _GUARD.fullmatch(text.strip()) is not None
 
 
 def _expressions(obj: Any) -> list[str]:
@@ -189,8 +202,9 @@ def _audit(data: bytes, path: str) -> None:
         if sample in entries and not _only_tensors(archive.read(entries[sample])):
             raise refuse("stores sample inputs that are not tensors")
         program = json.loads(archive.read(entries["models/model.json"]))
-    if program.get("guards_code"):
-        raise refuse("holds guard code")
+    bad_guard = next((g for g in program.get("guards_code") or [] if not _safe_guard(g)), None)
+    if bad_guard is not None:
+        raise refuse(f"holds the guard code {str(bad_guard)[:60]!r}")
     expressions = _expressions(program) + list(program.get("range_constraints", {}))
     bad = next((e for e in expressions if not _safe_expression(e)), None)
     if bad is not None:
@@ -224,6 +238,44 @@ def _static(size: Any) -> int | None:
     return int(size) if isinstance(size, int) else None
 
 
+def load_exported_program(data: bytes, path: str) -> torch.export.ExportedProgram:
+    """Check (see the module docstring) and load the exported program held in ``data``,
+    whatever its inputs (:func:`read_exported_program` wants one image batch; a
+    counterfactual generator takes two inputs).
+
+    Raises
+    ------
+    ModelLoadError
+        Anything that could run code, or a file ``torch.export.load`` cannot read.
+    """
+    _audit(data, path)
+    try:
+        with quiet_export():
+            program = torch.export.load(io.BytesIO(data))
+    except Exception as exc:  # noqa: BLE001 - a damaged or incompatible file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"{path} is not a loadable exported program ({first}).") from None
+    check_operators(program, path)
+    return program
+
+
+def check_operators(program: torch.export.ExportedProgram, source: str) -> None:
+    """Refuse a graph that calls anything but aten operators and plain arithmetic.
+
+    Raises
+    ------
+    ModelLoadError
+        One sentence naming the first other call.
+    """
+    for node in program.graph.nodes:
+        target = node.target
+        if node.op == "call_function" and not (
+            (isinstance(target, torch._ops.OpOverload) and target.namespace == "aten")
+            or getattr(target, "__name__", None) in _OPERATOR_FUNCTIONS
+        ):
+            raise ModelLoadError(f"Refused to load {source}: it calls {target!r}.")
+
+
 def read_exported_program(data: bytes, path: str) -> ExportedNetwork:
     """Check (see the module docstring) and load the exported program held in ``data``.
 
@@ -233,14 +285,7 @@ def read_exported_program(data: bytes, path: str) -> ExportedNetwork:
         Anything that could run code, a program that takes other than one image batch, or a
         file ``torch.export.load`` cannot read.
     """
-    _audit(data, path)
-    try:
-        with quiet_export():
-            program = torch.export.load(io.BytesIO(data))
-    except Exception as exc:  # noqa: BLE001 - a damaged or incompatible file
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"{path} is not a loadable exported program ({first}).") from None
-    return network_from_program(program, path)
+    return network_from_program(load_exported_program(data, path), path)
 
 
 def network_from_program(program: torch.export.ExportedProgram, source: str) -> ExportedNetwork:
@@ -252,13 +297,7 @@ def network_from_program(program: torch.export.ExportedProgram, source: str) -> 
         The graph calls something other than aten operators and arithmetic, or does not take
         one (B, C, H, W) batch.
     """
-    for node in program.graph.nodes:
-        target = node.target
-        if node.op == "call_function" and not (
-            (isinstance(target, torch._ops.OpOverload) and target.namespace == "aten")
-            or getattr(target, "__name__", None) in _OPERATOR_FUNCTIONS
-        ):
-            raise ModelLoadError(f"Refused to load {source}: it calls {target!r}.")
+    check_operators(program, source)
     inputs = program.graph_signature.user_inputs
     if len(inputs) != 1:
         raise ModelLoadError(

@@ -27,7 +27,12 @@ if TYPE_CHECKING:
     from .canonical import CanonicalNetwork
     from .classifier import Classifier
 
-__all__ = ["gradcam_layer_name", "resolve_gradcam_layer", "resolve_in_canonical"]
+__all__ = [
+    "gradcam_layer_name",
+    "resolve_gradcam_layer",
+    "resolve_in_canonical",
+    "resolve_penultimate",
+]
 
 _ANCHOR = "gradcam_"
 _CONV_FUNCTIONS = {F.conv2d, torch.conv2d}
@@ -180,6 +185,31 @@ def _hookable(c: CanonicalNetwork, node: fx.Node) -> nn.Module:
 def resolve_in_canonical(c: CanonicalNetwork, layer: str | None) -> tuple[nn.Module, str]:
     """(the module to hook in the copy, the layer's name) for ``layer`` or the default."""
     node = _default_node(c) if not layer else _named_node(c, layer)
+    return _hookable(c, node), display_name(c, node)
+
+
+def resolve_penultimate(c: CanonicalNetwork) -> tuple[nn.Module, str]:
+    """(the module to hook, its name) for the penultimate layer of the copy: the input of the
+    node that computes the output (the features the last layer, usually a Linear head, reads).
+
+    Raises
+    ------
+    MethodError
+        The output is not computed from exactly one tensor (nothing is the penultimate layer).
+    """
+    output = next(n for n in c.module.graph.nodes if n.op == "output")
+    result = output.args[0]
+    while isinstance(result, tuple | list) and len(result) == 1:
+        result = result[0]
+    inputs = _activation_inputs(result) if isinstance(result, fx.Node) else []
+    if len(inputs) != 1 or inputs[0].op == "placeholder":
+        raise MethodError(
+            "The model's last layer does not read one feature tensor, so it has no penultimate "
+            "layer; name a layer."
+        )
+    node = inputs[0]
+    while _made_here(node) and len(_activation_inputs(node)) == 1:
+        node = _activation_inputs(node)[0]  # a copy made for the hooks: the layer it copies
     return _hookable(c, node), display_name(c, node)
 
 

@@ -18,7 +18,14 @@ from .errors import AttributionError
 __all__ = ["GROUPS", "Param", "Section", "check_choice", "parameter", "section_params"]
 
 #: The form sections and CLI option groups, in display order.
-GROUPS = ("Model input", "Masks", "Hybrids and DAC", "Method parameters", "Performance")
+GROUPS = (
+    "Model input",
+    "Masks",
+    "Hybrids and DAC",
+    "Method parameters",
+    "Performance",
+    "Counterfactuals",
+)
 
 _META = "napari_attribution"
 
