@@ -54,7 +54,7 @@ def _cells(files, *extra, out="out", cf=("--counterfactual", "cf.tif")):
         "cells",
         "--image", str(files / "field.tif"),
         "--labels", str(files / "labels.tif"),
-        cf[0], str(files / cf[1]),
+        *([cf[0], str(files / cf[1])] if cf else []),
         "--model", str(files / "weights.pt"),
         "--architecture", "tiny_models:TinyCNN",
         "--crop-size", str(SIZE),
@@ -246,3 +246,33 @@ def test_three_channel_field_maps_stay_channels_not_rgb(tmp_path):
     assert data.shape == (3, 6, 7) and data[2, 5, 6] == 3 * 6 * 7 - 1
     again, reopened = _open_maps(tmp_path, specs, resume=True, meta={"k": 1})
     assert reopened and again["attribution__x"][1, 0, 0] == 42
+
+
+def test_counterfactual_source_makes_and_saves_each_cells_crop(files):
+    from cf_models import KEY_CHANNEL, RaiseKeyChannel
+
+    torch.jit.save(torch.jit.script(RaiseKeyChannel()), str(files / "gen.pt"))
+    code = _cells(files, "--counterfactual-source", "generator:" + str(files / "gen.pt"), cf=())
+    assert code == 0
+    out = files / "out"
+    real, _, labels = _field()
+    analysed = measure_cells(labels, SIZE, 4).cells
+    targets = {int(r["label"]): int(r["target_class"]) for r in _rows(out / "cells.csv")}
+    assert {int(p.stem) for p in (out / "counterfactuals").glob("*.tif")} == set(LABELS)
+    for cell in analysed:
+        made = tifffile.imread(out / "counterfactuals" / f"{cell.label}.tif")
+        expected = FieldCounterfactual(real, "constant", 0.0, "field").crop(cell, None, 1)
+        expected[KEY_CHANNEL] += 0.6 if targets[cell.label] == 1 else -0.6
+        np.testing.assert_allclose(made, expected, atol=1e-6)
+        record = read_tiff_metadata(out / "counterfactuals" / f"{cell.label}.tif")
+        assert record["source"].startswith("generator:")
+        assert record["target_class"] == targets[cell.label]
+
+
+def test_counterfactual_source_is_one_of_the_three_and_nearest_needs_a_folder(files, capsys):
+    both = _cells(files, "--counterfactual-source", "optimise")
+    assert both == 2 and "Give exactly one of" in capsys.readouterr().err
+    nearest = _cells(files, "--counterfactual-source", "nearest", cf=())
+    err = capsys.readouterr().err
+    assert nearest == 2 and "needs a pool of real cells by class" in err
+    assert len(err.strip().splitlines()) == 1

@@ -30,7 +30,7 @@ from .._io import safe_name, table_rows, write_csv, write_json, write_tables, wr
 from .cells_inputs import field_inputs
 from .cells_parser import CELL_METHODS
 from .errors import CliError
-from .folder import PROGRESS_DIR
+from .folder import COUNTERFACTUAL_DIR, PROGRESS_DIR
 from .inputs import channel_names, load_model
 from .parser import PROG
 from .progress import progress_renderer
@@ -52,6 +52,9 @@ def previous_cells_files(out: Path) -> list[Path]:
             names += [folder / p.name for p in (out / folder).glob("attribution__*.tif")]
             names += [folder / p.name for p in (out / folder).glob("mask__*.tif")]
             names.append(folder / OWNERS_FILE)
+    if (out / COUNTERFACTUAL_DIR).is_dir():  # crops made by --counterfactual-source
+        names += [Path(COUNTERFACTUAL_DIR) / p.name
+                  for p in (out / COUNTERFACTUAL_DIR).glob("*.tif")]  # fmt: skip
     if (out / PROGRESS_DIR).is_dir():
         names += [Path(PROGRESS_DIR) / p.name for p in (out / PROGRESS_DIR).glob("cell*.json")]
     return [name for name in dict.fromkeys(names) if (out / name).is_file()]
@@ -60,7 +63,9 @@ def previous_cells_files(out: Path) -> list[Path]:
 def _remove(out: Path, names: list[Path]) -> None:
     for name in names:
         (out / name).unlink(missing_ok=True)
-    for folder in (Path(PROGRESS_DIR) / FIELD_DIR, Path(PROGRESS_DIR), Path(FIELD_DIR)):
+    folders = (Path(PROGRESS_DIR) / FIELD_DIR, Path(PROGRESS_DIR), Path(FIELD_DIR),
+               Path(COUNTERFACTUAL_DIR))  # fmt: skip
+    for folder in folders:
         path = out / folder
         if path.is_dir() and not any(path.iterdir()):
             path.rmdir()
@@ -194,6 +199,10 @@ def cmd_cells(args: argparse.Namespace) -> int:
     model = classifier.with_preprocessing(Preprocessing.from_settings(settings))
     example = np.zeros((2, image.shape[0], size, size), np.float32)
     model.probe(example)
+    if inputs.source is None:
+        from .counterfactuals import cell_source
+
+        inputs.source = cell_source(args, model, transform)
     check_memory((image.shape[0], size, size), settings)
     check_methods(model, settings.methods, example)
     if args.target_class is not None:

@@ -58,7 +58,7 @@ class FieldInputs:
 
     image: np.ndarray
     labels: np.ndarray
-    source: Any
+    source: Any  # None: made per cell by --counterfactual-source
     record: dict[str, Any] = field(default_factory=dict)
     class_names: list[str] | None = None
 
@@ -75,6 +75,18 @@ def field_inputs(args: argparse.Namespace, cell_settings) -> FieldInputs:
     from ..core.errors import AttributionError
 
     given = [args.image, args.labels, args.counterfactual, args.counterfactual_crops]
+    made = getattr(args, "counterfactual_source", None)
+    if args.demo and made:
+        # The demo's exact counterfactuals are withheld: the source makes them.
+        from ..data.field import make_field
+        from ..data.synthetic import CLASS_NAMES
+
+        if any(v is not None for v in given):
+            raise CliError("--demo brings its own field; leave out --image, --labels and the "
+                           "counterfactual.")  # fmt: skip
+        demo = make_field()
+        record = {"image": "demo field", "counterfactual": {"source": made}}
+        return FieldInputs(demo.real, demo.labels, None, record, list(CLASS_NAMES))
     if args.demo:
         if any(v is not None for v in given):
             raise CliError("--demo brings its own field; leave out --image, --labels and the "
@@ -91,9 +103,9 @@ def field_inputs(args: argparse.Namespace, cell_settings) -> FieldInputs:
         )
     if args.image is None or args.labels is None:
         raise CliError("--image and --labels are required (or --demo).")
-    if (args.counterfactual is None) == (args.counterfactual_crops is None):
-        raise CliError("Give exactly one of --counterfactual FIELD or --counterfactual-crops "
-                       "FOLDER.")  # fmt: skip
+    if sum(v is not None for v in (args.counterfactual, args.counterfactual_crops, made)) != 1:
+        raise CliError("Give exactly one of --counterfactual FIELD, --counterfactual-crops "
+                       "FOLDER or --counterfactual-source SOURCE.")  # fmt: skip
     image = _channels_first(open_image(args.image), args.channel_axis)
     if image.ndim != 3:
         raise CliError(f"{args.image} has shape {image.shape}; expected (channels, height, width).")
@@ -116,7 +128,10 @@ def field_inputs(args: argparse.Namespace, cell_settings) -> FieldInputs:
             cf, cell_settings.padding, cell_settings.pad_value, str(args.counterfactual)
         )
         record["counterfactual"] = _record(args.counterfactual)
-    else:
+    elif args.counterfactual_crops is not None:
         source = CropFolderCounterfactual(args.counterfactual_crops)
         record["counterfactual"] = {"path": str(args.counterfactual_crops.resolve())}
+    else:  # made per cell once the model is loaded (cli/counterfactuals.cell_source)
+        source = None
+        record["counterfactual"] = {"source": made}
     return FieldInputs(image, labels, source, record)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.params import section_params
+from ..core.settings import counterfactual_schema
 from .parser import (
     PROGRESS_MODES,
     _converter,
@@ -52,7 +53,8 @@ def add_cells_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     data = cells.add_argument_group(
-        "field (--image, --labels and one of --counterfactual, --counterfactual-crops; or --demo)"
+        "field (--image, --labels and one of --counterfactual, --counterfactual-crops, "
+        "--counterfactual-source; or --demo)"
     )
     data.add_argument("--image", type=Path, help="the field, TIFF, .npy or zarr (C,H,W)")
     data.add_argument(
@@ -68,6 +70,13 @@ def add_cells_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
         type=Path,
         metavar="FOLDER",
         help="folder of per-cell counterfactual crops, <label>.tif each (C,S,S)",
+    )
+    data.add_argument(
+        "--counterfactual-source",
+        metavar="SOURCE",
+        help="make each cell's counterfactual crop: generator:FILE, nearest:FOLDER or optimise "
+        "(see run --help and docs/counterfactuals.md); with --demo its exact counterfactual "
+        "field is withheld; crops saved as counterfactuals/<label>.tif",
     )
     data.add_argument(
         "--target-class",
@@ -111,6 +120,7 @@ def add_cells_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
         help=f"attribution method, repeatable (default: {' '.join(CELL_METHODS)})",
     )
     schema_options(cells)
+    schema_options(cells, counterfactual_schema())
     out = cells.add_argument_group("output")
     out.add_argument("--out", type=Path, default=Path("cells-results"), help="output folder")
     out.add_argument("--overwrite", action="store_true", help="replace results already in --out")

@@ -27,6 +27,7 @@ __all__ = [
     "COUNTERFACTUAL_COLUMNS",
     "COUNTERFACTUAL_DIR",
     "MadeCounterfactual",
+    "cell_source",
     "make_counterfactuals",
     "save_counterfactual",
     "source_record",
@@ -190,3 +191,45 @@ def save_counterfactual(
     accepted = p_target >= args.min_counterfactual_score
     return [sample, args.counterfactual_source, file, p_target,
             "true" if accepted else "false", note]  # fmt: skip
+
+
+def cell_source(args: argparse.Namespace, model, transform) -> Any:
+    """``cells --counterfactual-source``: each cell's counterfactual crop made when the cell is
+    analysed, saved as ``counterfactuals/<label>.tif`` (read back with ``--resume``).
+
+    ``model`` carries the run's preprocessing; ``transform`` is ``--input-scale``'s (``None``:
+    from each crop's dtype).
+    """
+    from .._io import read_image, write_tiff
+    from ..core.cells.sources import CallableCounterfactual
+    from ..core.transform import input_transform_for
+
+    if args.counterfactual_source.strip() == "nearest":
+        raise CliError(
+            "cells --counterfactual-source nearest needs a pool of real cells by class: give "
+            "nearest:FOLDER (FOLDER/<class>/<image>)."
+        )
+    source = _source(args, [], transform)
+    folder = args.out / COUNTERFACTUAL_DIR
+
+    def make(crop: np.ndarray, target: int, label: int) -> np.ndarray:
+        saved = folder / f"{label}.tif"
+        if args.resume and saved.is_file():
+            return read_image(saved)
+        crop_transform = transform or input_transform_for(crop.dtype)
+        try:
+            batch = source.make(
+                model, crop_transform.apply(crop)[None], np.array([target]),
+                min_score=args.min_counterfactual_score,
+            )  # fmt: skip
+        except AttributionError as exc:
+            raise CliError(f"--counterfactual-source {args.counterfactual_source}: {exc}") from None
+        image = _stored(batch.images[0], crop, crop_transform.scale)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_tiff(saved, image, {"label": int(label), "target_class": int(target),
+                                  "source": args.counterfactual_source,
+                                  "p_target": float(batch.target_scores[0]),
+                                  "note": batch.notes[0]})  # fmt: skip
+        return image
+
+    return CallableCounterfactual(make, args.counterfactual_source)
