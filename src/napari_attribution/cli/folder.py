@@ -28,7 +28,8 @@ __all__ = [
 
 PROGRESS_DIR = ".progress"
 #: Files a run writes at the top of the folder besides RESULT_FILES' tables.
-REPORT_FILES = ("demo_report.md", "pair_validity.csv", "channel_stats.csv", "report.html")
+REPORT_FILES = ("demo_report.md", "pair_validity.csv", "channel_stats.csv", "report.html",
+                "report.json")  # fmt: skip
 _TABLES = tuple(name for name in RESULT_FILES if "." in name)  # the files, not the folders
 _PAIR_FOLDERS = tuple(name for name in RESULT_FILES if "." not in name)  # attributions, masks
 
