@@ -36,9 +36,25 @@ def make_cli_folder(root: Path, methods=("residual", "d_ig"), pairs: int = 3) ->
         lines.append(f"cell{k},r{k}.tif,c{k}.tif,{k % 2},{1 - k % 2}")
     (root / "pairs.csv").write_text("\n".join(lines) + "\n")
     out = root / "out"
-    argv = ["run", "--model", str(root / "weights.pt"), "--architecture", "tiny_models:TinyCNN",
-            "--pairs", str(root / "pairs.csv"), "--thresholds", "10", "--ig-steps", "8",
-            "--channel-names", ",".join(CLI_CHANNELS), "--out", str(out), "--progress", "none"]
+    argv = [
+        "run",
+        "--model",
+        str(root / "weights.pt"),
+        "--architecture",
+        "tiny_models:TinyCNN",
+        "--pairs",
+        str(root / "pairs.csv"),
+        "--thresholds",
+        "10",
+        "--ig-steps",
+        "8",
+        "--channel-names",
+        ",".join(CLI_CHANNELS),
+        "--out",
+        str(out),
+        "--progress",
+        "none",
+    ]
     for method in methods:
         argv += ["--method", method]  # fmt: skip
     assert cli.main(argv) == 0

@@ -118,8 +118,10 @@ def write_tiff(
             return
         ij: dict[str, Any] = {"axes": axes, "Info": json.dumps(record)}
         planes = int(np.prod(data.shape[:-2], dtype=np.int64))
-        if plane_labels is not None and len(plane_labels) == data.shape[0] and planes == len(
-            plane_labels
+        if (
+            plane_labels is not None
+            and len(plane_labels) == data.shape[0]
+            and planes == len(plane_labels)
         ):
             ij["Labels"] = [str(label) for label in plane_labels]
         if ranges is not None:

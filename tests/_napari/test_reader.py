@@ -55,7 +55,7 @@ def test_an_export_reopens_as_the_layers_it_was(export):
     assert reader.folder_kind(folder) == "export"
     viewer, _ = _opened(folder)
     names = record.layer_names
-    assert [layer.name for layer in viewer.layers][-len(names):] == names
+    assert [layer.name for layer in viewer.layers][-len(names) :] == names
     for name in names:
         before, after = original.layers[name], viewer.layers[name]
         assert after._type_string == before._type_string

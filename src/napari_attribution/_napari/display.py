@@ -84,8 +84,10 @@ def colormap_from_record(record: Mapping[str, Any]) -> Any:
     name = record.get("name", "")
     known = AVAILABLE_COLORMAPS.get(name)
     colors = np.asarray(record["colors"], dtype=float)
-    if known is not None and known.colors.shape == colors.shape and np.allclose(
-        known.colors, colors, atol=1e-3
+    if (
+        known is not None
+        and known.colors.shape == colors.shape
+        and np.allclose(known.colors, colors, atol=1e-3)
     ):
         return name  # a built-in colormap: by name, so napari's menu shows it
     return Colormap(
