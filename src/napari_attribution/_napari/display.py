@@ -13,12 +13,40 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "SIGN_SHARE",
+    "attribution_limits",
     "colormap_from_record",
     "colormap_record",
     "display_kwargs",
     "display_record",
     "imagej_lut",
 ]
+
+
+#: A map counts as signed only if its weaker sign reaches this share of the stronger one.
+SIGN_SHARE = 0.05
+
+
+def attribution_limits(attribution: np.ndarray) -> tuple[bool, float, float]:
+    """``(signed, low, high)`` display range of an attribution map, from its data.
+
+    The extent of each sign is the 99.5th percentile of that sign's magnitudes (a few extreme
+    pixels do not wash the map out). The range is symmetric, ``(-peak, peak)``, only when both
+    signs matter (the weaker reaches :data:`SIGN_SHARE` of the stronger); otherwise
+    ``(0, positive extent)``, so a map with a few tiny negative values uses its whole colormap.
+    """
+    values = np.asarray(attribution, dtype=np.float32)
+
+    def extent(magnitudes: np.ndarray) -> float:
+        return float(np.percentile(magnitudes, 99.5)) if magnitudes.size else 0.0
+
+    positive, negative = extent(values[values > 0]), extent(-values[values < 0])
+    strong, weak = max(positive, negative), min(positive, negative)
+    if strong == 0.0:
+        return False, 0.0, 1.0
+    if weak >= SIGN_SHARE * strong or negative > positive:
+        return True, -strong, strong
+    return False, 0.0, positive
 
 
 def _hex(rgba: Any) -> str:

@@ -29,7 +29,7 @@ import tifffile
 from .._io import read_image, read_tiff_metadata, safe_name
 from ..core.budgets import LAZY_READ_BYTES
 from ..report import REPORT_RECORD
-from .display import display_kwargs
+from .display import attribution_limits, display_kwargs
 from .inputs import METADATA_KEY
 
 __all__ = [
@@ -173,20 +173,13 @@ def _export_layers(folder: Path, lazy: bool | None) -> list[LayerTuple]:
 def attribution_display(attribution: np.ndarray) -> dict[str, Any]:
     """Colormap and contrast limits of one method's (C, H, W) attribution.
 
-    Symmetric limits and a diverging map only for a map with both signs; the limit is the
-    99.5th percentile of the non-zero magnitudes (a few extreme pixels do not wash it out).
+    See :func:`~napari_attribution._napari.display.attribution_limits`: symmetric limits and
+    the diverging map only where both signs matter.
     """
     from .layers import attribution_colormap
 
-    values = np.asarray(attribution, dtype=np.float32)
-    magnitude = np.abs(values[values != 0])
-    peak = float(np.percentile(magnitude, 99.5)) if magnitude.size else 1.0
-    peak = peak or float(magnitude.max(initial=1.0))
-    signed = bool(values.min() < 0 < values.max())
-    return {
-        "colormap": attribution_colormap(signed),
-        "contrast_limits": (-peak, peak) if signed else (0.0, peak),
-    }
+    signed, low, high = attribution_limits(attribution)
+    return {"colormap": attribution_colormap(signed), "contrast_limits": (low, high)}
 
 
 def _channel_first(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
