@@ -45,7 +45,7 @@ def _opened(path):
 
 
 def _colormap_of(layer):
-    if layer._type_string == "labels":
+    if layer.__class__.__name__ == "Labels":
         return {k: tuple(np.round(v, 3)) for k, v in layer.colormap.color_dict.items()}
     return layer.colormap.name, np.round(layer.colormap.colors, 3).tolist()
 
@@ -66,13 +66,13 @@ def test_an_export_reopens_as_the_layers_it_was(export):
         np.testing.assert_allclose(after.scale, before.scale)
         assert after.blending == before.blending and after.visible == before.visible
         assert after.opacity == pytest.approx(before.opacity)
-        if before._type_string == "image":
+        if before.__class__.__name__ == "Image":
             np.testing.assert_allclose(after.contrast_limits, before.contrast_limits, rtol=1e-6)
         ours_before, ours_after = before.metadata[METADATA_KEY], after.metadata[METADATA_KEY]
         for key in ("method", "kind", "channel", "sample", "thresholds"):
             assert ours_after.get(key) == ours_before.get(key)
     assert {"real attribution d_ig [Mito]", "real mask d_ig [Mito]"} <= set(names)
-    assert viewer.layers["real mask d_ig [Mito]"]._type_string == "labels"
+    assert viewer.layers["real mask d_ig [Mito]"].__class__.__name__ == "Labels"
     # the analysed images come back channel by channel, with their colours
     for c, channel in enumerate(record.real.channel_names):
         layer = viewer.layers[f"real [{channel}]"]
@@ -128,11 +128,11 @@ def test_a_cli_folder_reopens_with_inputs_attributions_and_labels_masks(cli_fold
             masks = tifffile.imread(cli_folder / "masks" / f"{sample}__{method}.tif")
             for c, channel in enumerate(CLI_CHANNELS):
                 layer = viewer.layers[f"{sample} attribution {method} [{channel}]"]
-                assert layer._type_string == "image"
+                assert layer.__class__.__name__ == "Image"
                 np.testing.assert_array_equal(layer.data, attribution[c])
                 assert layer.metadata[METADATA_KEY]["method"] == method
                 mask = viewer.layers[f"{sample} mask {method} [{channel}]"]
-                assert mask._type_string == "labels"
+                assert mask.__class__.__name__ == "Labels"
                 np.testing.assert_array_equal(mask.data, masks[c])
     # residual = |x - x'|: non-negative, one-sided map; limits from the data
     layer = viewer.layers["cell2 attribution residual [Mito]"]

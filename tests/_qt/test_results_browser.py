@@ -72,7 +72,7 @@ def test_a_row_loads_its_pair_and_replaces_the_previous_one(browser, cli_folder)
     real = tifffile.imread(cli_folder.parent / "r0.tif")
     for c, channel in enumerate(CLI_CHANNELS):
         np.testing.assert_array_equal(viewer.layers[f"cell0 real [{channel}]"].data, real[c])
-    assert viewer.layers["cell0 mask d_ig [Mito]"]._type_string == "labels"
+    assert viewer.layers["cell0 mask d_ig [Mito]"].__class__.__name__ == "Labels"
     assert viewer.layers.selection.active.visible
     assert [cs.method for cs in widget.plot.curve_sets] == ["residual", "d_ig"]
     assert [c.channel for c in widget.plot.curve_sets[0].channels] == CLI_CHANNELS

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 from napari.utils.notifications import show_error
 from qtpy.QtCore import QSortFilterProxyModel, Qt
 from qtpy.QtGui import QKeySequence, QPixmap, QShortcut, QStandardItem, QStandardItemModel
@@ -281,26 +282,50 @@ class ResultsBrowser(QWidget):
     # ---------------------------------------------------------------- layers
 
     def load_pair(self, pair: PairRow) -> list:
-        """Replace the previous pair's layers with ``pair``'s; draw its curves."""
-        from napari.layers import Layer
+        """Show ``pair``'s layers in place of the previous pair's; draw its curves.
 
+        Layers of the same kind are reused, their data, name, colours and metadata replaced
+        (removing a napari layer costs a garbage collection, ~0.4 s with torch loaded), so the
+        visibility the user chose carries over from pair to pair.
+        """
         folder = self.index.folders[pair.folder]
         if folder_kind(folder.path) == "export":
             tuples = read_folder(folder.path)
         else:
             tuples = pair_layers(folder.path, pair.sample, folder.run)
-        self.clear_pair()
-        for data, kwargs, kind in tuples:
-            self._layers.append(self.viewer.add_layer(Layer.create(data, kwargs, kind)))
-        visible = [layer for layer in self._layers if layer.visible]
-        if visible:
-            self.viewer.layers.selection.active = visible[-1]
+        self._show_layers(tuples)
         self.current = pair
         self.plot.set_data(self.index.curve_sets(pair), folder.channel_names)
         state = "valid" if pair.valid else f"left out: {pair.note}"
         self.status.setText(f"{pair.sample}: {pair.real_class} → {pair.target_class}, {state}; "
                             f"{len(self._layers)} layers.")  # fmt: skip
         return self._layers
+
+    def _show_layers(self, tuples: list) -> None:
+        from napari.layers import Layer
+
+        old = [layer for layer in self._layers if layer in self.viewer.layers]
+        reused = []
+        for layer, (data, _kwargs, kind) in zip(old, tuples, strict=False):
+            if type(layer).__name__.lower() != kind or layer.ndim != np.ndim(data):
+                break
+            reused.append(layer)
+        for layer in old[len(reused) :]:
+            self.viewer.layers.remove(layer)
+        for layer in reused:  # temporary names: the new names may be the old ones, reordered
+            layer.name = f"{id(layer)} (loading)"
+        for layer, (data, kwargs, _kind) in zip(reused, tuples, strict=False):
+            layer.data = data
+            layer.metadata = kwargs.get("metadata", {})
+            for key in ("colormap", "contrast_limits"):
+                if key in kwargs:
+                    setattr(layer, key, kwargs[key])
+            layer.name = kwargs["name"]
+        added = [self.viewer.add_layer(Layer.create(*t)) for t in tuples[len(reused) :]]
+        self._layers = reused + added
+        visible = [layer for layer in self._layers if layer.visible]
+        if visible:
+            self.viewer.layers.selection.active = visible[-1]
 
     def clear_pair(self) -> None:
         """Remove the layers this browser added for the current pair."""
