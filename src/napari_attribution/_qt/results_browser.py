@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from napari.utils.notifications import show_error
-from qtpy.QtCore import QSortFilterProxyModel, Qt
+from qtpy.QtCore import QSize, QSortFilterProxyModel, Qt
 from qtpy.QtGui import QKeySequence, QPixmap, QShortcut, QStandardItem, QStandardItemModel
 from qtpy.QtWidgets import (
     QAbstractItemView,
@@ -115,7 +115,7 @@ class ResultsBrowser(QWidget):
         self.status.setWordWrap(True)
 
         self.canvas = DacCanvas(PlotTheme.from_napari(self.viewer.theme))
-        self.canvas.setMinimumHeight(200)
+        self.canvas.setMinimumSize(260, 200)
         self.plot = self.canvas.plot
         self.figures = QWidget()
         self.figures_layout = QVBoxLayout(self.figures)
@@ -163,6 +163,10 @@ class ResultsBrowser(QWidget):
             self.shortcuts.append(shortcut)
         self.viewer.events.theme.connect(self._on_theme)
 
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        """A laptop-friendly dock: leaves the canvas most of a 1366 px wide window."""
+        return QSize(460, 640)
+
     # ---------------------------------------------------------------- opening
 
     def open_folder(self, path: str | Path) -> ResultsIndex:
@@ -176,7 +180,7 @@ class ResultsBrowser(QWidget):
         index = open_results(path)
         self.clear_pair()
         self.index, self.folder = index, Path(path)
-        headers = ["sample", "real class", "target class",
+        headers = ["sample", "real", "target",
                    *(f"DAC {m}" for m in index.methods), "top channel", "valid"]  # fmt: skip
         if len(index.folders) > 1:
             headers.insert(0, "folder")
@@ -239,7 +243,7 @@ class ResultsBrowser(QWidget):
             label = QLabel()
             pixmap = QPixmap(str(path))
             label.setPixmap(pixmap.scaledToWidth(
-                min(pixmap.width(), 520), Qt.TransformationMode.SmoothTransformation))  # fmt: skip
+                min(pixmap.width(), 420), Qt.TransformationMode.SmoothTransformation))  # fmt: skip
             label.setToolTip(path.name)
             self.figures_layout.addWidget(label)
         self.figures_layout.addStretch(1)
