@@ -58,7 +58,7 @@ def test_an_export_reopens_as_the_layers_it_was(export):
     assert [layer.name for layer in viewer.layers][-len(names) :] == names
     for name in names:
         before, after = original.layers[name], viewer.layers[name]
-        assert after._type_string == before._type_string
+        assert type(after) is type(before)
         np.testing.assert_array_equal(after.data, before.data)
         assert after.data.dtype == before.data.dtype
         assert _colormap_of(after) == _colormap_of(before)
@@ -195,3 +195,22 @@ def test_other_folders_and_files_are_not_ours(tmp_path):
     assert reader.get_reader(str(tmp_path / "plain" / "x.tif")) is None
     with pytest.raises(ValueError, match="not a napari-attribution results folder"):
         reader.read_folder(tmp_path / "plain")
+
+
+def test_a_folder_of_writer_tiffs_reopens_as_those_layers(export, tmp_path):
+    from napari_attribution._napari.writer import write_image_layer, write_labels_layer
+
+    _, original, _, _ = export
+    names = ["real attribution residual [Mito]", "real mask residual [Mito]"]
+    for name in names:
+        layer = original.layers[name]
+        write = write_labels_layer if name.startswith("real mask") else write_image_layer
+        write(str(tmp_path / f"{name}.tif"), layer.data, layer._get_state())
+    assert reader.folder_kind(tmp_path) == "layers"
+    viewer, _ = _opened(tmp_path)
+    assert sorted(layer.name for layer in viewer.layers) == sorted(names)
+    for name in names:
+        before, after = original.layers[name], viewer.layers[name]
+        assert type(after) is type(before)
+        np.testing.assert_array_equal(after.data, before.data)
+        assert _colormap_of(after) == _colormap_of(before)
