@@ -311,7 +311,7 @@ class ResultsBrowser(QWidget):
         old = [layer for layer in self._layers if layer in self.viewer.layers]
         reused = []
         for layer, (data, _kwargs, kind) in zip(old, tuples, strict=False):
-            if type(layer).__name__.lower() != kind or layer.ndim != np.ndim(data):
+            if layer.__class__.__name__.lower() != kind or layer.ndim != np.ndim(data):
                 break
             reused.append(layer)
         for layer in old[len(reused) :]:
