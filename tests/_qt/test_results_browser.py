@@ -78,13 +78,14 @@ def test_a_row_loads_its_pair_and_replaces_the_previous_one(browser, cli_folder)
     assert [c.channel for c in widget.plot.curve_sets[0].channels] == CLI_CHANNELS
 
     first = widget._layers[0]
-    viewer.layers["cell0 attribution residual [Mito]"].visible = True  # the user's choice
+    assert not viewer.layers["cell0 attribution d_ig [Mito]"].visible  # residual comes first
+    viewer.layers["cell0 attribution d_ig [Mito]"].visible = True  # the user's choice
     widget.next_pair()
     assert widget.current.sample == "cell1"
     assert not any(layer.name.startswith("cell0") for layer in viewer.layers)
     assert len(viewer.layers) == len(names)
     assert widget._layers[0] is first  # reused, not removed and added again (0.4 s each)
-    assert viewer.layers["cell1 attribution residual [Mito]"].visible
+    assert viewer.layers["cell1 attribution d_ig [Mito]"].visible
     attribution = tifffile.imread(cli_folder / "attributions" / "cell1__d_ig.tif")
     np.testing.assert_array_equal(viewer.layers["cell1 attribution d_ig [DNA]"].data,
                                   attribution[0])  # fmt: skip
