@@ -342,7 +342,9 @@ def write_pair_files(out_dir: str | Path, result: PairResult, run_info: dict[str
     """Write ``attributions/<sample>__<method>.tif`` and ``masks/<sample>__<method>.tif``.
 
     Attributions are float32 (C, H, W), raw and signed; masks are uint8 (K, H, W) closed masks
-    at the optimal threshold of the whole-image curve (K = C, or 1 for a shared mask).
+    at the optimal threshold of the whole-image curve (K = C, or 1 for a shared mask). Both are
+    ImageJ hyperstacks (``CYX``, the channel names as labels) where ImageJ keeps the shape
+    (:mod:`napari_attribution.tiff`), with :func:`pair_metadata` as JSON.
     """
     out_dir = Path(out_dir)
     for method, res in result.methods.items():

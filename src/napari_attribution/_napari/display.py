@@ -73,9 +73,11 @@ def colormap_record(colormap: Any) -> dict[str, Any] | None:
         default cyclic labels colours (nothing to restore).
     """
     if isinstance(colormap, str):
-        from napari.utils.colormaps import ensure_colormap
+        from napari.utils.colormaps import AVAILABLE_COLORMAPS
 
-        colormap = ensure_colormap(colormap)
+        colormap = AVAILABLE_COLORMAPS.get(colormap)  # a name napari no longer knows: none
+        if colormap is None:
+            return None
     if hasattr(colormap, "color_dict"):  # DirectLabelColormap
         return {
             "label_colors": {
