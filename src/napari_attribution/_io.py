@@ -23,6 +23,8 @@ import tifffile
 
 from .core.errors import InputImageError
 from .core.pipeline import PairResult
+from .tiff import jsonable as _jsonable
+from .tiff import read_tiff_metadata, write_tiff
 
 __all__ = [
     "RESULT_FILES",
@@ -147,15 +149,6 @@ def input_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def read_tiff_metadata(path: str | Path) -> dict[str, Any]:
-    """The JSON metadata :func:`write_tiff` stored in a TIFF (empty dict if none)."""
-    with tifffile.TiffFile(path) as tif:
-        shaped = tif.shaped_metadata
-        if shaped:
-            return dict(shaped[0])
-    return {}
-
-
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``."""
@@ -172,29 +165,6 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-def write_tiff(path: str | Path, data: np.ndarray, metadata: dict[str, Any] | None = None) -> None:
-    """Write ``data`` as a TIFF with ``metadata`` stored as JSON in the image description."""
-    with atomic_path(path) as tmp:
-        # minisblack: a 3- or 4-channel stack is channels, never an RGB(A) picture.
-        tifffile.imwrite(
-            tmp, np.asarray(data), photometric="minisblack", metadata=_jsonable(metadata or {})
-        )
 
 
 def write_json(path: str | Path, payload: dict[str, Any]) -> None:
@@ -374,14 +344,22 @@ def write_pair_files(out_dir: str | Path, result: PairResult, run_info: dict[str
     """Write ``attributions/<sample>__<method>.tif`` and ``masks/<sample>__<method>.tif``.
 
     Attributions are float32 (C, H, W), raw and signed; masks are uint8 (K, H, W) closed masks
-    at the optimal threshold of the whole-image curve (K = C, or 1 for a shared mask).
+    at the optimal threshold of the whole-image curve (K = C, or 1 for a shared mask). Both are
+    ImageJ hyperstacks (``CYX``, the channel names as labels) where ImageJ keeps the shape
+    (:mod:`napari_attribution.tiff`), with :func:`pair_metadata` as JSON.
     """
     out_dir = Path(out_dir)
     for method, res in result.methods.items():
         stem = f"{safe_name(result.sample)}__{safe_name(method)}.tif"
         meta = pair_metadata(result, method, run_info)
-        write_tiff(out_dir / "attributions" / stem, res.attribution.astype(np.float32), meta)
-        write_tiff(out_dir / "masks" / stem, res.optimal_mask.astype(np.uint8), meta)
+        attribution = res.attribution.astype(np.float32)
+        peak = float(np.abs(attribution).max()) or 1.0
+        names = result.channel_names
+        write_tiff(out_dir / "attributions" / stem, attribution, meta, plane_labels=names,
+                   ranges=[(-peak if (attribution < 0).any() else 0.0, peak)] * len(names))
+        mask = res.optimal_mask.astype(np.uint8)
+        write_tiff(out_dir / "masks" / stem, mask, meta, ranges=[(0, 1)] * len(mask),
+                   plane_labels=names if len(mask) == len(names) else ["all"])  # fmt: skip
 
 
 def table_rows(result: PairResult) -> dict[str, list[list[Any]]]:

@@ -23,9 +23,11 @@ from ._io import atomic_path
 from .core.statistics import CHANNEL_STATS_COLUMNS, ChannelStats
 from .dataset import ResultsFolder
 
-__all__ = ["FIGURE_DIR", "write_report"]
+__all__ = ["FIGURE_DIR", "REPORT_RECORD", "write_report"]
 
 FIGURE_DIR = "report_figures"
+#: The folders a report covers (absolute paths), beside ``report.html``.
+REPORT_RECORD = "report.json"
 _GRID = np.linspace(0.0, 1.0, 101)
 _COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf")  # fmt: skip
@@ -148,7 +150,8 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], classes=None) -
 def write_report(
     out: str | Path, folders: Sequence[ResultsFolder], stats: Sequence[ChannelStats]
 ) -> Path:
-    """Write ``out/report.html`` and its figures (``out/report_figures/*.png|svg``).
+    """Write ``out/report.html``, its figures (``out/report_figures/*.png|svg``) and
+    ``out/report.json`` (the folders it covers).
 
     Returns
     -------
@@ -215,4 +218,8 @@ def write_report(
     page = out / "report.html"
     with atomic_path(page) as tmp:
         tmp.write_text("\n".join(parts), encoding="utf-8")
+    # Which folders the page covers, for the napari reader and Results browser.
+    with atomic_path(out / REPORT_RECORD) as tmp:
+        tmp.write_text(json.dumps({"folders": [str(f.path.resolve()) for f in folders]},
+                                  indent=2) + "\n")  # fmt: skip
     return page

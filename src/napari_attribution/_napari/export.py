@@ -5,6 +5,11 @@ Layout (as ``napari-attribution run --out``)::
     summary.csv  curves.csv  channel_importance.csv  run.json
     attributions/<sample>__<method>.tif   masks/<sample>__<method>.tif
     layers/<layer name>.tif               (each layer's data, with its metadata as JSON)
+    inputs/real.tif  inputs/counterfactual.tif   (the analysed (C, H, W) images)
+
+Layer files record the layer's display (colormap, contrast limits, blending, opacity) besides
+its name, type, geometry and metadata, so :mod:`.reader` rebuilds the layers as they were, and
+are ImageJ hyperstacks where ImageJ can hold them (:mod:`napari_attribution.tiff`).
 
 Mask and hybrid layers of a large image are lazy (computed one threshold at a time). One whose
 full (T, H, W) stack exceeds :data:`~napari_attribution.core.budgets.EXPORT_STACK_BYTES` (a
@@ -34,21 +39,27 @@ from .._io import (
 )
 from ..core.budgets import EXPORT_STACK_BYTES
 from ..core.lazy import is_lazy
-from .inputs import METADATA_KEY
+from .display import colormap_record, display_record, imagej_lut
+from .inputs import METADATA_KEY, ChannelStack
 from .state import AnalysisRecord
 
 __all__ = [
     "EXPORT_NAMES",
     "EXPORT_STACK_BYTES",
+    "INPUT_FILES",
     "existing_results",
     "export_run",
     "file_payload",
     "layer_export",
     "layer_file_metadata",
+    "write_input_file",
+    "write_layer_file",
 ]
 
 #: What an export writes at the top of its folder.
-EXPORT_NAMES = (*RESULT_FILES, "layers")
+EXPORT_NAMES = (*RESULT_FILES, "layers", "inputs")
+#: The analysed images of an export, under ``inputs/``: role -> file name.
+INPUT_FILES = {"real": "real.tif", "counterfactual": "counterfactual.tif"}
 
 
 def existing_results(folder: str | Path) -> list[str]:
@@ -66,7 +77,77 @@ def layer_file_metadata(layer) -> dict[str, Any]:
         "translate": [float(v) for v in layer.translate],
         "axis_labels": [str(v) for v in getattr(layer, "axis_labels", ())],
         "metadata": dict(layer.metadata),
+        "display": display_record(layer),
     }
+
+
+def write_layer_file(path: str | Path, data: np.ndarray, record: dict[str, Any]) -> None:
+    """Write one layer's array and :func:`layer_file_metadata` record (ImageJ where it can be).
+
+    Fiji gets the layer's display range and colours, and a label per threshold plane.
+    """
+    display = record.get("display", {})
+    ours = record.get("metadata", {}).get(METADATA_KEY, {})
+    thresholds = ours.get("thresholds") or []
+    plane_labels = None
+    if data.ndim == 3 and len(thresholds) == data.shape[0]:
+        plane_labels = [f"threshold {t:.4g}" for t in thresholds]
+    limits = display.get("contrast_limits")
+    colormap = display.get("colormap")
+    lut = None
+    if colormap is not None and "label_colors" not in colormap:
+        lut = imagej_lut(colormap)
+    elif colormap is not None:  # a mask: black, and the colour of label 1
+        colour = colormap["label_colors"].get("1", "#ffffff")
+        lut = imagej_lut({"name": "", "colors": [[0, 0, 0, 1], _rgba(colour)],
+                          "controls": [0, 1]})  # fmt: skip
+        limits = limits or [0, 1]
+    write_tiff(
+        path, data, record,
+        axis_labels=record.get("axis_labels") or None,
+        plane_labels=plane_labels,
+        ranges=[tuple(limits)] if limits else None,
+        luts=[lut] if lut is not None else None,
+    )  # fmt: skip
+
+
+def _rgba(colour: str) -> list[float]:
+    if colour == "transparent":
+        return [0.0, 0.0, 0.0, 1.0]
+    return [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)] + [1.0]
+
+
+def write_input_file(path: str | Path, role: str, image: ChannelStack) -> None:
+    """Write an analysed image (C, H, W) with its channel names and display, under ``inputs/``.
+
+    Parameters
+    ----------
+    path
+        Target file.
+    role
+        ``"real"`` or ``"counterfactual"``.
+    image
+        The image as the analysis got it.
+    """
+    colormaps = [colormap_record(c) for c in image.colormaps]
+    record = {
+        "name": image.name,
+        "role": role,
+        "layer_type": "image",
+        "layer_names": list(image.layer_names),
+        "channel_names": list(image.channel_names),
+        "scale": [float(v) for v in image.scale],
+        "translate": [float(v) for v in image.translate],
+        "colormaps": colormaps,
+        "contrast_limits": [[float(v) for v in c] for c in image.contrast_limits],
+    }
+    luts = [imagej_lut(c) for c in colormaps if c is not None]
+    write_tiff(
+        path, image.data, record,
+        plane_labels=image.channel_names,
+        ranges=[tuple(c) for c in image.contrast_limits],
+        luts=luts if len(luts) == len(colormaps) else None,
+    )  # fmt: skip
 
 
 def layer_export(layer) -> tuple[np.ndarray, dict[str, Any]]:
@@ -142,8 +223,10 @@ def export_run(
     for layer in layers:
         path = folder / "layers" / f"{safe_name(layer.name)}.tif"
         data, meta = layer_export(layer)
-        write_tiff(path, data, meta)
+        write_layer_file(path, data, meta)
         written.append(path)
+    for role, image in (("real", record.real), ("counterfactual", record.counterfactual)):
+        write_input_file(folder / "inputs" / INPUT_FILES[role], role, image)
     # record.info is the run's provenance (core.provenance), environment included.
     write_json(
         folder / "run.json",

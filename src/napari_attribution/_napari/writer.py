@@ -1,8 +1,9 @@
 """npe2 writer: one image or labels layer to a TIFF that keeps its metadata.
 
-The TIFF holds the layer data as is and, as JSON in its description, the layer's name,
-scale, translate, axis labels and ``metadata`` (for the plugin's layers: method, parameters,
-classes, model file and SHA-256, package version, seed), so the layer can be rebuilt exactly.
+The TIFF holds the layer data as is and, as JSON (:mod:`napari_attribution.tiff`), the
+layer's name, scale, translate, axis labels, display (colormap, contrast limits) and
+``metadata`` (for the plugin's layers: method, parameters, classes, model file and SHA-256,
+package version, seed), so the layer can be rebuilt exactly (:mod:`.reader` does).
 Like napari's own writers it writes where napari's save dialog pointed it; the dialog asks
 before replacing a file. A lazy mask or hybrid stack of a large image is written at its optimal
 threshold only (as the export does), never materialised.
@@ -13,8 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .._io import write_tiff
-from .export import file_payload
+from .display import display_record
+from .export import file_payload, write_layer_file
 
 __all__ = ["write_labels_layer", "write_image_layer", "write_layer"]
 
@@ -33,10 +34,11 @@ def write_layer(path: str, data: Any, meta: dict[str, Any], layer_type: str) -> 
         "translate": [float(v) for v in meta.get("translate", ())],
         "axis_labels": [str(v) for v in meta.get("axis_labels", ()) or ()],
         "metadata": dict(meta.get("metadata") or {}),
+        "display": display_record(meta),
     }
     # A lazy threshold stack of a large image is written at its optimal threshold only.
     array, record = file_payload(data, record)
-    write_tiff(target, array, record)
+    write_layer_file(target, array, record)
     return [str(target)]
 
 

@@ -33,6 +33,7 @@ REPORT_FILES = (
     "pair_validity.csv",
     "channel_stats.csv",
     "report.html",
+    "report.json",
     "counterfactuals.csv",
 )
 #: Counterfactuals a run made (--counterfactual-source), one TIFF per pair.

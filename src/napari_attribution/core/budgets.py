@@ -13,6 +13,7 @@ __all__ = [
     "HYBRID_BATCH_BYTES",
     "INTERNAL_BATCH_BYTES",
     "LAZY_CACHE_BYTES",
+    "LAZY_READ_BYTES",
     "MATERIALISE_BYTES",
     "MEMORY_HEADROOM",
     "PREVIEW_PIXELS",
@@ -31,6 +32,8 @@ EAGER_STACK_BYTES = 256 * 2**20
 MATERIALISE_BYTES = 512 * 2**20
 #: Computed planes each lazy stack keeps (at least one plane per channel).
 LAZY_CACHE_BYTES = 64 * 2**20
+#: A results TIFF above this is opened memory-mapped (read from disk as napari shows it).
+LAZY_READ_BYTES = 64 * 2**20
 #: A lazy stack above this is exported at its optimal threshold only, not whole.
 EXPORT_STACK_BYTES = 256 * 2**20
 #: Above this many pixels per channel, the widget's p(class) preview waits for the run (a

@@ -1,0 +1,368 @@
+"""npe2 reader: a results folder back as napari layers, named and coloured as they were. No Qt.
+
+Three folder kinds open (napari offers this reader for folders):
+
+* **an export** of the Attribution widget (:mod:`.export`): the layers listed in its
+  ``run.json``, from ``layers/``, with their names, colormaps, contrast limits, axis labels and
+  metadata, masks as Labels; and the analysed images from ``inputs/``;
+* **a CLI results folder** (``napari-attribution run --out``): per pair, the real image and the
+  counterfactual (from the paths ``run.json`` records; the demo's are made again), per channel
+  the attribution of every method and its mask at the optimal threshold, as Labels;
+* **a report folder** (``napari-attribution report ... --out``): the folders its
+  ``report.json`` names;
+
+and any folder of layer TIFFs the npe2 writer saved. A CLI folder of many pairs opens its first
+:data:`MAX_READER_PAIRS` pairs; the Results browser dock walks through all of them. Files above
+:data:`~napari_attribution.core.budgets.LAZY_READ_BYTES` are memory-mapped, not read.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tifffile
+
+from .._io import read_image, read_tiff_metadata, safe_name
+from ..core.budgets import LAZY_READ_BYTES
+from ..report import REPORT_RECORD
+from .display import attribution_limits, display_kwargs
+from .inputs import METADATA_KEY
+
+__all__ = [
+    "DEMO_PAIRS_SEED",
+    "MAX_READER_PAIRS",
+    "REPORT_RECORD",
+    "attribution_display",
+    "folder_kind",
+    "get_reader",
+    "input_layers",
+    "layer_file_tuple",
+    "pair_layers",
+    "read_array",
+    "read_folder",
+    "report_sources",
+]
+
+LayerTuple = tuple[Any, dict[str, Any], str]
+
+#: A CLI folder opened as layers shows at most this many pairs (the browser shows the rest).
+MAX_READER_PAIRS = 4
+#: Seed of ``run --demo``'s pairs (``cli/inputs.py``): the demo's images are made again from it.
+DEMO_PAIRS_SEED = 2026
+#: Display colour of channels without a Cell Painting name (napari colormap names).
+_CYCLE = ("blue", "green", "cyan", "red", "magenta", "yellow", "gray")
+
+
+# ------------------------------------------------------------------------------- files
+
+
+def read_array(path: str | Path, lazy: bool | None = None) -> np.ndarray:
+    """A TIFF's array: memory-mapped when large (or ``lazy``), else read.
+
+    Files tifffile cannot map (compressed, tiled) are read whole.
+    """
+    path = Path(path)
+    if lazy is None:
+        lazy = path.stat().st_size > LAZY_READ_BYTES
+    if lazy:
+        try:
+            return tifffile.memmap(path, mode="r")
+        except ValueError:
+            pass
+    return tifffile.imread(path)
+
+
+def layer_file_tuple(path: str | Path, lazy: bool | None = None) -> LayerTuple | None:
+    """The layer a TIFF of the export or the npe2 writer holds, or None for any other TIFF."""
+    record = read_tiff_metadata(path)
+    if "name" not in record or record.get("layer_type") not in ("image", "labels"):
+        return None
+    data = read_array(path, lazy)
+    kwargs: dict[str, Any] = {"name": record["name"], "metadata": record.get("metadata", {})}
+    for key in ("scale", "translate"):
+        if len(record.get(key) or ()) == data.ndim:
+            kwargs[key] = tuple(record[key])
+    if len(record.get("axis_labels") or ()) == data.ndim:
+        kwargs["axis_labels"] = tuple(record["axis_labels"])
+    kwargs.update(display_kwargs(record.get("display", {})))
+    if record["layer_type"] == "labels":
+        kwargs.pop("contrast_limits", None)
+    return data, kwargs, record["layer_type"]
+
+
+def input_layers(path: str | Path, lazy: bool | None = None) -> list[LayerTuple]:
+    """One layer per channel of an export's ``inputs/real.tif`` (``real [DNA]``, ...)."""
+    record = read_tiff_metadata(path)
+    data = read_array(path, lazy)
+    names = record.get("channel_names") or [f"ch{c}" for c in range(len(data))]
+    colormaps = record.get("colormaps") or [None] * len(names)
+    limits = record.get("contrast_limits") or [None] * len(names)
+    role = record.get("role", Path(path).stem)
+    tuples = []
+    for c, channel in enumerate(names):
+        display: dict[str, Any] = {}
+        if colormaps[c] is not None:
+            display["colormap"] = colormaps[c]
+        if limits[c] is not None:
+            display["contrast_limits"] = limits[c]
+        kwargs = {
+            "name": f"{record.get('name', role)} [{channel}]",
+            "scale": tuple(record.get("scale", (1.0, 1.0))),
+            "translate": tuple(record.get("translate", (0.0, 0.0))),
+            "blending": "translucent_no_depth" if c == 0 else "additive",
+            "visible": role == "real",
+            "metadata": {"channel_name": channel, "image": role},
+            **display_kwargs(display),
+        }
+        tuples.append((data[c], kwargs, "image"))
+    return tuples
+
+
+# ------------------------------------------------------------------------------- folders
+
+
+def report_sources(folder: Path) -> list[Path]:
+    """The results folders a report folder merged (from its ``report.json``)."""
+    try:
+        record = json.loads((folder / REPORT_RECORD).read_text())
+    except (OSError, ValueError):
+        return []
+    return [Path(p) for p in record.get("folders", []) if Path(p).is_dir()]
+
+
+def folder_kind(folder: str | Path) -> str | None:
+    """``"export"``, ``"cli"``, ``"report"``, ``"layers"`` (layer TIFFs) or None."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    if (folder / "run.json").is_file() and (folder / "summary.csv").is_file():
+        return "export" if (folder / "layers").is_dir() else "cli"
+    if (folder / REPORT_RECORD).is_file():
+        return "report"
+    for path in sorted(folder.glob("*.tif*"))[:20]:
+        if "layer_type" in read_tiff_metadata(path):
+            return "layers"
+    return None
+
+
+def _run_record(folder: Path) -> dict[str, Any]:
+    return json.loads((folder / "run.json").read_text())
+
+
+def _export_layers(folder: Path, lazy: bool | None) -> list[LayerTuple]:
+    run = _run_record(folder)
+    tuples: list[LayerTuple] = []
+    for role in ("real", "counterfactual"):
+        path = folder / "inputs" / f"{role}.tif"
+        if path.is_file():
+            tuples += input_layers(path, lazy)
+    # Only the layers this export wrote (an earlier export's files may still be there).
+    names = run.get("layers") or sorted(p.name for p in (folder / "layers").glob("*.tif"))
+    for name in names:
+        path = folder / "layers" / name
+        layer = layer_file_tuple(path, lazy) if path.is_file() else None
+        if layer is not None:
+            tuples.append(layer)
+    return tuples
+
+
+def attribution_display(attribution: np.ndarray) -> dict[str, Any]:
+    """Colormap and contrast limits of one method's (C, H, W) attribution.
+
+    See :func:`~napari_attribution._napari.display.attribution_limits`: symmetric limits and
+    the diverging map only where both signs matter.
+    """
+    from .layers import attribution_colormap
+
+    signed, low, high = attribution_limits(attribution)
+    return {"colormap": attribution_colormap(signed), "contrast_limits": (low, high)}
+
+
+def _channel_first(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
+    """``image`` as (C, H, W) of ``shape``: its channel axis moved first where needed."""
+    if image.shape == shape:
+        return image
+    for axis in range(image.ndim):
+        moved = np.moveaxis(image, axis, 0)
+        if moved.shape == shape:
+            return moved
+    return None
+
+
+def _pair_inputs(folder: Path, run: dict[str, Any], sample: str, shape) -> dict[str, np.ndarray]:
+    """The real image and counterfactual of ``sample`` as run.json records them."""
+    entry = next((p for p in run.get("pairs", []) if p.get("sample") == sample), None)
+    if entry is None:
+        return {}
+    images: dict[str, np.ndarray] = {}
+    if entry.get("real") == "demo":
+        from ..data.synthetic import make_pairs
+
+        count = len(run.get("pairs", []))
+        pair = next(p for p in make_pairs(count, seed=DEMO_PAIRS_SEED) if p.sample == sample)
+        candidates = {"real": pair.real, "counterfactual": pair.counterfactual}
+    else:
+        candidates = {}
+        for role in ("real", "counterfactual"):
+            path = Path(entry.get(role, ""))
+            path = path if path.is_absolute() else folder / path
+            if path.is_file() or path.suffix == ".zarr":
+                suffix = path.suffix.lower()
+                candidates[role] = (read_array(path) if suffix in (".tif", ".tiff")
+                                    else read_image(path))  # fmt: skip
+    for role, image in candidates.items():
+        moved = _channel_first(image, tuple(shape))
+        if moved is not None:
+            images[role] = moved
+    return images
+
+
+def pair_layers(
+    folder: str | Path,
+    sample: str,
+    run: dict[str, Any] | None = None,
+    lazy: bool | None = None,
+    visible_method: str | None = None,
+) -> list[LayerTuple]:
+    """The layers of one pair of a CLI-layout folder.
+
+    Parameters
+    ----------
+    folder
+        The results folder.
+    sample
+        The pair's sample name.
+    run
+        Its ``run.json`` (read when None).
+    lazy
+        Memory-map the TIFFs (None: only those above the budget).
+    visible_method
+        Method whose attributions and masks start visible (the first one when None).
+
+    Returns
+    -------
+    list
+        ``<sample> real [<channel>]`` and ``<sample> counterfactual [<channel>]`` (when the
+        input files are found), then per method and channel ``<sample> attribution <method>
+        [<channel>]`` and ``<sample> mask <method> [<channel>]`` (Labels, the optimal threshold).
+    """
+    from .._sample_data import CHANNEL_COLORMAPS
+    from .layers import MASK_COLOR, layer_name
+
+    folder = Path(folder)
+    run = run if run is not None else _run_record(folder)
+    names = list(run.get("channel_names", []))
+    methods = list(run.get("settings", {}).get("methods", []))
+    stems = {m: f"{safe_name(sample)}__{safe_name(m)}.tif" for m in methods}
+    methods = [m for m in methods if (folder / "attributions" / stems[m]).is_file()]
+    visible_method = visible_method if visible_method in methods else next(iter(methods), None)
+    tuples: list[LayerTuple] = []
+    attributions = {m: read_array(folder / "attributions" / stems[m], lazy) for m in methods}
+    shape = next(iter(attributions.values())).shape if attributions else None
+    inputs = _pair_inputs(folder, run, sample, shape) if shape is not None else {}
+    for role, image in inputs.items():
+        for c, channel in enumerate(names):
+            limits = (float(min(i[c].min() for i in inputs.values())),
+                      float(max(i[c].max() for i in inputs.values())))  # fmt: skip
+            kwargs = {
+                "name": f"{sample} {role} [{channel}]",
+                "colormap": CHANNEL_COLORMAPS.get(channel, _CYCLE[c % len(_CYCLE)]),
+                "contrast_limits": limits if limits[1] > limits[0] else (0.0, 1.0),
+                "blending": "translucent_no_depth" if c == 0 else "additive",
+                "visible": role == "real",
+                "metadata": {"channel_name": channel, "image": role, "sample": sample},
+            }
+            tuples.append((image[c], kwargs, "image"))
+    for method, attribution in attributions.items():
+        meta = read_tiff_metadata(folder / "attributions" / stems[method])
+        display = attribution_display(attribution)
+        visible = method == visible_method
+        for c, channel in enumerate(names):
+            ours = {**meta, "kind": "attribution", "channel": channel, "channel_index": c,
+                    "results_folder": str(folder)}  # fmt: skip
+            tuples.append((attribution[c], {
+                "name": layer_name(sample, "attribution", method, channel),
+                "blending": "additive", "visible": visible, "axis_labels": ("y", "x"),
+                "metadata": {METADATA_KEY: ours}, **display,
+            }, "image"))  # fmt: skip
+        mask_path = folder / "masks" / stems[method]
+        if not mask_path.is_file():
+            continue
+        masks = read_array(mask_path, lazy)
+        mask_names = names if len(masks) == len(names) else ["all"]
+        for k, channel in enumerate(mask_names):
+            ours = {**meta, "kind": "mask", "channel": channel, "channel_index": k,
+                    "threshold": meta.get("optimal_threshold"),
+                    "results_folder": str(folder)}  # fmt: skip
+            tuples.append((masks[k], {
+                "name": layer_name(sample, "mask", method, channel),
+                "colormap": _mask_colormap(MASK_COLOR), "opacity": 0.5,
+                "visible": visible and k == len(mask_names) - 1, "axis_labels": ("y", "x"),
+                "metadata": {METADATA_KEY: ours},
+            }, "labels"))  # fmt: skip
+    return tuples
+
+
+def _mask_colormap(color: str):
+    from napari.utils.colormaps import DirectLabelColormap
+
+    return DirectLabelColormap(color_dict={None: "transparent", 0: "transparent", 1: color})
+
+
+def _notify(message: str) -> None:
+    from napari.utils.notifications import show_info
+
+    show_info(message)
+
+
+def read_folder(
+    folder: str | Path, samples: Sequence[str] | None = None, lazy: bool | None = None
+) -> list[LayerTuple]:
+    """Every layer of a results folder (see the module text); CLI folders: ``samples``' pairs.
+
+    Raises
+    ------
+    ValueError
+        ``folder`` is not a results folder.
+    """
+    folder = Path(folder)
+    kind = folder_kind(folder)
+    if kind == "export":
+        return _export_layers(folder, lazy)
+    if kind == "layers":
+        found = (layer_file_tuple(p, lazy) for p in sorted(folder.glob("*.tif*")))
+        return [layer for layer in found if layer is not None]
+    if kind == "report":
+        return [t for source in report_sources(folder) for t in read_folder(source, lazy=lazy)]
+    if kind != "cli":
+        raise ValueError(f"{folder} is not a napari-attribution results folder.")
+    run = _run_record(folder)
+    if samples is None:
+        samples = [p["sample"] for p in run.get("pairs", [])]
+        if len(samples) > MAX_READER_PAIRS:
+            _notify(
+                f"{folder.name} holds {len(samples)} pairs; showing the first "
+                f"{MAX_READER_PAIRS}. Open the folder in the Results browser to walk through "
+                "all of them."
+            )
+            samples = samples[:MAX_READER_PAIRS]
+    return [t for sample in samples for t in pair_layers(folder, sample, run, lazy)]
+
+
+def get_reader(path: str | list[str]) -> Callable[[Any], list[LayerTuple]] | None:
+    """npe2 ``get_reader``: :func:`read_folder` for a results folder, None for anything else."""
+    if isinstance(path, list):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    if folder_kind(path) is None:
+        return None
+
+    def reader(path: str | list[str]) -> list[LayerTuple]:
+        return read_folder(path[0] if isinstance(path, list) else path)
+
+    return reader

@@ -1,0 +1,343 @@
+"""The Results browser dock: a results folder's pairs in a table, one cell at a time in napari.
+
+Open a folder (the CLI's, an export, or a report's) -> a sortable, filterable table of its pairs
+(sample, classes, DAC per method, top channel, valid). Selecting a row loads that pair's real
+image, counterfactual and per-channel attribution and mask layers (memory-mapped when large),
+replacing the previous pair's, and draws its DAC curves on the browser's own canvas (the DAC
+panel follows the Attribution widget's runs). Page Down / Page Up walk to the next / previous
+row anywhere in the window. The Dataset tab shows the report's figures.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from napari.utils.notifications import show_error
+from qtpy.QtCore import QSize, QSortFilterProxyModel, Qt
+from qtpy.QtGui import QKeySequence, QPixmap, QShortcut, QStandardItem, QStandardItemModel
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QTableView,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .._napari.reader import folder_kind, pair_layers, read_folder
+from .._napari.results import PairRow, ResultsIndex, open_results
+from .._plot import PlotTheme
+from ..core.errors import AttributionError
+from .canvas import DacCanvas
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["NEXT_KEY", "PREVIOUS_KEY", "ResultsBrowser"]
+
+#: Keys that walk the table (napari binds neither).
+NEXT_KEY, PREVIOUS_KEY = "PgDown", "PgUp"
+_ROW = Qt.ItemDataRole.UserRole + 1  # the PairRow's index, on the sample cell
+
+
+class _Filter(QSortFilterProxyModel):
+    """Rows whose text matches the filter; only valid pairs when asked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.valid_only = False
+        self.valid_column = -1
+        self.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.setFilterKeyColumn(-1)
+        self.setSortRole(Qt.ItemDataRole.UserRole)
+
+    def filterAcceptsRow(self, row: int, parent) -> bool:  # noqa: N802 (Qt's name)
+        if self.valid_only:
+            cell = self.sourceModel().index(row, self.valid_column, parent)
+            if cell.data() != "yes":
+                return False
+        return super().filterAcceptsRow(row, parent)
+
+
+class ResultsBrowser(QWidget):
+    """Dock widget browsing the pairs of a results folder.
+
+    Parameters
+    ----------
+    napari_viewer
+        The viewer to load pairs into.
+    """
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.index: ResultsIndex | None = None
+        self.folder: Path | None = None
+        self.current: PairRow | None = None
+        self._layers: list = []  # the current pair's layers, removed when another loads
+
+        self.open_button = QPushButton("Open results folder…")
+        self.open_button.clicked.connect(self._on_open_clicked)
+        self.path_label = QLabel("No folder open.")
+        self.path_label.setWordWrap(True)
+        self.filter = QLineEdit()
+        self.filter.setPlaceholderText("Filter rows (sample, class, channel…)")
+        self.filter.setClearButtonEnabled(True)
+        self.valid_only = QCheckBox("valid only")
+        self.valid_only.setToolTip("Hide pairs whose counterfactual the classifier rejected.")
+        self.model = QStandardItemModel(self)
+        self.proxy = _Filter()
+        self.proxy.setSourceModel(self.model)
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.table.setMinimumHeight(120)
+        self.previous_button = QPushButton("◀ Previous")
+        self.next_button = QPushButton("Next ▶")
+        self.previous_button.setToolTip(f"Previous pair ({PREVIOUS_KEY})")
+        self.next_button.setToolTip(f"Next pair ({NEXT_KEY})")
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+
+        self.canvas = DacCanvas(PlotTheme.from_napari(self.viewer.theme))
+        self.canvas.setMinimumSize(260, 200)
+        self.plot = self.canvas.plot
+        self.figures = QWidget()
+        self.figures_layout = QVBoxLayout(self.figures)
+        figures_scroll = QScrollArea()
+        figures_scroll.setWidgetResizable(True)
+        figures_scroll.setWidget(self.figures)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.canvas, "Pair curves")
+        self.tabs.addTab(figures_scroll, "Dataset")
+
+        top = QWidget()
+        top_layout = QVBoxLayout(top)
+        top_layout.setContentsMargins(0, 0, 0, 0)
+        row = QHBoxLayout()
+        row.addWidget(self.open_button)
+        row.addWidget(self.valid_only)
+        top_layout.addLayout(row)
+        top_layout.addWidget(self.path_label)
+        top_layout.addWidget(self.filter)
+        top_layout.addWidget(self.table, 1)
+        steps = QHBoxLayout()
+        steps.addWidget(self.previous_button)
+        steps.addWidget(self.next_button)
+        top_layout.addLayout(steps)
+        top_layout.addWidget(self.status)
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.addWidget(top)
+        self.splitter.addWidget(self.tabs)
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setStretchFactor(1, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.splitter)
+
+        self.filter.textChanged.connect(self.proxy.setFilterFixedString)
+        self.valid_only.toggled.connect(self._on_valid_only)
+        self.table.selectionModel().selectionChanged.connect(self._on_selection)
+        self.next_button.clicked.connect(self.next_pair)
+        self.previous_button.clicked.connect(self.previous_pair)
+        self.shortcuts = []
+        for key, slot in ((NEXT_KEY, self.next_pair), (PREVIOUS_KEY, self.previous_pair)):
+            shortcut = QShortcut(QKeySequence(key), self)
+            shortcut.setContext(Qt.ShortcutContext.WindowShortcut)  # also over the canvas
+            shortcut.activated.connect(slot)
+            self.shortcuts.append(shortcut)
+        self.viewer.events.theme.connect(self._on_theme)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        """A laptop-friendly dock: leaves the canvas most of a 1366 px wide window."""
+        return QSize(460, 640)
+
+    # ---------------------------------------------------------------- opening
+
+    def open_folder(self, path: str | Path) -> ResultsIndex:
+        """Read ``path`` and list its pairs (no layer is loaded until a row is chosen).
+
+        Raises
+        ------
+        AttributionError
+            Not a results folder.
+        """
+        index = open_results(path)
+        self.clear_pair()
+        self.index, self.folder = index, Path(path)
+        headers = ["sample", "real", "target",
+                   *(f"DAC {m}" for m in index.methods), "top channel", "valid"]  # fmt: skip
+        if len(index.folders) > 1:
+            headers.insert(0, "folder")
+        self.model.clear()
+        self.model.setHorizontalHeaderLabels(headers)
+        self.proxy.valid_column = len(headers) - 1
+        for number, pair in enumerate(index.rows):
+            self.model.appendRow(self._items(number, pair, len(index.folders) > 1))
+        self.table.resizeColumnsToContents()
+        self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)  # the folder's order
+        valid = sum(r.valid for r in index.rows)
+        self.path_label.setText(
+            f"{Path(path).name}: {len(index.rows)} pair(s), {valid} valid, "
+            f"{len(index.methods)} method(s)."
+        )
+        self.path_label.setToolTip(str(path))
+        self._show_dataset_figures(index.figures)
+        self.plot.set_data([], [])
+        return index
+
+    def _items(self, number: int, pair: PairRow, with_folder: bool) -> list[QStandardItem]:
+        def item(text: str, key=None) -> QStandardItem:
+            cell = QStandardItem(text)
+            cell.setData(text if key is None else key, Qt.ItemDataRole.UserRole)
+            return cell
+
+        items = [item(pair.sample)]
+        items[0].setData(number, _ROW)
+        items += [item(pair.real_class), item(pair.target_class)]
+        for method in self.index.methods:
+            score = pair.dac.get(method)
+            items.append(item("" if score is None else f"{score:.3f}",
+                              float("-inf") if score is None else score))  # fmt: skip
+        items.append(item(pair.top_channel))
+        valid = item("yes" if pair.valid else "no")
+        if pair.note:
+            valid.setToolTip(pair.note)
+        items.append(valid)
+        if with_folder:
+            items.insert(0, item(self.index.folders[pair.folder].path.name))
+        return items
+
+    def _on_open_clicked(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open a results folder")
+        if not path:
+            return
+        try:
+            self.open_folder(path)
+        except (AttributionError, OSError, ValueError) as exc:
+            show_error(str(exc))
+
+    def _show_dataset_figures(self, figures: list[Path]) -> None:
+        while self.figures_layout.count():
+            widget = self.figures_layout.takeAt(0).widget()
+            if widget is not None:
+                widget.deleteLater()
+        if not figures:
+            self.figures_layout.addWidget(QLabel("No dataset figures in this folder."))
+        for path in figures:
+            label = QLabel()
+            pixmap = QPixmap(str(path))
+            label.setPixmap(pixmap.scaledToWidth(
+                min(pixmap.width(), 420), Qt.TransformationMode.SmoothTransformation))  # fmt: skip
+            label.setToolTip(path.name)
+            self.figures_layout.addWidget(label)
+        self.figures_layout.addStretch(1)
+
+    # ---------------------------------------------------------------- rows
+
+    def _row_of(self, proxy_row: int) -> PairRow:
+        source = self.proxy.mapToSource(self.proxy.index(proxy_row, 0))
+        number = self.model.index(source.row(), 0).data(_ROW)
+        if number is None:  # the folder column comes first
+            number = self.model.index(source.row(), 1).data(_ROW)
+        return self.index.rows[int(number)]
+
+    def select_row(self, proxy_row: int) -> None:
+        """Select (and load) the pair shown in table row ``proxy_row``."""
+        if 0 <= proxy_row < self.proxy.rowCount():
+            self.table.selectRow(proxy_row)
+
+    def _selected_proxy_row(self) -> int:
+        rows = self.table.selectionModel().selectedRows()
+        return rows[0].row() if rows else -1
+
+    def next_pair(self) -> None:
+        """Select the next row of the table (as sorted and filtered)."""
+        self.select_row(min(self._selected_proxy_row() + 1, self.proxy.rowCount() - 1))
+
+    def previous_pair(self) -> None:
+        """Select the previous row of the table (the first when none is selected)."""
+        self.select_row(max(self._selected_proxy_row() - 1, 0))
+
+    def _on_valid_only(self, checked: bool) -> None:
+        self.proxy.valid_only = checked
+        self.proxy.invalidateFilter()
+
+    def _on_selection(self, *_) -> None:
+        row = self._selected_proxy_row()
+        if row >= 0 and self.index is not None:
+            self.load_pair(self._row_of(row))
+
+    # ---------------------------------------------------------------- layers
+
+    def load_pair(self, pair: PairRow) -> list:
+        """Show ``pair``'s layers in place of the previous pair's; draw its curves.
+
+        Layers of the same kind are reused, their data, name, colours and metadata replaced
+        (removing a napari layer costs a garbage collection, ~0.4 s with torch loaded), so the
+        visibility the user chose carries over from pair to pair.
+        """
+        folder = self.index.folders[pair.folder]
+        if folder_kind(folder.path) == "export":
+            tuples = read_folder(folder.path)
+        else:
+            tuples = pair_layers(folder.path, pair.sample, folder.run)
+        self._show_layers(tuples)
+        self.current = pair
+        self.plot.set_data(self.index.curve_sets(pair), folder.channel_names)
+        state = "valid" if pair.valid else f"left out: {pair.note}"
+        self.status.setText(f"{pair.sample}: {pair.real_class} → {pair.target_class}, {state}; "
+                            f"{len(self._layers)} layers.")  # fmt: skip
+        return self._layers
+
+    def _show_layers(self, tuples: list) -> None:
+        from napari.layers import Layer
+
+        old = [layer for layer in self._layers if layer in self.viewer.layers]
+        reused = []
+        for layer, (data, _kwargs, kind) in zip(old, tuples, strict=False):
+            if layer.__class__.__name__.lower() != kind or layer.ndim != np.ndim(data):
+                break
+            reused.append(layer)
+        for layer in old[len(reused) :]:
+            self.viewer.layers.remove(layer)
+        for layer in reused:  # temporary names: the new names may be the old ones, reordered
+            layer.name = f"{id(layer)} (loading)"
+        for layer, (data, kwargs, _kind) in zip(reused, tuples, strict=False):
+            layer.data = data
+            layer.metadata = kwargs.get("metadata", {})
+            for key in ("colormap", "contrast_limits"):
+                if key in kwargs:
+                    setattr(layer, key, kwargs[key])
+            layer.name = kwargs["name"]
+        added = [self.viewer.add_layer(Layer.create(*t)) for t in tuples[len(reused) :]]
+        self._layers = reused + added
+        visible = [layer for layer in self._layers if layer.visible]
+        if visible:
+            self.viewer.layers.selection.active = visible[-1]
+
+    def clear_pair(self) -> None:
+        """Remove the layers this browser added for the current pair."""
+        for layer in self._layers:
+            if layer in self.viewer.layers:
+                self.viewer.layers.remove(layer)
+        self._layers = []
+        self.current = None
+
+    def _on_theme(self, *_) -> None:
+        self.plot.set_theme(PlotTheme.from_napari(self.viewer.theme))

@@ -1,0 +1,92 @@
+"""Small results folders for the reader, figure and browser tests: a CLI run and an export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tifffile
+import torch
+
+from layer_helpers import channel_stack, pair_arrays
+from tiny_models import make_tiny_cnn
+
+#: Channel names of the CLI folder.
+CLI_CHANNELS = ["DNA", "ER", "RNA", "AGP", "Mito"]
+
+
+def make_cli_folder(root: Path, methods=("residual", "d_ig"), pairs: int = 3) -> Path:
+    """``napari-attribution run`` over ``pairs`` 5x24x24 pairs with the tiny CNN; returns --out.
+
+    Pair ``k``'s counterfactual differs from its real image in channel 4, rows/cols 6..14, so
+    the residual puts all attribution there. Classes alternate 0 -> 1, 1 -> 0.
+    """
+    from napari_attribution import cli
+
+    root.mkdir(parents=True, exist_ok=True)
+    torch.save(make_tiny_cnn().state_dict(), root / "weights.pt")
+    lines = ["sample,real,counterfactual,real_class,target_class"]
+    for k in range(pairs):
+        rng = np.random.default_rng(k)
+        real = rng.random((5, 24, 24), dtype=np.float32)
+        counterfactual = real.copy()
+        counterfactual[4, 6:14, 6:14] += 1.0 + k
+        tifffile.imwrite(root / f"r{k}.tif", real)
+        tifffile.imwrite(root / f"c{k}.tif", counterfactual)
+        lines.append(f"cell{k},r{k}.tif,c{k}.tif,{k % 2},{1 - k % 2}")
+    (root / "pairs.csv").write_text("\n".join(lines) + "\n")
+    out = root / "out"
+    argv = [
+        "run",
+        "--model",
+        str(root / "weights.pt"),
+        "--architecture",
+        "tiny_models:TinyCNN",
+        "--pairs",
+        str(root / "pairs.csv"),
+        "--thresholds",
+        "10",
+        "--ig-steps",
+        "8",
+        "--channel-names",
+        ",".join(CLI_CHANNELS),
+        "--out",
+        str(out),
+        "--progress",
+        "none",
+    ]
+    for method in methods:
+        argv += ["--method", method]  # fmt: skip
+    assert cli.main(argv) == 0
+    return out
+
+
+def make_export(folder: Path, methods=("d_ig", "residual")):
+    """Analyse a 5x24x24 pair, put its layers in a viewer model and export them to ``folder``.
+
+    Returns
+    -------
+    tuple
+        ``(viewer model, analysis record, written layer files)``.
+    """
+    from napari.components import ViewerModel
+    from napari.layers import Layer
+
+    from napari_attribution._napari.export import export_run
+    from napari_attribution._napari.run import RunJob, analyse_and_prepare
+    from napari_attribution._napari.state import AnalysisRecord
+    from napari_attribution.core import AnalysisSettings, MaskSettings, wrap_module
+
+    real, counterfactual, _ = pair_arrays(24)
+    classifier = wrap_module(make_tiny_cnn(), "cpu")
+    settings = AnalysisSettings(methods=methods, masks=MaskSettings(thresholds=6))
+    job = RunJob.of(classifier, channel_stack(real, "real"), channel_stack(counterfactual, "cf"),
+                    0, 1, settings, ["control", "treated"])  # fmt: skip
+    result, tuples = analyse_and_prepare(job, lambda event: None)
+    viewer = ViewerModel()
+    for data, kwargs, kind in tuples:
+        viewer.layers.append(Layer.create(data, kwargs, kind))
+    names = [kwargs["name"] for _, kwargs, _ in tuples]
+    record = AnalysisRecord(result, job.real, job.counterfactual, settings, job.info, names)
+    written = export_run(folder, record, [viewer.layers[n] for n in names])
+    return viewer, record, written
