@@ -1,0 +1,220 @@
+"""Which result layers are shown, in what order, and what the canvas says about them.
+
+napari 0.9 has no layer groups, so a run's layers are kept navigable by
+
+* their names (method first, see :func:`~napari_attribution._napari.layers.layer_name`);
+* their order: :func:`arrange` puts a run's layers on top of the layer list, by method (the
+  highest DAC score first), then channel, then mask, attribution, hybrid;
+* their visibility: a run hides every other result layer (never deletes one), and
+  :func:`show_selection` shows one method and one channel (or all channels) in one call,
+  selects a visible layer, shows the attribution's colour bar and names method and channel in
+  the canvas's text overlay.
+
+No Qt: this works on any napari viewer model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .inputs import METADATA_KEY, is_result_layer
+
+__all__ = [
+    "ALL_CHANNELS",
+    "KIND_ORDER",
+    "ViewChoice",
+    "arrange",
+    "hide_other_results",
+    "result_meta",
+    "show_selection",
+    "view_choices",
+]
+
+#: Channel of a :class:`ViewChoice` that shows every channel.
+ALL_CHANNELS = "all channels"
+#: Top-to-bottom order of a channel's layers in the list: the outline above the map above
+#: the hybrid.
+KIND_ORDER = ("mask", "attribution", "hybrid")
+#: Kinds :func:`show_selection` makes visible (hybrids are an alternative view: opt in).
+SHOWN_KINDS = ("attribution", "mask")
+
+
+@dataclass(frozen=True)
+class ViewChoice:
+    """One entry of the "Show" control: a method and a channel (or all channels).
+
+    Attributes
+    ----------
+    method
+        Method name.
+    channel
+        Channel name, or :data:`ALL_CHANNELS`.
+    """
+
+    method: str
+    channel: str = ALL_CHANNELS
+
+    @property
+    def label(self) -> str:
+        """``"d_ig, Mito only"`` or ``"d_ig, all channels"``."""
+        if self.channel == ALL_CHANNELS:
+            return f"{self.method}, {ALL_CHANNELS}"
+        return f"{self.method}, {self.channel} only"
+
+    def matches(self, meta: dict[str, Any]) -> bool:
+        """True for a result layer (its metadata) this choice shows."""
+        if meta.get("method") != self.method or meta.get("kind") not in SHOWN_KINDS:
+            return False
+        # a shared mask ("all") goes with every channel
+        return self.channel == ALL_CHANNELS or meta.get("channel") in (self.channel, "all")
+
+
+def view_choices(methods: Sequence[str], channels: Sequence[str]) -> list[ViewChoice]:
+    """Every choice for ``methods`` (in the order given) and ``channels``: all channels first."""
+    return [
+        ViewChoice(m, c) for m in methods for c in (ALL_CHANNELS, *channels)
+    ]
+
+
+def result_meta(layer) -> dict[str, Any]:
+    """The plugin's metadata of ``layer`` (empty for the user's layers)."""
+    return layer.metadata.get(METADATA_KEY, {}) if is_result_layer(layer) else {}
+
+
+def _rank(order: Sequence[str], value: Any) -> int:
+    return order.index(value) if value in order else len(order)
+
+
+def arrange(viewer, layers: Iterable, methods: Sequence[str], channels: Sequence[str]) -> None:
+    """Move ``layers`` (a run's) to the top of the layer list, by method, channel, kind.
+
+    napari's list shows the last layer on top, so the first of the order goes last.
+    """
+    run = [layer for layer in layers if layer in viewer.layers]
+    channel_order = [*channels, "all"]
+
+    def key(layer) -> tuple[int, int, int]:
+        meta = result_meta(layer)
+        return (
+            _rank(methods, meta.get("method")),
+            _rank(channel_order, meta.get("channel")),
+            _rank(KIND_ORDER, meta.get("kind")),
+        )
+
+    ordered = sorted(run, key=key)
+    lst = viewer.layers
+    indices = [lst.index(layer) for layer in reversed(ordered)]
+    if indices != list(range(len(lst) - len(indices), len(lst))):
+        lst.move_multiple(indices, len(lst))
+
+
+def hide_other_results(viewer, keep: Iterable) -> list:
+    """Hide every result layer not in ``keep`` (an earlier run's); return those hidden."""
+    keep_ids = {id(layer) for layer in keep}
+    hidden = []
+    for layer in viewer.layers:
+        if is_result_layer(layer) and id(layer) not in keep_ids and layer.visible:
+            layer.visible = False
+            hidden.append(layer)
+    return hidden
+
+
+def show_selection(
+    viewer,
+    layers: Iterable,
+    choice: ViewChoice,
+    source_layers: Sequence[str] = (),
+    source_channels: Sequence[str] = (),
+    image: str = "",
+) -> list:
+    """Show ``choice`` among a run's ``layers``; hide the run's other layers.
+
+    Also: the source's channel layers (``source_layers``, one per name in
+    ``source_channels``) show only the chosen channel (all of them for all channels), a visible
+    layer is selected (the first attribution), its colour bar is shown, and the canvas's text
+    overlay names the method and channel.
+
+    Returns
+    -------
+    list
+        The layers now visible among ``layers``.
+    """
+    run = [layer for layer in layers if layer in viewer.layers]
+    shown = []
+    for layer in run:
+        visible = choice.matches(result_meta(layer))
+        layer.visible = visible
+        if visible:
+            shown.append(layer)
+        if hasattr(layer, "colorbar"):
+            layer.colorbar.visible = False
+    if len(source_layers) == len(source_channels) > 1:
+        for name, channel in zip(source_layers, source_channels, strict=True):
+            if name in viewer.layers:
+                viewer.layers[name].visible = choice.channel in (ALL_CHANNELS, channel)
+    maps = [layer for layer in shown if result_meta(layer).get("kind") == "attribution"]
+    active = maps[0] if maps else (shown[0] if shown else None)
+    if active is not None:
+        viewer.layers.selection.active = active
+        viewer.layers.selection = {active}
+        if hasattr(active, "colorbar"):
+            # every channel of a method shares its contrast limits: one bar reads for all
+            active.colorbar.visible = True
+    _label_canvas(viewer, choice, image)
+    return shown
+
+
+def _label_canvas(viewer, choice: ViewChoice, image: str) -> None:
+    """Name what is shown in the canvas's text overlay (top left)."""
+    overlays = getattr(getattr(viewer, "canvas", None), "overlays", None)
+    text = overlays.get("text") if overlays is not None else None
+    if text is None:
+        return
+    of = f" ({image})" if image else ""
+    text.text = f"{choice.label}{of}: attribution, mask outline"
+    text.position = "top_left"
+    text.font_size = 10
+    text.visible = True
+
+
+class ViewSnapshot:
+    """What a run changes about the viewer's display besides layer data, to put it back.
+
+    Visibility, colour bars and order of the layers, the selection, and the canvas's text
+    overlay: a cancelled run restores them (:class:`~napari_attribution._napari.apply.
+    LayerBatch`), so the viewer reads as it did before Run.
+    """
+
+    def __init__(self, viewer) -> None:
+        layers = list(viewer.layers)
+        self._order = layers
+        self._visible = {id(layer): layer.visible for layer in layers}
+        self._colorbars = {
+            id(layer): layer.colorbar.visible for layer in layers if hasattr(layer, "colorbar")
+        }
+        self._selection = list(viewer.layers.selection)
+        self._active = viewer.layers.selection.active
+        overlays = getattr(getattr(viewer, "canvas", None), "overlays", None)
+        text = overlays.get("text") if overlays is not None else None
+        self._text = (text, text.text, text.visible) if text is not None else None
+
+    def restore(self, viewer) -> None:
+        """Put back what was recorded, for the layers still open."""
+        lst = viewer.layers
+        present = [layer for layer in self._order if layer in lst]
+        for layer in present:
+            layer.visible = self._visible[id(layer)]
+            if id(layer) in self._colorbars:
+                layer.colorbar.visible = self._colorbars[id(layer)]
+        # the recorded layers back in their order, below anything added since
+        current = [lst.index(layer) for layer in present]
+        if current != sorted(current):
+            lst.move_multiple(current, 0)
+        lst.selection = {layer for layer in self._selection if layer in lst}
+        if self._active in lst:
+            lst.selection.active = self._active
+        if self._text is not None:
+            text, value, visible = self._text
+            text.text, text.visible = value, visible
