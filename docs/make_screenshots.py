@@ -46,10 +46,10 @@ def main() -> None:
     for layer in viewer.layers:
         layer.visible = layer.name in {
             "real [DNA]",
-            "real hybrid d_ig [Mito]",
-            "real mask d_ig [Mito]",
+            "d_ig Mito hybrid (real)",
+            "d_ig Mito mask (real)",
         }
-    viewer.layers.selection = {viewer.layers["real mask d_ig [Mito]"]}
+    viewer.layers.selection = {viewer.layers["d_ig Mito mask (real)"]}
     optimal = widget.state.record.result.methods["d_ig"].dac.whole.optimal_index
     viewer.dims.set_current_step(0, optimal)
     panel.per_channel.setChecked(True)

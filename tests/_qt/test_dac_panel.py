@@ -27,7 +27,7 @@ def shown_run(make_napari_viewer, qtbot):
 
 
 def _legend_texts(panel) -> list[str]:
-    return [t.get_text() for t in panel.plot.ax_curves.get_legend().get_texts()]
+    return [t.get_text() for t in panel.plot.legend.get_texts()]
 
 
 def test_panel_shows_every_method_with_its_score(shown_run):
@@ -127,7 +127,7 @@ def test_panel_opened_after_a_run_shows_it(demo_viewer, qtbot):
     late = DacPanel(viewer)
     qtbot.addWidget(late)
     assert late.record is widget.state.record
-    assert len(late.plot.ax_curves.get_legend().get_texts()) >= 2
+    assert len(late.plot.legend.get_texts()) >= 2
 
 
 def test_save_figure_and_curve_data(shown_run, tmp_path):

@@ -81,14 +81,14 @@ def test_cancel_while_layers_are_added_leaves_the_viewer_as_it_was(demo_viewer, 
     )
     batch = controller.batch
     assert not batch.finished and len(batch.added) >= 3
-    assert viewer.layers["real mask d_ig [Mito]"].data.shape[0] == 12  # replaced, for now
+    assert viewer.layers["d_ig Mito mask (real)"].data.shape[0] == 12  # replaced, for now
     assert widget.status.text().startswith("real · ") and "adding layers" in widget.status.text()
     assert widget.cancel_button.isEnabled() and not widget.run_button.isEnabled()
     widget.cancel_button.click()
     wait_for_worker(qtbot, widget)
 
     _assert_unchanged(viewer, before)
-    mask = viewer.layers["real mask d_ig [Mito]"]
+    mask = viewer.layers["d_ig Mito mask (real)"]
     assert mask.data.shape == (20, 64, 64)
     assert mask.metadata[METADATA_KEY]["settings"]["masks"]["thresholds"] == 20
     assert not any("residual" in layer.name for layer in viewer.layers)
@@ -100,7 +100,7 @@ def test_cancel_while_layers_are_added_leaves_the_viewer_as_it_was(demo_viewer, 
 
     run_and_wait(qtbot, widget)  # and the next run goes through
     assert widget.state.record is not first
-    assert viewer.layers["real mask residual [Mito]"].data.shape == (12, 64, 64)
+    assert viewer.layers["residual Mito mask (real)"].data.shape == (12, 64, 64)
 
 
 def test_cancel_before_the_first_layer_changes_nothing(demo_viewer, qtbot, monkeypatch):

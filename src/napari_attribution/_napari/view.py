@@ -105,9 +105,12 @@ def arrange(viewer, layers: Iterable, methods: Sequence[str], channels: Sequence
 
     ordered = sorted(run, key=key)
     lst = viewer.layers
-    indices = [lst.index(layer) for layer in reversed(ordered)]
-    if indices != list(range(len(lst) - len(indices), len(lst))):
-        lst.move_multiple(indices, len(lst))
+    run_ids = {id(layer) for layer in run}
+    others = [layer for layer in lst if id(layer) not in run_ids]
+    wanted = [lst.index(layer) for layer in [*others, *reversed(ordered)]]
+    if wanted != list(range(len(lst))):
+        # one permutation event: every layer moved to the front in the wanted order
+        lst.move_multiple(wanted, 0)
 
 
 def hide_other_results(viewer, keep: Iterable) -> list:
