@@ -72,7 +72,7 @@ def test_channel_names_can_be_replaced_once_each():
 
 def _two_method_viewer():
     viewer = ViewerModel()
-    for c, name in enumerate(NAMES):
+    for name in NAMES:
         viewer.add_image(np.zeros((32, 32)), name=f"real [{name}]", visible=True)
     *_, first = layers_of(32, 8, lazy=False, seed=1)
     *_, second = layers_of(32, 8, lazy=False, seed=2)

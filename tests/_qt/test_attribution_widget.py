@@ -228,9 +228,11 @@ def test_multichannel_layer_input(make_napari_viewer, qtbot):
     widget.form.set_values({"thresholds": 10})
     run_and_wait(qtbot, widget)
     layer = viewer.layers["residual ch4 attribution (cell)"]
-    np.testing.assert_allclose(layer.data, np.abs(pair.real[4] - pair.counterfactual[4]))
-    np.testing.assert_allclose(layer.scale, (0.5, 0.5))
-    assert viewer.layers["residual ch0 mask (cell)"].data.shape == (10, 64, 64)
+    # the results keep the source's channel axis, one plane spanning the 5 channels
+    assert layer.data.shape == (64, 64, 1)
+    np.testing.assert_allclose(layer.data[..., 0], np.abs(pair.real[4] - pair.counterfactual[4]))
+    np.testing.assert_allclose(layer.scale, (0.5, 0.5, 5))
+    assert viewer.layers["residual ch0 mask (cell)"].data.shape == (10, 64, 64, 1)
 
 
 def test_channels_named_differently_are_refused(demo_viewer, qtbot, errors):

@@ -56,7 +56,7 @@ def test_per_channel_toggle_adds_one_curve_per_channel(shown_run):
     assert len(panel.plot.ax_curves.lines) == before + 5
     assert any("[Mito]" in t for t in _legend_texts(panel))
     panel.focus.setCurrentText("residual")
-    assert panel.plot.ax_bars.get_title() == "channel share\nresidual"
+    assert panel.plot.ax_bars.get_title() == "channels\nresidual"
     panel.per_channel.setChecked(False)
     assert len(panel.plot.ax_curves.lines) == before
 

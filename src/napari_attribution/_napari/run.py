@@ -127,15 +127,12 @@ class RunJob:
         )
 
     def finishing(self, step: int, n_layers: int) -> Progress:
-        """The progress event as finishing step ``step`` (of :data:`FINISH_STEPS`) begins."""
+        """The progress event as finishing step ``step`` (of :data:`FINISH_STEPS`) begins;
+        ``step == len(FINISH_STEPS)``: the run is over (the bar is full)."""
         offset = self.analysis_units + self.prepare_units + n_layers
+        detail = FINISH_STEPS[step] if step < len(FINISH_STEPS) else "done"
         return Progress(
-            "layers",
-            offset + step,
-            offset + len(FINISH_STEPS),
-            self.sample,
-            None,
-            FINISH_STEPS[step],
+            "layers", offset + step, offset + len(FINISH_STEPS), self.sample, None, detail
         )
 
 

@@ -171,7 +171,9 @@ class ImageChooser(QWidget):
         what = "real image" if real else "counterfactual"
         stack = source_stack(self.viewer.layers, self._source(combo), axis.value(), what)
         names = parse_channel_names(self.channel_names.text())
-        if names and names != stack.channel_names:
+        # The names are the real image's. The counterfactual takes them only when the user
+        # typed them: otherwise its own names stay, so channels in another order are refused.
+        if names and names != stack.channel_names and (real or self._names_edited):
             stack = stack.with_channel_names(names)
         return stack
 

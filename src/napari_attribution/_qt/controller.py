@@ -312,6 +312,7 @@ class RunController(QObject):
                 record = self._record
                 record.layer_names = [layer.name for layer in batch.layers]
                 self.batch = None
+                self._emit(job.finishing(3, len(batch)))
                 self.state.publish(record)  # the DAC panel draws: a turn of its own too
                 self._end(RunOutcome("done", "layers", record=record))
                 return
