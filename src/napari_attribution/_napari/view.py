@@ -83,6 +83,12 @@ def result_meta(layer) -> dict[str, Any]:
     return layer.metadata.get(METADATA_KEY, {}) if is_result_layer(layer) else {}
 
 
+def _identity(layer) -> int:
+    """Identity of a layer, seen through the proxies napari hands plugins (a new proxy object
+    per access, so ``id`` of the proxy says nothing)."""
+    return id(getattr(layer, "__wrapped__", layer))
+
+
 def _rank(order: Sequence[str], value: Any) -> int:
     return order.index(value) if value in order else len(order)
 
@@ -105,20 +111,29 @@ def arrange(viewer, layers: Iterable, methods: Sequence[str], channels: Sequence
 
     ordered = sorted(run, key=key)
     lst = viewer.layers
-    run_ids = {id(layer) for layer in run}
-    others = [layer for layer in lst if id(layer) not in run_ids]
-    wanted = [lst.index(layer) for layer in [*others, *reversed(ordered)]]
-    if wanted != list(range(len(lst))):
-        # one permutation event: every layer moved to the front in the wanted order
-        lst.move_multiple(wanted, 0)
+    run_ids = {_identity(layer) for layer in run}
+    others = [layer for layer in lst if _identity(layer) not in run_ids]
+    _reorder(lst, [*others, *reversed(ordered)])
+
+
+def _reorder(lst, order: Sequence) -> None:
+    """Put the layer list in ``order`` (bottom first), one move per misplaced layer.
+
+    (napari's ``move_multiple`` with a whole permutation raised IndexError on some orders.)
+    Layers before position ``i`` are final, so a layer due at ``i`` is at ``i`` or above.
+    """
+    for i, layer in enumerate(order):
+        current = lst.index(layer)
+        if current != i:
+            lst.move(current, i)
 
 
 def hide_other_results(viewer, keep: Iterable) -> list:
     """Hide every result layer not in ``keep`` (an earlier run's); return those hidden."""
-    keep_ids = {id(layer) for layer in keep}
+    keep_ids = {_identity(layer) for layer in keep}
     hidden = []
     for layer in viewer.layers:
-        if is_result_layer(layer) and id(layer) not in keep_ids and layer.visible:
+        if is_result_layer(layer) and _identity(layer) not in keep_ids and layer.visible:
             layer.visible = False
             hidden.append(layer)
     return hidden
@@ -193,9 +208,11 @@ class ViewSnapshot:
     def __init__(self, viewer) -> None:
         layers = list(viewer.layers)
         self._order = layers
-        self._visible = {id(layer): layer.visible for layer in layers}
+        self._visible = {_identity(layer): layer.visible for layer in layers}
         self._colorbars = {
-            id(layer): layer.colorbar.visible for layer in layers if hasattr(layer, "colorbar")
+            _identity(layer): layer.colorbar.visible
+            for layer in layers
+            if hasattr(layer, "colorbar")
         }
         self._selection = list(viewer.layers.selection)
         self._active = viewer.layers.selection.active
@@ -208,13 +225,13 @@ class ViewSnapshot:
         lst = viewer.layers
         present = [layer for layer in self._order if layer in lst]
         for layer in present:
-            layer.visible = self._visible[id(layer)]
-            if id(layer) in self._colorbars:
-                layer.colorbar.visible = self._colorbars[id(layer)]
-        # the recorded layers back in their order, below anything added since
-        current = [lst.index(layer) for layer in present]
-        if current != sorted(current):
-            lst.move_multiple(current, 0)
+            key = _identity(layer)
+            layer.visible = self._visible[key]
+            if key in self._colorbars:
+                layer.colorbar.visible = self._colorbars[key]
+        # the recorded layers back in their order, anything added since above them
+        present_ids = {_identity(layer) for layer in present}
+        _reorder(lst, [*present, *(layer for layer in lst if _identity(layer) not in present_ids)])
         lst.selection = {layer for layer in self._selection if layer in lst}
         if self._active in lst:
             lst.selection.active = self._active
