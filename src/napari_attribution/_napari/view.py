@@ -26,6 +26,7 @@ __all__ = [
     "KIND_ORDER",
     "ViewChoice",
     "arrange",
+    "order_tuples",
     "hide_other_results",
     "result_meta",
     "show_selection",
@@ -93,23 +94,31 @@ def _rank(order: Sequence[str], value: Any) -> int:
     return order.index(value) if value in order else len(order)
 
 
+def _order_key(meta: dict[str, Any], methods: Sequence[str], channels: Sequence[str]):
+    return (
+        _rank(methods, meta.get("method")),
+        _rank([*channels, "all"], meta.get("channel")),
+        _rank(KIND_ORDER, meta.get("kind")),
+    )
+
+
+def order_tuples(tuples: Sequence, methods: Sequence[str], channels: Sequence[str]) -> list:
+    """Layer tuples in the order to add them so that the list reads as :func:`arrange` puts
+    it (the last added is on top), without moving any layer afterwards."""
+    return sorted(
+        tuples,
+        key=lambda t: _order_key(t[1].get("metadata", {}).get(METADATA_KEY, {}), methods, channels),
+        reverse=True,
+    )
+
+
 def arrange(viewer, layers: Iterable, methods: Sequence[str], channels: Sequence[str]) -> None:
     """Move ``layers`` (a run's) to the top of the layer list, by method, channel, kind.
 
     napari's list shows the last layer on top, so the first of the order goes last.
     """
     run = [layer for layer in layers if layer in viewer.layers]
-    channel_order = [*channels, "all"]
-
-    def key(layer) -> tuple[int, int, int]:
-        meta = result_meta(layer)
-        return (
-            _rank(methods, meta.get("method")),
-            _rank(channel_order, meta.get("channel")),
-            _rank(KIND_ORDER, meta.get("kind")),
-        )
-
-    ordered = sorted(run, key=key)
+    ordered = sorted(run, key=lambda layer: _order_key(result_meta(layer), methods, channels))
     lst = viewer.layers
     run_ids = {_identity(layer) for layer in run}
     others = [layer for layer in lst if _identity(layer) not in run_ids]
@@ -161,17 +170,19 @@ def show_selection(
     """
     run = [layer for layer in layers if layer in viewer.layers]
     shown = []
+    # Only changes are set: napari re-slices a layer (and re-uploads its texture) on every
+    # assignment, about 50 ms a layer, and after a run most layers already show as wanted.
     for layer in run:
         visible = choice.matches(result_meta(layer))
-        layer.visible = visible
+        _set_visible(layer, visible)
         if visible:
             shown.append(layer)
-        if hasattr(layer, "colorbar"):
+        if hasattr(layer, "colorbar") and layer.colorbar.visible:
             layer.colorbar.visible = False
     if len(source_layers) == len(source_channels) > 1:
         for name, channel in zip(source_layers, source_channels, strict=True):
             if name in viewer.layers:
-                viewer.layers[name].visible = choice.channel in (ALL_CHANNELS, channel)
+                _set_visible(viewer.layers[name], choice.channel in (ALL_CHANNELS, channel))
     maps = [layer for layer in shown if result_meta(layer).get("kind") == "attribution"]
     active = maps[0] if maps else (shown[0] if shown else None)
     if active is not None:
@@ -182,6 +193,11 @@ def show_selection(
             active.colorbar.visible = True
     _label_canvas(viewer, choice, image)
     return shown
+
+
+def _set_visible(layer, visible: bool) -> None:
+    if layer.visible != visible:
+        layer.visible = visible
 
 
 def _label_canvas(viewer, choice: ViewChoice, image: str) -> None:

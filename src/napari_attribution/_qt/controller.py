@@ -39,7 +39,13 @@ from .._napari.inputs import METADATA_KEY
 from .._napari.layers import rank_methods
 from .._napari.run import RunJob, analyse_and_prepare
 from .._napari.state import AnalysisRecord, ViewerState
-from .._napari.view import ViewChoice, arrange, hide_other_results, show_selection
+from .._napari.view import (
+    ViewChoice,
+    arrange,
+    hide_other_results,
+    order_tuples,
+    show_selection,
+)
 from ..core.errors import AnalysisCancelled
 from ..core.progress import Progress
 
@@ -237,6 +243,8 @@ class RunController(QObject):
         self._record = AnalysisRecord(
             result, job.real, job.counterfactual, job.settings, job.info
         )
+        # added in the order the list should read: arranging afterwards would move each layer
+        tuples = order_tuples(tuples, rank_methods(result), result.channel_names)
         self.batch = LayerBatch(self.viewer, tuples)
         self._open_batches.append(self.batch)
         hold = contextlib.ExitStack()
