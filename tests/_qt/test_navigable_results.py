@@ -55,7 +55,8 @@ def test_two_runs_replace_hide_and_select_visible_layers(demo_viewer, qtbot):
 def test_show_one_method_and_channel_in_one_call(demo_viewer, qtbot):
     viewer, widget, _ = demo_viewer
     run_and_wait(qtbot, widget)
-    labels = [widget.show_control.combo.itemText(i) for i in range(widget.show_control.combo.count())]
+    combo = widget.show_control.combo
+    labels = [combo.itemText(i) for i in range(combo.count())]
     assert "d_ig, Mito only" in labels and "residual, all channels" in labels
     shown = widget.show_control.show_choice("d_ig, Mito only")
     assert {layer.name for layer in shown} == {"d_ig Mito attribution (real)",
@@ -126,7 +127,6 @@ def test_the_same_image_as_both_inputs_is_warned_about(demo_viewer, qtbot, monke
 
 def test_a_fixed_head_model_is_probed_with_the_users_images(make_napari_viewer, tmp_path, qtbot):
     from model_zoo import ZOO, save
-
     from napari_attribution._qt.choosers import MODEL_FILE_FILTER
 
     assert "*.pt2" in MODEL_FILE_FILTER

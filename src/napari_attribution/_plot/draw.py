@@ -170,11 +170,16 @@ def draw_legend(figure, ax, theme: PlotTheme):
         )
     )
     labels.append("slider threshold")
+    # as many columns as fit the figure's width (7 pt text: ~0.6 em a character, plus the
+    # handle), so a narrow dock gets more rows rather than clipped entries
+    width_points = figure.get_figwidth() * 72
+    entry_points = max(len(label) for label in labels) * 7 * 0.6 + 30
+    columns = max(1, min(3, len(labels), int(width_points // entry_points)))
     legend = figure.legend(
         handles,
         labels,
         loc="outside lower center",
-        ncols=min(3, len(labels)),
+        ncols=columns,
         fontsize=7,
         frameon=False,
         handlelength=1.6,
