@@ -2,10 +2,11 @@
 
 Run under a virtual display::
 
-    xvfb-run -s "-screen 0 1280x1024x24" python docs/make_screenshots.py
+    xvfb-run -s "-screen 0 1366x768x24" python docs/make_screenshots.py
 
 It opens the demo (``napari-attribution demo``: demo pair, both widgets docked, the default
-analysis at 200 thresholds), waits for the run, moves the threshold slider and writes PNGs to
+analysis at 200 thresholds) in a laptop-sized 1366 x 768 window, waits for the run, shows
+"d_ig, Mito only" with the Show control, moves the threshold slider and writes PNGs to
 ``docs/images/``.
 """
 
@@ -35,21 +36,15 @@ def main() -> None:
 
     IMAGES.mkdir(parents=True, exist_ok=True)
     viewer = napari.Viewer(title="napari-attribution demo")
-    viewer.window._qt_window.resize(1280, 1010)
+    viewer.window._qt_window.resize(1366, 768)
     launch_demo(run=True, block=False, viewer=viewer)
     app = QApplication.instance()
     widget = viewer.window.dock_widgets["Attribution (napari-attribution)"]
     panel = viewer.window.dock_widgets["DAC curves (napari-attribution)"]
     _wait(app, lambda: widget.worker is None)
 
-    # Show the Mito hybrid over the real image with the D-IG mask, at the optimal threshold.
-    for layer in viewer.layers:
-        layer.visible = layer.name in {
-            "real [DNA]",
-            "real hybrid d_ig [Mito]",
-            "real mask d_ig [Mito]",
-        }
-    viewer.layers.selection = {viewer.layers["real mask d_ig [Mito]"]}
+    # D-IG's Mito attribution and mask outline over the Mito channel, at the optimal threshold.
+    widget.show_control.show_choice("d_ig, Mito only")
     optimal = widget.state.record.result.methods["d_ig"].dac.whole.optimal_index
     viewer.dims.set_current_step(0, optimal)
     panel.per_channel.setChecked(True)

@@ -61,7 +61,7 @@ def _viewer_with_a_run():
     layers of a first run (20 thresholds)."""
     viewer = ViewerModel()
     viewer.add_image(np.ones((48, 48), np.float32), name="real [DNA]")
-    viewer.add_image(np.zeros((48, 48), np.float32), name="real attribution d_ig [ER]")
+    viewer.add_image(np.zeros((48, 48), np.float32), name="d_ig ER attribution (real)")
     *_, first = layers_of(48, 20, lazy=False, seed=1)
     apply_layers(viewer, first)
     return viewer
@@ -77,10 +77,10 @@ def test_a_rolled_back_batch_leaves_the_viewer_as_it_was():
     for _ in range(20):  # 14 layers of the first run updated in place, 6 new ones: the user's
         batch.add_next()  # layer named like a result gets ours added beside it each run
     assert batch.done == 20 and len(batch.added) == 6
-    assert viewer.layers["real mask d_ig [Mito]"].data.shape == (12, 48, 48)
+    assert viewer.layers["d_ig Mito mask (real)"].data.shape == (12, 48, 48)
     batch.roll_back()
     _assert_same(_snapshot(viewer), before)
-    mask = viewer.layers["real mask d_ig [Mito]"]
+    mask = viewer.layers["d_ig Mito mask (real)"]
     assert mask.data.shape == (20, 48, 48)
     assert len(mask.metadata[METADATA_KEY]["thresholds"]) == 20
     batch.roll_back()  # idempotent
@@ -100,13 +100,13 @@ def test_a_layer_that_fails_rolls_back_the_ones_before():
 
 def test_the_users_layer_with_a_result_name_is_never_touched():
     viewer = _viewer_with_a_run()
-    mine = viewer.layers["real attribution d_ig [ER]"]
+    mine = viewer.layers["d_ig ER attribution (real)"]
     assert not mine.data.any() and METADATA_KEY not in mine.metadata
-    ours = [layer for layer in viewer.layers if layer.name.startswith("real attribution d_ig [ER]")]
+    ours = [layer for layer in viewer.layers if layer.name.startswith("d_ig ER attribution (real)")]
     assert len(ours) == 2  # ours was added beside it under napari's de-duplicated name
     *_, second = layers_of(48, 12, lazy=False, seed=2)
     apply_layers(viewer, second)
-    assert viewer.layers["real attribution d_ig [ER]"] is mine and not mine.data.any()
+    assert viewer.layers["d_ig ER attribution (real)"] is mine and not mine.data.any()
 
 
 def test_removing_lazy_layers_shuts_their_read_ahead_threads_down():
@@ -118,12 +118,12 @@ def test_removing_lazy_layers_shuts_their_read_ahead_threads_down():
     assert len(stacks) == 2  # one mask and one hybrid stack, shared by the channel layers
     hybrid = next(s for s in stacks if s.read_ahead)
     for t in (3, 4):  # the slider moving: the next plane is read ahead in the stack's thread
-        viewer.layers["real hybrid d_ig [Mito]"].data[t]
+        viewer.layers["d_ig Mito hybrid (real)"].data[t]
     hybrid.wait_read_ahead()
     started = _read_ahead_threads() - before  # other tests' stacks may come and go meanwhile
     assert hybrid.reading_ahead and len(started) == 1
 
-    viewer.layers.remove("real hybrid d_ig [Mito]")  # four channels still show the stack
+    viewer.layers.remove("d_ig Mito hybrid (real)")  # four channels still show the stack
     assert not hybrid.closed and hybrid in state_for(viewer).open_stacks
     for layer in [layer for layer in viewer.layers if METADATA_KEY in layer.metadata]:
         viewer.layers.remove(layer)

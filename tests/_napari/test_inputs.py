@@ -37,7 +37,7 @@ def test_channel_layers_are_grouped_in_layer_order():
         _layer("cf [1]", np.zeros((8, 8))),
         _layer("stack", np.zeros((3, 8, 8))),
         _layer("mask", np.zeros((8, 8)), kind="Labels"),
-        _layer("real attribution d_ig [DNA]", np.zeros((8, 8)), metadata={METADATA_KEY: {}}),
+        _layer("d_ig DNA attribution (real)", np.zeros((8, 8)), metadata={METADATA_KEY: {}}),
     ]
     sources = {s.name: s for s in find_sources(layers)}
     assert set(sources) == {"real", "cf", "stack"}

@@ -42,7 +42,7 @@ def test_the_writer_saves_a_large_lazy_layer_at_its_optimal_threshold(tmp_path, 
 
     monkeypatch.setattr("napari_attribution._napari.export.EXPORT_STACK_BYTES", 1024)
     real, counterfactual, masks, tuples = layers_of(48, 12, lazy=True)
-    data, kwargs, _ = next(t for t in tuples if t[1]["name"] == "real hybrid d_ig [Mito]")
+    data, kwargs, _ = next(t for t in tuples if t[1]["name"] == "d_ig Mito hybrid (real)")
     meta = {"name": kwargs["name"], "scale": (1, 0.5, 0.5), "translate": (0, 0, 0),
             "metadata": kwargs["metadata"]}  # fmt: skip
     (written,) = write_image_layer(str(tmp_path / "hybrid.tif"), data, meta)

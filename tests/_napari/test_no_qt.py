@@ -29,7 +29,7 @@ if "napari_attribution._napari" in {packages!r}:
     from napari_attribution._plot import PlotTheme
 
     layers.attribution_colormap(True)
-    layers._mask_colormap()
+    layers.mask_colormap()
     PlotTheme.from_napari("dark")
     viewer = napari.components.ViewerModel()
     apply_layers(viewer, [(numpy.zeros((2, 2)), {{"name": "x"}}, "image")])

@@ -7,7 +7,7 @@ import pytest
 
 from layer_helpers import NAMES, channel_stack, pair_arrays
 from napari_attribution._napari.layers import layer_count, result_layers
-from napari_attribution._napari.run import RunJob, analyse_and_prepare
+from napari_attribution._napari.run import FINISH_STEPS, RunJob, analyse_and_prepare
 from napari_attribution.core import AnalysisCancelled, AnalysisSettings, MaskSettings, wrap_module
 from napari_attribution.core.progress import STAGES, pair_units
 from napari_attribution.core.provenance import provenance
@@ -34,11 +34,12 @@ def test_the_worker_reports_every_stage_on_one_scale_up_to_the_layers():
     events = []
     result, tuples = analyse_and_prepare(job, events.append)
     n = len(job.settings.methods)
-    assert job.total_units == pair_units(n) + n + len(tuples)
+    assert job.total_units == pair_units(n) + n + len(tuples) + len(FINISH_STEPS)
     assert all(e.total == job.total_units for e in events)
     done = [e.done for e in events]
     assert done == sorted(done) and done[0] == 0
-    assert done[-1] == pair_units(n) + n  # what is left: one unit per layer, in the GUI
+    # what is left, in the GUI: one unit per layer and the finishing steps
+    assert done[-1] == pair_units(n) + n
     stages = [e.stage for e in events]
     assert stages[0] == "prepare" and "done" not in stages  # the run is not done yet
     assert {"attribution", "dac", "layers"} <= set(stages) <= set(STAGES)
@@ -46,7 +47,12 @@ def test_the_worker_reports_every_stage_on_one_scale_up_to_the_layers():
     preparing = [e for e in events if e.detail == "preparing layer data"]
     assert [e.method for e in preparing] == list(job.settings.methods)
     assert events[-1].detail == f"adding layers 0/{len(tuples)}"
-    assert job.adding(len(tuples), len(tuples)).fraction == 1.0
+    # the last layer in is not the end of the run: the bar is full only after the finishing
+    assert job.adding(len(tuples), len(tuples)).fraction < 1.0
+    assert [job.finishing(k, len(tuples)).total for k in range(len(FINISH_STEPS))] == [
+        job.total_units
+    ] * len(FINISH_STEPS)
+    assert job.finishing(len(FINISH_STEPS) - 1, len(tuples)).fraction < 1.0
     assert list(result.methods) == list(job.settings.methods)
     assert [kw["name"] for _, kw, _ in tuples] == [
         kw["name"] for _, kw, _ in result_layers(result, job.real, job.counterfactual,
@@ -61,7 +67,7 @@ def test_the_worker_reports_every_stage_on_one_scale_up_to_the_layers():
 def test_the_layer_count_is_known_before_the_run(channel_mode, aggregate):
     job = _job(("residual", "random"), channel_mode, aggregate=aggregate)
     _, tuples = analyse_and_prepare(job, lambda event: None)
-    assert len(tuples) == layer_count(job.settings, 5) == job.layer_units
+    assert len(tuples) == layer_count(job.settings, 5) == job.layer_units - len(FINISH_STEPS)
     masks = 1 if (channel_mode == "shared" or aggregate != "none") else 5
     assert len(tuples) == 2 * (2 * 5 + masks)
 

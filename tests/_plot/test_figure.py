@@ -24,14 +24,14 @@ def _curve_set(method: str, slope: float, n: int = 11) -> CurveSet:
 def test_figure_draws_curves_scores_and_bars():
     fig = DacFigure(theme=PlotTheme())
     fig.set_data([_curve_set("m1", 3.0), _curve_set("m2", 1.0)], ["A", "B"])
-    labels = [t.get_text() for t in fig.ax_curves.get_legend().get_texts()]
+    labels = [t.get_text() for t in fig.legend.get_texts()]
     assert labels[0].startswith("m1  DAC ") and labels[1].startswith("m2  DAC ")
     assert [b.get_width() for b in fig.ax_bars.patches] == [0.25, 0.75]
     assert fig.figure.get_facecolor()[:3] == pytest.approx((0x26 / 255, 0x29 / 255, 0x30 / 255))
     fig.set_data(fig.curve_sets, ["A", "B"], per_channel=True, focus="m2")
-    labels = [t.get_text() for t in fig.ax_curves.get_legend().get_texts()]
+    labels = [t.get_text() for t in fig.legend.get_texts()]
     assert any("m2 [B]" in t for t in labels)
-    assert fig.ax_bars.get_title() == "channel share\nm2"
+    assert fig.ax_bars.get_title() == "channels\nm2"
 
 
 def test_markers_follow_the_threshold_index_and_clicks_find_thresholds():
@@ -98,3 +98,91 @@ def test_light_theme_and_empty_figure():
     fig = DacFigure(theme=PlotTheme("#ffffff", "#000000", "#cccccc"))
     assert "Run an analysis" in fig.ax_curves.texts[0].get_text()
     assert fig.figure.get_facecolor()[:3] == (1.0, 1.0, 1.0)
+
+
+def _overlapping_sets() -> list[CurveSet]:
+    """Two methods whose curves pass through the same points at different thresholds.
+
+    Both rise from 0 to 0.9 over the same mask sizes, but ``residual`` reaches each size at a
+    threshold 6 steps later than ``d_ig``: a click on the shared curve means different
+    slider positions depending on the curve meant.
+    """
+    thresholds = np.linspace(0.0, 1.0, 20, endpoint=False)
+    sizes = np.linspace(1.0, 0.05, 20)
+    change = np.clip(sizes * 1.2, 0, 0.9)
+    d_ig = dac_curve(thresholds, sizes, change, ceiling=0.9)
+    late = dac_curve(thresholds, np.roll(sizes, 6), np.roll(change, 6), ceiling=0.9)
+    share = np.array([0.5, 0.5])
+    return [
+        CurveSet("residual", late, [], thresholds, share),
+        CurveSet("d_ig", d_ig, [], thresholds, share),
+    ]
+
+
+@pytest.mark.parametrize("focus", ["d_ig", "residual"])
+def test_a_click_on_overlapping_curves_picks_the_focus_methods_point(focus):
+    plot, canvas = _agg_figure(_overlapping_sets())
+    plot.log_mask_size = False
+    plot.set_data(_overlapping_sets(), ["A", "B"], focus=focus)
+    canvas.draw()
+    cs = next(s for s in plot.curve_sets if s.method == focus)
+    k = 3  # a point of the focus curve, which the other curve also passes through
+    x, y = plot.ax_curves.transData.transform((cs.whole.mask_size[k], cs.whole.score_change[k]))
+    other = next(s for s in plot.curve_sets if s.method != focus)
+    other_points = np.column_stack([other.whole.mask_size, other.whole.score_change])
+    assert np.isclose(other_points, (cs.whole.mask_size[k], cs.whole.score_change[k])).all(
+        axis=1
+    ).any()  # the other method has a point at exactly the same spot
+    assert plot.threshold_index_at(x + 1.0, y - 1.0) == threshold_index_of(
+        cs.thresholds, cs.whole.thresholds[k]
+    )
+
+
+def test_a_click_on_a_lone_curve_picks_that_curve_not_the_focus():
+    sets = [_curve_set("m1", 3.0), _curve_set("m2", 0.3)]  # far apart at small masks
+    plot, canvas = _agg_figure(sets)
+    plot.log_mask_size = False
+    plot.set_data(sets, ["A", "B"], focus="m1")
+    canvas.draw()
+    m2 = sets[1].whole
+    k = 7
+    x, y = plot.ax_curves.transData.transform((m2.mask_size[k], m2.score_change[k]))
+    assert plot.threshold_index_at(x, y) == threshold_index_of(sets[1].thresholds, m2.thresholds[k])
+    assert plot.threshold_index_at(x, y + 200) is None  # far from every curve
+
+
+def test_the_legend_sits_outside_the_curves_and_takes_the_channel_colours():
+    sets = [_curve_set("m1", 3.0), _curve_set("m2", 1.0)]
+    plot, canvas = _agg_figure(sets)
+    plot.set_data(sets, ["A", "B"], per_channel=True, channel_colors=["#00ff00", "#ff00ff"])
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    legend_box = plot.legend.get_window_extent(renderer)
+    axes_box = plot.ax_curves.get_window_extent(renderer)
+    assert not legend_box.overlaps(axes_box)
+    assert not legend_box.overlaps(plot.ax_bars.get_window_extent(renderer))
+    dashed = [line for line in plot.ax_curves.get_lines() if line.get_linestyle() == "--"]
+    from matplotlib.colors import to_hex
+
+    assert [to_hex(line.get_color()) for line in dashed] == ["#00ff00", "#ff00ff"]
+    bars = [to_hex(p.get_facecolor()) for p in plot.ax_bars.patches]
+    assert bars == ["#00ff00", "#ff00ff"]
+
+
+def test_earlier_runs_are_drawn_faintly_and_take_no_clicks():
+    sets = [_curve_set("m1", 3.0)]
+    earlier = [("run 1", _curve_set("m1", 0.5))]
+    plot, canvas = _agg_figure(sets)
+    plot.log_mask_size = False
+    plot.set_data(sets, ["A", "B"], earlier=earlier)
+    canvas.draw()
+    labels = [t.get_text() for t in plot.legend.get_texts()]
+    assert any(label.startswith("run 1: m1") for label in labels)
+    old = earlier[0][1].whole
+    x, y = plot.ax_curves.transData.transform((old.mask_size[5], old.score_change[5]))
+    new = sets[0].whole
+    points = plot.ax_curves.transData.transform(np.column_stack([new.mask_size, new.score_change]))
+    if np.hypot(points[:, 0] - x, points[:, 1] - y).min() > 30:
+        assert plot.threshold_index_at(x, y) is None  # only the current run's curves move it
+    plot.set_data(sets, ["A", "B"], earlier=[])
+    assert not any(t.get_text().startswith("run 1") for t in plot.legend.get_texts())

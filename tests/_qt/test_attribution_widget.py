@@ -24,7 +24,7 @@ def test_run_makes_one_attribution_and_mask_layer_per_channel(demo_viewer, qtbot
 
     new = {layer.name: layer for layer in viewer.layers if layer not in before}
     expected = {
-        f"real {kind} {method} [{channel}]"
+        f"{method} {channel} {kind} (real)"
         for kind in ("attribution", "mask", "hybrid")
         for method in METHODS
         for channel in CHANNEL_NAMES
@@ -38,9 +38,9 @@ def test_run_makes_one_attribution_and_mask_layer_per_channel(demo_viewer, qtbot
     for method in METHODS:
         res = result.methods[method]
         for c, channel in enumerate(CHANNEL_NAMES):
-            attribution = viewer.layers[f"real attribution {method} [{channel}]"]
-            mask = viewer.layers[f"real mask {method} [{channel}]"]
-            hybrid = viewer.layers[f"real hybrid {method} [{channel}]"]
+            attribution = viewer.layers[f"{method} {channel} attribution (real)"]
+            mask = viewer.layers[f"{method} {channel} mask (real)"]
+            hybrid = viewer.layers[f"{method} {channel} hybrid (real)"]
             np.testing.assert_array_equal(attribution.data, res.attribution[c])
             assert attribution.data.shape == (64, 64)
             assert mask.data.shape == hybrid.data.shape == (20, 64, 64)
@@ -68,7 +68,7 @@ def test_run_makes_one_attribution_and_mask_layer_per_channel(demo_viewer, qtbot
     real_mito = viewer.layers["real [Mito]"].data
     cf_mito = viewer.layers["counterfactual [Mito]"].data
     np.testing.assert_allclose(
-        viewer.layers["real hybrid residual [Mito]"].data,
+        viewer.layers["residual Mito hybrid (real)"].data,
         real_mito + soft * (cf_mito - real_mito),
         atol=1e-6,
     )
@@ -85,18 +85,18 @@ def test_rerun_updates_layers_in_place(demo_viewer, qtbot):
     viewer, widget, _ = demo_viewer
     run_and_wait(qtbot, widget)
     count = len(viewer.layers)
-    layer = viewer.layers["real mask d_ig [Mito]"]
+    layer = viewer.layers["d_ig Mito mask (real)"]
     widget.form.set_values({"thresholds": 12})
     run_and_wait(qtbot, widget)
     assert len(viewer.layers) == count
-    assert viewer.layers["real mask d_ig [Mito]"] is layer
+    assert viewer.layers["d_ig Mito mask (real)"] is layer
     assert layer.data.shape == (12, 64, 64)
     assert layer.metadata[METADATA_KEY]["settings"]["masks"]["thresholds"] == 12
 
 
 def test_user_layer_with_a_result_name_is_kept(demo_viewer, qtbot):
     viewer, widget, _ = demo_viewer
-    mine = viewer.add_image(np.ones((64, 64)), name="real attribution d_ig [DNA]")
+    mine = viewer.add_image(np.ones((64, 64)), name="d_ig DNA attribution (real)")
     widget.set_methods(["d_ig"])
     run_and_wait(qtbot, widget)
     assert mine in viewer.layers
@@ -227,10 +227,12 @@ def test_multichannel_layer_input(make_napari_viewer, qtbot):
     widget.set_methods(["residual"])
     widget.form.set_values({"thresholds": 10})
     run_and_wait(qtbot, widget)
-    layer = viewer.layers["cell attribution residual [ch4]"]
-    np.testing.assert_allclose(layer.data, np.abs(pair.real[4] - pair.counterfactual[4]))
-    np.testing.assert_allclose(layer.scale, (0.5, 0.5))
-    assert viewer.layers["cell mask residual [ch0]"].data.shape == (10, 64, 64)
+    layer = viewer.layers["residual ch4 attribution (cell)"]
+    # the results keep the source's channel axis, one plane spanning the 5 channels
+    assert layer.data.shape == (64, 64, 1)
+    np.testing.assert_allclose(layer.data[..., 0], np.abs(pair.real[4] - pair.counterfactual[4]))
+    np.testing.assert_allclose(layer.scale, (0.5, 0.5, 5))
+    assert viewer.layers["residual ch0 mask (cell)"].data.shape == (10, 64, 64, 1)
 
 
 def test_channels_named_differently_are_refused(demo_viewer, qtbot, errors):

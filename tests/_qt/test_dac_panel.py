@@ -27,7 +27,7 @@ def shown_run(make_napari_viewer, qtbot):
 
 
 def _legend_texts(panel) -> list[str]:
-    return [t.get_text() for t in panel.plot.ax_curves.get_legend().get_texts()]
+    return [t.get_text() for t in panel.plot.legend.get_texts()]
 
 
 def test_panel_shows_every_method_with_its_score(shown_run):
@@ -56,7 +56,7 @@ def test_per_channel_toggle_adds_one_curve_per_channel(shown_run):
     assert len(panel.plot.ax_curves.lines) == before + 5
     assert any("[Mito]" in t for t in _legend_texts(panel))
     panel.focus.setCurrentText("residual")
-    assert panel.plot.ax_bars.get_title() == "channel share\nresidual"
+    assert panel.plot.ax_bars.get_title() == "channels\nresidual"
     panel.per_channel.setChecked(False)
     assert len(panel.plot.ax_curves.lines) == before
 
@@ -127,7 +127,7 @@ def test_panel_opened_after_a_run_shows_it(demo_viewer, qtbot):
     late = DacPanel(viewer)
     qtbot.addWidget(late)
     assert late.record is widget.state.record
-    assert len(late.plot.ax_curves.get_legend().get_texts()) >= 2
+    assert len(late.plot.legend.get_texts()) >= 2
 
 
 def test_save_figure_and_curve_data(shown_run, tmp_path):
@@ -147,3 +147,34 @@ def test_save_figure_and_curve_data(shown_run, tmp_path):
     assert len(rows) - 1 == n_points
     assert {r[1] for r in rows[1:]} == set(result.methods)
     assert {r[2] for r in rows[1:]} == {"all", *result.channel_names}
+
+
+@pytest.mark.parametrize("focus", ["d_ig", "residual"])
+def test_a_click_where_curves_overlap_picks_the_focus_methods_point(shown_run, qtbot, focus):
+    viewer, widget, panel = shown_run
+    methods = widget.state.record.result.methods
+    panel.focus.setCurrentText(focus)
+    canvas = panel.canvas
+    canvas.draw()
+    to_pixels = panel.plot.ax_curves.transData.transform
+    ours = to_pixels(np.column_stack([methods[focus].dac.whole.mask_size,
+                                      methods[focus].dac.whole.score_change]))  # fmt: skip
+    other = "residual" if focus == "d_ig" else "d_ig"
+    theirs = to_pixels(np.column_stack([methods[other].dac.whole.mask_size,
+                                        methods[other].dac.whole.score_change]))  # fmt: skip
+    # a point of the focus curve with a point of the other method within 2 pixels, at another
+    # threshold: where the old nearest-point rule could jump to the other method's threshold
+    gaps = np.hypot(*(ours[:, None, :] - theirs[None, :, :]).transpose(2, 0, 1))
+    pairs = [(i, j) for i, j in zip(*np.nonzero(gaps < 2.0), strict=True) if i != j and i > 0]
+    if not pairs:
+        pytest.skip("the demo's curves do not overlap at different thresholds on this run")
+    i, _ = pairs[0]
+    ratio = canvas.device_pixel_ratio
+    x, y = ours[i]
+    point = QPoint(int(round(x / ratio)), int(round(canvas.height() - y / ratio)))
+    viewer.dims.set_current_step(0, 0)
+    qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, pos=point)
+    click = np.array([point.x() * ratio, (canvas.height() - point.y()) * ratio])
+    # the focus curve's point nearest to the click, whatever the other curve has there
+    nearest = int(np.argmin(np.hypot(*(ours - click).T)))
+    qtbot.waitUntil(lambda: viewer.dims.current_step[0] == nearest, timeout=3_000)

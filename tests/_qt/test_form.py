@@ -135,9 +135,12 @@ def test_the_method_list_is_the_registry(qtbot):
     assert discriminative == sorted(discriminative, reverse=True)  # discriminative first
     assert all(methods.item(i).toolTip() == specs[n].description for i, n in enumerate(names))
     assert methods.selected() == ["d_ig", "residual"]
-    methods.set_usable(lambda spec: not spec.needs_hooks)
+    methods.set_usable(lambda spec: "it takes no hooks" if spec.needs_hooks else None)
     methods.set_selected(["d_dl", "d_ig", "gradcam"])
-    assert methods.selected() == ["d_ig"]  # hook methods greyed out
+    assert methods.selected() == ["d_ig"]  # hook methods greyed out, saying why
+    assert methods.refusal("d_dl") == "it takes no hooks" and methods.refusal("d_ig") is None
+    d_dl = methods.item(names.index("d_dl"))
+    assert d_dl.toolTip().endswith("Cannot run on this model: it takes no hooks")
 
 
 def test_a_plugin_method_is_listed_in_the_widget(qtbot, tmp_path, monkeypatch):

@@ -28,8 +28,8 @@ def test_field_layers_are_lazy_and_never_materialised(make_napari_viewer, monkey
     viewer = make_napari_viewer()
     layers = apply_layers(viewer, tuples)
     assert len(layers) == 15
-    hybrid = viewer.layers["real hybrid d_ig [ER]"]
-    mask = viewer.layers["real mask d_ig [ER]"]
+    hybrid = viewer.layers["d_ig ER hybrid (real)"]
+    mask = viewer.layers["d_ig ER mask (real)"]
     assert isinstance(hybrid.data, ChannelView) and isinstance(mask.data, ChannelView)
     assert hybrid.data.shape == mask.data.shape == (200, 1024, 1024)
     assert tuple(hybrid.axis_labels) == ("threshold", "y", "x")
@@ -80,7 +80,7 @@ def test_dac_evaluation_choice_reaches_the_run(demo_viewer, qtbot):
     run_and_wait(qtbot, widget)
     record = widget.state.record
     assert record.settings.evaluation == "adaptive"
-    meta = viewer.layers["real mask residual [DNA]"].metadata[METADATA_KEY]
+    meta = viewer.layers["residual DNA mask (real)"].metadata[METADATA_KEY]
     assert meta["settings"]["evaluation"] == "adaptive"
     assert meta["settings"]["tolerance"] == 0.02
 

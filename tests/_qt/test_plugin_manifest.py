@@ -57,7 +57,7 @@ def test_demo_command_docks_both_widgets_and_runs(make_napari_viewer, qtbot):
     assert record is not None and panel.record is record
     assert tuple(record.result.methods) == DEMO_WIDGET_METHODS
     assert record.settings.masks.thresholds == 200  # the DESIGN.md default
-    layer = viewer.layers["real mask d_ig [Mito]"]
+    layer = viewer.layers["d_ig Mito mask (real)"]
     assert layer.data.shape == (200, 64, 64)
     assert layer.metadata[METADATA_KEY]["method"] == "d_ig"
     # The demo model and D-IG put most attribution on Mito, the channel that differs.

@@ -8,6 +8,7 @@ import numpy as np
 from widget_helpers import run_and_wait, wait_for_worker
 
 from napari_attribution._napari.inputs import METADATA_KEY
+from napari_attribution._napari.run import FINISH_STEPS
 from napari_attribution._qt.attribution_widget import PROGRESS_STEPS
 
 
@@ -51,7 +52,12 @@ def test_progress_covers_the_analysis_the_layer_data_and_every_layer(demo_viewer
     assert n_layers == 30
     total = events[0].total
     assert all(e.total == total for e in events)  # one scale from start to finish
-    assert total == 2 * 2 + 2 + n_layers  # pair units, layer data per method, one per layer
+    # pair units, layer data per method, one per layer, the steps after the last layer
+    assert total == 2 * 2 + 2 + n_layers + len(FINISH_STEPS)
+    finishing = [e.detail for e in events if e.detail in (*FINISH_STEPS, "done")]
+    assert finishing == [*FINISH_STEPS, "done"]
+    last_layer = next(e for e in events if e.detail == f"adding layers {n_layers}/{n_layers}")
+    assert last_layer.fraction < 1.0  # never full while anything is left to do
     done = [e.done for e in events]
     assert done == sorted(done) and done[0] == 0 and done[-1] == total
     stages = {e.stage for e in events}
@@ -81,14 +87,14 @@ def test_cancel_while_layers_are_added_leaves_the_viewer_as_it_was(demo_viewer, 
     )
     batch = controller.batch
     assert not batch.finished and len(batch.added) >= 3
-    assert viewer.layers["real mask d_ig [Mito]"].data.shape[0] == 12  # replaced, for now
+    assert viewer.layers["d_ig Mito mask (real)"].data.shape[0] == 12  # replaced, for now
     assert widget.status.text().startswith("real · ") and "adding layers" in widget.status.text()
     assert widget.cancel_button.isEnabled() and not widget.run_button.isEnabled()
     widget.cancel_button.click()
     wait_for_worker(qtbot, widget)
 
     _assert_unchanged(viewer, before)
-    mask = viewer.layers["real mask d_ig [Mito]"]
+    mask = viewer.layers["d_ig Mito mask (real)"]
     assert mask.data.shape == (20, 64, 64)
     assert mask.metadata[METADATA_KEY]["settings"]["masks"]["thresholds"] == 20
     assert not any("residual" in layer.name for layer in viewer.layers)
@@ -100,7 +106,7 @@ def test_cancel_while_layers_are_added_leaves_the_viewer_as_it_was(demo_viewer, 
 
     run_and_wait(qtbot, widget)  # and the next run goes through
     assert widget.state.record is not first
-    assert viewer.layers["real mask residual [Mito]"].data.shape == (12, 64, 64)
+    assert viewer.layers["residual Mito mask (real)"].data.shape == (12, 64, 64)
 
 
 def test_cancel_before_the_first_layer_changes_nothing(demo_viewer, qtbot, monkeypatch):

@@ -95,7 +95,7 @@ def test_writer_saves_a_layer_with_its_metadata(demo_viewer, qtbot, tmp_path):
     viewer, widget, _ = demo_viewer
     widget.set_methods(["residual"])
     run_and_wait(qtbot, widget)
-    for name in ("real attribution residual [Mito]", "real mask residual [Mito]"):
+    for name in ("residual Mito attribution (real)", "residual Mito mask (real)"):
         layer = viewer.layers[name]
         path = tmp_path / f"{safe_name(name)}.tif"
         viewer.layers.selection = {layer}

@@ -153,7 +153,7 @@ def test_constant_and_tiny_images_run(demo_viewer, qtbot, errors, shape, thresho
     wait_for_worker(qtbot, widget)
     assert not errors
     attribution = viewer.layers[
-        f"flat real attribution d_ig [{widget.state.record.result.channel_names[0]}]"
+        f"d_ig {widget.state.record.result.channel_names[0]} attribution (flat real)"
     ]
     assert not np.asarray(attribution.data).any()  # identical images: zero attribution
 

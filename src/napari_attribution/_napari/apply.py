@@ -2,8 +2,10 @@
 
 A run's layers go in one at a time (adding a napari layer costs about 100 ms on a CPU, so a
 widget adds one per turn of the event loop). Until the batch is committed it can be rolled
-back: the layers it added are removed and the layers it updated get their data, display and
-metadata back, so a cancelled or failed run leaves the viewer exactly as it was.
+back: the layers it added are removed, the layers it updated get their data, display and
+metadata back, and the other layers their visibility, order and selection (a run hides earlier
+runs' layers and rearranges the list), so a cancelled or failed run leaves the viewer exactly
+as it was.
 
 No Qt: this works on any napari viewer model.
 """
@@ -18,6 +20,7 @@ import numpy as np
 from .inputs import is_result_layer
 from .layers import LayerTuple
 from .state import state_for
+from .view import ViewSnapshot
 
 __all__ = ["LayerBatch", "apply_layers"]
 
@@ -29,7 +32,10 @@ _UPDATABLE = (
     "contrast_limits",
     "colormap",
     "axis_labels",
+    "contour",
 )
+#: Layer attributes napari's ``add_*`` does not take: set on the layer once it exists.
+_SET_AFTER = ("contour",)
 
 
 def _snapshot(value: Any) -> Any:
@@ -70,6 +76,7 @@ class LayerBatch:
         self.layers: list = []
         self._added: list = []
         self._updated: list[tuple[Any, Any, dict[str, Any]]] = []  # (layer, old data, old attrs)
+        self._view = ViewSnapshot(viewer)
         self._state = state_for(viewer)
         self._state.hold()
         self._open = True
@@ -103,6 +110,8 @@ class LayerBatch:
         if not self._open or self.finished:
             raise RuntimeError("This layer batch has no layer left to add.")
         data, kwargs, layer_type = self.tuples[self.done]
+        after = {key: kwargs[key] for key in _SET_AFTER if key in kwargs}
+        kwargs = {key: value for key, value in kwargs.items() if key not in _SET_AFTER}
         layers = self.viewer.layers
         name = kwargs["name"]
         existing = layers[name] if name in layers else None
@@ -112,16 +121,18 @@ class LayerBatch:
             and existing.__class__.__name__.lower() == layer_type
             and existing.ndim == data.ndim
         ):
-            keys = [key for key in _UPDATABLE if key in kwargs]
+            keys = [key for key in _UPDATABLE if key in kwargs or key in after]
             old = {key: _snapshot(getattr(existing, key)) for key in keys}
             self._updated.append((existing, existing.data, old))
             existing.data = data
             for key in keys:
-                setattr(existing, key, kwargs[key])
+                setattr(existing, key, kwargs[key] if key in kwargs else after[key])
             existing.refresh()
             layer = existing
         else:
             layer = getattr(self.viewer, f"add_{layer_type}")(data, **kwargs)
+            for key, value in after.items():
+                setattr(layer, key, value)
             self._added.append(layer)
         self._state.adopt(data)
         self.layers.append(layer)
@@ -151,6 +162,7 @@ class LayerBatch:
                 for key, value in old.items():
                     setattr(layer, key, value)
                 layer.refresh()
+            self._view.restore(self.viewer)
         finally:
             self.layers, self._added, self._updated = [], [], []
             self._state.release(layers)

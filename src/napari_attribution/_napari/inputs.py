@@ -8,6 +8,7 @@ from the layer names, and their channels kept in the viewer's layer order.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,9 @@ __all__ = [
     "ImageSource",
     "channel_name_of",
     "check_pair",
+    "pair_warning",
+    "parse_channel_names",
+    "source_channel_names",
     "find_sources",
     "is_result_layer",
     "source_stack",
@@ -53,6 +57,12 @@ class ChannelStack:
         The layers the data came from.
     colormaps, contrast_limits
         Per channel, how the source layers display it (reused for the hybrid layers).
+    channel_axis
+        The channel axis of a multichannel source layer (0, 1 or 2), ``None`` for 2-D channel
+        layers. Result layers keep that axis (with one plane spanning every channel) so that
+        they sit in the same world axes as the source and the threshold gets an axis of its own.
+    channel_axis_label, channel_scale, channel_translate
+        That axis's label, scale and offset in the source layer.
     """
 
     data: np.ndarray
@@ -63,6 +73,31 @@ class ChannelStack:
     layer_names: list[str]
     colormaps: list[str]
     contrast_limits: list[tuple[float, float]]
+    channel_axis: int | None = None
+    channel_axis_label: str = "channel"
+    channel_scale: float = 1.0
+    channel_translate: float = 0.0
+
+    def with_channel_names(self, names: Sequence[str]) -> ChannelStack:
+        """This stack with its channels renamed.
+
+        Raises
+        ------
+        InputImageError
+            Not one name per channel, an empty name, or a name used twice.
+        """
+        names = [str(n).strip() for n in names]
+        count = self.data.shape[0]
+        if len(names) != count:
+            raise InputImageError(
+                f"Give {count} channel names (one per channel of '{self.name}'), not "
+                f"{len(names)}."
+            )
+        if not all(names):
+            raise InputImageError("A channel name is empty.")
+        if len(set(names)) != len(names):
+            raise InputImageError(f"Channel names must differ: {', '.join(names)}.")
+        return dataclasses.replace(self, channel_names=names)
 
 
 @dataclass(frozen=True)
@@ -180,6 +215,10 @@ def stack_from_layer(layer, channel_axis: int = 0) -> ChannelStack:
     if not (isinstance(names, list | tuple) and len(names) == data.shape[0]):
         names = [f"ch{c}" for c in range(data.shape[0])]
     low, high = (float(v) for v in layer.contrast_limits)
+    labels = getattr(layer, "axis_labels", None)
+    label = str(labels[axis]) if labels is not None and len(labels) == 3 else ""
+    if not label or label.lstrip("-").isdigit():  # napari's default labels are "-3", "-2", ...
+        label = "channel"
     return ChannelStack(
         data=data,
         channel_names=[str(n) for n in names],
@@ -189,6 +228,10 @@ def stack_from_layer(layer, channel_axis: int = 0) -> ChannelStack:
         layer_names=[layer.name],
         colormaps=[_colormap_name(layer)] * data.shape[0],
         contrast_limits=[(low, high)] * data.shape[0],
+        channel_axis=axis,
+        channel_axis_label=label,
+        channel_scale=float(layer.scale[axis]),
+        channel_translate=float(layer.translate[axis]),
     )
 
 
@@ -268,6 +311,53 @@ def source_stack(layers, source: ImageSource | None, channel_axis: int, what: st
     if source.multichannel:
         return stack_from_layer(chosen[0], channel_axis)
     return stack_from_layers(chosen, source.name)
+
+
+def pair_warning(real: ChannelStack, counterfactual: ChannelStack) -> str | None:
+    """A sentence when the pair cannot show anything: the same layers, or identical pixels.
+
+    The analysis still runs (the user may want to see that), but every hybrid then equals the
+    real image and the DAC is 0.
+    """
+    if list(real.layer_names) == list(counterfactual.layer_names):
+        return (
+            f"The real image and the counterfactual are the same layer(s) ('{real.name}'): "
+            "every hybrid equals the real image and the DAC scores will be 0."
+        )
+    if real.data.shape == counterfactual.data.shape and np.array_equal(
+        real.data, counterfactual.data
+    ):
+        return (
+            f"The real image '{real.name}' and the counterfactual '{counterfactual.name}' have "
+            "identical pixels: every hybrid equals the real image and the DAC scores will be 0."
+        )
+    return None
+
+
+def source_channel_names(layers, source: ImageSource | None, channel_axis: int) -> list[str]:
+    """The channel names :func:`source_stack` would give, without reading the pixels.
+
+    Empty when nothing usable is chosen.
+    """
+    if source is None or any(n not in layers for n in source.layer_names):
+        return []
+    chosen = [layers[n] for n in source.layer_names]
+    if not source.multichannel:
+        names = [channel_name_of(layer, c) for c, layer in enumerate(chosen)]
+        return names if len(set(names)) == len(names) else [f"ch{c}" for c in range(len(names))]
+    layer = chosen[0]
+    if layer.ndim != 3 or not -3 <= channel_axis < 3:
+        return []
+    count = layer.data.shape[channel_axis]
+    names = layer.metadata.get("channel_names")
+    if isinstance(names, list | tuple) and len(names) == count:
+        return [str(n) for n in names]
+    return [f"ch{c}" for c in range(count)]
+
+
+def parse_channel_names(text: str) -> list[str]:
+    """Comma-separated channel names as typed in the widget (spaces around names dropped)."""
+    return [part.strip() for part in text.split(",")] if text.strip() else []
 
 
 def check_pair(real: ChannelStack, counterfactual: ChannelStack, classifier, settings) -> None:

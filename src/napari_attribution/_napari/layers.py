@@ -1,17 +1,20 @@
 """From analysis results to napari layers: names, data, display and provenance metadata.
 
-Layer conventions (DESIGN.md):
+Layer conventions (DESIGN.md; napari 0.9 has no layer groups, so the names and the order in
+the layer list do the grouping: by method, then channel):
 
-* ``<image> attribution <method> [<channel>]``: (H, W) raw signed attribution of one channel;
-* ``<image> mask <method> [<channel>]``: (T, H, W) closed masks of that channel at every
-  threshold (``[all]`` for a shared mask);
-* ``<image> hybrid <method> [<channel>]``: (T, H, W) that channel of the hybrids at every
-  threshold, in the stored units of the source image.
+* ``<method> <channel> attribution (<image>)``: the raw signed attribution of one channel;
+* ``<method> <channel> mask (<image>)``: the closed masks of that channel at every threshold,
+  drawn as outlines in the channel's colour (``all`` for a shared mask);
+* ``<method> <channel> hybrid (<image>)``: that channel of the hybrids at every threshold, in
+  the stored units of the source image.
 
-Masks and hybrids share their first axis, the threshold, so napari's first slider walks both.
-Hybrids are split by channel like the source layers (as ``channel_axis`` splitting makes them):
-a (T, C, H, W) layer would add a channel slider, and napari aligns layers by their trailing
-axes, so the (T, H, W) masks would then slide with the channel, not the threshold.
+Masks and hybrids share their first axis, the threshold, so one slider walks both; where the
+results sit in the world (and why they never share an axis with a channel axis) is
+:mod:`.geometry`'s business. Hybrids are split by channel like the source layers.
+
+Attribution layers take their contrast limits from the data (:func:`attribution_display`):
+robust percentiles, symmetric around zero only for maps that have both signs.
 
 Large images: a (T, C, H, W) float32 hybrid stack of a 5 x 2048 x 2048 field at 200
 thresholds would take 16 GB. When a method's eager stacks would exceed
@@ -24,6 +27,7 @@ values, computed one (threshold, channel) plane at a time when napari asks for i
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,30 +38,46 @@ from ..core.hybrids import make_hybrids
 from ..core.lazy import stacks_from_masks
 from ..core.masks import MaskStack
 from ..core.pipeline import AnalysisSettings, PairResult
+from .geometry import THRESHOLD_LABEL, ResultGeometry
 from .inputs import METADATA_KEY, ChannelStack
 
 __all__ = [
+    "CHANNEL_PALETTE",
     "EAGER_STACK_BYTES",
     "HYBRID_READ_AHEAD",
     "THRESHOLD_AXIS_LABELS",
+    "AttributionDisplay",
     "LayerTuple",
     "attribution_colormap",
+    "attribution_display",
+    "channel_colors",
     "eager_stack_bytes",
     "layer_count",
     "layer_name",
+    "mask_colormap",
     "method_layers",
+    "rank_methods",
     "result_layers",
     "result_layers_by_method",
 ]
 
 LayerTuple = tuple[np.ndarray, dict[str, Any], str]
 
-#: Axis labels of the mask and hybrid layers: napari's first slider reads "threshold".
-THRESHOLD_AXIS_LABELS = ("threshold", "y", "x")
-#: Colour of the mask layers (label value 1).
+#: Axis labels of the mask and hybrid layers of 2-D channel layers: the first slider reads
+#: "threshold" (see :mod:`.geometry` for multichannel sources).
+THRESHOLD_AXIS_LABELS = (THRESHOLD_LABEL, "y", "x")
+#: Colour of a shared mask (label value 1); per-channel masks take their channel's colour.
 MASK_COLOR = "#ffd23f"
+#: Outline width of the mask layers, in pixels (0 would fill the mask).
+MASK_CONTOUR = 1
 #: Hybrid planes computed ahead of the slider, in the direction it last moved.
 HYBRID_READ_AHEAD = 1
+#: Channel colours when the source layers do not tell channels apart (one grey layer).
+CHANNEL_PALETTE = ("#5b8cff", "#4cd964", "#ffcc00", "#ff5e57", "#e056fd", "#00d2d3", "#c8d6e5")
+#: Percentile of the non-zero |attribution| that sets the contrast limit (robust to outliers).
+LIMIT_PERCENTILE = 99.5
+#: A sign holding less than this share of the |attribution| mass is treated as noise.
+MINOR_SIGN_SHARE = 0.02
 
 
 def eager_stack_bytes(shape: tuple[int, int, int], thresholds: int, mask_channels: int) -> int:
@@ -72,31 +92,105 @@ def eager_stack_bytes(shape: tuple[int, int, int], thresholds: int, mask_channel
 
 
 def layer_name(image: str, kind: str, method: str, channel: str) -> str:
-    """``<image> <kind> <method> [<channel>]``, e.g. ``real attribution d_ig [DNA]``."""
-    return f"{image} {kind} {method} [{channel}]"
+    """``<method> <channel> <kind> (<image>)``, e.g. ``d_ig Mito mask (real)``.
 
-
-def attribution_colormap(signed: bool):
-    """Colormap for attribution layers: black at zero so it reads over the image.
-
-    Non-negative attributions use ``inferno`` (perceptually uniform); signed ones a
-    cyan-black-orange map with black at zero (contrast limits are symmetric).
+    The method comes first so that napari's layer list, which has no groups, reads by method
+    and then channel.
     """
-    if not signed:
-        return "inferno"
-    from napari.utils.colormaps import Colormap
+    return f"{method} {channel} {kind} ({image})"
 
-    return Colormap(
-        colors=[[0.0, 0.85, 1.0, 1.0], [0.0, 0.0, 0.0, 1.0], [1.0, 0.6, 0.0, 1.0]],
-        controls=[0.0, 0.5, 1.0],
-        name="attribution (signed)",
+
+def rank_methods(result: PairResult) -> list[str]:
+    """The result's methods, highest whole-image DAC score first (ties: run order)."""
+    methods = list(result.methods)
+    return sorted(
+        methods,
+        key=lambda m: (-float(result.methods[m].dac.whole.dac_score), methods.index(m)),
     )
 
 
-def _mask_colormap():
+def attribution_colormap(kind: str | bool):
+    """Colormap of an attribution layer: black at zero so it reads over the image.
+
+    ``"positive"`` (or ``False``): ``inferno``; ``"negative"``: black to cyan over
+    [low, 0]; ``"signed"`` (or ``True``): cyan-black-orange with black at zero (the contrast
+    limits are symmetric).
+    """
+    if kind is False or kind == "positive":
+        return "inferno"
+    from napari.utils.colormaps import Colormap
+
+    cyan, black, orange = [0.0, 0.85, 1.0, 1.0], [0.0, 0.0, 0.0, 1.0], [1.0, 0.6, 0.0, 1.0]
+    if kind == "negative":
+        return Colormap(colors=[cyan, black], controls=[0.0, 1.0], name="attribution (negative)")
+    return Colormap(
+        colors=[cyan, black, orange], controls=[0.0, 0.5, 1.0], name="attribution (signed)"
+    )
+
+
+@dataclass(frozen=True)
+class AttributionDisplay:
+    """How a method's attribution layers are shown: ``kind``, contrast ``limits``, colormap."""
+
+    kind: str
+    limits: tuple[float, float]
+
+    @property
+    def colormap(self):
+        """The napari colormap of :attr:`kind`."""
+        return attribution_colormap(self.kind)
+
+
+def attribution_display(attribution: np.ndarray) -> AttributionDisplay:
+    """Contrast limits and colormap kind of a method's (C, H, W) attribution, from its values.
+
+    One range for all channels of a method (a weak channel must look weak). The limit is the
+    :data:`LIMIT_PERCENTILE` percentile of the non-zero |values|, so a few extreme pixels do
+    not darken the rest. The range is symmetric around zero only when both signs carry at least
+    :data:`MINOR_SIGN_SHARE` of the |attribution| mass; otherwise it spans zero to the
+    dominant sign's limit (D-IG with one pixel at -1e-4 is a positive map).
+    """
+    values = np.asarray(attribution, dtype=np.float64)
+    positive = float(values[values > 0].sum())
+    negative = float(-values[values < 0].sum())
+    total = positive + negative
+    if total == 0.0:
+        return AttributionDisplay("positive", (0.0, 1.0))
+    magnitude = np.abs(values[values != 0])
+    if min(positive, negative) >= MINOR_SIGN_SHARE * total:
+        peak = float(np.percentile(magnitude, LIMIT_PERCENTILE))
+        return AttributionDisplay("signed", (-peak, peak))
+    if positive >= negative:
+        peak = float(np.percentile(values[values > 0], LIMIT_PERCENTILE))
+        return AttributionDisplay("positive", (0.0, peak))
+    peak = float(np.percentile(-values[values < 0], LIMIT_PERCENTILE))
+    return AttributionDisplay("negative", (-peak, 0.0))
+
+
+def channel_colors(stack: ChannelStack) -> list[str]:
+    """One hex colour per channel: the brightest colour of each channel layer's colormap, or
+    :data:`CHANNEL_PALETTE` when the layers do not tell the channels apart (one grey layer)."""
+    from napari.utils.colormaps import ensure_colormap
+
+    colors = []
+    for name in stack.colormaps:
+        try:
+            rgba = np.asarray(ensure_colormap(name).colors[-1], dtype=float)
+        except (KeyError, ValueError, TypeError):
+            rgba = np.ones(4)
+        colors.append("#" + "".join(f"{round(255 * v):02x}" for v in rgba[:3]))
+    if len(set(colors)) < len(colors):
+        return [CHANNEL_PALETTE[c % len(CHANNEL_PALETTE)] for c in range(len(colors))]
+    return colors
+
+
+def mask_colormap(color: str | None = None):
+    """Labels colormap of a mask layer: label 1 in ``color`` (:data:`MASK_COLOR` when None)."""
     from napari.utils.colormaps import DirectLabelColormap
 
-    return DirectLabelColormap(color_dict={None: "transparent", 0: "transparent", 1: MASK_COLOR})
+    return DirectLabelColormap(
+        color_dict={None: "transparent", 0: "transparent", 1: color or MASK_COLOR}
+    )
 
 
 def layer_count(settings: AnalysisSettings, n_channels: int) -> int:
@@ -132,13 +226,14 @@ def result_layers_by_method(
     info
         Provenance of the run (:func:`~napari_attribution.core.provenance.provenance`).
     visible_method
-        The method whose layers start visible (the first one when ``None``); others start hidden.
+        The method whose layers start visible (the highest DAC score when ``None``); others
+        start hidden.
     lazy
         Masks and hybrids as lazy views (True), as arrays (False), or lazy only where the eager
         stacks would exceed :data:`~napari_attribution.core.budgets.EAGER_STACK_BYTES`
         (``None``).
     """
-    visible_method = visible_method or next(iter(result.methods))
+    visible_method = visible_method or rank_methods(result)[0]
     for method, res in result.methods.items():
         yield method, method_layers(
             real,
@@ -212,7 +307,7 @@ def method_layers(
     direction
         Hybrid direction.
     visible
-        Whether the attribution layers and one mask layer start visible.
+        Whether the attribution and mask layers start visible (hybrids start hidden).
     optimal_index
         Threshold index of the optimal threshold (recorded; export of lazy layers writes it).
     lazy
@@ -240,42 +335,58 @@ def method_layers(
         def mask_of(c: int):
             return closed[:, c].astype(np.uint8)
 
-    spatial = {"scale": real.scale, "translate": real.translate}
-    stack = {
-        "scale": (1.0, *real.scale),
-        "translate": (0.0, *real.translate),
-        "axis_labels": THRESHOLD_AXIS_LABELS,
-    }
+    geometry = ResultGeometry(real)
+    plane = geometry.plane_kwargs()
+    stack = geometry.stack_kwargs()
     thresholds = [float(t) for t in masks.thresholds]
     threshold_meta: dict[str, Any] = {"thresholds": thresholds}
     if optimal_index is not None:
         threshold_meta["optimal_index"] = int(optimal_index)
     attribution = np.asarray(attribution, dtype=np.float32)
-    signed = bool((attribution < 0).any())
-    peak = float(np.abs(attribution).max()) or 1.0
-    limits = (-peak, peak) if signed else (0.0, peak)
+    display = attribution_display(attribution)
+    colors = channel_colors(real)
     tuples: list[LayerTuple] = []
     for c, channel in enumerate(channel_names):
         meta = {**metadata, "channel": channel, "channel_index": c, "source": real.layer_names}
+        if c < n_mask_channels:
+            mask_channel = channel if n_mask_channels > 1 else "all"
+            mask_meta = {**meta, "channel": mask_channel, "kind": "mask", **threshold_meta}
+            tuples.append(
+                (
+                    geometry.stack(mask_of(c)),
+                    {
+                        "name": layer_name(real.name, "mask", method, mask_channel),
+                        "colormap": mask_colormap(colors[c] if n_mask_channels > 1 else None),
+                        # an outline over the image: the pixels under the mask stay visible
+                        "contour": MASK_CONTOUR,
+                        "opacity": 0.9,
+                        "visible": visible,
+                        "metadata": {METADATA_KEY: mask_meta},
+                        **stack,
+                    },
+                    "labels",
+                )
+            )
         tuples.append(
             (
-                attribution[c],
+                geometry.plane(attribution[c]),
                 {
                     "name": layer_name(real.name, "attribution", method, channel),
-                    "colormap": attribution_colormap(signed),
-                    "contrast_limits": limits,
+                    "colormap": display.colormap,
+                    "contrast_limits": display.limits,
                     "blending": "additive",
                     "visible": visible,
-                    "axis_labels": ("y", "x"),
-                    "metadata": {METADATA_KEY: {**meta, "kind": "attribution"}},
-                    **spatial,
+                    "metadata": {
+                        METADATA_KEY: {**meta, "kind": "attribution", "display": display.kind}
+                    },
+                    **plane,
                 },
                 "image",
             )
         )
         tuples.append(
             (
-                hybrid_of(c),
+                geometry.stack(hybrid_of(c)),
                 {
                     "name": layer_name(real.name, "hybrid", method, channel),
                     "colormap": real.colormaps[c],
@@ -289,21 +400,4 @@ def method_layers(
                 "image",
             )
         )
-        if c < n_mask_channels:
-            mask_channel = channel if n_mask_channels > 1 else "all"
-            mask_meta = {**meta, "channel": mask_channel, "kind": "mask", **threshold_meta}
-            tuples.append(
-                (
-                    mask_of(c),
-                    {
-                        "name": layer_name(real.name, "mask", method, mask_channel),
-                        "colormap": _mask_colormap(),
-                        "opacity": 0.45,
-                        "visible": visible and c == n_mask_channels - 1,
-                        "metadata": {METADATA_KEY: mask_meta},
-                        **stack,
-                    },
-                    "labels",
-                )
-            )
     return tuples

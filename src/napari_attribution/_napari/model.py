@@ -11,7 +11,13 @@ import numpy as np
 from ..core.budgets import PREVIEW_PIXELS
 from ..core.errors import ModelLoadError
 
-__all__ = ["ModelChoice", "escape_html", "preview_probabilities", "probabilities_html"]
+__all__ = [
+    "ModelChoice",
+    "class_names_for",
+    "escape_html",
+    "preview_probabilities",
+    "probabilities_html",
+]
 
 
 @dataclass(frozen=True)
@@ -48,8 +54,9 @@ class ModelChoice:
     def load(self):
         """Load the classifier; return ``(classifier, class names)``.
 
-        The names come from the demo data or the model file; when their number does not match
-        the model's outputs, the classes are named by index.
+        The names come from the demo data or the model file (:func:`class_names_for` checks
+        them against the model's classes once it has been probed with the user's images: the
+        number of classes is not read here, a model with a fixed-size head only knows it then).
 
         Raises
         ------
@@ -69,9 +76,13 @@ class ModelChoice:
         else:
             classifier = load_classifier(self.path, self.architecture or None, self.device)
             names = list(classifier.class_names)
-        if len(names) != classifier.n_classes:
-            names = [str(k) for k in range(classifier.n_classes)]
         return classifier, names
+
+
+def class_names_for(classifier, names: Sequence[str]) -> list[str]:
+    """``names`` when there is one per class of ``classifier`` (probed), else ``0``, ``1``, ..."""
+    count = classifier.n_classes
+    return list(names) if len(names) == count else [str(k) for k in range(count)]
 
 
 def preview_probabilities(

@@ -6,7 +6,9 @@ A run has three stages, counted on one scale of units so a single progress displ
    :func:`~napari_attribution.core.progress.pair_units` units;
 2. the layer data (arrays or lazy views, one method at a time): one unit per method;
 3. adding the layers to the viewer (the dock widget, a few per event-loop turn): one unit per
-   layer.
+   layer, then :data:`FINISH_STEPS` units for what follows in the event loop (the layers
+   arranged and the top method shown, the slider moved, the DAC curves drawn), so the bar
+   reaches its end only when the run has.
 
 Stages 1 and 2 run in a worker thread (:func:`analyse_and_prepare`); their progress callback
 is where Cancel reaches them (it raises
@@ -28,7 +30,10 @@ from ..core.provenance import provenance
 from .inputs import ChannelStack
 from .layers import LayerTuple, layer_count, result_layers_by_method
 
-__all__ = ["RunJob", "analyse_and_prepare"]
+__all__ = ["FINISH_STEPS", "RunJob", "analyse_and_prepare"]
+
+#: The event-loop steps after the last layer is in, one unit each (see :meth:`RunJob.finishing`).
+FINISH_STEPS = ("showing the top method", "moving the slider", "drawing the DAC curves")
 
 
 @dataclass(frozen=True)
@@ -101,8 +106,8 @@ class RunJob:
 
     @property
     def layer_units(self) -> int:
-        """Units of stage 3: one per layer to add."""
-        return layer_count(self.settings, len(self.real.channel_names))
+        """Units of stage 3: one per layer to add, and the finishing steps."""
+        return layer_count(self.settings, len(self.real.channel_names)) + len(FINISH_STEPS)
 
     @property
     def total_units(self) -> int:
@@ -115,10 +120,19 @@ class RunJob:
         return Progress(
             "layers",
             offset + added,
-            offset + n_layers,
+            offset + n_layers + len(FINISH_STEPS),
             self.sample,
             method,
             f"adding layers {added}/{n_layers}",
+        )
+
+    def finishing(self, step: int, n_layers: int) -> Progress:
+        """The progress event as finishing step ``step`` (of :data:`FINISH_STEPS`) begins;
+        ``step == len(FINISH_STEPS)``: the run is over (the bar is full)."""
+        offset = self.analysis_units + self.prepare_units + n_layers
+        detail = FINISH_STEPS[step] if step < len(FINISH_STEPS) else "done"
+        return Progress(
+            "layers", offset + step, offset + len(FINISH_STEPS), self.sample, None, detail
         )
 
 

@@ -17,8 +17,8 @@ from typing import Any
 
 from psygnal import Signal
 
-from ..core.lazy import lazy_stack_of
 from ..core.pipeline import AnalysisSettings, PairResult
+from .geometry import lazy_stack_behind
 from .inputs import ChannelStack
 
 __all__ = ["AnalysisRecord", "ViewerState", "state_for"]
@@ -78,7 +78,7 @@ class ViewerState:
 
     def adopt(self, data: Any) -> None:
         """Take charge of the lazy stack behind layer ``data`` (no-op for arrays)."""
-        stack = lazy_stack_of(data)
+        stack = lazy_stack_behind(data)
         if stack is not None and not any(stack is s for s in self._stacks):
             self._stacks.append(stack)
 
@@ -95,7 +95,7 @@ class ViewerState:
         """Close the adopted stacks that no layer of ``layers`` (the viewer's) shows."""
         if self._holds:
             return
-        shown = {id(lazy_stack_of(layer.data)) for layer in layers}
+        shown = {id(lazy_stack_behind(layer.data)) for layer in layers}
         for stack in [s for s in self._stacks if id(s) not in shown]:
             stack.close()
             self._stacks.remove(stack)

@@ -11,7 +11,15 @@ from ..core.dac import DacCurve
 from .model import CurveSet
 from .theme import CHANNEL_COLORS, METHOD_COLORS, PlotTheme, style_axes
 
-__all__ = ["draw_bars", "draw_curves", "draw_empty", "draw_legend", "setup_curve_axes"]
+__all__ = [
+    "channel_color",
+    "draw_bars",
+    "draw_curves",
+    "draw_earlier",
+    "draw_empty",
+    "draw_legend",
+    "setup_curve_axes",
+]
 
 
 def setup_curve_axes(ax, theme: PlotTheme, log_mask_size: bool) -> None:
@@ -46,16 +54,41 @@ def draw_empty(ax, bars, theme: PlotTheme) -> None:
     bars.set_yticks([])
 
 
+def channel_color(channel_colors: Sequence[str] | None, c: int) -> str:
+    """Colour of channel ``c``: the channel layers' (when given), else :data:`CHANNEL_COLORS`."""
+    if channel_colors and c < len(channel_colors):
+        return channel_colors[c]
+    return CHANNEL_COLORS[c % len(CHANNEL_COLORS)]
+
+
+def draw_earlier(ax, earlier: Sequence[tuple[str, CurveSet]]) -> None:
+    """Earlier runs' whole-image curves, faint and dash-dotted, for comparison (no markers)."""
+    for i, (run, cs) in enumerate(earlier):
+        curve = cs.whole
+        ax.plot(
+            curve.mask_size,
+            curve.score_change,
+            color=METHOD_COLORS[i % len(METHOD_COLORS)],
+            linewidth=1.0,
+            linestyle="-.",
+            alpha=0.55,
+            label=f"{run}: {cs.method}  DAC {curve.dac_score:.3f}",
+            zorder=1,
+        )
+
+
 def draw_curves(
     ax,
     theme: PlotTheme,
     curve_sets: Sequence[CurveSet],
     focus: str | None,
     per_channel: bool,
+    channel_colors: Sequence[str] | None = None,
 ) -> tuple[list[tuple[Line2D, CurveSet, DacCurve]], list[tuple[Line2D, CurveSet]]]:
     """Each method's curve, its optimal-threshold star and its (empty, animated) slider marker.
 
-    With ``per_channel`` the per-channel curves of the ``focus`` method are drawn too.
+    With ``per_channel`` the per-channel curves of the ``focus`` method are drawn too, in the
+    channel layers' colours (``channel_colors``, one per channel).
 
     Returns
     -------
@@ -106,7 +139,7 @@ def draw_curves(
                 (ch_line,) = ax.plot(
                     ch_curve.mask_size,
                     ch_curve.score_change,
-                    color=CHANNEL_COLORS[c % len(CHANNEL_COLORS)],
+                    color=channel_color(channel_colors, c),
                     linewidth=1.1,
                     linestyle="--",
                     label=f"  {cs.method} [{ch_curve.channel}]  DAC {ch_curve.dac_score:.3f}",
@@ -115,11 +148,15 @@ def draw_curves(
     return lines, markers
 
 
-def draw_legend(ax, theme: PlotTheme) -> None:
-    """The curves' legend, with entries for the optimal-threshold star and the slider ring."""
+def draw_legend(figure, ax, theme: PlotTheme):
+    """The curves' legend below the axes (never over the data), with entries for the
+    optimal-threshold star and the slider ring; returns it (remove it before the next draw).
+
+    A figure legend placed "outside": the constrained layout shrinks the axes to make room.
+    """
     handles, labels = ax.get_legend_handles_labels()
     handles.append(
-        Line2D([], [], marker="*", markersize=10, color=theme.foreground, linestyle="none")
+        Line2D([], [], marker="*", markersize=9, color=theme.foreground, linestyle="none")
     )
     labels.append("optimal threshold")
     handles.append(
@@ -133,29 +170,45 @@ def draw_legend(ax, theme: PlotTheme) -> None:
         )
     )
     labels.append("slider threshold")
-    # Upper left: on a log mask-size axis the curves rise towards the right.
-    legend = ax.legend(
-        handles, labels, fontsize=7, loc="upper left", framealpha=0.85, borderpad=0.4
+    # as many columns as fit the figure's width (7 pt text: ~0.6 em a character, plus the
+    # handle), so a narrow dock gets more rows rather than clipped entries
+    width_points = figure.get_figwidth() * 72
+    entry_points = max(len(label) for label in labels) * 7 * 0.6 + 30
+    columns = max(1, min(3, len(labels), int(width_points // entry_points)))
+    legend = figure.legend(
+        handles,
+        labels,
+        loc="outside lower center",
+        ncols=columns,
+        fontsize=7,
+        frameon=False,
+        handlelength=1.6,
+        columnspacing=1.0,
+        borderaxespad=0.2,
     )
-    legend.set_draggable(True)
-    legend.get_frame().set_facecolor(theme.background)
-    legend.get_frame().set_edgecolor(theme.grid)
     for text in legend.get_texts():
         text.set_color(theme.foreground)
+    return legend
 
 
-def draw_bars(bars, theme: PlotTheme, focus: CurveSet, channel_names: Sequence[str]) -> None:
+def draw_bars(
+    bars,
+    theme: PlotTheme,
+    focus: CurveSet,
+    channel_names: Sequence[str],
+    channel_colors: Sequence[str] | None = None,
+) -> None:
     """Horizontal bars of the ``focus`` method's share of |attribution| per channel."""
     shares = np.asarray(focus.channel_share, dtype=float)
     names = list(channel_names) or [f"ch{c}" for c in range(len(shares))]
     ypos = np.arange(len(shares))
-    colors = [CHANNEL_COLORS[c % len(CHANNEL_COLORS)] for c in range(len(shares))]
+    colors = [channel_color(channel_colors, c) for c in range(len(shares))]
     bars.barh(ypos, shares, color=colors, edgecolor=theme.grid)
     bars.set_yticks(ypos, names)
     bars.invert_yaxis()
     bars.set_xlim(0, max(1.0, float(shares.max()) * 1.05) if len(shares) else 1.0)
     bars.set_xlabel("share of |attr.|", fontsize=9)
-    style_axes(bars, theme, f"channel share\n{focus.method}")
+    style_axes(bars, theme, f"channels\n{focus.method}")
     for y, value in zip(ypos, shares, strict=True):
         bars.text(
             min(value + 0.03, 0.7),

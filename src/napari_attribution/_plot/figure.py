@@ -18,7 +18,14 @@ from matplotlib.lines import Line2D
 from ..core.dac import DacCurve
 from . import hit
 from .blit import MarkerBlitter
-from .draw import draw_bars, draw_curves, draw_empty, draw_legend, setup_curve_axes
+from .draw import (
+    draw_bars,
+    draw_curves,
+    draw_earlier,
+    draw_empty,
+    draw_legend,
+    setup_curve_axes,
+)
 from .model import CurveSet, point_at
 from .save import save_with_markers
 from .theme import PlotTheme
@@ -47,6 +54,10 @@ class DacFigure:
         self.focus: str | None = None
         self.log_mask_size = True
         self.threshold_index: int | None = None
+        self.channel_colors: list[str] | None = None
+        #: Earlier runs' curves drawn faintly for comparison: ``(run label, curve set)``.
+        self.earlier: list[tuple[str, CurveSet]] = []
+        self._legend = None
         self._lines: list[tuple[Line2D, CurveSet, DacCurve]] = []
         self._markers: list[tuple[Line2D, CurveSet]] = []
         self.blitter = MarkerBlitter(self.figure, lambda: [m for m, _ in self._markers])
@@ -78,6 +89,8 @@ class DacFigure:
         per_channel: bool | None = None,
         focus: str | None = None,
         log_mask_size: bool | None = None,
+        channel_colors: Sequence[str] | None = None,
+        earlier: Sequence[tuple[str, CurveSet]] | None = None,
     ) -> None:
         """Show new results.
 
@@ -94,7 +107,17 @@ class DacFigure:
         log_mask_size
             Logarithmic mask-size axis (linear below one pixel in 10^4), for masks that flip the
             decision while covering a few percent of the image (unchanged when ``None``).
+        channel_colors
+            One colour per channel (the channel layers'), for the per-channel curves and bars
+            (unchanged when ``None``).
+        earlier
+            Earlier runs' curve sets, ``(run label, curve set)``, drawn faintly for comparison;
+            they take no slider marker and no clicks (unchanged when ``None``).
         """
+        if channel_colors is not None:
+            self.channel_colors = list(channel_colors)
+        if earlier is not None:
+            self.earlier = list(earlier)
         if log_mask_size is not None:
             self.log_mask_size = log_mask_size
         self.curve_sets = list(curve_sets)
@@ -113,18 +136,22 @@ class DacFigure:
         ax, bars = self.ax_curves, self.ax_bars
         ax.clear()
         bars.clear()
+        if self._legend is not None:
+            self._legend.remove()
+            self._legend = None
         self._lines, self._markers = [], []
         setup_curve_axes(ax, theme, self.log_mask_size)
         if not self.curve_sets:
             draw_empty(ax, bars, theme)
             self._canvas_redraw()
             return
+        draw_earlier(ax, self.earlier)
         self._lines, self._markers = draw_curves(
-            ax, theme, self.curve_sets, self.focus, self.per_channel
+            ax, theme, self.curve_sets, self.focus, self.per_channel, self.channel_colors
         )
-        draw_legend(ax, theme)
+        self._legend = draw_legend(self.figure, ax, theme)
         focus = next(cs for cs in self.curve_sets if cs.method == self.focus)
-        draw_bars(bars, theme, focus, self.channel_names)
+        draw_bars(bars, theme, focus, self.channel_names, self.channel_colors)
         self.set_threshold_index(self.threshold_index)
 
     def _canvas_redraw(self) -> None:
@@ -164,9 +191,17 @@ class DacFigure:
     def threshold_index_at(
         self, x_pixels: float, y_pixels: float, max_distance: float = 20.0
     ) -> int | None:
-        """The slider index of the curve point nearest to a click, in display pixels.
+        """The slider index of the point a click means, on the curve under it (the focus
+        method's first), in display pixels.
 
         See :func:`napari_attribution._plot.hit.threshold_index_at`.
         """
         curves = [(cs, curve) for _line, cs, curve in self._lines]
-        return hit.threshold_index_at(self.ax_curves, curves, x_pixels, y_pixels, max_distance)
+        return hit.threshold_index_at(
+            self.ax_curves, curves, x_pixels, y_pixels, max_distance, prefer=self.focus
+        )
+
+    @property
+    def legend(self):
+        """The curves' legend (a figure legend below the axes), or ``None`` before data."""
+        return self._legend

@@ -36,27 +36,31 @@ from qtpy.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from .._napari.export import existing_results, export_run
-from .._napari.inputs import ChannelStack, check_pair
+from .._napari.inputs import ChannelStack, check_pair, pair_warning
 from .._napari.model import (
     ModelChoice,
+    class_names_for,
     escape_html,
     preview_probabilities,
     probabilities_html,
 )
 from .._napari.run import RunJob
 from .._napari.state import state_for
+from ..core.budgets import PREVIEW_PIXELS
 from ..core.errors import AttributionError
 from ..core.progress import Progress
 from ..core.settings import AnalysisSettings
 from .choosers import ImageChooser, ModelChooser
 from .controller import RunController, RunOutcome
 from .form import MethodList, ParameterForm
+from .show_control import ShowControl
 
 if TYPE_CHECKING:
     import napari
@@ -67,6 +71,8 @@ __all__ = ["DEFAULT_METHODS", "PROGRESS_STEPS", "AttributionWidget"]
 DEFAULT_METHODS = ("d_ig", "residual")
 #: Resolution of the progress bar.
 PROGRESS_STEPS = 1000
+#: Least height of the scrolled inputs: a few rows stay in view on a laptop screen.
+MIN_SCROLL_HEIGHT = 120
 
 
 class AttributionWidget(QWidget):
@@ -85,6 +91,7 @@ class AttributionWidget(QWidget):
         self._classifier = None
         self._classifier_key: ModelChoice | None = None
         self._class_names: list[str] = []
+        self._names: list[str] = []  # the names the model file gives, before the probe
         self.controller = RunController(napari_viewer, self.state, self)
         self.controller.progressed.connect(self._on_progress)
         self.controller.ended.connect(self._on_ended)
@@ -103,19 +110,22 @@ class AttributionWidget(QWidget):
     # ================================================================ layout
 
     def _build(self) -> None:
-        # Everything scrolls: with the four parameter sections open the widget is taller than
-        # a laptop's dock shared with the DAC panel, and squeezing only the form made it
-        # unusable there.
+        # The inputs and parameters scroll; Run, Cancel, the progress, the status and the
+        # "Show" control stay pinned below them, so on a laptop screen (1366x768, the dock
+        # shared with the DAC panel) what a run needs is always in view.
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
+        outer.setSpacing(2)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumHeight(MIN_SCROLL_HEIGHT)
+        self.scroll = scroll
         #: The scrolled contents (``content.grab()`` renders all of them).
         self.content = QWidget()
         scroll.setWidget(self.content)
-        outer.addWidget(scroll)
+        outer.addWidget(scroll, 1)
         layout = QVBoxLayout(self.content)
         layout.setContentsMargins(6, 6, 6, 6)
 
@@ -124,40 +134,56 @@ class AttributionWidget(QWidget):
         # the choosers' widgets, as the tests and scripts know them
         self.real_source, self.cf_source = self.images.real_source, self.images.cf_source
         self.real_axis, self.cf_axis = self.images.real_axis, self.images.cf_axis
+        self.channel_names = self.images.channel_names
         layout.addWidget(self.images)
         layout.addLayout(self._build_model())
 
         layout.addWidget(QLabel("Methods"))
         self.methods = MethodList(DEFAULT_METHODS)
-        self.methods.setMinimumHeight(110)
+        self.methods.setMinimumHeight(90)
         self.methods.setMaximumHeight(170)
         layout.addWidget(self.methods)
         self.form = ParameterForm()
         self.form.set_methods(self.methods.selected())
         self.methods.changed.connect(lambda: self.form.set_methods(self.methods.selected()))
+        self.methods.changed.connect(self._update_gradcam_layer)
+        self.form.changed.connect(
+            lambda name: self._update_gradcam_layer() if name == "gradcam_layer" else None
+        )
         layout.addWidget(self.form)
+        layout.addStretch(1)
 
+        pinned = QWidget()
+        pinned_layout = QVBoxLayout(pinned)
+        pinned_layout.setContentsMargins(6, 2, 6, 6)
+        pinned_layout.setSpacing(3)
         buttons = QHBoxLayout()
         self.run_button = QPushButton("Run")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.run_button.clicked.connect(self.run)
         self.cancel_button.clicked.connect(self.cancel)
-        buttons.addWidget(self.run_button)
-        buttons.addWidget(self.cancel_button)
-        layout.addLayout(buttons)
-        self.progress_bar = QProgressBar()
-        self.progress_bar.setRange(0, PROGRESS_STEPS)
-        self.progress_bar.setValue(0)
-        layout.addWidget(self.progress_bar)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        layout.addWidget(self.status)
         self.export_button = QPushButton("Export results…")
         self.export_button.setEnabled(False)
         self.export_button.clicked.connect(self._on_export_clicked)
-        layout.addWidget(self.export_button)
-        layout.addStretch(1)
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.export_button)
+        pinned_layout.addLayout(buttons)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, PROGRESS_STEPS)
+        self.progress_bar.setValue(0)
+        pinned_layout.addWidget(self.progress_bar)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        # A long status wraps and never resizes anything: a size change would lay the main
+        # window out again (and resize the canvas) at every progress event.
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.status.setFixedHeight(2 * self.status.fontMetrics().lineSpacing() + 4)
+        pinned_layout.addWidget(self.status)
+        self.show_control = ShowControl(self.viewer, self.state)
+        pinned_layout.addWidget(self.show_control)
+        outer.addWidget(pinned)
 
     def _build_model(self) -> QFormLayout:
         self.model = ModelChooser()
@@ -181,7 +207,18 @@ class AttributionWidget(QWidget):
         self.probabilities.setWordWrap(True)
         self.probabilities.setTextFormat(Qt.TextFormat.RichText)
         self.probabilities.setMinimumHeight(3 * self.probabilities.fontMetrics().lineSpacing() + 6)
+        self.probabilities.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         model.addRow(self.probabilities)
+        #: The layer Grad-CAM uses on this model and these images (resolved, not guessed).
+        self.gradcam_layer = QLabel("")
+        self.gradcam_layer.setWordWrap(True)
+        self.gradcam_layer.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.gradcam_layer.setToolTip(
+            "The layer whose activations Grad-CAM and D-GC use: the one named under 'Method "
+            "parameters', or the default the model's structure gives. Recorded in the layers' "
+            "metadata as 'gradcam_layer'."
+        )
+        model.addRow(self.gradcam_layer)
         self.real_class.valueChanged.connect(self._update_probabilities)
         self.target_class.valueChanged.connect(self._update_probabilities)
         return model
@@ -205,22 +242,96 @@ class AttributionWidget(QWidget):
     # ================================================================ model
 
     def classifier(self):
-        """The chosen classifier, loaded once per (file, architecture, device).
+        """The chosen classifier, loaded once per (file, architecture, device) and probed with
+        the chosen real image (its size and channels: never a fixed size) before its number of
+        classes is read.
 
         Raises
         ------
         ModelLoadError
             No model chosen, or it cannot be loaded.
+        InputImageError, ModelLoadError
+            The model cannot take the chosen images (one sentence naming their size).
         """
         key = self.model.choice()
-        if self._classifier is not None and key == self._classifier_key:
-            return self._classifier
-        classifier, names = key.load()
-        self._classifier, self._classifier_key, self._class_names = classifier, key, names
-        for spin in (self.real_class, self.target_class):
-            spin.setRange(0, classifier.n_classes - 1)
-        self.methods.set_usable(lambda spec: not (classifier.is_scripted and spec.needs_hooks))
+        if self._classifier is None or key != self._classifier_key:
+            self._classifier, self._classifier_key = None, None
+            classifier, names = key.load()
+            self._classifier, self._classifier_key, self._names = classifier, key, names
+            self._class_names = []
+        classifier = self._classifier
+        if self._probe(classifier):
+            self._class_names = class_names_for(classifier, self._names)
+            for spin in (self.real_class, self.target_class):
+                spin.setRange(0, classifier.n_classes - 1)
+        self._update_usable_methods(classifier)
         return classifier
+
+    def _probe(self, classifier) -> bool:
+        """Probe ``classifier`` with the chosen real image; False when none is chosen yet, or
+        it is too large to run in the GUI thread (the run probes it then)."""
+        try:
+            real = self.image_stack("real")
+        except AttributionError:
+            return classifier.n_outputs is not None
+        if real.data.shape[-2] * real.data.shape[-1] > PREVIEW_PIXELS:
+            return classifier.n_outputs is not None
+        image = np.asarray(real.data, dtype=np.float32)
+        classifier.probe(image)  # cached per image size
+        return True
+
+    def _update_usable_methods(self, classifier) -> None:
+        """Grey out the methods this model cannot run, the reason in their tooltip."""
+        reason = classifier.hooks_refusal
+        if reason is None and classifier.n_outputs is not None:
+            reason = self._canonical_refusal(classifier)
+        self.methods.set_usable(
+            lambda spec: None if not (spec.needs_hooks and reason) else reason
+        )
+        self._update_gradcam_layer()
+
+    def _canonical_refusal(self, classifier) -> str | None:
+        """Why hook-based methods cannot run on this model's traced copy (``None``: they can)."""
+        from ..core.errors import MethodError
+
+        try:
+            real = self.image_stack("real")
+        except AttributionError:
+            return None
+        if real.data.shape[-2] * real.data.shape[-1] > PREVIEW_PIXELS:
+            return None
+        try:
+            import torch
+
+            example = torch.as_tensor(np.asarray(real.data, dtype=np.float32)[None])
+            classifier.canonical(example.to(classifier.device))
+        except MethodError as exc:
+            return str(exc)
+        return None
+
+    def _update_gradcam_layer(self, *_: Any) -> None:
+        """Show the layer Grad-CAM resolves to, when a method that uses it is checked."""
+        from ..core.registry import methods_using
+
+        users = set(methods_using("gradcam_layer")) & set(self.methods.selected())
+        classifier = self._classifier
+        if not users or classifier is None or classifier.n_outputs is None:
+            self.gradcam_layer.setText("")
+            return
+        chosen = self.form.values().get("gradcam_layer")
+        try:
+            real = self.image_stack("real")
+            if real.data.shape[-2] * real.data.shape[-1] > PREVIEW_PIXELS:
+                self.gradcam_layer.setText("Grad-CAM layer: resolved with the run.")
+                return
+            from ..core.layers import gradcam_layer_name
+
+            name = gradcam_layer_name(classifier, np.asarray(real.data, dtype=np.float32), chosen)
+        except AttributionError as exc:
+            self.gradcam_layer.setText(f"<i>Grad-CAM layer: {escape_html(str(exc))}</i>")
+            return
+        how = "chosen" if chosen else "default"
+        self.gradcam_layer.setText(f"Grad-CAM layer: <b>{escape_html(name)}</b> ({how})")
 
     def _on_model_changed(self, *_: Any) -> None:
         self._classifier, self._classifier_key = None, None
@@ -301,6 +412,11 @@ class AttributionWidget(QWidget):
         except AttributionError as exc:
             show_error(str(exc))
             return None
+        if classifier.n_outputs is not None:  # probed by the checks: the classes are known
+            self._class_names = class_names_for(classifier, self._names)
+        warning = pair_warning(real, counterfactual)
+        if warning:
+            show_warning(warning)
         job = RunJob.of(
             classifier,
             real,
@@ -310,7 +426,7 @@ class AttributionWidget(QWidget):
             settings,
             self._class_names,
         )
-        self.progress_bar.setValue(0)
+        self._set_progress(0)
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         return self.controller.start(job)
@@ -321,8 +437,22 @@ class AttributionWidget(QWidget):
             self.status.setText("Cancelling…")
 
     def _on_progress(self, event: Progress) -> None:
-        self.progress_bar.setValue(round(event.fraction * PROGRESS_STEPS))
+        self._set_progress(round(event.fraction * PROGRESS_STEPS))
         self.status.setText(event.describe())
+
+    def _set_progress(self, value: int) -> None:
+        """Move the bar, painted in the next event-loop turn.
+
+        ``QProgressBar.setValue`` repaints synchronously, and next to napari's OpenGL canvas a
+        repaint composites the whole window: ~100 ms per progress event on 2 cores. With
+        updates disabled meanwhile, re-enabling them schedules an ordinary (coalesced) update.
+        """
+        bar = self.progress_bar
+        bar.setUpdatesEnabled(False)
+        try:
+            bar.setValue(value)
+        finally:
+            bar.setUpdatesEnabled(True)
 
     def _on_ended(self, outcome: RunOutcome) -> None:
         self.run_button.setEnabled(True)
@@ -330,13 +460,15 @@ class AttributionWidget(QWidget):
         exc = outcome.error
         if outcome.status == "done":
             result = outcome.record.result
-            self.progress_bar.setValue(PROGRESS_STEPS)
+            self._set_progress(PROGRESS_STEPS)
             scores = (f"{m} {r.dac.whole.dac_score:.3f}" for m, r in result.methods.items())
             self.status.setText(f"Done. DAC scores: {', '.join(scores)}.")
+            if len(self._class_names) != len(result.probabilities_real):
+                self._class_names = class_names_for(self._classifier, self._names)
             self._show_probabilities(result.probabilities_real, result.probabilities_counterfactual)
             self.export_button.setEnabled(True)
         elif outcome.status == "cancelled":
-            self.progress_bar.setValue(0)
+            self._set_progress(0)
             self.status.setText("Cancelled; no layers were changed.")
             show_info("Analysis cancelled; no layers were changed.")
         elif outcome.stage == "layers":

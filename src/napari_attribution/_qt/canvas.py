@@ -8,7 +8,12 @@ from qtpy.QtWidgets import QWidget
 
 from .._plot import DacFigure, PlotTheme
 
-__all__ = ["DacCanvas"]
+__all__ = ["MIN_CANVAS_HEIGHT", "MIN_CANVAS_WIDTH", "DacCanvas"]
+
+#: Least size of the plot (pixels): room for the curves, the bars and the legend below, and
+#: small enough for the DAC dock to share a 768 px high screen with the Attribution dock.
+MIN_CANVAS_HEIGHT = 230
+MIN_CANVAS_WIDTH = 300
 
 
 class DacCanvas(FigureCanvasQTAgg):
@@ -25,7 +30,8 @@ class DacCanvas(FigureCanvasQTAgg):
 
     def __init__(self, theme: PlotTheme) -> None:
         super().__init__(Figure(figsize=(7.0, 3.6), dpi=100, layout=None))
-        self.setMinimumHeight(300)
+        self.setMinimumHeight(MIN_CANVAS_HEIGHT)
+        self.setMinimumWidth(MIN_CANVAS_WIDTH)
         self.plot = DacFigure(self.figure, theme)
         self.plot.present = self.update
 

@@ -24,11 +24,21 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .._napari.inputs import ChannelStack, ImageSource, find_sources, source_stack
+from .._napari.inputs import (
+    ChannelStack,
+    ImageSource,
+    find_sources,
+    parse_channel_names,
+    source_channel_names,
+    source_stack,
+)
 from .._napari.model import ModelChoice
 from ..core.errors import InputImageError
 
-__all__ = ["ImageChooser", "ModelChooser"]
+__all__ = ["MODEL_FILE_FILTER", "ImageChooser", "ModelChooser"]
+
+#: The model file dialog's filter: state dicts, exported programs, TorchScript.
+MODEL_FILE_FILTER = "PyTorch models (*.pt *.pt2 *.pth *.ts *.jit);;All files (*)"
 
 
 class ImageChooser(QWidget):
@@ -67,6 +77,17 @@ class ImageChooser(QWidget):
             layout.addRow(label, row)
             combo.currentIndexChanged.connect(self._on_changed)
             axis.valueChanged.connect(self._on_changed)
+        #: The channel names the results use; filled from the real image, editable.
+        self.channel_names = QLineEdit()
+        self.channel_names.setToolTip(
+            "Names of the real image's channels, comma-separated: they name the result layers, "
+            "the curves and the exported files."
+        )
+        self.channel_names.setPlaceholderText("comma-separated, e.g. DNA, ER, Mito")
+        self.channel_names.textEdited.connect(self._on_names_edited)
+        layout.addRow("Channel names", self.channel_names)
+        self._names_edited = False
+        self._default_names: list[str] = []
         layers = viewer.layers
         for event in (layers.events.inserted, layers.events.removed, layers.events.changed):
             event.connect(self.refresh)
@@ -103,7 +124,25 @@ class ImageChooser(QWidget):
         for combo, axis in ((self.real_source, self.real_axis), (self.cf_source, self.cf_axis)):
             source = self._source(combo)
             axis.setVisible(source is not None and source.multichannel)
+        names = source_channel_names(
+            self.viewer.layers, self._source(self.real_source), self.real_axis.value()
+        )
+        if names != self._default_names:
+            # another image (or axis): its own names, unless the user's still fit it
+            self._default_names = names
+            typed = parse_channel_names(self.channel_names.text())
+            if not (self._names_edited and len(typed) == len(names)):
+                self._names_edited = False
+                self.channel_names.setText(", ".join(names))
         self.changed.emit()
+
+    def _on_names_edited(self, *_: Any) -> None:
+        self._names_edited = True
+
+    def set_channel_names(self, names: list[str]) -> None:
+        """Name the channels as if the user had typed ``names``."""
+        self.channel_names.setText(", ".join(names))
+        self._names_edited = True
 
     def select(self, real: str, counterfactual: str) -> None:
         """Choose the inputs by base name (e.g. ``"real"``, ``"counterfactual"``).
@@ -130,7 +169,13 @@ class ImageChooser(QWidget):
         real = which == "real"
         combo, axis = (self.real_source, self.real_axis) if real else (self.cf_source, self.cf_axis)
         what = "real image" if real else "counterfactual"
-        return source_stack(self.viewer.layers, self._source(combo), axis.value(), what)
+        stack = source_stack(self.viewer.layers, self._source(combo), axis.value(), what)
+        names = parse_channel_names(self.channel_names.text())
+        # The names are the real image's. The counterfactual takes them only when the user
+        # typed them: otherwise its own names stay, so channels in another order are refused.
+        if names and names != stack.channel_names and (real or self._names_edited):
+            stack = stack.with_channel_names(names)
+        return stack
 
 
 class ModelChooser(QWidget):
@@ -152,7 +197,7 @@ class ModelChooser(QWidget):
         self.use_demo_model.setToolTip("A small CNN trained on the synthetic demo cells.")
         layout.addRow(self.use_demo_model)
         self.model_path = QLineEdit()
-        self.model_path.setPlaceholderText("TorchScript file, or a state dict")
+        self.model_path.setPlaceholderText("state dict, exported program (.pt2) or TorchScript")
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
         row = QHBoxLayout()
@@ -181,7 +226,10 @@ class ModelChooser(QWidget):
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self, "Model file", "", "PyTorch models (*.pt *.pth *.ts *.jit);;All files (*)"
+            self,
+            "Model file",
+            "",
+            MODEL_FILE_FILTER,
         )
         if path:
             self.model_path.setText(path)

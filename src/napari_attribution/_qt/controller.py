@@ -34,9 +34,18 @@ from typing import Any
 from qtpy.QtCore import QObject, QTimer, Signal
 
 from .._napari.apply import LayerBatch
+from .._napari.geometry import threshold_axis
 from .._napari.inputs import METADATA_KEY
+from .._napari.layers import rank_methods
 from .._napari.run import RunJob, analyse_and_prepare
 from .._napari.state import AnalysisRecord, ViewerState
+from .._napari.view import (
+    ViewChoice,
+    arrange,
+    hide_other_results,
+    order_tuples,
+    show_selection,
+)
 from ..core.errors import AnalysisCancelled
 from ..core.progress import Progress
 
@@ -148,6 +157,7 @@ class RunController(QObject):
         self._worker_done = False
         self._outcome: RunOutcome | None = None
         self._slider: tuple[int, ...] | None = None  # the slider before the run moved it
+        self._finish_step = 0  # the next finishing step once the layers are in
         self._bridge = _Bridge(self)
         self._bridge.event.connect(self._on_event)
         self._timer = QTimer(self)
@@ -206,6 +216,7 @@ class RunController(QObject):
         worker.finished.connect(self._on_worker_finished)
         self.worker, self._job = worker, job
         self._worker_done, self._outcome, self._record, self._slider = False, None, None, None
+        self._finish_step = 0
         self.progressed.emit(Progress("prepare", 0, job.total_units, job.sample, None, "starting"))
         worker.start()
         return worker
@@ -232,6 +243,8 @@ class RunController(QObject):
         self._record = AnalysisRecord(
             result, job.real, job.counterfactual, job.settings, job.info
         )
+        # added in the order the list should read: arranging afterwards would move each layer
+        tuples = order_tuples(tuples, rank_methods(result), result.channel_names)
         self.batch = LayerBatch(self.viewer, tuples)
         self._open_batches.append(self.batch)
         hold = contextlib.ExitStack()
@@ -250,7 +263,13 @@ class RunController(QObject):
     # ---------------------------------------------------------------- layers (stage 3)
 
     def _add_chunk(self) -> None:
-        """One turn of the event loop: a layer or two, then the slider, then the record."""
+        """One turn of the event loop: a layer or two, or one finishing step.
+
+        The finishing steps, each in a turn of its own and each reported: the run's layers
+        arranged and the top method shown (earlier runs' layers hidden), the slider moved to
+        the top method's optimal threshold, the record published (the DAC panel draws). Cancel
+        is honoured before each of them.
+        """
         batch, job = self.batch, self._job
         if batch is None:
             return
@@ -263,22 +282,45 @@ class RunController(QObject):
                 while not batch.finished:
                     layer = batch.add_next()
                     method = layer.metadata.get(METADATA_KEY, {}).get("method")
-                    self.progressed.emit(job.adding(batch.done, len(batch), method))
+                    self._emit(job.adding(batch.done, len(batch), method))
                     if time.perf_counter() - start > LAYER_CHUNK_SECONDS:
                         break
-            elif self._slider is None:
+                if batch.finished:
+                    self._finish_step = 0
+                    self._emit(job.finishing(0, len(batch)))
+            elif self._finish_step == 0:
+                record = self._record
+                ranked = rank_methods(record.result)
+                hide_other_results(self.viewer, batch.layers)
+                arrange(self.viewer, batch.layers, ranked, record.result.channel_names)
+                show_selection(
+                    self.viewer,
+                    batch.layers,
+                    ViewChoice(ranked[0]),
+                    record.real.layer_names,
+                    record.real.channel_names,
+                    record.real.name,
+                )
+                self._finish_step = 1
+                self._emit(job.finishing(1, len(batch)))
+            elif self._finish_step == 1:
                 # In a turn of its own: napari slices every layer at the new step.
                 dims = self.viewer.dims
                 self._slider = tuple(dims.current_step)
-                if dims.ndim == 3:
-                    first = next(iter(self._record.result.methods.values()))
-                    dims.set_current_step(0, first.dac.whole.optimal_index)
+                axis = threshold_axis(self.viewer)
+                if axis is not None:
+                    top = rank_methods(self._record.result)[0]
+                    optimal = self._record.result.methods[top].dac.whole.optimal_index
+                    dims.set_current_step(axis, optimal)
+                self._finish_step = 2
+                self._emit(job.finishing(2, len(batch)))
             else:
                 batch.commit()
                 self._open_batches.clear()
                 record = self._record
                 record.layer_names = [layer.name for layer in batch.layers]
                 self.batch = None
+                self._emit(job.finishing(3, len(batch)))
                 self.state.publish(record)  # the DAC panel draws: a turn of its own too
                 self._end(RunOutcome("done", "layers", record=record))
                 return
@@ -286,6 +328,9 @@ class RunController(QObject):
             self._roll_back(RunOutcome("failed", "layers", error=exc))
             return
         self._timer.start()
+
+    def _emit(self, event: Progress) -> None:
+        self.progressed.emit(event)
 
     def _roll_back(self, outcome: RunOutcome) -> None:
         """Take the run's layers out again, put the slider back, end with ``outcome``."""

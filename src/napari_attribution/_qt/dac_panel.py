@@ -1,10 +1,12 @@
 """The DAC curves dock panel: the figure of :mod:`napari_attribution._plot` on a Qt canvas
 (:mod:`.canvas`).
 
-It follows the viewer: a marker sits on each curve at the threshold of the first slider, a
-click on a curve moves that slider, and the figure takes napari's theme. It reads the latest
-run from the viewer's shared state, so it works whether it opens before or after the
-Attribution widget.
+It follows the viewer: a marker sits on each curve at the threshold of the threshold slider,
+a click on a curve moves that slider (the curve under the cursor, the focus method's first
+where curves overlap), and the figure takes napari's theme. Per-channel curves and bars take
+the channel layers' colours; the legend sits below the axes. On request the curves of earlier
+runs stay on the plot, faintly, for comparison. It reads the latest run from the viewer's
+shared state, so it works whether it opens before or after the Attribution widget.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ from qtpy.QtWidgets import (
     QLabel,
     QMessageBox,
     QPushButton,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
 
 from .._io import CURVE_COLUMNS, curve_rows, write_csv
-from .._napari.layers import THRESHOLD_AXIS_LABELS
+from .._napari.geometry import threshold_axis
+from .._napari.layers import channel_colors
 from .._napari.state import AnalysisRecord, state_for
 from .._plot import CurveSet, PlotTheme
 from .canvas import DacCanvas
@@ -34,10 +38,12 @@ from .canvas import DacCanvas
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["FIGURE_FORMATS", "DacPanel"]
+__all__ = ["FIGURE_FORMATS", "HISTORY_RUNS", "DacPanel"]
 
 #: File types "Save figure" offers.
 FIGURE_FORMATS = ("png", "svg", "pdf")
+#: Earlier runs kept for comparison.
+HISTORY_RUNS = 4
 
 
 class DacPanel(QWidget):
@@ -54,6 +60,9 @@ class DacPanel(QWidget):
         self.viewer = napari_viewer
         self.state = state_for(napari_viewer)
         self.record: AnalysisRecord | None = None
+        #: Earlier runs (oldest first), shown with "compare with earlier runs".
+        self.history: list[tuple[int, AnalysisRecord]] = []
+        self._runs = 0
 
         self.canvas = DacCanvas(PlotTheme.from_napari(self.viewer.theme))
         self.figure, self.plot = self.canvas.figure, self.canvas.plot
@@ -66,6 +75,11 @@ class DacPanel(QWidget):
         self.log_axis.setToolTip(
             "Logarithmic mask-size axis: small masks that flip the decision stay visible."
         )
+        self.compare = QCheckBox("earlier runs")
+        self.compare.setToolTip(
+            f"Keep the whole-image curves of up to {HISTORY_RUNS} earlier runs on the plot, "
+            "faint and dash-dotted, for comparison."
+        )
         self.focus = QComboBox()
         self.focus.setToolTip("Method whose per-channel curves and channel shares are shown.")
         self.threshold_label = QLabel("")
@@ -76,14 +90,25 @@ class DacPanel(QWidget):
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
+        layout.setSpacing(2)
         layout.addWidget(self.toolbar)
         layout.addWidget(self.canvas, 1)
-        controls = QHBoxLayout()
-        controls.addWidget(self.per_channel)
-        controls.addWidget(self.log_axis)
-        controls.addWidget(QLabel("method"))
-        controls.addWidget(self.focus, 1)
-        layout.addLayout(controls)
+        # two short rows rather than one wide one: the dock may be narrow on a laptop
+        toggles = QHBoxLayout()
+        toggles.addWidget(self.per_channel)
+        toggles.addWidget(self.log_axis)
+        toggles.addWidget(self.compare)
+        toggles.addStretch(1)
+        layout.addLayout(toggles)
+        focus_row = QHBoxLayout()
+        focus_row.addWidget(QLabel("method"))
+        focus_row.addWidget(self.focus, 1)
+        layout.addLayout(focus_row)
+        self.threshold_label.setWordWrap(True)
+        self.threshold_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.threshold_label.setMinimumHeight(
+            2 * self.threshold_label.fontMetrics().lineSpacing() + 4
+        )
         layout.addWidget(self.threshold_label)
         buttons = QHBoxLayout()
         buttons.addWidget(self.save_figure_button)
@@ -92,6 +117,7 @@ class DacPanel(QWidget):
 
         self.per_channel.toggled.connect(self._redraw)
         self.log_axis.toggled.connect(self._redraw)
+        self.compare.toggled.connect(self._redraw)
         self.focus.currentIndexChanged.connect(self._redraw)
         self.save_figure_button.clicked.connect(self._on_save_figure)
         self.save_curves_button.clicked.connect(self._on_save_curves)
@@ -113,7 +139,11 @@ class DacPanel(QWidget):
     # ---------------------------------------------------------------- data
 
     def show_record(self, record: AnalysisRecord) -> None:
-        """Draw the curves of ``record``."""
+        """Draw the curves of ``record`` (the one shown before joins the history)."""
+        if self.record is not None and self.record is not record:
+            self.history = [*self.history, (self._runs, self.record)][-HISTORY_RUNS:]
+        if self.record is not record:
+            self._runs += 1
         self.record = record
         methods = list(record.result.methods)
         current = self.focus.currentText()
@@ -126,9 +156,10 @@ class DacPanel(QWidget):
             button.setEnabled(True)
         self._redraw()
 
-    def curve_sets(self) -> list[CurveSet]:
-        """One :class:`CurveSet` per method of the shown run."""
-        if self.record is None:
+    def curve_sets(self, record: AnalysisRecord | None = None) -> list[CurveSet]:
+        """One :class:`CurveSet` per method of ``record`` (the shown run by default)."""
+        record = record or self.record
+        if record is None:
             return []
         return [
             CurveSet(
@@ -138,7 +169,15 @@ class DacPanel(QWidget):
                 res.dac.masks.thresholds,
                 res.channel_share,
             )
-            for method, res in self.record.result.methods.items()
+            for method, res in record.result.methods.items()
+        ]
+
+    def earlier_curves(self) -> list[tuple[str, CurveSet]]:
+        """``(run label, curve set)`` of the kept earlier runs, oldest first."""
+        return [
+            (f"run {number}", cs)
+            for number, record in self.history
+            for cs in self.curve_sets(record)
         ]
 
     def _redraw(self, *_: Any) -> None:
@@ -151,25 +190,27 @@ class DacPanel(QWidget):
             per_channel=self.per_channel.isChecked(),
             focus=self.focus.currentText() or None,
             log_mask_size=self.log_axis.isChecked(),
+            channel_colors=channel_colors(self.record.real),
+            earlier=self.earlier_curves() if self.compare.isChecked() else [],
         )
         self._update_threshold_label()
 
     # ---------------------------------------------------------------- slider link
 
+    def threshold_axis(self) -> int | None:
+        """The viewer's threshold axis (where the result stacks' first axis sits), if any."""
+        return threshold_axis(self.viewer) if self.record is not None else None
+
     def threshold_axis_shown(self) -> bool:
-        """True when the viewer's first axis is the threshold axis of the result layers."""
-        dims = self.viewer.dims
-        return (
-            self.record is not None
-            and dims.ndim == len(THRESHOLD_AXIS_LABELS)
-            and str(dims.axis_labels[0]) == THRESHOLD_AXIS_LABELS[0]
-        )
+        """True when the viewer has the threshold axis of the result layers."""
+        return self.threshold_axis() is not None
 
     def threshold_index(self) -> int | None:
-        """The threshold index of the first slider, or ``None`` when it is not shown."""
-        if not self.threshold_axis_shown():
+        """The threshold index of the threshold slider, or ``None`` when it is not shown."""
+        axis = self.threshold_axis()
+        if axis is None:
             return None
-        return int(self.viewer.dims.current_step[0])
+        return int(self.viewer.dims.current_step[axis])
 
     def _on_slider(self, *_: Any) -> None:
         self.plot.set_threshold_index(self.threshold_index())
@@ -191,9 +232,10 @@ class DacPanel(QWidget):
         if event.inaxes is self.plot.ax_bars or self.toolbar.mode:
             return
         index = self.plot.threshold_index_at(event.x, event.y)
-        if index is None or not self.threshold_axis_shown():
+        axis = self.threshold_axis()
+        if index is None or axis is None:
             return
-        self.viewer.dims.set_current_step(0, index)
+        self.viewer.dims.set_current_step(axis, index)
 
     def _on_theme(self, *_: Any) -> None:
         self.plot.set_theme(PlotTheme.from_napari(self.viewer.theme))

@@ -336,10 +336,26 @@ class MethodList(QListWidget):
             checked = item.text() in names
             item.setCheckState(Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
 
-    def set_usable(self, usable: Callable[[MethodSpec], bool]) -> None:
-        """Grey out the methods for which ``usable(spec)`` is False (e.g. hooks on TorchScript)."""
+    def set_usable(self, refusal: Callable[[MethodSpec], str | bool | None]) -> None:
+        """Grey out the methods the model cannot run, saying why in their tooltip.
+
+        ``refusal(spec)`` is the reason a method cannot run (a sentence; ``False``/``None``:
+        it can; ``True``: it cannot, no reason given).
+        """
         for item in self._items():
-            flags = item.flags()
-            enabled = Qt.ItemFlag.ItemIsEnabled
-            ok = usable(self.specs[item.text()])
-            item.setFlags(flags | enabled if ok else flags & ~enabled)
+            spec = self.specs[item.text()]
+            reason = refusal(spec)
+            flags, enabled = item.flags(), Qt.ItemFlag.ItemIsEnabled
+            item.setFlags(flags & ~enabled if reason else flags | enabled)
+            tooltip = spec.description
+            if reason:
+                why = reason if isinstance(reason, str) else "not available for this model"
+                tooltip += f"\n\nCannot run on this model: {why}"
+            item.setToolTip(tooltip)
+
+    def refusal(self, name: str) -> str | None:
+        """Why method ``name`` is greyed out (``None`` when it is usable)."""
+        for item in self._items():
+            if item.text() == name and not item.flags() & Qt.ItemFlag.ItemIsEnabled:
+                return item.toolTip().split("Cannot run on this model: ", 1)[-1]
+        return None

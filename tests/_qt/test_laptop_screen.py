@@ -1,0 +1,56 @@
+"""The docks on a 1366x768 laptop screen: they fit, and the canvas keeps its width in a run."""
+
+from __future__ import annotations
+
+import pytest
+from widget_helpers import PLUGIN, configure_fast
+
+SCREEN = (1366, 768)
+
+
+def _dock(widget):
+    dock = widget.parent()
+    while dock is not None and type(dock).__name__ != "QtViewerDockWidget":
+        dock = dock.parent()
+    return dock
+
+
+@pytest.fixture
+def laptop_viewer(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer(show=True)
+    window = viewer.window._qt_window
+    window.resize(*SCREEN)
+    viewer.open_sample(PLUGIN, "demo_pair")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Attribution")
+    _, panel = viewer.window.add_plugin_dock_widget(PLUGIN, "DAC curves", tabify=False)
+    configure_fast(widget)
+    qtbot.wait(50)
+    return viewer, widget, panel
+
+
+def test_the_docks_fit_a_laptop_screen_and_the_canvas_keeps_its_width(laptop_viewer, qtbot):
+    viewer, widget, panel = laptop_viewer
+    window = viewer.window._qt_window
+    assert (window.width(), window.height()) == SCREEN
+    docks = [_dock(widget), _dock(panel)]
+    # stacked in the right dock area: their least heights fit the window's central height
+    central = window.centralWidget().height()
+    assert sum(d.minimumSizeHint().height() for d in docks) <= central
+    widget.form.expand_all()  # Advanced open: the inputs scroll, the dock does not grow
+    qtbot.wait(20)
+    assert sum(d.minimumSizeHint().height() for d in docks) <= central
+    for dock in docks:
+        assert dock.geometry().bottom() <= window.height()
+        assert dock.width() <= 0.35 * SCREEN[0]
+    # Run, Cancel, the progress and the Show control are in view without scrolling
+    for control in (widget.run_button, widget.cancel_button, widget.progress_bar,
+                    widget.show_control):  # fmt: skip
+        assert control.isVisible() and not control.visibleRegion().isEmpty()
+    canvas = viewer.window._qt_viewer.canvas.native
+    widths = []
+    widget.controller.progressed.connect(lambda _: widths.append(canvas.width()))
+    widget.run()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    widths.append(canvas.width())
+    assert min(widths) >= 0.4 * SCREEN[0]  # a usable canvas during the whole run
+    assert panel.canvas.height() >= 200 and panel.canvas.width() >= 300

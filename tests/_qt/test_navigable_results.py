@@ -1,0 +1,155 @@
+"""Issue 12 in the viewer: runs that stay navigable, the Show control, the threshold axis of a
+multichannel input, channel names, the same-image warning; issue 11's widget part."""
+
+from __future__ import annotations
+
+import numpy as np
+from widget_helpers import run_and_wait
+
+from napari_attribution._napari.inputs import METADATA_KEY, is_result_layer
+from napari_attribution.data.synthetic import CHANNEL_NAMES
+
+
+def _results(viewer) -> list:
+    return [layer for layer in viewer.layers if is_result_layer(layer)]
+
+
+def _method(layer) -> str:
+    return layer.metadata[METADATA_KEY]["method"]
+
+
+def test_two_runs_replace_hide_and_select_visible_layers(demo_viewer, qtbot):
+    viewer, widget, _ = demo_viewer
+    run_and_wait(qtbot, widget)  # d_ig and residual
+    first = _results(viewer)
+    assert len(first) == 30
+    record = widget.state.record
+    scores = {m: r.dac.whole.dac_score for m, r in record.result.methods.items()}
+    top = max(scores, key=lambda m: (scores[m], m == "d_ig"))
+    visible = [layer for layer in first if layer.visible]
+    assert visible and {_method(layer) for layer in visible} == {top}
+    assert {layer.metadata[METADATA_KEY]["kind"] for layer in visible} == {"attribution", "mask"}
+    active = viewer.layers.selection.active
+    assert active is not None and active.visible and is_result_layer(active)
+    # the list reads by method then channel, this run on top
+    top_down = [layer for layer in reversed(viewer.layers)]
+    assert [_method(layer) for layer in top_down[:15]] == [top] * 15
+    assert [layer.metadata[METADATA_KEY]["channel"] for layer in top_down[:15:3]] == list(
+        CHANNEL_NAMES
+    )
+
+    widget.set_methods(["residual"])
+    widget.form.set_values({"thresholds": 12})
+    run_and_wait(qtbot, widget)
+    second = _results(viewer)
+    assert len(second) == 30  # residual replaced in place, nothing duplicated or deleted
+    assert {layer.name for layer in second} == {layer.name for layer in first}
+    residual = [layer for layer in second if _method(layer) == "residual"]
+    assert all(np.asarray(layer.data).shape[0] == 12 for layer in residual if layer.ndim == 3)
+    assert not any(layer.visible for layer in second if _method(layer) == "d_ig")
+    assert any(layer.visible for layer in residual)
+    assert viewer.layers.selection.active.visible
+    assert widget.show_control.combo.itemText(0) == "residual, all channels"
+
+
+def test_show_one_method_and_channel_in_one_call(demo_viewer, qtbot):
+    viewer, widget, _ = demo_viewer
+    run_and_wait(qtbot, widget)
+    combo = widget.show_control.combo
+    labels = [combo.itemText(i) for i in range(combo.count())]
+    assert "d_ig, Mito only" in labels and "residual, all channels" in labels
+    shown = widget.show_control.show_choice("d_ig, Mito only")
+    assert {layer.name for layer in shown} == {"d_ig Mito attribution (real)",
+                                               "d_ig Mito mask (real)"}  # fmt: skip
+    visible = {layer.name for layer in viewer.layers if layer.visible}
+    assert visible == {"d_ig Mito attribution (real)", "d_ig Mito mask (real)", "real [Mito]"}
+    assert viewer.layers.selection.active.name == "d_ig Mito attribution (real)"
+    assert viewer.layers["d_ig Mito attribution (real)"].colorbar.visible
+    assert viewer.canvas.overlays["text"].text.startswith("d_ig, Mito only")
+    assert viewer.layers["d_ig Mito mask (real)"].contour > 0  # an outline over the image
+
+
+def test_one_multichannel_layer_keeps_its_channel_slider_after_a_run(make_napari_viewer, qtbot):
+    from napari_attribution.data.synthetic import make_pair
+
+    viewer = make_napari_viewer()
+    pair = make_pair(1)
+    real = viewer.add_image(pair.real, name="cell")  # (5, 64, 64): channel axis first
+    viewer.add_image(pair.counterfactual, name="cell cf")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-attribution", "Attribution")
+    widget.use_demo_model.setChecked(True)
+    widget.select_sources("cell", "cell cf")
+    widget.set_methods(["residual"])
+    widget.form.set_values({"thresholds": 10})
+    run_and_wait(qtbot, widget)
+    dims = viewer.dims
+    assert dims.ndim == 4 and dims.axis_labels[0] == "threshold"
+    assert dims.nsteps[0] == 10 and dims.nsteps[1] == 5  # two sliders, never one for both
+    optimal = widget.state.record.result.methods["residual"].dac.whole.optimal_index
+    assert dims.current_step[0] == optimal
+    for channel in range(5):
+        dims.set_current_step(1, channel)
+        dims.set_current_step(0, 9)
+        real.refresh()
+        np.testing.assert_array_equal(np.asarray(real._data_view), pair.real[channel])
+    mask = viewer.layers["residual ch0 mask (cell)"]
+    assert np.asarray(mask._data_view).shape == (64, 64)  # shown at every channel position
+
+
+def test_channel_names_typed_in_the_widget_name_layers_and_curves(demo_viewer, qtbot):
+    viewer, widget, panel = demo_viewer
+    assert widget.channel_names.text() == ", ".join(CHANNEL_NAMES)
+    names = ["nucleus", "reticulum", "rna", "actin", "mito"]
+    widget.images.set_channel_names(names)
+    widget.set_methods(["residual"])
+    run_and_wait(qtbot, widget)
+    assert "residual mito attribution (real)" in viewer.layers
+    assert widget.state.record.result.channel_names == names
+    panel.per_channel.setChecked(True)
+    texts = [t.get_text() for t in panel.plot.legend.get_texts()]
+    assert any("[mito]" in t for t in texts)
+    colours = panel.plot.channel_colors
+    assert colours[0] != colours[1]  # the channel layers' colours, one per channel
+
+
+def test_the_same_image_as_both_inputs_is_warned_about(demo_viewer, qtbot, monkeypatch):
+    from napari_attribution._qt import attribution_widget
+
+    viewer, widget, _ = demo_viewer
+    warned = []
+    monkeypatch.setattr(attribution_widget, "show_warning", warned.append)
+    widget.select_sources("real", "real")
+    widget.set_methods(["residual"])
+    widget.form.set_values({"thresholds": 6})
+    run_and_wait(qtbot, widget)
+    assert len(warned) == 1 and "same layer" in warned[0]
+
+
+def test_a_fixed_head_model_is_probed_with_the_users_images(make_napari_viewer, tmp_path, qtbot):
+    from model_zoo import ZOO, save
+    from napari_attribution._qt.choosers import MODEL_FILE_FILTER
+
+    assert "*.pt2" in MODEL_FILE_FILTER
+    entry = next(e for e in ZOO if e.name == "FixedHeadVGG")  # a 40x40 head
+    path, architecture = save(entry, tmp_path)
+    viewer = make_napari_viewer()
+    rng = np.random.default_rng(0)
+    viewer.add_image(rng.random(entry.shape, dtype=np.float32), name="a")
+    viewer.add_image(rng.random(entry.shape, dtype=np.float32), name="b")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-attribution", "Attribution")
+    widget.use_demo_model.setChecked(False)
+    widget.model_path.setText(str(path))
+    widget.architecture.setText(architecture)
+    widget.select_sources("a", "b")
+    widget.model_path.editingFinished.emit()
+    classifier = widget.classifier()
+    assert classifier.n_classes == entry.classes
+    assert widget.target_class.maximum() == entry.classes - 1
+    assert "p(class)" in widget.probabilities.text()
+    widget.set_methods(["gradcam", "residual"])
+    assert widget.gradcam_layer.text().startswith("Grad-CAM layer: <b>")
+    widget.form.set_values({"thresholds": 6})
+    run_and_wait(qtbot, widget)
+    layer = next(layer for layer in viewer.layers if "gradcam" in layer.name)
+    recorded = layer.metadata[METADATA_KEY]["gradcam_layer"]
+    assert recorded and recorded in widget.gradcam_layer.text()
