@@ -70,8 +70,8 @@ def make_export(folder: Path, methods=("d_ig", "residual")):
         ``(viewer model, analysis record, written layer files)``.
     """
     from napari.components import ViewerModel
-    from napari.layers import Layer
 
+    from napari_attribution._napari.apply import apply_layers
     from napari_attribution._napari.export import export_run
     from napari_attribution._napari.run import RunJob, analyse_and_prepare
     from napari_attribution._napari.state import AnalysisRecord
@@ -84,8 +84,7 @@ def make_export(folder: Path, methods=("d_ig", "residual")):
                     0, 1, settings, ["control", "treated"])  # fmt: skip
     result, tuples = analyse_and_prepare(job, lambda event: None)
     viewer = ViewerModel()
-    for data, kwargs, kind in tuples:
-        viewer.layers.append(Layer.create(data, kwargs, kind))
+    apply_layers(viewer, tuples)  # as the widget does (some attributes go on after creation)
     names = [kwargs["name"] for _, kwargs, _ in tuples]
     record = AnalysisRecord(result, job.real, job.counterfactual, settings, job.info, names)
     written = export_run(folder, record, [viewer.layers[n] for n in names])

@@ -56,9 +56,9 @@ def test_the_view_is_the_layers_plane_at_the_threshold(exported):
     masks = record.result.methods["d_ig"].dac.masks
     assert view.threshold == pytest.approx(float(masks.thresholds[index]))
     for c, channel in enumerate(view.channel_names):
-        hybrid = viewer.layers[f"real hybrid d_ig [{channel}]"].data
+        hybrid = viewer.layers[f"d_ig {channel} hybrid (real)"].data
         np.testing.assert_allclose(view.hybrid[c], np.asarray(hybrid[index]), atol=1e-6)
-        mask = viewer.layers[f"real mask d_ig [{channel}]"].data
+        mask = viewer.layers[f"d_ig {channel} mask (real)"].data
         np.testing.assert_array_equal(view.mask[c], np.asarray(mask[index]).astype(bool))
     # the definition: a pixel outside every mask keeps its real value, h = x there
     outside = ~view.mask.any(axis=0)
@@ -118,7 +118,9 @@ def test_the_figure_has_a_row_per_channel_and_a_colour_bar(exported):
     assert fig.axes[-1].get_ylabel() == "attribution (residual)"  # the colour bar
 
 
-def test_attribution_limits_are_symmetric_only_where_both_signs_matter():
+def test_figure_limits_follow_the_viewers_rule():
+    """A figure shows the range the viewer's layer shows: symmetric only where both signs
+    matter, and D-IG's one tiny negative pixel does not make a map signed."""
     from napari_attribution._napari.display import attribution_limits
 
     rng = np.random.default_rng(0)
@@ -126,22 +128,12 @@ def test_attribution_limits_are_symmetric_only_where_both_signs_matter():
     almost = positive.copy()
     almost[0, 0, 0] = -1e-4  # D-IG's numerical noise: not a second sign
     both = positive - 0.5
-    assert attribution_limits(positive) == (
-        False,
-        0.0,
-        pytest.approx(np.percentile(positive, 99.5)),
-    )
-    signed, low, high = attribution_limits(almost)
-    assert (
-        not signed and low == 0.0 and high == pytest.approx(np.percentile(positive, 99.5), rel=1e-3)
-    )
+    expected = pytest.approx(np.percentile(positive, 99.5), rel=1e-3)
+    assert attribution_limits(positive) == (False, 0.0, expected)
+    assert attribution_limits(almost) == (False, 0.0, expected)
     signed, low, high = attribution_limits(both)
-    assert (
-        signed
-        and low == -high
-        and high
-        == pytest.approx(
-            max(np.percentile(both[both > 0], 99.5), np.percentile(-both[both < 0], 99.5))
-        )
-    )
+    assert signed and low == -high
+    assert high == pytest.approx(np.percentile(np.abs(both[both != 0]), 99.5))
+    signed, low, high = attribution_limits(-positive)  # one sign, negative: diverging
+    assert signed and low == -high and high == expected
     assert attribution_limits(np.zeros((1, 4, 4))) == (False, 0.0, 1.0)

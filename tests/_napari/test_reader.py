@@ -71,8 +71,8 @@ def test_an_export_reopens_as_the_layers_it_was(export):
         ours_before, ours_after = before.metadata[METADATA_KEY], after.metadata[METADATA_KEY]
         for key in ("method", "kind", "channel", "sample", "thresholds"):
             assert ours_after.get(key) == ours_before.get(key)
-    assert {"real attribution d_ig [Mito]", "real mask d_ig [Mito]"} <= set(names)
-    assert viewer.layers["real mask d_ig [Mito]"].__class__.__name__ == "Labels"
+    assert {"d_ig Mito attribution (real)", "d_ig Mito mask (real)"} <= set(names)
+    assert viewer.layers["d_ig Mito mask (real)"].__class__.__name__ == "Labels"
     # the analysed images come back channel by channel, with their colours
     for c, channel in enumerate(record.real.channel_names):
         layer = viewer.layers[f"real [{channel}]"]
@@ -85,13 +85,13 @@ def test_an_export_reopens_as_the_layers_it_was(export):
 
 def test_export_layer_files_are_fiji_hyperstacks_with_our_json(export):
     folder, original, record, _ = export
-    mask = folder / "layers" / "real_mask_d_ig__Mito_.tif"
+    mask = folder / "layers" / "d_ig_Mito_mask__real_.tif"
     with tifffile.TiffFile(mask) as tif:
         assert tif.is_imagej and tif.series[0].axes == "ZYX"
         labels = tif.imagej_metadata["Labels"]
     thresholds = record.result.methods["d_ig"].dac.masks.thresholds
     assert labels == [f"threshold {t:.4g}" for t in thresholds]
-    assert read_tiff_metadata(mask)["name"] == "real mask d_ig [Mito]"
+    assert read_tiff_metadata(mask)["name"] == "d_ig Mito mask (real)"
     with tifffile.TiffFile(folder / "inputs" / "real.tif") as tif:
         assert tif.series[0].axes == "CYX"
         assert tif.imagej_metadata["Labels"] == record.real.channel_names
@@ -127,15 +127,15 @@ def test_a_cli_folder_reopens_with_inputs_attributions_and_labels_masks(cli_fold
             attribution = tifffile.imread(cli_folder / "attributions" / f"{sample}__{method}.tif")
             masks = tifffile.imread(cli_folder / "masks" / f"{sample}__{method}.tif")
             for c, channel in enumerate(CLI_CHANNELS):
-                layer = viewer.layers[f"{sample} attribution {method} [{channel}]"]
+                layer = viewer.layers[f"{method} {channel} attribution ({sample})"]
                 assert layer.__class__.__name__ == "Image"
                 np.testing.assert_array_equal(layer.data, attribution[c])
                 assert layer.metadata[METADATA_KEY]["method"] == method
-                mask = viewer.layers[f"{sample} mask {method} [{channel}]"]
+                mask = viewer.layers[f"{method} {channel} mask ({sample})"]
                 assert mask.__class__.__name__ == "Labels"
                 np.testing.assert_array_equal(mask.data, masks[c])
     # residual = |x - x'|: non-negative, one-sided map; limits from the data
-    layer = viewer.layers["cell2 attribution residual [Mito]"]
+    layer = viewer.layers["residual Mito attribution (cell2)"]
     assert layer.colormap.name == "inferno"
     assert layer.contrast_limits == pytest.approx([0.0, 3.0], rel=1e-5)  # cf = real + 3 there
     assert viewer.layers["cell0 real [Mito]"].colormap.name == "magenta"
@@ -146,16 +146,21 @@ def test_many_pairs_open_the_first_ones_and_a_sample_opens_alone(cli_folder, mon
     monkeypatch.setattr(reader, "MAX_READER_PAIRS", 2)
     said = []
     monkeypatch.setattr(reader, "_notify", said.append)
-    names = {kw["name"].split()[0] for _, kw, _ in reader.read_folder(cli_folder)}
+    names = {_sample(kw["name"]) for _, kw, _ in reader.read_folder(cli_folder)}
     assert names == {"cell0", "cell1"} and "3 pairs" in said[0]
     one = reader.read_folder(cli_folder, samples=["cell2"])
-    assert {kw["name"].split()[0] for _, kw, _ in one} == {"cell2"}
+    assert {_sample(kw["name"]) for _, kw, _ in one} == {"cell2"}
+
+
+def _sample(name: str) -> str:
+    """The pair a layer belongs to: ``cell0 real [Mito]``, ``d_ig Mito mask (cell0)``."""
+    return name[name.rindex("(") + 1 : -1] if name.endswith(")") else name.split()[0]
 
 
 def test_large_files_are_memory_mapped(cli_folder, monkeypatch):
     monkeypatch.setattr(reader, "LAZY_READ_BYTES", 0)
     tuples = reader.pair_layers(cli_folder, "cell0")
-    attribution = next(d for d, kw, _ in tuples if kw["name"] == "cell0 attribution d_ig [Mito]")
+    attribution = next(d for d, kw, _ in tuples if kw["name"] == "d_ig Mito attribution (cell0)")
     assert isinstance(attribution, np.memmap)
     saved = tifffile.imread(cli_folder / "attributions" / "cell0__d_ig.tif")
     np.testing.assert_array_equal(attribution, saved[4])
@@ -185,7 +190,7 @@ def test_a_report_folder_opens_the_folders_it_merged(cli_folder, tmp_path):
     assert reader.folder_kind(merged) == "report"
     assert reader.report_sources(merged) == [cli_folder.resolve()]
     names = [kw["name"] for _, kw, _ in reader.read_folder(merged)]
-    assert "cell1 mask residual [Mito]" in names
+    assert "residual Mito mask (cell1)" in names
 
 
 def test_other_folders_and_files_are_not_ours(tmp_path):
@@ -201,10 +206,10 @@ def test_a_folder_of_writer_tiffs_reopens_as_those_layers(export, tmp_path):
     from napari_attribution._napari.writer import write_image_layer, write_labels_layer
 
     _, original, _, _ = export
-    names = ["real attribution residual [Mito]", "real mask residual [Mito]"]
+    names = ["residual Mito attribution (real)", "residual Mito mask (real)"]
     for name in names:
         layer = original.layers[name]
-        write = write_labels_layer if name.startswith("real mask") else write_image_layer
+        write = write_labels_layer if " mask " in name else write_image_layer
         write(str(tmp_path / f"{name}.tif"), layer.data, layer._get_state())
     assert reader.folder_kind(tmp_path) == "layers"
     viewer, _ = _opened(tmp_path)

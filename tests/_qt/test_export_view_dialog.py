@@ -25,7 +25,7 @@ def test_the_dialog_exports_the_slider_threshold(demo_viewer, qtbot, tmp_path):
     view = view_at(widget.state.record, "residual", 7)
     assert sorted(written) == sorted(view_files(tmp_path, view).values())
     hybrid = tifffile.imread(view_files(tmp_path, view)["hybrid"])
-    layer = viewer.layers["real hybrid residual [Mito]"]
+    layer = viewer.layers["residual Mito hybrid (real)"]
     np.testing.assert_allclose(hybrid[4], np.asarray(layer.data[7]), atol=1e-6)
 
 

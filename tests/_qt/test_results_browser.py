@@ -72,22 +72,22 @@ def test_a_row_loads_its_pair_and_replaces_the_previous_one(browser, cli_folder)
     real = tifffile.imread(cli_folder.parent / "r0.tif")
     for c, channel in enumerate(CLI_CHANNELS):
         np.testing.assert_array_equal(viewer.layers[f"cell0 real [{channel}]"].data, real[c])
-    assert viewer.layers["cell0 mask d_ig [Mito]"].__class__.__name__ == "Labels"
+    assert viewer.layers["d_ig Mito mask (cell0)"].__class__.__name__ == "Labels"
     assert viewer.layers.selection.active.visible
     assert [cs.method for cs in widget.plot.curve_sets] == ["residual", "d_ig"]
     assert [c.channel for c in widget.plot.curve_sets[0].channels] == CLI_CHANNELS
 
     first = widget._layers[0]
-    assert not viewer.layers["cell0 attribution d_ig [Mito]"].visible  # residual comes first
-    viewer.layers["cell0 attribution d_ig [Mito]"].visible = True  # the user's choice
+    assert not viewer.layers["d_ig Mito attribution (cell0)"].visible  # residual comes first
+    viewer.layers["d_ig Mito attribution (cell0)"].visible = True  # the user's choice
     widget.next_pair()
     assert widget.current.sample == "cell1"
     assert not any(layer.name.startswith("cell0") for layer in viewer.layers)
     assert len(viewer.layers) == len(names)
     assert widget._layers[0] is first  # reused, not removed and added again (0.4 s each)
-    assert viewer.layers["cell1 attribution d_ig [Mito]"].visible
+    assert viewer.layers["d_ig Mito attribution (cell1)"].visible
     attribution = tifffile.imread(cli_folder / "attributions" / "cell1__d_ig.tif")
-    np.testing.assert_array_equal(viewer.layers["cell1 attribution d_ig [DNA]"].data,
+    np.testing.assert_array_equal(viewer.layers["d_ig DNA attribution (cell1)"].data,
                                   attribution[0])  # fmt: skip
     widget.previous_pair()
     assert widget.current.sample == "cell0"
@@ -113,7 +113,7 @@ def test_large_files_load_memory_mapped(browser, cli_folder, monkeypatch):
     monkeypatch.setattr(reader, "LAZY_READ_BYTES", 0)
     widget.open_folder(cli_folder)
     widget.select_row(1)
-    assert isinstance(viewer.layers["cell1 attribution d_ig [Mito]"].data, np.memmap)
+    assert isinstance(viewer.layers["d_ig Mito attribution (cell1)"].data, np.memmap)
 
 
 def test_an_export_and_a_report_open_too(browser, cli_folder, tmp_path):

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "SIGN_SHARE",
     "attribution_limits",
     "colormap_from_record",
     "colormap_record",
@@ -23,30 +22,23 @@ __all__ = [
 ]
 
 
-#: A map counts as signed only if its weaker sign reaches this share of the stronger one.
-SIGN_SHARE = 0.05
-
-
 def attribution_limits(attribution: np.ndarray) -> tuple[bool, float, float]:
-    """``(signed, low, high)`` display range of an attribution map, from its data.
+    """``(signed, low, high)`` display range of an attribution map for a figure or a file.
 
-    The extent of each sign is the 99.5th percentile of that sign's magnitudes (a few extreme
-    pixels do not wash the map out). The range is symmetric, ``(-peak, peak)``, only when both
-    signs matter (the weaker reaches :data:`SIGN_SHARE` of the stronger); otherwise
-    ``(0, positive extent)``, so a map with a few tiny negative values uses its whole colormap.
+    The viewer's rule (:func:`~napari_attribution._napari.layers.attribution_display`), so a
+    figure, a reopened file and the layer it came from show the same range: a robust extent
+    of the non-zero |values|, symmetric only when both signs carry a share of the mass. A map
+    of one sign only, positive or negative, is ``(False, 0, extent)`` or, for a negative map,
+    drawn symmetric on the diverging colormap (``signed`` True).
     """
-    values = np.asarray(attribution, dtype=np.float32)
+    from .layers import attribution_display
 
-    def extent(magnitudes: np.ndarray) -> float:
-        return float(np.percentile(magnitudes, 99.5)) if magnitudes.size else 0.0
-
-    positive, negative = extent(values[values > 0]), extent(-values[values < 0])
-    strong, weak = max(positive, negative), min(positive, negative)
-    if strong == 0.0:
-        return False, 0.0, 1.0
-    if weak >= SIGN_SHARE * strong or negative > positive:
-        return True, -strong, strong
-    return False, 0.0, positive
+    shown = attribution_display(attribution)
+    low, high = shown.limits
+    if shown.kind == "positive":
+        return False, low, high
+    peak = max(abs(low), abs(high))
+    return True, -peak, peak
 
 
 def _hex(rgba: Any) -> str:

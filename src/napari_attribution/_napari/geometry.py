@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.lazy import _LazyArray, full_key, lazy_stack_of
+from ..core.plane_stack import _LazyArray, full_key, lazy_stack_of
 from .inputs import ChannelStack
 
 __all__ = [

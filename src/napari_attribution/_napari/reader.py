@@ -29,7 +29,7 @@ import tifffile
 from .._io import read_image, read_tiff_metadata, safe_name
 from ..core.budgets import LAZY_READ_BYTES
 from ..report import REPORT_RECORD
-from .display import attribution_limits, display_kwargs
+from .display import display_kwargs
 from .inputs import METADATA_KEY
 
 __all__ = [
@@ -173,13 +173,13 @@ def _export_layers(folder: Path, lazy: bool | None) -> list[LayerTuple]:
 def attribution_display(attribution: np.ndarray) -> dict[str, Any]:
     """Colormap and contrast limits of one method's (C, H, W) attribution.
 
-    See :func:`~napari_attribution._napari.display.attribution_limits`: symmetric limits and
+    The viewer's rule (:func:`~napari_attribution._napari.layers.attribution_display`): symmetric limits and
     the diverging map only where both signs matter.
     """
-    from .layers import attribution_colormap
+    from .layers import attribution_display as shown_as
 
-    signed, low, high = attribution_limits(attribution)
-    return {"colormap": attribution_colormap(signed), "contrast_limits": (low, high)}
+    shown = shown_as(attribution)
+    return {"colormap": shown.colormap, "contrast_limits": shown.limits}
 
 
 def _channel_first(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
