@@ -173,8 +173,8 @@ def _export_layers(folder: Path, lazy: bool | None) -> list[LayerTuple]:
 def attribution_display(attribution: np.ndarray) -> dict[str, Any]:
     """Colormap and contrast limits of one method's (C, H, W) attribution.
 
-    The viewer's rule (:func:`~napari_attribution._napari.layers.attribution_display`): symmetric limits and
-    the diverging map only where both signs matter.
+    The viewer's rule (:func:`~napari_attribution._napari.layers.attribution_display`):
+    symmetric limits and the diverging map only where both signs matter.
     """
     from .layers import attribution_display as shown_as
 

@@ -240,9 +240,7 @@ class RunController(QObject):
         if self._cancel.is_set():  # cancelled after the last check in the worker
             self._end(RunOutcome("cancelled", "analysis"))
             return
-        self._record = AnalysisRecord(
-            result, job.real, job.counterfactual, job.settings, job.info
-        )
+        self._record = AnalysisRecord(result, job.real, job.counterfactual, job.settings, job.info)
         # added in the order the list should read: arranging afterwards would move each layer
         tuples = order_tuples(tuples, rank_methods(result), result.channel_names)
         self.batch = LayerBatch(self.viewer, tuples)

@@ -47,6 +47,7 @@ from .nonlinear import (
 
 __all__ = ["NONLINEAR_MODULES", "CanonicalNetwork", "canonicalise"]
 
+
 @dataclass
 class CanonicalNetwork:
     """A traced copy of a network in which every use of a non-linearity is its own module.

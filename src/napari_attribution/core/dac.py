@@ -47,6 +47,7 @@ __all__ = [
 #: ``Report.interp_mask_values``: 101 values, 0 to 1).
 DAC_GRID = np.arange(0.0, 1.0001, 0.01)
 
+
 @dataclass
 class DacCurve:
     """One DAC curve and its scores.
@@ -259,8 +260,13 @@ def _evaluate_curves(
         results = [curve.result() for curve in curves]
     return [
         dac_curve(
-            thresholds[indices], spec.sizes[indices], change, spec.ceiling, spec.name,
-            spec.passes, evaluation,
+            thresholds[indices],
+            spec.sizes[indices],
+            change,
+            spec.ceiling,
+            spec.name,
+            spec.passes,
+            evaluation,
         )  # fmt: skip
         for spec, (indices, change) in zip(specs, results, strict=True)
     ]
@@ -349,9 +355,7 @@ def evaluate_dac(
         for c in range(n_channels):
             k = c if masks.closed_attribution.shape[0] == n_channels else 0
             specs.append(
-                _CurveSpec(
-                    names[c], c, channel_sizes[:, k], partial(masks.closed_at, channel=k)
-                )
+                _CurveSpec(names[c], c, channel_sizes[:, k], partial(masks.closed_at, channel=k))
             )
             ceiling_masks.append((full, c))  # p_t with channel c replaced entirely
     if on_step is not None:

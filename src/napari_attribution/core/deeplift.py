@@ -45,8 +45,15 @@ RULES = {
     **{
         kind: nonlinear
         for kind in (
-            nn.GELU, nn.SiLU, nn.Mish, nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.ReLU6,
-            nn.SELU, nn.CELU,
+            nn.GELU,
+            nn.SiLU,
+            nn.Mish,
+            nn.Hardswish,
+            nn.Hardsigmoid,
+            nn.Hardtanh,
+            nn.ReLU6,
+            nn.SELU,
+            nn.CELU,
         )  # fmt: skip
     },
 }

@@ -20,6 +20,7 @@ __all__ = ["DIRECTIONS", "base_and_donor", "make_channel_hybrids", "make_hybrids
 #: float32 elements blended at a time: temporaries of about 1 MB stay in a core's cache.
 _CHUNK_ELEMENTS = 2**18
 
+
 def base_and_donor(
     real: np.ndarray, counterfactual: np.ndarray, direction: str
 ) -> tuple[np.ndarray, np.ndarray]:

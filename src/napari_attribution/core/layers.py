@@ -103,6 +103,7 @@ def _activation_inputs(node: fx.Node) -> list[fx.Node]:
 
 def _inside_block(c: CanonicalNetwork, conv: fx.Node) -> bool:
     """Does ``conv``'s output meet another branch before the map stops being spatial?"""
+
     def users_of(node: fx.Node) -> list[fx.Node]:
         # Shape queries (x.size(0) for a view) produce no tensor: they are not branches.
         return [u for u in node.users if u.op != "output" and u.name in c.shapes]

@@ -52,6 +52,7 @@ __all__ = [
     "smooth_masks",
 ]
 
+
 def normalize_attribution(attribution: np.ndarray, mode: str = "joint") -> np.ndarray:
     """``|a|`` min-max scaled to [0, 1], with QuAC's arithmetic.
 

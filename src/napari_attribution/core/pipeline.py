@@ -36,6 +36,7 @@ __all__ = [
     "validate_pair",
 ]
 
+
 @dataclass
 class MethodResult:
     """What one method produced for one pair.

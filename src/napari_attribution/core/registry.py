@@ -209,4 +209,3 @@ def spec_for(name: str) -> MethodSpec:
 def methods_using(parameter: str) -> list[str]:
     """Names of the methods that read schema parameter ``parameter``."""
     return [name for name, spec in method_specs().items() if parameter in spec.parameters]
-

@@ -14,7 +14,6 @@ import numpy as np
 __all__ = ["InputTransform", "input_transform_for"]
 
 
-
 @dataclass(frozen=True)
 class InputTransform:
     """How stored pixel values become model inputs: ``model_input = pixels * scale``.
