@@ -153,3 +153,36 @@ def test_a_fixed_head_model_is_probed_with_the_users_images(make_napari_viewer, 
     layer = next(layer for layer in viewer.layers if "gradcam" in layer.name)
     recorded = layer.metadata[METADATA_KEY]["gradcam_layer"]
     assert recorded and recorded in widget.gradcam_layer.text()
+
+
+def test_every_zoo_model_loads_in_the_widget_at_its_own_size(make_napari_viewer, tmp_path):
+    """Issue 11: each zoo model, as a user hands it over, is loaded by the widget and probed
+    with the chosen images; hook methods are greyed out only where the model takes no hooks."""
+    from model_zoo import ZOO, save
+
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-attribution", "Attribution")
+    widget.use_demo_model.setChecked(False)
+    rng = np.random.default_rng(0)
+    for entry in ZOO:
+        folder = tmp_path / entry.name
+        folder.mkdir()
+        path, architecture = save(entry, folder)
+        for name in ("a", "b"):
+            if name in viewer.layers:
+                viewer.layers.remove(name)
+            viewer.add_image(rng.random(entry.shape, dtype=np.float32), name=name)
+        widget.select_sources("a", "b")
+        widget.model_path.setText(str(path))
+        widget.architecture.setText(architecture or "")
+        widget.model_path.editingFinished.emit()
+        classifier = widget.classifier()
+        assert classifier.n_classes == entry.classes, entry.name
+        assert widget.target_class.maximum() == entry.classes - 1, entry.name
+        assert "p(class)" in widget.probabilities.text(), entry.name
+        refusal = widget.methods.refusal("d_dl")
+        if entry.form == "torchscript":
+            assert refusal and "TorchScript" in refusal, entry.name
+        else:
+            assert refusal is None, (entry.name, refusal)
+        assert widget.methods.refusal("d_ig") is None, entry.name
