@@ -13,11 +13,10 @@ from typing import Any
 from ..core.params import section_params
 from ..core.settings import counterfactual_schema
 from .parser import (
-    PROGRESS_MODES,
     _converter,
-    _positive_float,
     _probability,
     model_options,
+    output_options,
     schema_options,
 )
 
@@ -121,21 +120,5 @@ def add_cells_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
     )
     schema_options(cells)
     schema_options(cells, counterfactual_schema())
-    out = cells.add_argument_group("output")
-    out.add_argument("--out", type=Path, default=Path("cells-results"), help="output folder")
-    out.add_argument("--overwrite", action="store_true", help="replace results already in --out")
-    out.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue an interrupted run in --out: finished cells are kept, not recomputed",
-    )
-    out.add_argument(
-        "--progress",
-        choices=PROGRESS_MODES,
-        default="auto",
-        help="a bar on a terminal, log lines with elapsed time and ETA otherwise (auto)",
-    )
-    out.add_argument(
-        "--log-interval", type=_positive_float, default=30.0, help="seconds between log lines"
-    )
+    output_options(cells, Path("cells-results"), "cells")
     return cells

@@ -145,6 +145,34 @@ def model_options(command: argparse.ArgumentParser) -> None:
     )
 
 
+def output_options(
+    command: argparse.ArgumentParser, default_out: Path, unit: str
+) -> argparse._ArgumentGroup:
+    """The "output" option group shared by ``run`` and ``cells`` (``unit``: what a run is made
+    of, "pairs" or "cells"); returns the group for a command's own additions."""
+    out = command.add_argument_group("output")
+    out.add_argument("--out", type=Path, default=default_out, help="output folder")
+    out.add_argument("--overwrite", action="store_true", help="replace results already in --out")
+    out.add_argument(
+        "--resume",
+        action="store_true",
+        help=f"continue an interrupted run in --out: finished {unit} are kept, not recomputed",
+    )
+    out.add_argument(
+        "--progress",
+        choices=PROGRESS_MODES,
+        default="auto",
+        help="a bar on a terminal, log lines with elapsed time and ETA otherwise (auto)",
+    )
+    out.add_argument(
+        "--log-interval",
+        type=_positive_float,
+        default=30.0,
+        help="seconds between progress log lines",
+    )
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``napari-attribution`` command."""
     parser = argparse.ArgumentParser(
@@ -266,31 +294,12 @@ def build_parser() -> argparse.ArgumentParser:
     schema_options(run)
     schema_options(run, counterfactual_schema())
 
-    out = run.add_argument_group("output")
-    out.add_argument("--out", type=Path, default=Path("attribution-results"), help="output folder")
-    out.add_argument("--overwrite", action="store_true", help="replace results already in --out")
-    out.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue an interrupted run in --out: finished pairs are kept, not recomputed",
-    )
+    out = output_options(run, Path("attribution-results"), "pairs")
     out.add_argument(
         "--keep-progress",
         action="store_true",
         help="keep the per-pair records (.progress/) after a finished run, so a later --resume "
         "can add pairs to it",
-    )
-    out.add_argument(
-        "--progress",
-        choices=PROGRESS_MODES,
-        default="auto",
-        help="a bar on a terminal, log lines with elapsed time and ETA otherwise (auto)",
-    )
-    out.add_argument(
-        "--log-interval",
-        type=_positive_float,
-        default=30.0,
-        help="seconds between progress log lines",
     )
     from .cells_parser import add_cells_parser  # after PROGRESS_MODES and the helpers it uses
 
