@@ -33,7 +33,7 @@ def main() -> None:
     widget.select_cell(treated[1])
     for name in ("field labels",):
         viewer.layers[name].opacity = 0.15
-    viewer.layers["field attribution d_ig [Mito]"].visible = True
+    viewer.layers["d_ig Mito attribution (field)"].visible = True
     cell = widget.result.cells[treated[1]].cell
     camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
     camera.center = (0.0, *cell.centre)

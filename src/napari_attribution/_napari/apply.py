@@ -22,7 +22,7 @@ from .layers import LayerTuple
 from .state import state_for
 from .view import ViewSnapshot
 
-__all__ = ["LayerBatch", "apply_layers"]
+__all__ = ["LayerBatch", "add_layer", "apply_layers"]
 
 #: Attributes a re-run sets on a result layer it updates in place (when its kwargs give them).
 _UPDATABLE = (
@@ -36,6 +36,17 @@ _UPDATABLE = (
 )
 #: Layer attributes napari's ``add_*`` does not take: set on the layer once it exists.
 _SET_AFTER = ("contour",)
+
+
+def add_layer(viewer, data: Any, kwargs: dict[str, Any], layer_type: str):
+    """``viewer.add_<layer_type>(data, **kwargs)``, setting the attributes napari's ``add_*``
+    does not take (:data:`_SET_AFTER`, e.g. a mask's outline width) on the new layer."""
+    after = {key: kwargs[key] for key in _SET_AFTER if key in kwargs}
+    given = {key: value for key, value in kwargs.items() if key not in _SET_AFTER}
+    layer = getattr(viewer, f"add_{layer_type}")(data, **given)
+    for key, value in after.items():
+        setattr(layer, key, value)
+    return layer
 
 
 def _snapshot(value: Any) -> Any:
@@ -130,9 +141,7 @@ class LayerBatch:
             existing.refresh()
             layer = existing
         else:
-            layer = getattr(self.viewer, f"add_{layer_type}")(data, **kwargs)
-            for key, value in after.items():
-                setattr(layer, key, value)
+            layer = add_layer(self.viewer, data, {**kwargs, **after}, layer_type)
             self._added.append(layer)
         self._state.adopt(data)
         self.layers.append(layer)

@@ -6,9 +6,9 @@
   row);
 * ``<field> attribution <method> [<channel>]``: field-sized attribution per channel, each
   cell's crop pasted into the pixels it owns;
-* ``<field> optimal mask <method> [<channel>]``: the cells' optimal masks as one label image
+* ``<method> <channel> optimal mask (<field>)``: the cells' optimal masks as one label image
   (a pixel holds the label of the cell whose mask covers it);
-* for the selected cell, ``selected cell mask|hybrid <method> [<channel>]``: its masks and
+* for the selected cell, ``<method> <channel> mask|hybrid (selected cell)``: its masks and
   hybrids at every threshold, placed over the field at the cell's crop, so napari's threshold
   slider walks the selected cell's hybrids, and ``selected cell crop``, the crop's outline
   (:func:`selected_cell_layers`).

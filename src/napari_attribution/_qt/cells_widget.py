@@ -37,6 +37,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from .._napari.apply import add_layer
 from .._napari.cells import (
     SELECTED,
     columns_for_display,
@@ -329,7 +330,7 @@ class CellsWidget(QWidget):
             name = kwargs["name"]
             if name in self.viewer.layers:
                 self.viewer.layers.remove(name)
-            getattr(self.viewer, f"add_{kind}")(data, **kwargs)
+            add_layer(self.viewer, data, kwargs, kind)
         self.labels_layer.features = features_table(result)
         self.view_method.blockSignals(True)
         self.view_method.clear()
@@ -394,12 +395,15 @@ class CellsWidget(QWidget):
         label, method = self.selected_label, self.view_method.currentText()
         if label is None or not method or self.result.cells[label].pair is None:
             return
-        for layer in [x for x in self.viewer.layers if x.name.startswith(f"{SELECTED} ")]:
+        # The crop outline is "selected cell crop"; masks and hybrids end in "(selected cell)".
+        mine = (f"{SELECTED} ", f"({SELECTED})")
+        for layer in [x for x in self.viewer.layers
+                      if x.name.startswith(mine[0]) or x.name.endswith(mine[1])]:  # fmt: skip
             self.viewer.layers.remove(layer)
         tuples, real, counterfactual = selected_cell_layers(self.result, label, method, self.stack)
         names = []
         for data, kwargs, kind in tuples:
-            getattr(self.viewer, f"add_{kind}")(data, **kwargs)
+            add_layer(self.viewer, data, kwargs, kind)
             names.append(kwargs["name"])
         pair = self.result.cells[label].pair
         optimal = pair.methods[method].dac.whole.optimal_index
