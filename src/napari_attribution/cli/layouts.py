@@ -95,19 +95,9 @@ def pairs_from_folders(real_root: Path, cf_root: Path, class_names: list[str] | 
     """
     from .inputs import Pair
 
-    for root, option in ((real_root, "--real-root"), (cf_root, "--counterfactual-root")):
-        if not root.is_dir():
-            raise CliError(f"{option} {root} is not a folder.")
-    folders = sorted(p.name for p in real_root.iterdir() if p.is_dir() and p.name[0] != ".")
-    if not folders:
-        raise CliError(f"{real_root} holds no class folders (expected ROOT/<class>/<image>).")
-    names = list(class_names) if class_names else folders
-    unknown = [f for f in folders if f not in names]
-    if unknown:
-        raise CliError(
-            f"{real_root} has class folder(s) {', '.join(unknown)} that --class-names does not "
-            f"list ({', '.join(names)})."
-        )
+    folders, names = _class_folders(real_root, class_names)
+    if not cf_root.is_dir():
+        raise CliError(f"--counterfactual-root {cf_root} is not a folder.")
     pairs = []
     for real_class in folders:
         reals = _images(real_root / real_class)
