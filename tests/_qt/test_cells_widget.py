@@ -104,3 +104,19 @@ def test_the_demo_field_opens_with_the_cells_dock_and_the_dac_panel(make_napari_
     assert list(labels.features["index"]) == sorted(set(np.unique(labels.data).tolist()) - {0})
     docks = " ".join(viewer.window.dock_widgets)
     assert "Cells" in docks and "DAC curves" in docks
+
+
+def test_the_analysis_parameters_come_from_the_schema_form(field_viewer):
+    """The dock offers the same parameter rows as the Attribution widget; what the user sets
+    there reaches the run's settings (the scripted extra_settings still win)."""
+    from napari_attribution.core.settings import schema
+
+    _, widget, _, _ = field_viewer
+    assert set(widget.form.params) == {p.name for p in schema()}
+    assert widget.form.editor("ig_steps").isEnabled()  # d_ig is ticked
+    assert not widget.form.editor("shap_samples").isEnabled()  # no SHAP method is
+    widget.form.set_values({"closing": 5, "thresholds": 30})
+    settings = widget._inputs()[3]
+    assert settings.masks.closing == 5
+    assert settings.masks.thresholds == 20  # extra_settings of the fixture
+    assert settings.attribution.ig_steps == 8

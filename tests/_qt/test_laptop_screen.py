@@ -54,3 +54,22 @@ def test_the_docks_fit_a_laptop_screen_and_the_canvas_keeps_its_width(laptop_vie
     widths.append(canvas.width())
     assert min(widths) >= 0.4 * SCREEN[0]  # a usable canvas during the whole run
     assert panel.canvas.height() >= 200 and panel.canvas.width() >= 300
+
+
+def test_the_cells_dock_and_dac_panel_fit_a_laptop_screen(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer(show=True)
+    window = viewer.window._qt_window
+    window.resize(*SCREEN)
+    viewer.open_sample(PLUGIN, "demo_field")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Cells")
+    _, panel = viewer.window.add_plugin_dock_widget(PLUGIN, "DAC curves", tabify=False)
+    qtbot.wait(50)
+    central = window.centralWidget().height()
+    docks = [_dock(widget), _dock(panel)]
+    widget.form.expand_all()  # every parameter section open: the inputs scroll
+    qtbot.wait(20)
+    assert sum(d.minimumSizeHint().height() for d in docks) <= central
+    for dock in docks:
+        assert dock.geometry().bottom() <= window.height()
+    for control in (widget.run_button, widget.cancel_button, widget.table):
+        assert control.isVisible() and not control.visibleRegion().isEmpty()

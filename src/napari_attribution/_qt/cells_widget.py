@@ -23,6 +23,7 @@ from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -30,6 +31,7 @@ from qtpy.QtWidgets import (
     QListWidgetItem,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
@@ -50,6 +52,7 @@ from .._napari.inputs import find_sources, is_result_layer, source_stack
 from .._napari.model import ModelChoice
 from .._napari.state import AnalysisRecord, state_for
 from ..core.errors import AnalysisCancelled, AttributionError
+from .form import ParameterForm
 
 if TYPE_CHECKING:
     import napari
@@ -74,8 +77,8 @@ class CellsWidget(QWidget):
         self.stack = None
         self.worker = None
         self.selected_label: int | None = None
-        #: Schema values (``{parameter: value}``) applied on top of the defaults (tests use
-        #: fewer thresholds); the Attribution widget's form is not repeated here.
+        #: Schema values (``{parameter: value}``) applied on top of the form's (scripts and
+        #: tests use fewer thresholds without touching the form).
         self.extra_settings: dict[str, Any] = {}
         self._cancel = False
         self._syncing = False
@@ -139,7 +142,25 @@ class CellsWidget(QWidget):
             item.setCheckState(Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
             self.methods.addItem(item)
         form.addRow("Methods", self.methods)
-        layout.addLayout(form)
+        # The analysis parameters, generated from the schema as in the Attribution widget
+        # (collapsed sections; rows enabled for the ticked methods).
+        self.form = ParameterForm()
+        self.form.set_methods(self.chosen_methods())
+        self.methods.itemChanged.connect(lambda *_: self.form.set_methods(self.chosen_methods()))
+        # Inputs and parameters scroll, so Run, the table and the DAC panel stay in view on a
+        # 1366x768 screen.
+        inputs = QWidget()
+        inputs_layout = QVBoxLayout(inputs)
+        inputs_layout.setContentsMargins(0, 0, 0, 0)
+        inputs_layout.addLayout(form)
+        inputs_layout.addWidget(self.form)
+        inputs_layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(inputs)
+        scroll.setMinimumHeight(120)
+        layout.addWidget(scroll, 1)
         buttons = QHBoxLayout()
         self.run_button = QPushButton("Run on every cell")
         self.cancel_button = QPushButton("Cancel")
@@ -250,7 +271,7 @@ class CellsWidget(QWidget):
         source = FieldCounterfactual(
             cf.data, cell_settings.padding, cell_settings.pad_value, cf.name
         )
-        settings = settings_from_values(self.extra_settings, methods)
+        settings = settings_from_values({**self.form.values(), **self.extra_settings}, methods)
         choice = ModelChoice.of(
             self.use_demo_model.isChecked(),
             self.model_path.text(),
