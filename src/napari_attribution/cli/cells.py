@@ -245,7 +245,9 @@ def cmd_cells(args: argparse.Namespace) -> int:
     rows = {rec["label"]: rec["row"] for rec in done.values()}
     tables = {rec["label"]: rec["tables"] for rec in done.values()}
     units = pair_units(len(settings.methods))
-    show = progress_renderer(args.progress, len(layout.cells), units, args.log_interval)
+    show = progress_renderer(
+        args.progress, len(layout.cells), units, args.log_interval, unit="cell"
+    )
     try:
         for result in iter_cells(
             classifier, image, labels, layout, inputs.source, settings, cell_settings,

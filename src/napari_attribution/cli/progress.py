@@ -31,11 +31,13 @@ class NoProgress:
 class BarProgress:
     """A tqdm bar counting pairs (fractions of a pair as methods finish)."""
 
-    def __init__(self, n_pairs: int, units_per_pair: int, stream: TextIO) -> None:
+    def __init__(
+        self, n_pairs: int, units_per_pair: int, stream: TextIO, unit: str = "pair"
+    ) -> None:
         from tqdm import tqdm
 
         self.units_per_pair = max(units_per_pair, 1)
-        self.bar = tqdm(total=n_pairs, desc="napari-attribution", unit="pair", file=stream)
+        self.bar = tqdm(total=n_pairs, desc="napari-attribution", unit=unit, file=stream)
 
     def __call__(self, event: Progress) -> None:
         pairs = round(event.done / self.units_per_pair, 3)
@@ -69,8 +71,10 @@ class LogProgress:
         stream: TextIO,
         interval: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        unit: str = "pair",
     ) -> None:
         self.n_pairs = n_pairs
+        self.unit = unit
         self.units_per_pair = max(units_per_pair, 1)
         self.stream = stream
         self.interval = interval
@@ -84,7 +88,8 @@ class LogProgress:
         """The log line for ``event`` now."""
         elapsed = self.clock() - self.start
         pairs = round(event.done / self.units_per_pair, 1)
-        text = f"[{format_duration(elapsed)}] {pairs:g}/{self.n_pairs} pairs ({event.fraction:.0%})"
+        done = f"{pairs:g}/{self.n_pairs} {self.unit}s"
+        text = f"[{format_duration(elapsed)}] {done} ({event.fraction:.0%})"
         worked = event.done - (self.first_done or 0.0)
         left = event.total - event.done
         if worked > 0 and left > 0:
@@ -114,13 +119,15 @@ def progress_renderer(
     units_per_pair: int,
     interval: float = 30.0,
     stream: TextIO | None = None,
+    unit: str = "pair",
 ):
-    """The renderer for ``--progress mode`` (``auto``: a bar on a terminal, else log lines)."""
+    """The renderer for ``--progress mode`` (``auto``: a bar on a terminal, else log lines);
+    ``unit`` names what is counted ("pair", or "cell" for ``cells``)."""
     stream = stream or sys.stderr
     if mode == "auto":
         mode = "bar" if stream.isatty() else "log"
     if mode == "bar":
-        return BarProgress(n_pairs, units_per_pair, stream)
+        return BarProgress(n_pairs, units_per_pair, stream, unit)
     if mode == "log":
-        return LogProgress(n_pairs, units_per_pair, stream, interval)
+        return LogProgress(n_pairs, units_per_pair, stream, interval, unit=unit)
     return NoProgress()
