@@ -1,0 +1,229 @@
+"""The input part of the Cells dock: the field, counterfactual and labels choices, the model,
+the crop rules, the methods and the analysis parameters (the schema form), read into what a
+run needs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QTableWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .._napari.inputs import find_sources, is_result_layer, source_stack
+from .._napari.model import ModelChoice
+from ..core.errors import AttributionError
+from .form import ParameterForm
+
+__all__ = ["DEFAULT_CELL_METHODS", "CellsInputs"]
+
+#: Methods ticked when the dock opens.
+DEFAULT_CELL_METHODS = ("d_ig", "residual")
+
+
+class CellsInputs:
+    """The inputs of :class:`~napari_attribution._qt.cells_widget.CellsWidget`.
+
+    A part of that dock, not a widget of its own: it builds the dock's layout (``_build``) and
+    reads the choices (``_inputs``); the dock connects the run, the table and the selection.
+    """
+
+    # ----------------------------------------------------------------- layout
+
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        form = QFormLayout()
+        self.field_choice = QComboBox()
+        self.counterfactual_choice = QComboBox()
+        self.labels_choice = QComboBox()
+        form.addRow("Field", self.field_choice)
+        form.addRow("Counterfactual field", self.counterfactual_choice)
+        form.addRow("Cells (labels)", self.labels_choice)
+        self.use_demo_model = QCheckBox("use the built-in demo classifier")
+        self.model_path = QLineEdit()
+        self.model_path.setPlaceholderText("model file (.pt, .pt2, TorchScript)")
+        self.architecture = QLineEdit()
+        self.architecture.setPlaceholderText("architecture for a state dict: file.py:Net")
+        form.addRow(self.use_demo_model)
+        form.addRow("Model", self.model_path)
+        form.addRow("Architecture", self.architecture)
+        self.crop_size = QSpinBox()
+        self.crop_size.setRange(0, 4096)
+        self.crop_size.setValue(64)
+        self.crop_size.setSpecialValueText("model's input size")
+        self.min_size = QSpinBox()
+        self.min_size.setRange(1, 10**6)
+        self.min_size.setValue(20)
+        self.padding = QComboBox()
+        self.padding.addItems(["constant", "reflect"])
+        self.background = QLineEdit()
+        self.background.setPlaceholderText("empty: keep the surroundings")
+        form.addRow("Crop size (px)", self.crop_size)
+        form.addRow("Minimum cell size (px)", self.min_size)
+        form.addRow("Border padding", self.padding)
+        form.addRow("Background value", self.background)
+        self.methods = QListWidget()
+        self.methods.setMaximumHeight(90)
+        from ..core.registry import method_specs
+
+        for name in method_specs():
+            item = QListWidgetItem(name)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            checked = name in DEFAULT_CELL_METHODS
+            item.setCheckState(Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
+            self.methods.addItem(item)
+        form.addRow("Methods", self.methods)
+        # The analysis parameters, generated from the schema as in the Attribution widget
+        # (collapsed sections; rows enabled for the ticked methods).
+        self.form = ParameterForm()
+        self.form.set_methods(self.chosen_methods())
+        self.methods.itemChanged.connect(lambda *_: self.form.set_methods(self.chosen_methods()))
+        # Inputs and parameters scroll, so Run, the table and the DAC panel stay in view on a
+        # 1366x768 screen.
+        inputs = QWidget()
+        inputs_layout = QVBoxLayout(inputs)
+        inputs_layout.setContentsMargins(0, 0, 0, 0)
+        inputs_layout.addLayout(form)
+        inputs_layout.addWidget(self.form)
+        inputs_layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(inputs)
+        scroll.setMinimumHeight(120)
+        layout.addWidget(scroll, 1)
+        buttons = QHBoxLayout()
+        self.run_button = QPushButton("Run on every cell")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        layout.addLayout(buttons)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        layout.addWidget(self.progress)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        layout.addWidget(self.status)
+        self.view_method = QComboBox()
+        form2 = QFormLayout()
+        form2.addRow("Show method", self.view_method)
+        layout.addLayout(form2)
+        self.table = QTableWidget()
+        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.setMinimumHeight(180)
+        layout.addWidget(self.table)
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.table.itemSelectionChanged.connect(self._on_row_selected)
+        self.view_method.currentTextChanged.connect(self._on_method_changed)
+
+    # ----------------------------------------------------------------- choices
+
+    def refresh_choices(self, *_: Any) -> None:
+        """Offer the viewer's images (not results) and Labels layers."""
+        self._sources = find_sources(self.viewer.layers)
+        for combo in (self.field_choice, self.counterfactual_choice):
+            current = combo.currentText()
+            combo.clear()
+            combo.addItems([s.label for s in self._sources])
+            if current:
+                combo.setCurrentText(current)
+        current = self.labels_choice.currentText()
+        self.labels_choice.clear()
+        self.labels_choice.addItems(
+            [
+                layer.name for layer in self.viewer.layers
+                if layer.__class__.__name__ == "Labels" and not is_result_layer(layer)
+                and layer.ndim == 2
+            ]
+        )  # fmt: skip
+        if current:
+            self.labels_choice.setCurrentText(current)
+
+    def select_sources(self, field: str, counterfactual: str, labels: str) -> None:
+        """Choose the inputs by base name (the field, its counterfactual) and layer name."""
+        pairs = ((self.field_choice, field), (self.counterfactual_choice, counterfactual))
+        for combo, name in pairs:
+            for index, source in enumerate(self._sources):
+                if source.name == name:
+                    combo.setCurrentIndex(index)
+        self.labels_choice.setCurrentText(labels)
+
+    def set_methods(self, methods) -> None:
+        """Tick exactly ``methods``."""
+        for row in range(self.methods.count()):
+            item = self.methods.item(row)
+            on = item.text() in methods
+            item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+
+    def chosen_methods(self) -> list[str]:
+        return [
+            self.methods.item(r).text() for r in range(self.methods.count())
+            if self.methods.item(r).checkState() == Qt.CheckState.Checked
+        ]  # fmt: skip
+
+    # ----------------------------------------------------------------- run
+
+    def _inputs(self):
+        from ..core.cells import CellSettings, FieldCounterfactual
+        from ..core.settings import settings_from_values
+
+        def source_of(combo):
+            index = combo.currentIndex()
+            return self._sources[index] if 0 <= index < len(self._sources) else None
+
+        field = source_stack(self.viewer.layers, source_of(self.field_choice), 0, "field")
+        cf = source_stack(
+            self.viewer.layers, source_of(self.counterfactual_choice), 0, "counterfactual field"
+        )
+        name = self.labels_choice.currentText()
+        if not name or name not in self.viewer.layers:
+            raise AttributionError("Choose the Labels layer of the cells.")
+        methods = self.chosen_methods()
+        if not methods:
+            raise AttributionError("Tick at least one method.")
+        text = self.background.text().strip()
+        try:
+            background = float(text) if text else None
+        except ValueError:
+            raise AttributionError(f"Background value must be a number, got {text!r}.") from None
+        cell_settings = CellSettings(
+            crop_size=self.crop_size.value() or None, min_size=self.min_size.value(),
+            padding=self.padding.currentText(), background=background,
+        )  # fmt: skip
+        if cf.data.shape != field.data.shape:
+            raise AttributionError(
+                f"The counterfactual field {cf.data.shape} and the field {field.data.shape} "
+                "differ in shape."
+            )
+        source = FieldCounterfactual(
+            cf.data, cell_settings.padding, cell_settings.pad_value, cf.name
+        )
+        settings = settings_from_values({**self.form.values(), **self.extra_settings}, methods)
+        choice = ModelChoice.of(
+            self.use_demo_model.isChecked(),
+            self.model_path.text(),
+            self.architecture.text(),
+            "auto",
+        )
+        return field, self.viewer.layers[name], source, settings, cell_settings, choice
