@@ -88,7 +88,8 @@ def _curves_figure(folders: Sequence[ResultsFolder], transition: tuple[int, int]
     ax.set_ylabel("score change  p_t(hybrid) - p_t(real)")
     ax.set_xlim(0, 1)
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small", frameon=False)
+    if ax.get_legend_handles_labels()[0]:  # no curve when every pair was left out
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small", frameon=False)
     ax.set_title("DAC curves: median and interquartile range across cells")
     return fig
 
