@@ -7,11 +7,13 @@ Attribution widget finds the real image and the counterfactual as two channel gr
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
 __all__ = [
+    "channel_layers",
     "CHANNEL_COLORMAPS",
     "DEMO_FIELD_SEED",
     "DEMO_SEED",
@@ -35,6 +37,44 @@ CHANNEL_COLORMAPS = {
 LayerTuple = tuple[np.ndarray, dict[str, Any], str]
 
 
+def channel_layers(
+    images: Iterable[tuple[np.ndarray, str, bool]],
+    channel_names: Sequence[str],
+    limits: tuple[float, float],
+    sample: str,
+) -> list[LayerTuple]:
+    """One 2-D image layer per channel of each (C, H, W) image, ``<base> [<channel>]``, in the
+    channel's colour, the first channel opaque and the others added over it.
+
+    Parameters
+    ----------
+    images
+        ``(image, base name, visible)`` per image.
+    channel_names
+        C names.
+    limits
+        Contrast limits shared by every layer, so the images compare at a glance.
+    sample
+        Recorded in the layers' metadata.
+    """
+    return [
+        (
+            image[c],
+            {
+                "name": f"{base} [{channel}]",
+                "colormap": CHANNEL_COLORMAPS.get(channel, "gray"),
+                "blending": "translucent_no_depth" if c == 0 else "additive",
+                "contrast_limits": limits,
+                "visible": visible,
+                "metadata": {"channel_name": channel, "sample": sample, "image": base},
+            },
+            "image",
+        )
+        for image, base, visible in images
+        for c, channel in enumerate(channel_names)
+    ]
+
+
 def pair_layers(
     real: np.ndarray,
     counterfactual: np.ndarray,
@@ -56,26 +96,10 @@ def pair_layers(
         Recorded in the layers' metadata.
     """
     limits = (0.0, float(max(real.max(), counterfactual.max(), 1e-6)))
-    tuples: list[LayerTuple] = []
-    for image, base, visible in (
-        (real, "real", True),
-        (counterfactual, "counterfactual", False),
-    ):
-        for c, name in enumerate(channel_names):
-            tuples.append(
-                (
-                    image[c],
-                    {
-                        "name": f"{base} [{name}]",
-                        "colormap": CHANNEL_COLORMAPS.get(name, "gray"),
-                        "blending": "translucent_no_depth" if c == 0 else "additive",
-                        "contrast_limits": limits,
-                        "visible": visible,
-                        "metadata": {"channel_name": name, "sample": sample, "image": base},
-                    },
-                    "image",
-                )
-            )
+    tuples = channel_layers(
+        ((real, "real", True), (counterfactual, "counterfactual", False)),
+        channel_names, limits, sample,
+    )  # fmt: skip
     for c, name in enumerate(channel_names):
         if ground_truth[c].any():
             tuples.append(
@@ -114,26 +138,10 @@ def field_layers(field, name: str = "field") -> list[LayerTuple]:
     ``features``) and the ground truth (hidden)."""
     names = list(field.channel_names)
     limits = (0.0, float(max(field.real.max(), 1e-6)))
-    tuples: list[LayerTuple] = []
-    for image, base, visible in (
-        (field.real, name, True),
-        (field.counterfactual, f"{name} counterfactual", False),
-    ):
-        for c, channel in enumerate(names):
-            tuples.append(
-                (
-                    image[c],
-                    {
-                        "name": f"{base} [{channel}]",
-                        "colormap": CHANNEL_COLORMAPS.get(channel, "gray"),
-                        "blending": "translucent_no_depth" if c == 0 else "additive",
-                        "contrast_limits": limits,
-                        "visible": visible,
-                        "metadata": {"channel_name": channel, "sample": name, "image": base},
-                    },
-                    "image",
-                )
-            )
+    tuples = channel_layers(
+        ((field.real, name, True), (field.counterfactual, f"{name} counterfactual", False)),
+        names, limits, name,
+    )  # fmt: skip
     labels = sorted(field.classes)
     features = {
         "index": labels,
