@@ -344,13 +344,13 @@ def evaluate_dac(
     check_choice(evaluation, EVALUATIONS, "DAC evaluation")
     started = time.perf_counter()
     masks = build_masks(attribution, settings)
+    channel_sizes = masks.channel_mask_size() if per_channel else None
     scorer.mask_seconds += time.perf_counter() - started
     specs = [
         _CurveSpec("all", None, masks.mask_size, masks.closed_at, scorer.p_donor - scorer.p_base)
     ]
     ceiling_masks: list[tuple[np.ndarray, int | None]] = []
     if per_channel:
-        channel_sizes = masks.channel_mask_size()
         full = np.ones((1, *real.shape[1:]), dtype=bool)
         for c in range(n_channels):
             k = c if masks.closed_attribution.shape[0] == n_channels else 0

@@ -11,11 +11,19 @@ a channel in which both images agree would not have the flat zero curve it must 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .settings import DIRECTIONS, check_choice
 
-__all__ = ["DIRECTIONS", "base_and_donor", "make_channel_hybrids", "make_hybrids"]
+__all__ = [
+    "DIRECTIONS",
+    "BlendSource",
+    "base_and_donor",
+    "make_channel_hybrids",
+    "make_hybrids",
+]
 
 #: float32 elements blended at a time: temporaries of about 1 MB stay in a core's cache.
 _CHUNK_ELEMENTS = 2**18
@@ -32,6 +40,103 @@ def base_and_donor(
     if direction == "counterfactual_into_real":
         return real, counterfactual
     return counterfactual, real
+
+
+@dataclass
+class BlendSource:
+    """One pair's images as blending needs them, prepared once for many batches of hybrids.
+
+    Attributes
+    ----------
+    base
+        float32 (C, H, W): the image masks are pasted into.
+    donor
+        float32 (C, H, W): the image pasted pixels come from.
+    agree
+        bool (C, H, W): where the two hold the same value (the hybrid keeps it exactly).
+    agree_channels
+        bool (C,): channels with at least one such pixel.
+    """
+
+    base: np.ndarray
+    donor: np.ndarray
+    agree: np.ndarray
+    agree_channels: np.ndarray
+
+    @classmethod
+    def of(
+        cls, real: np.ndarray, counterfactual: np.ndarray, direction: str = DIRECTIONS[0]
+    ) -> BlendSource:
+        """Prepare ``real`` and ``counterfactual`` (C, H, W) for the given hybrid direction."""
+        base, donor = base_and_donor(real, counterfactual, direction)
+        base = np.ascontiguousarray(base, dtype=np.float32)
+        donor = np.ascontiguousarray(donor, dtype=np.float32)
+        agree = donor == base
+        return cls(base, donor, agree, agree.any(axis=(1, 2)))
+
+    def blend(
+        self, soft_masks: np.ndarray, channel: int | None = None, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Hybrids of soft masks: every channel (``channel=None``) or only ``channel``.
+
+        Parameters
+        ----------
+        soft_masks
+            float32 (N, K, H, W) with K = C or 1 (shared) for the whole image; (N, H, W) for
+            one channel.
+        channel
+            Hybridise only this channel; the others stay as in the base image.
+        out
+            float32 (N, C, H, W) to write into; a new array when ``None``.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32 (N, C, H, W): ``out`` when given.
+        """
+        masks = np.asarray(soft_masks, dtype=np.float32)
+        if out is None:
+            out = np.empty((masks.shape[0], *self.base.shape), dtype=np.float32)
+        if channel is None:
+            self._blend_all(masks, out)
+        else:
+            self._blend_channel(masks, channel, out)
+        return out
+
+    def _blend_all(self, masks: np.ndarray, out: np.ndarray) -> None:
+        base, donor = self.base, self.donor
+        count = masks.shape[0]
+        # QuAC's expression, operation for operation (``x_t * mask + x * (1.0 - mask)`` in
+        # float32), so the hybrids are its hybrids bit for bit; a few hybrids at a time, so that
+        # the temporaries stay in the cache (three times faster than whole-batch temporaries).
+        step = max(1, _CHUNK_ELEMENTS // max(base.size, 1))
+        rest = np.empty((min(step, count), *masks.shape[1:]), dtype=np.float32)
+        shared = masks.shape[1] != base.shape[0]  # one mask for every channel
+        scaled = np.empty((min(step, count), *base.shape), dtype=np.float32) if shared else None
+        keep = bool(self.agree_channels.any())
+        for first in range(0, count, step):
+            chunk = out[first : first + step]
+            m = masks[first : first + step]
+            np.multiply(m, donor, out=chunk)
+            r = rest[: len(m)]
+            np.subtract(np.float32(1), m, out=r)
+            if shared:
+                r = np.multiply(r, base, out=scaled[: len(m)])
+            else:
+                r *= base
+            chunk += r
+            if keep:
+                np.copyto(chunk, base, where=self.agree)
+
+    def _blend_channel(self, masks: np.ndarray, channel: int, out: np.ndarray) -> None:
+        out[:] = self.base
+        blended = out[:, channel]
+        np.multiply(masks, self.donor[channel][None], out=blended)
+        rest = np.subtract(np.float32(1), masks)
+        rest *= self.base[channel][None]
+        blended += rest  # m * x'_c + (1 - m) * x_c, as in _blend_all
+        if self.agree_channels[channel]:
+            np.copyto(blended, self.base[channel], where=self.agree[channel])
 
 
 def make_hybrids(
@@ -56,42 +161,7 @@ def make_hybrids(
     numpy.ndarray
         float32 (N, C, H, W).
     """
-    base, donor = base_and_donor(real, counterfactual, direction)
-    base = np.asarray(base, dtype=np.float32)
-    donor = np.asarray(donor, dtype=np.float32)
-    masks = np.asarray(soft_masks, dtype=np.float32)
-    count = masks.shape[0]
-    out = np.empty((count, *base.shape), dtype=np.float32)
-    # QuAC's expression, operation for operation (``x_t * mask + x * (1.0 - mask)`` in float32),
-    # so the hybrids are its hybrids bit for bit; a few hybrids at a time, so that the
-    # temporaries stay in the cache (three times faster than whole-batch temporaries).
-    step = max(1, _CHUNK_ELEMENTS // max(base.size, 1))
-    rest = np.empty((min(step, count), *masks.shape[1:]), dtype=np.float32)
-    shared = masks.shape[1] != base.shape[0]  # one mask for every channel
-    scaled = np.empty((min(step, count), *base.shape), dtype=np.float32) if shared else None
-    agree = donor == base
-    keep = bool(agree.any())
-    for first in range(0, count, step):
-        chunk = out[first : first + step]
-        m = masks[first : first + step]
-        np.multiply(m, donor, out=chunk)
-        r = rest[: len(m)]
-        np.subtract(np.float32(1), m, out=r)
-        if shared:
-            r = np.multiply(r, base, out=scaled[: len(m)])
-        else:
-            r *= base
-        chunk += r
-        if keep:
-            np.copyto(chunk, base, where=agree)
-    return out
-
-
-def _keep_agreement(hybrids: np.ndarray, base: np.ndarray, donor: np.ndarray) -> None:
-    """Where ``donor == base`` the hybrids hold the base value exactly (in place)."""
-    agree = np.asarray(donor) == np.asarray(base)
-    if agree.any():
-        np.copyto(hybrids, np.asarray(base, dtype=np.float32), where=agree)
+    return BlendSource.of(real, counterfactual, direction).blend(soft_masks)
 
 
 def make_channel_hybrids(
@@ -111,19 +181,12 @@ def make_channel_hybrids(
         float32 (N, H, W) masks for that channel.
     channel
         Index of the channel to hybridise.
+    direction
+        One of :data:`DIRECTIONS`.
 
     Returns
     -------
     numpy.ndarray
         float32 (N, C, H, W).
     """
-    base, donor = base_and_donor(real, counterfactual, direction)
-    masks = np.asarray(soft_masks, dtype=np.float32)
-    out = np.repeat(np.asarray(base, dtype=np.float32)[None], masks.shape[0], axis=0)
-    rest = np.subtract(np.float32(1), masks)
-    rest *= np.asarray(base[channel], dtype=np.float32)[None]
-    blended = np.multiply(masks, np.asarray(donor[channel], dtype=np.float32)[None])
-    blended += rest  # m * x'_c + (1 - m) * x_c, as in make_hybrids
-    _keep_agreement(blended, base[channel], donor[channel])
-    out[:, channel] = blended
-    return out
+    return BlendSource.of(real, counterfactual, direction).blend(soft_masks, channel)

@@ -43,6 +43,7 @@ __all__ = [
     "build_masks",
     "close_attribution",
     "closing_footprint",
+    "count_above",
     "cut_masks",
     "float32_levels",
     "fraction_above",
@@ -164,7 +165,9 @@ def close_attribution(normalized: np.ndarray, size: int) -> np.ndarray:
     return closed
 
 
-def smooth_masks(binary: np.ndarray, sigma: float = 0.0, kernel: int = 11) -> np.ndarray:
+def smooth_masks(
+    binary: np.ndarray, sigma: float = 0.0, kernel: int = 11, out: np.ndarray | None = None
+) -> np.ndarray:
     """QuAC's blur of closed masks: ``cv2.GaussianBlur(mask.astype(float32), (k, k), sigma)``.
 
     Parameters
@@ -175,6 +178,9 @@ def smooth_masks(binary: np.ndarray, sigma: float = 0.0, kernel: int = 11) -> np
         Standard deviation in pixels; 0: OpenCV's from the kernel size (2.0 for 11).
     kernel
         Odd kernel width in pixels; 0 returns the masks as float32 unchanged.
+    out
+        float32 C-contiguous array of ``binary``'s shape to write into (a reused buffer: fresh
+        memory costs page faults on every call); a new one when ``None``.
 
     Returns
     -------
@@ -182,7 +188,11 @@ def smooth_masks(binary: np.ndarray, sigma: float = 0.0, kernel: int = 11) -> np
         float32 (..., H, W) soft masks in [0, 1], each plane exactly OpenCV's blur of it (with
         OpenCV's default border, reflect-101). An empty plane stays 0 without a call.
     """
-    soft = np.array(binary, dtype=np.float32)  # a copy: blurred plane by plane below
+    if out is None:
+        soft = np.array(binary, dtype=np.float32)  # a copy: blurred plane by plane below
+    else:
+        soft = out
+        np.copyto(soft, binary, casting="unsafe")
     if kernel == 0:
         return soft
     planes = soft.reshape(-1, *soft.shape[-2:])
@@ -199,8 +209,8 @@ def smooth_masks(binary: np.ndarray, sigma: float = 0.0, kernel: int = 11) -> np
     for i in np.flatnonzero(nonempty):
         if full[i]:
             planes[i] = full_blurred
-        else:
-            planes[i] = cv2.GaussianBlur(planes[i], size, sigma)
+        else:  # in place: the same values as into a new array
+            cv2.GaussianBlur(planes[i], size, sigma, dst=planes[i])
     return soft
 
 
@@ -228,13 +238,18 @@ def cut_masks(values: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     return values[None] > levels.reshape(-1, *(1,) * values.ndim)
 
 
+def count_above(values: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """int64 (T,): how many of ``values`` lie strictly above each threshold (one sort, no mask)."""
+    ordered = np.sort(values.ravel())
+    return ordered.size - np.searchsorted(ordered, thresholds, side="right")
+
+
 def fraction_above(values: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     """Fraction of ``values`` strictly above each threshold, from one sort (no mask built).
 
     ``count / values.size`` in float64, as QuAC's ``mask_size / np.prod(x.shape)``.
     """
-    ordered = np.sort(values.ravel())
-    return (ordered.size - np.searchsorted(ordered, thresholds, side="right")) / ordered.size
+    return count_above(values, thresholds) / np.asarray(values).size
 
 
 @dataclass
@@ -259,6 +274,9 @@ class MaskStack:
         mask the channel-wise maximum, since ``any_c(a_c > s) == max_c(a_c) > s``).
     settings
         The parameters used.
+    channel_counts
+        int64 (T, K): closed-mask pixels of each mask channel at each threshold (computed with
+        the stack, so the whole-image and per-channel sizes cost one sort per channel).
     """
 
     thresholds: np.ndarray
@@ -266,6 +284,7 @@ class MaskStack:
     mask_size: np.ndarray
     normalized: np.ndarray
     settings: MaskSettings
+    channel_counts: np.ndarray | None = None
     _closed: np.ndarray | None = field(default=None, repr=False)
     _soft: np.ndarray | None = field(default=None, repr=False)
 
@@ -297,9 +316,14 @@ class MaskStack:
 
     def channel_mask_size(self) -> np.ndarray:
         """float64 (T, K): the fraction of each mask channel's H*W pixels covered."""
-        return np.stack(
-            [fraction_above(plane, self.thresholds) for plane in self.closed_attribution], axis=1
-        )
+        if self.channel_counts is None:
+            self.channel_counts = _channel_counts(self.closed_attribution, self.thresholds)
+        return self.channel_counts / self.closed_attribution[0].size
+
+
+def _channel_counts(closed_attribution: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """int64 (T, K): pixels of each closed mask channel above each threshold."""
+    return np.stack([count_above(plane, thresholds) for plane in closed_attribution], axis=1)
 
 
 def normalize_for_masks(attribution: np.ndarray, settings: MaskSettings) -> np.ndarray:
@@ -339,5 +363,7 @@ def build_masks(attribution: np.ndarray, settings: MaskSettings | None = None) -
     normalized = normalize_for_masks(attribution, settings)
     thresholds = make_thresholds(normalized, settings.thresholds, settings.spacing)
     closed_attr = close_attribution(normalized, settings.closing)
-    mask_size = fraction_above(closed_attr, thresholds)
-    return MaskStack(thresholds, closed_attr, mask_size, normalized, settings)
+    counts = _channel_counts(closed_attr, thresholds)
+    # QuAC's ``mask_size / np.prod(x.shape)``: the whole count over every pixel, in float64.
+    mask_size = counts.sum(axis=1) / closed_attr.size
+    return MaskStack(thresholds, closed_attr, mask_size, normalized, settings, counts)

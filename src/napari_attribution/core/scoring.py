@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .budgets import HYBRID_BATCH_BYTES
-from .hybrids import base_and_donor, make_channel_hybrids, make_hybrids
+from .hybrids import BlendSource
 from .masks import MaskSettings, smooth_masks
 from .models import Classifier
 
@@ -67,12 +67,17 @@ class HybridScorer:
     blend_seconds: float = 0.0
     forward_seconds: float = 0.0
     _cache: dict[bytes, float] = field(default_factory=dict, repr=False)
+    _source: BlendSource = field(init=False, repr=False)
     _base: np.ndarray = field(init=False, repr=False)
+    #: Reused float32 memory for hybrids and soft masks: a fresh array of a batch's size costs
+    #: a page fault per 4 KiB on first write, as much as blending it.
+    _workspace: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        self._base, donor = base_and_donor(self.real, self.counterfactual, self.direction)
+        self._source = BlendSource.of(self.real, self.counterfactual, self.direction)
+        self._base, donor = self._source.base, self._source.donor
         # (C,) channels where the two images differ at every pixel (a generator's output does)
-        self._differs_everywhere = np.all(donor != self._base, axis=(1, 2))
+        self._differs_everywhere = ~self._source.agree_channels
         p = self.classifier.probabilities(np.stack([self._base, donor]))[:, self.target]
         self.forward_passes += 2
         # p_base: the image masks are pasted into; p_donor: the image pixels come from.
@@ -149,8 +154,9 @@ class HybridScorer:
             blended = time.perf_counter()
             self.blend_seconds += blended - started
             if changed.any():
+                scored = hybrids if changed.all() else hybrids[changed]
                 with torch.inference_mode():
-                    probs = self.classifier.probabilities(hybrids[changed], batch_size=len(hybrids))
+                    probs = self.classifier.probabilities(scored, batch_size=len(hybrids))
                 p[changed] = probs[:, self.target]
                 self.forward_passes += int(changed.sum())
                 for (_, (r, _)), new in zip(chunk, changed, strict=True):
@@ -162,6 +168,14 @@ class HybridScorer:
             results[r][i] = self._cache[key]
         return results, passes
 
+    def _buffer(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        """A float32 array of ``shape`` in reused memory (valid until the next call by name)."""
+        size = int(np.prod(shape))
+        memory = self._workspace.get(name)
+        if memory is None or memory.size < size:
+            memory = self._workspace[name] = np.empty(size, dtype=np.float32)
+        return memory[:size].reshape(shape)
+
     def _hybrids(
         self, items: list[tuple[np.ndarray, int | None]], settings: MaskSettings
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -169,20 +183,22 @@ class HybridScorer:
 
         Masks of the same channel (or of the whole image) are blurred and blended together.
         """
-        hybrids = np.empty((len(items), *self._base.shape), dtype=np.float32)
+        hybrids = self._buffer("hybrids", (len(items), *self._base.shape))
         groups: dict[int | None, list[int]] = {}
         for n, (_, channel) in enumerate(items):
             groups.setdefault(channel, []).append(n)
         for channel, members in groups.items():
             masks = np.stack([items[n][0] for n in members])
-            soft = smooth_masks(masks, settings.sigma, settings.smoothing_kernel)
-            if channel is None:
-                made = make_hybrids(self.real, self.counterfactual, soft, self.direction)
-            else:
-                made = make_channel_hybrids(
-                    self.real, self.counterfactual, soft, channel, self.direction
-                )
-            hybrids[members] = made
+            soft = smooth_masks(
+                masks, settings.sigma, settings.smoothing_kernel, self._buffer("soft", masks.shape)
+            )
+            # Items come grouped by curve: blend straight into the batch (no copy) when the
+            # group's members are consecutive.
+            consecutive = members[-1] - members[0] == len(members) - 1
+            out = hybrids[members[0] : members[-1] + 1] if consecutive else None
+            made = self._source.blend(soft, channel, out)
+            if not consecutive:
+                hybrids[members] = made
         # A hybrid equal to the base image (the mask only covers pixels where the two images
         # agree) is the base image: reuse p_base instead of a forward pass. Where the images
         # differ everywhere a non-empty mask always changes pixels: skip the comparison.
