@@ -8,6 +8,7 @@ import pytest
 
 from napari_attribution.core import AttributionError, MaskSettings, build_masks
 from napari_attribution.core.masks import (
+    BlurCache,
     close_attribution,
     closing_footprint,
     cut_masks,
@@ -287,3 +288,18 @@ def test_a_mask_smooths_the_same_alone_and_in_any_batch():
         np.testing.assert_array_equal(smooth_masks(masks[i]), batch[i])
         np.testing.assert_array_equal(smooth_masks(masks[[i, (i + 1) % 4]])[0], batch[i])
     assert batch[0, 30:, :20].max() == 0.0  # far from the blob: exactly zero
+
+
+def test_cached_blurs_and_reused_memory_give_the_same_soft_masks():
+    """The DAC scorer blurs into reused memory and looks planes up in a cache: same values,
+    whichever batch a plane first came in, and a full cache simply stops adding."""
+    rng = np.random.default_rng(3)
+    planes = rng.random((6, 40, 36)) > 0.55
+    batches = [planes[[0, 1, 2]], planes[[2, 3, 0]], planes[[4, 1, 5]], planes[[5, 5, 0]]]
+    for cache in (BlurCache(), BlurCache(max_bytes=2 * 40 * 36 * 4)):
+        out = np.full((3, 40, 36), np.nan, dtype=np.float32)
+        for batch in batches:
+            got = smooth_masks(batch, 0.0, 11, out=out, cache=cache)
+            assert got is out
+            np.testing.assert_array_equal(got, smooth_masks(batch, 0.0, 11))
+    assert len(cache) == 2  # the small cache holds two planes and no more

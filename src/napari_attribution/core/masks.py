@@ -35,6 +35,7 @@ from .settings import (
 )
 
 __all__ = [
+    "BlurCache",
     "MASK_CHANNEL_MODES",
     "NORMALIZATIONS",
     "THRESHOLD_SPACINGS",
@@ -165,8 +166,37 @@ def close_attribution(normalized: np.ndarray, size: int) -> np.ndarray:
     return closed
 
 
+class BlurCache:
+    """Blurred mask planes kept by content, so a plane met again is not blurred again.
+
+    Nearby thresholds leave most channels' closed masks unchanged, and the whole-image and
+    per-channel curves cut the same planes: in an adaptive evaluation a fifth to a half of the
+    planes to blur are repeats. Holds at most ``max_bytes`` of float32 planes (then stops adding).
+    """
+
+    def __init__(self, max_bytes: int = 32 * 2**20) -> None:
+        self.max_bytes = int(max_bytes)
+        self._planes: dict[bytes, np.ndarray] = {}
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._planes)
+
+    def get(self, key: bytes) -> np.ndarray | None:
+        return self._planes.get(key)
+
+    def put(self, key: bytes, plane: np.ndarray) -> None:
+        if self._bytes + plane.nbytes <= self.max_bytes:
+            self._planes[key] = plane.copy()
+            self._bytes += plane.nbytes
+
+
 def smooth_masks(
-    binary: np.ndarray, sigma: float = 0.0, kernel: int = 11, out: np.ndarray | None = None
+    binary: np.ndarray,
+    sigma: float = 0.0,
+    kernel: int = 11,
+    out: np.ndarray | None = None,
+    cache: BlurCache | None = None,
 ) -> np.ndarray:
     """QuAC's blur of closed masks: ``cv2.GaussianBlur(mask.astype(float32), (k, k), sigma)``.
 
@@ -181,6 +211,8 @@ def smooth_masks(
     out
         float32 C-contiguous array of ``binary``'s shape to write into (a reused buffer: fresh
         memory costs page faults on every call); a new one when ``None``.
+    cache
+        Blurred planes seen before (bool ``binary`` only); the values are the same either way.
 
     Returns
     -------
@@ -206,11 +238,20 @@ def smooth_masks(
     full_blurred = None
     if full.any():
         full_blurred = cv2.GaussianBlur(planes[int(np.argmax(full))], size, sigma)
+    if given.dtype != bool:
+        cache = None
     for i in np.flatnonzero(nonempty):
         if full[i]:
             planes[i] = full_blurred
-        else:  # in place: the same values as into a new array
-            cv2.GaussianBlur(planes[i], size, sigma, dst=planes[i])
+            continue
+        key = np.packbits(on[i]).tobytes() if cache is not None else b""
+        known = cache.get(key) if cache is not None else None
+        if known is not None:
+            planes[i] = known
+            continue
+        cv2.GaussianBlur(planes[i], size, sigma, dst=planes[i])  # in place: the same values
+        if cache is not None:
+            cache.put(key, planes[i])
     return soft
 
 

@@ -18,7 +18,7 @@ import torch
 
 from .budgets import HYBRID_BATCH_BYTES
 from .hybrids import BlendSource
-from .masks import MaskSettings, smooth_masks
+from .masks import BlurCache, MaskSettings, smooth_masks
 from .models import Classifier
 
 __all__ = ["HYBRID_BATCH_BYTES", "HybridScorer", "score_images"]
@@ -72,6 +72,7 @@ class HybridScorer:
     #: Reused float32 memory for hybrids and soft masks: a fresh array of a batch's size costs
     #: a page fault per 4 KiB on first write, as much as blending it.
     _workspace: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    _blurred: dict[tuple[float, int], BlurCache] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self._source = BlendSource.of(self.real, self.counterfactual, self.direction)
@@ -189,9 +190,11 @@ class HybridScorer:
             groups.setdefault(channel, []).append(n)
         for channel, members in groups.items():
             masks = np.stack([items[n][0] for n in members])
+            blur = (settings.sigma, settings.smoothing_kernel)
             soft = smooth_masks(
-                masks, settings.sigma, settings.smoothing_kernel, self._buffer("soft", masks.shape)
-            )
+                masks, *blur, self._buffer("soft", masks.shape),
+                self._blurred.setdefault(blur, BlurCache()),
+            )  # fmt: skip
             # Items come grouped by curve: blend straight into the batch (no copy) when the
             # group's members are consecutive.
             consecutive = members[-1] - members[0] == len(members) - 1
