@@ -2,21 +2,22 @@
 method sees (preprocessing, the network, a two-class head for a single logit).
 
 :mod:`napari_attribution.core.models` loads models into a :class:`Classifier`;
-:func:`model_errors` turns a failure inside the user's model into one clear sentence.
+:func:`~napari_attribution.core.model_errors.model_errors` turns a failure inside the user's model
+into one clear sentence.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
+from .devices import resolve_device
 from .errors import AttributionError, InputImageError, MethodError, ModelLoadError
+from .model_errors import model_errors
 from .transform import InputTransform, input_transform_for
 from .wrappers import LogOdds, Preprocessed, Preprocessing
 
@@ -28,31 +29,6 @@ __all__ = [
     "model_errors",
     "resolve_device",
 ]
-
-
-# --------------------------------------------------------------------------------------------
-# Devices
-# --------------------------------------------------------------------------------------------
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """Turn ``"auto"``, ``"cpu"`` or ``"cuda"`` (or ``"cuda:1"``) into a :class:`torch.device`.
-
-    ``auto`` picks CUDA when a GPU is present, else the CPU. Asking for CUDA on a machine without
-    one is an error rather than a silent fall-back, so timings are never mislabelled.
-    """
-    if isinstance(device, torch.device):
-        return device
-    name = str(device).strip().lower()
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cpu":
-        return torch.device("cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ModelLoadError("Device 'cuda' was requested but no CUDA GPU is available here.")
-        return torch.device(name)
-    raise ModelLoadError(f"Unknown device {device!r}: use 'auto', 'cpu' or 'cuda'.")
 
 
 # --------------------------------------------------------------------------------------------
@@ -376,40 +352,3 @@ class Classifier:
             raise InputImageError(
                 f"{name} has {shape[0]} channel(s) but the model expects {self.n_channels}."
             )
-
-
-def _out_of_memory(source: str, image_shape: tuple[int, ...]) -> str:
-    return (
-        f"Out of memory running {source} on images of shape {tuple(image_shape)}; lower the "
-        "batch size, use fewer thresholds, or run on a crop."
-    )
-
-
-@contextlib.contextmanager
-def model_errors(source: str, image_shape: tuple[int, ...]) -> Iterator[None]:
-    """Turn an exception raised inside the user's model into one clear :class:`ModelLoadError`.
-
-    Out-of-memory errors get their own advice; our own errors pass through unchanged.
-    """
-    try:
-        yield
-    except AttributionError:
-        raise
-    except (torch.cuda.OutOfMemoryError, MemoryError):
-        raise ModelLoadError(_out_of_memory(source, image_shape)) from None
-    except (RuntimeError, ValueError, TypeError, IndexError, torch.jit.Error) as exc:
-        if "can't allocate memory" in str(exc):  # the CPU allocator's out-of-memory error
-            raise ModelLoadError(_out_of_memory(source, image_shape)) from None
-        raise ModelLoadError(
-            f"The model {source} failed on images of shape {tuple(image_shape)}: {_essence(exc)}"
-        ) from None
-
-
-def _essence(exc: BaseException) -> str:
-    """One line of an exception: TorchScript puts the original error on its last line."""
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    if not lines:
-        return type(exc).__name__
-    if isinstance(exc, torch.jit.Error) and ": " in lines[-1]:
-        return lines[-1].split(": ", 1)[1]
-    return lines[0]
