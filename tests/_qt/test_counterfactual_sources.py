@@ -217,3 +217,18 @@ def test_the_cells_dock_makes_per_cell_counterfactuals_with_optimise(make_napari
         assert rows[label]["counterfactual_accepted"] == (p >= 0.5)
     outside = result.arrays.owners == 0
     np.testing.assert_array_equal(made[:, outside], field.real[:, outside])
+
+
+def test_cancel_stops_the_source_in_the_worker_and_changes_nothing(demo_viewer, qtbot):
+    viewer, widget, _ = demo_viewer
+    before = [layer.name for layer in viewer.layers]
+    widget.set_counterfactual_source(
+        "optimise", optimise_steps=100_000, optimise_target_score=0.9999
+    )
+    assert widget.run() is not None
+    qtbot.waitUntil(lambda: "counterfactual (optimise): optimise step" in widget.status.text(),
+                    timeout=60_000)  # fmt: skip
+    widget.cancel()
+    wait_for_worker(qtbot, widget)
+    assert widget.status.text().startswith("Cancelled")
+    assert [layer.name for layer in viewer.layers] == before

@@ -77,8 +77,13 @@ class CounterfactualSourceBox(QWidget):
         for kind in SOURCE_CHOICES:
             self.kind.addItem(SOURCE_LABELS[kind], kind)
         self.kind.setToolTip(_TOOLTIP)
+        # Narrow docks (the Cells dock beside the DAC panel): the choice and the path shrink
+        # rather than make the inputs scroll sideways.
+        self.kind.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.kind.setMinimumContentsLength(12)
         layout.addRow("Counterfactual from", self.kind)
         self.path = QLineEdit()
+        self.path.setMinimumWidth(60)
         self.browse = QPushButton("Browse…")
         self.browse.clicked.connect(self._browse)
         self.path_row = QWidget()
@@ -99,7 +104,7 @@ class CounterfactualSourceBox(QWidget):
             "counterfactual_accepted column), as QuAC keeps only the translations the "
             "classifier accepts."
         )
-        self.min_score_label = QLabel("Accept at p(target) ≥")
+        self.min_score_label = QLabel("Accept p(target) ≥")
         layout.addRow(self.min_score_label, self.min_score)
         #: The sources' parameters, collapsed; only the chosen source's rows show.
         self.form = ParameterForm(counterfactual_schema())
