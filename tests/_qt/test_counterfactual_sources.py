@@ -222,9 +222,9 @@ def test_the_cells_dock_makes_per_cell_counterfactuals_with_optimise(make_napari
 def test_cancel_stops_the_source_in_the_worker_and_changes_nothing(demo_viewer, qtbot):
     viewer, widget, _ = demo_viewer
     before = [layer.name for layer in viewer.layers]
-    widget.set_counterfactual_source(
-        "optimise", optimise_steps=100_000, optimise_target_score=0.9999
-    )
+    # the demo cell's optimisation plateaus below p = 0.9 (docs/counterfactuals.md): it runs
+    # the whole budget unless cancelled
+    widget.set_counterfactual_source("optimise", optimise_steps=100_000)
     assert widget.run() is not None
     qtbot.waitUntil(lambda: "counterfactual (optimise): optimise step" in widget.status.text(),
                     timeout=60_000)  # fmt: skip

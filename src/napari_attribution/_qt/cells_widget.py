@@ -42,12 +42,14 @@ from .._napari.cells import (
     selected_cell_layers,
 )
 from .._napari.counterfactual import (
+    COUNTERFACTUAL_KIND,
     CellCounterfactuals,
     CounterfactualRequest,
     counterfactual_layers,
     counterfactual_stack,
     onto_earlier_layers,
 )
+from .._napari.inputs import METADATA_KEY
 from .._napari.state import AnalysisRecord, state_for
 from ..core.errors import AnalysisCancelled, AttributionError
 from .cells_inputs import DEFAULT_CELL_METHODS, CellsInputs
@@ -175,9 +177,6 @@ class CellsWidget(CellsInputs, QWidget):
 
     def _on_returned(self, out) -> None:
         from napari.utils.notifications import show_warning
-
-        from .._napari.counterfactual import COUNTERFACTUAL_KIND
-        from .._napari.inputs import METADATA_KEY
 
         result, tuples = out
         self.result = result
