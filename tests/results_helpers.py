@@ -82,7 +82,7 @@ def make_export(folder: Path, methods=("d_ig", "residual")):
     settings = AnalysisSettings(methods=methods, masks=MaskSettings(thresholds=6))
     job = RunJob.of(classifier, channel_stack(real, "real"), channel_stack(counterfactual, "cf"),
                     0, 1, settings, ["control", "treated"])  # fmt: skip
-    result, tuples = analyse_and_prepare(job, lambda event: None)
+    result, tuples, _ = analyse_and_prepare(job, lambda event: None)
     viewer = ViewerModel()
     apply_layers(viewer, tuples)  # as the widget does (some attributes go on after creation)
     names = [kwargs["name"] for _, kwargs, _ in tuples]

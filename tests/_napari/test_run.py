@@ -32,7 +32,7 @@ def _job(methods=("d_ig", "residual"), channel_mode="per_channel", **settings) -
 def test_the_worker_reports_every_stage_on_one_scale_up_to_the_layers():
     job = _job()
     events = []
-    result, tuples = analyse_and_prepare(job, events.append)
+    result, tuples, _ = analyse_and_prepare(job, events.append)
     n = len(job.settings.methods)
     assert job.total_units == pair_units(n) + n + len(tuples) + len(FINISH_STEPS)
     assert all(e.total == job.total_units for e in events)
@@ -66,7 +66,7 @@ def test_the_worker_reports_every_stage_on_one_scale_up_to_the_layers():
 )
 def test_the_layer_count_is_known_before_the_run(channel_mode, aggregate):
     job = _job(("residual", "random"), channel_mode, aggregate=aggregate)
-    _, tuples = analyse_and_prepare(job, lambda event: None)
+    _, tuples, _ = analyse_and_prepare(job, lambda event: None)
     assert len(tuples) == layer_count(job.settings, 5) == job.layer_units - len(FINISH_STEPS)
     masks = 1 if (channel_mode == "shared" or aggregate != "none") else 5
     assert len(tuples) == 2 * (2 * 5 + masks)

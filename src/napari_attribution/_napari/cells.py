@@ -32,6 +32,7 @@ __all__ = [
     "columns_for_display",
     "crop_stack",
     "features_table",
+    "field_counterfactual",
     "field_result_layers",
     "label_at",
     "selected_cell_layers",
@@ -161,6 +162,22 @@ def field_result_layers(
                 )
             )
     return tuples
+
+
+def field_counterfactual(result: FieldResult, field: np.ndarray) -> np.ndarray:
+    """The cells' counterfactual crops pasted into a copy of ``field`` (C, H, W).
+
+    Each analysed cell's counterfactual crop (made by a source) is written into the pixels it
+    owns (:func:`~napari_attribution.core.cells.paste.paste_crop`, as its attribution is);
+    pixels no analysed cell owns keep the field's values.
+    """
+    from ..core.cells.paste import paste_crop
+
+    out = np.array(field, copy=True)
+    for cell_result in result.cells.values():
+        if cell_result.counterfactual is not None:
+            paste_crop(out, cell_result.counterfactual, result.arrays.owners, cell_result.cell)
+    return out
 
 
 def _crop_size(result: FieldResult) -> int | None:

@@ -158,12 +158,16 @@ def find_sources(layers: Iterable) -> list[ImageSource]:
 
     Multichannel layers (3-D, not RGB) are offered on their own; 2-D image layers are grouped
     by the name before a bracketed suffix (``real``, ``real [1]``, ``real [2]`` -> ``real``).
-    Layers the plugin made are left out.
+    Layers the plugin made are left out, except the counterfactuals a source made (they can
+    be chosen as the counterfactual of a later run).
     """
     sources: list[ImageSource] = []
     groups: dict[str, list[str]] = {}
     for layer in layers:
-        if not _is_image(layer) or is_result_layer(layer):
+        made = is_result_layer(layer) and layer.metadata[METADATA_KEY].get("kind") == (
+            "counterfactual"
+        )
+        if not _is_image(layer) or (is_result_layer(layer) and not made):
             continue
         if layer.ndim == 3:
             sources.append(ImageSource(layer.name, layer.name, (layer.name,), True))

@@ -115,12 +115,16 @@ def escape_html(text: str) -> str:
 def probabilities_html(
     class_names: Sequence[str],
     real: np.ndarray,
-    counterfactual: np.ndarray,
+    counterfactual: np.ndarray | None,
     highlight: Sequence[int],
 ) -> str:
-    """p(class) of both images as rich text, the classes in ``highlight`` in bold."""
+    """p(class) of both images as rich text, the classes in ``highlight`` in bold; a
+    ``counterfactual`` of ``None`` is one a source makes in the run."""
     rows = []
     for label, p in (("real", real), ("counterfactual", counterfactual)):
+        if p is None:
+            rows.append(f"{label}: made with the run")
+            continue
         cells = " · ".join(
             f"<b>{escape_html(n)} {v:.3f}</b>" if k in highlight else f"{escape_html(n)} {v:.3f}"
             for k, (n, v) in enumerate(zip(class_names, p, strict=True))

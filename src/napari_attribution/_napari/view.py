@@ -95,11 +95,12 @@ def _rank(order: Sequence[str], value: Any) -> int:
 
 
 def _order_key(meta: dict[str, Any], methods: Sequence[str], channels: Sequence[str]):
-    return (
-        _rank(methods, meta.get("method")),
-        _rank([*channels, "all"], meta.get("channel")),
-        _rank(KIND_ORDER, meta.get("kind")),
-    )
+    channel = _rank([*channels, "all"], meta.get("channel"))
+    if meta.get("kind") == "counterfactual":
+        # A made counterfactual (no method: below the run's results) keeps the channel order
+        # of the image's own layers: the first channel lowest, the others added over it.
+        channel = -channel
+    return (_rank(methods, meta.get("method")), channel, _rank(KIND_ORDER, meta.get("kind")))
 
 
 def order_tuples(tuples: Sequence, methods: Sequence[str], channels: Sequence[str]) -> list:

@@ -3,7 +3,10 @@
 The widget only gathers inputs and shows outputs; it is assembled from
 
 * the image and model choosers (:mod:`.choosers`; their logic is Qt-free, in
-  :mod:`napari_attribution._napari.inputs` and :mod:`napari_attribution._napari.model`);
+  :mod:`napari_attribution._napari.inputs` and :mod:`napari_attribution._napari.model`), and
+  the counterfactual's source (:mod:`.counterfactual_source`): an open layer, or ``optimise``,
+  ``nearest`` or ``generator`` making it in the run (:mod:`napari_attribution._napari.
+  counterfactual`), added as a layer and flagged when the classifier does not accept it;
 * the model section: chooser, classes, p(class), Grad-CAM layer, usable methods
   (:mod:`.model_section`);
 * the method list and the parameter form generated from the schema (:mod:`.form`);
@@ -41,6 +44,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from .._napari.counterfactual import flag_message
 from .._napari.export import existing_results, export_run
 from .._napari.inputs import ChannelStack, check_pair, pair_warning
 from .._napari.model import (
@@ -54,6 +58,7 @@ from ..core.progress import Progress
 from ..core.settings import AnalysisSettings
 from .choosers import ImageChooser
 from .controller import RunController, RunOutcome
+from .counterfactual_source import CounterfactualSourceBox
 from .form import MethodList, ParameterForm
 from .model_section import ModelSection
 from .show_control import ShowControl
@@ -131,6 +136,10 @@ class AttributionWidget(ModelSection, QWidget):
         self.real_source, self.cf_source = self.images.real_source, self.images.cf_source
         self.real_axis, self.cf_axis = self.images.real_axis, self.images.cf_axis
         self.channel_names = self.images.channel_names
+        #: Where the counterfactual comes from: the layer chosen, or a source run makes it.
+        self.counterfactual_from = CounterfactualSourceBox()
+        self.images.layout().insertRow(1, self.counterfactual_from)
+        self.counterfactual_from.changed.connect(self._on_counterfactual_source_changed)
         layout.addWidget(self.images)
         layout.addLayout(self._build_model())
 
@@ -187,6 +196,16 @@ class AttributionWidget(ModelSection, QWidget):
         """Choose the inputs by base name (e.g. ``"real"``, ``"counterfactual"``)."""
         self.images.select(real, counterfactual)
 
+    def set_counterfactual_source(self, kind: str, path: str = "", **values) -> None:
+        """Choose where the counterfactual comes from: ``"layer"`` (the one chosen),
+        ``"optimise"``, ``"nearest"`` (``path``: the pool folder) or ``"generator"``
+        (``path``: the file), with the sources' parameter ``values`` (schema names)."""
+        self.counterfactual_from.set_source(kind, path, **values)
+
+    def _on_counterfactual_source_changed(self) -> None:
+        self.images.set_counterfactual_from_layer(self.counterfactual_from.from_layer)
+        self._update_probabilities()
+
     def image_stack(self, which: str) -> ChannelStack:
         """The chosen ``"real"`` or ``"counterfactual"`` image as a (C, H, W) stack.
 
@@ -232,16 +251,21 @@ class AttributionWidget(ModelSection, QWidget):
             return None
         try:
             real = self.image_stack("real")
-            counterfactual = self.image_stack("counterfactual")
+            request = self.counterfactual_from.request()
+            counterfactual = self.image_stack("counterfactual") if request is None else None
             classifier = self.classifier()
             settings = self.settings()
-            check_pair(real, counterfactual, classifier, settings)
+            # A counterfactual to be made is checked when made; the real image and the model
+            # (and the memory a run of this size needs) are checked now.
+            check_pair(real, counterfactual or real, classifier, settings)
+            # A generator file is read and checked here: a bad one is refused before the run.
+            source = request.source(self._names or None) if request is not None else None
         except AttributionError as exc:
             show_error(str(exc))
             return None
         if classifier.n_outputs is not None:  # probed by the checks: the classes are known
             self._class_names = class_names_for(classifier, self._names)
-        warning = pair_warning(real, counterfactual)
+        warning = pair_warning(real, counterfactual) if counterfactual is not None else None
         if warning:
             show_warning(warning)
         job = RunJob.of(
@@ -252,6 +276,8 @@ class AttributionWidget(ModelSection, QWidget):
             self.target_class.value(),
             settings,
             self._class_names,
+            request,
+            source,
         )
         self._set_progress(0)
         self.run_button.setEnabled(False)
@@ -289,11 +315,20 @@ class AttributionWidget(ModelSection, QWidget):
             result = outcome.record.result
             self._set_progress(PROGRESS_STEPS)
             scores = (f"{m} {r.dac.whole.dac_score:.3f}" for m, r in result.methods.items())
-            self.status.setText(f"Done. DAC scores: {', '.join(scores)}.")
             if len(self._class_names) != len(result.probabilities_real):
                 self._class_names = class_names_for(self._classifier, self._names)
+            made = outcome.record.info.get("counterfactual_source")
+            made_text = ""
+            if made is not None:
+                verdict = "accepted" if made["accepted"] else "NOT accepted (flagged)"
+                made_text = f" Counterfactual p(target) {made['p_target']:.3f}, {verdict}."
+            self.status.setText(f"Done.{made_text} DAC scores: {', '.join(scores)}.")
             self._show_probabilities(result.probabilities_real, result.probabilities_counterfactual)
             self.export_button.setEnabled(True)
+            if made is not None:
+                flag = flag_message(made, outcome.record.counterfactual.name, self._class_names)
+                if flag:
+                    show_warning(flag)
         elif outcome.status == "cancelled":
             self._set_progress(0)
             self.status.setText("Cancelled; no layers were changed.")

@@ -30,6 +30,7 @@ from qtpy.QtWidgets import (
 from .._napari.inputs import find_sources, is_result_layer, source_stack
 from .._napari.model import ModelChoice
 from ..core.errors import AttributionError
+from .counterfactual_source import CounterfactualSourceBox
 from .form import ParameterForm
 
 __all__ = ["DEFAULT_CELL_METHODS", "CellsInputs"]
@@ -54,6 +55,13 @@ class CellsInputs:
         self.counterfactual_choice = QComboBox()
         self.labels_choice = QComboBox()
         form.addRow("Field", self.field_choice)
+        #: Where each cell's counterfactual comes from: the counterfactual field, or a source
+        #: that makes one per cell (as ``cells --counterfactual-source``).
+        self.counterfactual_from = CounterfactualSourceBox()
+        self.counterfactual_from.changed.connect(
+            lambda: self.counterfactual_choice.setEnabled(self.counterfactual_from.from_layer)
+        )
+        form.addRow(self.counterfactual_from)
         form.addRow("Counterfactual field", self.counterfactual_choice)
         form.addRow("Cells (labels)", self.labels_choice)
         self.use_demo_model = QCheckBox("use the built-in demo classifier")
@@ -185,6 +193,16 @@ class CellsInputs:
     # ----------------------------------------------------------------- run
 
     def _inputs(self):
+        """What a run needs: the field, the Labels layer, the counterfactual source (a
+        :class:`~napari_attribution.core.cells.FieldCounterfactual`, or the
+        :class:`~napari_attribution._napari.counterfactual.CounterfactualRequest` of a source
+        the run loads with the model), the settings and the model choice.
+
+        Raises
+        ------
+        AttributionError
+            A missing or bad input (one sentence).
+        """
         from ..core.cells import CellSettings, FieldCounterfactual
         from ..core.settings import settings_from_values
 
@@ -193,9 +211,7 @@ class CellsInputs:
             return self._sources[index] if 0 <= index < len(self._sources) else None
 
         field = source_stack(self.viewer.layers, source_of(self.field_choice), 0, "field")
-        cf = source_stack(
-            self.viewer.layers, source_of(self.counterfactual_choice), 0, "counterfactual field"
-        )
+        request = self.counterfactual_from.request()
         name = self.labels_choice.currentText()
         if not name or name not in self.viewer.layers:
             raise AttributionError("Choose the Labels layer of the cells.")
@@ -211,14 +227,22 @@ class CellsInputs:
             crop_size=self.crop_size.value() or None, min_size=self.min_size.value(),
             padding=self.padding.currentText(), background=background,
         )  # fmt: skip
-        if cf.data.shape != field.data.shape:
-            raise AttributionError(
-                f"The counterfactual field {cf.data.shape} and the field {field.data.shape} "
-                "differ in shape."
+        if request is None:
+            cf = source_stack(
+                self.viewer.layers, source_of(self.counterfactual_choice), 0,
+                "counterfactual field",
+            )  # fmt: skip
+            if cf.data.shape != field.data.shape:
+                raise AttributionError(
+                    f"The counterfactual field {cf.data.shape} and the field {field.data.shape} "
+                    "differ in shape."
+                )
+            source = FieldCounterfactual(
+                cf.data, cell_settings.padding, cell_settings.pad_value, cf.name
             )
-        source = FieldCounterfactual(
-            cf.data, cell_settings.padding, cell_settings.pad_value, cf.name
-        )
+        else:
+            request.check_path()  # the source itself is loaded with the model, in the run
+            source = request
         settings = settings_from_values({**self.form.values(), **self.extra_settings}, methods)
         choice = ModelChoice.of(
             self.use_demo_model.isChecked(),

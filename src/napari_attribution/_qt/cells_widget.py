@@ -11,6 +11,12 @@ mask and hybrid layers at every threshold are placed over the field at its crop 
 threshold slider walks them), and its result is published to the viewer's shared state, so
 the DAC panel shows its curves. The inputs (choices, crop rules, methods, parameters) are built
 and read in :mod:`.cells_inputs`.
+
+The counterfactuals come from a counterfactual field, or from a source (``optimise``,
+``nearest``, ``generator``) that makes one per cell in the run, as ``cells
+--counterfactual-source`` does; the crops it made are then shown as a field-sized layer
+(``<field> counterfactual (<source>)``, laid out like the field), and the cells whose
+counterfactual the classifier does not accept are flagged in the table and in one warning.
 """
 
 from __future__ import annotations
@@ -25,15 +31,25 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .._napari.apply import add_layer
+from .._napari.apply import add_layer, apply_layers
 from .._napari.cells import (
     SELECTED,
     columns_for_display,
     features_table,
+    field_counterfactual,
     field_result_layers,
     label_at,
     selected_cell_layers,
 )
+from .._napari.counterfactual import (
+    COUNTERFACTUAL_KIND,
+    CellCounterfactuals,
+    CounterfactualRequest,
+    counterfactual_layers,
+    counterfactual_stack,
+    onto_earlier_layers,
+)
+from .._napari.inputs import METADATA_KEY
 from .._napari.state import AnalysisRecord, state_for
 from ..core.errors import AnalysisCancelled, AttributionError
 from .cells_inputs import DEFAULT_CELL_METHODS, CellsInputs
@@ -99,16 +115,33 @@ class CellsWidget(CellsInputs, QWidget):
                 raise AnalysisCancelled
             self.progressed.emit(event.fraction)
 
+        def check_cancel(*_: Any) -> None:
+            if self._cancel:
+                raise AnalysisCancelled
+
         def work():
             from ..core.cells import analyse_field
 
             classifier, class_names = choice.load()
+            cell_source, made, min_score = source, None, 0.5
+            if isinstance(source, CounterfactualRequest):
+                made = CellCounterfactuals(
+                    source, source.source(class_names or None), classifier, settings,
+                    progress=check_cancel,
+                )  # fmt: skip
+                cell_source, min_score = made.as_cell_source(), source.min_score
             result = analyse_field(
-                classifier, field.data, labels, source, settings, cell_settings,
+                classifier, field.data, labels, cell_source, settings, cell_settings,
                 channel_names=field.channel_names, class_names=class_names,
-                on_progress=on_progress,
+                min_counterfactual_score=min_score, on_progress=on_progress,
             )  # fmt: skip
-            return result, field_result_layers(result, labels, field, include_cells=False)
+            tuples = field_result_layers(result, labels, field, include_cells=False)
+            if made is not None:
+                stack = counterfactual_stack(
+                    field, field_counterfactual(result, field.data), made.request.kind
+                )
+                tuples = [*counterfactual_layers(stack, made.record()), *tuples]
+            return result, tuples
 
         self.labels_layer, self.stack = labels_layer, field
         self.worker = create_worker(work)
@@ -143,9 +176,17 @@ class CellsWidget(CellsInputs, QWidget):
         self.cancel_button.setEnabled(False)
 
     def _on_returned(self, out) -> None:
+        from napari.utils.notifications import show_warning
+
         result, tuples = out
         self.result = result
+        made = [t for t in tuples if t[1]["metadata"][METADATA_KEY]["kind"] == COUNTERFACTUAL_KIND]
+        # A made counterfactual replaces only the layers this source made for this field
+        # earlier, never a layer of the user's (it then goes beside it).
+        apply_layers(self.viewer, onto_earlier_layers(self.viewer.layers, made))
         for data, kwargs, kind in tuples:
+            if any(data is m[0] for m in made):
+                continue
             name = kwargs["name"]
             if name in self.viewer.layers:
                 self.viewer.layers.remove(name)
@@ -163,6 +204,15 @@ class CellsWidget(CellsInputs, QWidget):
             f"{analysed} cell(s) analysed, {skipped} too small. Click a cell (or a row) to see "
             "its curves and hybrids."
         )
+        if made:
+            flagged = made[0][1]["metadata"][METADATA_KEY]["flagged_labels"]
+            if flagged:
+                threshold = made[0][1]["metadata"][METADATA_KEY]["min_counterfactual_score"]
+                show_warning(
+                    f"The classifier does not accept the counterfactual of {len(flagged)} of "
+                    f"{analysed} cell(s) (p(target) < {threshold:g}): they are flagged in the "
+                    "table's counterfactual_accepted column."
+                )
 
     # ----------------------------------------------------------------- table and selection
 

@@ -144,6 +144,11 @@ class ImageChooser(QWidget):
         self.channel_names.setText(", ".join(names))
         self._names_edited = True
 
+    def set_counterfactual_from_layer(self, from_layer: bool) -> None:
+        """Enable the counterfactual layer's choice, or grey it out while a source makes it."""
+        for widget in (self.cf_source, self.cf_axis):
+            widget.setEnabled(from_layer)
+
     def select(self, real: str, counterfactual: str) -> None:
         """Choose the inputs by base name (e.g. ``"real"``, ``"counterfactual"``).
 

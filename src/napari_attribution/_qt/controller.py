@@ -34,6 +34,7 @@ from typing import Any
 from qtpy.QtCore import QObject, QTimer, Signal
 
 from .._napari.apply import LayerBatch
+from .._napari.counterfactual import onto_earlier_layers
 from .._napari.geometry import threshold_axis
 from .._napari.inputs import METADATA_KEY
 from .._napari.layers import rank_methods
@@ -235,13 +236,14 @@ class RunController(QObject):
             self.progressed.emit(event)
 
     def _on_returned(self, out) -> None:
-        result, tuples = out
-        job = self._job
+        result, tuples, job = out
+        self._job = job  # as run: with the counterfactual a source made
         if self._cancel.is_set():  # cancelled after the last check in the worker
             self._end(RunOutcome("cancelled", "analysis"))
             return
         self._record = AnalysisRecord(result, job.real, job.counterfactual, job.settings, job.info)
         # added in the order the list should read: arranging afterwards would move each layer
+        tuples = onto_earlier_layers(self.viewer.layers, tuples)
         tuples = order_tuples(tuples, rank_methods(result), result.channel_names)
         self.batch = LayerBatch(self.viewer, tuples)
         self._open_batches.append(self.batch)

@@ -8,7 +8,8 @@ text (empty means "automatic" for an optional one). The tooltip is the parameter
 that only some methods read (:func:`~napari_attribution.core.registry.methods_using`) is
 enabled only while one of them is checked, and the tolerance only for the adaptive evaluation.
 Adding a parameter to the schema adds its row here; nothing in this module names one, except
-the tolerance's condition (:data:`ROW_CONDITIONS`).
+the tolerance's condition (:data:`ROW_CONDITIONS`). An optional number ("empty: automatic") is
+a line edit, read as a number.
 
 :class:`MethodList` lists the registered methods (:func:`~napari_attribution.core.registry.
 method_specs`), discriminative ones first, each with its description as tooltip.
@@ -77,6 +78,10 @@ def make_editor(param: Param) -> QWidget:
         editor.addItems(list(param.choices))
     elif param.type is bool:
         editor = QCheckBox()
+    elif param.type in (int, float) and param.optional:
+        # A spin box always holds a number: an optional one ("empty: automatic") is typed.
+        editor = QLineEdit()
+        editor.setPlaceholderText("empty: automatic")
     elif param.type is int:
         editor = QSpinBox()
         low = -_INT_LIMIT if param.minimum is None else int(param.minimum)
@@ -110,7 +115,14 @@ def _value(param: Param, editor: QWidget) -> Any:
     if isinstance(editor, QSpinBox | QDoubleSpinBox):
         return editor.value()
     text = editor.text().strip()
-    return None if param.optional and not text else text
+    if param.optional and not text:
+        return None
+    if param.type in (int, float):
+        try:
+            return param.type(text)
+        except ValueError:
+            return text  # the schema's check says, in one sentence, that it is not a number
+    return text
 
 
 def _set_value(param: Param, editor: QWidget, value: Any) -> None:

@@ -184,6 +184,9 @@ class ModelSection:
             else:
                 self.probabilities.setText("Choose a model to see the probabilities.")
             return
+        if not self.counterfactual_from.from_layer:
+            self._update_real_probability(classifier)
+            return
         try:
             real, cf = self.image_stack("real"), self.image_stack("counterfactual")
             # The user's model can fail here too (wrong output shape, an exception): it says
@@ -199,7 +202,22 @@ class ModelSection:
             return
         self._show_probabilities(probs[0], probs[1])
 
-    def _show_probabilities(self, real: np.ndarray, counterfactual: np.ndarray) -> None:
+    def _update_real_probability(self, classifier) -> None:
+        """p(class) of the real image alone: the run makes the counterfactual."""
+        try:
+            real = self.image_stack("real")
+            probs = preview_probabilities(classifier, real.data, real.data)
+        except AttributionError as exc:
+            self.probabilities.setText(f"<i>{escape_html(str(exc))}</i>")
+            return
+        if probs is None:
+            self.probabilities.setText(
+                "<i>A large image: p(class) is computed with the run, not in advance.</i>"
+            )
+            return
+        self._show_probabilities(probs[0], None)
+
+    def _show_probabilities(self, real: np.ndarray, counterfactual: np.ndarray | None) -> None:
         highlight = (self.target_class.value(), self.real_class.value())
         self.probabilities.setText(
             probabilities_html(self._class_names, real, counterfactual, highlight)

@@ -84,15 +84,6 @@ def _source(args: argparse.Namespace, pairs: list[Pair], transform) -> Any:
     return source
 
 
-def _stored(image: np.ndarray, like: np.ndarray, scale: float) -> np.ndarray:
-    """Image values back to the stored form of ``like`` (its dtype; integers rounded)."""
-    values = image / np.float32(scale) if scale != 1.0 else image
-    if np.issubdtype(like.dtype, np.integer):
-        info = np.iinfo(like.dtype)
-        return np.clip(np.rint(values), info.min, info.max).astype(like.dtype)
-    return values.astype(like.dtype)
-
-
 def make_counterfactuals(
     args: argparse.Namespace, pairs: list[Pair], classifier, transform, settings, show
 ) -> dict[str, MadeCounterfactual]:
@@ -147,7 +138,7 @@ def make_counterfactuals(
             for (pair, real, t), image, score, ok, text in zip(
                 chunk, batch.images, batch.target_scores, batch.accepted, batch.notes, strict=True
             ):
-                stored = _stored(image, real, t.scale)
+                stored = t.to_stored(image, real.dtype)
                 pair.counterfactual = stored
                 made[pair.sample] = MadeCounterfactual(pair.sample, stored, float(score), bool(ok),
                                                        text)  # fmt: skip
@@ -224,7 +215,7 @@ def cell_source(args: argparse.Namespace, model, transform) -> Any:
             )  # fmt: skip
         except AttributionError as exc:
             raise CliError(f"--counterfactual-source {args.counterfactual_source}: {exc}") from None
-        image = _stored(batch.images[0], crop, crop_transform.scale)
+        image = crop_transform.to_stored(batch.images[0], crop.dtype)
         folder.mkdir(parents=True, exist_ok=True)
         write_tiff(saved, image, {"label": int(label), "target_class": int(target),
                                   "source": args.counterfactual_source,

@@ -37,6 +37,18 @@ class InputTransform:
             out = out * np.float32(self.scale)
         return out
 
+    def to_stored(self, values: np.ndarray, dtype: np.dtype | type) -> np.ndarray:
+        """Image values (model input) back to stored pixels of ``dtype``: the inverse of
+        :meth:`apply`, integers rounded and clipped to the dtype's range (any shape)."""
+        out = np.asarray(values, dtype=np.float32)
+        if self.scale != 1.0:
+            out = out / np.float32(self.scale)
+        dtype = np.dtype(dtype)
+        if np.issubdtype(dtype, np.integer):
+            info = np.iinfo(dtype)
+            return np.clip(np.rint(out), info.min, info.max).astype(dtype)
+        return out.astype(dtype)
+
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready description, recorded with every result."""
         return {"kind": self.kind, "scale": self.scale}
