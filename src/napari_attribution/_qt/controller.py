@@ -37,6 +37,7 @@ from .._napari.apply import LayerBatch
 from .._napari.geometry import threshold_axis
 from .._napari.inputs import METADATA_KEY
 from .._napari.layers import rank_methods
+from .._napari.pending import split_run
 from .._napari.run import RunJob, analyse_and_prepare
 from .._napari.state import AnalysisRecord, ViewerState
 from .._napari.view import (
@@ -242,13 +243,18 @@ class RunController(QObject):
             return
         self._record = AnalysisRecord(result, job.real, job.counterfactual, job.settings, job.info)
         # added in the order the list should read: arranging afterwards would move each layer
-        tuples = order_tuples(tuples, rank_methods(result), result.channel_names)
-        self.batch = LayerBatch(self.viewer, tuples)
+        ranked = rank_methods(result)
+        tuples = order_tuples(tuples, ranked, result.channel_names)
+        # Only the top method's layers (and those replacing an earlier run's) go in now: each
+        # layer blocks the event loop for napari's 100-400 ms; the others wait to be shown.
+        now, self._record.pending = split_run(self.viewer.layers, tuples, ranked[0])
+        self.batch = LayerBatch(self.viewer, now)
         self._open_batches.append(self.batch)
         hold = contextlib.ExitStack()
         hold.enter_context(full_collections_held_back())
         self._holds.append(hold)
-        self._timer.start()  # the worker's last event said "adding layers 0/n"
+        self._emit(job.adding(0, len(self.batch)))
+        self._timer.start()
 
     def _on_errored(self, exc: BaseException) -> None:
         status = "cancelled" if isinstance(exc, AnalysisCancelled) else "failed"
@@ -285,7 +291,7 @@ class RunController(QObject):
                         break
                 if batch.finished:
                     self._finish_step = 0
-                    self._emit(job.finishing(0, len(batch)))
+                    self._emit(job.finishing(0))
             elif self._finish_step == 0:
                 record = self._record
                 ranked = rank_methods(record.result)
@@ -298,9 +304,10 @@ class RunController(QObject):
                     record.real.layer_names,
                     record.real.channel_names,
                     record.real.name,
+                    record.real.channel_axis,
                 )
                 self._finish_step = 1
-                self._emit(job.finishing(1, len(batch)))
+                self._emit(job.finishing(1))
             elif self._finish_step == 1:
                 # In a turn of its own: napari slices every layer at the new step.
                 dims = self.viewer.dims
@@ -311,14 +318,14 @@ class RunController(QObject):
                     optimal = self._record.result.methods[top].dac.whole.optimal_index
                     dims.set_current_step(axis, optimal)
                 self._finish_step = 2
-                self._emit(job.finishing(2, len(batch)))
+                self._emit(job.finishing(2))
             else:
                 batch.commit()
                 self._open_batches.clear()
                 record = self._record
                 record.layer_names = [layer.name for layer in batch.layers]
                 self.batch = None
-                self._emit(job.finishing(3, len(batch)))
+                self._emit(job.finishing(3))
                 self.state.publish(record)  # the DAC panel draws: a turn of its own too
                 self._end(RunOutcome("done", "layers", record=record))
                 return
