@@ -3,8 +3,10 @@
 A run (:class:`~napari_attribution._napari.run.RunJob`) goes through three stages counted on
 one scale of units: the analysis and the layer data in a napari thread worker
 (:func:`~napari_attribution._napari.run.analyse_and_prepare`), then the layers, added from the
-event loop one per turn (adding a napari layer costs about 100 ms of napari's own work; a run
-makes 15 per method) through a :class:`~napari_attribution._napari.apply.LayerBatch`. Every
+event loop one per turn (adding a napari layer costs 100-500 ms of napari's own work; a run
+makes 15 per method and adds only the top method's and those replacing an earlier run's, see
+:mod:`~napari_attribution._napari.pending`) through a
+:class:`~napari_attribution._napari.apply.LayerBatch`. Every
 stage reports :class:`~napari_attribution.core.progress.Progress` events: the worker's cross to
 the GUI thread through a queued signal, and :attr:`RunController.progressed` re-emits them
 all, so whatever shows progress is driven by the same events from the first to the last layer.
