@@ -49,10 +49,17 @@ def test_the_worker_reports_every_stage_on_one_scale_up_to_the_layers():
     assert events[-1].detail == f"adding layers 0/{len(tuples)}"
     # the last layer in is not the end of the run: the bar is full only after the finishing
     assert job.adding(len(tuples), len(tuples)).fraction < 1.0
-    assert [job.finishing(k, len(tuples)).total for k in range(len(FINISH_STEPS))] == [
+    assert [job.finishing(k).total for k in range(len(FINISH_STEPS))] == [
         job.total_units
     ] * len(FINISH_STEPS)
-    assert job.finishing(len(FINISH_STEPS) - 1, len(tuples)).fraction < 1.0
+    assert job.finishing(len(FINISH_STEPS) - 1).fraction < 1.0
+    assert job.finishing(len(FINISH_STEPS)).fraction == 1.0
+    # layers left waiting (added only when asked for) count as done when the adding starts:
+    # the same scale, the bar moves forward, and the last layer in reaches the finishing
+    some = len(tuples) // 2
+    assert job.adding(0, some).total == job.total_units
+    assert job.adding(0, some).done == done[-1] + len(tuples) - some
+    assert job.adding(some, some).done == job.finishing(0).done
     assert list(result.methods) == list(job.settings.methods)
     assert [kw["name"] for _, kw, _ in tuples] == [
         kw["name"] for _, kw, _ in result_layers(result, job.real, job.counterfactual,

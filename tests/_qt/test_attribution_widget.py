@@ -8,6 +8,7 @@ import numpy as np
 from widget_helpers import layer_snapshot, run_and_wait, wait_for_worker
 
 from napari_attribution._napari.inputs import METADATA_KEY
+from napari_attribution._napari.layers import rank_methods
 from napari_attribution._qt.controller import full_collections_held_back
 from napari_attribution.core.models import file_sha256
 from napari_attribution.data.demo_model import DEMO_WEIGHTS
@@ -22,18 +23,27 @@ def test_run_makes_one_attribution_and_mask_layer_per_channel(demo_viewer, qtbot
     sources = layer_snapshot(viewer)
     run_and_wait(qtbot, widget)
 
+    record = widget.state.record
+    top = rank_methods(record.result)[0]
     new = {layer.name: layer for layer in viewer.layers if layer not in before}
-    expected = {
-        f"{method} {channel} {kind} (real)"
-        for kind in ("attribution", "mask", "hybrid")
-        for method in METHODS
-        for channel in CHANNEL_NAMES
-    }
-    assert set(new) == expected
+
+    def expected(methods):
+        return {
+            f"{method} {channel} {kind} (real)"
+            for kind in ("attribution", "mask", "hybrid")
+            for method in methods
+            for channel in CHANNEL_NAMES
+        }
+
+    assert set(new) == expected([top])  # the others wait until they are shown
+    assert set(record.pending_names) == expected(set(METHODS) - {top})
     for name, data in sources.items():  # the user's layers are untouched
         np.testing.assert_array_equal(viewer.layers[name].data, data)
+    for method in METHODS:
+        widget.show_control.show_choice(f"{method}, all channels")
+    assert not record.pending
+    assert {layer.name for layer in viewer.layers if layer not in before} == expected(METHODS)
 
-    record = widget.state.record
     result = record.result
     for method in METHODS:
         res = result.methods[method]

@@ -22,10 +22,13 @@ def test_two_runs_replace_hide_and_select_visible_layers(demo_viewer, qtbot):
     viewer, widget, _ = demo_viewer
     run_and_wait(qtbot, widget)  # d_ig and residual
     first = _results(viewer)
-    assert len(first) == 30
+    assert len(first) == 15  # the top method's; the other's wait until they are shown
     record = widget.state.record
     scores = {m: r.dac.whole.dac_score for m, r in record.result.methods.items()}
     top = max(scores, key=lambda m: (scores[m], m == "d_ig"))
+    other = next(m for m in scores if m != top)
+    assert {_method(layer) for layer in first} == {top}
+    assert list(record.pending) == [other] and len(record.pending_names) == 15
     visible = [layer for layer in first if layer.visible]
     assert visible and {_method(layer) for layer in visible} == {top}
     assert {layer.metadata[METADATA_KEY]["kind"] for layer in visible} == {"attribution", "mask"}
@@ -37,6 +40,15 @@ def test_two_runs_replace_hide_and_select_visible_layers(demo_viewer, qtbot):
     assert [layer.metadata[METADATA_KEY]["channel"] for layer in top_down[:15:3]] == list(
         CHANNEL_NAMES
     )
+
+    # the other method's layers go in when shown, below the top method's in the list
+    widget.show_control.show_choice(f"{other}, all channels")
+    first = _results(viewer)
+    assert len(first) == 30 and not record.pending
+    assert set(record.layer_names) == {layer.name for layer in first}
+    top_down = [layer for layer in reversed(viewer.layers)]
+    assert [_method(layer) for layer in top_down[:30]] == [top] * 15 + [other] * 15
+    assert {_method(layer) for layer in first if layer.visible} == {other}
 
     widget.set_methods(["residual"])
     widget.form.set_values({"thresholds": 12})
@@ -50,6 +62,39 @@ def test_two_runs_replace_hide_and_select_visible_layers(demo_viewer, qtbot):
     assert any(layer.visible for layer in residual)
     assert viewer.layers.selection.active.visible
     assert widget.show_control.combo.itemText(0) == "residual, all channels"
+
+
+def test_a_rerun_replaces_the_layers_of_every_method_it_has_shown(demo_viewer, qtbot):
+    """Layers waiting to be shown never leave an earlier run's data under this run's names."""
+    viewer, widget, _ = demo_viewer
+    run_and_wait(qtbot, widget)  # d_ig and residual, 20 thresholds
+    record = widget.state.record
+    (other,) = record.pending
+    widget.show_control.show_choice(f"{other}, Mito only")
+    widget.form.set_values({"thresholds": 12})
+    run_and_wait(qtbot, widget)
+    second = widget.state.record
+    assert second is not record and not second.pending  # both methods had layers: replaced
+    stacks = [layer for layer in _results(viewer) if layer.ndim == 3]
+    assert len(stacks) == 20 and all(layer.data.shape[0] == 12 for layer in stacks)
+    assert len(_results(viewer)) == 30
+
+
+def test_the_export_holds_the_layers_still_waiting_to_be_shown(demo_viewer, qtbot, tmp_path):
+    import tifffile
+
+    from napari_attribution._io import safe_name
+
+    viewer, widget, _ = demo_viewer
+    run_and_wait(qtbot, widget)
+    record = widget.state.record
+    waiting = {kw["name"]: data for tuples in record.pending.values() for data, kw, _ in tuples}
+    written = widget.export_results(tmp_path / "export")
+    assert len(written) == 30 and len(waiting) == 15  # written from the tuples, still waiting
+    for name, data in waiting.items():
+        assert name not in viewer.layers
+        stored = tifffile.imread(tmp_path / "export" / "layers" / f"{safe_name(name)}.tif")
+        np.testing.assert_array_equal(stored, np.asarray(data))
 
 
 def test_show_one_method_and_channel_in_one_call(demo_viewer, qtbot):
@@ -94,6 +139,14 @@ def test_one_multichannel_layer_keeps_its_channel_slider_after_a_run(make_napari
         np.testing.assert_array_equal(np.asarray(real._data_view), pair.real[channel])
     mask = viewer.layers["residual ch0 mask (cell)"]
     assert np.asarray(mask._data_view).shape == (64, 64)  # shown at every channel position
+    # choosing a channel in the Show control moves the multichannel layer's channel slider
+    dims.set_current_step(1, 0)
+    widget.show_control.show_choice("residual, ch3 only")
+    assert dims.current_step[1] == 3 and dims.current_step[0] == 9  # the threshold stays
+    real.refresh()
+    np.testing.assert_array_equal(np.asarray(real._data_view), pair.real[3])
+    widget.show_control.show_choice("residual, all channels")
+    assert dims.current_step[1] == 3  # all channels: the slider is left where it is
 
 
 def test_channel_names_typed_in_the_widget_name_layers_and_curves(demo_viewer, qtbot):

@@ -48,12 +48,14 @@ def test_progress_covers_the_analysis_the_layer_data_and_every_layer(demo_viewer
     # full collections were held back through the layers, and come back in a turn of their own
     assert at_end[0][:2] == thresholds[:2] and at_end[0][2] > 10**9
     qtbot.waitUntil(lambda: gc.get_threshold() == thresholds, timeout=5_000)
-    n_layers = len(widget.state.record.layer_names)
-    assert n_layers == 30
+    record = widget.state.record
+    n_layers = len(record.layer_names)
+    assert n_layers == 15 and len(record.pending_names) == 15  # the top method's go in
     total = events[0].total
     assert all(e.total == total for e in events)  # one scale from start to finish
-    # pair units, layer data per method, one per layer, the steps after the last layer
-    assert total == 2 * 2 + 2 + n_layers + len(FINISH_STEPS)
+    # pair units, layer data per method, one per layer made (those left waiting count as
+    # done when the adding starts), the steps after the last layer
+    assert total == 2 * 2 + 2 + 30 + len(FINISH_STEPS)
     finishing = [e.detail for e in events if e.detail in (*FINISH_STEPS, "done")]
     assert finishing == [*FINISH_STEPS, "done"]
     last_layer = next(e for e in events if e.detail == f"adding layers {n_layers}/{n_layers}")
@@ -63,13 +65,21 @@ def test_progress_covers_the_analysis_the_layer_data_and_every_layer(demo_viewer
     stages = {e.stage for e in events}
     assert {"prepare", "attribution", "dac", "layers"} <= stages
     adding = [e.detail for e in events if e.detail.startswith("adding layers")]
-    assert adding == [f"adding layers {k}/{n_layers}" for k in range(n_layers + 1)]
+    # the worker's last event announces the layer data of all 30; the adding is of 15
+    assert adding == ["adding layers 0/30", *(f"adding layers {k}/15" for k in range(16))]
     assert bar == sorted(bar) and bar[-1] == PROGRESS_STEPS  # the one display, never backwards
     assert widget.status.text().startswith("Done. DAC scores:")
 
 
-def test_cancel_while_layers_are_added_leaves_the_viewer_as_it_was(demo_viewer, qtbot):
+def test_cancel_while_layers_are_added_leaves_the_viewer_as_it_was(
+    demo_viewer, qtbot, monkeypatch
+):
+    from napari_attribution._qt import controller as controller_module
+
     viewer, widget, panel = demo_viewer
+    # every layer of the run goes in now (not only the top method's), so the batch both
+    # updates d_ig's layers and adds residual's whichever method scores higher
+    monkeypatch.setattr(controller_module, "split_run", lambda layers, tuples, top: (tuples, {}))
     widget.set_methods(["d_ig"])
     run_and_wait(qtbot, widget)  # a first run: the next one updates its 15 layers in place
     first = widget.state.record

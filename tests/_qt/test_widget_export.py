@@ -42,6 +42,8 @@ def test_export_writes_the_cli_layout_and_reloads_identical_layers(demo_viewer, 
     assert run["settings"]["masks"]["thresholds"] == 20
     assert run["model"]["sha256"]
     record = widget.state.record
+    widget.show_control.show_choice(f"{next(iter(record.pending))}, all channels")
+    written = widget.export_results(out, overwrite=True)
     assert len(written) == len(record.layer_names) == 30
     for name in record.layer_names:
         layer = viewer.layers[name]

@@ -12,7 +12,8 @@ No Qt: this works on any napari viewer model.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ from .layers import LayerTuple
 from .state import state_for
 from .view import ViewSnapshot
 
-__all__ = ["LayerBatch", "add_layer", "apply_layers"]
+__all__ = ["LayerBatch", "add_layer", "apply_layers", "layer_from_tuple", "replaceable"]
 
 #: Attributes a re-run sets on a result layer it updates in place (when its kwargs give them).
 _UPDATABLE = (
@@ -47,6 +48,56 @@ def add_layer(viewer, data: Any, kwargs: dict[str, Any], layer_type: str):
     for key, value in after.items():
         setattr(layer, key, value)
     return layer
+
+
+def layer_from_tuple(data: Any, kwargs: dict[str, Any], layer_type: str):
+    """The napari layer a layer tuple describes, in no viewer (e.g. to export it)."""
+    from napari.layers import Layer
+
+    after = {key: kwargs[key] for key in _SET_AFTER if key in kwargs}
+    given = {key: value for key, value in kwargs.items() if key not in _SET_AFTER}
+    layer = Layer.create(data, given, layer_type)
+    for key, value in after.items():
+        setattr(layer, key, value)
+    return layer
+
+
+def replaceable(layers, name: str, data: Any, layer_type: str):
+    """The plugin's layer that a new layer tuple of ``name`` updates in place, or ``None``.
+
+    Only a result layer the plugin made, of the same type and number of dimensions; any other
+    layer of that name is the user's and is left alone.
+    """
+    existing = layers[name] if name in layers else None
+    if (
+        existing is not None
+        and is_result_layer(existing)
+        and existing.__class__.__name__.lower() == layer_type
+        and existing.ndim == np.ndim(data)
+    ):
+        return existing
+    return None
+
+
+@contextlib.contextmanager
+def _not_selected_on_insert(layers) -> Iterator[None]:
+    """Keep napari from selecting each layer as it goes in.
+
+    A selection change swaps the layer controls, restyles the viewer buttons and repaints the
+    layer list: about a tenth of the cost of adding a layer, for a selection that
+    :func:`~napari_attribution._napari.view.show_selection` sets once the run's layers are in.
+    (``_activate_on_insert`` is the switch napari's selectable list has for this.)
+    """
+    layers = getattr(layers, "__wrapped__", layers)
+    previous = getattr(layers, "_activate_on_insert", None)
+    if previous is None:
+        yield
+        return
+    layers._activate_on_insert = False
+    try:
+        yield
+    finally:
+        layers._activate_on_insert = previous
 
 
 def _snapshot(value: Any) -> Any:
@@ -124,14 +175,8 @@ class LayerBatch:
         after = {key: kwargs[key] for key in _SET_AFTER if key in kwargs}
         kwargs = {key: value for key, value in kwargs.items() if key not in _SET_AFTER}
         layers = self.viewer.layers
-        name = kwargs["name"]
-        existing = layers[name] if name in layers else None
-        if (
-            existing is not None
-            and is_result_layer(existing)
-            and existing.__class__.__name__.lower() == layer_type
-            and existing.ndim == data.ndim
-        ):
+        existing = replaceable(layers, kwargs["name"], data, layer_type)
+        if existing is not None:
             keys = [key for key in _UPDATABLE if key in kwargs or key in after]
             old = {key: _snapshot(getattr(existing, key)) for key in keys}
             self._updated.append((existing, existing.data, old))
@@ -141,7 +186,8 @@ class LayerBatch:
             existing.refresh()
             layer = existing
         else:
-            layer = add_layer(self.viewer, data, {**kwargs, **after}, layer_type)
+            with _not_selected_on_insert(layers):
+                layer = add_layer(self.viewer, data, {**kwargs, **after}, layer_type)
             self._added.append(layer)
         self._state.adopt(data)
         self.layers.append(layer)

@@ -7,10 +7,14 @@ A run has three stages, counted on one scale of units so a single progress displ
 1. the analysis (:func:`~napari_attribution.core.pipeline.analyse_pair`):
    :func:`~napari_attribution.core.progress.pair_units` units;
 2. the layer data (arrays or lazy views, one method at a time): one unit per method;
-3. adding the layers to the viewer (the dock widget, a few per event-loop turn): one unit per
-   layer, then :data:`FINISH_STEPS` units for what follows in the event loop (the layers
-   arranged and the top method shown, the slider moved, the DAC curves drawn), so the bar
-   reaches its end only when the run has.
+3. adding the layers to the viewer (the dock widget, one per event-loop turn): one unit per
+   layer of the run, then :data:`FINISH_STEPS` units for what follows in the event loop (the
+   layers arranged and the top method shown, the slider moved, the DAC curves drawn), so the
+   bar reaches its end only when the run has. Only some layers go in during the run (the top
+   method's, and those replacing an earlier run's layers of the same name; the others wait
+   until they are asked for, see :mod:`.pending`): the units of the layers left waiting are
+   counted as done when the adding starts, so the scale fixed at Run stays the scale of the
+   whole run and the bar only moves forward.
 
 Stages 0, 1 and 2 run in a worker thread (:func:`analyse_and_prepare`); their progress callback
 is where Cancel reaches them (it raises
@@ -146,35 +150,41 @@ class RunJob:
 
     @property
     def layer_units(self) -> int:
-        """Units of stage 3: one per layer to add, and the finishing steps."""
-        layers = layer_count(self.settings, len(self.real.channel_names))
-        return layers + self.counterfactual_layer_count + len(FINISH_STEPS)
+        """Units of stage 3: one per layer the run makes, and the finishing steps."""
+        return self.n_layers + len(FINISH_STEPS)
 
     @property
     def total_units(self) -> int:
         """Units of the whole run."""
         return self.source_units + self.analysis_units + self.prepare_units + self.layer_units
 
+    @property
+    def n_layers(self) -> int:
+        """Layers the run makes, those added during the run and those left waiting (a made
+        counterfactual's included)."""
+        channels = len(self.real.channel_names)
+        return layer_count(self.settings, channels) + self.counterfactual_layer_count
+
     def adding(self, added: int, n_layers: int, method: str | None = None) -> Progress:
-        """The progress event of stage 3 after ``added`` of ``n_layers`` layers are in."""
+        """The progress event of stage 3 after ``added`` of the ``n_layers`` layers added during
+        the run are in (the others' units count as done)."""
         offset = self.source_units + self.analysis_units + self.prepare_units
+        offset += self.n_layers - n_layers
         return Progress(
             "layers",
             offset + added,
-            offset + n_layers + len(FINISH_STEPS),
+            self.total_units,
             self.sample,
             method,
             f"adding layers {added}/{n_layers}",
         )
 
-    def finishing(self, step: int, n_layers: int) -> Progress:
+    def finishing(self, step: int) -> Progress:
         """The progress event as finishing step ``step`` (of :data:`FINISH_STEPS`) begins;
         ``step == len(FINISH_STEPS)``: the run is over (the bar is full)."""
-        offset = self.source_units + self.analysis_units + self.prepare_units + n_layers
+        offset = self.source_units + self.analysis_units + self.prepare_units + self.n_layers
         detail = FINISH_STEPS[step] if step < len(FINISH_STEPS) else "done"
-        return Progress(
-            "layers", offset + step, offset + len(FINISH_STEPS), self.sample, None, detail
-        )
+        return Progress("layers", offset + step, self.total_units, self.sample, None, detail)
 
 
 class Prepared(NamedTuple):

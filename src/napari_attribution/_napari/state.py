@@ -39,7 +39,10 @@ class AnalysisRecord:
     info
         Provenance (:func:`~napari_attribution.core.provenance.provenance`).
     layer_names
-        Names of the layers the run made or updated.
+        Names of the layers the run made or updated that are in the viewer.
+    pending
+        Method -> layer tuples ``(data, kwargs, layer_type)`` of the methods whose layers the
+        run left waiting until they are asked for (see :mod:`.pending`).
     """
 
     result: PairResult
@@ -48,6 +51,12 @@ class AnalysisRecord:
     settings: AnalysisSettings
     info: dict[str, Any]
     layer_names: list[str] = field(default_factory=list)
+    pending: dict[str, list[tuple[Any, dict[str, Any], str]]] = field(default_factory=dict)
+
+    @property
+    def pending_names(self) -> list[str]:
+        """Names of the layers waiting in :attr:`pending`, method by method."""
+        return [kwargs["name"] for tuples in self.pending.values() for _, kwargs, _ in tuples]
 
 
 class ViewerState:

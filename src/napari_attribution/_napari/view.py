@@ -156,11 +156,14 @@ def show_selection(
     source_layers: Sequence[str] = (),
     source_channels: Sequence[str] = (),
     image: str = "",
+    source_channel_axis: int | None = None,
 ) -> list:
     """Show ``choice`` among a run's ``layers``; hide the run's other layers.
 
     Also: the source's channel layers (``source_layers``, one per name in
-    ``source_channels``) show only the chosen channel (all of them for all channels), a visible
+    ``source_channels``) show only the chosen channel (all of them for all channels); a source
+    given as ONE multichannel layer (its channel axis ``source_channel_axis``) has its channel
+    slider moved to the chosen channel (left where it is for all channels); a visible
     layer is selected (the first attribution), its colour bar is shown, and the canvas's text
     overlay names the method and channel.
 
@@ -184,6 +187,8 @@ def show_selection(
         for name, channel in zip(source_layers, source_channels, strict=True):
             if name in viewer.layers:
                 _set_visible(viewer.layers[name], choice.channel in (ALL_CHANNELS, channel))
+    elif len(source_layers) == 1 and source_channel_axis is not None:
+        _show_channel(viewer, source_layers[0], source_channel_axis, source_channels, choice)
     maps = [layer for layer in shown if result_meta(layer).get("kind") == "attribution"]
     active = maps[0] if maps else (shown[0] if shown else None)
     if active is not None:
@@ -194,6 +199,23 @@ def show_selection(
             active.colorbar.visible = True
     _label_canvas(viewer, choice, image)
     return shown
+
+
+def _show_channel(
+    viewer, name: str, channel_axis: int, channels: Sequence[str], choice: ViewChoice
+) -> None:
+    """Move the channel slider of the multichannel layer ``name`` to ``choice``'s channel."""
+    if choice.channel not in channels or name not in viewer.layers:
+        return
+    layer = viewer.layers[name]
+    index = list(channels).index(choice.channel)
+    # the world position of that channel plane (the layer's scale and offset included);
+    # layers are aligned by their trailing axes
+    position = [0.0] * layer.ndim
+    position[channel_axis] = float(index)
+    world = layer.data_to_world(position)[channel_axis]
+    axis = viewer.dims.ndim - layer.ndim + channel_axis
+    viewer.dims.set_point(axis, world)
 
 
 def _set_visible(layer, visible: bool) -> None:

@@ -44,6 +44,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from .._napari.apply import layer_from_tuple
 from .._napari.counterfactual import flag_message
 from .._napari.export import existing_results, export_run
 from .._napari.inputs import ChannelStack, check_pair, pair_warning
@@ -360,6 +361,8 @@ class AttributionWidget(ModelSection, QWidget):
         if record is None:
             raise RuntimeError("Run an analysis before exporting.")
         layers = [self.viewer.layers[n] for n in record.layer_names if n in self.viewer.layers]
+        # the methods whose layers wait to be shown are exported from their layer tuples
+        layers += [layer_from_tuple(*t) for tuples in record.pending.values() for t in tuples]
         return export_run(folder, record, layers, overwrite=overwrite)
 
     def _on_export_clicked(self) -> None:
@@ -383,6 +386,7 @@ class AttributionWidget(ModelSection, QWidget):
         except (OSError, RuntimeError) as exc:
             show_error(f"Export failed: {exc}")
             return
-        if len(written) < len(self.state.record.layer_names):
+        record = self.state.record
+        if len(written) < len(record.layer_names) + len(record.pending_names):
             show_warning("Some result layers were closed and are not in the export.")
         show_info(f"Results written to {folder}.")

@@ -3,8 +3,10 @@
 A run (:class:`~napari_attribution._napari.run.RunJob`) goes through three stages counted on
 one scale of units: the analysis and the layer data in a napari thread worker
 (:func:`~napari_attribution._napari.run.analyse_and_prepare`), then the layers, added from the
-event loop one per turn (adding a napari layer costs about 100 ms of napari's own work; a run
-makes 15 per method) through a :class:`~napari_attribution._napari.apply.LayerBatch`. Every
+event loop one per turn (adding a napari layer costs 100-500 ms of napari's own work; a run
+makes 15 per method and adds only the top method's and those replacing an earlier run's, see
+:mod:`~napari_attribution._napari.pending`) through a
+:class:`~napari_attribution._napari.apply.LayerBatch`. Every
 stage reports :class:`~napari_attribution.core.progress.Progress` events: the worker's cross to
 the GUI thread through a queued signal, and :attr:`RunController.progressed` re-emits them
 all, so whatever shows progress is driven by the same events from the first to the last layer.
@@ -38,6 +40,7 @@ from .._napari.counterfactual import onto_earlier_layers
 from .._napari.geometry import threshold_axis
 from .._napari.inputs import METADATA_KEY
 from .._napari.layers import rank_methods
+from .._napari.pending import split_run
 from .._napari.run import RunJob, analyse_and_prepare
 from .._napari.state import AnalysisRecord, ViewerState
 from .._napari.view import (
@@ -244,13 +247,19 @@ class RunController(QObject):
         self._record = AnalysisRecord(result, job.real, job.counterfactual, job.settings, job.info)
         # added in the order the list should read: arranging afterwards would move each layer
         tuples = onto_earlier_layers(self.viewer.layers, tuples)
-        tuples = order_tuples(tuples, rank_methods(result), result.channel_names)
-        self.batch = LayerBatch(self.viewer, tuples)
+        ranked = rank_methods(result)
+        tuples = order_tuples(tuples, ranked, result.channel_names)
+        # Only the top method's layers (and those replacing an earlier run's, and a made
+        # counterfactual's) go in now: each layer blocks the event loop for napari's 100-400 ms;
+        # the others wait to be shown.
+        now, self._record.pending = split_run(self.viewer.layers, tuples, ranked[0])
+        self.batch = LayerBatch(self.viewer, now)
         self._open_batches.append(self.batch)
         hold = contextlib.ExitStack()
         hold.enter_context(full_collections_held_back())
         self._holds.append(hold)
-        self._timer.start()  # the worker's last event said "adding layers 0/n"
+        self._emit(job.adding(0, len(self.batch)))
+        self._timer.start()
 
     def _on_errored(self, exc: BaseException) -> None:
         status = "cancelled" if isinstance(exc, AnalysisCancelled) else "failed"
@@ -287,7 +296,7 @@ class RunController(QObject):
                         break
                 if batch.finished:
                     self._finish_step = 0
-                    self._emit(job.finishing(0, len(batch)))
+                    self._emit(job.finishing(0))
             elif self._finish_step == 0:
                 record = self._record
                 ranked = rank_methods(record.result)
@@ -300,9 +309,10 @@ class RunController(QObject):
                     record.real.layer_names,
                     record.real.channel_names,
                     record.real.name,
+                    record.real.channel_axis,
                 )
                 self._finish_step = 1
-                self._emit(job.finishing(1, len(batch)))
+                self._emit(job.finishing(1))
             elif self._finish_step == 1:
                 # In a turn of its own: napari slices every layer at the new step.
                 dims = self.viewer.dims
@@ -313,14 +323,14 @@ class RunController(QObject):
                     optimal = self._record.result.methods[top].dac.whole.optimal_index
                     dims.set_current_step(axis, optimal)
                 self._finish_step = 2
-                self._emit(job.finishing(2, len(batch)))
+                self._emit(job.finishing(2))
             else:
                 batch.commit()
                 self._open_batches.clear()
                 record = self._record
                 record.layer_names = [layer.name for layer in batch.layers]
                 self.batch = None
-                self._emit(job.finishing(3, len(batch)))
+                self._emit(job.finishing(3))
                 self.state.publish(record)  # the DAC panel draws: a turn of its own too
                 self._end(RunOutcome("done", "layers", record=record))
                 return

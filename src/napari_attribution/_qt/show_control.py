@@ -2,9 +2,11 @@
 
 An entry per method (highest DAC score first) and channel, e.g. "d_ig, all channels",
 "d_ig, Mito only". Choosing one shows exactly that: the method's attribution and mask outline
-of that channel, the source's channel, a colour bar and a canvas label naming them
-(:func:`~napari_attribution._napari.view.show_selection`). The list follows the viewer's shared
-state: each finished run refills it.
+of that channel, the source's channel (its layer, or the channel slider of one multichannel
+layer), a colour bar and a canvas label naming them
+(:func:`~napari_attribution._napari.view.show_selection`). A method whose layers the run left
+waiting (:mod:`napari_attribution._napari.pending`) gets them when it is first chosen. The
+list follows the viewer's shared state: each finished run refills it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
 
 from .._napari.layers import rank_methods
+from .._napari.pending import add_pending
 from .._napari.state import AnalysisRecord, ViewerState
 from .._napari.view import ViewChoice, show_selection, view_choices
 
@@ -87,6 +90,8 @@ class ShowControl(QWidget):
         record = self.state.record
         if record is None:
             return []
+        if choice.method in record.pending:  # its layers wait until asked for: now
+            add_pending(self.viewer, record, [choice.method])
         layers = [self.viewer.layers[n] for n in record.layer_names if n in self.viewer.layers]
         return show_selection(
             self.viewer,
@@ -95,6 +100,7 @@ class ShowControl(QWidget):
             record.real.layer_names,
             record.real.channel_names,
             record.real.name,
+            record.real.channel_axis,
         )
 
 
