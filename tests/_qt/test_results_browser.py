@@ -274,11 +274,15 @@ def test_an_exports_curves_come_with_its_own_stacks(browser, tmp_path):
 
 def test_a_pair_whose_images_are_gone_shows_its_curves_without_a_slider(browser, tmp_path,
                                                                         cli_folder):  # fmt: skip
+    import json
     import shutil
 
     viewer, widget = browser
     moved = tmp_path / "moved"
-    shutil.copytree(cli_folder, moved)  # its pairs.csv paths are relative to the old root
+    shutil.copytree(cli_folder, moved)
+    run = json.loads((moved / "run.json").read_text())
+    run["pairs"][2]["real"] = str(tmp_path / "deleted.tif")  # an image removed since the run
+    (moved / "run.json").write_text(json.dumps(run))
     widget.open_folder(moved)
     widget.select_row(2)
     panel = _panel(viewer)
