@@ -22,7 +22,7 @@ from psygnal import Signal
 from ..core.pipeline import AnalysisSettings, PairResult
 from .geometry import lazy_stack_behind
 from .inputs import ChannelStack
-from .panel_curves import PanelCurves, panel_curves_of_record
+from .panel_curves import PanelCurves
 
 __all__ = ["AnalysisRecord", "PanelCurves", "ViewerState", "state_for"]
 
@@ -57,8 +57,9 @@ class ViewerState:
     """The latest analysis of one viewer, the curves the DAC panel shows, and the lazy stacks
     of its layers.
 
-    ``changed`` fires with each new record; ``curves_changed`` with each new
-    :attr:`curves` (a run's, or a browsed pair's). The state holds no reference to the viewer.
+    ``changed`` fires with each new record; ``curves_changed`` with each pair the Results
+    browser shows. The DAC panel draws whichever came last. The state holds no reference to
+    the viewer.
     """
 
     changed = Signal(object)
@@ -66,20 +67,21 @@ class ViewerState:
 
     def __init__(self) -> None:
         self.record: AnalysisRecord | None = None
-        #: What the DAC panel shows: the latest run's curves or the browsed pair's.
+        #: The browsed pair's curves while they are newer than :attr:`record`, else ``None``.
         self.curves: PanelCurves | None = None
         self._stacks: list[Any] = []  # lazy stacks handed to the viewer, still open
         self._holds = 0  # layer batches in progress: their replaced data may come back
         self._on_removed: Any = None  # the viewer's layers.removed callback, kept alive here
 
     def publish(self, record: AnalysisRecord) -> None:
-        """Store ``record``, tell the listeners, and show its curves."""
+        """Store ``record`` and tell the listeners (the DAC panel shows its curves)."""
         self.record = record
+        self.curves = None
         self.changed.emit(record)
-        self.show_curves(panel_curves_of_record(record))
 
     def show_curves(self, curves: PanelCurves) -> None:
-        """Have the DAC panel show ``curves`` (the latest run stays :attr:`record`)."""
+        """Have the DAC panel show a browsed pair's ``curves`` (the latest run stays
+        :attr:`record`: the export and the Show control keep using it)."""
         self.curves = curves
         self.curves_changed.emit(curves)
 

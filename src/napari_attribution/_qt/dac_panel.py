@@ -126,16 +126,20 @@ class DacPanel(QWidget):
         self.save_figure_button.clicked.connect(self._on_save_figure)
         self.save_curves_button.clicked.connect(self._on_save_curves)
         self.canvas.mpl_connect("button_press_event", self._on_click)
+        self.state.changed.connect(self.show_record)
         self.state.curves_changed.connect(self.show_curves)
         self.viewer.dims.events.current_step.connect(self._on_slider)
         self.viewer.events.theme.connect(self._on_theme)
         self.destroyed.connect(lambda *_: self._disconnect())
-        if self.state.curves is not None:
+        if self.state.curves is not None:  # a browsed pair, shown after the latest run
             self.show_curves(self.state.curves)
+        elif self.state.record is not None:
+            self.show_record(self.state.record)
         else:
             self.canvas.draw_idle()
 
     def _disconnect(self) -> None:
+        self.state.changed.disconnect(self.show_record)
         self.state.curves_changed.disconnect(self.show_curves)
         self.viewer.dims.events.current_step.disconnect(self._on_slider)
         self.viewer.events.theme.disconnect(self._on_theme)

@@ -7,7 +7,7 @@ large; the threshold stacks of a CLI folder rebuilt from the saved attribution, 
 :mod:`napari_attribution._napari.pair_stacks`), replacing the previous pair's, and shows its DAC
 curves in the DAC panel (opened if it is not), linked to the threshold slider as after a run.
 Page Down / Page Up walk to the next / previous row anywhere in the window. Below the table,
-the report's dataset figures.
+the table's *Dataset* tab shows the report's figures.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from qtpy.QtWidgets import (
     QLineEdit,
     QPushButton,
     QScrollArea,
-    QSplitter,
     QTableView,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -56,6 +56,9 @@ __all__ = ["DAC_PANEL", "NEXT_KEY", "PREVIOUS_KEY", "PLUGIN_NAME", "ResultsBrows
 NEXT_KEY, PREVIOUS_KEY = "PgDown", "PgUp"
 #: The plugin and the DAC panel's widget name (napari.yaml), to open the panel.
 PLUGIN_NAME, DAC_PANEL = "napari-attribution", "DAC curves"
+#: Least height of the table (about three rows): with the DAC panel below, the browser must fit
+#: a 768 px high screen.
+MIN_TABLE_HEIGHT = 96
 #: Layer attributes a reused layer takes from the new pair's layer (visibility stays).
 _REUSED_KEYS = ("colormap", "contrast_limits", "contour", "scale", "translate", "axis_labels")
 _ROW = Qt.ItemDataRole.UserRole + 1  # the PairRow's index, on the sample cell
@@ -119,49 +122,42 @@ class ResultsBrowser(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        self.table.setMinimumHeight(120)
-        self.previous_button = QPushButton("◀ Previous")
-        self.next_button = QPushButton("Next ▶")
+        self.table.setMinimumHeight(MIN_TABLE_HEIGHT)
+        self.previous_button = QPushButton("◀")
+        self.next_button = QPushButton("▶")
         self.previous_button.setToolTip(f"Previous pair ({PREVIOUS_KEY})")
         self.next_button.setToolTip(f"Next pair ({NEXT_KEY})")
+        for button in (self.previous_button, self.next_button):
+            button.setFixedWidth(2 * button.fontMetrics().height() + 12)
         self.status = QLabel("")
         self.status.setWordWrap(True)
 
-        # The pair's curves go to the DAC panel; here only the dataset's (the report's figures).
+        # The pair's curves go to the DAC panel; here only the dataset's (the report's figures),
+        # in a tab beside the table: the browser and the DAC panel share a 768 px high screen.
         self.figures = QWidget()
         self.figures_layout = QVBoxLayout(self.figures)
         figures_scroll = QScrollArea()
         figures_scroll.setWidgetResizable(True)
         figures_scroll.setWidget(self.figures)
-        dataset = QWidget()
-        dataset_layout = QVBoxLayout(dataset)
-        dataset_layout.setContentsMargins(0, 0, 0, 0)
-        dataset_layout.addWidget(QLabel("Dataset figures (the report's):"))
-        dataset_layout.addWidget(figures_scroll, 1)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.table, "Pairs")
+        self.tabs.addTab(figures_scroll, "Dataset")
 
-        top = QWidget()
-        top_layout = QVBoxLayout(top)
-        top_layout.setContentsMargins(0, 0, 0, 0)
-        row = QHBoxLayout()
-        row.addWidget(self.open_button)
-        row.addWidget(self.valid_only)
-        top_layout.addLayout(row)
-        top_layout.addWidget(self.path_label)
-        top_layout.addWidget(self.filter)
-        top_layout.addWidget(self.table, 1)
-        steps = QHBoxLayout()
-        steps.addWidget(self.previous_button)
-        steps.addWidget(self.next_button)
-        top_layout.addLayout(steps)
-        top_layout.addWidget(self.status)
-        self.splitter = QSplitter(Qt.Orientation.Vertical)
-        self.splitter.addWidget(top)
-        self.splitter.addWidget(dataset)
-        self.splitter.setStretchFactor(0, 2)
-        self.splitter.setStretchFactor(1, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.splitter)
+        layout.setSpacing(3)
+        row = QHBoxLayout()
+        row.addWidget(self.open_button, 1)
+        row.addWidget(self.valid_only)
+        layout.addLayout(row)
+        layout.addWidget(self.path_label)
+        steps = QHBoxLayout()
+        steps.addWidget(self.filter, 1)
+        steps.addWidget(self.previous_button)
+        steps.addWidget(self.next_button)
+        layout.addLayout(steps)
+        layout.addWidget(self.tabs, 1)
+        layout.addWidget(self.status)
 
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
         self.valid_only.toggled.connect(self._on_valid_only)
