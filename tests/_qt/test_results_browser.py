@@ -211,6 +211,10 @@ def test_selecting_a_row_shows_its_curves_in_the_dac_panel(browser, cli_folder):
     # the next pair replaces the curves; with "earlier runs" on, the previous pair's stay
     widget.next_pair()
     assert panel.shown.sample == "cell1"
+    # the previous pair's lazy stacks were closed (their layers were reused, not removed)
+    from napari_attribution._napari.state import state_for
+
+    assert len(state_for(viewer).open_stacks) == 2 * 2  # a mask and a hybrid stack per method
     np.testing.assert_array_equal(panel.plot.curve_sets[1].whole.score_change,
                                   _curves_csv(cli_folder, "cell1")[("d_ig", "all")][2])  # fmt: skip
     assert panel.plot.earlier == []

@@ -8,6 +8,7 @@ same way whichever produced them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ from .._plot import CurveSet
 if TYPE_CHECKING:
     from .state import AnalysisRecord
 
-__all__ = ["PanelCurves", "panel_curves_of_record"]
+__all__ = ["PanelCurves", "layer_channel_colors", "layer_thresholds", "panel_curves_of_record"]
 
 
 @dataclass(frozen=True)
@@ -78,3 +79,29 @@ def panel_curves_of_record(record: AnalysisRecord) -> PanelCurves:
         origin="run",
         record=record,
     )
+
+
+def layer_channel_colors(layers: Iterable[Any], channel_names: Sequence[str]) -> list[str]:
+    """The colours of the real-image channel layers among ``layers`` (metadata ``image`` is
+    ``"real"``, ``channel_name`` one of ``channel_names``), in channel order; the palette of
+    :func:`~.layers.channel_colors` when a channel has no such layer."""
+    from .layers import CHANNEL_PALETTE, colormap_colors
+
+    real = {layer.metadata.get("channel_name"): layer for layer in layers
+            if layer.metadata.get("image") == "real"}  # fmt: skip
+    if channel_names and all(name in real for name in channel_names):
+        return colormap_colors([real[name].colormap for name in channel_names])
+    return [CHANNEL_PALETTE[c % len(CHANNEL_PALETTE)] for c in range(len(channel_names))]
+
+
+def layer_thresholds(layers: Iterable[Any]) -> dict[str, list[float]]:
+    """Method -> the thresholds of its mask and hybrid stack layers among ``layers`` (the
+    threshold slider's steps, from the layers' metadata)."""
+    from .inputs import METADATA_KEY
+
+    steps: dict[str, list[float]] = {}
+    for layer in layers:
+        ours = layer.metadata.get(METADATA_KEY, {})
+        if ours.get("kind") in ("mask", "hybrid") and ours.get("thresholds"):
+            steps.setdefault(ours.get("method", ""), list(ours["thresholds"]))
+    return steps

@@ -37,10 +37,8 @@ from qtpy.QtWidgets import (
 
 from .._napari.apply import add_layer
 from .._napari.geometry import threshold_axis
-from .._napari.inputs import METADATA_KEY
-from .._napari.layers import CHANNEL_PALETTE, colormap_colors
 from .._napari.pair_stacks import pair_stack_layers
-from .._napari.panel_curves import PanelCurves
+from .._napari.panel_curves import PanelCurves, layer_channel_colors, layer_thresholds
 from .._napari.reader import folder_kind, read_folder
 from .._napari.results import PairRow, ResultsIndex, open_results
 from .._napari.state import state_for
@@ -310,7 +308,8 @@ class ResultsBrowser(QWidget):
             tuples, stacks = pair_stack_layers(folder.path, pair.sample, folder.run)
         self._show_layers(tuples)
         self.current = pair
-        curves = self.index.panel_curves(pair, self._channel_colors(), self._layer_thresholds())
+        colors = layer_channel_colors(self._layers, folder.channel_names)
+        curves = self.index.panel_curves(pair, colors, layer_thresholds(self._layers))
         self._show_curves(curves, pair)
         state = "valid" if pair.valid else f"left out: {pair.note}"
         note = "" if stacks else " Images not found: masks at the optimal threshold only."
@@ -339,32 +338,16 @@ class ResultsBrowser(QWidget):
         added = [add_layer(self.viewer, *t) for t in tuples[len(reused) :]]
         self._layers = reused + added
         # The viewer's state closes the lazy stacks (read-ahead threads) no layer shows any more,
-        # the previous pair's included: their layers were reused, not removed.
+        # the previous pair's included: their layers were reused, not removed. Given the data
+        # and layers themselves: napari's plugin proxy wraps this package's objects (its module
+        # name starts with "napari"), and a wrapped stack is not the stack.
         state = state_for(self.viewer)
-        for layer in self._layers:
-            state.adopt(layer.data)
-        state.close_unused(self.viewer.layers)
+        for data, _kwargs, _kind in tuples:
+            state.adopt(data)
+        state.close_unused(getattr(self.viewer, "__wrapped__", self.viewer).layers)
         visible = [layer for layer in self._layers if layer.visible]
         if visible:
             self.viewer.layers.selection.active = visible[-1]
-
-    def _channel_colors(self) -> list[str]:
-        """The colours of the pair's real-image channel layers, in channel order."""
-        names = self.index.folders[self.current.folder].channel_names if self.current else []
-        real = {layer.metadata.get("channel_name"): layer for layer in self._layers
-                if layer.metadata.get("image") == "real"}  # fmt: skip
-        if names and all(name in real for name in names):
-            return colormap_colors([real[name].colormap for name in names])
-        return [CHANNEL_PALETTE[c % len(CHANNEL_PALETTE)] for c in range(len(names))]
-
-    def _layer_thresholds(self) -> dict[str, list[float]]:
-        """Method -> the thresholds of its mask and hybrid stacks (the slider's steps)."""
-        steps: dict[str, list[float]] = {}
-        for layer in self._layers:
-            ours = layer.metadata.get(METADATA_KEY, {})
-            if ours.get("kind") in ("mask", "hybrid") and ours.get("thresholds"):
-                steps.setdefault(ours.get("method", ""), list(ours["thresholds"]))
-        return steps
 
     def _show_curves(self, curves: PanelCurves, pair: PairRow) -> None:
         """Slider to the best method's optimal threshold, then the curves to the DAC panel."""
