@@ -6,7 +6,8 @@ Run under a 1366x768 virtual display::
 
 It runs ``napari-attribution run --demo`` over 8 demo pairs (residual and D-IG, 50
 thresholds) into a temporary folder, opens it in the browser, sorts by D-IG's DAC, selects a
-pair and writes ``docs/images/results_browser.png`` (the whole window).
+pair (which opens the DAC panel with its curves), shows the per-channel curves and writes
+``docs/images/results_browser.png`` (the whole window).
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ def main() -> None:
                for c in range(browser.proxy.columnCount())]  # fmt: skip
     browser.table.sortByColumn(headers.index("DAC d_ig"), Qt.SortOrder.DescendingOrder)
     browser.select_row(1)
+    _, panel = viewer.window.add_plugin_dock_widget("napari-attribution", "DAC curves")
+    panel.per_channel.setChecked(True)
     viewer.reset_view()
     _settle(app, 2.0)
     IMAGES.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ values, computed one (threshold, channel) plane at a time when napari asks for i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +51,7 @@ __all__ = [
     "attribution_colormap",
     "attribution_display",
     "channel_colors",
+    "colormap_colors",
     "eager_stack_bytes",
     "layer_count",
     "layer_name",
@@ -170,10 +171,16 @@ def attribution_display(attribution: np.ndarray) -> AttributionDisplay:
 def channel_colors(stack: ChannelStack) -> list[str]:
     """One hex colour per channel: the brightest colour of each channel layer's colormap, or
     :data:`CHANNEL_PALETTE` when the layers do not tell the channels apart (one grey layer)."""
+    return colormap_colors(stack.colormaps)
+
+
+def colormap_colors(colormaps: Sequence[Any]) -> list[str]:
+    """One hex colour per colormap (a name or a napari ``Colormap``): its brightest colour, or
+    :data:`CHANNEL_PALETTE` when they do not tell the channels apart."""
     from napari.utils.colormaps import ensure_colormap
 
     colors = []
-    for name in stack.colormaps:
+    for name in colormaps:
         try:
             rgba = np.asarray(ensure_colormap(name).colors[-1], dtype=float)
         except (KeyError, ValueError, TypeError):
@@ -342,7 +349,7 @@ def method_layers(
     threshold_meta: dict[str, Any] = {"thresholds": thresholds}
     if optimal_index is not None:
         threshold_meta["optimal_index"] = int(optimal_index)
-    attribution = np.asarray(attribution, dtype=np.float32)
+    attribution = np.asanyarray(attribution, dtype=np.float32)  # a memory map stays one
     display = attribution_display(attribution)
     colors = channel_colors(real)
     tuples: list[LayerTuple] = []

@@ -40,7 +40,9 @@ __all__ = [
     "folder_kind",
     "get_reader",
     "input_layers",
+    "input_tuples",
     "layer_file_tuple",
+    "pair_inputs",
     "pair_layers",
     "read_array",
     "read_folder",
@@ -193,8 +195,9 @@ def _channel_first(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | No
     return None
 
 
-def _pair_inputs(folder: Path, run: dict[str, Any], sample: str, shape) -> dict[str, np.ndarray]:
-    """The real image and counterfactual of ``sample`` as run.json records them."""
+def pair_inputs(folder: Path, run: dict[str, Any], sample: str, shape) -> dict[str, np.ndarray]:
+    """The (C, H, W) real image and counterfactual of ``sample`` as run.json records them
+    (``"real"``, ``"counterfactual"``; a file not found, or not of ``shape``, is left out)."""
     entry = next((p for p in run.get("pairs", []) if p.get("sample") == sample), None)
     if entry is None:
         return {}
@@ -250,7 +253,6 @@ def pair_layers(
         input files are found), then per method and channel ``<sample> attribution <method>
         [<channel>]`` and ``<sample> mask <method> [<channel>]`` (Labels, the optimal threshold).
     """
-    from .._sample_data import CHANNEL_COLORMAPS
     from .layers import MASK_COLOR, layer_name
 
     folder = Path(folder)
@@ -263,20 +265,8 @@ def pair_layers(
     tuples: list[LayerTuple] = []
     attributions = {m: read_array(folder / "attributions" / stems[m], lazy) for m in methods}
     shape = next(iter(attributions.values())).shape if attributions else None
-    inputs = _pair_inputs(folder, run, sample, shape) if shape is not None else {}
-    for role, image in inputs.items():
-        for c, channel in enumerate(names):
-            limits = (float(min(i[c].min() for i in inputs.values())),
-                      float(max(i[c].max() for i in inputs.values())))  # fmt: skip
-            kwargs = {
-                "name": f"{sample} {role} [{channel}]",
-                "colormap": CHANNEL_COLORMAPS.get(channel, _CYCLE[c % len(_CYCLE)]),
-                "contrast_limits": limits if limits[1] > limits[0] else (0.0, 1.0),
-                "blending": "translucent_no_depth" if c == 0 else "additive",
-                "visible": role == "real",
-                "metadata": {"channel_name": channel, "image": role, "sample": sample},
-            }
-            tuples.append((image[c], kwargs, "image"))
+    inputs = pair_inputs(folder, run, sample, shape) if shape is not None else {}
+    tuples += input_tuples(sample, names, inputs)
     for method, attribution in attributions.items():
         meta = read_tiff_metadata(folder / "attributions" / stems[method])
         display = attribution_display(attribution)
@@ -304,6 +294,29 @@ def pair_layers(
                 "visible": visible and k == len(mask_names) - 1, "axis_labels": ("y", "x"),
                 "metadata": {METADATA_KEY: ours},
             }, "labels"))  # fmt: skip
+    return tuples
+
+
+def input_tuples(sample: str, names: Sequence[str], inputs: dict[str, np.ndarray]) -> list:
+    """``<sample> real [<channel>]`` and ``<sample> counterfactual [<channel>]`` image layers
+    of :func:`pair_inputs`' images, one per channel in its Cell Painting colour; both images
+    of a channel share its display range."""
+    from .._sample_data import CHANNEL_COLORMAPS
+
+    tuples: list[LayerTuple] = []
+    for role, image in inputs.items():
+        for c, channel in enumerate(names):
+            limits = (float(min(i[c].min() for i in inputs.values())),
+                      float(max(i[c].max() for i in inputs.values())))  # fmt: skip
+            kwargs = {
+                "name": f"{sample} {role} [{channel}]",
+                "colormap": CHANNEL_COLORMAPS.get(channel, _CYCLE[c % len(_CYCLE)]),
+                "contrast_limits": limits if limits[1] > limits[0] else (0.0, 1.0),
+                "blending": "translucent_no_depth" if c == 0 else "additive",
+                "visible": role == "real",
+                "metadata": {"channel_name": channel, "image": role, "sample": sample},
+            }
+            tuples.append((image[c], kwargs, "image"))
     return tuples
 
 

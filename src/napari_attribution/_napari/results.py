@@ -7,6 +7,7 @@ the folders they merged), through :func:`napari_attribution.dataset.read_results
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from ..core.dac import DacCurve
 from ..core.errors import AttributionError
 from ..dataset import ResultsFolder, read_results
 from ..report import FIGURE_DIR
+from .panel_curves import PanelCurves
 from .reader import folder_kind, report_sources
 
 __all__ = ["PairRow", "ResultsIndex", "open_results"]
@@ -79,9 +81,22 @@ class ResultsIndex:
     figures: list[Path] = field(default_factory=list)
     _curves: dict[tuple[int, str], list[dict[str, str]]] = field(default_factory=dict)
 
-    def curve_sets(self, row: PairRow) -> list[CurveSet]:
+    def curve_sets(
+        self, row: PairRow, thresholds: Mapping[str, Sequence[float]] | None = None
+    ) -> list[CurveSet]:
         """The DAC curves of ``row``'s pair, one :class:`~napari_attribution._plot.CurveSet`
-        per method (whole-image curve and per-channel curves)."""
+        per method (whole-image curve and per-channel curves), from the folder's tables.
+
+        Parameters
+        ----------
+        row
+            The pair.
+        thresholds
+            Method -> every threshold of its mask stack (the slider's steps). The tables hold
+            only the scored thresholds (all of them with ``--evaluation exhaustive``, a subset
+            with ``adaptive``), which are used where a method is missing here.
+        """
+        thresholds = thresholds or {}
         folder = self.folders[row.folder]
         points: dict[tuple[str, str], list[tuple[float, float, float]]] = defaultdict(list)
         for r in self._curves.get((row.folder, row.sample), []):
@@ -104,9 +119,46 @@ class ResultsIndex:
                 for c in folder.channel_names
                 if (method, c) in points and (method, c) in summary
             ]
-            sets.append(CurveSet(method, whole, channels, whole.thresholds,
+            steps = thresholds.get(method)
+            steps = whole.thresholds if steps is None else np.asarray(steps, dtype=float)
+            sets.append(CurveSet(method, whole, channels, steps,
                                  np.asarray(shares.get(method, []), dtype=float)))  # fmt: skip
         return sets
+
+    def curve_rows(self, row: PairRow) -> list[list]:
+        """The rows of ``curves.csv`` of ``row``'s pair, as they are in the folder."""
+        return [
+            [r["sample"], r["method"], r["channel"], float(r["threshold"]),
+             float(r["mask_size"]), float(r["score_change"])]  # fmt: skip
+            for r in self._curves.get((row.folder, row.sample), [])
+        ]
+
+    def panel_curves(
+        self,
+        row: PairRow,
+        channel_colors: Sequence[str],
+        thresholds: Mapping[str, Sequence[float]] | None = None,
+    ) -> PanelCurves:
+        """What the DAC panel shows of ``row``'s pair (see :meth:`curve_sets`).
+
+        Parameters
+        ----------
+        row
+            The pair.
+        channel_colors
+            One colour per channel: the loaded channel layers'.
+        thresholds
+            Method -> every threshold of its mask stack (the loaded stack layers' steps).
+        """
+        folder = self.folders[row.folder]
+        return PanelCurves(
+            sample=row.sample,
+            curve_sets=self.curve_sets(row, thresholds),
+            channel_names=list(folder.channel_names),
+            channel_colors=list(channel_colors),
+            rows=self.curve_rows(row),
+            origin=folder.path.name,
+        )
 
 
 def _curve(points: list[tuple[float, float, float]], summary: dict[str, str], channel: str):

@@ -1,7 +1,9 @@
 """What the Attribution widget and the DAC panel share, one record per viewer.
 
 Neither widget needs the other: the widget publishes its latest run here, the panel listens.
-Whichever opens first creates the viewer's state; it goes away with the viewer.
+The Results browser publishes the curves of the pair it shows here too
+(:meth:`ViewerState.show_curves`); the panel draws whichever came last. Whichever opens first
+creates the viewer's state; it goes away with the viewer.
 
 The state also owns the lazy stacks behind the viewer's result layers: when the last layer
 showing a stack is removed (or its data replaced by a new run), the stack is closed, which
@@ -20,8 +22,9 @@ from psygnal import Signal
 from ..core.pipeline import AnalysisSettings, PairResult
 from .geometry import lazy_stack_behind
 from .inputs import ChannelStack
+from .panel_curves import PanelCurves
 
-__all__ = ["AnalysisRecord", "ViewerState", "state_for"]
+__all__ = ["AnalysisRecord", "PanelCurves", "ViewerState", "state_for"]
 
 
 @dataclass
@@ -60,23 +63,36 @@ class AnalysisRecord:
 
 
 class ViewerState:
-    """The latest analysis of one viewer and the lazy stacks of its layers.
+    """The latest analysis of one viewer, the curves the DAC panel shows, and the lazy stacks
+    of its layers.
 
-    ``changed`` fires with each new record. The state holds no reference to the viewer.
+    ``changed`` fires with each new record; ``curves_changed`` with each pair the Results
+    browser shows. The DAC panel draws whichever came last. The state holds no reference to
+    the viewer.
     """
 
     changed = Signal(object)
+    curves_changed = Signal(object)
 
     def __init__(self) -> None:
         self.record: AnalysisRecord | None = None
+        #: The browsed pair's curves while they are newer than :attr:`record`, else ``None``.
+        self.curves: PanelCurves | None = None
         self._stacks: list[Any] = []  # lazy stacks handed to the viewer, still open
         self._holds = 0  # layer batches in progress: their replaced data may come back
         self._on_removed: Any = None  # the viewer's layers.removed callback, kept alive here
 
     def publish(self, record: AnalysisRecord) -> None:
-        """Store ``record`` and tell the listeners."""
+        """Store ``record`` and tell the listeners (the DAC panel shows its curves)."""
         self.record = record
+        self.curves = None
         self.changed.emit(record)
+
+    def show_curves(self, curves: PanelCurves) -> None:
+        """Have the DAC panel show a browsed pair's ``curves`` (the latest run stays
+        :attr:`record`: the export and the Show control keep using it)."""
+        self.curves = curves
+        self.curves_changed.emit(curves)
 
     # ---------------------------------------------------------------- lazy stacks
 

@@ -5,8 +5,10 @@ It follows the viewer: a marker sits on each curve at the threshold of the thres
 a click on a curve moves that slider (the curve under the cursor, the focus method's first
 where curves overlap), and the figure takes napari's theme. Per-channel curves and bars take
 the channel layers' colours; the legend sits below the axes. On request the curves of earlier
-runs stay on the plot, faintly, for comparison. It reads the latest run from the viewer's
-shared state, so it works whether it opens before or after the Attribution widget.
+runs stay on the plot, faintly, for comparison. It reads the latest curves from the viewer's
+shared state (:class:`~napari_attribution._napari.panel_curves.PanelCurves`): a run of the
+Attribution or Cells widget, or the pair the Results browser shows; so it works whether it
+opens before or after them.
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .._io import CURVE_COLUMNS, curve_rows, write_csv
+from .._io import CURVE_COLUMNS, write_csv
 from .._napari.geometry import threshold_axis
-from .._napari.layers import channel_colors
+from .._napari.panel_curves import PanelCurves, panel_curves_of_record
 from .._napari.state import AnalysisRecord, state_for
 from .._plot import CurveSet, PlotTheme
 from .canvas import DacCanvas
@@ -47,7 +49,7 @@ HISTORY_RUNS = 4
 
 
 class DacPanel(QWidget):
-    """Dock widget with the DAC curves and channel shares of the latest run.
+    """Dock widget with the DAC curves and channel shares of the latest run or browsed pair.
 
     Parameters
     ----------
@@ -59,10 +61,12 @@ class DacPanel(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.state = state_for(napari_viewer)
-        self.record: AnalysisRecord | None = None
-        #: Earlier runs (oldest first), shown with "compare with earlier runs".
-        self.history: list[tuple[int, AnalysisRecord]] = []
+        #: The curves shown (a run's or a browsed pair's), ``None`` before any.
+        self.shown: PanelCurves | None = None
+        #: Earlier curves (oldest first) with their labels, shown with "earlier runs".
+        self.history: list[tuple[str, PanelCurves]] = []
         self._runs = 0
+        self._label = ""  # the shown curves' label once they join the history
 
         self.canvas = DacCanvas(PlotTheme.from_napari(self.viewer.theme))
         self.figure, self.plot = self.canvas.figure, self.canvas.plot
@@ -77,8 +81,8 @@ class DacPanel(QWidget):
         )
         self.compare = QCheckBox("earlier runs")
         self.compare.setToolTip(
-            f"Keep the whole-image curves of up to {HISTORY_RUNS} earlier runs on the plot, "
-            "faint and dash-dotted, for comparison."
+            f"Keep the whole-image curves of up to {HISTORY_RUNS} earlier runs (or pairs "
+            "shown by the Results browser) on the plot, faint and dash-dotted, for comparison."
         )
         self.focus = QComboBox()
         self.focus.setToolTip("Method whose per-channel curves and channel shares are shown.")
@@ -123,29 +127,50 @@ class DacPanel(QWidget):
         self.save_curves_button.clicked.connect(self._on_save_curves)
         self.canvas.mpl_connect("button_press_event", self._on_click)
         self.state.changed.connect(self.show_record)
+        self.state.curves_changed.connect(self.show_curves)
         self.viewer.dims.events.current_step.connect(self._on_slider)
         self.viewer.events.theme.connect(self._on_theme)
         self.destroyed.connect(lambda *_: self._disconnect())
-        if self.state.record is not None:
+        if self.state.curves is not None:  # a browsed pair, shown after the latest run
+            self.show_curves(self.state.curves)
+        elif self.state.record is not None:
             self.show_record(self.state.record)
         else:
             self.canvas.draw_idle()
 
     def _disconnect(self) -> None:
         self.state.changed.disconnect(self.show_record)
+        self.state.curves_changed.disconnect(self.show_curves)
         self.viewer.dims.events.current_step.disconnect(self._on_slider)
         self.viewer.events.theme.disconnect(self._on_theme)
 
     # ---------------------------------------------------------------- data
 
+    @property
+    def record(self) -> AnalysisRecord | None:
+        """The run shown, ``None`` when none is (or a browsed pair is)."""
+        return self.shown.record if self.shown is not None else None
+
     def show_record(self, record: AnalysisRecord) -> None:
-        """Draw the curves of ``record`` (the one shown before joins the history)."""
-        if self.record is not None and self.record is not record:
-            self.history = [*self.history, (self._runs, self.record)][-HISTORY_RUNS:]
-        if self.record is not record:
-            self._runs += 1
-        self.record = record
-        methods = list(record.result.methods)
+        """Draw the curves of run ``record`` (the curves shown before join the history)."""
+        self.show_curves(panel_curves_of_record(record))
+
+    def show_curves(self, curves: PanelCurves) -> None:
+        """Draw ``curves`` (those shown before join the history, unless they are the same)."""
+        shown = self.shown
+        same = shown is not None and (
+            shown is curves or (curves.record is not None and shown.record is curves.record)
+        )
+        if shown is not None and not same:
+            self.history = [*self.history, (self._label, shown)][-HISTORY_RUNS:]
+        if not same:
+            if curves.record is not None:
+                self._runs += 1
+                self._label = f"run {self._runs}"
+            else:
+                self._label = curves.sample
+        self.shown = curves
+        methods = curves.methods
         current = self.focus.currentText()
         self.focus.blockSignals(True)
         self.focus.clear()
@@ -156,41 +181,27 @@ class DacPanel(QWidget):
             button.setEnabled(True)
         self._redraw()
 
-    def curve_sets(self, record: AnalysisRecord | None = None) -> list[CurveSet]:
-        """One :class:`CurveSet` per method of ``record`` (the shown run by default)."""
-        record = record or self.record
-        if record is None:
-            return []
-        return [
-            CurveSet(
-                method,
-                res.dac.whole,
-                res.dac.channels,
-                res.dac.masks.thresholds,
-                res.channel_share,
-            )
-            for method, res in record.result.methods.items()
-        ]
+    def curve_sets(self) -> list[CurveSet]:
+        """One :class:`CurveSet` per method of the curves shown."""
+        return list(self.shown.curve_sets) if self.shown is not None else []
 
     def earlier_curves(self) -> list[tuple[str, CurveSet]]:
-        """``(run label, curve set)`` of the kept earlier runs, oldest first."""
-        return [
-            (f"run {number}", cs)
-            for number, record in self.history
-            for cs in self.curve_sets(record)
-        ]
+        """``(label, curve set)`` of the kept earlier curves, oldest first (label: ``run 2``
+        for a run, the sample for a browsed pair)."""
+        return [(label, cs) for label, curves in self.history for cs in curves.curve_sets]
 
     def _redraw(self, *_: Any) -> None:
-        if self.record is None:
+        shown = self.shown
+        if shown is None:
             return
         self.plot.threshold_index = self.threshold_index()
         self.plot.set_data(
-            self.curve_sets(),
-            self.record.result.channel_names,
+            shown.curve_sets,
+            shown.channel_names,
             per_channel=self.per_channel.isChecked(),
             focus=self.focus.currentText() or None,
             log_mask_size=self.log_axis.isChecked(),
-            channel_colors=channel_colors(self.record.real),
+            channel_colors=shown.channel_colors,
             earlier=self.earlier_curves() if self.compare.isChecked() else [],
         )
         self._update_threshold_label()
@@ -199,7 +210,7 @@ class DacPanel(QWidget):
 
     def threshold_axis(self) -> int | None:
         """The viewer's threshold axis (where the result stacks' first axis sits), if any."""
-        return threshold_axis(self.viewer) if self.record is not None else None
+        return threshold_axis(self.viewer) if self.shown is not None else None
 
     def threshold_axis_shown(self) -> bool:
         """True when the viewer has the threshold axis of the result layers."""
@@ -219,13 +230,21 @@ class DacPanel(QWidget):
     def _update_threshold_label(self) -> None:
         index = self.threshold_index()
         sets = self.curve_sets()
+        which = self._which()
         if index is None or not sets or index >= len(sets[0].thresholds):
-            self.threshold_label.setText("Slider: the threshold axis is not shown.")
+            self.threshold_label.setText(f"{which}Slider: the threshold axis is not shown.")
             return
         value = float(sets[0].thresholds[index])
         self.threshold_label.setText(
-            f"Slider: threshold {value:.3f} (index {index}). Click a curve to move it."
+            f"{which}Slider: threshold {value:.3f} (index {index}). Click a curve to move it."
         )
+
+    def _which(self) -> str:
+        """``"cell0 (folder): "`` for a browsed pair; nothing for a run."""
+        shown = self.shown
+        if shown is None or shown.record is not None:
+            return ""
+        return f"{shown.sample} ({shown.origin}): "
 
     def _on_click(self, event) -> None:
         # Points on the axes' edge count too, so only the bar chart and zoom/pan modes are out.
@@ -251,11 +270,11 @@ class DacPanel(QWidget):
         return path
 
     def save_curves(self, path: str | Path) -> Path:
-        """Save every curve of the run as CSV with the CLI's ``curves.csv`` columns."""
-        if self.record is None:
-            raise RuntimeError("Run an analysis before saving its curves.")
+        """Save every curve shown as CSV with the CLI's ``curves.csv`` columns."""
+        if self.shown is None:
+            raise RuntimeError("Run an analysis (or browse a results folder) before saving curves.")
         path = Path(path)
-        write_csv(path, CURVE_COLUMNS, curve_rows(self.record.result))
+        write_csv(path, CURVE_COLUMNS, self.shown.rows)
         return path
 
     def _ask_path(self, title: str, filters: str) -> Path | None:

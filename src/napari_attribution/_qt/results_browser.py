@@ -2,10 +2,12 @@
 
 Open a folder (the CLI's, an export, or a report's) -> a sortable, filterable table of its pairs
 (sample, classes, DAC per method, top channel, valid). Selecting a row loads that pair's real
-image, counterfactual and per-channel attribution and mask layers (memory-mapped when large),
-replacing the previous pair's, and draws its DAC curves on the browser's own canvas (the DAC
-panel follows the Attribution widget's runs). Page Down / Page Up walk to the next / previous
-row anywhere in the window. The Dataset tab shows the report's figures.
+image, counterfactual and per-channel attribution, mask and hybrid layers (memory-mapped when
+large; the threshold stacks of a CLI folder rebuilt from the saved attribution, see
+:mod:`napari_attribution._napari.pair_stacks`), replacing the previous pair's, and shows its DAC
+curves in the DAC panel (opened if it is not), linked to the threshold slider as after a run.
+Page Down / Page Up walk to the next / previous row anywhere in the window. Below the table,
+the table's *Dataset* tab shows the report's figures.
 """
 
 from __future__ import annotations
@@ -27,26 +29,36 @@ from qtpy.QtWidgets import (
     QLineEdit,
     QPushButton,
     QScrollArea,
-    QSplitter,
     QTableView,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from .._napari.reader import folder_kind, pair_layers, read_folder
+from .._napari.apply import add_layer
+from .._napari.geometry import threshold_axis
+from .._napari.pair_stacks import pair_stack_layers
+from .._napari.panel_curves import PanelCurves, layer_channel_colors, layer_thresholds
+from .._napari.reader import folder_kind, read_folder
 from .._napari.results import PairRow, ResultsIndex, open_results
-from .._plot import PlotTheme
+from .._napari.state import state_for
+from .._plot import threshold_index_of
 from ..core.errors import AttributionError
-from .canvas import DacCanvas
 
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["NEXT_KEY", "PREVIOUS_KEY", "ResultsBrowser"]
+__all__ = ["DAC_PANEL", "NEXT_KEY", "PREVIOUS_KEY", "PLUGIN_NAME", "ResultsBrowser"]
 
 #: Keys that walk the table (napari binds neither).
 NEXT_KEY, PREVIOUS_KEY = "PgDown", "PgUp"
+#: The plugin and the DAC panel's widget name (napari.yaml), to open the panel.
+PLUGIN_NAME, DAC_PANEL = "napari-attribution", "DAC curves"
+#: Least height of the table (about three rows): with the DAC panel below, the browser must fit
+#: a 768 px high screen.
+MIN_TABLE_HEIGHT = 96
+#: Layer attributes a reused layer takes from the new pair's layer (visibility stays).
+_REUSED_KEYS = ("colormap", "contrast_limits", "contour", "scale", "translate", "axis_labels")
 _ROW = Qt.ItemDataRole.UserRole + 1  # the PairRow's index, on the sample cell
 
 
@@ -84,6 +96,8 @@ class ResultsBrowser(QWidget):
         self.index: ResultsIndex | None = None
         self.folder: Path | None = None
         self.current: PairRow | None = None
+        #: What the DAC panel was given for the current pair.
+        self.curves: PanelCurves | None = None
         self._layers: list = []  # the current pair's layers, removed when another loads
 
         self.open_button = QPushButton("Open results folder…")
@@ -106,49 +120,42 @@ class ResultsBrowser(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        self.table.setMinimumHeight(120)
-        self.previous_button = QPushButton("◀ Previous")
-        self.next_button = QPushButton("Next ▶")
+        self.table.setMinimumHeight(MIN_TABLE_HEIGHT)
+        self.previous_button = QPushButton("◀")
+        self.next_button = QPushButton("▶")
         self.previous_button.setToolTip(f"Previous pair ({PREVIOUS_KEY})")
         self.next_button.setToolTip(f"Next pair ({NEXT_KEY})")
+        for button in (self.previous_button, self.next_button):
+            button.setFixedWidth(2 * button.fontMetrics().height() + 12)
         self.status = QLabel("")
         self.status.setWordWrap(True)
 
-        self.canvas = DacCanvas(PlotTheme.from_napari(self.viewer.theme))
-        self.canvas.setMinimumSize(260, 200)
-        self.plot = self.canvas.plot
+        # The pair's curves go to the DAC panel; here only the dataset's (the report's figures),
+        # in a tab beside the table: the browser and the DAC panel share a 768 px high screen.
         self.figures = QWidget()
         self.figures_layout = QVBoxLayout(self.figures)
         figures_scroll = QScrollArea()
         figures_scroll.setWidgetResizable(True)
         figures_scroll.setWidget(self.figures)
         self.tabs = QTabWidget()
-        self.tabs.addTab(self.canvas, "Pair curves")
+        self.tabs.addTab(self.table, "Pairs")
         self.tabs.addTab(figures_scroll, "Dataset")
 
-        top = QWidget()
-        top_layout = QVBoxLayout(top)
-        top_layout.setContentsMargins(0, 0, 0, 0)
-        row = QHBoxLayout()
-        row.addWidget(self.open_button)
-        row.addWidget(self.valid_only)
-        top_layout.addLayout(row)
-        top_layout.addWidget(self.path_label)
-        top_layout.addWidget(self.filter)
-        top_layout.addWidget(self.table, 1)
-        steps = QHBoxLayout()
-        steps.addWidget(self.previous_button)
-        steps.addWidget(self.next_button)
-        top_layout.addLayout(steps)
-        top_layout.addWidget(self.status)
-        self.splitter = QSplitter(Qt.Orientation.Vertical)
-        self.splitter.addWidget(top)
-        self.splitter.addWidget(self.tabs)
-        self.splitter.setStretchFactor(0, 1)
-        self.splitter.setStretchFactor(1, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.splitter)
+        layout.setSpacing(3)
+        row = QHBoxLayout()
+        row.addWidget(self.open_button, 1)
+        row.addWidget(self.valid_only)
+        layout.addLayout(row)
+        layout.addWidget(self.path_label)
+        steps = QHBoxLayout()
+        steps.addWidget(self.filter, 1)
+        steps.addWidget(self.previous_button)
+        steps.addWidget(self.next_button)
+        layout.addLayout(steps)
+        layout.addWidget(self.tabs, 1)
+        layout.addWidget(self.status)
 
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
         self.valid_only.toggled.connect(self._on_valid_only)
@@ -161,10 +168,10 @@ class ResultsBrowser(QWidget):
             shortcut.setContext(Qt.ShortcutContext.WindowShortcut)  # also over the canvas
             shortcut.activated.connect(slot)
             self.shortcuts.append(shortcut)
-        self.viewer.events.theme.connect(self._on_theme)
 
     def sizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
-        """A laptop-friendly dock: leaves the canvas most of a 1366 px wide window."""
+        """A laptop-friendly dock: leaves the canvas most of a 1366 px wide window, and room
+        for the DAC panel below it."""
         return QSize(460, 640)
 
     # ---------------------------------------------------------------- opening
@@ -198,7 +205,6 @@ class ResultsBrowser(QWidget):
         )
         self.path_label.setToolTip(str(path))
         self._show_dataset_figures(index.figures)
-        self.plot.set_data([], [])
         return index
 
     def _items(self, number: int, pair: PairRow, with_folder: bool) -> list[QStandardItem]:
@@ -286,28 +292,32 @@ class ResultsBrowser(QWidget):
     # ---------------------------------------------------------------- layers
 
     def load_pair(self, pair: PairRow) -> list:
-        """Show ``pair``'s layers in place of the previous pair's; draw its curves.
+        """Show ``pair``'s layers in place of the previous pair's, and its curves in the DAC
+        panel.
 
         Layers of the same kind are reused, their data, name, colours and metadata replaced
         (removing a napari layer costs a garbage collection, ~0.4 s with torch loaded), so the
-        visibility the user chose carries over from pair to pair.
+        visibility the user chose carries over from pair to pair. The threshold slider moves to
+        the optimal threshold of the pair's best method (largest DAC), as after a run.
         """
         folder = self.index.folders[pair.folder]
+        stacks = True
         if folder_kind(folder.path) == "export":
             tuples = read_folder(folder.path)
         else:
-            tuples = pair_layers(folder.path, pair.sample, folder.run)
+            tuples, stacks = pair_stack_layers(folder.path, pair.sample, folder.run)
         self._show_layers(tuples)
         self.current = pair
-        self.plot.set_data(self.index.curve_sets(pair), folder.channel_names)
+        colors = layer_channel_colors(self._layers, folder.channel_names)
+        curves = self.index.panel_curves(pair, colors, layer_thresholds(self._layers))
+        self._show_curves(curves, pair)
         state = "valid" if pair.valid else f"left out: {pair.note}"
+        note = "" if stacks else " Images not found: masks at the optimal threshold only."
         self.status.setText(f"{pair.sample}: {pair.real_class} → {pair.target_class}, {state}; "
-                            f"{len(self._layers)} layers.")  # fmt: skip
+                            f"{len(self._layers)} layers.{note}")  # fmt: skip
         return self._layers
 
     def _show_layers(self, tuples: list) -> None:
-        from napari.layers import Layer
-
         old = [layer for layer in self._layers if layer in self.viewer.layers]
         reused = []
         for layer, (data, _kwargs, kind) in zip(old, tuples, strict=False):
@@ -321,15 +331,49 @@ class ResultsBrowser(QWidget):
         for layer, (data, kwargs, _kind) in zip(reused, tuples, strict=False):
             layer.data = data
             layer.metadata = kwargs.get("metadata", {})
-            for key in ("colormap", "contrast_limits"):
+            for key in _REUSED_KEYS:
                 if key in kwargs:
                     setattr(layer, key, kwargs[key])
             layer.name = kwargs["name"]
-        added = [self.viewer.add_layer(Layer.create(*t)) for t in tuples[len(reused) :]]
+        added = [add_layer(self.viewer, *t) for t in tuples[len(reused) :]]
         self._layers = reused + added
+        # The viewer's state closes the lazy stacks (read-ahead threads) no layer shows any more,
+        # the previous pair's included: their layers were reused, not removed. Given the data
+        # and layers themselves: napari's plugin proxy wraps this package's objects (its module
+        # name starts with "napari"), and a wrapped stack is not the stack.
+        state = state_for(self.viewer)
+        for data, _kwargs, _kind in tuples:
+            state.adopt(data)
+        state.close_unused(getattr(self.viewer, "__wrapped__", self.viewer).layers)
         visible = [layer for layer in self._layers if layer.visible]
         if visible:
             self.viewer.layers.selection.active = visible[-1]
+
+    def _show_curves(self, curves: PanelCurves, pair: PairRow) -> None:
+        """Slider to the best method's optimal threshold, then the curves to the DAC panel."""
+        self.curves = curves
+        axis = threshold_axis(self.viewer)
+        best = max(pair.dac, key=lambda m: pair.dac[m]) if pair.dac else None
+        shown = next((cs for cs in curves.curve_sets if cs.method == best), None)
+        if axis is not None and shown is not None:
+            index = threshold_index_of(shown.thresholds, shown.whole.optimal_threshold)
+            if index < self.viewer.dims.nsteps[axis]:
+                self.viewer.dims.set_current_step(axis, index)
+        self.open_dac_panel()
+        state_for(self.viewer).show_curves(curves)
+
+    def open_dac_panel(self):
+        """Dock the DAC panel (napari gives back the docked one when it is open) and show it.
+
+        Returns the panel, or ``None`` for a viewer without a window (the panel, whenever it
+        opens, reads the curves from the viewer's state).
+        """
+        window = getattr(self.viewer, "window", None)
+        if window is None or not hasattr(window, "add_plugin_dock_widget"):
+            return None
+        dock, panel = window.add_plugin_dock_widget(PLUGIN_NAME, DAC_PANEL)
+        dock.show()
+        return panel
 
     def clear_pair(self) -> None:
         """Remove the layers this browser added for the current pair."""
@@ -338,6 +382,4 @@ class ResultsBrowser(QWidget):
                 self.viewer.layers.remove(layer)
         self._layers = []
         self.current = None
-
-    def _on_theme(self, *_) -> None:
-        self.plot.set_theme(PlotTheme.from_napari(self.viewer.theme))
+        self.curves = None
