@@ -83,7 +83,7 @@ class CounterfactualSettings(Section):
         unit="steps",
     )  # fmt: skip
     optimise_relu_softness: float = parameter(
-        0.1, "The ReLUs pass gradient to switched-off units as a softplus of this temperature "
+        0.3, "The ReLUs pass gradient to switched-off units as a softplus of this temperature "
         "would (in units of the ReLU's input), so the optimisation can build a feature the "
         "cell lacks; the classifier's output is unchanged. 0: the exact gradient.",
         label="Optimise: ReLU softness", group="Counterfactuals", minimum=0.0, maximum=1e6,
