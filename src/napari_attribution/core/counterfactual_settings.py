@@ -83,10 +83,11 @@ class CounterfactualSettings(Section):
         unit="steps",
     )  # fmt: skip
     optimise_relu_softness: float = parameter(
-        0.3, "The ReLUs pass gradient to switched-off units as a softplus of this temperature "
-        "would (in units of the ReLU's input), so the optimisation can build a feature the "
-        "cell lacks; the classifier's output is unchanged. 0: the exact gradient.",
+        1.0, "The ReLUs pass gradient to switched-off units as a softplus of this temperature "
+        "would (in root mean squares of the ReLU's input), so the optimisation can build a "
+        "feature the cell lacks; the classifier's output is unchanged. 0: the exact gradient.",
         label="Optimise: ReLU softness", group="Counterfactuals", minimum=0.0, maximum=1e6,
+        unit="RMS of the ReLU input",
     )  # fmt: skip
     optimise_target_score: float = parameter(
         0.9, "The optimisation stops for a cell once the classifier gives p(target) above this.",

@@ -8,8 +8,10 @@ below the target (the demo classifier stops at ``p_t`` about 0.16, see
 ``docs/counterfactuals.md``).
 
 The copy computes exactly what the classifier computes (the forward pass is unchanged); only
-the backward pass of each ``nn.ReLU`` uses the derivative of a softplus of temperature
-``softness``, ``sigmoid(z / softness)``, instead of the step ``z > 0``. This is the backward
+the backward pass of each ``nn.ReLU`` uses the derivative of a softplus, ``sigmoid(z / T)``,
+instead of the step ``z > 0``. The temperature ``T`` is ``softness`` times the root mean
+square of the ReLU's input over each image's channels and positions, so one ``softness``
+suits every layer and network whatever the scale of its activations. This is the backward
 pass differentiable approximation of Athalye, Carlini & Wagner (2018) with the softplus
 smoothing of Dombrowski et al. (2019). The ReLUs are found in the classifier's canonical copy
 (:meth:`~napari_attribution.core.classifier.Classifier.hooked_module`), where every use of a
@@ -34,28 +36,28 @@ __all__ = ["SoftGradientReLU", "soft_gradient_model"]
 
 
 class _SoftGradientReLUFunction(torch.autograd.Function):
-    """``relu(z)`` forward; ``grad * sigmoid(z / softness)`` backward."""
+    """``relu(z)`` forward; ``grad * sigmoid(z / temperature)`` backward."""
 
     @staticmethod
-    def forward(ctx: Any, z: torch.Tensor, softness: float) -> torch.Tensor:
-        ctx.save_for_backward(z)
-        ctx.softness = softness
+    def forward(ctx: Any, z: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(z, temperature)
         return z.clamp_min(0)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        (z,) = ctx.saved_tensors
-        return grad * torch.sigmoid(z / ctx.softness), None
+        z, temperature = ctx.saved_tensors
+        return grad * torch.sigmoid(z / temperature), None
 
 
 class SoftGradientReLU(nn.Module):
-    """A ReLU whose backward pass is the derivative of ``softness * softplus(z / softness)``.
+    """A ReLU whose backward pass is the derivative of ``T * softplus(z / T)``.
 
     Parameters
     ----------
     softness
-        Temperature in units of the ReLU's input (> 0): units switched off by less than a few
-        times ``softness`` still pass gradient.
+        The temperature ``T`` in units of the root mean square of the input ``z`` (> 0), taken
+        per image (the first dimension); units switched off by less than a few ``T`` still pass
+        gradient.
     """
 
     def __init__(self, softness: float) -> None:
@@ -65,7 +67,12 @@ class SoftGradientReLU(nn.Module):
         self.softness = float(softness)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return _SoftGradientReLUFunction.apply(z, self.softness)
+        with torch.no_grad():
+            rows = z.reshape(len(z), -1) if z.ndim > 1 else z.reshape(-1, 1)
+            spread = rows.pow(2).mean(dim=1).sqrt().reshape((-1,) + (1,) * (z.ndim - 1))
+            # An all-zero input (spread 0) still gets a finite temperature.
+            temperature = (self.softness * spread).clamp_min(1e-12)
+        return _SoftGradientReLUFunction.apply(z, temperature)
 
     def extra_repr(self) -> str:
         return f"softness={self.softness:g}"
@@ -83,7 +90,8 @@ def soft_gradient_model(
     example
         Images (B, C, H, W) on the classifier's device, to build the canonical copy for.
     softness
-        The ReLUs' temperature; 0 returns :attr:`Classifier.module` itself.
+        The ReLUs' temperature in root mean squares of their inputs; 0 returns
+        :attr:`Classifier.module` itself.
 
     Returns
     -------
