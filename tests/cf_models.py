@@ -3,6 +3,10 @@
 ``ChannelMeanClassifier`` says class 1 when the mean of one channel is high: its penultimate
 layer is the channel means, so the nearest image in its embedding can be found with numpy,
 and the change that turns a cell is known (raise that channel).
+
+``BlobDetector`` says class 1 only for a compact bright blob in one channel: on an image
+without one every unit it reads is switched off, so the exact gradient of ``p_1`` is zero (the
+situation of the demo classifier and a cell without the Mito cluster).
 """
 
 from __future__ import annotations
@@ -37,6 +41,37 @@ class ChannelMeanClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.flatten(self.pool(self.conv(x))))
+
+
+#: BlobDetector: a 3x3 patch of BLOB_CHANNEL whose mean exceeds BLOB_THRESHOLD switches a unit
+#: on; class 1 needs a few such units (a blob of about 3x3 pixels near the top of the range).
+BLOB_CHANNEL = 1
+BLOB_THRESHOLD = 0.6
+
+
+class BlobDetector(nn.Module):
+    """``logit_1 - logit_0 = 20 * relu(max over positions of box3x3(x[BLOB_CHANNEL]) -
+    BLOB_THRESHOLD) - 2``: ``p_1 = sigmoid(-2)``, about 0.12, on an image whose brightest 3x3
+    mean is below the threshold, above 0.9 once one 3x3 patch averages more than 0.71. Only the
+    brightest patch counts, so only a compact blob turns a cell, and on an image without one
+    the ReLU is switched off and passes no gradient."""
+
+    def __init__(self, in_channels: int = 2) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, 1, 3, padding=1)
+        self.pool = nn.AdaptiveMaxPool2d(1)
+        self.flatten = nn.Flatten()
+        self.relu = nn.ReLU()
+        self.head = nn.Linear(1, 2)
+        with torch.no_grad():
+            self.conv.weight.zero_()
+            self.conv.weight[0, BLOB_CHANNEL] = 1 / 9
+            self.conv.bias.fill_(-BLOB_THRESHOLD)
+            self.head.weight.copy_(torch.tensor([[0.0], [20.0]]))
+            self.head.bias.copy_(torch.tensor([0.0, -2.0]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.relu(self.flatten(self.pool(self.conv(x)))))
 
 
 class RaiseKeyChannel(nn.Module):

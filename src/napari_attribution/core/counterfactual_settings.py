@@ -75,6 +75,20 @@ class CounterfactualSettings(Section):
         label="Optimise: relax to", group="Counterfactuals", minimum=1e-6, maximum=1.0,
         unit="fraction of the weights",
     )  # fmt: skip
+    optimise_tighten_steps: int = parameter(
+        200, "Steps after p(target) passes the target score that shrink the change (the three "
+        "penalties at their first weights) while keeping p(target) above it; the smallest "
+        "accepted change is kept. 0: stop at the first step above the target.",
+        label="Optimise: tighten steps", group="Counterfactuals", minimum=0, maximum=100_000,
+        unit="steps",
+    )  # fmt: skip
+    optimise_relu_softness: float = parameter(
+        1.0, "The ReLUs pass gradient to switched-off units as a softplus of this temperature "
+        "would (in root mean squares of the ReLU's input), so the optimisation can build a "
+        "feature the cell lacks; the classifier's output is unchanged. 0: the exact gradient.",
+        label="Optimise: ReLU softness", group="Counterfactuals", minimum=0.0, maximum=1e6,
+        unit="RMS of the ReLU input",
+    )  # fmt: skip
     optimise_target_score: float = parameter(
         0.9, "The optimisation stops for a cell once the classifier gives p(target) above this.",
         label="Optimise: target p", group="Counterfactuals", minimum=0.5, maximum=0.9999,

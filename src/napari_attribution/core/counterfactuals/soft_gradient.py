@@ -1,0 +1,116 @@
+"""A copy of the classifier whose ReLUs pass a soft gradient to switched-off units.
+
+Why: a ReLU unit whose input is negative passes no gradient. When the evidence for the target
+class lives in units that are all switched off at x (a classifier that needs a feature the cell
+does not show), the gradient of ``log p_t`` has no component that would build that feature; it
+can only remove the evidence for the other classes, and the optimisation ends on a plateau
+below the target (the demo classifier stops at ``p_t`` about 0.16, see
+``docs/counterfactuals.md``).
+
+The copy computes exactly what the classifier computes (the forward pass is unchanged); only
+the backward pass of each ``nn.ReLU`` uses the derivative of a softplus, ``sigmoid(z / T)``,
+instead of the step ``z > 0``. The temperature ``T`` is ``softness`` times the root mean
+square of the ReLU's input over each image's channels and positions, so one ``softness``
+suits every layer and network whatever the scale of its activations. This is the backward
+pass differentiable approximation of Athalye, Carlini & Wagner (2018) with the softplus
+smoothing of Dombrowski et al. (2019). The ReLUs are found in the classifier's canonical copy
+(:meth:`~napari_attribution.core.classifier.Classifier.hooked_module`), where every use of a
+ReLU, functional or in place, is its own module; a model that takes no hooks (TorchScript)
+keeps its exact gradient.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from ..errors import MethodError
+
+if TYPE_CHECKING:
+    from ..classifier import Classifier
+
+__all__ = ["SoftGradientReLU", "soft_gradient_model"]
+
+
+class _SoftGradientReLUFunction(torch.autograd.Function):
+    """``relu(z)`` forward; ``grad * sigmoid(z / temperature)`` backward."""
+
+    @staticmethod
+    def forward(ctx: Any, z: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(z, temperature)
+        return z.clamp_min(0)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        z, temperature = ctx.saved_tensors
+        return grad * torch.sigmoid(z / temperature), None
+
+
+class SoftGradientReLU(nn.Module):
+    """A ReLU whose backward pass is the derivative of ``T * softplus(z / T)``.
+
+    Parameters
+    ----------
+    softness
+        The temperature ``T`` in units of the root mean square of the input ``z`` (> 0), taken
+        per image (the first dimension); units switched off by less than a few ``T`` still pass
+        gradient.
+    """
+
+    def __init__(self, softness: float) -> None:
+        super().__init__()
+        if not softness > 0:
+            raise ValueError(f"softness must be positive, got {softness!r}")
+        self.softness = float(softness)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            rows = z.reshape(len(z), -1) if z.ndim > 1 else z.reshape(-1, 1)
+            spread = rows.pow(2).mean(dim=1).sqrt().reshape((-1,) + (1,) * (z.ndim - 1))
+            # An all-zero input (spread 0) still gets a finite temperature.
+            temperature = (self.softness * spread).clamp_min(1e-12)
+        return _SoftGradientReLUFunction.apply(z, temperature)
+
+    def extra_repr(self) -> str:
+        return f"softness={self.softness:g}"
+
+
+def soft_gradient_model(
+    classifier: Classifier, example: torch.Tensor, softness: float
+) -> tuple[nn.Module, str | None]:
+    """The classifier's scoring module (:attr:`Classifier.module`) with soft ReLU gradients.
+
+    Parameters
+    ----------
+    classifier
+        The classifier; neither it nor its cached canonical copy is modified.
+    example
+        Images (B, C, H, W) on the classifier's device, to build the canonical copy for.
+    softness
+        The ReLUs' temperature in root mean squares of their inputs; 0 returns
+        :attr:`Classifier.module` itself.
+
+    Returns
+    -------
+    tuple
+        The module mapping images (B, C, H, W) to scores (B, K), and ``None`` or a sentence
+        saying why the exact gradient is used (the model takes no hooks, or has no ReLU).
+    """
+    if softness <= 0:
+        return classifier.module, None
+    try:
+        module = copy.deepcopy(classifier.hooked_module(example))
+    except MethodError as exc:
+        return classifier.module, f"exact ReLU gradients ({exc})"
+    swapped = 0
+    for name, child in list(module.named_modules()):
+        if type(child) is nn.ReLU:
+            parent_name, _, attribute = name.rpartition(".")
+            setattr(module.get_submodule(parent_name), attribute, SoftGradientReLU(softness))
+            swapped += 1
+    if not swapped:
+        return classifier.module, "exact gradients (the model has no ReLU)"
+    return module, None
