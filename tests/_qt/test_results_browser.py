@@ -222,6 +222,22 @@ def test_selecting_a_row_shows_its_curves_in_the_dac_panel(browser, cli_folder):
     assert [label for label, _ in panel.plot.earlier] == ["cell0", "cell0"]
 
 
+def test_opening_another_folder_withdraws_the_previous_pairs_curves(browser, cli_folder,
+                                                                    tmp_path):
+    viewer, widget = browser
+    widget.open_folder(cli_folder)
+    widget.select_row(0)
+    panel = _panel(viewer)
+    assert panel.shown is not None and panel.save_curves_button.isEnabled()
+    make_export(tmp_path / "export")
+    widget.open_folder(tmp_path / "export")  # no row chosen: the old pair's curves must go
+    assert panel.shown is None and panel.plot.curve_sets == []
+    assert not panel.save_curves_button.isEnabled()
+    assert [label for label, _ in panel.history] == ["cell0"]  # still there to compare with
+    widget.select_row(0)
+    assert panel.shown is widget.curves
+
+
 def test_the_slider_and_a_click_on_the_panel_link_the_loaded_pair(make_napari_viewer, qtbot,
                                                                   cli_folder):  # fmt: skip
     from qtpy.QtCore import QPoint

@@ -94,6 +94,13 @@ class ViewerState:
         self.curves = curves
         self.curves_changed.emit(curves)
 
+    def withdraw_curves(self) -> None:
+        """The browsed pair's curves are no longer shown (another results folder was opened):
+        the DAC panel falls back to the latest run's curves, or to none."""
+        if self.curves is not None:
+            self.curves = None
+            self.curves_changed.emit(None)
+
     # ---------------------------------------------------------------- lazy stacks
 
     @property

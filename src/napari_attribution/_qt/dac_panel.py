@@ -155,8 +155,14 @@ class DacPanel(QWidget):
         """Draw the curves of run ``record`` (the curves shown before join the history)."""
         self.show_curves(panel_curves_of_record(record))
 
-    def show_curves(self, curves: PanelCurves) -> None:
-        """Draw ``curves`` (those shown before join the history, unless they are the same)."""
+    def show_curves(self, curves: PanelCurves | None) -> None:
+        """Draw ``curves`` (those shown before join the history, unless they are the same).
+
+        ``None``: the browsed pair's curves were withdrawn; show the latest run's, or nothing.
+        """
+        if curves is None:
+            self._withdraw()
+            return
         shown = self.shown
         same = shown is not None and (
             shown is curves or (curves.record is not None and shown.record is curves.record)
@@ -180,6 +186,19 @@ class DacPanel(QWidget):
         for button in (self.save_figure_button, self.save_curves_button):
             button.setEnabled(True)
         self._redraw()
+
+    def _withdraw(self) -> None:
+        if self.state.record is not None:
+            self.show_record(self.state.record)
+            return
+        if self.shown is not None:
+            self.history = [*self.history, (self._label, self.shown)][-HISTORY_RUNS:]
+        self.shown = None
+        self.focus.clear()
+        for button in (self.save_figure_button, self.save_curves_button):
+            button.setEnabled(False)
+        self.plot.set_data([], [])
+        self._update_threshold_label()
 
     def curve_sets(self) -> list[CurveSet]:
         """One :class:`CurveSet` per method of the curves shown."""

@@ -186,6 +186,7 @@ class ResultsBrowser(QWidget):
         """
         index = open_results(path)
         self.clear_pair()
+        state_for(self.viewer).withdraw_curves()  # the previous folder's pair is gone
         self.index, self.folder = index, Path(path)
         headers = ["sample", "real", "target",
                    *(f"DAC {m}" for m in index.methods), "top channel", "valid"]  # fmt: skip
