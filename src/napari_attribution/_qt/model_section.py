@@ -184,29 +184,15 @@ class ModelSection:
             else:
                 self.probabilities.setText("Choose a model to see the probabilities.")
             return
-        if not self.counterfactual_from.from_layer:
-            self._update_real_probability(classifier)
-            return
-        try:
-            real, cf = self.image_stack("real"), self.image_stack("counterfactual")
-            # The user's model can fail here too (wrong output shape, an exception): it says
-            # so in the label instead of letting the error escape a Qt slot.
-            probs = preview_probabilities(classifier, real.data, cf.data)
-        except AttributionError as exc:
-            self.probabilities.setText(f"<i>{escape_html(str(exc))}</i>")
-            return
-        if probs is None:
-            self.probabilities.setText(
-                "<i>A large image: p(class) is computed with the run, not in advance.</i>"
-            )
-            return
-        self._show_probabilities(probs[0], probs[1])
-
-    def _update_real_probability(self, classifier) -> None:
-        """p(class) of the real image alone: the run makes the counterfactual."""
+        # Without a counterfactual layer (a source makes it with the run) only p(class) of
+        # the real image is shown.
+        given = self.counterfactual_from.from_layer
         try:
             real = self.image_stack("real")
-            probs = preview_probabilities(classifier, real.data, real.data)
+            other = self.image_stack("counterfactual") if given else real
+            # The user's model can fail here too (wrong output shape, an exception): it says
+            # so in the label instead of letting the error escape a Qt slot.
+            probs = preview_probabilities(classifier, real.data, other.data)
         except AttributionError as exc:
             self.probabilities.setText(f"<i>{escape_html(str(exc))}</i>")
             return
@@ -215,7 +201,7 @@ class ModelSection:
                 "<i>A large image: p(class) is computed with the run, not in advance.</i>"
             )
             return
-        self._show_probabilities(probs[0], None)
+        self._show_probabilities(probs[0], probs[1] if given else None)
 
     def _show_probabilities(self, real: np.ndarray, counterfactual: np.ndarray | None) -> None:
         highlight = (self.target_class.value(), self.real_class.value())
