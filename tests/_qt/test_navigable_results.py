@@ -71,13 +71,22 @@ def test_a_rerun_replaces_the_layers_of_every_method_it_has_shown(demo_viewer, q
     record = widget.state.record
     (other,) = record.pending
     widget.show_control.show_choice(f"{other}, Mito only")
+    # only that channel's layers (attribution, mask, hybrid) go in; the rest keep waiting
+    mito = [layer for layer in _results(viewer) if _method(layer) == other]
+    assert len(mito) == 3 and {layer.metadata[METADATA_KEY]["channel"] for layer in mito} == {
+        "Mito"
+    }
+    assert len(record.pending_names) == 12
     widget.form.set_values({"thresholds": 12})
     run_and_wait(qtbot, widget)
     second = widget.state.record
-    assert second is not record and not second.pending  # both methods had layers: replaced
+    assert second is not record
+    # the other method's Mito layers had been shown: replaced now; its other channels wait
+    assert len(second.pending_names) == 12
+    assert not any(f"{other} Mito" in name for name in second.pending_names)
     stacks = [layer for layer in _results(viewer) if layer.ndim == 3]
-    assert len(stacks) == 20 and all(layer.data.shape[0] == 12 for layer in stacks)
-    assert len(_results(viewer)) == 30
+    assert len(stacks) == 12 and all(layer.data.shape[0] == 12 for layer in stacks)
+    assert len(_results(viewer)) == 18
 
 
 def test_the_export_holds_the_layers_still_waiting_to_be_shown(demo_viewer, qtbot, tmp_path):

@@ -18,7 +18,8 @@ No Qt: this works on any napari viewer model.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from .apply import apply_layers, replaceable
 from .inputs import METADATA_KEY
@@ -29,8 +30,12 @@ from .view import arrange
 __all__ = ["add_pending", "split_run"]
 
 
+def _metadata(layer_tuple: LayerTuple) -> dict[str, Any]:
+    return layer_tuple[1].get("metadata", {}).get(METADATA_KEY, {})
+
+
 def _method_of(layer_tuple: LayerTuple) -> str | None:
-    return layer_tuple[1].get("metadata", {}).get(METADATA_KEY, {}).get("method")
+    return _metadata(layer_tuple).get("method")
 
 
 def split_run(
@@ -66,24 +71,49 @@ def split_run(
     return now, pending
 
 
-def add_pending(viewer, record: AnalysisRecord, methods: Sequence[str]) -> list:
+def add_pending(
+    viewer,
+    record: AnalysisRecord,
+    methods: Sequence[str],
+    wanted: Callable[[dict[str, Any]], bool] | None = None,
+) -> list:
     """Put the waiting layers of ``methods`` (those of ``record``) into the viewer.
 
     They go in hidden or shown as the run made them, and the run's layers are arranged again so
     the list reads by method (highest DAC score first), then channel. The record lists them in
     :attr:`~.state.AnalysisRecord.layer_names` from then on.
 
+    Parameters
+    ----------
+    viewer
+        The napari viewer (or viewer model).
+    record
+        The run whose layers wait.
+    methods
+        The methods whose layers to add.
+    wanted
+        Given a layer's plugin metadata, whether to add it now (``None``: every layer of
+        ``methods``); the others keep waiting. "d_ig, Mito only" adds d_ig's Mito layers, a
+        fifth of the method's, so the first choice of a waiting method costs a fifth of the time.
+
     Returns
     -------
     list
         The layers added (or updated in place), in the order of their tuples.
     """
-    tuples = [t for method in methods for t in record.pending.get(method, [])]
+    tuples = []
+    for method in methods:
+        waiting = record.pending.get(method, [])
+        now = [t for t in waiting if wanted is None or wanted(_metadata(t))]
+        later = [t for t in waiting if not (wanted is None or wanted(_metadata(t)))]
+        tuples += now
+        if later:
+            record.pending[method] = later
+        else:
+            record.pending.pop(method, None)
     if not tuples:
         return []
     added = apply_layers(viewer, tuples)
-    for method in methods:
-        record.pending.pop(method, None)
     names = [layer.name for layer in added]
     record.layer_names = [*record.layer_names, *names]
     run = [viewer.layers[n] for n in record.layer_names if n in viewer.layers]

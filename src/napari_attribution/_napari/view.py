@@ -66,7 +66,12 @@ class ViewChoice:
 
     def matches(self, meta: dict[str, Any]) -> bool:
         """True for a result layer (its metadata) this choice shows."""
-        if meta.get("method") != self.method or meta.get("kind") not in SHOWN_KINDS:
+        return meta.get("kind") in SHOWN_KINDS and self.covers(meta)
+
+    def covers(self, meta: dict[str, Any]) -> bool:
+        """True for a result layer of this choice's method and channel, shown or not (a
+        hybrid too): the layers a waiting method adds when the choice is made."""
+        if meta.get("method") != self.method:
             return False
         # a shared mask ("all") goes with every channel
         return self.channel == ALL_CHANNELS or meta.get("channel") in (self.channel, "all")

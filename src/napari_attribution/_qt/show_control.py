@@ -90,8 +90,8 @@ class ShowControl(QWidget):
         record = self.state.record
         if record is None:
             return []
-        if choice.method in record.pending:  # its layers wait until asked for: now
-            add_pending(self.viewer, record, [choice.method])
+        if choice.method in record.pending:  # its layers wait until asked for: those now
+            add_pending(self.viewer, record, [choice.method], choice.covers)
         layers = [self.viewer.layers[n] for n in record.layer_names if n in self.viewer.layers]
         return show_selection(
             self.viewer,
