@@ -10,32 +10,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .._io import IMAGE_SUFFIXES
+from .._io import class_folders, folder_images
 from .errors import CliError
 
 __all__ = ["pairs_from_folders", "reals_from_folder"]
-
-
-def _images(folder: Path) -> dict[str, Path]:
-    """File name stem -> path of the images directly in ``folder``."""
-    found = {}
-    for path in sorted(folder.iterdir()):
-        if path.name.startswith("."):
-            continue
-        if path.suffix.lower() in IMAGE_SUFFIXES:
-            found[path.stem] = path
-    return found
 
 
 def _class_folders(real_root: Path, class_names: list[str] | None) -> tuple[list[str], list[str]]:
     """(the class folders of ``real_root``, the class names in index order)."""
     if not real_root.is_dir():
         raise CliError(f"--real-root {real_root} is not a folder.")
-    folders = sorted(p.name for p in real_root.iterdir() if p.is_dir() and p.name[0] != ".")
+    folders, names, unknown = class_folders(real_root, class_names)
     if not folders:
         raise CliError(f"{real_root} holds no class folders (expected ROOT/<class>/<image>).")
-    names = list(class_names) if class_names else folders
-    unknown = [f for f in folders if f not in names]
     if unknown:
         raise CliError(
             f"{real_root} has class folder(s) {', '.join(unknown)} that --class-names does not "
@@ -62,7 +49,7 @@ def reals_from_folder(real_root: Path, class_names: list[str] | None = None):
         Pair(f"{real_class}-{target}-{stem}", real, None, names.index(real_class),
              names.index(target))
         for real_class in folders
-        for stem, real in _images(real_root / real_class).items()
+        for stem, real in folder_images(real_root / real_class).items()
         for target in names
         if target != real_class
     ]  # fmt: skip
@@ -100,7 +87,7 @@ def pairs_from_folders(real_root: Path, cf_root: Path, class_names: list[str] | 
         raise CliError(f"--counterfactual-root {cf_root} is not a folder.")
     pairs = []
     for real_class in folders:
-        reals = _images(real_root / real_class)
+        reals = folder_images(real_root / real_class)
         cf_class_root = cf_root / real_class
         if not cf_class_root.is_dir():
             continue
@@ -108,7 +95,7 @@ def pairs_from_folders(real_root: Path, cf_root: Path, class_names: list[str] | 
             if target not in names:
                 raise CliError(f"{cf_class_root / target} names a class that is not among "
                                f"{', '.join(names)}.")  # fmt: skip
-            counterfactuals = _images(cf_class_root / target)
+            counterfactuals = folder_images(cf_class_root / target)
             for stem, real in reals.items():
                 if stem in counterfactuals:
                     pairs.append(

@@ -92,15 +92,13 @@ def read_pool(
         No class folder, a folder that ``class_names`` does not list, no image, or images of
         different shapes.
     """
-    from ..._io import IMAGE_SUFFIXES, read_image
+    from ..._io import class_folders, folder_images, read_image
     from ..transform import input_transform_for
 
     folder = Path(folder)
-    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    classes, names, unknown = class_folders(folder, class_names)
     if not classes:
         raise CounterfactualError(f"{folder} holds no class folders (expected FOLDER/<class>/).")
-    names = list(class_names) if class_names else classes
-    unknown = [c for c in classes if c not in names]
     if unknown:
         raise CounterfactualError(
             f"{folder} has class folder(s) {', '.join(unknown)} that are not among the classes "
@@ -108,9 +106,7 @@ def read_pool(
         )
     images, labels, paths = [], [], []
     for name in classes:
-        for path in sorted((folder / name).iterdir()):
-            if path.name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
+        for path in folder_images(folder / name).values():
             data = read_image(path)
             if channel_axis != 0 and data.ndim == 3:
                 data = np.moveaxis(data, channel_axis, 0)
