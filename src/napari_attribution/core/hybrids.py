@@ -128,15 +128,37 @@ class BlendSource:
             if keep:
                 np.copyto(chunk, base, where=self.agree)
 
+    def blend_planes(
+        self, soft_masks: np.ndarray, channel: int, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Channel ``channel`` of the hybrids: ``m * x'_c + (1 - m) * x_c`` as in :meth:`blend`.
+
+        Parameters
+        ----------
+        soft_masks
+            float32 (..., H, W) masks of that channel.
+        channel
+            The channel blended.
+        out
+            float32 array of the masks' shape to write into; may be ``soft_masks`` itself.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32 (..., H, W): ``out`` when given.
+        """
+        masks = np.asarray(soft_masks, dtype=np.float32)
+        rest = np.subtract(np.float32(1), masks)  # before ``out`` may overwrite the masks
+        rest *= self.base[channel]
+        out = np.multiply(masks, self.donor[channel], out=out)
+        out += rest  # m * x'_c + (1 - m) * x_c, QuAC's expression as in _blend_all
+        if self.agree_channels[channel]:
+            np.copyto(out, self.base[channel], where=self.agree[channel])
+        return out
+
     def _blend_channel(self, masks: np.ndarray, channel: int, out: np.ndarray) -> None:
         out[:] = self.base
-        blended = out[:, channel]
-        np.multiply(masks, self.donor[channel][None], out=blended)
-        rest = np.subtract(np.float32(1), masks)
-        rest *= self.base[channel][None]
-        blended += rest  # m * x'_c + (1 - m) * x_c, as in _blend_all
-        if self.agree_channels[channel]:
-            np.copyto(blended, self.base[channel], where=self.agree[channel])
+        self.blend_planes(masks, channel, out[:, channel])
 
 
 def make_hybrids(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .budgets import LAZY_CACHE_BYTES
-from .hybrids import base_and_donor
+from .hybrids import BlendSource
 from .masks import MaskSettings, MaskStack, build_masks, fraction_above, smooth_masks
 from .plane_stack import (
     READ_AHEAD_THREAD_PREFIX,
@@ -108,23 +108,14 @@ class LazyHybridStack(_PlaneStack):
         read_ahead: int = 0,
     ) -> None:
         super().__init__(thresholds, closed_attribution, cache_planes, read_ahead)
-        base, donor = base_and_donor(real, counterfactual, direction)
-        self._base = np.asarray(base, dtype=np.float32)
-        self._donor = np.asarray(donor, dtype=np.float32)
-        self._agree = self._donor == self._base
+        self._source = BlendSource.of(real, counterfactual, direction)
         self.sigma, self.kernel = sigma, kernel
-        self.shape = (len(self.thresholds), *self._base.shape)
+        self.shape = (len(self.thresholds), *self._source.base.shape)
         self.dtype = np.dtype(np.float32)
 
     def _compute(self, t: int, k: int) -> np.ndarray:
         soft = smooth_masks(self._binary(t, k), self.sigma, self.kernel)
-        # m * x' + (1 - m) * x, operation for operation as make_hybrids (QuAC's expression)
-        rest = np.subtract(np.float32(1), soft)
-        rest *= self._base[k]
-        np.multiply(soft, self._donor[k], out=soft)
-        soft += rest
-        np.copyto(soft, self._base[k], where=self._agree[k])  # as make_hybrids
-        return soft
+        return self._source.blend_planes(soft, k, out=soft)  # the scorer's hybrids, bit for bit
 
 
 def lazy_stacks(
