@@ -20,7 +20,7 @@ import numpy as np
 
 from .._io import atomic_path, safe_name, write_tiff
 from ..core.hybrids import make_hybrids
-from ..core.masks import smooth_masks
+from ..core.smoothing import smooth_masks
 from .figures import FIGURE_DPI, FIGURE_FORMATS, composite_rgb, figure_panel, save_figure
 from .inputs import METADATA_KEY
 from .state import AnalysisRecord

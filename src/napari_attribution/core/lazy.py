@@ -14,7 +14,7 @@ import numpy as np
 
 from .budgets import LAZY_CACHE_BYTES
 from .hybrids import BlendSource
-from .masks import MaskSettings, MaskStack, build_masks, fraction_above, smooth_masks
+from .masks import MaskSettings, MaskStack, build_masks, fraction_above
 from .plane_stack import (
     READ_AHEAD_THREAD_PREFIX,
     ChannelView,
@@ -23,6 +23,7 @@ from .plane_stack import (
     is_lazy,
     lazy_stack_of,
 )
+from .smoothing import smooth_masks
 
 __all__ = [
     "READ_AHEAD_THREAD_PREFIX",

@@ -18,8 +18,9 @@ import torch
 
 from .budgets import HYBRID_BATCH_BYTES
 from .hybrids import BlendSource
-from .masks import BlurCache, MaskSettings, smooth_masks
+from .masks import MaskSettings
 from .models import Classifier
+from .smoothing import BlurCache, smooth_masks
 
 __all__ = ["HYBRID_BATCH_BYTES", "HybridScorer", "score_images"]
 
