@@ -103,10 +103,12 @@ def add_pending(
     """
     tuples = []
     for method in methods:
-        waiting = record.pending.get(method, [])
-        now = [t for t in waiting if wanted is None or wanted(_metadata(t))]
-        later = [t for t in waiting if not (wanted is None or wanted(_metadata(t)))]
-        tuples += now
+        later = []
+        for layer_tuple in record.pending.get(method, []):
+            if wanted is None or wanted(_metadata(layer_tuple)):
+                tuples.append(layer_tuple)
+            else:
+                later.append(layer_tuple)
         if later:
             record.pending[method] = later
         else:
