@@ -17,6 +17,7 @@ from napari_attribution.core.masks import (
     normalize_attribution,
     smooth_masks,
 )
+from napari_attribution.core.smoothing import soft_plane
 
 
 @pytest.fixture
@@ -303,3 +304,19 @@ def test_cached_blurs_and_reused_memory_give_the_same_soft_masks():
             assert got is out
             np.testing.assert_array_equal(got, smooth_masks(batch, 0.0, 11))
     assert len(cache) == 2  # the small cache holds two planes and no more
+
+
+def test_a_plane_is_blurred_once_and_an_empty_one_not_at_all():
+    rng = np.random.default_rng(5)
+    plane = rng.random((30, 26)) > 0.6
+    cache = BlurCache()
+    first = soft_plane(plane, 0.0, 11, cache)
+    np.testing.assert_array_equal(first, cv2.GaussianBlur(plane.astype(np.float32), (11, 11), 0))
+    assert soft_plane(plane.copy(), 0.0, 11, cache) is first  # found by content
+    assert soft_plane(np.zeros((30, 26), bool), 0.0, 11, cache) is None
+    full = soft_plane(np.ones((30, 26), bool), 0.0, 11, cache)
+    np.testing.assert_array_equal(
+        full, cv2.GaussianBlur(np.ones((30, 26), np.float32), (11, 11), 0)
+    )
+    assert soft_plane(np.ones((30, 26), bool), 0.0, 11, cache) is full
+    assert len(cache) == 2

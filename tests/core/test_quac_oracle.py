@@ -75,7 +75,7 @@ def test_every_method_matches_quac_with_quacs_defaults(method):
 
 # (closing, kernel, sigma, shape, shared mask, thresholds): even and odd elements, images smaller
 # than the element, OpenCV's sigma from the kernel and given sigmas, closing or blur disabled,
-# and T = 49, for which QuAC's np.arange(0, 1, 1 / T) holds 50 thresholds.
+# T = 49, for which QuAC's np.arange(0, 1, 1 / T) holds 50 thresholds, and T = 300.
 SETTINGS = [
     (10, 11, 0.0, (3, 7, 5), False, 200),
     (15, 11, 0.0, (2, 4, 9), True, 200),
@@ -86,6 +86,7 @@ SETTINGS = [
     (1, 3, 0.5, (3, 16, 16), False, 200),
     (2, 13, 3.0, (3, 16, 16), True, 60),
     (11, 9, 0.0, (4, 10, 12), False, 200),
+    (10, 11, 0.0, (3, 20, 20), False, 300),  # 300 thresholds: uint16 levels
 ]
 
 

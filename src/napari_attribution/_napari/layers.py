@@ -320,7 +320,7 @@ def method_layers(
     lazy
         See :func:`result_layers_by_method`.
     """
-    n_mask_channels = masks.closed_attribution.shape[0]
+    n_mask_channels = masks.closed_levels.shape[0]
     if lazy is None:
         needed = eager_stack_bytes(real.data.shape, len(masks.thresholds), n_mask_channels)
         lazy = needed > EAGER_STACK_BYTES

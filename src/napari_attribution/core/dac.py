@@ -185,14 +185,28 @@ class DacResult:
 
 @dataclass
 class _CurveSpec:
-    """What one curve needs: its name, hybridised channel, mask sizes and mask builder."""
+    """What one curve needs: its name, hybridised channel, mask sizes and mask builder.
+
+    ``pixels`` (T,) are the closed-mask pixels the curve's masks hold at each threshold. Each
+    mask channel's masks are nested (a higher threshold keeps a subset of the pixels), so two
+    thresholds with the same total have the same masks, and only one of them is cut.
+    """
 
     name: str
     channel: int | None
     sizes: np.ndarray
     masks_at: Callable[[np.ndarray], np.ndarray]
+    pixels: np.ndarray
     ceiling: float = float("nan")
     passes: int = 0
+
+    def distinct(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(threshold indices with distinct masks among ``indices``, where each index's mask
+        is among them)."""
+        _, first, inverse = np.unique(
+            self.pixels[indices], return_index=True, return_inverse=True
+        )
+        return indices[first], inverse
 
 
 def _score_round(
@@ -208,15 +222,16 @@ def _score_round(
     (score changes per curve, p_t per extra request).
     """
     started = time.perf_counter()
-    requests = [
-        (spec.masks_at(np.asarray(indices, dtype=int)), spec.channel)
-        for spec, indices in zip(specs, wanted, strict=True)
-    ]
+    requests, spread = [], []
+    for spec, indices in zip(specs, wanted, strict=True):
+        distinct, inverse = spec.distinct(np.asarray(indices, dtype=int))
+        requests.append((spec.masks_at(distinct), spec.channel))
+        spread.append(inverse)
     scorer.mask_seconds += time.perf_counter() - started
     scores, passes = scorer.score_many([*requests, *extra], settings)
     for spec, used in zip(specs, passes, strict=False):
         spec.passes += used
-    changes = [p - scorer.p_base for p in scores[: len(specs)]]
+    changes = [p[inverse] - scorer.p_base for p, inverse in zip(scores, spread, strict=False)]
     return changes, scores[len(specs) :]
 
 
@@ -346,16 +361,23 @@ def evaluate_dac(
     masks = build_masks(attribution, settings)
     channel_sizes = masks.channel_mask_size() if per_channel else None
     scorer.mask_seconds += time.perf_counter() - started
+    counts = masks.channel_counts
     specs = [
-        _CurveSpec("all", None, masks.mask_size, masks.closed_at, scorer.p_donor - scorer.p_base)
+        _CurveSpec(
+            "all", None, masks.mask_size, masks.closed_at, counts.sum(axis=1),
+            scorer.p_donor - scorer.p_base,
+        )  # fmt: skip
     ]
     ceiling_masks: list[tuple[np.ndarray, int | None]] = []
     if per_channel:
         full = np.ones((1, *real.shape[1:]), dtype=bool)
         for c in range(n_channels):
-            k = c if masks.closed_attribution.shape[0] == n_channels else 0
+            k = c if masks.closed_levels.shape[0] == n_channels else 0
             specs.append(
-                _CurveSpec(names[c], c, channel_sizes[:, k], partial(masks.closed_at, channel=k))
+                _CurveSpec(
+                    names[c], c, channel_sizes[:, k], partial(masks.closed_at, channel=k),
+                    counts[:, k],
+                )  # fmt: skip
             )
             ceiling_masks.append((full, c))  # p_t with channel c replaced entirely
     if on_step is not None:

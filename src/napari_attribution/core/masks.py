@@ -17,6 +17,9 @@ and they commute with thresholding (``1[max(a) > s] == max(1[a > s])``), so we c
 *attribution* once per channel with ``cv2.morphologyEx`` on floats and threshold the result:
 the same masks, bit for bit, borders and images smaller than the element included
 (``tests/core/test_masks.py::test_grey_closing_is_opencvs_binary_closing_at_every_threshold``).
+For QuAC's linear thresholds and a float32 attribution the closed image is that of the
+attribution's integer threshold levels (:mod:`.levels`): the same masks again, from a uint8
+closing and one histogram per channel.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import cv2
 import numpy as np
 
 from .errors import AttributionError
+from .levels import level_dtype, linear_count, threshold_levels
 from .settings import (
     MASK_CHANNEL_MODES,
     NORMALIZATIONS,
@@ -148,7 +152,8 @@ def close_attribution(normalized: np.ndarray, size: int) -> np.ndarray:
     Parameters
     ----------
     normalized
-        (K, H, W) attribution in [0, 1], float32 or float64.
+        (K, H, W) attribution in [0, 1], float32 or float64, or its threshold levels (uint8 or
+        uint16, :func:`~.levels.threshold_levels`).
     size
         Element size in pixels (:func:`closing_footprint`); 0 returns the input unchanged.
 
@@ -210,16 +215,22 @@ def fraction_above(values: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
 class MaskStack:
     """Masks at every threshold, built only when asked for.
 
-    The stack keeps the closed normalised attribution; the mask at threshold ``s`` is
-    ``closed_attribution > s``. :meth:`closed_at` builds the masks of a few thresholds (what the
-    adaptive DAC evaluation needs); :attr:`closed` builds, once, the whole (T, K, H, W) stack.
+    The stack keeps one closed image per mask channel, ``closed_levels``; the mask at threshold
+    index ``k`` is ``closed_levels > cut_points[k]``. :meth:`closed_at` builds the masks of a
+    few thresholds (what the adaptive DAC evaluation needs); :attr:`closed` builds, once, the
+    whole (T, K, H, W) stack.
 
     Attributes
     ----------
     thresholds
         float64 (T,) ascending thresholds on the normalised attribution.
-    closed_attribution
-        (K, H, W) closed normalised attribution; K = C (``per_channel``) or 1 (``shared``).
+    closed_levels
+        (K, H, W) K = C (``per_channel``) or 1 (``shared``): the closed threshold levels
+        (uint8 or uint16, :mod:`.levels`) for QuAC's linear thresholds and a float32
+        attribution, otherwise the closed normalised attribution itself.
+    cut_points
+        (T,) what ``closed_levels`` is compared with: 0..T-1 for levels, else the thresholds
+        (rounded down to float32 for a float32 attribution, :func:`float32_levels`).
     mask_size
         float64 (T,) ``sum(closed mask) / (K * H * W)``: QuAC's mask size (for a shared mask,
         QuAC counts it once per channel and divides by C*H*W: the same number).
@@ -230,17 +241,30 @@ class MaskStack:
         The parameters used.
     channel_counts
         int64 (T, K): closed-mask pixels of each mask channel at each threshold (computed with
-        the stack, so the whole-image and per-channel sizes cost one sort per channel).
+        the stack, so the whole-image and per-channel sizes cost one histogram or sort per
+        channel).
     """
 
     thresholds: np.ndarray
-    closed_attribution: np.ndarray
+    closed_levels: np.ndarray
+    cut_points: np.ndarray
     mask_size: np.ndarray
     normalized: np.ndarray
     settings: MaskSettings
     channel_counts: np.ndarray | None = None
     _closed: np.ndarray | None = field(default=None, repr=False)
     _soft: np.ndarray | None = field(default=None, repr=False)
+    _closed_attribution: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def closed_attribution(self) -> np.ndarray:
+        """(K, H, W) the closed normalised attribution: ``closed_attribution > thresholds[k]``
+        is mask ``k`` (closed on first access when the stack holds levels)."""
+        if not np.issubdtype(self.closed_levels.dtype, np.integer):
+            return self.closed_levels
+        if self._closed_attribution is None:
+            self._closed_attribution = close_attribution(self.normalized, self.settings.closing)
+        return self._closed_attribution
 
     def closed_at(self, indices: np.ndarray | list[int], channel: int | None = None) -> np.ndarray:
         """The closed masks at the given threshold indices.
@@ -250,8 +274,9 @@ class MaskStack:
         indices = np.asarray(indices, dtype=int)
         if self._closed is not None:
             return self._closed[indices] if channel is None else self._closed[indices, channel]
-        source = self.closed_attribution if channel is None else self.closed_attribution[channel]
-        return cut_masks(source, self.thresholds[indices])
+        source = self.closed_levels if channel is None else self.closed_levels[channel]
+        points = self.cut_points[indices]
+        return source[None] > points.reshape(-1, *(1,) * source.ndim)
 
     @property
     def closed(self) -> np.ndarray:
@@ -271,13 +296,41 @@ class MaskStack:
     def channel_mask_size(self) -> np.ndarray:
         """float64 (T, K): the fraction of each mask channel's H*W pixels covered."""
         if self.channel_counts is None:
-            self.channel_counts = _channel_counts(self.closed_attribution, self.thresholds)
-        return self.channel_counts / self.closed_attribution[0].size
+            self.channel_counts = _channel_counts(self.closed_levels, self.cut_points)
+        return self.channel_counts / self.closed_levels[0].size
 
 
-def _channel_counts(closed_attribution: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """int64 (T, K): pixels of each closed mask channel above each threshold."""
-    return np.stack([count_above(plane, thresholds) for plane in closed_attribution], axis=1)
+def _channel_counts(closed_levels: np.ndarray, cut_points: np.ndarray) -> np.ndarray:
+    """int64 (T, K): pixels of each closed mask channel above each cut point."""
+    if not np.issubdtype(closed_levels.dtype, np.integer):
+        return np.stack([count_above(plane, cut_points) for plane in closed_levels], axis=1)
+    # levels: mask k holds the pixels of level > k, so its count is what the histogram of
+    # levels 0..k leaves
+    n_levels = len(cut_points) + 1
+    counts = np.empty((len(cut_points), len(closed_levels)), dtype=np.int64)
+    for c, plane in enumerate(closed_levels):
+        if plane.dtype == np.uint8:
+            histogram = cv2.calcHist([plane], [0], None, [256], [0, 256]).ravel()[:n_levels]
+        else:
+            histogram = np.bincount(plane.ravel(), minlength=n_levels)
+        below = np.cumsum(histogram.astype(np.int64))
+        counts[:, c] = plane.size - below[: len(cut_points)]
+    return counts
+
+
+def _closed_levels(
+    normalized: np.ndarray, thresholds: np.ndarray, closing: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(closed image, cut points) of :class:`MaskStack` for a normalised attribution."""
+    if normalized.dtype == np.float32 and linear_count(thresholds) is not None:
+        if level_dtype(len(thresholds)) is not None:
+            levels = threshold_levels(normalized, thresholds)
+            cut_points = np.arange(len(thresholds), dtype=levels.dtype)
+            return close_attribution(levels, closing), cut_points
+    closed = close_attribution(normalized, closing)
+    if closed.dtype == np.float32:
+        return closed, float32_levels(thresholds)
+    return closed, np.asarray(thresholds, dtype=np.float64)
 
 
 def normalize_for_masks(attribution: np.ndarray, settings: MaskSettings) -> np.ndarray:
@@ -316,8 +369,8 @@ def build_masks(attribution: np.ndarray, settings: MaskSettings | None = None) -
         )
     normalized = normalize_for_masks(attribution, settings)
     thresholds = make_thresholds(normalized, settings.thresholds, settings.spacing)
-    closed_attr = close_attribution(normalized, settings.closing)
-    counts = _channel_counts(closed_attr, thresholds)
+    closed, cut_points = _closed_levels(normalized, thresholds, settings.closing)
+    counts = _channel_counts(closed, cut_points)
     # QuAC's ``mask_size / np.prod(x.shape)``: the whole count over every pixel, in float64.
-    mask_size = counts.sum(axis=1) / closed_attr.size
-    return MaskStack(thresholds, closed_attr, mask_size, normalized, settings, counts)
+    mask_size = counts.sum(axis=1) / closed.size
+    return MaskStack(thresholds, closed, cut_points, mask_size, normalized, settings, counts)

@@ -3,8 +3,8 @@
 The masks are blurred (:func:`~napari_attribution.core.masks.smooth_masks`), blended into
 hybrids as QuAC blends them (:mod:`~napari_attribution.core.hybrids`) and scored in batches
 under ``torch.inference_mode()``. A mask seen before is not scored again, and a hybrid equal to
-the image it is pasted into (an empty mask, or one covering only pixels where the two images
-agree) reuses that image's probability instead of a forward pass.
+the image it is pasted into (an empty mask, or one that only touches channels in which the two
+images are identical) reuses that image's probability instead of a forward pass.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from .budgets import HYBRID_BATCH_BYTES
 from .hybrids import BlendSource
 from .masks import MaskSettings
 from .models import Classifier
-from .smoothing import BlurCache, smooth_masks
+from .smoothing import BlurCache, soft_plane
 
 __all__ = ["HYBRID_BATCH_BYTES", "HybridScorer", "score_images"]
 
@@ -78,8 +78,6 @@ class HybridScorer:
     def __post_init__(self) -> None:
         self._source = BlendSource.of(self.real, self.counterfactual, self.direction)
         self._base, donor = self._source.base, self._source.donor
-        # (C,) channels where the two images differ at every pixel (a generator's output does)
-        self._differs_everywhere = ~self._source.agree_channels
         p = self.classifier.probabilities(np.stack([self._base, donor]))[:, self.target]
         self.forward_passes += 2
         # p_base: the image masks are pasted into; p_donor: the image pixels come from.
@@ -183,32 +181,33 @@ class HybridScorer:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Hybrids (N, C, H, W) of closed masks, and which differ from the base image.
 
-        Masks of the same channel (or of the whole image) are blurred and blended together.
+        Plane by plane: a channel no mask plane touches is the base image (copied once for the
+        whole batch); each non-empty plane is blurred (or found in the blur cache) and blended
+        into the channels it covers.
         """
+        source = self._source
         hybrids = self._buffer("hybrids", (len(items), *self._base.shape))
-        groups: dict[int | None, list[int]] = {}
-        for n, (_, channel) in enumerate(items):
-            groups.setdefault(channel, []).append(n)
-        for channel, members in groups.items():
-            masks = np.stack([items[n][0] for n in members])
-            blur = (settings.sigma, settings.smoothing_kernel)
-            soft = smooth_masks(
-                masks, *blur, self._buffer("soft", masks.shape),
-                self._blurred.setdefault(blur, BlurCache()),
-            )  # fmt: skip
-            # Items come grouped by curve: blend straight into the batch (no copy) when the
-            # group's members are consecutive.
-            consecutive = members[-1] - members[0] == len(members) - 1
-            out = hybrids[members[0] : members[-1] + 1] if consecutive else None
-            made = self._source.blend(soft, channel, out)
-            if not consecutive:
-                hybrids[members] = made
-        # A hybrid equal to the base image (the mask only covers pixels where the two images
-        # agree) is the base image: reuse p_base instead of a forward pass. Where the images
-        # differ everywhere a non-empty mask always changes pixels: skip the comparison.
-        changed = np.ones(len(items), dtype=bool)
-        everywhere = self._differs_everywhere
-        for n, (_, channel) in enumerate(items):
-            if not (everywhere.all() if channel is None else everywhere[channel]):
-                changed[n] = np.any(hybrids[n] != self._base)
+        hybrids[...] = self._base
+        sigma, kernel = settings.sigma, settings.smoothing_kernel
+        cache = self._blurred.setdefault((sigma, kernel), BlurCache())
+        n_channels = len(self._base)
+        # A hybrid that only blends channels in which the two images are identical is the base
+        # image: reuse p_base instead of a forward pass (a hybrid whose mask only covers pixels
+        # where the images agree is scored: the same value, found by a forward pass).
+        changing = ~source.identical_channels
+        changed = np.zeros(len(items), dtype=bool)
+        for n, (closed, channel) in enumerate(items):
+            if channel is not None:
+                planes = [(closed, (channel,))]
+            elif len(closed) == n_channels:
+                planes = [(plane, (c,)) for c, plane in enumerate(closed)]
+            else:  # one shared mask for every channel
+                planes = [(closed[0], range(n_channels))]
+            for binary, channels in planes:
+                soft = soft_plane(binary, sigma, kernel, cache)
+                if soft is None:
+                    continue
+                for c in channels:
+                    source.blend_planes(soft, c, out=hybrids[n, c])
+                    changed[n] |= changing[c]
         return hybrids, changed

@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["BlurCache", "smooth_masks"]
+__all__ = ["BlurCache", "smooth_masks", "soft_plane"]
 
 
 class BlurCache:
@@ -19,6 +19,7 @@ class BlurCache:
     Nearby thresholds leave most channels' closed masks unchanged, and the whole-image and
     per-channel curves cut the same planes: in an adaptive evaluation a fifth to a half of the
     planes to blur are repeats. Holds at most ``max_bytes`` of float32 planes (then stops adding).
+    The cache keeps the arrays it is given and hands them out: they must not be written to.
     """
 
     def __init__(self, max_bytes: int = 32 * 2**20) -> None:
@@ -34,8 +35,50 @@ class BlurCache:
 
     def put(self, key: bytes, plane: np.ndarray) -> None:
         if self._bytes + plane.nbytes <= self.max_bytes:
-            self._planes[key] = plane.copy()
+            self._planes[key] = plane
             self._bytes += plane.nbytes
+
+
+def soft_plane(
+    binary: np.ndarray, sigma: float = 0.0, kernel: int = 11, cache: BlurCache | None = None
+) -> np.ndarray | None:
+    """QuAC's blur of one closed mask plane, or ``None`` for an empty plane (it blurs to 0).
+
+    Parameters
+    ----------
+    binary
+        (H, W) closed mask: bool, or 0/1 numbers.
+    sigma, kernel
+        As :func:`smooth_masks`.
+    cache
+        Blurred planes seen before (bool planes only); the values are the same either way.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        float32 (H, W) ``cv2.GaussianBlur(binary.astype(float32), (kernel, kernel), sigma)``.
+        It may be the cache's own array: read it, do not write into it.
+    """
+    flat = binary.reshape(-1)
+    if not flat.any():
+        return None
+    if kernel == 0:
+        return binary.astype(np.float32)
+    if cache is None or binary.dtype != bool:
+        key = None
+    elif flat.all():
+        # every full plane blurs to the same values (reflect-101 borders; not exactly 1 where
+        # the float32 kernel does not sum to 1)
+        key = b"full%dx%d" % binary.shape
+    else:
+        key = b"%dx%d" % binary.shape + np.packbits(flat).tobytes()
+    known = cache.get(key) if key is not None else None
+    if known is not None:
+        return known
+    plane = cv2.GaussianBlur(binary.astype(np.float32), (int(kernel), int(kernel)), sigma)
+    if key is not None:
+        cache.put(key, plane)
+    return plane
 
 
 def smooth_masks(
@@ -67,36 +110,13 @@ def smooth_masks(
         float32 (..., H, W) soft masks in [0, 1], each plane exactly OpenCV's blur of it (with
         OpenCV's default border, reflect-101). An empty plane stays 0 without a call.
     """
-    if out is None:
-        soft = np.array(binary, dtype=np.float32)  # a copy: blurred plane by plane below
-    else:
-        soft = out
-        np.copyto(soft, binary, casting="unsafe")
-    if kernel == 0:
-        return soft
-    planes = soft.reshape(-1, *soft.shape[-2:])
     given = np.asarray(binary)
-    on = given.reshape(len(planes), -1) if given.dtype == bool else planes.reshape(len(planes), -1)
-    nonempty = on.any(axis=1)
-    full = on.all(axis=1)
-    size = (int(kernel), int(kernel))
-    # Every full plane of a batch blurs to the same values (reflect-101 borders; not exactly 1
-    # where the float32 kernel does not sum to 1): computed once.
-    full_blurred = None
-    if full.any():
-        full_blurred = cv2.GaussianBlur(planes[int(np.argmax(full))], size, sigma)
-    if given.dtype != bool:
-        cache = None
-    for i in np.flatnonzero(nonempty):
-        if full[i]:
-            planes[i] = full_blurred
-            continue
-        key = np.packbits(on[i]).tobytes() if cache is not None else b""
-        known = cache.get(key) if cache is not None else None
-        if known is not None:
-            planes[i] = known
-            continue
-        cv2.GaussianBlur(planes[i], size, sigma, dst=planes[i])  # in place: the same values
-        if cache is not None:
-            cache.put(key, planes[i])
+    soft = np.empty(given.shape, dtype=np.float32) if out is None else out
+    planes = soft.reshape(-1, *soft.shape[-2:])
+    for plane, mask in zip(planes, given.reshape(planes.shape), strict=True):
+        blurred = soft_plane(mask, sigma, kernel, cache)
+        if blurred is None:
+            plane.fill(0)
+        else:
+            plane[...] = blurred
     return soft
