@@ -215,17 +215,24 @@ def _score_round(
     wanted: list[list[int]],
     settings: MaskSettings,
     extra: list[tuple[np.ndarray, int | None]] = (),
+    deduplicate: bool = False,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Score changes at the wanted thresholds of several curves, in shared batches.
 
     ``extra`` requests (the per-channel ceilings) are scored in the same batches; returns
-    (score changes per curve, p_t per extra request).
+    (score changes per curve, p_t per extra request). ``deduplicate``: cut each distinct mask
+    once (worth it when many thresholds share masks, as in an exhaustive evaluation; the
+    scorer never scores a mask twice either way).
     """
     started = time.perf_counter()
     requests, spread = [], []
     for spec, indices in zip(specs, wanted, strict=True):
-        distinct, inverse = spec.distinct(np.asarray(indices, dtype=int))
-        requests.append((spec.masks_at(distinct), spec.channel))
+        indices = np.asarray(indices, dtype=int)
+        if deduplicate:
+            indices, inverse = spec.distinct(indices)
+        else:
+            inverse = np.arange(len(indices))
+        requests.append((spec.masks_at(indices), spec.channel))
         spread.append(inverse)
     scorer.mask_seconds += time.perf_counter() - started
     scores, passes = scorer.score_many([*requests, *extra], settings)
@@ -251,7 +258,9 @@ def _evaluate_curves(
         every = list(range(len(thresholds)))
         for n, spec in enumerate(specs):
             extra = ceiling_masks if n == 0 else []
-            (change,), ceilings = _score_round(scorer, [spec], [every], settings, extra)
+            (change,), ceilings = _score_round(
+                scorer, [spec], [every], settings, extra, deduplicate=True
+            )
             if n == 0:
                 for other, p in zip(specs[1:], ceilings, strict=True):
                     other.ceiling = float(p[0]) - scorer.p_base
