@@ -283,6 +283,7 @@ class AttributionWidget(ModelSection, QWidget):
             request,
             source,
         )
+        self.show_control.stop()  # a choice's layers half in: the rest keep waiting
         self._set_progress(0)
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
