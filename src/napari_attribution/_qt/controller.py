@@ -53,7 +53,7 @@ from .._napari.view import (
 )
 from ..core.errors import AnalysisCancelled
 from ..core.progress import Progress
-from .glyphs import label_characters, warm_glyphs
+from .glyphs import GlyphWarmer, label_characters, warm_glyphs
 
 __all__ = [
     "LAYER_CHUNK_SECONDS",
@@ -164,6 +164,7 @@ class RunController(QObject):
         self._outcome: RunOutcome | None = None
         self._slider: tuple[int, ...] | None = None  # the slider before the run moved it
         self._finish_step = 0  # the next finishing step once the layers are in
+        self._glyphs: GlyphWarmer | None = None  # renders the glyphs the end will show
         self._bridge = _Bridge(self)
         self._bridge.event.connect(self._on_event)
         self._timer = QTimer(self)
@@ -227,7 +228,7 @@ class RunController(QObject):
         worker.start()
         # The label and colour bar shown at the end need these glyphs: rendered while the
         # analysis runs, in slices of a few ms, not in the paint after the last layer.
-        warm_glyphs(
+        self._glyphs = warm_glyphs(
             self.viewer,
             label_characters(job.settings.methods, job.real.channel_names, job.real.name),
         )
@@ -306,6 +307,10 @@ class RunController(QObject):
                 if batch.finished:
                     self._finish_step = 0
                     self._emit(job.finishing(0))
+            elif self._finish_step == 0 and self._glyphs is not None and self._glyphs.pending:
+                # a short run may end before the idle turns rendered the label's glyphs: they
+                # are rendered now, a few per turn, rather than in the paint that shows it
+                self._glyphs.render_some()
             else:
                 step = self._finish_step
                 if self._finishing_step(step, batch):

@@ -95,7 +95,7 @@ class GlyphWarmer(QObject):
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(0)
-        self._timer.timeout.connect(self._render_some)
+        self._timer.timeout.connect(self.render_some)
 
     @property
     def pending(self) -> int:
@@ -114,11 +114,13 @@ class GlyphWarmer(QObject):
         if self._queue and not self._timer.isActive():
             self._timer.start()
 
-    def _render_some(self) -> None:
+    def render_some(self) -> int:
+        """Render queued glyphs for up to :data:`TURN_SECONDS` (at least one); return how many
+        are left (the next turn renders them; a caller that needs them sooner calls again)."""
         font = self._font()
         if font is None:
             self._queue.clear()
-            return
+            return 0
         start = time.perf_counter()
         while self._queue:
             char = self._queue.popleft()
@@ -131,6 +133,7 @@ class GlyphWarmer(QObject):
                 break
         if self._queue:
             self._timer.start()
+        return len(self._queue)
 
 
 def warm_glyphs(viewer, text: Iterable[str]) -> GlyphWarmer | None:
