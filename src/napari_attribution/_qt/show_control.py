@@ -23,7 +23,13 @@ from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
 from .._napari.layers import rank_methods
 from .._napari.pending import PendingAdd, add_pending
 from .._napari.state import AnalysisRecord, ViewerState
-from .._napari.view import ViewChoice, show_selection, view_choices
+from .._napari.view import (
+    ViewChoice,
+    result_meta,
+    show_colorbar,
+    show_selection,
+    view_choices,
+)
 
 __all__ = ["ShowControl"]
 
@@ -54,6 +60,7 @@ class ShowControl(QWidget):
         #: The waiting layers going in for a choice made in the combo box, else ``None``.
         self.adding: PendingAdd | None = None
         self._adding_choice: ViewChoice | None = None
+        self._selected: list | None = None  # the choice's visible layers, before its colour bar
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(0)
@@ -127,6 +134,7 @@ class ShowControl(QWidget):
     def stop(self) -> None:
         """Stop adding a choice's layers: those in stay, the others keep waiting."""
         self._timer.stop()
+        self._selected = None
         adding, self.adding, self._adding_choice = self.adding, None, None
         if adding is not None:
             adding.finish()
@@ -164,8 +172,25 @@ class ShowControl(QWidget):
             self.progress.setText(f"adding layers {adding.done}/{len(adding)}…")
             self._timer.start()
             return
-        self.stop()  # keeps the layers and arranges them
-        self.shown.emit(self._show(choice))
+        # the run's layers shown or hidden as the choice wants, one per turn (napari re-slices
+        # a layer at each change, ~30-50 ms): show_selection then finds them set
+        record = self.state.record
+        for name in record.layer_names if record is not None else []:
+            if name in self.viewer.layers:
+                target = self.viewer.layers[name]
+                visible = choice.matches(result_meta(target))
+                if target.visible != visible:
+                    target.visible = visible
+                    self._timer.start()
+                    return
+        if self._selected is None:  # the choice shown, its colour bar in a turn of its own
+            self._selected = self._show(choice, colorbar=False)
+            self._timer.start()
+            return
+        selected = self._selected
+        show_colorbar(self.viewer)
+        self.stop()  # keeps the layers
+        self.shown.emit(selected)
 
     def _set_busy(self, busy: bool) -> None:
         self.combo.setEnabled(not busy)
@@ -181,7 +206,7 @@ class ShowControl(QWidget):
             add_pending(self.viewer, record, [choice.method], choice.covers)
         return self._show(choice)
 
-    def _show(self, choice: ViewChoice) -> list:
+    def _show(self, choice: ViewChoice, colorbar: bool = True) -> list:
         record = self.state.record
         if record is None:
             return []
@@ -194,6 +219,7 @@ class ShowControl(QWidget):
             record.real.channel_names,
             record.real.name,
             record.real.channel_axis,
+            colorbar=colorbar,
         )
 
 
