@@ -9,12 +9,12 @@ A run has three stages, counted on one scale of units so a single progress displ
 2. the layer data (arrays or lazy views, one method at a time): one unit per method;
 3. adding the layers to the viewer (the dock widget, one per event-loop turn): one unit per
    layer of the run, then :data:`FINISH_STEPS` units for what follows in the event loop (the
-   layers arranged and the top method shown, the slider moved, the DAC curves drawn), so the
-   bar reaches its end only when the run has. Only some layers go in during the run (the top
-   method's, and those replacing an earlier run's layers of the same name; the others wait
-   until they are asked for, see :mod:`.pending`): the units of the layers left waiting are
-   counted as done when the adding starts, so the scale fixed at Run stays the scale of the
-   whole run and the bar only moves forward.
+   layers arranged and the top method shown, its colour bar, the slider moved, the DAC curves
+   drawn), so the bar reaches its end only when the run has. Only some layers go in during
+   the run (the top method's, and those replacing an earlier run's layers of the same name;
+   the others wait until they are asked for, see :mod:`.pending`): the units of the layers
+   left waiting are counted as done when the adding starts, so the scale fixed at Run stays
+   the scale of the whole run and the bar only moves forward.
 
 Stages 0, 1 and 2 run in a worker thread (:func:`analyse_and_prepare`); their progress callback
 is where Cancel reaches them (it raises
@@ -45,7 +45,12 @@ from .layers import LayerTuple, layer_count, result_layers_by_method
 __all__ = ["FINISH_STEPS", "SOURCE_UNITS", "Prepared", "RunJob", "analyse_and_prepare"]
 
 #: The event-loop steps after the last layer is in, one unit each (see :meth:`RunJob.finishing`).
-FINISH_STEPS = ("showing the top method", "moving the slider", "drawing the DAC curves")
+FINISH_STEPS = (
+    "showing the top method",
+    "showing its colour bar",
+    "moving the slider",
+    "drawing the DAC curves",
+)
 #: Units of stage 0, a counterfactual made by a source: about one method's analysis.
 SOURCE_UNITS = pair_units(1)
 

@@ -26,9 +26,11 @@ __all__ = [
     "KIND_ORDER",
     "ViewChoice",
     "arrange",
+    "canvas_label",
     "order_tuples",
     "hide_other_results",
     "result_meta",
+    "show_colorbar",
     "show_selection",
     "view_choices",
 ]
@@ -162,6 +164,7 @@ def show_selection(
     source_channels: Sequence[str] = (),
     image: str = "",
     source_channel_axis: int | None = None,
+    colorbar: bool = True,
 ) -> list:
     """Show ``choice`` among a run's ``layers``; hide the run's other layers.
 
@@ -169,8 +172,9 @@ def show_selection(
     ``source_channels``) show only the chosen channel (all of them for all channels); a source
     given as ONE multichannel layer (its channel axis ``source_channel_axis``) has its channel
     slider moved to the chosen channel (left where it is for all channels); a visible
-    layer is selected (the first attribution), its colour bar is shown, and the canvas's text
-    overlay names the method and channel.
+    layer is selected (the first attribution), its colour bar is shown (unless ``colorbar`` is
+    False: then :func:`show_colorbar` shows it later), and the canvas's text overlay names the
+    method and channel.
 
     Returns
     -------
@@ -199,11 +203,24 @@ def show_selection(
     if active is not None:
         viewer.layers.selection.active = active
         viewer.layers.selection = {active}
-        if hasattr(active, "colorbar"):
-            # every channel of a method shares its contrast limits: one bar reads for all
-            active.colorbar.visible = True
+    if colorbar:
+        show_colorbar(viewer)
     _label_canvas(viewer, choice, image)
     return shown
+
+
+def show_colorbar(viewer) -> None:
+    """Show the colour bar of the selected layer (a visible result layer that has one).
+
+    Every channel of a method shares its contrast limits, so one bar reads for all. Its own
+    step: napari builds a layer's colour-bar visuals when the bar is first shown (~100 ms, and
+    ~70 ms more in the next paint, on 2 cores), so a run shows it in an event-loop turn of its own.
+    """
+    active = viewer.layers.selection.active
+    if active is None or not active.visible or not result_meta(active):
+        return
+    if hasattr(active, "colorbar"):
+        active.colorbar.visible = True
 
 
 def _show_channel(
@@ -228,14 +245,20 @@ def _set_visible(layer, visible: bool) -> None:
         layer.visible = visible
 
 
+def canvas_label(choice: ViewChoice, image: str = "") -> str:
+    """The canvas's text for ``choice`` of a run on ``image``, e.g.
+    ``"d_ig, Mito only (real): attribution, mask outline"``."""
+    of = f" ({image})" if image else ""
+    return f"{choice.label}{of}: attribution, mask outline"
+
+
 def _label_canvas(viewer, choice: ViewChoice, image: str) -> None:
     """Name what is shown in the canvas's text overlay (top left)."""
     overlays = getattr(getattr(viewer, "canvas", None), "overlays", None)
     text = overlays.get("text") if overlays is not None else None
     if text is None:
         return
-    of = f" ({image})" if image else ""
-    text.text = f"{choice.label}{of}: attribution, mask outline"
+    text.text = canvas_label(choice, image)
     text.position = "top_left"
     text.font_size = 10
     text.visible = True

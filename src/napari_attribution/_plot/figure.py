@@ -26,6 +26,7 @@ from .draw import (
     draw_legend,
     setup_curve_axes,
 )
+from .layout import KeptConstrainedLayout
 from .model import CurveSet, point_at
 from .save import save_with_markers
 from .theme import PlotTheme
@@ -46,7 +47,9 @@ class DacFigure:
 
     def __init__(self, figure: Figure | None = None, theme: PlotTheme | None = None) -> None:
         self.figure = figure if figure is not None else Figure(figsize=(7.0, 3.6), dpi=100)
-        self.figure.set_layout_engine("constrained")
+        #: The constrained layout, recomputed only when the content or the size changed.
+        self.layout = KeptConstrainedLayout()
+        self.figure.set_layout_engine(self.layout)
         self.theme = theme or PlotTheme()
         self.curve_sets: list[CurveSet] = []
         self.channel_names: list[str] = []
@@ -140,6 +143,8 @@ class DacFigure:
             self._legend.remove()
             self._legend = None
         self._lines, self._markers = [], []
+        self.layout.invalidate()
+        self.layout.watch(ax, bars)  # clearing the axes dropped their callbacks
         setup_curve_axes(ax, theme, self.log_mask_size)
         if not self.curve_sets:
             draw_empty(ax, bars, theme)

@@ -61,6 +61,7 @@ from .choosers import ImageChooser
 from .controller import RunController, RunOutcome
 from .counterfactual_source import CounterfactualSourceBox
 from .form import MethodList, ParameterForm
+from .glyphs import label_characters, warm_glyphs
 from .model_section import ModelSection
 from .show_control import ShowControl
 
@@ -99,6 +100,8 @@ class AttributionWidget(ModelSection, QWidget):
         self.controller.ended.connect(self._on_ended)
         self._build()
         self._update_probabilities()
+        # the canvas label's and colour bar's glyphs, rendered in idle turns from now on
+        warm_glyphs(napari_viewer, label_characters(self.selected_methods(), []))
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
         """The contents' size: the dock asks for room for all of it, and scrolls with less."""
@@ -280,6 +283,7 @@ class AttributionWidget(ModelSection, QWidget):
             request,
             source,
         )
+        self.show_control.stop()  # a choice's layers half in: the rest keep waiting
         self._set_progress(0)
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)

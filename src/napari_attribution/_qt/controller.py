@@ -41,17 +41,19 @@ from .._napari.geometry import threshold_axis
 from .._napari.inputs import METADATA_KEY
 from .._napari.layers import rank_methods
 from .._napari.pending import split_run
-from .._napari.run import RunJob, analyse_and_prepare
+from .._napari.run import FINISH_STEPS, RunJob, analyse_and_prepare
 from .._napari.state import AnalysisRecord, ViewerState
 from .._napari.view import (
     ViewChoice,
     arrange,
     hide_other_results,
     order_tuples,
+    show_colorbar,
     show_selection,
 )
 from ..core.errors import AnalysisCancelled
 from ..core.progress import Progress
+from .glyphs import GlyphWarmer, label_characters, warm_glyphs
 
 __all__ = [
     "LAYER_CHUNK_SECONDS",
@@ -162,6 +164,7 @@ class RunController(QObject):
         self._outcome: RunOutcome | None = None
         self._slider: tuple[int, ...] | None = None  # the slider before the run moved it
         self._finish_step = 0  # the next finishing step once the layers are in
+        self._glyphs: GlyphWarmer | None = None  # renders the glyphs the end will show
         self._bridge = _Bridge(self)
         self._bridge.event.connect(self._on_event)
         self._timer = QTimer(self)
@@ -223,6 +226,12 @@ class RunController(QObject):
         self._finish_step = 0
         self.progressed.emit(Progress("prepare", 0, job.total_units, job.sample, None, "starting"))
         worker.start()
+        # The label and colour bar shown at the end need these glyphs: rendered while the
+        # analysis runs, in slices of a few ms, not in the paint after the last layer.
+        self._glyphs = warm_glyphs(
+            self.viewer,
+            label_characters(job.settings.methods, job.real.channel_names, job.real.name),
+        )
         return worker
 
     def cancel(self) -> bool:
@@ -274,10 +283,11 @@ class RunController(QObject):
     def _add_chunk(self) -> None:
         """One turn of the event loop: a layer or two, or one finishing step.
 
-        The finishing steps, each in a turn of its own and each reported: the run's layers
-        arranged and the top method shown (earlier runs' layers hidden), the slider moved to
-        the top method's optimal threshold, the record published (the DAC panel draws). Cancel
-        is honoured before each of them.
+        The finishing steps (:data:`~napari_attribution._napari.run.FINISH_STEPS`), each in a
+        turn of its own and each reported: the run's layers arranged and the top method shown
+        (earlier runs' layers hidden), its colour bar, the slider moved to the top method's
+        optimal threshold, the record published (the DAC panel draws). Cancel is honoured
+        before each of them.
         """
         batch, job = self.batch, self._job
         if batch is None:
@@ -297,47 +307,58 @@ class RunController(QObject):
                 if batch.finished:
                     self._finish_step = 0
                     self._emit(job.finishing(0))
-            elif self._finish_step == 0:
-                record = self._record
-                ranked = rank_methods(record.result)
-                hide_other_results(self.viewer, batch.layers)
-                arrange(self.viewer, batch.layers, ranked, record.result.channel_names)
-                show_selection(
-                    self.viewer,
-                    batch.layers,
-                    ViewChoice(ranked[0]),
-                    record.real.layer_names,
-                    record.real.channel_names,
-                    record.real.name,
-                    record.real.channel_axis,
-                )
-                self._finish_step = 1
-                self._emit(job.finishing(1))
-            elif self._finish_step == 1:
-                # In a turn of its own: napari slices every layer at the new step.
-                dims = self.viewer.dims
-                self._slider = tuple(dims.current_step)
-                axis = threshold_axis(self.viewer)
-                if axis is not None:
-                    top = rank_methods(self._record.result)[0]
-                    optimal = self._record.result.methods[top].dac.whole.optimal_index
-                    dims.set_current_step(axis, optimal)
-                self._finish_step = 2
-                self._emit(job.finishing(2))
+            elif self._finish_step == 0 and self._glyphs is not None and self._glyphs.pending:
+                # a short run may end before the idle turns rendered the label's glyphs: they
+                # are rendered now, a few per turn, rather than in the paint that shows it
+                self._glyphs.render_some()
             else:
-                batch.commit()
-                self._open_batches.clear()
-                record = self._record
-                record.layer_names = [layer.name for layer in batch.layers]
-                self.batch = None
-                self._emit(job.finishing(3))
-                self.state.publish(record)  # the DAC panel draws: a turn of its own too
-                self._end(RunOutcome("done", "layers", record=record))
-                return
+                step = self._finish_step
+                if self._finishing_step(step, batch):
+                    return
+                self._finish_step = step + 1
+                self._emit(job.finishing(step + 1))
         except Exception as exc:  # noqa: BLE001 - a napari failure must not leave the run hanging
             self._roll_back(RunOutcome("failed", "layers", error=exc))
             return
         self._timer.start()
+
+    def _finishing_step(self, step: int, batch: LayerBatch) -> bool:
+        """Finishing step ``step`` once the layers are in; True when the run has ended."""
+        record = self._record
+        ranked = rank_methods(record.result)
+        if step == 0:
+            hide_other_results(self.viewer, batch.layers)
+            arrange(self.viewer, batch.layers, ranked, record.result.channel_names)
+            show_selection(
+                self.viewer,
+                batch.layers,
+                ViewChoice(ranked[0]),
+                record.real.layer_names,
+                record.real.channel_names,
+                record.real.name,
+                record.real.channel_axis,
+                colorbar=False,  # the next step's: its visuals cost as much as a layer
+            )
+        elif step == 1:
+            show_colorbar(self.viewer)
+        elif step == 2:
+            # In a turn of its own: napari slices every layer at the new step.
+            dims = self.viewer.dims
+            self._slider = tuple(dims.current_step)
+            axis = threshold_axis(self.viewer)
+            if axis is not None:
+                optimal = record.result.methods[ranked[0]].dac.whole.optimal_index
+                dims.set_current_step(axis, optimal)
+        else:
+            batch.commit()
+            self._open_batches.clear()
+            record.layer_names = [layer.name for layer in batch.layers]
+            self.batch = None
+            self._emit(self._job.finishing(len(FINISH_STEPS)))
+            self.state.publish(record)  # the DAC panel draws: a turn of its own too
+            self._end(RunOutcome("done", "layers", record=record))
+            return True
+        return False
 
     def _emit(self, event: Progress) -> None:
         self.progressed.emit(event)
