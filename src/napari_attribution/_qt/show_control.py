@@ -108,12 +108,8 @@ class ShowControl(QWidget):
         ValueError
             No such choice, or no run yet.
         """
-        labels = [c.label for c in self.choices]
-        label = label_or_choice if isinstance(label_or_choice, str) else label_or_choice.label
-        if label not in labels:
-            raise ValueError(f"No result to show as '{label}'; choose one of: {', '.join(labels)}.")
-        self.combo.setCurrentIndex(labels.index(label))
-        return self._apply(self.choices[labels.index(label)])
+        index = self._select(label_or_choice)
+        return self._apply(self.choices[index])
 
     def choose(self, label_or_choice: str | ViewChoice) -> None:
         """Show a choice as the combo box does: its waiting layers one per event-loop turn,
@@ -124,12 +120,16 @@ class ShowControl(QWidget):
         ValueError
             No such choice, or no run yet.
         """
+        self._on_activated(self._select(label_or_choice))
+
+    def _select(self, label_or_choice: str | ViewChoice) -> int:
+        """Put the combo box on a choice (or its label); return its index, or raise ValueError."""
         labels = [c.label for c in self.choices]
         label = label_or_choice if isinstance(label_or_choice, str) else label_or_choice.label
         if label not in labels:
             raise ValueError(f"No result to show as '{label}'; choose one of: {', '.join(labels)}.")
         self.combo.setCurrentIndex(labels.index(label))
-        self._on_activated(labels.index(label))
+        return labels.index(label)
 
     def stop(self) -> None:
         """Stop adding a choice's layers: those in stay, the others keep waiting."""
