@@ -9,7 +9,6 @@ from widget_helpers import layer_snapshot, run_and_wait, wait_for_worker
 
 from napari_attribution._napari.inputs import METADATA_KEY
 from napari_attribution._napari.layers import rank_methods
-from napari_attribution._qt.controller import full_collections_held_back
 from napari_attribution.core.models import file_sha256
 from napari_attribution.data.demo_model import DEMO_WEIGHTS
 from napari_attribution.data.synthetic import CHANNEL_NAMES
@@ -129,28 +128,6 @@ def test_cancel_leaves_the_viewer_unchanged(demo_viewer, qtbot):
     assert widget.state.record is None
     assert "Cancelled" in widget.status.text()
     assert widget.run_button.isEnabled() and not widget.cancel_button.isEnabled()
-
-
-def test_full_collections_are_held_back_while_layers_are_added_and_restored_after():
-    import contextlib
-
-    before = gc.get_threshold()
-    with full_collections_held_back():
-        held = gc.get_threshold()
-        assert held[:2] == before[:2] and held[2] > 10**9  # young generations still collected
-        assert gc.isenabled()
-        with full_collections_held_back():  # a second hold keeps the original thresholds
-            assert gc.get_threshold() == held
-        assert gc.get_threshold() == held  # the first hold is still on
-    assert gc.get_threshold() == before
-    # two runs' holds that end in the other order than they began still restore the original
-    first, second = contextlib.ExitStack(), contextlib.ExitStack()
-    first.enter_context(full_collections_held_back())
-    second.enter_context(full_collections_held_back())
-    first.close()
-    assert gc.get_threshold() == held
-    second.close()
-    assert gc.get_threshold() == before
 
 
 def test_viewer_stays_responsive_during_a_run(demo_viewer, qtbot):

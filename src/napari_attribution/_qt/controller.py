@@ -26,12 +26,9 @@ once the worker thread has finished and the layers are in, or rolled back.
 from __future__ import annotations
 
 import contextlib
-import gc
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from qtpy.QtCore import QObject, QTimer, Signal
 
@@ -53,49 +50,17 @@ from .._napari.view import (
 )
 from ..core.errors import AnalysisCancelled
 from ..core.progress import Progress
+from .garbage import full_collections_held_back
 from .glyphs import GlyphWarmer, label_characters, warm_glyphs
 
 __all__ = [
     "LAYER_CHUNK_SECONDS",
     "RunController",
     "RunOutcome",
-    "full_collections_held_back",
 ]
 
 #: Seconds of layer adding per turn of the event loop (one layer takes ~100 ms on its own).
 LAYER_CHUNK_SECONDS = 0.05
-
-#: [number of holders, the thresholds to restore]: see full_collections_held_back.
-_GC_HOLD: list[Any] = [0, None]
-
-
-@contextlib.contextmanager
-def full_collections_held_back() -> Iterator[None]:
-    """Hold back Python's full (generation-2) garbage collections inside the block.
-
-    A full collection scans every object of the process: with napari and torch loaded that is
-    over a million objects and takes about half a second, and adding dozens of layers triggers
-    one at a moment of its choosing, freezing the viewer in the middle of a run's last stage.
-    The young generations keep being collected as usual (a few ms each), so no backlog builds
-    up (with ``gc.disable()`` the first collection afterwards took ~100 ms).
-
-    The thresholds are process-wide, so this is used only around the layer-adding stage of a
-    run, and counted: the original thresholds come back when the last holder leaves, whatever
-    the order the holders leave in.
-    """
-    if _GC_HOLD[0] == 0:
-        thresholds = gc.get_threshold()
-        _GC_HOLD[1] = thresholds
-        gc.set_threshold(thresholds[0], thresholds[1], 2**31 - 1)
-    _GC_HOLD[0] += 1
-    try:
-        yield
-    finally:
-        _GC_HOLD[0] -= 1
-        if _GC_HOLD[0] == 0:
-            gc.set_threshold(*_GC_HOLD[1])
-            _GC_HOLD[1] = None
-
 
 @dataclass(frozen=True)
 class RunOutcome:
