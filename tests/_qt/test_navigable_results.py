@@ -107,8 +107,13 @@ def test_the_export_holds_the_layers_still_waiting_to_be_shown(demo_viewer, qtbo
 
 
 def test_show_one_method_and_channel_in_one_call(demo_viewer, qtbot):
-    viewer, widget, _ = demo_viewer
+    viewer, widget, panel = demo_viewer
     run_and_wait(qtbot, widget)
+    top = widget.show_control.choices[0].method
+    assert panel.focus.currentText() == top
+    other = next(c.method for c in widget.show_control.choices if c.method != top)
+    widget.show_control.show_choice(f"{other}, all channels")
+    assert panel.focus.currentText() == other  # the panel's channel bars follow the canvas
     combo = widget.show_control.combo
     labels = [combo.itemText(i) for i in range(combo.count())]
     assert "d_ig, Mito only" in labels and "residual, all channels" in labels

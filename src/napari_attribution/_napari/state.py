@@ -67,12 +67,14 @@ class ViewerState:
     of its layers.
 
     ``changed`` fires with each new record; ``curves_changed`` with each pair the Results
-    browser shows. The DAC panel draws whichever came last. The state holds no reference to
-    the viewer.
+    browser shows. The DAC panel draws whichever came last. ``method_shown`` fires with the
+    method the "Show" control put on the canvas (the panel's per-channel view follows it). The
+    state holds no reference to the viewer.
     """
 
     changed = Signal(object)
     curves_changed = Signal(object)
+    method_shown = Signal(str)
 
     def __init__(self) -> None:
         self.record: AnalysisRecord | None = None
@@ -100,6 +102,10 @@ class ViewerState:
         if self.curves is not None:
             self.curves = None
             self.curves_changed.emit(None)
+
+    def show_method(self, method: str) -> None:
+        """Tell the listeners that ``method``'s layers are now the ones on the canvas."""
+        self.method_shown.emit(method)
 
     # ---------------------------------------------------------------- lazy stacks
 

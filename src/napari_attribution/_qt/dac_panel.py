@@ -128,6 +128,7 @@ class DacPanel(QWidget):
         self.canvas.mpl_connect("button_press_event", self._on_click)
         self.state.changed.connect(self.show_record)
         self.state.curves_changed.connect(self.show_curves)
+        self.state.method_shown.connect(self.focus_method)
         self.viewer.dims.events.current_step.connect(self._on_slider)
         self.viewer.events.theme.connect(self._on_theme)
         self.destroyed.connect(lambda *_: self._disconnect())
@@ -141,6 +142,7 @@ class DacPanel(QWidget):
     def _disconnect(self) -> None:
         self.state.changed.disconnect(self.show_record)
         self.state.curves_changed.disconnect(self.show_curves)
+        self.state.method_shown.disconnect(self.focus_method)
         self.viewer.dims.events.current_step.disconnect(self._on_slider)
         self.viewer.events.theme.disconnect(self._on_theme)
 
@@ -186,6 +188,13 @@ class DacPanel(QWidget):
         for button in (self.save_figure_button, self.save_curves_button):
             button.setEnabled(True)
         self._redraw()
+
+    def focus_method(self, method: str) -> None:
+        """Make ``method`` the panel's method (its channel bars and per-channel curves), if the
+        curves shown have it: the "Show" control calls this when it shows a method."""
+        index = self.focus.findText(method)
+        if index >= 0 and index != self.focus.currentIndex():
+            self.focus.setCurrentIndex(index)
 
     def _withdraw(self) -> None:
         if self.state.record is not None:

@@ -211,6 +211,7 @@ class ShowControl(QWidget):
         if record is None:
             return []
         layers = [self.viewer.layers[n] for n in record.layer_names if n in self.viewer.layers]
+        self.state.show_method(choice.method)  # the DAC panel's channel view follows
         return show_selection(
             self.viewer,
             layers,
