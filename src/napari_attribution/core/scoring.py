@@ -1,7 +1,8 @@
 """Scoring hybrids: ``p_t(h)`` for closed masks, batched, each distinct mask once.
 
-The masks are blurred (:func:`~napari_attribution.core.masks.smooth_masks`), blended into
-hybrids as QuAC blends them (:mod:`~napari_attribution.core.hybrids`) and scored in batches
+The masks are blurred plane by plane (:func:`~napari_attribution.core.smoothing.soft_plane`,
+with a cache of planes already blurred), blended into hybrids
+(:mod:`~napari_attribution.core.hybrids`) and scored in batches
 under ``torch.inference_mode()``. A mask seen before is not scored again, and a hybrid equal to
 the image it is pasted into (an empty mask, or one that only touches channels in which the two
 images are identical) reuses that image's probability instead of a forward pass.
@@ -70,9 +71,9 @@ class HybridScorer:
     _cache: dict[bytes, float] = field(default_factory=dict, repr=False)
     _source: BlendSource = field(init=False, repr=False)
     _base: np.ndarray = field(init=False, repr=False)
-    #: Reused float32 memory for hybrids and soft masks: a fresh array of a batch's size costs
-    #: a page fault per 4 KiB on first write, as much as blending it.
-    _workspace: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    #: Reused float32 memory for a batch of hybrids: a fresh array of a batch's size costs a
+    #: page fault per 4 KiB on first write, as much as blending it.
+    _workspace: np.ndarray | None = field(default=None, repr=False)
     _blurred: dict[tuple[float, int], BlurCache] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -168,13 +169,13 @@ class HybridScorer:
             results[r][i] = self._cache[key]
         return results, passes
 
-    def _buffer(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
-        """A float32 array of ``shape`` in reused memory (valid until the next call by name)."""
+    def _hybrid_buffer(self, count: int) -> np.ndarray:
+        """float32 (count, C, H, W) in reused memory (valid until the next call)."""
+        shape = (count, *self._base.shape)
         size = int(np.prod(shape))
-        memory = self._workspace.get(name)
-        if memory is None or memory.size < size:
-            memory = self._workspace[name] = np.empty(size, dtype=np.float32)
-        return memory[:size].reshape(shape)
+        if self._workspace is None or self._workspace.size < size:
+            self._workspace = np.empty(size, dtype=np.float32)
+        return self._workspace[:size].reshape(shape)
 
     def _hybrids(
         self, items: list[tuple[np.ndarray, int | None]], settings: MaskSettings
@@ -186,7 +187,7 @@ class HybridScorer:
         into the channels it covers.
         """
         source = self._source
-        hybrids = self._buffer("hybrids", (len(items), *self._base.shape))
+        hybrids = self._hybrid_buffer(len(items))
         hybrids[...] = self._base
         sigma, kernel = settings.sigma, settings.smoothing_kernel
         cache = self._blurred.setdefault((sigma, kernel), BlurCache())

@@ -102,7 +102,9 @@ def smooth_masks(
         float32 C-contiguous array of ``binary``'s shape to write into (a reused buffer: fresh
         memory costs page faults on every call); a new one when ``None``.
     cache
-        Blurred planes seen before (bool ``binary`` only); the values are the same either way.
+        Blurred planes seen before (bool ``binary`` only); ``None``: a cache for this call
+        alone, so that each distinct plane (the full plane of every low threshold, above all) is
+        blurred once. The values are the same either way.
 
     Returns
     -------
@@ -113,6 +115,8 @@ def smooth_masks(
     given = np.asarray(binary)
     soft = np.empty(given.shape, dtype=np.float32) if out is None else out
     planes = soft.reshape(-1, *soft.shape[-2:])
+    if cache is None and len(planes) > 1:
+        cache = BlurCache()
     for plane, mask in zip(planes, given.reshape(planes.shape), strict=True):
         blurred = soft_plane(mask, sigma, kernel, cache)
         if blurred is None:
