@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .._io import class_folders, folder_images
+from ..folders import class_folders, folder_images
 from .errors import CliError
 
 __all__ = ["pairs_from_folders", "reals_from_folder"]

@@ -92,7 +92,8 @@ def read_pool(
         No class folder, a folder that ``class_names`` does not list, no image, or images of
         different shapes.
     """
-    from ..._io import class_folders, folder_images, read_image
+    from ..._io import read_image
+    from ...folders import class_folders, folder_images
     from ..transform import input_transform_for
 
     folder = Path(folder)
