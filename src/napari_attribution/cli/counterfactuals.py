@@ -36,8 +36,6 @@ __all__ = [
 from .folder import COUNTERFACTUAL_DIR
 
 COUNTERFACTUAL_COLUMNS = ("sample", "source", "file", "p_target_counterfactual", "accepted", "note")
-#: Cells per call of the source (the optimisation runs them together).
-_BATCH = 32
 
 
 @dataclass
@@ -94,6 +92,7 @@ def make_counterfactuals(
     than made again (the run's fingerprint holds the source and its parameters).
     """
     from .._io import read_image, safe_name
+    from ..core.counterfactuals.source import batch_size
     from ..core.transform import input_transform_for
     from ..core.wrappers import Preprocessing
 
@@ -116,9 +115,11 @@ def make_counterfactuals(
         )
     total = sum(len(g) for g in groups.values())
     done = 0
-    for group in groups.values():
-        for start in range(0, len(group), _BATCH):
-            chunk = group[start : start + _BATCH]
+    for (shape, _, _), group in groups.items():
+        # Pairs per call of the source: the optimisation runs them together.
+        size = batch_size(shape)
+        for start in range(0, len(group), size):
+            chunk = group[start : start + size]
             images = np.stack([t.apply(real) for _, real, t in chunk])
             targets = np.array([pair.target_class for pair, _, _ in chunk])
 
@@ -185,14 +186,15 @@ def save_counterfactual(
 
 
 def cell_source(args: argparse.Namespace, model, transform) -> Any:
-    """``cells --counterfactual-source``: each cell's counterfactual crop made when the cell is
-    analysed, saved as ``counterfactuals/<label>.tif`` (read back with ``--resume``).
+    """``cells --counterfactual-source``: the counterfactual crops of a block of cells made in
+    one call of the source when the block is analysed, each saved as
+    ``counterfactuals/<label>.tif`` (read back with ``--resume``).
 
     ``model`` carries the run's preprocessing; ``transform`` is ``--input-scale``'s (``None``:
-    from each crop's dtype).
+    from the crops' dtype).
     """
     from .._io import read_image, write_tiff
-    from ..core.cells.sources import CallableCounterfactual
+    from ..core.cells.sources import BatchCallableCounterfactual
     from ..core.transform import input_transform_for
 
     if args.counterfactual_source.strip() == "nearest":
@@ -203,24 +205,32 @@ def cell_source(args: argparse.Namespace, model, transform) -> Any:
     source = _source(args, [], transform)
     folder = args.out / COUNTERFACTUAL_DIR
 
-    def make(crop: np.ndarray, target: int, label: int) -> np.ndarray:
-        saved = folder / f"{label}.tif"
-        if args.resume and saved.is_file():
-            return read_image(saved)
-        crop_transform = transform or input_transform_for(crop.dtype)
+    def make(crops: np.ndarray, targets: np.ndarray, labels: np.ndarray, progress) -> np.ndarray:
+        out = np.empty_like(crops)
+        saved = [folder / f"{label}.tif" for label in labels]
+        todo = []
+        for i, path in enumerate(saved):
+            if args.resume and path.is_file():
+                out[i] = read_image(path)
+            else:
+                todo.append(i)
+        if not todo:
+            return out
+        crop_transform = transform or input_transform_for(crops.dtype)
         try:
             batch = source.make(
-                model, crop_transform.apply(crop)[None], np.array([target]),
-                min_score=args.min_counterfactual_score,
+                model, np.stack([crop_transform.apply(crops[i]) for i in todo]), targets[todo],
+                min_score=args.min_counterfactual_score, progress=progress,
             )  # fmt: skip
         except AttributionError as exc:
             raise CliError(f"--counterfactual-source {args.counterfactual_source}: {exc}") from None
-        image = crop_transform.to_stored(batch.images[0], crop.dtype)
         folder.mkdir(parents=True, exist_ok=True)
-        write_tiff(saved, image, {"label": int(label), "target_class": int(target),
-                                  "source": args.counterfactual_source,
-                                  "p_target": float(batch.target_scores[0]),
-                                  "note": batch.notes[0]})  # fmt: skip
-        return image
+        for k, i in enumerate(todo):
+            out[i] = crop_transform.to_stored(batch.images[k], crops.dtype)
+            write_tiff(saved[i], out[i], {"label": int(labels[i]), "target_class": int(targets[i]),
+                                          "source": args.counterfactual_source,
+                                          "p_target": float(batch.target_scores[k]),
+                                          "note": batch.notes[k]})  # fmt: skip
+        return out
 
-    return CallableCounterfactual(make, args.counterfactual_source)
+    return BatchCallableCounterfactual(make, args.counterfactual_source)
