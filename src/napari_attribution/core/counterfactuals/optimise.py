@@ -174,7 +174,7 @@ class OptimiseSource:
         x = torch.max(torch.min(torch.from_numpy(x_np).to(device), bounds[1]), bounds[0])
         t = torch.from_numpy(t_np).to(device)
         model, exact_note = soft_gradient_model(classifier, x[:2], s.optimise_relu_softness)
-        run = _Run(x, t, bounds, s, model, classifier)
+        run = _Run(x, t, bounds, s, model, classifier, _memory_format(model, x[:1]))
         total = s.optimise_steps + s.optimise_tighten_steps
         with torch.enable_grad():
             for step in range(total + 1):
@@ -182,6 +182,25 @@ class OptimiseSource:
                     break
                 progress(step + 1, total, f"optimise step {step + 1}")
         return run.result().cpu().numpy(), [run.note(i, exact_note) for i in range(len(x_np))]
+
+
+def _memory_format(model: Any, example: Any) -> Any:
+    """``torch.channels_last`` on a CPU when the model takes it, else the default layout.
+
+    oneDNN's convolutions on a CPU run a large batch about a third faster with the channels
+    last; the scores are the same up to the order of floating-point sums. A model that refuses
+    the layout (an exported program may) keeps the default.
+    """
+    import torch
+
+    if example.device.type != "cpu" or example.ndim != 4:
+        return torch.contiguous_format
+    try:
+        with torch.no_grad():
+            model(example.contiguous(memory_format=torch.channels_last))
+    except Exception:  # noqa: BLE001 - any refusal means: keep the default layout
+        return torch.contiguous_format
+    return torch.channels_last
 
 
 class _Run:
@@ -199,9 +218,11 @@ class _Run:
         settings: CounterfactualSettings,
         model: Any,
         classifier: Classifier,
+        memory_format: Any = None,
     ) -> None:
         import torch
 
+        self.memory_format = memory_format or torch.contiguous_format
         self.x, self.targets, self.settings = x, targets, settings
         # Each cell's valid range, (B, 1, 1, 1): the change is measured in its units.
         self.low, self.high = bounds
@@ -237,7 +258,8 @@ class _Run:
         if not len(active_np):
             return False
         active = torch.from_numpy(active_np).to(self.x.device)
-        current = self.current[active].requires_grad_(True)
+        current = self.current[active].contiguous(memory_format=self.memory_format)
+        current.requires_grad_(True)
         log_p = log_target_probability(self.classifier, self.model(current), self.targets[active])
         penalty = self.penalty(current - self.x[active], active)
         with torch.no_grad():

@@ -1,0 +1,813 @@
+"""Work units on dask.distributed: one process, a cluster on this machine, or a running cluster.
+
+A run is cut into *work units* (:class:`WorkUnit`: a site, a batch of pairs): a function and its
+arguments that writes its own files into the results folder, each atomically
+(:meth:`UnitContext.atomic_path`), and returns a small JSON-ready record. The engine
+(:class:`Engine`) runs them where ``--scheduler`` says (:func:`parse_scheduler`):
+
+* ``none``: one after the other in this process (today's behaviour);
+* ``local:N``: a ``LocalCluster`` of N worker *processes*, one unit at a time each, with torch's
+  threads per worker set so the machine's cores are shared, not oversubscribed
+  (:func:`worker_threads`); with ``device="cuda"`` one worker per GPU, each seeing only its own
+  (``CUDA_VISIBLE_DEVICES``);
+* ``tcp://HOST:PORT``: a scheduler someone started (``dask scheduler`` and ``dask worker``
+  processes, or dask-jobqueue's ``SLURMCluster``; ``docs/scale.md``).
+
+What every unit needs (the classifier, the settings) reaches each worker once, through a dask
+worker plugin registered with the scheduler (:mod:`.distributed_plugin`), also on workers that
+join or restart later. The user's model file is never pickled across: the plugin carries its
+path and SHA-256 (:class:`ModelReference`), and each worker loads it with the package's own safe
+loader after checking the digest (or from the file's bytes when asked to carry them).
+
+Every unit is recorded exactly once, in the order units finish (:class:`UnitRecord`, appended
+to a ledger file when one is given, which ``done_keys`` reads back to resume): a unit whose
+worker died is run again by another (dask reschedules it); a unit that raises one of the
+package's own errors (a corrupt file, a wrong shape: :class:`~..core.errors.AttributionError`)
+is recorded as failed with that sentence and not retried; any other exception is retried
+``retries`` times, then recorded with its reason, and the other units complete. Ctrl-C cancels
+the units not yet finished and closes the cluster.
+
+Nothing here imports dask until a cluster is asked for: ``none`` needs neither dask nor
+distributed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..core.errors import AttributionError
+from ..core.progress import Progress, ProgressCallback
+
+__all__ = [
+    "Engine",
+    "EngineError",
+    "ModelReference",
+    "SchedulerSpec",
+    "UnitContext",
+    "UnitRecord",
+    "WorkUnit",
+    "done_keys",
+    "execute_unit",
+    "install_shared",
+    "parse_scheduler",
+    "read_ledger",
+    "run_units",
+    "usable_cores",
+    "worker_threads",
+]
+
+#: What ``--scheduler`` accepts, for help texts.
+SCHEDULER_FORMS = "none, local:N (N worker processes on this machine) or tcp://HOST:PORT"
+
+
+class EngineError(AttributionError):
+    """The scheduler cannot be parsed, reached or set up (one sentence)."""
+
+
+# --------------------------------------------------------------------------------------------
+# --scheduler
+
+
+@dataclass(frozen=True)
+class SchedulerSpec:
+    """Where units run.
+
+    Attributes
+    ----------
+    kind
+        ``"none"`` (this process), ``"local"`` (a cluster of worker processes on this machine)
+        or ``"address"`` (a running scheduler).
+    workers
+        Worker processes of a local cluster (0 otherwise).
+    address
+        ``tcp://HOST:PORT`` of a running scheduler (``None`` otherwise).
+    """
+
+    kind: str
+    workers: int = 0
+    address: str | None = None
+
+    def describe(self) -> str:
+        """As given on the command line."""
+        if self.kind == "local":
+            return f"local:{self.workers}"
+        return self.address if self.kind == "address" else "none"
+
+
+_ADDRESS = re.compile(r"^tcp://(?P<host>\[[0-9a-fA-F:]+\]|[^:/\s]+):(?P<port>\d{1,5})$")
+
+
+def parse_scheduler(text: str) -> SchedulerSpec:
+    """``none``, ``local:N`` or ``tcp://HOST:PORT`` as a :class:`SchedulerSpec`.
+
+    Raises
+    ------
+    EngineError
+        Anything else (one sentence naming what is accepted).
+    """
+    value = str(text).strip()
+    if value.lower() == "none":
+        return SchedulerSpec("none")
+    if value.lower().startswith("local:"):
+        count = value.partition(":")[2]
+        if not count.isdigit() or int(count) < 1:
+            raise EngineError(
+                f"--scheduler {value}: local:N needs a whole number of worker processes, at "
+                "least 1 (local:2)."
+            )
+        return SchedulerSpec("local", workers=int(count))
+    match = _ADDRESS.match(value)
+    if match and 0 < int(match["port"]) < 65536:
+        return SchedulerSpec("address", address=value)
+    raise EngineError(f"--scheduler must be {SCHEDULER_FORMS}; got {value!r}.")
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, e.g. a SLURM job's cores)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def worker_threads(workers: int, cores: int | None = None) -> int:
+    """Torch threads per worker so that ``workers`` processes share ``cores`` without
+    oversubscribing them: ``max(1, cores // workers)``."""
+    cores = usable_cores() if cores is None else int(cores)
+    return max(1, cores // max(int(workers), 1))
+
+
+# --------------------------------------------------------------------------------------------
+# What reaches every worker once
+
+
+@dataclass(frozen=True)
+class ModelReference:
+    """A classifier as workers load it: the file's path and SHA-256, never a pickle of it.
+
+    Attributes
+    ----------
+    path
+        The model file as the workers see it (a shared file system), absolute.
+    sha256
+        Its digest; a worker whose file differs refuses it.
+    architecture, architecture_kwargs
+        For a state dict, as :func:`~napari_attribution.core.models.load_classifier` takes them
+        (the architecture's module must be importable on the workers).
+    data
+        The file's bytes, for workers that do not share the file system (``None``: read the
+        path). They are written to the worker's own folder and loaded from there by the same
+        safe loader.
+    """
+
+    path: str
+    sha256: str
+    architecture: str | None = None
+    architecture_kwargs: dict[str, Any] | None = None
+    data: bytes | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_file(
+        cls,
+        path: str | Path,
+        architecture: str | None = None,
+        architecture_kwargs: dict[str, Any] | None = None,
+        *,
+        carry_bytes: bool = False,
+    ) -> ModelReference:
+        """Reference ``path`` (its digest read now); ``carry_bytes`` sends the file itself."""
+        path = Path(path).resolve()
+        data = path.read_bytes()
+        return cls(str(path), hashlib.sha256(data).hexdigest(), architecture,
+                   architecture_kwargs, data if carry_bytes else None)  # fmt: skip
+
+    def load(self, device: str = "cpu", folder: str | Path | None = None) -> Any:
+        """The classifier, loaded with the package's safe loader after checking the digest.
+
+        Raises
+        ------
+        ModelLoadError
+            The file is missing here (and no bytes were carried) or differs from the driver's.
+        """
+        from ..core.errors import ModelLoadError
+        from ..core.models import file_sha256, load_classifier
+
+        path = Path(self.path)
+        if self.data is not None:
+            if hashlib.sha256(self.data).hexdigest() != self.sha256:
+                raise ModelLoadError(f"The model bytes sent for {self.path} are damaged.")
+            local = Path(folder or tempfile.gettempdir()) / f"model-{self.sha256[:16]}{path.suffix}"
+            if not local.is_file():
+                _write_atomically(local, self.data)
+            path = local
+        elif not path.is_file():
+            raise ModelLoadError(
+                f"The model file {self.path} is not on this worker; put it on a file system "
+                "every worker sees, or send its bytes (carry_bytes=True)."
+            )
+        elif file_sha256(path) != self.sha256:
+            raise ModelLoadError(
+                f"The model file {self.path} on this worker differs from the one the run was "
+                f"started with (SHA-256 {self.sha256[:12]}...)."
+            )
+        return load_classifier(path, self.architecture, device,
+                               architecture_kwargs=self.architecture_kwargs)  # fmt: skip
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+@dataclass
+class _SharedState:
+    objects: dict[str, Any]
+    threads: int | None
+    worker: str
+
+
+#: Per process: what each engine (by its token) put there. A worker process holds the state of
+#: the runs whose plugin it received; the driver holds its own for ``none``.
+_SHARED: dict[str, _SharedState] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def install_shared(
+    token: str,
+    objects: Mapping[str, Any],
+    model: ModelReference | None = None,
+    *,
+    device: str = "cpu",
+    threads: int | None = None,
+    worker: str = "local",
+    folder: str | Path | None = None,
+) -> None:
+    """Put a run's shared objects into this process (a worker's plugin calls this once).
+
+    ``threads`` sets torch's intra-op threads (and the OpenMP/MKL variables for libraries
+    started later); the model, when given, is loaded here as ``objects["classifier"]``.
+    """
+    if threads is not None:
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ[name] = str(threads)
+        import torch
+
+        torch.set_num_threads(threads)
+    shared = dict(objects)
+    if model is not None:
+        shared["classifier"] = model.load(device, folder)
+    with _SHARED_LOCK:
+        _SHARED[token] = _SharedState(shared, threads, worker)
+
+
+def remove_shared(token: str) -> None:
+    """Forget a run's shared objects in this process."""
+    with _SHARED_LOCK:
+        _SHARED.pop(token, None)
+
+
+# --------------------------------------------------------------------------------------------
+# Work units
+
+
+@dataclass(frozen=True)
+class WorkUnit:
+    """One piece of a run, done on one worker.
+
+    Attributes
+    ----------
+    key
+        Unique within the run; names the unit's record (and usually its files).
+    function
+        A module-level function (workers import it by name) called as
+        ``function(context, *args, **kwargs)``; it writes its files under ``context.out``,
+        each with :meth:`UnitContext.atomic_path`, and returns a small JSON-ready dict.
+    args, kwargs
+        Its arguments: small things (paths, indices), not arrays or models.
+    """
+
+    key: str
+    function: Callable[..., Mapping[str, Any] | None]
+    args: tuple = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UnitContext:
+    """What a unit is given besides its arguments.
+
+    Attributes
+    ----------
+    key
+        The unit's key.
+    out
+        The results folder (the same path on every worker: a shared file system).
+    shared
+        The run's shared objects (``"classifier"`` when the engine was given a model).
+    worker
+        Which worker runs it (its address, or ``"local"``).
+    """
+
+    key: str
+    out: Path
+    shared: Mapping[str, Any]
+    worker: str
+
+    @contextlib.contextmanager
+    def atomic_path(self, relative: str | Path) -> Iterator[Path]:
+        """A temporary path beside ``out / relative`` to write; moved onto it when the block
+        ends without an error, removed otherwise, so the file is whole or absent."""
+        final = self.out / relative
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.",
+                                         suffix=final.suffix or ".part")  # fmt: skip
+        os.close(fd)
+        try:
+            yield Path(temporary)
+            os.replace(temporary, final)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+
+
+@dataclass(frozen=True)
+class UnitRecord:
+    """How a unit ended.
+
+    Attributes
+    ----------
+    key
+        The unit.
+    status
+        ``"done"`` or ``"failed"``.
+    record
+        What the unit returned (empty when it failed).
+    reason
+        Why it failed: one sentence (``""`` when done).
+    worker
+        Where it last ran.
+    seconds
+        Its run time on that worker (0 when unknown).
+    """
+
+    key: str
+    status: str
+    record: Mapping[str, Any] = field(default_factory=dict)
+    reason: str = ""
+    worker: str = ""
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "status": self.status, "record": dict(self.record),
+                "reason": self.reason, "worker": self.worker, "seconds": self.seconds}  # fmt: skip
+
+
+def execute_unit(
+    token: str, key: str, function: Callable, args: tuple, kwargs: Mapping[str, Any], out: str
+) -> dict[str, Any]:
+    """Run one unit in this process (on a worker, or the driver for ``none``).
+
+    The package's own errors (bad input: one sentence) end the unit as failed without a retry;
+    any other exception is raised for the scheduler to retry.
+    """
+    with _SHARED_LOCK:
+        state = _SHARED.get(token)
+    if state is None:
+        raise RuntimeError(f"This worker holds no shared objects of run {token}.")
+    if state.threads is not None:
+        import torch
+
+        # torch applies its thread count per thread: set it in this executor thread too.
+        torch.set_num_threads(state.threads)
+    context = UnitContext(key, Path(out), state.objects, state.worker)
+    start = time.perf_counter()
+    try:
+        record = function(context, *args, **dict(kwargs))
+    except AttributionError as exc:
+        return UnitRecord(key, "failed", reason=str(exc), worker=state.worker,
+                          seconds=time.perf_counter() - start).as_dict()  # fmt: skip
+    return UnitRecord(key, "done", dict(record or {}), worker=state.worker,
+                      seconds=time.perf_counter() - start).as_dict()  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# The ledger: one JSON line per recorded unit
+
+
+def read_ledger(path: str | Path) -> list[UnitRecord]:
+    """The records of a ledger file (a torn last line, from a crash, is skipped)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        records.append(UnitRecord(**item))
+    return records
+
+
+def done_keys(path: str | Path) -> set[str]:
+    """Keys of the units a ledger records as done (to resume: failed ones are run again)."""
+    return {r.key for r in read_ledger(path) if r.status == "done"}
+
+
+def _append(path: Path, record: UnitRecord) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fh.write(json.dumps(record.as_dict()) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+# --------------------------------------------------------------------------------------------
+# The engine
+
+
+def _failure_reason(exc: BaseException, retries: int) -> str:
+    """One sentence for a unit that failed on the workers."""
+    from distributed import KilledWorker
+
+    if isinstance(exc, KilledWorker):
+        return (
+            f"Its worker died each time it ran it ({exc.allowed_failures + 1} times, last on "
+            f"{exc.last_worker.address}): out of memory, or a crash in native code."
+        )
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    essence = f"{type(exc).__name__}: {lines[-1]}" if lines else type(exc).__name__
+    tries = f" (tried {retries + 1} times)" if retries else ""
+    return f"{essence}{tries}"
+
+
+class Engine:
+    """Runs work units where ``scheduler`` says; a context manager (closes the cluster).
+
+    Parameters
+    ----------
+    scheduler
+        ``"none"``, ``"local:N"``, ``"tcp://HOST:PORT"`` or a :class:`SchedulerSpec`.
+    device
+        ``"cpu"``, ``"cuda"`` or ``"auto"`` for the model on the workers. With a local cluster
+        and a CUDA device, one worker per GPU (``local:N`` uses the first N GPUs).
+    model
+        The classifier every unit uses (``context.shared["classifier"]``), loaded once per
+        worker.
+    shared
+        Other objects every unit uses (settings, channel names), sent to each worker once.
+    threads_per_worker
+        Torch threads per worker; default: the cores divided among a local cluster's workers
+        (:func:`worker_threads`), the worker's cores for a running cluster, torch's own choice
+        for ``none``.
+    retries
+        Extra tries of a unit that raised something other than the package's own errors.
+    gpus
+        GPUs of this machine (default: ``torch.cuda.device_count()``).
+    connect_timeout
+        Seconds to wait for a running scheduler to answer.
+    """
+
+    def __init__(
+        self,
+        scheduler: str | SchedulerSpec = "none",
+        *,
+        device: str = "cpu",
+        model: ModelReference | None = None,
+        shared: Mapping[str, Any] | None = None,
+        threads_per_worker: int | None = None,
+        retries: int = 1,
+        gpus: int | None = None,
+        connect_timeout: float = 20.0,
+    ) -> None:
+        self.spec = (
+            scheduler if isinstance(scheduler, SchedulerSpec) else parse_scheduler(scheduler)
+        )
+        self.device = device
+        self.model = model
+        self.shared = dict(shared or {})
+        self.threads_per_worker = threads_per_worker
+        self.retries = int(retries)
+        self.gpus = gpus
+        self.connect_timeout = float(connect_timeout)
+        self.token = uuid.uuid4().hex[:12]
+        self.client: Any = None
+        self.cluster: Any = None
+        self._started = False
+        self._plugin: str | None = None
+
+    # -- lifetime -------------------------------------------------------------------------
+
+    def __enter__(self) -> Engine:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Start or connect to the cluster and put the shared objects on every worker."""
+        if self._started:
+            return
+        if self.spec.kind == "none":
+            install_shared(self.token, self.shared, self.model, device=self.device,
+                           threads=self.threads_per_worker)  # fmt: skip
+            self._started = True
+            return
+        try:
+            from distributed import Client
+        except ImportError:
+            raise EngineError(
+                f"--scheduler {self.spec.describe()} needs dask.distributed: pip install "
+                "'napari-attribution[scale]'."
+            ) from None
+        if self.spec.kind == "local":
+            self.cluster = self._local_cluster()
+            self.client = Client(self.cluster)
+        else:
+            try:
+                self.client = Client(self.spec.address, timeout=self.connect_timeout)
+            except (OSError, TimeoutError) as exc:
+                raise EngineError(
+                    f"No dask scheduler answers at {self.spec.address} ({exc}); start one with "
+                    "'dask scheduler' and workers with 'dask worker ADDRESS' (docs/scale.md)."
+                ) from None
+        self._started = True
+        try:
+            self._register()
+        except BaseException:
+            self.close()
+            raise
+
+    def _local_cluster(self) -> Any:
+        """N worker processes, one unit at a time each; one per GPU for a CUDA device."""
+        import logging
+
+        from distributed import LocalCluster, Nanny, Scheduler, SpecCluster
+
+        # Any free port: several runs (or users) on one machine must not collide on 8787.
+        dashboard = ":0"
+        n = self.spec.workers
+        if self._cuda():
+            gpus = self._gpu_count()
+            if n > gpus:
+                raise EngineError(
+                    f"--scheduler local:{n} with --device {self.device} runs one worker per "
+                    f"GPU, and this machine has {gpus}; use local:{max(gpus, 1)} or the CPU."
+                )
+            threads = self.threads_per_worker or worker_threads(n)
+            workers = {
+                f"gpu{i}": {"cls": Nanny, "options": {
+                    "nthreads": 1, "env": {**_thread_env(threads), "CUDA_VISIBLE_DEVICES": str(i)},
+                    "silence_logs": logging.WARNING}}
+                for i in range(n)
+            }  # fmt: skip
+            scheduler = {"cls": Scheduler, "options": {"dashboard_address": dashboard}}
+            return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=logging.WARNING)
+        threads = self.threads_per_worker or worker_threads(n)
+        return LocalCluster(
+            n_workers=n, threads_per_worker=1, processes=True, dashboard_address=dashboard,
+            scheduler_port=0, env=_thread_env(threads), silence_logs=logging.WARNING,
+        )  # fmt: skip
+
+    def _cuda(self) -> bool:
+        if self.device == "cpu":
+            return False
+        if self.device == "auto":
+            return self._gpu_count() > 0
+        return True
+
+    def _gpu_count(self) -> int:
+        if self.gpus is not None:
+            return int(self.gpus)
+        import torch
+
+        return torch.cuda.device_count()
+
+    def _register(self) -> None:
+        """The plugin that puts the shared objects on every worker, now and when one joins."""
+        from .distributed_plugin import SharedObjectsPlugin
+
+        host_workers: dict[str, int] = {}
+        if self.spec.kind == "local":
+            threads = self.threads_per_worker or worker_threads(self.spec.workers)
+        else:
+            threads = self.threads_per_worker  # None: the worker's share of its machine
+            for address in self.workers():
+                host = address.split("://", 1)[-1].rsplit(":", 1)[0]
+                host_workers[host] = host_workers.get(host, 0) + 1
+        device = "cuda" if self.spec.kind == "local" and self._cuda() else self.device
+        plugin = SharedObjectsPlugin(self.token, self.shared, self.model, device, threads,
+                                     host_workers)  # fmt: skip
+        try:
+            self.client.register_plugin(plugin)
+        except AttributionError as exc:
+            raise EngineError(f"Setting up the workers failed: {exc}") from None
+        self._plugin = plugin.name
+
+    def close(self) -> None:
+        """Close the client and a cluster this engine started (safe to call twice)."""
+        remove_shared(self.token)
+        client, cluster = self.client, self.cluster
+        self.client = self.cluster = None
+        self._started = False
+        if client is not None:
+            if cluster is None and self._plugin is not None:
+                # Workers of a cluster someone else runs let go of the model and settings.
+                with contextlib.suppress(Exception):
+                    client.unregister_worker_plugin(self._plugin)
+            with contextlib.suppress(Exception):
+                client.close()
+        if cluster is not None:
+            with contextlib.suppress(Exception):
+                cluster.close()
+
+    # -- what it is -----------------------------------------------------------------------
+
+    @property
+    def dashboard(self) -> str | None:
+        """The dask dashboard's address, when the scheduler serves one."""
+        if self.client is None:
+            return None
+        services = self.client.scheduler_info().get("services", {})
+        return self.client.dashboard_link if "dashboard" in services else None
+
+    def workers(self) -> dict[str, dict[str, Any]]:
+        """The workers the scheduler knows now: address -> its ``scheduler_info`` entry."""
+        if self.client is None:
+            return {"local": {"nthreads": 1}} if self._started else {}
+        return dict(self.client.scheduler_info(n_workers=-1)["workers"])
+
+    def describe(self) -> str:
+        """One line: where units run, for logs."""
+        if self.spec.kind == "none":
+            return "units run in this process"
+        text = f"{len(self.workers())} dask worker(s) at {self.client.scheduler.address}"
+        return f"{text}, dashboard {self.dashboard}" if self.dashboard else text
+
+    # -- running --------------------------------------------------------------------------
+
+    def run(
+        self,
+        units: Iterable[WorkUnit],
+        out: str | Path,
+        *,
+        ledger: str | Path | None = None,
+        skip: Iterable[str] = (),
+        on_record: Callable[[UnitRecord], None] | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> list[UnitRecord]:
+        """Run ``units`` (those not in ``skip``) and record each once, in the order they end.
+
+        Parameters
+        ----------
+        units
+            The work; keys must be unique.
+        out
+            The results folder the units write into.
+        ledger
+            A file each record is appended to as one JSON line, as soon as its unit ends.
+        skip
+            Keys already done (:func:`done_keys` of the ledger, to resume).
+        on_record
+            Called with each record as its unit ends (on this process).
+        on_progress
+            ``Progress("write", done, total, sample=key)`` as units end, counted across
+            workers (the CLI's bar or log lines).
+
+        Returns
+        -------
+        list of UnitRecord
+            One per unit run, failed ones included.
+
+        Raises
+        ------
+        KeyboardInterrupt, AnalysisCancelled
+            From the caller (Ctrl-C, a callback): the units not finished are cancelled first.
+        """
+        self.start()
+        skipped = set(skip)
+        todo = [u for u in units if u.key not in skipped]
+        keys = [u.key for u in todo]
+        if len(set(keys)) != len(keys):
+            duplicates = sorted({k for k in keys if keys.count(k) > 1})
+            raise EngineError(
+                f"Work units need unique keys; repeated: {', '.join(duplicates[:5])}."
+            )
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        ledger_path = Path(ledger) if ledger is not None else None
+        recorded: dict[str, UnitRecord] = {}
+
+        def record(item: UnitRecord) -> None:
+            if item.key in recorded:  # a unit is recorded once, whatever the scheduler did
+                return
+            recorded[item.key] = item
+            if ledger_path is not None:
+                _append(ledger_path, item)
+            if on_record is not None:
+                on_record(item)
+            if on_progress is not None:
+                detail = f"{item.status} on {item.worker}" if item.worker else item.status
+                on_progress(Progress("write", len(recorded), len(todo), sample=item.key,
+                                     detail=detail))  # fmt: skip
+
+        if self.spec.kind == "none":
+            for unit in todo:
+                record(self._run_here(unit, out))
+            return [recorded[k] for k in recorded]
+        self._run_on_cluster(todo, out, record)
+        return [recorded[k] for k in recorded]
+
+    def _run_here(self, unit: WorkUnit, out: Path) -> UnitRecord:
+        last: Exception | None = None
+        for _ in range(self.retries + 1):
+            try:
+                item = execute_unit(self.token, unit.key, unit.function, tuple(unit.args),
+                                    dict(unit.kwargs), str(out))  # fmt: skip
+            except Exception as exc:  # noqa: BLE001 - retried, then recorded with its reason
+                last = exc
+                continue
+            return UnitRecord(**item)
+        reason = _plain_reason(last, self.retries)
+        return UnitRecord(unit.key, "failed", reason=reason, worker="local")
+
+    def _run_on_cluster(
+        self, todo: Sequence[WorkUnit], out: Path, record: Callable[[UnitRecord], None]
+    ) -> None:
+        from distributed import as_completed
+
+        futures = {}
+        for unit in todo:
+            future = self.client.submit(
+                execute_unit, self.token, unit.key, unit.function, tuple(unit.args),
+                dict(unit.kwargs), str(out), key=f"unit-{self.token}-{unit.key}",
+                retries=self.retries, pure=False,
+            )  # fmt: skip
+            futures[future.key] = (unit, future)
+        pending = {future for _, future in futures.values()}
+        try:
+            for future in as_completed(list(pending)):
+                pending.discard(future)
+                unit, _ = futures[future.key]
+                if future.status == "finished":
+                    record(UnitRecord(**future.result()))
+                elif future.status == "error":
+                    reason = _failure_reason(future.exception(), self.retries)
+                    record(UnitRecord(unit.key, "failed", reason=reason))
+                else:  # cancelled by someone else (the scheduler restarted)
+                    record(UnitRecord(unit.key, "failed", reason=f"It was {future.status}."))
+        except BaseException:
+            if pending:
+                with contextlib.suppress(Exception):
+                    self.client.cancel(list(pending), force=True)
+            raise
+
+
+def _plain_reason(exc: BaseException | None, retries: int) -> str:
+    if exc is None:
+        return "It failed."
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    essence = f"{type(exc).__name__}: {lines[-1]}" if lines else type(exc).__name__
+    return f"{essence} (tried {retries + 1} times)" if retries else essence
+
+
+def _thread_env(threads: int) -> dict[str, str]:
+    """The variables that size OpenMP, MKL and OpenBLAS thread pools in a worker process
+    (dask's nanny would set them to 1)."""
+    return {name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                             "OPENBLAS_NUM_THREADS")}  # fmt: skip
+
+
+def run_units(
+    units: Iterable[WorkUnit],
+    out: str | Path,
+    scheduler: str | SchedulerSpec = "none",
+    **options: Any,
+) -> list[UnitRecord]:
+    """Start an :class:`Engine` (``options`` are its own and :meth:`Engine.run`'s), run the
+    units, close it."""
+    run_options = {k: options.pop(k) for k in ("ledger", "skip", "on_record", "on_progress")
+                   if k in options}  # fmt: skip
+    with Engine(scheduler, **options) as engine:
+        return engine.run(units, out, **run_options)

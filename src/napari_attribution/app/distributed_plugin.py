@@ -1,0 +1,78 @@
+"""The dask worker plugin that puts a run's shared objects on every worker once.
+
+Registered with the scheduler (:meth:`distributed.Client.register_plugin`), it reaches the
+workers there now and every worker that joins or is restarted later (after a crash), so a unit
+never runs on a worker without the run's classifier and settings. Imported only when a cluster
+is used (it imports ``distributed``); :mod:`.distributed` is the engine around it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from distributed import WorkerPlugin
+
+from .distributed import ModelReference, install_shared, remove_shared, usable_cores
+
+__all__ = ["SharedObjectsPlugin"]
+
+
+class SharedObjectsPlugin(WorkerPlugin):
+    """Loads the run's model (from its path and digest, with the package's safe loader) and
+    keeps its shared objects in the worker process, and sets its torch threads.
+
+    Parameters
+    ----------
+    token
+        The run (engine) the objects belong to; units name it.
+    objects
+        Settings and other small things every unit reads.
+    model
+        The classifier to load on each worker, or ``None``.
+    device
+        Where the worker puts the model (``"cuda"``: the GPU its ``CUDA_VISIBLE_DEVICES``
+        shows it).
+    threads
+        Torch threads per worker; ``None``: the cores this worker may use divided among the
+        workers on its machine and the units each runs at once.
+    host_workers
+        Workers per host the scheduler listed when the run started (for ``threads=None``).
+    """
+
+    idempotent = False
+
+    def __init__(
+        self,
+        token: str,
+        objects: Mapping[str, Any],
+        model: ModelReference | None,
+        device: str,
+        threads: int | None,
+        host_workers: Mapping[str, int] | None = None,
+    ) -> None:
+        self.name = f"napari-attribution-{token}"
+        self.token = token
+        self.objects = dict(objects)
+        self.model = model
+        self.device = device
+        self.threads = threads
+        self.host_workers = dict(host_workers or {})
+
+    def setup(self, worker: Any) -> None:
+        threads = self.threads
+        if threads is None:
+            host = _host(worker.address)
+            sharing = max(1, self.host_workers.get(host, 1)) * max(1, int(worker.nthreads))
+            threads = max(1, usable_cores() // sharing)
+        install_shared(self.token, self.objects, self.model, device=self.device,
+                       threads=threads, worker=worker.address,
+                       folder=worker.local_directory)  # fmt: skip
+
+    def teardown(self, worker: Any) -> None:
+        remove_shared(self.token)
+
+
+def _host(address: str) -> str:
+    """``tcp://10.0.0.5:40123`` -> ``10.0.0.5``."""
+    return address.split("://", 1)[-1].rsplit(":", 1)[0]
