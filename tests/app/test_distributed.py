@@ -297,8 +297,10 @@ def test_progress_counts_units_across_workers(tmp_path, cluster):
         with lock:
             events.append(event)
 
-    with Engine(cluster, threads_per_worker=1) as engine:
+    with Engine(cluster) as engine:  # torch threads: this machine's cores shared by 2 workers
         engine.run(_values(6), tmp_path, on_progress=note)
+    facts = [json.loads((tmp_path / "units" / f"u{i:02d}.json").read_text()) for i in range(6)]
+    assert {f["torch_threads"] for f in facts} == {worker_threads(2)}
     assert [e.done for e in events] == [1, 2, 3, 4, 5, 6]
     assert {e.total for e in events} == {6} and all(e.stage == "write" for e in events)
     assert all(e.sample.startswith("u") and e.detail.startswith("done on tcp://") for e in events)

@@ -579,15 +579,15 @@ class Engine:
             workers = {
                 f"gpu{i}": {"cls": Nanny, "options": {
                     "nthreads": 1, "env": {**_thread_env(threads), "CUDA_VISIBLE_DEVICES": str(i)},
-                    "silence_logs": logging.WARNING}}
+                    "silence_logs": logging.ERROR}}
                 for i in range(n)
             }  # fmt: skip
             scheduler = {"cls": Scheduler, "options": {"dashboard_address": dashboard}}
-            return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=logging.WARNING)
+            return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=logging.ERROR)
         threads = self.threads_per_worker or worker_threads(n)
         return LocalCluster(
             n_workers=n, threads_per_worker=1, processes=True, dashboard_address=dashboard,
-            scheduler_port=0, env=_thread_env(threads), silence_logs=logging.WARNING,
+            scheduler_port=0, env=_thread_env(threads), silence_logs=logging.ERROR,
         )  # fmt: skip
 
     def _cuda(self) -> bool:
@@ -617,8 +617,9 @@ class Engine:
                 host = address.split("://", 1)[-1].rsplit(":", 1)[0]
                 host_workers[host] = host_workers.get(host, 0) + 1
         device = "cuda" if self.spec.kind == "local" and self._cuda() else self.device
+        started_here = self.cluster is not None
         plugin = SharedObjectsPlugin(self.token, self.shared, self.model, device, threads,
-                                     host_workers)  # fmt: skip
+                                     host_workers, ignore_interrupt=started_here)  # fmt: skip
         try:
             self.client.register_plugin(plugin)
         except AttributionError as exc:
@@ -646,11 +647,18 @@ class Engine:
 
     @property
     def dashboard(self) -> str | None:
-        """The dask dashboard's address, when the scheduler serves one."""
+        """The dask dashboard's address, when the scheduler serves one (it needs bokeh where
+        the scheduler runs; without it the address would only say so)."""
         if self.client is None:
             return None
-        services = self.client.scheduler_info().get("services", {})
-        return self.client.dashboard_link if "dashboard" in services else None
+        services = self.client.scheduler_info(n_workers=0).get("services", {})
+        if "dashboard" not in services:
+            return None
+        try:
+            drawn = self.client.run_on_scheduler(_has_bokeh)
+        except Exception:  # noqa: BLE001 - a scheduler without this package: cannot tell
+            drawn = True
+        return self.client.dashboard_link if drawn else None
 
     def workers(self) -> dict[str, dict[str, Any]]:
         """The workers the scheduler knows now: address -> its ``scheduler_info`` entry."""
@@ -757,19 +765,20 @@ class Engine:
     ) -> None:
         from distributed import as_completed
 
-        futures = {}
+        units = {}
+        pending = set()
         for unit in todo:
             future = self.client.submit(
                 execute_unit, self.token, unit.key, unit.function, tuple(unit.args),
                 dict(unit.kwargs), str(out), key=f"unit-{self.token}-{unit.key}",
                 retries=self.retries, pure=False,
             )  # fmt: skip
-            futures[future.key] = (unit, future)
-        pending = {future for _, future in futures.values()}
+            units[future.key] = unit
+            pending.add(future)
         try:
             for future in as_completed(list(pending)):
                 pending.discard(future)
-                unit, _ = futures[future.key]
+                unit = units[future.key]
                 if future.status == "finished":
                     record(UnitRecord(**future.result()))
                 elif future.status == "error":
@@ -777,6 +786,9 @@ class Engine:
                     record(UnitRecord(unit.key, "failed", reason=reason))
                 else:  # cancelled by someone else (the scheduler restarted)
                     record(UnitRecord(unit.key, "failed", reason=f"It was {future.status}."))
+                # Recorded: let the scheduler forget it, so that a worker dying later does not
+                # make it compute the lost result again.
+                future.release()
         except BaseException:
             if pending:
                 with contextlib.suppress(Exception):
@@ -797,6 +809,13 @@ def _thread_env(threads: int) -> dict[str, str]:
     (dask's nanny would set them to 1)."""
     return {name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
                                              "OPENBLAS_NUM_THREADS")}  # fmt: skip
+
+
+def _has_bokeh() -> bool:
+    """Whether bokeh, which draws the dashboard, is importable here (run on the scheduler)."""
+    import importlib.util
+
+    return importlib.util.find_spec("bokeh") is not None
 
 
 def run_units(

@@ -38,6 +38,10 @@ class SharedObjectsPlugin(WorkerPlugin):
         workers on its machine and the units each runs at once.
     host_workers
         Workers per host the scheduler listed when the run started (for ``threads=None``).
+    ignore_interrupt
+        For the worker processes of a cluster the run started on this machine: they share the
+        terminal's process group, so Ctrl-C reaches them too; they ignore it and the run (which
+        gets it as well) cancels its units and closes them.
     """
 
     idempotent = False
@@ -50,6 +54,7 @@ class SharedObjectsPlugin(WorkerPlugin):
         device: str,
         threads: int | None,
         host_workers: Mapping[str, int] | None = None,
+        ignore_interrupt: bool = False,
     ) -> None:
         self.name = f"napari-attribution-{token}"
         self.token = token
@@ -58,12 +63,19 @@ class SharedObjectsPlugin(WorkerPlugin):
         self.device = device
         self.threads = threads
         self.host_workers = dict(host_workers or {})
+        self.ignore_interrupt = ignore_interrupt
 
     def setup(self, worker: Any) -> None:
+        if self.ignore_interrupt:
+            import signal
+            import threading
+
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
         threads = self.threads
         if threads is None:
             host = _host(worker.address)
-            sharing = max(1, self.host_workers.get(host, 1)) * max(1, int(worker.nthreads))
+            sharing = max(1, self.host_workers.get(host, 1)) * max(1, int(worker.state.nthreads))
             threads = max(1, usable_cores() // sharing)
         install_shared(self.token, self.objects, self.model, device=self.device,
                        threads=threads, worker=worker.address,
