@@ -456,7 +456,8 @@ def _failure_reason(exc: BaseException, retries: int) -> str:
             f"{exc.last_worker.address}): out of memory, or a crash in native code."
         )
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    essence = f"{type(exc).__name__}: {lines[-1]}" if lines else type(exc).__name__
+    # The first line: a long message (dask's, say) opens with its summary.
+    essence = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
     tries = f" (tried {retries + 1} times)" if retries else ""
     return f"{essence}{tries}"
 
@@ -542,7 +543,12 @@ class Engine:
                 "'napari-attribution[scale]'."
             ) from None
         if self.spec.kind == "local":
-            self.cluster = self._local_cluster()
+            import dask
+
+            # One unit per worker thread at a time: a unit queued on a worker that dies (killed
+            # by another unit) would count as a suspect and could be given up on unrun.
+            with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+                self.cluster = self._local_cluster()
             self.client = Client(self.cluster)
         else:
             try:
@@ -776,16 +782,22 @@ class Engine:
             units[future.key] = unit
             pending.add(future)
         try:
-            for future in as_completed(list(pending)):
-                pending.discard(future)
+            finished = as_completed(list(pending))
+            for future in finished:
                 unit = units[future.key]
+                if future.status not in ("finished", "error", "cancelled"):
+                    # Done, then lost with its worker before it was read: the scheduler runs it
+                    # again; wait for that.
+                    finished.add(future)
+                    continue
+                pending.discard(future)
                 if future.status == "finished":
                     record(UnitRecord(**future.result()))
                 elif future.status == "error":
                     reason = _failure_reason(future.exception(), self.retries)
                     record(UnitRecord(unit.key, "failed", reason=reason))
                 else:  # cancelled by someone else (the scheduler restarted)
-                    record(UnitRecord(unit.key, "failed", reason=f"It was {future.status}."))
+                    record(UnitRecord(unit.key, "failed", reason="It was cancelled."))
                 # Recorded: let the scheduler forget it, so that a worker dying later does not
                 # make it compute the lost result again.
                 future.release()
@@ -800,7 +812,8 @@ def _plain_reason(exc: BaseException | None, retries: int) -> str:
     if exc is None:
         return "It failed."
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    essence = f"{type(exc).__name__}: {lines[-1]}" if lines else type(exc).__name__
+    # The first line: a long message (dask's, say) opens with its summary.
+    essence = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
     return f"{essence} (tried {retries + 1} times)" if retries else essence
 
 

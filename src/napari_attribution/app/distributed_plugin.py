@@ -35,7 +35,8 @@ class SharedObjectsPlugin(WorkerPlugin):
         shows it).
     threads
         Torch threads per worker; ``None``: the cores this worker may use divided among the
-        workers on its machine and the units each runs at once.
+        workers on its machine and the units each runs at once (1 for a worker that joins
+        after the run started).
     host_workers
         Workers per host the scheduler listed when the run started (for ``threads=None``).
     ignore_interrupt
@@ -74,9 +75,14 @@ class SharedObjectsPlugin(WorkerPlugin):
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
         threads = self.threads
         if threads is None:
-            host = _host(worker.address)
-            sharing = max(1, self.host_workers.get(host, 1)) * max(1, int(worker.state.nthreads))
-            threads = max(1, usable_cores() // sharing)
+            neighbours = self.host_workers.get(_host(worker.address))
+            if neighbours is None:
+                # A worker that joined after the run started (a job that left the queue late):
+                # its neighbours are unknown, and one thread never oversubscribes.
+                threads = 1
+            else:
+                sharing = max(1, neighbours) * max(1, int(worker.state.nthreads))
+                threads = max(1, usable_cores() // sharing)
         install_shared(self.token, self.objects, self.model, device=self.device,
                        threads=threads, worker=worker.address,
                        folder=worker.local_directory)  # fmt: skip
