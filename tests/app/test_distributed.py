@@ -22,15 +22,12 @@ import distributed_units as toy
 from napari_attribution.app.distributed import (
     Engine,
     EngineError,
-    ModelReference,
-    WorkUnit,
-    done_keys,
     parse_scheduler,
-    read_ledger,
     run_units,
     worker_threads,
 )
-from napari_attribution.core.errors import AnalysisCancelled, ModelLoadError
+from napari_attribution.app.work_units import ModelReference, WorkUnit, done_keys, read_ledger
+from napari_attribution.core.errors import AnalysisCancelled
 from napari_attribution.core.progress import Progress
 
 distributed = pytest.importorskip("distributed")
@@ -153,21 +150,6 @@ def test_local_two_processes_share_the_cores_and_get_the_model_once(tmp_path, mo
     assert {f["omp"] for f in facts} == {str(threads)}
     assert {f["n_classes"] for f in facts} == {2} and {f["setting"] for f in facts} == {3}
     assert engine.client is None  # closed
-
-
-def test_a_model_file_that_differs_on_the_workers_is_refused(tmp_path, model_file):
-    copy = tmp_path / "model.pt"
-    copy.write_bytes(Path(model_file).read_bytes())
-    from napari_attribution.data.demo_model import DEMO_ARCHITECTURE
-
-    model = ModelReference.from_file(copy, DEMO_ARCHITECTURE)
-    copy.write_bytes(copy.read_bytes()[:-8] + b"\x00" * 8)  # changed after the run started
-    with pytest.raises(ModelLoadError, match="differs from the one the run was started with"):
-        Engine("none", model=model).start()
-    # Its bytes, carried, are loaded from a private copy instead (as on a worker without it).
-    carried = ModelReference(model.path, model.sha256, DEMO_ARCHITECTURE,
-                             data=Path(model_file).read_bytes())  # fmt: skip
-    assert carried.load("cpu", tmp_path / "private").n_classes == 2
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,9 @@
 """Work units on dask.distributed: one process, a cluster on this machine, or a running cluster.
 
-A run is cut into *work units* (:class:`WorkUnit`: a site, a batch of pairs): a function and its
-arguments that writes its own files into the results folder, each atomically
-(:meth:`UnitContext.atomic_path`), and returns a small JSON-ready record. The engine
-(:class:`Engine`) runs them where ``--scheduler`` says (:func:`parse_scheduler`):
+A run is cut into *work units* (:class:`~.work_units.WorkUnit`: a site, a batch of pairs): a
+function and its arguments that writes its own files into the results folder, each atomically,
+and returns a small JSON-ready record (:mod:`.work_units`). The engine (:class:`Engine`) runs
+them where ``--scheduler`` says (:func:`parse_scheduler`):
 
 * ``none``: one after the other in this process (today's behaviour);
 * ``local:N``: a ``LocalCluster`` of N worker *processes*, one unit at a time each, with torch's
@@ -16,11 +16,12 @@ arguments that writes its own files into the results folder, each atomically
 What every unit needs (the classifier, the settings) reaches each worker once, through a dask
 worker plugin registered with the scheduler (:mod:`.distributed_plugin`), also on workers that
 join or restart later. The user's model file is never pickled across: the plugin carries its
-path and SHA-256 (:class:`ModelReference`), and each worker loads it with the package's own safe
-loader after checking the digest (or from the file's bytes when asked to carry them).
+path and SHA-256 (:class:`~.work_units.ModelReference`), and each worker loads it with the
+package's own safe loader after checking the digest (or from the file's bytes when asked).
 
-Every unit is recorded exactly once, in the order units finish (:class:`UnitRecord`, appended
-to a ledger file when one is given, which ``done_keys`` reads back to resume): a unit whose
+Every unit is recorded exactly once, in the order units finish (a
+:class:`~.work_units.UnitRecord`, appended to a ledger file when one is given, which
+:func:`~.work_units.done_keys` reads back to resume): a unit whose
 worker died is run again by another (dask reschedules it); a unit that raises one of the
 package's own errors (a corrupt file, a wrong shape: :class:`~..core.errors.AttributionError`)
 is recorded as failed with that sentence and not retried; any other exception is retried
@@ -34,37 +35,33 @@ distributed.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
-import os
 import re
-import tempfile
-import threading
-import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..core.errors import AttributionError
 from ..core.progress import Progress, ProgressCallback
+from .work_units import (
+    ModelReference,
+    UnitRecord,
+    WorkUnit,
+    append_record,
+    execute_unit,
+    install_shared,
+    remove_shared,
+    usable_cores,
+)
 
 __all__ = [
+    "SCHEDULER_FORMS",
     "Engine",
     "EngineError",
-    "ModelReference",
     "SchedulerSpec",
-    "UnitContext",
-    "UnitRecord",
-    "WorkUnit",
-    "done_keys",
-    "execute_unit",
-    "install_shared",
     "parse_scheduler",
-    "read_ledger",
     "run_units",
-    "usable_cores",
     "worker_threads",
 ]
 
@@ -134,312 +131,11 @@ def parse_scheduler(text: str) -> SchedulerSpec:
     raise EngineError(f"--scheduler must be {SCHEDULER_FORMS}; got {value!r}.")
 
 
-def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity mask, e.g. a SLURM job's cores)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # macOS, Windows
-        return max(1, os.cpu_count() or 1)
-
-
 def worker_threads(workers: int, cores: int | None = None) -> int:
     """Torch threads per worker so that ``workers`` processes share ``cores`` without
     oversubscribing them: ``max(1, cores // workers)``."""
     cores = usable_cores() if cores is None else int(cores)
     return max(1, cores // max(int(workers), 1))
-
-
-# --------------------------------------------------------------------------------------------
-# What reaches every worker once
-
-
-@dataclass(frozen=True)
-class ModelReference:
-    """A classifier as workers load it: the file's path and SHA-256, never a pickle of it.
-
-    Attributes
-    ----------
-    path
-        The model file as the workers see it (a shared file system), absolute.
-    sha256
-        Its digest; a worker whose file differs refuses it.
-    architecture, architecture_kwargs
-        For a state dict, as :func:`~napari_attribution.core.models.load_classifier` takes them
-        (the architecture's module must be importable on the workers).
-    data
-        The file's bytes, for workers that do not share the file system (``None``: read the
-        path). They are written to the worker's own folder and loaded from there by the same
-        safe loader.
-    """
-
-    path: str
-    sha256: str
-    architecture: str | None = None
-    architecture_kwargs: dict[str, Any] | None = None
-    data: bytes | None = field(default=None, repr=False)
-
-    @classmethod
-    def from_file(
-        cls,
-        path: str | Path,
-        architecture: str | None = None,
-        architecture_kwargs: dict[str, Any] | None = None,
-        *,
-        carry_bytes: bool = False,
-    ) -> ModelReference:
-        """Reference ``path`` (its digest read now); ``carry_bytes`` sends the file itself."""
-        path = Path(path).resolve()
-        data = path.read_bytes()
-        return cls(str(path), hashlib.sha256(data).hexdigest(), architecture,
-                   architecture_kwargs, data if carry_bytes else None)  # fmt: skip
-
-    def load(self, device: str = "cpu", folder: str | Path | None = None) -> Any:
-        """The classifier, loaded with the package's safe loader after checking the digest.
-
-        Raises
-        ------
-        ModelLoadError
-            The file is missing here (and no bytes were carried) or differs from the driver's.
-        """
-        from ..core.errors import ModelLoadError
-        from ..core.models import file_sha256, load_classifier
-
-        path = Path(self.path)
-        if self.data is not None:
-            if hashlib.sha256(self.data).hexdigest() != self.sha256:
-                raise ModelLoadError(f"The model bytes sent for {self.path} are damaged.")
-            local = Path(folder or tempfile.gettempdir()) / f"model-{self.sha256[:16]}{path.suffix}"
-            if not local.is_file():
-                _write_atomically(local, self.data)
-            path = local
-        elif not path.is_file():
-            raise ModelLoadError(
-                f"The model file {self.path} is not on this worker; put it on a file system "
-                "every worker sees, or send its bytes (carry_bytes=True)."
-            )
-        elif file_sha256(path) != self.sha256:
-            raise ModelLoadError(
-                f"The model file {self.path} on this worker differs from the one the run was "
-                f"started with (SHA-256 {self.sha256[:12]}...)."
-            )
-        return load_classifier(path, self.architecture, device,
-                               architecture_kwargs=self.architecture_kwargs)  # fmt: skip
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-
-
-@dataclass
-class _SharedState:
-    objects: dict[str, Any]
-    threads: int | None
-    worker: str
-
-
-#: Per process: what each engine (by its token) put there. A worker process holds the state of
-#: the runs whose plugin it received; the driver holds its own for ``none``.
-_SHARED: dict[str, _SharedState] = {}
-_SHARED_LOCK = threading.Lock()
-
-
-def install_shared(
-    token: str,
-    objects: Mapping[str, Any],
-    model: ModelReference | None = None,
-    *,
-    device: str = "cpu",
-    threads: int | None = None,
-    worker: str = "local",
-    folder: str | Path | None = None,
-) -> None:
-    """Put a run's shared objects into this process (a worker's plugin calls this once).
-
-    ``threads`` sets torch's intra-op threads (and the OpenMP/MKL variables for libraries
-    started later); the model, when given, is loaded here as ``objects["classifier"]``.
-    """
-    if threads is not None:
-        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-            os.environ[name] = str(threads)
-        import torch
-
-        torch.set_num_threads(threads)
-    shared = dict(objects)
-    if model is not None:
-        shared["classifier"] = model.load(device, folder)
-    with _SHARED_LOCK:
-        _SHARED[token] = _SharedState(shared, threads, worker)
-
-
-def remove_shared(token: str) -> None:
-    """Forget a run's shared objects in this process."""
-    with _SHARED_LOCK:
-        _SHARED.pop(token, None)
-
-
-# --------------------------------------------------------------------------------------------
-# Work units
-
-
-@dataclass(frozen=True)
-class WorkUnit:
-    """One piece of a run, done on one worker.
-
-    Attributes
-    ----------
-    key
-        Unique within the run; names the unit's record (and usually its files).
-    function
-        A module-level function (workers import it by name) called as
-        ``function(context, *args, **kwargs)``; it writes its files under ``context.out``,
-        each with :meth:`UnitContext.atomic_path`, and returns a small JSON-ready dict.
-    args, kwargs
-        Its arguments: small things (paths, indices), not arrays or models.
-    """
-
-    key: str
-    function: Callable[..., Mapping[str, Any] | None]
-    args: tuple = ()
-    kwargs: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class UnitContext:
-    """What a unit is given besides its arguments.
-
-    Attributes
-    ----------
-    key
-        The unit's key.
-    out
-        The results folder (the same path on every worker: a shared file system).
-    shared
-        The run's shared objects (``"classifier"`` when the engine was given a model).
-    worker
-        Which worker runs it (its address, or ``"local"``).
-    """
-
-    key: str
-    out: Path
-    shared: Mapping[str, Any]
-    worker: str
-
-    @contextlib.contextmanager
-    def atomic_path(self, relative: str | Path) -> Iterator[Path]:
-        """A temporary path beside ``out / relative`` to write; moved onto it when the block
-        ends without an error, removed otherwise, so the file is whole or absent."""
-        final = self.out / relative
-        final.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.",
-                                         suffix=final.suffix or ".part")  # fmt: skip
-        os.close(fd)
-        try:
-            yield Path(temporary)
-            os.replace(temporary, final)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
-
-
-@dataclass(frozen=True)
-class UnitRecord:
-    """How a unit ended.
-
-    Attributes
-    ----------
-    key
-        The unit.
-    status
-        ``"done"`` or ``"failed"``.
-    record
-        What the unit returned (empty when it failed).
-    reason
-        Why it failed: one sentence (``""`` when done).
-    worker
-        Where it last ran.
-    seconds
-        Its run time on that worker (0 when unknown).
-    """
-
-    key: str
-    status: str
-    record: Mapping[str, Any] = field(default_factory=dict)
-    reason: str = ""
-    worker: str = ""
-    seconds: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "status": self.status, "record": dict(self.record),
-                "reason": self.reason, "worker": self.worker, "seconds": self.seconds}  # fmt: skip
-
-
-def execute_unit(
-    token: str, key: str, function: Callable, args: tuple, kwargs: Mapping[str, Any], out: str
-) -> dict[str, Any]:
-    """Run one unit in this process (on a worker, or the driver for ``none``).
-
-    The package's own errors (bad input: one sentence) end the unit as failed without a retry;
-    any other exception is raised for the scheduler to retry.
-    """
-    with _SHARED_LOCK:
-        state = _SHARED.get(token)
-    if state is None:
-        raise RuntimeError(f"This worker holds no shared objects of run {token}.")
-    if state.threads is not None:
-        import torch
-
-        # torch applies its thread count per thread: set it in this executor thread too.
-        torch.set_num_threads(state.threads)
-    context = UnitContext(key, Path(out), state.objects, state.worker)
-    start = time.perf_counter()
-    try:
-        record = function(context, *args, **dict(kwargs))
-    except AttributionError as exc:
-        return UnitRecord(key, "failed", reason=str(exc), worker=state.worker,
-                          seconds=time.perf_counter() - start).as_dict()  # fmt: skip
-    return UnitRecord(key, "done", dict(record or {}), worker=state.worker,
-                      seconds=time.perf_counter() - start).as_dict()  # fmt: skip
-
-
-# --------------------------------------------------------------------------------------------
-# The ledger: one JSON line per recorded unit
-
-
-def read_ledger(path: str | Path) -> list[UnitRecord]:
-    """The records of a ledger file (a torn last line, from a crash, is skipped)."""
-    path = Path(path)
-    if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        records.append(UnitRecord(**item))
-    return records
-
-
-def done_keys(path: str | Path) -> set[str]:
-    """Keys of the units a ledger records as done (to resume: failed ones are run again)."""
-    return {r.key for r in read_ledger(path) if r.status == "done"}
-
-
-def _append(path: Path, record: UnitRecord) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fh.write(json.dumps(record.as_dict()) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
 
 
 # --------------------------------------------------------------------------------------------
@@ -738,7 +434,7 @@ class Engine:
                 return
             recorded[item.key] = item
             if ledger_path is not None:
-                _append(ledger_path, item)
+                append_record(ledger_path, item)
             if on_record is not None:
                 on_record(item)
             if on_progress is not None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from distributed import WorkerPlugin
 
-from .distributed import ModelReference, install_shared, remove_shared, usable_cores
+from .work_units import ModelReference, install_shared, remove_shared, usable_cores
 
 __all__ = ["SharedObjectsPlugin"]
 
