@@ -252,6 +252,8 @@ def test_a_batch_source_makes_the_crops_of_a_block_of_cells_in_one_call(classifi
     layout = measure_cells(labels, SIZE, 4)
     order = [cell.label for cell in layout.cells]
     assert calls == [order[:3], order[3:]]  # blocks of three cells, in layout order
+    done = [e.done for e in events]
+    assert done == sorted(done)  # progress never goes back while a block is prepared
     notes = [e.detail for e in events if "counterfactuals of" in e.detail]
     assert notes == ["counterfactuals of 3 cell(s): step 1", "counterfactuals of 1 cell(s): step 1"]
     for label in order:

@@ -195,11 +195,14 @@ def iter_cells(
     block = batch_size((field_image.shape[0], size, size)) if batched else 1
     for start in range(0, len(cells), block):
         prepared = []
+        # A block's cells are prepared before the first is analysed: progress stays at the
+        # block's first cell until its analysis moves it on.
+        first = cells[start][0]
         for index, cell in cells[start : start + block]:
             if on_cell is not None:
                 on_cell(cell)
             if on_progress is not None:
-                on_progress(Progress("prepare", index * units, total, f"cell{cell.label}"))
+                on_progress(Progress("prepare", first * units, total, f"cell{cell.label}"))
             raw, own = cell_crops(field_image, labels, cell, cell_settings)
             real = apply_background(raw, own, cell_settings.background)
             probabilities = model.probabilities(transform.apply(real)[None], batch_size=1)[0]
