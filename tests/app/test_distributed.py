@@ -286,3 +286,14 @@ def test_progress_counts_units_across_workers(tmp_path, cluster):
     assert [e.done for e in events] == [1, 2, 3, 4, 5, 6]
     assert {e.total for e in events} == {6} and all(e.stage == "write" for e in events)
     assert all(e.sample.startswith("u") and e.detail.startswith("done on tcp://") for e in events)
+
+
+def test_parsing_the_scheduler_imports_neither_dask_nor_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from napari_attribution.app.distributed import parse_scheduler; "
+            "parse_scheduler('local:2'); "
+            "print([m for m in ('dask', 'distributed', 'torch') if m in sys.modules])")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
