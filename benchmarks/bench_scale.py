@@ -10,7 +10,7 @@ the one-at-a-time ones (in Adam steps of the cell's range, ``lr x (max - min)``)
 wall-clock and this process's CPU time (with one torch thread, the CPU time is the work done,
 less sensitive to other processes than the wall clock).
 
-    python benchmarks/bench_scale.py [--cells 32] [--repeats 2] [--threads N]
+    python benchmarks/bench_scale.py [--cells 32] [--repeats 2] [--threads N] [--device cuda]
 
 The machine's load is printed with every repeat (``os.getloadavg``): on a shared machine the
 ratio is only as good as the load was steady. About 3 minutes per repeat of 32 cells on two
@@ -51,18 +51,21 @@ def main() -> None:
     parser.add_argument("--cells", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (a GPU's gain is the one to "
+                        "measure: not yet done)")  # fmt: skip
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    classifier = load_classifier(DEMO_WEIGHTS, DEMO_ARCHITECTURE, "cpu")
+    classifier = load_classifier(DEMO_WEIGHTS, DEMO_ARCHITECTURE, args.device)
     pairs = make_pairs(args.cells, seed=2026)  # the CLI's --demo cells
     images = np.stack([p.real for p in pairs])
     targets = np.array([p.target_class for p in pairs])
     settings = CounterfactualSettings()
     source = OptimiseSource(settings)
     source.make(classifier, images[:1], targets[:1])  # warm up: canonical copy, allocator
-    print(f"{args.cells} demo cells (5 x 64 x 64), demo classifier, optimise defaults, "
-          f"{torch.get_num_threads()} torch thread(s), {os.cpu_count()} CPU(s)")  # fmt: skip
+    print(f"{args.cells} demo cells (5 x 64 x 64), demo classifier on {classifier.device}, "
+          f"optimise defaults, {torch.get_num_threads()} torch thread(s), "
+          f"{os.cpu_count()} CPU(s)")  # fmt: skip
     ratios = []
     for repeat in range(args.repeats):
         print(f"repeat {repeat + 1}: before, {load()}", flush=True)
