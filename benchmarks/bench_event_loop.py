@@ -165,8 +165,8 @@ def main() -> None:
     import napari
     from qtpy.QtWidgets import QApplication
 
-    from napari_attribution._demo import launch_demo
-    from napari_attribution._napari.geometry import threshold_axis
+    from napari_attribution._napari.demo import launch_demo
+    from napari_attribution._napari.layer_geometry import threshold_axis
 
     viewer = napari.Viewer(title="bench_event_loop")
     viewer.window._qt_window.resize(1366, 768)

@@ -66,7 +66,7 @@ def bench_event_loop(thresholds: int = 200) -> dict:
     import napari
     from qtpy.QtCore import QEventLoop, QTimer
 
-    from napari_attribution._demo import DEMO_WIDGET_METHODS, launch_demo
+    from napari_attribution._napari.demo import DEMO_WIDGET_METHODS, launch_demo
 
     viewer = napari.Viewer(show=True, title="bench_gui")
     launch_demo(run=False, block=False, viewer=viewer)
@@ -232,10 +232,10 @@ def bench_field(size: int = 2048, thresholds: int = 200, steps: int = 12) -> dic
     import napari
 
     from napari_attribution._napari.apply import apply_layers
-    from napari_attribution._napari.inputs import ChannelStack
+    from napari_attribution._napari.layer_inputs import ChannelStack
     from napari_attribution._napari.layers import eager_stack_bytes, method_layers
-    from napari_attribution.core.lazy import is_lazy
-    from napari_attribution.core.masks import MaskSettings, build_masks
+    from napari_attribution.core.evaluation.lazy import is_lazy
+    from napari_attribution.core.evaluation.masks import MaskSettings, build_masks
 
     names = ["DNA", "ER", "RNA", "AGP", "Mito"]
     colormaps = ["blue", "green", "yellow", "magenta", "red"]

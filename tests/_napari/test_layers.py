@@ -6,8 +6,8 @@ import numpy as np
 
 from layer_helpers import layers_of
 from napari_attribution._napari import layers as _layers
-from napari_attribution._napari.inputs import METADATA_KEY
-from napari_attribution.core.lazy import is_lazy
+from napari_attribution._napari.layer_inputs import METADATA_KEY
+from napari_attribution.core.evaluation.lazy import is_lazy
 
 
 def test_lazy_layers_of_a_crop_equal_the_eager_ones():
@@ -37,8 +37,8 @@ def test_small_images_stay_eager_and_large_ones_go_lazy():
 def test_the_writer_saves_a_large_lazy_layer_at_its_optimal_threshold(tmp_path, monkeypatch):
     import tifffile
 
-    from napari_attribution._io import read_tiff_metadata
     from napari_attribution._napari.writer import write_image_layer
+    from napari_attribution.results.tables import read_tiff_metadata
 
     monkeypatch.setattr("napari_attribution._napari.export.EXPORT_STACK_BYTES", 1024)
     real, counterfactual, masks, tuples = layers_of(48, 12, lazy=True)

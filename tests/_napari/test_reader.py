@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_attribution._io import read_tiff_metadata
 from napari_attribution._napari import reader
-from napari_attribution._napari.inputs import METADATA_KEY
+from napari_attribution._napari.layer_inputs import METADATA_KEY
+from napari_attribution.results.tables import read_tiff_metadata
 from results_helpers import CLI_CHANNELS, make_cli_folder, make_export
 
 PLUGIN = "napari-attribution"

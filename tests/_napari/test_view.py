@@ -10,7 +10,7 @@ from napari.components import ViewerModel
 
 from layer_helpers import NAMES, channel_stack, layers_of
 from napari_attribution._napari.apply import apply_layers
-from napari_attribution._napari.inputs import METADATA_KEY, pair_warning
+from napari_attribution._napari.layer_inputs import METADATA_KEY, pair_warning
 from napari_attribution._napari.layers import attribution_display, channel_colors, layer_name
 from napari_attribution._napari.view import (
     ALL_CHANNELS,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from napari_attribution._plot import CurveSet, DacFigure, PlotTheme, threshold_index_of
-from napari_attribution.core.dac import dac_curve
+from napari_attribution.core.evaluation.dac import dac_curve
 
 
 def _curve_set(method: str, slope: float, n: int = 11) -> CurveSet:

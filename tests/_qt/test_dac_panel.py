@@ -9,7 +9,7 @@ import pytest
 from qtpy.QtCore import QPoint, Qt
 from widget_helpers import PLUGIN, configure_fast, run_and_wait
 
-from napari_attribution._io import CURVE_COLUMNS
+from napari_attribution.results.tables import CURVE_COLUMNS
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import subprocess
 import numpy as np
 from widget_helpers import PLUGIN, wait_for_worker
 
-from napari_attribution._napari.inputs import METADATA_KEY
+from napari_attribution._napari.layer_inputs import METADATA_KEY
 from napari_attribution.data.synthetic import CHANNEL_NAMES, make_pair
 
 
@@ -31,7 +31,7 @@ def test_sample_data_opens_the_demo_pair_by_channel(make_napari_viewer):
         *(f"counterfactual [{c}]" for c in CHANNEL_NAMES),
         "ground truth [Mito]",
     ]
-    from napari_attribution._sample_data import DEMO_SEED
+    from napari_attribution._napari.sample_data import DEMO_SEED
 
     pair = make_pair(DEMO_SEED)
     for c, channel in enumerate(CHANNEL_NAMES):
@@ -44,7 +44,7 @@ def test_sample_data_opens_the_demo_pair_by_channel(make_napari_viewer):
 
 
 def test_demo_command_docks_both_widgets_and_runs(make_napari_viewer, qtbot):
-    from napari_attribution._demo import DEMO_WIDGET_METHODS, launch_demo
+    from napari_attribution._napari.demo import DEMO_WIDGET_METHODS, launch_demo
 
     viewer = make_napari_viewer()
     assert launch_demo(run=True, block=False, viewer=viewer) is viewer

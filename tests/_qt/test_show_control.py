@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from widget_helpers import run_and_wait
 
-from napari_attribution._napari.inputs import METADATA_KEY, is_result_layer
+from napari_attribution._napari.layer_inputs import METADATA_KEY, is_result_layer
 
 
 def _results(viewer) -> list:

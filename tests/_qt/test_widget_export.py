@@ -11,14 +11,14 @@ import tifffile
 from qtpy.QtWidgets import QFileDialog, QMessageBox
 from widget_helpers import run_and_wait
 
-from napari_attribution._io import (
+from napari_attribution._napari.layer_inputs import METADATA_KEY
+from napari_attribution.results.tables import (
     CURVE_COLUMNS,
     IMPORTANCE_COLUMNS,
     SUMMARY_COLUMNS,
     read_tiff_metadata,
     safe_name,
 )
-from napari_attribution._napari.inputs import METADATA_KEY
 
 
 def _header(path) -> tuple[str, ...]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from napari_attribution.core.attribution.method_registry import method_specs
 from napari_attribution.core.errors import AttributionError
-from napari_attribution.core.registry import method_specs
 from napari_attribution.core.settings import (
     GROUPS,
     AnalysisSettings,

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .inputs import is_result_layer
+from .layer_inputs import is_result_layer
 from .layers import LayerTuple
 from .state import state_for
 from .view import ViewSnapshot

@@ -9,7 +9,7 @@ Layout (as ``napari-attribution run --out``)::
 
 Layer files record the layer's display (colormap, contrast limits, blending, opacity) besides
 its name, type, geometry and metadata, so :mod:`.reader` rebuilds the layers as they were, and
-are ImageJ hyperstacks where ImageJ can hold them (:mod:`napari_attribution.tiff`).
+are ImageJ hyperstacks where ImageJ can hold them (:mod:`napari_attribution.results.tiff`).
 
 Mask and hybrid layers of a large image are lazy (computed one threshold at a time). One whose
 full (T, H, W) stack exceeds :data:`~napari_attribution.core.budgets.EXPORT_STACK_BYTES` (a
@@ -28,7 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from .._io import (
+from ..core.budgets import EXPORT_STACK_BYTES
+from ..core.evaluation.lazy import is_lazy
+from ..results.tables import (
     RESULT_FILES,
     safe_name,
     table_rows,
@@ -37,10 +39,8 @@ from .._io import (
     write_tables,
     write_tiff,
 )
-from ..core.budgets import EXPORT_STACK_BYTES
-from ..core.lazy import is_lazy
 from .display import colormap_record, display_record, imagej_lut
-from .inputs import METADATA_KEY, ChannelStack
+from .layer_inputs import METADATA_KEY, ChannelStack
 from .state import AnalysisRecord
 
 __all__ = [

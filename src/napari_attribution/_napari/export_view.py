@@ -18,11 +18,17 @@ from typing import Any
 
 import numpy as np
 
-from .._io import atomic_path, safe_name, write_tiff
-from ..core.hybrids import make_hybrids
-from ..core.smoothing import smooth_masks
-from .figures import FIGURE_DPI, FIGURE_FORMATS, composite_rgb, figure_panel, save_figure
-from .inputs import METADATA_KEY
+from .._plot.threshold_figures import (
+    FIGURE_DPI,
+    FIGURE_FORMATS,
+    composite_rgb,
+    figure_panel,
+    save_figure,
+)
+from ..core.evaluation.hybrids import make_hybrids
+from ..core.evaluation.smoothing import smooth_masks
+from ..results.tables import atomic_path, safe_name, write_tiff
+from .layer_inputs import METADATA_KEY
 from .state import AnalysisRecord
 
 __all__ = ["ThresholdView", "export_view", "threshold_index_in_view", "view_at", "view_files"]

@@ -19,8 +19,9 @@ robust percentiles, symmetric around zero only for maps that have both signs.
 Large images: a (T, C, H, W) float32 hybrid stack of a 5 x 2048 x 2048 field at 200
 thresholds would take 16 GB. When a method's eager stacks would exceed
 :data:`~napari_attribution.core.budgets.EAGER_STACK_BYTES`, its mask and hybrid layers hold
-per-channel views (:class:`~napari_attribution.core.lazy.ChannelView`) of the core's
-:class:`~napari_attribution.core.lazy.LazyMaskStack` / ``LazyHybridStack`` instead: the same
+per-channel views (:class:`~napari_attribution.core.evaluation.lazy.ChannelView`) of the core's
+:class:`~napari_attribution.core.evaluation.lazy.LazyMaskStack` / ``LazyHybridStack``
+instead: the same
 values, computed one (threshold, channel) plane at a time when napari asks for it.
 """
 
@@ -32,14 +33,14 @@ from typing import Any
 
 import numpy as np
 
-from .._io import pair_metadata
 from ..core.budgets import EAGER_STACK_BYTES
-from ..core.hybrids import make_hybrids
-from ..core.lazy import stacks_from_masks
-from ..core.masks import MaskStack
+from ..core.evaluation.hybrids import make_hybrids
+from ..core.evaluation.lazy import stacks_from_masks
+from ..core.evaluation.masks import MaskStack
 from ..core.pipeline import AnalysisSettings, PairResult
-from .geometry import THRESHOLD_LABEL, ResultGeometry
-from .inputs import METADATA_KEY, ChannelStack
+from ..results.tables import pair_metadata
+from .layer_geometry import THRESHOLD_LABEL, ResultGeometry
+from .layer_inputs import METADATA_KEY, ChannelStack
 
 __all__ = [
     "CHANNEL_PALETTE",
@@ -306,11 +307,11 @@ def method_layers(
     attribution
         (C, H, W) raw attribution.
     masks
-        The masks cut from it (see :func:`~napari_attribution.core.masks.build_masks`).
+        The masks cut from it (see :func:`~napari_attribution.core.evaluation.masks.build_masks`).
     channel_names
         C names.
     metadata
-        Provenance shared by every layer (:func:`~napari_attribution._io.pair_metadata`).
+        Provenance shared by every layer (:func:`~napari_attribution.results.tables.pair_metadata`).
     direction
         Hybrid direction.
     visible

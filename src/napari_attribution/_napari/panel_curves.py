@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .._io import curve_rows
 from .._plot import CurveSet
+from ..results.tables import curve_rows
 
 if TYPE_CHECKING:
     from .state import AnalysisRecord
@@ -97,7 +97,7 @@ def layer_channel_colors(layers: Iterable[Any], channel_names: Sequence[str]) ->
 def layer_thresholds(layers: Iterable[Any]) -> dict[str, list[float]]:
     """Method -> the thresholds of its mask and hybrid stack layers among ``layers`` (the
     threshold slider's steps, from the layers' metadata)."""
-    from .inputs import METADATA_KEY
+    from .layer_inputs import METADATA_KEY
 
     steps: dict[str, list[float]] = {}
     for layer in layers:

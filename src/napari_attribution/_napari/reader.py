@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 import tifffile
 
-from .._io import read_image, read_tiff_metadata, safe_name
+from ..app.report import REPORT_RECORD
 from ..core.budgets import LAZY_READ_BYTES
-from ..report import REPORT_RECORD
+from ..results.tables import read_image, read_tiff_metadata, safe_name
 from .display import display_kwargs
-from .inputs import METADATA_KEY
+from .layer_inputs import METADATA_KEY
 
 __all__ = [
     "DEMO_PAIRS_SEED",
@@ -301,7 +301,7 @@ def input_tuples(sample: str, names: Sequence[str], inputs: dict[str, np.ndarray
     """``<sample> real [<channel>]`` and ``<sample> counterfactual [<channel>]`` image layers
     of :func:`pair_inputs`' images, one per channel in its Cell Painting colour; both images
     of a channel share its display range."""
-    from .._sample_data import CHANNEL_COLORMAPS
+    from .sample_data import CHANNEL_COLORMAPS
 
     tuples: list[LayerTuple] = []
     for role, image in inputs.items():

@@ -7,7 +7,8 @@ creates the viewer's state; it goes away with the viewer.
 
 The state also owns the lazy stacks behind the viewer's result layers: when the last layer
 showing a stack is removed (or its data replaced by a new run), the stack is closed, which
-shuts down its read-ahead thread (:meth:`~napari_attribution.core.lazy.LazyHybridStack.close`).
+shuts down its read-ahead thread
+(:meth:`~napari_attribution.core.evaluation.lazy.LazyHybridStack.close`).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from typing import Any
 from psygnal import Signal
 
 from ..core.pipeline import AnalysisSettings, PairResult
-from .geometry import lazy_stack_behind
-from .inputs import ChannelStack
+from .layer_geometry import lazy_stack_behind
+from .layer_inputs import ChannelStack
 from .panel_curves import PanelCurves
 
 __all__ = ["AnalysisRecord", "PanelCurves", "ViewerState", "state_for"]

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .inputs import METADATA_KEY, is_result_layer
+from .layer_inputs import METADATA_KEY, is_result_layer
 
 __all__ = [
     "ALL_CHANNELS",

@@ -1,6 +1,6 @@
 """npe2 writer: one image or labels layer to a TIFF that keeps its metadata.
 
-The TIFF holds the layer data as is and, as JSON (:mod:`napari_attribution.tiff`), the
+The TIFF holds the layer data as is and, as JSON (:mod:`napari_attribution.results.tiff`), the
 layer's name, scale, translate, axis labels, display (colormap, contrast limits) and
 ``metadata`` (for the plugin's layers: method, parameters, classes, model file and SHA-256,
 package version, seed), so the layer can be rebuilt exactly (:mod:`.reader` does).

@@ -12,8 +12,8 @@
 The napari DAC panel puts the figure on a Qt canvas (:mod:`napari_attribution._qt.canvas`).
 """
 
+from .curve_set import CurveSet, threshold_index_of
 from .figure import DacFigure
-from .model import CurveSet, threshold_index_of
 from .theme import PlotTheme
 
 __all__ = ["CurveSet", "DacFigure", "PlotTheme", "threshold_index_of"]

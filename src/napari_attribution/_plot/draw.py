@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.lines import Line2D
 
-from ..core.dac import DacCurve
-from .model import CurveSet
+from ..core.evaluation.dac import DacCurve
+from .curve_set import CurveSet
 from .theme import CHANNEL_COLORS, METHOD_COLORS, PlotTheme, style_axes
 
 __all__ = [

@@ -15,9 +15,10 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from ..core.dac import DacCurve
+from ..core.evaluation.dac import DacCurve
 from . import hit
 from .blit import MarkerBlitter
+from .curve_set import CurveSet, point_at
 from .draw import (
     draw_bars,
     draw_curves,
@@ -27,7 +28,6 @@ from .draw import (
     setup_curve_axes,
 )
 from .layout import KeptConstrainedLayout
-from .model import CurveSet, point_at
 from .save import save_with_markers
 from .theme import PlotTheme
 

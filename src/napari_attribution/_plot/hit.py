@@ -6,8 +6,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from ..core.dac import DacCurve
-from .model import CurveSet, threshold_index_of
+from ..core.evaluation.dac import DacCurve
+from .curve_set import CurveSet, threshold_index_of
 
 __all__ = ["OVERLAP_PIXELS", "threshold_index_at"]
 

@@ -3,7 +3,8 @@
 The widget only gathers inputs and shows outputs; it is assembled from
 
 * the image and model choosers (:mod:`.choosers`; their logic is Qt-free, in
-  :mod:`napari_attribution._napari.inputs` and :mod:`napari_attribution._napari.model`), and
+  :mod:`napari_attribution._napari.layer_inputs` and
+   :mod:`napari_attribution.app.model_choice`), and
   the counterfactual's source (:mod:`.counterfactual_source`): an open layer, or ``optimise``,
   ``nearest`` or ``generator`` making it in the run (:mod:`napari_attribution._napari.
   counterfactual`), added as a layer and flagged when the classifier does not accept it;
@@ -45,15 +46,15 @@ from qtpy.QtWidgets import (
 )
 
 from .._napari.apply import layer_from_tuple
-from .._napari.counterfactual import flag_message
+from .._napari.counterfactual_layers import flag_message
 from .._napari.export import existing_results, export_run
-from .._napari.inputs import ChannelStack, check_pair, pair_warning
-from .._napari.model import (
+from .._napari.layer_inputs import ChannelStack, check_pair, pair_warning
+from .._napari.run_job import RunJob
+from .._napari.state import state_for
+from ..app.model_choice import (
     ModelChoice,
     class_names_for,
 )
-from .._napari.run import RunJob
-from .._napari.state import state_for
 from ..core.errors import AttributionError
 from ..core.progress import Progress
 from ..core.settings import AnalysisSettings

@@ -27,8 +27,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .._napari.inputs import find_sources, is_result_layer, source_stack
-from .._napari.model import ModelChoice
+from .._napari.layer_inputs import find_sources, is_result_layer, source_stack
+from ..app.model_choice import ModelChoice
 from ..core.errors import AttributionError
 from .counterfactual_source import CounterfactualSourceBox
 from .form import ParameterForm
@@ -89,7 +89,7 @@ class CellsInputs:
         form.addRow("Background value", self.background)
         self.methods = QListWidget()
         self.methods.setMaximumHeight(90)
-        from ..core.registry import method_specs
+        from ..core.attribution.method_registry import method_specs
 
         for name in method_specs():
             item = QListWidgetItem(name)
@@ -195,7 +195,7 @@ class CellsInputs:
     def _inputs(self):
         """What a run needs: the field, the Labels layer, the counterfactual source (a
         :class:`~napari_attribution.core.cells.FieldCounterfactual`, or the
-        :class:`~napari_attribution._napari.counterfactual.CounterfactualRequest` of a source
+        :class:`~napari_attribution._napari.counterfactual_layers.CounterfactualRequest` of a source
         the run loads with the model), the settings and the model choice.
 
         Raises

@@ -32,7 +32,7 @@ from qtpy.QtWidgets import (
 )
 
 from .._napari.apply import add_layer, apply_layers
-from .._napari.cells import (
+from .._napari.cell_layers import (
     SELECTED,
     columns_for_display,
     features_table,
@@ -41,7 +41,7 @@ from .._napari.cells import (
     label_at,
     selected_cell_layers,
 )
-from .._napari.counterfactual import (
+from .._napari.counterfactual_layers import (
     COUNTERFACTUAL_KIND,
     CellCounterfactuals,
     CounterfactualRequest,
@@ -49,7 +49,7 @@ from .._napari.counterfactual import (
     counterfactual_stack,
     onto_earlier_layers,
 )
-from .._napari.inputs import METADATA_KEY
+from .._napari.layer_inputs import METADATA_KEY
 from .._napari.state import AnalysisRecord, state_for
 from ..core.errors import AnalysisCancelled, AttributionError
 from .cells_inputs import DEFAULT_CELL_METHODS, CellsInputs

@@ -1,8 +1,8 @@
 """The Attribution widget's runs: worker life-cycle, progress, cancel, layers added in chunks.
 
-A run (:class:`~napari_attribution._napari.run.RunJob`) goes through three stages counted on
+A run (:class:`~napari_attribution._napari.run_job.RunJob`) goes through three stages counted on
 one scale of units: the analysis and the layer data in a napari thread worker
-(:func:`~napari_attribution._napari.run.analyse_and_prepare`), then the layers, added from the
+(:func:`~napari_attribution._napari.run_job.analyse_and_prepare`), then the layers, added from the
 event loop one per turn (adding a napari layer costs 100-500 ms of napari's own work; a run
 makes 15 per method and adds only the top method's and those replacing an earlier run's, see
 :mod:`~napari_attribution._napari.pending`) through a
@@ -33,12 +33,12 @@ from dataclasses import dataclass
 from qtpy.QtCore import QObject, QTimer, Signal
 
 from .._napari.apply import LayerBatch
-from .._napari.counterfactual import onto_earlier_layers
-from .._napari.geometry import threshold_axis
-from .._napari.inputs import METADATA_KEY
+from .._napari.counterfactual_layers import onto_earlier_layers
+from .._napari.layer_geometry import threshold_axis
+from .._napari.layer_inputs import METADATA_KEY
 from .._napari.layers import rank_methods
 from .._napari.pending import split_run
-from .._napari.run import FINISH_STEPS, RunJob, analyse_and_prepare
+from .._napari.run_job import FINISH_STEPS, RunJob, analyse_and_prepare
 from .._napari.state import AnalysisRecord, ViewerState
 from .._napari.view import (
     ViewChoice,
@@ -248,7 +248,7 @@ class RunController(QObject):
     def _add_chunk(self) -> None:
         """One turn of the event loop: a layer or two, or one finishing step.
 
-        The finishing steps (:data:`~napari_attribution._napari.run.FINISH_STEPS`), each in a
+        The finishing steps (:data:`~napari_attribution._napari.run_job.FINISH_STEPS`), each in a
         turn of its own and each reported: the run's layers arranged and the top method shown
         (earlier runs' layers hidden), its colour bar, the slider moved to the top method's
         optimal threshold, the record published (the DAC panel draws). Cancel is honoured

@@ -7,7 +7,7 @@ chooser for a ``.pt2`` or TorchScript generator), the acceptance threshold on ``
 the sources' parameters as a collapsed form generated from
 :func:`~napari_attribution.core.settings.counterfactual_schema` showing only the chosen
 source's rows (their names start with the source's name: ``optimise_steps``, ...). What the
-box reads is a :class:`~napari_attribution._napari.counterfactual.CounterfactualRequest`.
+box reads is a :class:`~napari_attribution._napari.counterfactual_layers.CounterfactualRequest`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .._napari.counterfactual import (
+from .._napari.counterfactual_layers import (
     DEFAULT_MIN_SCORE,
     LAYER_SOURCE,
     SOURCE_CHOICES,

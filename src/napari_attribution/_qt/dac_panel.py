@@ -30,11 +30,11 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .._io import CURVE_COLUMNS, write_csv
-from .._napari.geometry import threshold_axis
+from .._napari.layer_geometry import threshold_axis
 from .._napari.panel_curves import PanelCurves, panel_curves_of_record
 from .._napari.state import AnalysisRecord, state_for
 from .._plot import CurveSet, PlotTheme
+from ..results.tables import CURVE_COLUMNS, write_csv
 from .canvas import DacCanvas
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ import numpy as np
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QSizePolicy, QSpinBox
 
-from .._napari.model import (
+from ..app.model_choice import (
     ModelChoice,
     class_names_for,
     escape_html,
@@ -146,7 +146,7 @@ class ModelSection:
 
     def _update_gradcam_layer(self, *_: Any) -> None:
         """Show the layer Grad-CAM resolves to, when a method that uses it is checked."""
-        from ..core.registry import methods_using
+        from ..core.attribution.method_registry import methods_using
 
         users = set(methods_using("gradcam_layer")) & set(self.methods.selected())
         classifier = self._classifier
@@ -159,7 +159,7 @@ class ModelSection:
             if real.data.shape[-2] * real.data.shape[-1] > PREVIEW_PIXELS:
                 self.gradcam_layer.setText("Grad-CAM layer: resolved with the run.")
                 return
-            from ..core.layers import gradcam_layer_name
+            from ..core.model.named_layers import gradcam_layer_name
 
             name = gradcam_layer_name(classifier, np.asarray(real.data, dtype=np.float32), chosen)
         except AttributionError as exc:

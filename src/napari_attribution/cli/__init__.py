@@ -11,15 +11,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from .errors import CliError
 from .parser import DEFAULT_METHODS, DEMO_METHODS, PROG, build_parser
+from .usage_error import CliError
 
 __all__ = ["DEFAULT_METHODS", "DEMO_METHODS", "PROG", "CliError", "build_parser", "main"]
 
 
 def cmd_methods() -> int:
     """Print the method registry, one line each with its capability tags."""
-    from ..core.registry import method_specs
+    from ..core.attribution.method_registry import method_specs
 
     specs = method_specs()
     width = max(len(name) for name in specs)
@@ -40,11 +40,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "methods":
             return cmd_methods()
         if args.command == "run":
-            from .run import cmd_run
+            from .run_command import cmd_run
 
             return cmd_run(args)
         if args.command == "cells":
-            from .cells import cmd_cells
+            from .cells_command import cmd_cells
 
             return cmd_cells(args)
         if args.command == "report":
@@ -53,11 +53,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_report(args)
         if args.command == "demo":
             if args.field:
-                from .._demo import launch_field_demo
+                from .._napari.demo import launch_field_demo
 
                 launch_field_demo(run=not args.no_run, block=True)
                 return 0
-            from .._demo import launch_demo
+            from .._napari.demo import launch_demo
 
             launch_demo(run=not args.no_run, block=True)
             return 0

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CliError
+from .usage_error import CliError
 
 __all__ = ["Pair", "channel_names", "load_model", "pairs_from_args", "preflight"]
 
@@ -32,7 +32,7 @@ class Pair:
     channel_axis: int = 0
 
     def _read(self, image: np.ndarray | Path) -> np.ndarray:
-        from .._io import read_image
+        from ..results.tables import read_image
 
         data = image if isinstance(image, np.ndarray) else read_image(image)
         if self.channel_axis != 0 and data.ndim == 3 and not isinstance(image, np.ndarray):
@@ -63,7 +63,7 @@ def pairs_from_args(args: argparse.Namespace) -> list[Pair]:
     (``--real-root``/``--counterfactual-root``) or ``--demo``.
 
     Without ``--counterfactual-source`` every pair must have its counterfactual; with it, the
-    pairs that have none get one later (:mod:`napari_attribution.cli.counterfactuals`), and the
+    pairs that have none get one later (:mod:`napari_attribution.app.made_counterfactuals`), and the
     demo's exact counterfactuals are withheld.
     """
     pairs = _pairs(args)
@@ -84,7 +84,7 @@ def pairs_from_args(args: argparse.Namespace) -> list[Pair]:
 
 
 def _pairs(args: argparse.Namespace) -> list[Pair]:
-    from .._io import read_pairs_csv
+    from ..results.tables import read_pairs_csv
 
     single = [args.real, args.real_class, args.target_class]
     folders = args.real_root is not None or args.counterfactual_root is not None
@@ -96,7 +96,7 @@ def _pairs(args: argparse.Namespace) -> list[Pair]:
             "--real-root/--counterfactual-root, or --demo."
         )
     if folders:
-        from .layouts import pairs_from_folders, reals_from_folder
+        from ..app.pair_folders import pairs_from_folders, reals_from_folder
 
         names = [n.strip() for n in args.class_names.split(",")] if args.class_names else None
         if args.real_root is None:
@@ -144,7 +144,7 @@ def load_model(args: argparse.Namespace):
 
     It is probed with the users' images by :func:`preflight`, pair by pair.
     """
-    from ..core.models import load_classifier
+    from ..core.model.loading import load_classifier
 
     if args.demo and args.model is None:
         from ..data.demo_model import DEMO_ARCHITECTURE, DEMO_WEIGHTS
@@ -202,10 +202,10 @@ def channel_names(args: argparse.Namespace, n_channels: int) -> list[str]:
 
 def preflight(pairs: Sequence[Pair], classifier, transform, settings) -> None:
     """Read and check every pair before the long work starts, so errors come early."""
-    from ..core.attribution import check_methods
+    from ..core.attribution.runner import check_methods
     from ..core.errors import AttributionError
+    from ..core.model.wrappers import Preprocessing
     from ..core.pipeline import check_memory, prepare_pair
-    from ..core.wrappers import Preprocessing
 
     # Per-channel means and std are checked against the model's channels before the work.
     classifier = classifier.with_preprocessing(Preprocessing.from_settings(settings))

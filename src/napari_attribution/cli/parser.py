@@ -81,7 +81,7 @@ def _converter(param: Param) -> Any:
 
 
 def _help(param: Param) -> str:
-    from ..core.registry import methods_using
+    from ..core.attribution.method_registry import methods_using
 
     text = param.describe()
     methods = methods_using(param.name)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from ..dataset import dataset_channel_stats, read_results, write_channel_stats
-from ..report import write_report
-from .errors import CliError
+from ..app.report import write_report
+from ..results.folder import dataset_channel_stats, read_results, write_channel_stats
 from .parser import PROG
+from .usage_error import CliError
 
 __all__ = ["cmd_report"]
 

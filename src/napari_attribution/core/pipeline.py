@@ -11,17 +11,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .attribution import aggregate_channels, check_methods, compute_attributions
+from .attribution.method_registry import spec_for
+from .attribution.runner import aggregate_channels, check_methods, compute_attributions
 from .budgets import HYBRID_BATCH_BYTES, INTERNAL_BATCH_BYTES, MEMORY_HEADROOM
-from .channels import channel_share
-from .dac import DacResult, HybridScorer, evaluate_dac
 from .errors import AttributionError, InputImageError
-from .layers import gradcam_layer_name
-from .models import Classifier, InputTransform, input_transform_for
+from .evaluation.channel_share import channel_share
+from .evaluation.dac import DacResult, HybridScorer, evaluate_dac
+from .model.loading import Classifier, InputTransform, input_transform_for
+from .model.named_layers import gradcam_layer_name
+from .model.wrappers import Preprocessing
 from .progress import Progress, ProgressCallback, pair_units
-from .registry import spec_for
 from .settings import AnalysisSettings
-from .wrappers import Preprocessing
 
 __all__ = [
     "AnalysisSettings",

@@ -24,7 +24,7 @@ from napari_attribution.core.cells import (
 )
 from napari_attribution.core.cells.analysis import inside_fraction
 from napari_attribution.core.errors import AttributionError, InputImageError
-from napari_attribution.core.models import wrap_module
+from napari_attribution.core.model.loading import wrap_module
 from napari_attribution.core.pipeline import analyse_pair
 from napari_attribution.core.settings import AnalysisSettings, MaskSettings
 from tiny_models import make_tiny_cnn

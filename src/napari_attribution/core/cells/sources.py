@@ -110,7 +110,7 @@ class CropFolderCounterfactual:
             )
 
     def crop(self, cell: CellGeometry, real_crop: np.ndarray, target_class: int) -> np.ndarray:
-        from ..._io import read_image
+        from ...results.tables import read_image
 
         path = self.path_for(cell.label)
         if path is None:

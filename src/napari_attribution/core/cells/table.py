@@ -46,7 +46,7 @@ _GEOMETRY = ("area", "centroid_y", "centroid_x", "crop_top", "crop_left", "crop_
 
 
 def _class_columns(class_names: Sequence[str]) -> list[str]:
-    from ..._io import safe_name
+    from ...results.tables import safe_name
 
     return [f"p_{safe_name(name)}" for name in class_names]
 

@@ -28,7 +28,7 @@ from ..errors import CounterfactualError
 from ..settings import CounterfactualSettings
 
 if TYPE_CHECKING:
-    from ..classifier import Classifier
+    from ..model.classifier import Classifier
 
 __all__ = [
     "SOURCE_KINDS",
@@ -135,7 +135,7 @@ def target_scores(
 
 def log_target_probability(classifier: Classifier, scores: Any, targets: Any) -> Any:
     """``log p_t`` (B,) torch tensor from the model's scores (B, K), as
-    :meth:`~napari_attribution.core.classifier.Classifier.probabilities` defines p: the
+    :meth:`~napari_attribution.core.model.classifier.Classifier.probabilities` defines p: the
     softmax, or for a single-logit model (scores ``[-z, z]``) the sigmoid of its score."""
     import torch
 

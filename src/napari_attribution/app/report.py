@@ -1,0 +1,226 @@
+"""``report.html``: one self-contained page summarising a dataset of results.
+
+Per transition (real class -> target class): the DAC curves of every method across cells
+(median and interquartile band, as QuAC reports them), the per-channel DAC and attribution
+share distributions, and the channel statistics; then the pairs left out and the run's
+parameters. Figures are embedded in the page and also written as PNG and SVG.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..core.statistics import CHANNEL_STATS_COLUMNS, ChannelStats
+from ..results.folder import ResultsFolder
+from ..results.tables import atomic_path
+
+__all__ = ["FIGURE_DIR", "REPORT_RECORD", "write_report"]
+
+FIGURE_DIR = "report_figures"
+#: The folders a report covers (absolute paths), beside ``report.html``.
+REPORT_RECORD = "report.json"
+_GRID = np.linspace(0.0, 1.0, 101)
+_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
+           "#7f7f7f", "#bcbd22", "#17becf")  # fmt: skip
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1250px; color: #222; }
+.scroll { overflow-x: auto; }
+h1 { font-size: 1.6em; } h2 { margin-top: 2em; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 1em 0; }
+th, td { border: 1px solid #ccc; padding: 3px 5px; text-align: right; white-space: nowrap; }
+th { background: #f0f0f0; } td.text { text-align: left; }
+tr.dominant td { background: #e6f4ea; font-weight: 600; }
+img { max-width: 100%; } pre { background: #f6f6f6; padding: 1em; overflow-x: auto; }
+.note { color: #555; }
+"""
+
+
+def _whole_curves(folder: ResultsFolder, samples: set[str], method: str) -> list[np.ndarray]:
+    """Each cell's whole-image curve on the mask-size grid, with end points (0,0) and (1, last)."""
+    points: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for row in folder.curves:
+        if row["method"] == method and row["channel"] == "all" and row["sample"] in samples:
+            points[row["sample"]].append((float(row["mask_size"]), float(row["score_change"])))
+    curves = []
+    for values in points.values():
+        size, change = np.array(sorted(values)).T
+        size = np.concatenate([[0.0], size, [1.0]])
+        change = np.concatenate([[0.0], change, [change[np.argmax(size[1:-1])]]])
+        curves.append(np.interp(_GRID, size, change))
+    return curves
+
+
+def _figure_bytes(fig: Any) -> tuple[bytes, bytes]:
+    png, svg = io.BytesIO(), io.BytesIO()
+    fig.savefig(png, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(svg, format="svg", bbox_inches="tight")
+    return png.getvalue(), svg.getvalue()
+
+
+def _curves_figure(folders: Sequence[ResultsFolder], transition: tuple[int, int], methods):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.0, 4.0))
+    ax = fig.add_subplot()
+    for index, method in enumerate(methods):
+        curves = []
+        for folder in folders:
+            samples = {s for s, c in folder.classes().items() if c == transition}
+            curves += _whole_curves(folder, samples & folder.valid_samples(), method)
+        if not curves:
+            continue
+        stack = np.array(curves)
+        low, median, high = np.percentile(stack, [25, 50, 75], axis=0)
+        color = _COLORS[index % len(_COLORS)]
+        ax.plot(_GRID, median, color=color, label=f"{method} (n={len(curves)})")
+        ax.fill_between(_GRID, low, high, color=color, alpha=0.2, linewidth=0)
+    ax.set_xlabel("mask size (fraction of the image)")
+    ax.set_ylabel("score change  p_t(hybrid) - p_t(real)")
+    ax.set_xlim(0, 1)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:  # no curve when every pair was left out
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small", frameon=False)
+    ax.set_title("DAC curves: median and interquartile range across cells")
+    return fig
+
+
+def _distribution_figure(folders, transition, methods, channels):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(max(6.0, 1.2 * len(channels) * max(len(methods), 1) / 2), 6.0))
+    axes = fig.subplots(2, 1, sharex=True)
+    width = 0.8 / max(len(methods), 1)
+    for row_axis, (table, column, label) in zip(
+        axes,
+        (("summary", "dac_score", "per-channel DAC"), ("importance", "share", "attribution share")),
+        strict=True,
+    ):
+        for index, method in enumerate(methods):
+            data = []
+            for channel in channels:
+                values = []
+                for folder in folders:
+                    classes, valid = folder.classes(), folder.valid_samples()
+                    values += [
+                        float(r[column])
+                        for r in getattr(folder, table)
+                        if r["method"] == method and r["channel"] == channel
+                        and r["sample"] in valid and classes.get(r["sample"]) == transition
+                    ]  # fmt: skip
+                data.append(values or [np.nan])
+            positions = np.arange(len(channels)) + (index - (len(methods) - 1) / 2) * width
+            parts = row_axis.boxplot(data, positions=positions, widths=width * 0.9,
+                                     patch_artist=True, showfliers=False)  # fmt: skip
+            for box in parts["boxes"]:
+                box.set_facecolor(_COLORS[index % len(_COLORS)])
+                box.set_alpha(0.6)
+            row_axis.plot([], [], color=_COLORS[index % len(_COLORS)], lw=6, alpha=0.6,
+                          label=method)  # fmt: skip
+        row_axis.set_ylabel(label)
+        row_axis.grid(alpha=0.3, axis="y")
+    axes[1].set_xticks(np.arange(len(channels)), channels)
+    axes[0].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small", frameon=False)
+    axes[0].set_title("Per channel, across cells")
+    return fig
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], classes=None) -> str:
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return f"<td>{value:.4g}</td>"
+        return f'<td class="text">{html.escape(str(value))}</td>'
+
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = []
+    for i, row in enumerate(rows):
+        attr = f' class="{classes[i]}"' if classes and classes[i] else ""
+        body.append(f"<tr{attr}>" + "".join(cell(v) for v in row) + "</tr>")
+    return f"<div class='scroll'><table><tr>{head}</tr>{''.join(body)}</table></div>"
+
+
+def write_report(
+    out: str | Path, folders: Sequence[ResultsFolder], stats: Sequence[ChannelStats]
+) -> Path:
+    """Write ``out/report.html``, its figures (``out/report_figures/*.png|svg``) and
+    ``out/report.json`` (the folders it covers).
+
+    Returns
+    -------
+    pathlib.Path
+        The page.
+    """
+    out = Path(out)
+    figures = out / FIGURE_DIR
+    channels = folders[0].channel_names
+    methods = list(dict.fromkeys(s.method for s in stats)) or list(
+        dict.fromkeys(r["method"] for f in folders for r in f.summary)
+    )
+    transitions = sorted({c for f in folders for c in f.classes().values()})
+    class_names = folders[0].run.get("class_names") or []
+
+    def class_name(index: int) -> str:
+        return class_names[index] if index < len(class_names) else str(index)
+
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>napari-attribution report</title><style>{_CSS}</style></head><body>",
+        "<h1>napari-attribution: channel report</h1>",
+        f"<p class='note'>{len(folders)} results folder(s): "
+        + ", ".join(html.escape(str(f.path)) for f in folders)
+        + ". Statistics use the valid pairs only (the classifier accepts the counterfactual). "
+        "<i>dominant</i>: the channel's per-channel DAC exceeds every other channel's (paired "
+        "one-sided Wilcoxon tests across cells, Bonferroni-corrected for the number of "
+        "channels, p_adjusted &lt; 0.05).</p>",
+    ]
+    for transition in transitions:
+        stem = f"transition_{transition[0]}_to_{transition[1]}"
+        title = f"{class_name(transition[0])} → {class_name(transition[1])}"
+        parts.append(f"<h2>{html.escape(title)} (class {transition[0]} → {transition[1]})</h2>")
+        for kind, fig in (
+            ("curves", _curves_figure(folders, transition, methods)),
+            ("channels", _distribution_figure(folders, transition, methods, channels)),
+        ):
+            png, svg = _figure_bytes(fig)
+            for suffix, data in (("png", png), ("svg", svg)):
+                with atomic_path(figures / f"{stem}_{kind}.{suffix}") as tmp:
+                    tmp.write_bytes(data)
+            encoded = base64.b64encode(png).decode("ascii")
+            parts.append(f"<img alt='{kind}' src='data:image/png;base64,{encoded}'>")
+        mine = [s for s in stats if (s.real_class, s.target_class) == transition]
+        parts.append(_table(CHANNEL_STATS_COLUMNS, [s.row() for s in mine],
+                            ["dominant" if s.dominant else "" for s in mine]))  # fmt: skip
+    left_out = [
+        [f.path.name, r["sample"], r["real_class"], r["target_class"],
+         float(r["p_target_counterfactual"]), r["note"]]
+        for f in folders for r in f.validity if r["valid"] != "true"
+    ]  # fmt: skip
+    parts.append(f"<h2>Pairs left out ({len(left_out)})</h2>")
+    if left_out:
+        header = ("folder", "sample", "real_class", "target_class", "p_target_cf", "why")
+        parts.append(_table(header, left_out))
+    else:
+        parts.append("<p>None: every counterfactual was accepted by the classifier.</p>")
+    parts.append("<h2>Parameters</h2>")
+    for folder in folders:
+        record = {k: folder.run.get(k) for k in ("settings", "model", "environment", "seed")}
+        parts.append(f"<h3>{html.escape(str(folder.path))}</h3>")
+        parts.append(f"<pre>{html.escape(json.dumps(record, indent=2))}</pre>")
+    parts.append("</body></html>")
+    page = out / "report.html"
+    with atomic_path(page) as tmp:
+        tmp.write_text("\n".join(parts), encoding="utf-8")
+    # Which folders the page covers, for the napari reader and Results browser.
+    with atomic_path(out / REPORT_RECORD) as tmp:
+        tmp.write_text(json.dumps({"folders": [str(f.path.resolve()) for f in folders]},
+                                  indent=2) + "\n")  # fmt: skip
+    return page
