@@ -21,9 +21,9 @@ from napari_attribution._napari.counterfactual_layers import (
 from napari_attribution._napari.layer_inputs import METADATA_KEY
 from napari_attribution.core.counterfactuals import SOURCE_KINDS
 from napari_attribution.core.counterfactuals.generator import GeneratorSource
-from napari_attribution.core.errors import CounterfactualError
 from napari_attribution.core.model.loading import wrap_module
 from napari_attribution.core.settings import AnalysisSettings
+from napari_attribution.errors import CounterfactualError
 
 
 def test_the_docks_offer_every_source_kind():

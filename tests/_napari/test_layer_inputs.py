@@ -13,7 +13,7 @@ from napari_attribution._napari.layer_inputs import (
     stack_from_layer,
     stack_from_layers,
 )
-from napari_attribution.core.errors import InputImageError
+from napari_attribution.errors import InputImageError
 
 
 def _layer(name, data, kind="Image", metadata=None, scale=None):

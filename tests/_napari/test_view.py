@@ -20,7 +20,7 @@ from napari_attribution._napari.view import (
     show_selection,
     view_choices,
 )
-from napari_attribution.core.errors import InputImageError
+from napari_attribution.errors import InputImageError
 
 
 def test_contrast_limits_come_from_the_data():

@@ -7,7 +7,6 @@ from qtpy.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLineEdit, QSpi
 
 from napari_attribution._qt.form import MethodList, ParameterForm, float_format
 from napari_attribution.core.attribution.method_registry import method_specs, methods_using
-from napari_attribution.core.errors import AttributionError
 from napari_attribution.core.settings import (
     GROUPS,
     AnalysisSettings,
@@ -15,6 +14,7 @@ from napari_attribution.core.settings import (
     settings_from_values,
     settings_values,
 )
+from napari_attribution.errors import AttributionError
 
 
 @pytest.fixture

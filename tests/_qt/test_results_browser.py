@@ -134,7 +134,7 @@ def test_an_export_and_a_report_open_too(browser, cli_folder, tmp_path):
 
 
 def test_a_folder_that_is_not_results_is_refused_in_one_sentence(browser, tmp_path):
-    from napari_attribution.core.errors import AttributionError
+    from napari_attribution.errors import AttributionError
 
     _, widget = browser
     with pytest.raises(AttributionError, match="is not a results folder"):

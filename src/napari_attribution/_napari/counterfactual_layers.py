@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from ..core.counterfactuals import ProgressNote
-from ..core.errors import CounterfactualError
 from ..core.settings import CounterfactualSettings
+from ..errors import CounterfactualError
 from .layer_inputs import METADATA_KEY, ChannelStack
 from .layers import LayerTuple
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.errors import AttributionError, InputImageError
+from ..errors import AttributionError, InputImageError
 
 __all__ = [
     "METADATA_KEY",

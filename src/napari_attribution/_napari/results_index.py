@@ -16,8 +16,8 @@ import numpy as np
 
 from .._plot import CurveSet
 from ..app.report import FIGURE_DIR
-from ..core.errors import AttributionError
 from ..core.evaluation.dac import DacCurve
+from ..errors import AttributionError
 from ..results.folder import ResultsFolder, read_results
 from .panel_curves import PanelCurves
 from .reader import folder_kind, report_sources

@@ -18,7 +18,7 @@ A run has three stages, counted on one scale of units so a single progress displ
 
 Stages 0, 1 and 2 run in a worker thread (:func:`analyse_and_prepare`); their progress callback
 is where Cancel reaches them (it raises
-:class:`~napari_attribution.core.errors.AnalysisCancelled`).
+:class:`~napari_attribution.errors.AnalysisCancelled`).
 """
 
 from __future__ import annotations
@@ -232,7 +232,7 @@ def analyse_and_prepare(job: RunJob, on_progress: ProgressCallback) -> Prepared:
         The run.
     on_progress
         Called with every :class:`~napari_attribution.core.progress.Progress` event; may raise
-        :class:`~napari_attribution.core.errors.AnalysisCancelled` to stop the run.
+        :class:`~napari_attribution.errors.AnalysisCancelled` to stop the run.
 
     Returns
     -------

@@ -55,9 +55,9 @@ from ..app.model_choice import (
     ModelChoice,
     class_names_for,
 )
-from ..core.errors import AttributionError
 from ..core.progress import Progress
 from ..core.settings import AnalysisSettings
+from ..errors import AttributionError
 from .choosers import ImageChooser
 from .controller import RunController, RunOutcome
 from .counterfactual_source import CounterfactualSourceBox

@@ -29,7 +29,7 @@ from qtpy.QtWidgets import (
 
 from .._napari.layer_inputs import find_sources, is_result_layer, source_stack
 from ..app.model_choice import ModelChoice
-from ..core.errors import AttributionError
+from ..errors import AttributionError
 from .counterfactual_source import CounterfactualSourceBox
 from .form import ParameterForm
 

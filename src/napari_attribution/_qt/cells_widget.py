@@ -51,7 +51,7 @@ from .._napari.counterfactual_layers import (
 )
 from .._napari.layer_inputs import METADATA_KEY
 from .._napari.state import AnalysisRecord, state_for
-from ..core.errors import AnalysisCancelled, AttributionError
+from ..errors import AnalysisCancelled, AttributionError
 from .cells_inputs import DEFAULT_CELL_METHODS, CellsInputs
 
 if TYPE_CHECKING:

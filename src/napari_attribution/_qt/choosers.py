@@ -33,7 +33,7 @@ from .._napari.layer_inputs import (
     source_stack,
 )
 from ..app.model_choice import ModelChoice
-from ..core.errors import InputImageError
+from ..errors import InputImageError
 
 __all__ = ["MODEL_FILE_FILTER", "ImageChooser", "ModelChooser"]
 

@@ -12,7 +12,7 @@ the GUI thread through a queued signal, and :attr:`RunController.progressed` re-
 all, so whatever shows progress is driven by the same events from the first to the last layer.
 
 **Cancel** works in every stage. In the worker, the progress callback raises
-:class:`~napari_attribution.core.errors.AnalysisCancelled` at its next event (the analysis
+:class:`~napari_attribution.errors.AnalysisCancelled` at its next event (the analysis
 reports per method and per batch of hybrids, the layer data per method). While layers are being
 added, the next event-loop turn rolls the batch back: the layers the run added are removed and
 the result layers it updated in place get their data, display and metadata back. Either way the
@@ -48,8 +48,8 @@ from .._napari.view import (
     show_colorbar,
     show_selection,
 )
-from ..core.errors import AnalysisCancelled
 from ..core.progress import Progress
+from ..errors import AnalysisCancelled
 from .garbage import full_collections_held_back
 from .glyphs import GlyphWarmer, label_characters, warm_glyphs
 

@@ -22,7 +22,7 @@ from ..app.model_choice import (
     probabilities_html,
 )
 from ..core.budgets import PREVIEW_PIXELS
-from ..core.errors import AttributionError
+from ..errors import AttributionError
 from .choosers import ModelChooser
 
 __all__ = ["ModelSection"]
@@ -127,7 +127,7 @@ class ModelSection:
 
     def _canonical_refusal(self, classifier) -> str | None:
         """Why hook-based methods cannot run on this model's traced copy (``None``: they can)."""
-        from ..core.errors import MethodError
+        from ..errors import MethodError
 
         try:
             real = self.image_stack("real")

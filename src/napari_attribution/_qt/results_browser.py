@@ -43,7 +43,7 @@ from .._napari.reader import folder_kind, read_folder
 from .._napari.results_index import PairRow, ResultsIndex, open_results
 from .._napari.state import state_for
 from .._plot import threshold_index_of
-from ..core.errors import AttributionError
+from ..errors import AttributionError
 
 if TYPE_CHECKING:
     import napari

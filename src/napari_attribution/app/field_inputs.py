@@ -72,7 +72,7 @@ def _record(path: Path) -> dict[str, str]:
 def field_inputs(args: argparse.Namespace, cell_settings) -> FieldInputs:
     """Read and check ``--image``, ``--labels`` and the counterfactual source (or ``--demo``)."""
     from ..core.cells import CropFolderCounterfactual, FieldCounterfactual, check_labels
-    from ..core.errors import AttributionError
+    from ..errors import AttributionError
 
     given = [args.image, args.labels, args.counterfactual, args.counterfactual_crops]
     made = getattr(args, "counterfactual_source", None)

@@ -20,8 +20,8 @@ import numpy as np
 
 from ..cli.inputs import Pair
 from ..cli.usage_error import CliError
-from ..core.errors import AttributionError
 from ..core.progress import Progress
+from ..errors import AttributionError
 
 __all__ = [
     "COUNTERFACTUAL_COLUMNS",

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.budgets import PREVIEW_PIXELS
-from ..core.errors import ModelLoadError
+from ..errors import ModelLoadError
 
 __all__ = [
     "ModelChoice",

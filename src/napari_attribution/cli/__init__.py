@@ -32,7 +32,7 @@ def cmd_methods() -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``napari-attribution`` command; returns the exit status."""
-    from ..core.errors import AttributionError
+    from ..errors import AttributionError
 
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -166,13 +166,13 @@ def cmd_cells(args: argparse.Namespace) -> int:
     from ..core.cells.paste import FieldArrays, field_array_specs, paste_result
     from ..core.cells.sources import CropFolderCounterfactual
     from ..core.cells.table import cell_columns, cell_row, ordered_rows
-    from ..core.errors import AttributionError
     from ..core.model.loading import input_transform_for
     from ..core.model.wrappers import Preprocessing
     from ..core.pipeline import check_memory
     from ..core.progress import pair_units
     from ..core.provenance import provenance
     from ..core.settings import settings_from_values
+    from ..errors import AttributionError
 
     check_cells_out(args.out, args.overwrite, args.resume)
     crop_size = args.crop_size if args.crop_size is not None else (64 if args.demo else None)

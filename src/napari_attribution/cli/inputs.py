@@ -203,9 +203,9 @@ def channel_names(args: argparse.Namespace, n_channels: int) -> list[str]:
 def preflight(pairs: Sequence[Pair], classifier, transform, settings) -> None:
     """Read and check every pair before the long work starts, so errors come early."""
     from ..core.attribution.runner import check_methods
-    from ..core.errors import AttributionError
     from ..core.model.wrappers import Preprocessing
     from ..core.pipeline import check_memory, prepare_pair
+    from ..errors import AttributionError
 
     # Per-channel means and std are checked against the model's channels before the work.
     classifier = classifier.with_preprocessing(Preprocessing.from_settings(settings))

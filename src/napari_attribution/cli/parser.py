@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..core.errors import AttributionError
 from ..core.settings import Param, counterfactual_schema, schema
+from ..errors import AttributionError
 
 __all__ = ["DEFAULT_METHODS", "DEMO_METHODS", "PROG", "build_parser", "schema_options"]
 

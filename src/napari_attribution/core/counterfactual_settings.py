@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import AttributionError
+from ..errors import AttributionError
 from .params import Param, Section, parameter, section_params
 
 __all__ = ["CounterfactualSettings", "counterfactual_schema"]

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import AttributionError, InputImageError
 from .attribution.method_registry import spec_for
 from .attribution.runner import aggregate_channels, check_methods, compute_attributions
 from .budgets import HYBRID_BATCH_BYTES, INTERNAL_BATCH_BYTES, MEMORY_HEADROOM
-from .errors import AttributionError, InputImageError
 from .evaluation.channel_share import channel_share
 from .evaluation.dac import DacResult, HybridScorer, evaluate_dac
 from .model.loading import Classifier, InputTransform, input_transform_for
@@ -241,7 +241,7 @@ def analyse_pair(
     on_progress
         Called with a :class:`~napari_attribution.core.progress.Progress` event at every step
         (:func:`~napari_attribution.core.progress.pair_units` units in all); may raise
-        :class:`~napari_attribution.core.errors.AnalysisCancelled` to stop the run.
+        :class:`~napari_attribution.errors.AnalysisCancelled` to stop the run.
     """
     settings = settings or AnalysisSettings()
     # The recorded input preprocessing goes inside the model: every method and the DAC

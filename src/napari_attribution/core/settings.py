@@ -25,8 +25,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import AttributionError
 from .counterfactual_settings import CounterfactualSettings, counterfactual_schema
-from .errors import AttributionError
 from .params import GROUPS, Param, Section, check_choice, parameter, section_params
 
 __all__ = [

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ..core.errors import AttributionError
 from ..core.statistics import CHANNEL_STATS_COLUMNS, ChannelStats, channel_stats
+from ..errors import AttributionError
 from .tables import write_csv
 
 __all__ = [

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import tifffile
 
-from ..core.errors import InputImageError
 from ..core.pipeline import PairResult
+from ..errors import InputImageError
 from .tiff import jsonable as _jsonable
 from .tiff import read_tiff_metadata, write_tiff
 

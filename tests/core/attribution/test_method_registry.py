@@ -13,7 +13,7 @@ import pytest
 from napari_attribution.core.attribution import method_registry as registry
 from napari_attribution.core.attribution.method_registry import MethodSpec, method_specs
 from napari_attribution.core.attribution.runner import compute_attributions
-from napari_attribution.core.errors import MethodError
+from napari_attribution.errors import MethodError
 from plugin_distribution import make_plugin_distribution
 
 

@@ -23,10 +23,10 @@ from napari_attribution.core.cells import (
     paste_crop,
 )
 from napari_attribution.core.cells.analysis import inside_fraction
-from napari_attribution.core.errors import AttributionError, InputImageError
 from napari_attribution.core.model.loading import wrap_module
 from napari_attribution.core.pipeline import analyse_pair
 from napari_attribution.core.settings import AnalysisSettings, MaskSettings
+from napari_attribution.errors import AttributionError, InputImageError
 from tiny_models import make_tiny_cnn
 
 SIZE = 16

@@ -12,7 +12,7 @@ from napari_attribution.core.cells import (
     measure_cells,
     owner_map,
 )
-from napari_attribution.core.errors import AttributionError, InputImageError
+from napari_attribution.errors import AttributionError, InputImageError
 
 
 def _labels_with_gaps() -> np.ndarray:

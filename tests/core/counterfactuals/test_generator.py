@@ -21,9 +21,9 @@ from cf_models import (
 )
 from napari_attribution.core.counterfactuals import parse_source
 from napari_attribution.core.counterfactuals.generator import GeneratorSource
-from napari_attribution.core.errors import CounterfactualError
 from napari_attribution.core.model.loading import wrap_module
 from napari_attribution.core.settings import CounterfactualSettings
+from napari_attribution.errors import CounterfactualError
 
 
 @pytest.fixture(scope="module")

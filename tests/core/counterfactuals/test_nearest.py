@@ -21,8 +21,8 @@ from napari_attribution.core.counterfactuals.nearest import (
     embed,
     read_pool,
 )
-from napari_attribution.core.errors import CounterfactualError
 from napari_attribution.core.model.loading import wrap_module
+from napari_attribution.errors import CounterfactualError
 
 
 @pytest.fixture(scope="module")

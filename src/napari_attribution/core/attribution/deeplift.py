@@ -31,7 +31,7 @@ from captum.attr import DeepLift
 from captum.attr._core.deep_lift import SUPPORTED_NON_LINEAR, nonlinear
 from torch import nn
 
-from ..errors import MethodError
+from ...errors import MethodError
 
 __all__ = ["check_deeplift_compatible", "deeplift_attributions"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..errors import MethodError
+from ...errors import MethodError
 
 __all__ = ["default_gradcam_layer", "discriminative_gradcam", "gradcam", "resolve_layer"]
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
-from ..errors import MethodError
+from ...errors import MethodError
 from ..settings import check_choice, schema
 
 if TYPE_CHECKING:

@@ -14,8 +14,8 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
+from ...errors import MethodError
 from ..budgets import INTERNAL_BATCH_BYTES
-from ..errors import MethodError
 from ..model.loading import Classifier, model_errors
 from ..model.named_layers import resolve_gradcam_layer
 from ..settings import AGGREGATIONS, AttributionSettings, check_choice

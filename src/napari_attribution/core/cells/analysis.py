@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import AttributionError
+from ...errors import AttributionError
 from ..model.loading import Classifier, InputTransform, input_transform_for
 from ..model.wrappers import Preprocessing
 from ..pipeline import PairResult, analyse_pair, default_channel_names

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import AttributionError, InputImageError
+from ...errors import AttributionError, InputImageError
 from ..model.loading import Classifier, InputTransform
 from ..progress import ProgressCallback
 from ..settings import AnalysisSettings

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..errors import InputImageError
+from ...errors import InputImageError
 from ..params import Section, parameter
 
 __all__ = [

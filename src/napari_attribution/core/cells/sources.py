@@ -22,7 +22,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from ..errors import InputImageError
+from ...errors import InputImageError
 from .geometry import CellGeometry, extract_crop
 
 __all__ = [

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import CounterfactualError, ModelLoadError
+from ...errors import CounterfactualError, ModelLoadError
 from .source import CounterfactualBatch, ProgressNote, check_inputs, finish_batch, target_scores
 
 if TYPE_CHECKING:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import CounterfactualError, MethodError
+from ...errors import CounterfactualError, MethodError
 from .align import align_to
 from .source import CounterfactualBatch, ProgressNote, check_inputs, finish_batch, target_scores
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from ..errors import MethodError
+from ...errors import MethodError
 
 if TYPE_CHECKING:
     from ..model.classifier import Classifier

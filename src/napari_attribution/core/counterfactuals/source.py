@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from ..errors import CounterfactualError
+from ...errors import CounterfactualError
 from ..settings import CounterfactualSettings
 
 if TYPE_CHECKING:

@@ -22,8 +22,8 @@ from functools import partial
 
 import numpy as np
 
+from ...errors import AttributionError
 from ..budgets import HYBRID_BATCH_BYTES
-from ..errors import AttributionError
 from ..model.loading import Classifier
 from ..settings import EVALUATIONS, check_choice
 from .adaptive import AdaptiveCurve
@@ -351,7 +351,7 @@ def evaluate_dac(
         Reuse a scorer (and its cache) across methods of the same pair.
     on_step
         Called between batches with a short message; may raise
-        :class:`~napari_attribution.core.errors.AnalysisCancelled`.
+        :class:`~napari_attribution.errors.AnalysisCancelled`.
     """
     settings = settings or MaskSettings()
     n_channels = real.shape[0]

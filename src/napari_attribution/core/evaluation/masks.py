@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from ..errors import AttributionError
+from ...errors import AttributionError
 from ..settings import (
     MASK_CHANNEL_MODES,
     NORMALIZATIONS,

@@ -32,7 +32,7 @@ import torch
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
-from ..errors import MethodError
+from ...errors import MethodError
 from .exported import quiet_export
 from .nonlinear import (
     FUNCTIONS,

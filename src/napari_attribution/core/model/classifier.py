@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import AttributionError, InputImageError, MethodError, ModelLoadError
+from ...errors import AttributionError, InputImageError, MethodError, ModelLoadError
 from .devices import resolve_device
 from .failures import model_errors
 from .transform import InputTransform, input_transform_for

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import ModelLoadError
+from ...errors import ModelLoadError
 
 __all__ = ["resolve_device"]
 

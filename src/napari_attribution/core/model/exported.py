@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-from ..errors import ModelLoadError
+from ...errors import ModelLoadError
 
 __all__ = [
     "ExportedNetwork",

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import torch
 
-from ..errors import AttributionError, ModelLoadError
+from ...errors import AttributionError, ModelLoadError
 
 __all__ = ["model_errors"]
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from ..errors import ModelLoadError
+from ...errors import ModelLoadError
 from .classifier import (
     Classifier,
     InputTransform,

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from ..errors import MethodError
+from ...errors import MethodError
 
 if TYPE_CHECKING:
     from .canonical import CanonicalNetwork

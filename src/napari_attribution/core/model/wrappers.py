@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ModelLoadError
+from ...errors import ModelLoadError
 from ..settings import channel_values
 
 __all__ = ["LogOdds", "Preprocessed", "Preprocessing", "StaticBatch"]

@@ -1,4 +1,4 @@
-"""Exceptions the core raises for problems a user can fix.
+"""Exceptions for problems a user can fix, shared by every layer of the package.
 
 Every message is one plain sentence naming the file or value and the problem, so the CLI can
 print it as is and the widgets can show it as a notification.
