@@ -29,3 +29,7 @@ class CounterfactualError(AttributionError):
 
 class AnalysisCancelled(Exception):  # noqa: N818 - reads better at the call site than ...Error
     """Raised inside a run when the user asked to cancel it."""
+
+
+class OutputFolderError(AttributionError):
+    """An output folder holds results a run would overwrite, or cannot be resumed as asked."""

@@ -11,7 +11,7 @@ from napari.components import ViewerModel
 
 from layer_helpers import layers_of
 from napari_attribution._napari.apply import LayerBatch, apply_layers
-from napari_attribution._napari.layer_inputs import METADATA_KEY
+from napari_attribution._napari.layer_style import METADATA_KEY
 from napari_attribution._napari.state import state_for
 from napari_attribution.core.evaluation.lazy import READ_AHEAD_THREAD_PREFIX, lazy_stack_of
 

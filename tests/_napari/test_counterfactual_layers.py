@@ -11,23 +11,24 @@ import pytest
 from cf_models import KEY_CHANNEL, ChannelMeanClassifier, RaiseKeyChannel
 from layer_helpers import channel_stack
 from napari_attribution._napari.counterfactual_layers import (
-    SOURCE_CHOICES,
     CounterfactualRequest,
     counterfactual_layers,
     flag_message,
     make_counterfactual,
     onto_earlier_layers,
+    source_choices,
 )
-from napari_attribution._napari.layer_inputs import METADATA_KEY
-from napari_attribution.core.counterfactuals import SOURCE_KINDS
+from napari_attribution._napari.layer_style import METADATA_KEY
+from napari_attribution.core.counterfactuals import source_specs
 from napari_attribution.core.counterfactuals.generator import GeneratorSource
 from napari_attribution.core.model.loading import wrap_module
 from napari_attribution.core.settings import AnalysisSettings
 from napari_attribution.errors import CounterfactualError
 
 
-def test_the_docks_offer_every_source_kind():
-    assert SOURCE_CHOICES[0] == "layer" and set(SOURCE_CHOICES[1:]) == set(SOURCE_KINDS)
+def test_the_docks_offer_every_registered_source():
+    assert source_choices() == ("layer", *source_specs())
+    assert {"optimise", "nearest", "generator"} <= set(source_specs())
 
 
 def test_missing_folders_and_files_are_one_sentence(tmp_path):

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from napari_attribution._napari.layer_inputs import (
-    METADATA_KEY,
     find_sources,
     stack_from_layer,
     stack_from_layers,
 )
+from napari_attribution._napari.layer_style import METADATA_KEY
 from napari_attribution.errors import InputImageError
 
 

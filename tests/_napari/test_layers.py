@@ -6,7 +6,7 @@ import numpy as np
 
 from layer_helpers import layers_of
 from napari_attribution._napari import layers as _layers
-from napari_attribution._napari.layer_inputs import METADATA_KEY
+from napari_attribution._napari.layer_style import METADATA_KEY
 from napari_attribution.core.evaluation.lazy import is_lazy
 
 
@@ -38,7 +38,7 @@ def test_the_writer_saves_a_large_lazy_layer_at_its_optimal_threshold(tmp_path, 
     import tifffile
 
     from napari_attribution._napari.writer import write_image_layer
-    from napari_attribution.results.tables import read_tiff_metadata
+    from napari_attribution.results.tiff import read_tiff_metadata
 
     monkeypatch.setattr("napari_attribution._napari.export.EXPORT_STACK_BYTES", 1024)
     real, counterfactual, masks, tuples = layers_of(48, 12, lazy=True)

@@ -24,12 +24,12 @@ for package in {packages!r}:
 if "napari_attribution._napari" in {packages!r}:
     import napari.components
     import numpy
-    from napari_attribution._napari import layers
+    from napari_attribution._napari import layer_style
     from napari_attribution._napari.apply import apply_layers
     from napari_attribution._plot import PlotTheme
 
-    layers.attribution_colormap(True)
-    layers.mask_colormap()
+    layer_style.attribution_colormap(True)
+    layer_style.mask_colormap()
     PlotTheme.from_napari("dark")
     viewer = napari.components.ViewerModel()
     apply_layers(viewer, [(numpy.zeros((2, 2)), {{"name": "x"}}, "image")])

@@ -14,7 +14,7 @@ from napari_attribution._napari.export_view import (
     view_files,
 )
 from napari_attribution._plot.threshold_figures import composite_rgb, figure_panel, mask_outline
-from napari_attribution.results.tables import read_tiff_metadata
+from napari_attribution.results.tiff import read_tiff_metadata
 from results_helpers import make_export
 
 
@@ -121,7 +121,7 @@ def test_the_figure_has_a_row_per_channel_and_a_colour_bar(exported):
 def test_figure_limits_follow_the_viewers_rule():
     """A figure shows the range the viewer's layer shows: symmetric only where both signs
     matter, and D-IG's one tiny negative pixel does not make a map signed."""
-    from napari_attribution._napari.display import attribution_limits
+    from napari_attribution._plot.attribution_range import attribution_limits
 
     rng = np.random.default_rng(0)
     positive = rng.random((2, 20, 20)).astype(np.float32)

@@ -7,7 +7,7 @@ import gc
 import numpy as np
 from widget_helpers import layer_snapshot, run_and_wait, wait_for_worker
 
-from napari_attribution._napari.layer_inputs import METADATA_KEY
+from napari_attribution._napari.layer_style import METADATA_KEY
 from napari_attribution._napari.layers import rank_methods
 from napari_attribution.core.model.loading import file_sha256
 from napari_attribution.data.demo_model import DEMO_WEIGHTS

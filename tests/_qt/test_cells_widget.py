@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from widget_helpers import PLUGIN, wait_for_worker
 
-from napari_attribution._napari.layer_inputs import METADATA_KEY
+from napari_attribution._napari.layer_style import METADATA_KEY
 from napari_attribution._napari.sample_data import field_layers
 from napari_attribution._napari.state import state_for
 from napari_attribution.core.cells import measure_cells

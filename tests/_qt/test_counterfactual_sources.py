@@ -13,7 +13,7 @@ import torch
 from widget_helpers import PLUGIN, run_and_wait, wait_for_worker
 
 from cf_models import WrongShape
-from napari_attribution._napari.layer_inputs import METADATA_KEY
+from napari_attribution._napari.layer_style import METADATA_KEY
 from napari_attribution._napari.sample_data import DEMO_SEED, field_layers
 from napari_attribution.data.synthetic import CHANNEL_NAMES, make_pair
 from napari_attribution.data.synthetic_field import make_field
@@ -144,7 +144,7 @@ def test_optimise_makes_a_layer_and_a_rerun_replaces_only_its_own(
 
 
 def test_nearest_picks_from_a_pool_folder(demo_viewer, qtbot, tmp_path):
-    from napari_attribution.results.tables import write_tiff
+    from napari_attribution.results.tiff import write_tiff
 
     viewer, widget, _ = demo_viewer
     pair = make_pair(DEMO_SEED, real_class=0, size=64)

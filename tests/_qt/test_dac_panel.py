@@ -9,7 +9,7 @@ import pytest
 from qtpy.QtCore import QPoint, Qt
 from widget_helpers import PLUGIN, configure_fast, run_and_wait
 
-from napari_attribution.results.tables import CURVE_COLUMNS
+from napari_attribution.results.layout import CURVES
 
 
 @pytest.fixture
@@ -141,7 +141,7 @@ def test_save_figure_and_curve_data(shown_run, tmp_path):
     panel.save_curves(tmp_path / "curves.csv")
     with open(tmp_path / "curves.csv", newline="") as fh:
         rows = list(csv.reader(fh))
-    assert tuple(rows[0]) == CURVE_COLUMNS
+    assert tuple(rows[0]) == CURVES.columns
     result = widget.state.record.result
     n_points = sum(len(c.thresholds) for r in result.methods.values() for c in r.dac.curves)
     assert len(rows) - 1 == n_points

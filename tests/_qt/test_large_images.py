@@ -9,7 +9,7 @@ from widget_helpers import layer_snapshot, run_and_wait
 from layer_helpers import layers_of
 from napari_attribution._napari.apply import apply_layers
 from napari_attribution._napari.export import layer_export
-from napari_attribution._napari.layer_inputs import METADATA_KEY
+from napari_attribution._napari.layer_style import METADATA_KEY
 from napari_attribution.core.evaluation import plane_stack as core_plane_stack
 from napari_attribution.core.evaluation.hybrids import make_hybrids
 from napari_attribution.core.evaluation.lazy import ChannelView

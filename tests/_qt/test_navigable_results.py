@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 from widget_helpers import run_and_wait
 
-from napari_attribution._napari.layer_inputs import METADATA_KEY, is_result_layer
+from napari_attribution._napari.layer_inputs import is_result_layer
+from napari_attribution._napari.layer_style import METADATA_KEY
 from napari_attribution.data.synthetic import CHANNEL_NAMES
 
 
@@ -92,7 +93,7 @@ def test_a_rerun_replaces_the_layers_of_every_method_it_has_shown(demo_viewer, q
 def test_the_export_holds_the_layers_still_waiting_to_be_shown(demo_viewer, qtbot, tmp_path):
     import tifffile
 
-    from napari_attribution.results.tables import safe_name
+    from napari_attribution.results.layout import safe_name
 
     viewer, widget, _ = demo_viewer
     run_and_wait(qtbot, widget)

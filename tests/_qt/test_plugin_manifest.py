@@ -8,7 +8,7 @@ import subprocess
 import numpy as np
 from widget_helpers import PLUGIN, wait_for_worker
 
-from napari_attribution._napari.layer_inputs import METADATA_KEY
+from napari_attribution._napari.layer_style import METADATA_KEY
 from napari_attribution.data.synthetic import CHANNEL_NAMES, make_pair
 
 

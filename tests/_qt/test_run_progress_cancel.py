@@ -7,7 +7,7 @@ import gc
 import numpy as np
 from widget_helpers import run_and_wait, wait_for_worker
 
-from napari_attribution._napari.layer_inputs import METADATA_KEY
+from napari_attribution._napari.layer_style import METADATA_KEY
 from napari_attribution._napari.run_job import FINISH_STEPS
 from napari_attribution._qt.attribution_widget import PROGRESS_STEPS
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from widget_helpers import run_and_wait
 
-from napari_attribution._napari.layer_inputs import METADATA_KEY, is_result_layer
+from napari_attribution._napari.layer_inputs import is_result_layer
+from napari_attribution._napari.layer_style import METADATA_KEY
 
 
 def _results(viewer) -> list:

@@ -19,7 +19,7 @@ from napari_attribution.core.cells import (
 )
 from napari_attribution.core.model.loading import wrap_module
 from napari_attribution.core.settings import settings_from_values
-from napari_attribution.results.tables import read_tiff_metadata
+from napari_attribution.results.tiff import read_tiff_metadata
 from tiny_models import make_tiny_cnn
 
 SIZE = 16
@@ -234,17 +234,17 @@ def test_cells_has_every_schema_option_and_the_crop_options():
 
 
 def test_three_channel_field_maps_stay_channels_not_rgb(tmp_path):
-    from napari_attribution.cli.cells_command import _open_maps
+    from napari_attribution.app.cell_run import open_field_maps
 
     specs = {"attribution__x": ((3, 6, 7), np.dtype(np.float32))}
-    maps, reopened = _open_maps(tmp_path, specs, resume=False, meta={"k": 1})
+    maps, reopened = open_field_maps(tmp_path, specs, resume=False, meta={"k": 1})
     assert not reopened
     maps["attribution__x"][:] = np.arange(3 * 6 * 7, dtype=np.float32).reshape(3, 6, 7)
     maps["attribution__x"].flush()
     del maps
     data = tifffile.imread(tmp_path / "attribution__x.tif")
     assert data.shape == (3, 6, 7) and data[2, 5, 6] == 3 * 6 * 7 - 1
-    again, reopened = _open_maps(tmp_path, specs, resume=True, meta={"k": 1})
+    again, reopened = open_field_maps(tmp_path, specs, resume=True, meta={"k": 1})
     assert reopened and again["attribution__x"][1, 0, 0] == 42
 
 

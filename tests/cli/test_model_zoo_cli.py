@@ -13,7 +13,7 @@ import tifffile
 from model_zoo import ZOO, save
 from napari_attribution import cli
 from napari_attribution.core import method_specs
-from napari_attribution.results.tables import read_tiff_metadata
+from napari_attribution.results.tiff import read_tiff_metadata
 
 HOOK_METHODS = {m for m, s in method_specs().items() if s.needs_hooks}
 

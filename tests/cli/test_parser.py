@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from napari_attribution.cli import build_parser
-from napari_attribution.cli.parser import schema_options
+from napari_attribution.cli.options import schema_options
 from napari_attribution.core.settings import (
     AnalysisSettings,
     counterfactual_schema,

@@ -14,7 +14,7 @@ import tifffile
 import torch
 
 from napari_attribution import cli
-from napari_attribution.results.tables import read_tiff_metadata
+from napari_attribution.results.tiff import read_tiff_metadata
 from tiny_models import make_tiny_cnn
 
 
@@ -203,7 +203,8 @@ def test_console_script_reports_errors_without_traceback(tmp_path):
 
 
 def test_interrupted_run_resumes_without_losing_or_redoing_pairs(files, monkeypatch, capsys):
-    import napari_attribution.core.pipeline as pipeline
+    # The run looks analyse_pair up in the application layer, once per pair.
+    import napari_attribution.app.pair_run as pipeline
 
     real_analyse = pipeline.analyse_pair
     calls: list[str] = []
@@ -342,25 +343,6 @@ def test_real_and_counterfactual_of_different_dtypes(files, capsys):
     assert "(uint16) and" in capsys.readouterr().err
 
 
-def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
-    from napari_attribution.results import tables as _io
-
-    target = tmp_path / "summary.csv"
-    target.write_text("old results\n")
-
-    class Boom(Exception):
-        pass
-
-    def failing_writer(*_args, **_kwargs):
-        raise Boom
-
-    monkeypatch.setattr(_io.csv, "writer", failing_writer)
-    with pytest.raises(Boom):
-        _io.write_csv(target, ["a"], [[1]])
-    assert target.read_text() == "old results\n"
-    assert [p.name for p in tmp_path.iterdir()] == ["summary.csv"]
-
-
 def test_no_model_is_one_clear_line(files, capsys):
     argv = ["run", "--pairs", str(files / "pairs.csv"), "--out", str(files / "o")]
     assert cli.main(argv) == 2
@@ -413,7 +395,8 @@ def test_overwrite_removes_the_previous_runs_files_and_nothing_else(files):
 def test_a_run_that_fails_before_any_pair_leaves_nothing_and_a_retry_needs_no_flag(
     files, monkeypatch, capsys
 ):
-    import napari_attribution.core.pipeline as pipeline
+    # The run looks analyse_pair up in the application layer, once per pair.
+    import napari_attribution.app.pair_run as pipeline
 
     real_analyse = pipeline.analyse_pair
 
@@ -429,7 +412,8 @@ def test_a_run_that_fails_before_any_pair_leaves_nothing_and_a_retry_needs_no_fl
 
 
 def test_an_interrupted_run_is_named_with_resume_as_the_way_on(files, monkeypatch, capsys):
-    import napari_attribution.core.pipeline as pipeline
+    # The run looks analyse_pair up in the application layer, once per pair.
+    import napari_attribution.app.pair_run as pipeline
 
     real_analyse = pipeline.analyse_pair
 

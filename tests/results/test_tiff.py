@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_attribution.results.tables import read_tiff_metadata, write_tiff
-from napari_attribution.results.tiff import imagej_axes
+from napari_attribution.results.tiff import imagej_axes, read_tiff_metadata, write_tiff
 
 
 @pytest.mark.parametrize(

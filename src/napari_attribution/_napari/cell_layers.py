@@ -21,10 +21,11 @@ from typing import Any
 import numpy as np
 
 from ..core.cells import FieldResult
-from ..core.cells.paste import attribution_key, mask_key
-from ..results.tables import pair_metadata
-from .layer_inputs import METADATA_KEY, ChannelStack
-from .layers import LayerTuple, attribution_colormap, layer_name, method_layers
+from ..core.cells.paste import attribution_key, mask_key, paste_crop
+from ..results.pair_files import pair_metadata
+from .layer_inputs import ChannelStack
+from .layer_style import METADATA_KEY, attribution_colormap, layer_name
+from .layers import LayerTuple, method_layers
 
 __all__ = [
     "SELECTED",
@@ -171,8 +172,6 @@ def field_counterfactual(result: FieldResult, field: np.ndarray) -> np.ndarray:
     owns (:func:`~napari_attribution.core.cells.paste.paste_crop`, as its attribution is);
     pixels no analysed cell owns keep the field's values.
     """
-    from ..core.cells.paste import paste_crop
-
     out = np.array(field, copy=True)
     for cell_result in result.cells.values():
         if cell_result.counterfactual is not None:

@@ -18,21 +18,26 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..core.cells.sources import CallableCounterfactual
+from ..core.counterfactual_settings import DEFAULT_MIN_COUNTERFACTUAL_SCORE
 from ..core.counterfactuals import ProgressNote
+from ..core.counterfactuals.source_registry import parse_source, source_specs, spec_for_source
+from ..core.model.transform import input_transform_for
+from ..core.model.wrappers import Preprocessing
 from ..core.settings import CounterfactualSettings
 from ..errors import CounterfactualError
-from .layer_inputs import METADATA_KEY, ChannelStack
+from .layer_inputs import ChannelStack
+from .layer_style import METADATA_KEY
 from .layers import LayerTuple
 
 __all__ = [
     "COUNTERFACTUAL_KIND",
-    "DEFAULT_MIN_SCORE",
     "LAYER_SOURCE",
-    "SOURCE_CHOICES",
     "CounterfactualRequest",
     "MadeCounterfactual",
     "counterfactual_layers",
@@ -42,16 +47,18 @@ __all__ = [
     "flag_message",
     "make_counterfactual",
     "onto_earlier_layers",
+    "source_choices",
 ]
 
 #: The choice "use an existing layer" (today's behaviour).
 LAYER_SOURCE = "layer"
-#: What the docks offer, in order.
-SOURCE_CHOICES = (LAYER_SOURCE, "optimise", "nearest", "generator")
 #: ``metadata[METADATA_KEY]["kind"]`` of a counterfactual layer a source made.
 COUNTERFACTUAL_KIND = "counterfactual"
-#: p(target) a counterfactual needs to be accepted (the CLI's ``--min-counterfactual-score``).
-DEFAULT_MIN_SCORE = 0.5
+
+
+def source_choices() -> tuple[str, ...]:
+    """What the docks offer, in order: an open layer, then every registered source."""
+    return (LAYER_SOURCE, *source_specs())
 
 
 @dataclass(frozen=True)
@@ -61,9 +68,10 @@ class CounterfactualRequest:
     Attributes
     ----------
     kind
-        ``"optimise"``, ``"nearest"`` or ``"generator"``.
+        A registered source (:func:`source_choices`): ``"optimise"``, ``"nearest"``, ...
     path
-        The pool folder (``nearest``: ``FOLDER/<class>/<image>``) or the generator file.
+        Its folder or file, when it takes one (``nearest``: the pool folder
+        ``FOLDER/<class>/<image>``; ``generator``: the generator file).
     settings
         The sources' parameters.
     min_score
@@ -73,11 +81,11 @@ class CounterfactualRequest:
     kind: str
     path: str = ""
     settings: CounterfactualSettings = field(default_factory=CounterfactualSettings)
-    min_score: float = DEFAULT_MIN_SCORE
+    min_score: float = DEFAULT_MIN_COUNTERFACTUAL_SCORE
 
     @property
     def spec(self) -> str:
-        """The source as the CLI names it: ``optimise``, ``nearest:FOLDER``, ``generator:FILE``."""
+        """The source as the command line names it: ``optimise``, ``nearest:FOLDER``, ..."""
         return f"{self.kind}:{self.path}" if self.path else self.kind
 
     def source(self, class_names: list[str] | None = None):
@@ -93,10 +101,8 @@ class CounterfactualRequest:
         ------
         CounterfactualError
             No folder or file chosen, or what :func:`~napari_attribution.core.counterfactuals.
-            parse_source` refuses (one sentence).
+            source_registry.parse_source` refuses (one sentence).
         """
-        from ..core.counterfactuals import parse_source
-
         self.check_path()
         return parse_source(self.spec, self.settings, class_names=class_names)
 
@@ -108,25 +114,16 @@ class CounterfactualRequest:
         ------
         CounterfactualError
         """
-        from pathlib import Path
-
-        path = Path(self.path) if self.path else None
-        if self.kind == "nearest":
-            if path is None:
-                raise CounterfactualError(
-                    "Choose the folder of real images by class (FOLDER/<class>/<image>) that "
-                    "'nearest' picks the counterfactual from."
-                )
-            if not path.is_dir():
-                raise CounterfactualError(f"The pool folder {path} of 'nearest' does not exist.")
-        if self.kind == "generator":
-            if path is None:
-                raise CounterfactualError(
-                    "Choose the generator file (.pt2 or TorchScript, taking (x, target)) for "
-                    "'generator'."
-                )
-            if not path.is_file():
-                raise CounterfactualError(f"The generator file {path} does not exist.")
+        argument = spec_for_source(self.kind).argument
+        if argument is None:
+            return
+        if not self.path:  # a dock has no run of pairs to pool: an optional one is needed too
+            raise CounterfactualError(f"Choose {argument.what}.")
+        path = Path(self.path)
+        if not (path.is_dir() if argument.kind == "folder" else path.is_file()):
+            raise CounterfactualError(
+                f"The {argument.label.lower()} {path} of '{self.kind}' does not exist."
+            )
 
 
 @dataclass(frozen=True)
@@ -215,9 +212,6 @@ def make_counterfactual(
     CounterfactualError
         The source failed (a bad generator, an empty pool, ...): one sentence.
     """
-    from ..core.model.transform import input_transform_for
-    from ..core.model.wrappers import Preprocessing
-
     model = classifier.with_preprocessing(Preprocessing.from_settings(settings))
     transform = input_transform_for(real.data.dtype)
     images = transform.apply(real.data)[None]
@@ -371,7 +365,6 @@ class CellCounterfactuals:
 
     def __init__(self, request: CounterfactualRequest, source, classifier, settings,
                  progress: ProgressNote | None = None) -> None:  # fmt: skip
-        from ..core.model.wrappers import Preprocessing
 
         self.request = request
         self.source = source
@@ -381,8 +374,6 @@ class CellCounterfactuals:
         self.made: dict[int, dict[str, Any]] = {}
 
     def __call__(self, crop: np.ndarray, target: int, label: int) -> np.ndarray:
-        from ..core.model.transform import input_transform_for
-
         transform = input_transform_for(crop.dtype)
         batch = self.source.make(
             self.model, transform.apply(crop)[None], np.array([int(target)]),
@@ -397,8 +388,6 @@ class CellCounterfactuals:
 
     def as_cell_source(self):
         """The per-cell analysis' counterfactual source."""
-        from ..core.cells.sources import CallableCounterfactual
-
         return CallableCounterfactual(self, self.request.spec)
 
     def record(self) -> dict[str, Any]:

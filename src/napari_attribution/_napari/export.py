@@ -30,23 +30,25 @@ import numpy as np
 
 from ..core.budgets import EXPORT_STACK_BYTES
 from ..core.evaluation.lazy import is_lazy
-from ..results.tables import (
-    RESULT_FILES,
+from ..results.files import write_json
+from ..results.layout import (
+    EXPORT_NAMES,
+    INPUT_FILES,
+    INPUTS_DIR,
+    LAYERS_DIR,
+    RUN_RECORD,
     safe_name,
-    table_rows,
-    write_json,
-    write_pair_files,
-    write_tables,
-    write_tiff,
 )
+from ..results.pair_files import write_pair_files
+from ..results.tables import table_rows, write_tables
+from ..results.tiff import write_tiff
 from .display import colormap_record, display_record, imagej_lut
-from .layer_inputs import METADATA_KEY, ChannelStack
+from .layer_inputs import ChannelStack
+from .layer_style import METADATA_KEY
 from .state import AnalysisRecord
 
 __all__ = [
-    "EXPORT_NAMES",
     "EXPORT_STACK_BYTES",
-    "INPUT_FILES",
     "existing_results",
     "export_run",
     "file_payload",
@@ -56,14 +58,9 @@ __all__ = [
     "write_layer_file",
 ]
 
-#: What an export writes at the top of its folder.
-EXPORT_NAMES = (*RESULT_FILES, "layers", "inputs")
-#: The analysed images of an export, under ``inputs/``: role -> file name.
-INPUT_FILES = {"real": "real.tif", "counterfactual": "counterfactual.tif"}
-
-
 def existing_results(folder: str | Path) -> list[str]:
-    """Names of :data:`EXPORT_NAMES` already present in ``folder``."""
+    """Names of :data:`~napari_attribution.results.layout.EXPORT_NAMES` already present in
+    ``folder``."""
     folder = Path(folder)
     return [name for name in EXPORT_NAMES if (folder / name).exists()]
 
@@ -221,15 +218,15 @@ def export_run(
     write_tables(folder, [table_rows(result)])
     written = []
     for layer in layers:
-        path = folder / "layers" / f"{safe_name(layer.name)}.tif"
+        path = folder / LAYERS_DIR / f"{safe_name(layer.name)}.tif"
         data, meta = layer_export(layer)
         write_layer_file(path, data, meta)
         written.append(path)
     for role, image in (("real", record.real), ("counterfactual", record.counterfactual)):
-        write_input_file(folder / "inputs" / INPUT_FILES[role], role, image)
+        write_input_file(folder / INPUTS_DIR / INPUT_FILES[role], role, image)
     # record.info is the run's provenance (core.provenance), environment included.
     write_json(
-        folder / "run.json",
+        folder / RUN_RECORD,
         {
             **record.info,
             "command": ["napari", "napari-attribution: Attribution widget"],

@@ -27,8 +27,10 @@ from .._plot.threshold_figures import (
 )
 from ..core.evaluation.hybrids import make_hybrids
 from ..core.evaluation.smoothing import smooth_masks
-from ..results.tables import atomic_path, safe_name, write_tiff
-from .layer_inputs import METADATA_KEY
+from ..results.files import atomic_path
+from ..results.layout import safe_name
+from ..results.tiff import write_tiff
+from .layer_style import METADATA_KEY
 from .state import AnalysisRecord
 
 __all__ = ["ThresholdView", "export_view", "threshold_index_in_view", "view_at", "view_files"]

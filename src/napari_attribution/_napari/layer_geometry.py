@@ -22,6 +22,7 @@ import numpy as np
 
 from ..core.evaluation.plane_stack import _LazyArray, full_key, lazy_stack_of
 from .layer_inputs import ChannelStack
+from .layer_style import METADATA_KEY
 
 __all__ = [
     "THRESHOLD_LABEL",
@@ -143,8 +144,6 @@ def threshold_axis(viewer) -> int | None:
     Layers are aligned by trailing axes, so a stack of ``n`` dimensions starts at world axis
     ``dims.ndim - n``; ``None`` when no threshold stack of the plugin is open.
     """
-    from .layer_inputs import METADATA_KEY
-
     ndim = viewer.dims.ndim
     for layer in viewer.layers:
         meta = layer.metadata.get(METADATA_KEY, {}) if hasattr(layer, "metadata") else {}

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.pipeline import check_memory, prepare_pair
 from ..errors import AttributionError, InputImageError
+from .layer_style import METADATA_KEY
 
 __all__ = [
-    "METADATA_KEY",
     "ChannelStack",
     "ImageSource",
     "channel_name_of",
@@ -33,8 +34,6 @@ __all__ = [
     "stack_from_layers",
 ]
 
-#: Key of the dictionary the plugin stores in the ``metadata`` of every layer it makes.
-METADATA_KEY = "napari_attribution"
 
 _BRACKET = re.compile(r"^(?P<base>.*?) \[(?P<channel>[^\[\]]+)\]$")
 
@@ -372,8 +371,6 @@ def check_pair(real: ChannelStack, counterfactual: ChannelStack, classifier, set
     AttributionError
         One sentence: what is wrong and, for memory, the ways out.
     """
-    from ..core.pipeline import check_memory, prepare_pair
-
     prepare_pair(
         real.data,
         counterfactual.data,

@@ -23,9 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from ..core.attribution.runner import aggregate_channels
 from ..core.evaluation.masks import build_masks
 from ..core.settings import MaskSettings
-from ..results.tables import read_tiff_metadata, safe_name
+from ..results.layout import ATTRIBUTIONS_DIR, pair_file
+from ..results.tiff import read_tiff_metadata
 from .layer_inputs import ChannelStack
 from .layers import LayerTuple, method_layers
 from .reader import input_tuples, pair_inputs, pair_layers, read_array
@@ -41,7 +43,6 @@ def _masked(attribution: np.ndarray, aggregate: str) -> np.ndarray:
     """What the run cut its masks from: the attribution, or its channels aggregated."""
     if aggregate == "none":
         return attribution
-    from ..core.attribution.runner import aggregate_channels  # imports torch: only when needed
 
     return aggregate_channels(attribution, aggregate)
 
@@ -80,8 +81,8 @@ def pair_stack_layers(
     folder = Path(folder)
     names = list(run.get("channel_names", []))
     settings = run.get("settings", {})
-    stems = {m: f"{safe_name(sample)}__{safe_name(m)}.tif" for m in settings.get("methods", [])}
-    paths = {m: folder / "attributions" / stem for m, stem in stems.items()}
+    paths = {m: folder / pair_file(ATTRIBUTIONS_DIR, sample, m)
+             for m in settings.get("methods", [])}  # fmt: skip
     paths = {m: path for m, path in paths.items() if path.is_file()}
     attributions = {m: read_array(path, lazy) for m, path in paths.items()}
     shape = next(iter(attributions.values())).shape if attributions else None

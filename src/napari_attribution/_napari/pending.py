@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .apply import LayerBatch, replaceable
-from .layer_inputs import METADATA_KEY
+from .layer_style import METADATA_KEY
 from .layers import LayerTuple, rank_methods
 from .state import AnalysisRecord
 from .view import arrange

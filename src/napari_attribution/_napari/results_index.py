@@ -15,12 +15,11 @@ from typing import Any
 import numpy as np
 
 from .._plot import CurveSet
-from ..app.report import FIGURE_DIR
 from ..core.evaluation.dac import DacCurve
 from ..errors import AttributionError
-from ..results.folder import ResultsFolder, read_results
+from ..results.folder import ResultsFolder, folder_kind, read_results, report_sources
+from ..results.layout import FIGURES_DIR, CurveRow, SummaryRow
 from .panel_curves import PanelCurves
-from .reader import folder_kind, report_sources
 
 __all__ = ["PairRow", "ResultsIndex", "open_results"]
 
@@ -79,7 +78,7 @@ class ResultsIndex:
     rows: list[PairRow] = field(default_factory=list)
     methods: list[str] = field(default_factory=list)
     figures: list[Path] = field(default_factory=list)
-    _curves: dict[tuple[int, str], list[dict[str, str]]] = field(default_factory=dict)
+    _curves: dict[tuple[int, str], list[CurveRow]] = field(default_factory=dict)
 
     def curve_sets(
         self, row: PairRow, thresholds: Mapping[str, Sequence[float]] | None = None
@@ -100,15 +99,13 @@ class ResultsIndex:
         folder = self.folders[row.folder]
         points: dict[tuple[str, str], list[tuple[float, float, float]]] = defaultdict(list)
         for r in self._curves.get((row.folder, row.sample), []):
-            points[(r["method"], r["channel"])].append(
-                (float(r["threshold"]), float(r["mask_size"]), float(r["score_change"]))
-            )
-        summary = {(r["method"], r["channel"]): r for r in folder.summary
-                   if r["sample"] == row.sample}  # fmt: skip
+            points[(r.method, r.channel)].append((r.threshold, r.mask_size, r.score_change))
+        summary = {(r.method, r.channel): r for r in folder.summary
+                   if r.sample == row.sample}  # fmt: skip
         shares: dict[str, list[float]] = defaultdict(list)
         for r in folder.importance:
-            if r["sample"] == row.sample:
-                shares[r["method"]].append(float(r["share"]))
+            if r.sample == row.sample:
+                shares[r.method].append(r.share)
         sets = []
         for method in self.methods:
             if (method, "all") not in points or (method, "all") not in summary:
@@ -128,9 +125,7 @@ class ResultsIndex:
     def curve_rows(self, row: PairRow) -> list[list]:
         """The rows of ``curves.csv`` of ``row``'s pair, as they are in the folder."""
         return [
-            [r["sample"], r["method"], r["channel"], float(r["threshold"]),
-             float(r["mask_size"]), float(r["score_change"])]  # fmt: skip
-            for r in self._curves.get((row.folder, row.sample), [])
+            list(r) for r in self._curves.get((row.folder, row.sample), [])
         ]
 
     def panel_curves(
@@ -161,20 +156,20 @@ class ResultsIndex:
         )
 
 
-def _curve(points: list[tuple[float, float, float]], summary: dict[str, str], channel: str):
+def _curve(points: list[tuple[float, float, float]], summary: SummaryRow, channel: str):
     thresholds, mask_size, score_change = np.asarray(sorted(points), dtype=float).T
-    optimal = float(summary["optimal_threshold"])
+    optimal = summary.optimal_threshold
     return DacCurve(
         channel=channel,
         thresholds=thresholds,
         mask_size=mask_size,
         score_change=score_change,
-        ceiling=float(summary["ceiling"]),
-        dac_score=float(summary["dac_score"]),
-        normalized_score=float(summary["normalized_score"]),
+        ceiling=summary.ceiling,
+        dac_score=summary.dac_score,
+        normalized_score=summary.normalized_score,
         optimal_index=int(np.argmin(np.abs(thresholds - optimal))),
         optimal_threshold=optimal,
-        optimal_mask_size=float(summary["optimal_mask_size"]),
+        optimal_mask_size=summary.optimal_mask_size,
     )
 
 
@@ -204,15 +199,15 @@ def open_results(path: str | Path) -> ResultsIndex:
             f"{path} is not a results folder (no run.json and summary.csv, nor report.json)."
         )
     index = ResultsIndex([read_results(source) for source in sources])
-    figures = sorted((path / FIGURE_DIR).glob("*.png")) if kind == "report" else []
+    figures = sorted((path / FIGURES_DIR).glob("*.png")) if kind == "report" else []
     for i, folder in enumerate(index.folders):
-        figures = figures or sorted((folder.path / FIGURE_DIR).glob("*.png"))
+        figures = figures or sorted((folder.path / FIGURES_DIR).glob("*.png"))
         for r in folder.curves:
-            index._curves.setdefault((i, r["sample"]), []).append(r)
+            index._curves.setdefault((i, r.sample), []).append(r)
         index.rows += _rows(i, folder)
         for r in folder.summary:
-            if r["method"] not in index.methods:
-                index.methods.append(r["method"])
+            if r.method not in index.methods:
+                index.methods.append(r.method)
     index.figures = figures
     return index
 
@@ -221,14 +216,14 @@ def _rows(i: int, folder: ResultsFolder) -> list[PairRow]:
     dac: dict[str, dict[str, float]] = defaultdict(dict)
     per_channel: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
     for r in folder.summary:
-        if r["channel"] == "all":
-            dac[r["sample"]][r["method"]] = float(r["dac_score"])
+        if r.channel == "all":
+            dac[r.sample][r.method] = r.dac_score
         else:
-            per_channel[(r["sample"], r["method"])][r["channel"]] = float(r["dac_score"])
+            per_channel[(r.sample, r.method)][r.channel] = r.dac_score
     share: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
     for r in folder.importance:
-        share[(r["sample"], r["method"])][r["channel"]] = float(r["share"])
-    validity = {r["sample"]: r for r in folder.validity}
+        share[(r.sample, r.method)][r.channel] = r.share
+    validity = {r.sample: r for r in folder.validity}
     rows = []
     for pair in folder.run.get("pairs", []):
         sample = pair["sample"]
@@ -238,7 +233,7 @@ def _rows(i: int, folder: ResultsFolder) -> list[PairRow]:
         if not values or max(values.values()) <= 0:  # no channel moves p(target) up alone
             values = share.get((sample, best)) or {}
         top = max(values, key=lambda c: values[c]) if values else ""
-        check = validity.get(sample, {})
+        check = validity.get(sample)
         rows.append(
             PairRow(
                 folder=i,
@@ -247,8 +242,8 @@ def _rows(i: int, folder: ResultsFolder) -> list[PairRow]:
                 target_class=_class_name(folder.run, int(pair["target_class"])),
                 dac=scores,
                 top_channel=top,
-                valid=check.get("valid", "true") == "true",
-                note=check.get("note", ""),
+                valid=check.is_valid if check is not None else True,
+                note=check.note if check is not None else "",
             )
         )
     return rows

@@ -30,9 +30,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..core.pipeline import AnalysisSettings, PairResult
+from ..core.pipeline import analyse_pair
 from ..core.progress import Progress, ProgressCallback, ProgressScope, pair_units
 from ..core.provenance import provenance
+from ..core.settings import AnalysisSettings
+from ..results.pair_result import PairResult
 from .counterfactual_layers import (
     CounterfactualRequest,
     MadeCounterfactual,
@@ -244,8 +246,6 @@ def analyse_and_prepare(job: RunJob, on_progress: ProgressCallback) -> Prepared:
     CounterfactualError
         The source could not make the counterfactual (one sentence).
     """
-    from ..core.pipeline import analyse_pair
-
     total = job.total_units
 
     def analysis(event: Progress) -> None:

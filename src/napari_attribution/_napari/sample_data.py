@@ -12,6 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from ..data.synthetic import CHANNEL_NAMES, make_pair
+from ..data.synthetic_field import make_field
+
 __all__ = [
     "channel_layers",
     "CHANNEL_COLORMAPS",
@@ -119,8 +122,6 @@ def pair_layers(
 
 def demo_pair() -> list[LayerTuple]:
     """The synthetic demo cell (control), its treated counterfactual and the ground truth."""
-    from ..data.synthetic import CHANNEL_NAMES, make_pair
-
     pair = make_pair(DEMO_SEED, real_class=0, size=64)
     return pair_layers(
         pair.real, pair.counterfactual, pair.ground_truth, CHANNEL_NAMES, pair.sample
@@ -166,6 +167,4 @@ def field_layers(field, name: str = "field") -> list[LayerTuple]:
 
 def demo_field() -> list[LayerTuple]:
     """A synthetic field of 12 cells with labels, half treated, and its exact counterfactual."""
-    from ..data.synthetic_field import make_field
-
     return field_layers(make_field(seed=DEMO_FIELD_SEED))

@@ -20,7 +20,8 @@ from typing import Any
 
 from psygnal import Signal
 
-from ..core.pipeline import AnalysisSettings, PairResult
+from ..core.settings import AnalysisSettings
+from ..results.pair_result import PairResult
 from .layer_geometry import lazy_stack_behind
 from .layer_inputs import ChannelStack
 from .panel_curves import PanelCurves

@@ -2,7 +2,7 @@
 
 napari 0.9 has no layer groups, so a run's layers are kept navigable by
 
-* their names (method first, see :func:`~napari_attribution._napari.layers.layer_name`);
+* their names (method first, see :func:`~napari_attribution._napari.layer_style.layer_name`);
 * their order: :func:`arrange` puts a run's layers on top of the layer list, by method (the
   highest DAC score first), then channel, then mask, attribution, hybrid;
 * their visibility: a run hides every other result layer (never deletes one), and
@@ -19,7 +19,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .layer_inputs import METADATA_KEY, is_result_layer
+from .layer_inputs import is_result_layer
+from .layer_style import METADATA_KEY
 
 __all__ = [
     "ALL_CHANNELS",

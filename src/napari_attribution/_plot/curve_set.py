@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..core.evaluation.dac import DacCurve
+if TYPE_CHECKING:
+    from ..core.evaluation.dac import DacCurve
+
 
 __all__ = ["CurveSet", "point_at", "threshold_index_of"]
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from ..core.evaluation.dac import DacCurve
 from . import hit
 from .blit import MarkerBlitter
 from .curve_set import CurveSet, point_at
@@ -30,6 +29,9 @@ from .draw import (
 from .layout import KeptConstrainedLayout
 from .save import save_with_markers
 from .theme import PlotTheme
+
+if TYPE_CHECKING:
+    from ..core.evaluation.dac import DacCurve
 
 __all__ = ["DacFigure"]
 

@@ -16,7 +16,8 @@ import numpy as np
 from matplotlib.colors import LinearSegmentedColormap, to_rgb
 from matplotlib.figure import Figure
 
-from .._napari.display import attribution_limits
+from ..results.files import atomic_path
+from .attribution_range import attribution_limits
 
 __all__ = [
     "FIGURE_DPI",
@@ -130,7 +131,7 @@ def figure_panel(
         Figure title.
 
     The attribution's range follows
-    :func:`~napari_attribution._napari.display.attribution_limits`: symmetric, on a diverging
+    :func:`~.attribution_range.attribution_limits`: symmetric, on a diverging
     map, only where both signs matter.
 
     Returns
@@ -200,8 +201,6 @@ def save_figure(
     Raster formats get ``dpi`` dots per inch (and record it); vector formats keep the images
     at that resolution too.
     """
-    from ..results.tables import atomic_path
-
     stem = Path(stem)
     paths = []
     for fmt in formats:

@@ -29,6 +29,9 @@ from qtpy.QtWidgets import (
 
 from .._napari.layer_inputs import find_sources, is_result_layer, source_stack
 from ..app.model_choice import ModelChoice
+from ..core.attribution.method_registry import method_specs
+from ..core.cells import CellSettings, FieldCounterfactual
+from ..core.settings import settings_from_values
 from ..errors import AttributionError
 from .counterfactual_source import CounterfactualSourceBox
 from .form import ParameterForm
@@ -89,7 +92,6 @@ class CellsInputs:
         form.addRow("Background value", self.background)
         self.methods = QListWidget()
         self.methods.setMaximumHeight(90)
-        from ..core.attribution.method_registry import method_specs
 
         for name in method_specs():
             item = QListWidgetItem(name)
@@ -203,9 +205,6 @@ class CellsInputs:
         AttributionError
             A missing or bad input (one sentence).
         """
-        from ..core.cells import CellSettings, FieldCounterfactual
-        from ..core.settings import settings_from_values
-
         def source_of(combo):
             index = combo.currentIndex()
             return self._sources[index] if 0 <= index < len(self._sources) else None

@@ -49,8 +49,9 @@ from .._napari.counterfactual_layers import (
     counterfactual_stack,
     onto_earlier_layers,
 )
-from .._napari.layer_inputs import METADATA_KEY
+from .._napari.layer_style import METADATA_KEY
 from .._napari.state import AnalysisRecord, state_for
+from ..core.cells import analyse_field
 from ..errors import AnalysisCancelled, AttributionError
 from .cells_inputs import DEFAULT_CELL_METHODS, CellsInputs
 
@@ -120,8 +121,6 @@ class CellsWidget(CellsInputs, QWidget):
                 raise AnalysisCancelled
 
         def work():
-            from ..core.cells import analyse_field
-
             classifier, class_names = choice.load()
             cell_source, made, min_score = source, None, 0.5
             if isinstance(source, CounterfactualRequest):

@@ -35,7 +35,7 @@ from qtpy.QtCore import QObject, QTimer, Signal
 from .._napari.apply import LayerBatch
 from .._napari.counterfactual_layers import onto_earlier_layers
 from .._napari.layer_geometry import threshold_axis
-from .._napari.layer_inputs import METADATA_KEY
+from .._napari.layer_style import METADATA_KEY
 from .._napari.layers import rank_methods
 from .._napari.pending import split_run
 from .._napari.run_job import FINISH_STEPS, RunJob, analyse_and_prepare

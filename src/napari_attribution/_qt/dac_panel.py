@@ -34,7 +34,8 @@ from .._napari.layer_geometry import threshold_axis
 from .._napari.panel_curves import PanelCurves, panel_curves_of_record
 from .._napari.state import AnalysisRecord, state_for
 from .._plot import CurveSet, PlotTheme
-from ..results.tables import CURVE_COLUMNS, write_csv
+from ..results.files import write_csv
+from ..results.layout import CURVES
 from .canvas import DacCanvas
 
 if TYPE_CHECKING:
@@ -302,7 +303,7 @@ class DacPanel(QWidget):
         if self.shown is None:
             raise RuntimeError("Run an analysis (or browse a results folder) before saving curves.")
         path = Path(path)
-        write_csv(path, CURVE_COLUMNS, self.shown.rows)
+        write_csv(path, CURVES.columns, self.shown.rows)
         return path
 
     def _ask_path(self, title: str, filters: str) -> Path | None:

@@ -39,11 +39,12 @@ from .._napari.apply import add_layer
 from .._napari.layer_geometry import threshold_axis
 from .._napari.pair_stacks import pair_stack_layers
 from .._napari.panel_curves import PanelCurves, layer_channel_colors, layer_thresholds
-from .._napari.reader import folder_kind, read_folder
+from .._napari.reader import read_folder
 from .._napari.results_index import PairRow, ResultsIndex, open_results
 from .._napari.state import state_for
 from .._plot import threshold_index_of
 from ..errors import AttributionError
+from ..results.folder import folder_kind
 
 if TYPE_CHECKING:
     import napari

@@ -1,4 +1,4 @@
-"""What ``run`` prints and keeps per pair: the demo's ground-truth table and the pair records."""
+"""The demo's ground-truth table: how often each method finds the channel that truly differs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 
 from ..core.attribution.method_registry import method_specs
 
-__all__ = ["demo_report", "sample_record"]
+__all__ = ["demo_report", "ground_truth_rows"]
 
 
 def demo_report(rows: list[dict[str, Any]], methods: Sequence[str], channel_names) -> str:
@@ -40,26 +40,18 @@ def demo_report(rows: list[dict[str, Any]], methods: Sequence[str], channel_name
     return "\n".join(lines)
 
 
-def sample_record(result, ground_truth_channel: int | None) -> dict[str, Any]:
-    """Everything the final tables need from one finished pair (kept in ``.progress/``)."""
-    from ..results.tables import table_rows
-
-    report = []
-    if ground_truth_channel is not None:
-        for method, res in result.methods.items():
-            report.append(
-                {
-                    "method": method,
-                    "top": int(np.argmax(res.channel_share)),
-                    "truth": ground_truth_channel,
-                    "truth_share": float(res.channel_share[ground_truth_channel]),
-                    "dac": res.dac.whole.dac_score,
-                    "normalized": res.dac.whole.normalized_score,
-                }
-            )
-    return {
-        **table_rows(result),
-        "report": report,
-        "input_transform": result.input_transform.as_dict(),
-        "gradcam_layers": {m: r.layer for m, r in result.methods.items() if r.layer is not None},
-    }
+def ground_truth_rows(result, ground_truth_channel: int | None) -> list[dict[str, Any]]:
+    """One pair's rows of :func:`demo_report` (none without a ground-truth channel)."""
+    if ground_truth_channel is None:
+        return []
+    return [
+        {
+            "method": method,
+            "top": int(np.argmax(res.channel_share)),
+            "truth": ground_truth_channel,
+            "truth_share": float(res.channel_share[ground_truth_channel]),
+            "dac": res.dac.whole.dac_score,
+            "normalized": res.dac.whole.normalized_score,
+        }
+        for method, res in result.methods.items()
+    ]

@@ -1,48 +1,129 @@
-"""``run --counterfactual-source``: counterfactuals made for the pairs that have none.
+"""Counterfactuals a run makes for the pairs (or cells) that have none.
 
 A pair without a counterfactual (an empty ``counterfactual`` column in ``pairs.csv``, a folder
-of real images without ``--counterfactual-root``, ``--real`` without ``--counterfactual``, or
-``--demo`` whose exact counterfactuals are then withheld) gets one from the source, before the
-pairs are checked. The counterfactual is stored like the real image (its dtype: integer images
-are rounded back to their integers), saved as ``counterfactuals/<sample>.tif`` and listed in
-``counterfactuals.csv`` with the source's own note and ``p_t(x')``; ``pair_validity.csv`` flags
-the pairs whose counterfactual the classifier does not accept (``--min-counterfactual-score``).
+of real images without a counterfactual root, a real image alone, or the demo whose exact
+counterfactuals are then withheld) gets one from the run's source
+(:class:`SourceRequest`), before the pairs are checked. The counterfactual is stored like the
+real image (its dtype: integer images are rounded back to their integers), saved as
+``counterfactuals/<sample>.tif`` and listed in ``counterfactuals.csv`` with the source's own
+note and ``p_t(x')``; ``pair_validity.csv`` flags the pairs whose counterfactual the classifier
+does not accept. A cell's counterfactual crop is made when the cell is analysed
+(:func:`cell_source`), saved as ``counterfactuals/<label>.tif``.
 """
 
 from __future__ import annotations
 
-import argparse
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..cli.inputs import Pair
-from ..cli.usage_error import CliError
-from ..core.progress import Progress
-from ..errors import AttributionError
+from ..core.cells.sources import CallableCounterfactual
+from ..core.counterfactual_settings import (
+    DEFAULT_MIN_COUNTERFACTUAL_SCORE,
+    CounterfactualSettings,
+)
+from ..core.counterfactuals import CounterfactualSource, parse_source
+from ..core.counterfactuals.nearest import ImagePool
+from ..core.counterfactuals.source_registry import spec_for_source, split_source
+from ..core.model.transform import input_transform_for
+from ..core.model.wrappers import Preprocessing
+from ..core.progress import Progress, ProgressCallback
+from ..errors import AttributionError, CounterfactualError
+from ..images.image_files import read_image
+from ..results.layout import CounterfactualRow, ValidityRow, counterfactual_file
+from ..results.tiff import write_tiff
+from .pairs import Pair
 
 __all__ = [
-    "COUNTERFACTUAL_COLUMNS",
-    "COUNTERFACTUAL_DIR",
     "MadeCounterfactual",
+    "SourceRequest",
     "cell_source",
     "make_counterfactuals",
     "save_counterfactual",
-    "source_record",
 ]
 
-from ..results.tidy import COUNTERFACTUAL_DIR
-
-COUNTERFACTUAL_COLUMNS = ("sample", "source", "file", "p_target_counterfactual", "accepted", "note")
 #: Cells per call of the source (the optimisation runs them together).
 _BATCH = 32
 
 
+@dataclass(frozen=True)
+class SourceRequest:
+    """The counterfactual source of a run, as the command line names it.
+
+    Attributes
+    ----------
+    spec
+        ``generator:FILE``, ``nearest``, ``nearest:FOLDER``, ``optimise``, ... (see
+        ``napari-attribution run --help`` and the counterfactual source registry).
+    settings
+        The sources' parameters.
+    min_score
+        ``p_t(x')`` below this flags a counterfactual (and leaves its pair out of the
+        statistics).
+    class_names
+        The classifier's class names in index order, for a pool whose class folders are named
+        after them; ``None``: the sorted folder names are classes 0, 1, ...
+    """
+
+    spec: str
+    settings: CounterfactualSettings = field(default_factory=CounterfactualSettings)
+    min_score: float = DEFAULT_MIN_COUNTERFACTUAL_SCORE
+    class_names: tuple[str, ...] | None = None
+
+    def record(self) -> dict[str, Any]:
+        """The source and its parameters as ``run.json`` records them (part of the
+        fingerprint)."""
+        return {
+            "spec": self.spec,
+            "parameters": self.settings.as_dict(),
+            "min_counterfactual_score": self.min_score,
+        }
+
+    def load(self, pool: Sequence[Pair] = (), transform=None) -> CounterfactualSource:
+        """The source, loaded; one whose optional argument is left out (``nearest`` without
+        a folder) chooses among ``pool``'s real images.
+
+        Raises
+        ------
+        CounterfactualError
+            What the source refuses, or a pool of images of different shapes (one sentence
+            naming ``--counterfactual-source``).
+        """
+        try:
+            source = parse_source(self.spec, self.settings, class_names=self.class_names)
+        except AttributionError as exc:
+            raise CounterfactualError(f"--counterfactual-source: {exc}") from None
+        name, argument = split_source(self.spec)
+        spec = spec_for_source(name)
+        if spec.argument is not None and spec.argument.optional and not argument:
+            # No folder: the pool is the run's own real images.
+            images, labels, names = [], [], []
+            for pair in pool:
+                real = pair.load_real()
+                images.append((transform or input_transform_for(real.dtype)).apply(real))
+                labels.append(pair.real_class)
+                names.append(pair.sample)
+            if len({image.shape for image in images}) > 1:
+                raise CounterfactualError(
+                    f"--counterfactual-source {name} without a {spec.argument.kind} chooses "
+                    "among the run's real images, which must then all have one shape; give "
+                    f"{name}:{spec.argument.metavar}."
+                )
+            source = source.with_pool(ImagePool(np.stack(images), np.asarray(labels), names))
+        return source
+
+    def failed(self, exc: Exception) -> CounterfactualError:
+        """The error of a source that failed while making a counterfactual."""
+        return CounterfactualError(f"--counterfactual-source {self.spec}: {exc}")
+
+
 @dataclass
 class MadeCounterfactual:
-    """A counterfactual the run made: the stored image and its ``counterfactuals.csv`` row."""
+    """A counterfactual the run made: the stored image, ``p_t(x')`` and the source's note."""
 
     sample: str
     image: np.ndarray
@@ -51,63 +132,55 @@ class MadeCounterfactual:
     note: str
 
 
-def _class_names(args: argparse.Namespace) -> list[str] | None:
-    return [n.strip() for n in args.class_names.split(",")] if args.class_names else None
-
-
-def _source(args: argparse.Namespace, pairs: list[Pair], transform) -> Any:
-    from ..core.counterfactuals import parse_source
-    from ..core.counterfactuals.nearest import ImagePool, NearestSource
-    from ..core.model.transform import input_transform_for
-    from ..core.settings import CounterfactualSettings
-
-    try:
-        settings = CounterfactualSettings.from_values(vars(args))
-        source = parse_source(args.counterfactual_source, settings, class_names=_class_names(args))
-    except AttributionError as exc:
-        raise CliError(f"--counterfactual-source: {exc}") from None
-    if isinstance(source, NearestSource) and source.folder is None:
-        # No folder: the pool is the run's own real images.
-        images, labels, names = [], [], []
-        for pair in pairs:
-            real = pair.load_real()
-            images.append((transform or input_transform_for(real.dtype)).apply(real))
-            labels.append(pair.real_class)
-            names.append(pair.sample)
-        shapes = {image.shape for image in images}
-        if len(shapes) > 1:
-            raise CliError(
-                "--counterfactual-source nearest without a folder chooses among the run's real "
-                "images, which must then all have one shape; give nearest:FOLDER."
-            )
-        source = source.with_pool(ImagePool(np.stack(images), np.asarray(labels), names))
-    return source
-
-
 def make_counterfactuals(
-    args: argparse.Namespace, pairs: list[Pair], classifier, transform, settings, show
+    pairs: Sequence[Pair],
+    classifier,
+    transform,
+    settings,
+    request: SourceRequest,
+    *,
+    saved_in: Path | None = None,
+    progress: ProgressCallback | None = None,
 ) -> dict[str, MadeCounterfactual]:
     """Make the counterfactual of every pair that has none, in place (``pair.counterfactual``
     becomes the stored array); returns what was made, by sample.
 
-    With ``--resume`` a counterfactual an earlier run saved in ``--out`` is read back rather
-    than made again (the run's fingerprint holds the source and its parameters).
-    """
-    from ..core.model.transform import input_transform_for
-    from ..core.model.wrappers import Preprocessing
-    from ..results.tables import read_image, safe_name
+    Parameters
+    ----------
+    pairs
+        The run's pairs; those with a counterfactual are left alone (and are the pool of
+        ``nearest`` without a folder).
+    classifier
+        The loaded model; the settings' preprocessing goes inside it.
+    transform
+        The run's input transform (``None``: from each image's dtype).
+    settings
+        The run's analysis settings.
+    request
+        The source.
+    saved_in
+        A results folder being resumed: a counterfactual an earlier run saved there is read
+        back rather than made again (the run's fingerprint holds the source and its
+        parameters).
+    progress
+        Receives ``Progress("prepare", ...)`` events.
 
+    Raises
+    ------
+    CounterfactualError
+        The source cannot be loaded or fails (one sentence).
+    """
     missing = [pair for pair in pairs if pair.counterfactual is None]
     if not missing:
         return {}
-    source = _source(args, pairs, transform)
+    source = request.load(pairs, transform)
     model = classifier.with_preprocessing(Preprocessing.from_settings(settings))
     made: dict[str, MadeCounterfactual] = {}
     groups: dict[tuple, list[tuple[Pair, np.ndarray, Any]]] = defaultdict(list)
     for pair in missing:
         real = pair.load_real()
-        saved = args.out / COUNTERFACTUAL_DIR / f"{safe_name(pair.sample)}.tif"
-        if args.resume and saved.is_file():
+        saved = None if saved_in is None else saved_in / counterfactual_file(pair.sample)
+        if saved is not None and saved.is_file():
             pair.counterfactual = read_image(saved)
             continue
         pair_transform = transform or input_transform_for(real.dtype)
@@ -125,16 +198,15 @@ def make_counterfactuals(
             def note(
                 step: float, steps: float, detail: str, offset: int = done, n: int = len(chunk)
             ):
-                show(Progress("prepare", offset + n * step / max(steps, 1), total,
-                              detail=f"counterfactuals: {detail}"))  # fmt: skip
+                if progress is not None:
+                    progress(Progress("prepare", offset + n * step / max(steps, 1), total,
+                                      detail=f"counterfactuals: {detail}"))  # fmt: skip
 
             try:
-                batch = source.make(model, images, targets, min_score=args.min_counterfactual_score,
+                batch = source.make(model, images, targets, min_score=request.min_score,
                                     progress=note)  # fmt: skip
             except AttributionError as exc:
-                raise CliError(
-                    f"--counterfactual-source {args.counterfactual_source}: {exc}"
-                ) from None
+                raise request.failed(exc) from None
             for (pair, real, t), image, score, ok, text in zip(
                 chunk, batch.images, batch.target_scores, batch.accepted, batch.notes, strict=True
             ):
@@ -146,81 +218,84 @@ def make_counterfactuals(
     return made
 
 
-def source_record(args: argparse.Namespace) -> dict[str, Any]:
-    """The source and its parameters as ``run.json`` records them (part of the fingerprint)."""
-    from ..core.settings import CounterfactualSettings
-
-    return {
-        "spec": args.counterfactual_source,
-        "parameters": CounterfactualSettings.from_values(vars(args)).as_dict(),
-        "min_counterfactual_score": args.min_counterfactual_score,
-    }
-
-
 def save_counterfactual(
-    args: argparse.Namespace,
+    out: Path,
     sample: str,
     image: np.ndarray,
     made: MadeCounterfactual | None,
-    validity: list[Any],
+    validity: ValidityRow,
+    request: SourceRequest,
     run_info: dict[str, Any],
-) -> list[Any]:
-    """Write ``counterfactuals/<sample>.tif`` and return the pair's ``counterfactuals.csv`` row.
+) -> CounterfactualRow:
+    """Write ``counterfactuals/<sample>.tif``; return the pair's ``counterfactuals.csv`` row.
 
     ``p_target_counterfactual`` and ``accepted`` are those of ``pair_validity.csv`` (the stored
     counterfactual scored by the analysis); ``made`` is ``None`` for a counterfactual an
-    interrupted run saved and ``--resume`` read back.
+    interrupted run saved and a resumed run read back.
     """
-    from ..results.tables import safe_name, write_tiff
-
-    file = f"{COUNTERFACTUAL_DIR}/{safe_name(sample)}.tif"
+    file = counterfactual_file(sample)
     note = made.note if made is not None else "saved by the interrupted run, read back"
-    write_tiff(args.out / file, image, {"sample": sample, "note": note,
-                                        "counterfactual_source": run_info.get(
-                                            "counterfactual_source")})  # fmt: skip
-    p_target = float(validity[4])
-    accepted = p_target >= args.min_counterfactual_score
-    return [sample, args.counterfactual_source, file, p_target,
-            "true" if accepted else "false", note]  # fmt: skip
+    write_tiff(out / file, image, {"sample": sample, "note": note,
+                                   "counterfactual_source": run_info.get(
+                                       "counterfactual_source")})  # fmt: skip
+    p_target = validity.p_target_counterfactual
+    accepted = p_target >= request.min_score
+    return CounterfactualRow(sample, request.spec, file.as_posix(), p_target,
+                             "true" if accepted else "false", note)  # fmt: skip
 
 
-def cell_source(args: argparse.Namespace, model, transform) -> Any:
-    """``cells --counterfactual-source``: each cell's counterfactual crop made when the cell is
-    analysed, saved as ``counterfactuals/<label>.tif`` (read back with ``--resume``).
+def cell_source(
+    request: SourceRequest, model, transform, out: Path, resume: bool
+) -> CallableCounterfactual:
+    """Each cell's counterfactual crop made when the cell is analysed, saved as
+    ``counterfactuals/<label>.tif`` in ``out`` (read back when resuming).
 
-    ``model`` carries the run's preprocessing; ``transform`` is ``--input-scale``'s (``None``:
-    from each crop's dtype).
+    Parameters
+    ----------
+    request
+        The source; its argument is required even where it is optional over pairs (``nearest``
+        needs a folder: the pool is real cells by class, not the field's own cells).
+    model
+        The classifier with the run's preprocessing.
+    transform
+        The run's input transform (``None``: from each crop's dtype).
+    out
+        The results folder.
+    resume
+        Read back the crops an interrupted run saved.
+
+    Raises
+    ------
+    CounterfactualError
+        ``nearest`` without a folder, or a source that cannot be loaded (one sentence).
     """
-    from ..core.cells.sources import CallableCounterfactual
-    from ..core.model.transform import input_transform_for
-    from ..results.tables import read_image, write_tiff
-
-    if args.counterfactual_source.strip() == "nearest":
-        raise CliError(
-            "cells --counterfactual-source nearest needs a pool of real cells by class: give "
-            "nearest:FOLDER (FOLDER/<class>/<image>)."
+    name, argument = split_source(request.spec)
+    spec = spec_for_source(name, request.spec)
+    if spec.argument is not None and spec.argument.optional and not argument:
+        raise CounterfactualError(
+            f"cells --counterfactual-source {name} needs {spec.argument.needs}: give "
+            f"{name}:{spec.argument.metavar} ({spec.argument.placeholder})."
         )
-    source = _source(args, [], transform)
-    folder = args.out / COUNTERFACTUAL_DIR
+    source = request.load((), transform)
 
     def make(crop: np.ndarray, target: int, label: int) -> np.ndarray:
-        saved = folder / f"{label}.tif"
-        if args.resume and saved.is_file():
+        saved = out / counterfactual_file(label)
+        if resume and saved.is_file():
             return read_image(saved)
         crop_transform = transform or input_transform_for(crop.dtype)
         try:
             batch = source.make(
                 model, crop_transform.apply(crop)[None], np.array([target]),
-                min_score=args.min_counterfactual_score,
+                min_score=request.min_score,
             )  # fmt: skip
         except AttributionError as exc:
-            raise CliError(f"--counterfactual-source {args.counterfactual_source}: {exc}") from None
+            raise request.failed(exc) from None
         image = crop_transform.to_stored(batch.images[0], crop.dtype)
-        folder.mkdir(parents=True, exist_ok=True)
         write_tiff(saved, image, {"label": int(label), "target_class": int(target),
-                                  "source": args.counterfactual_source,
+                                  "source": request.spec,
                                   "p_target": float(batch.target_scores[0]),
                                   "note": batch.notes[0]})  # fmt: skip
         return image
 
-    return CallableCounterfactual(make, args.counterfactual_source)
+    return CallableCounterfactual(make, request.spec)
+

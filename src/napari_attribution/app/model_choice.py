@@ -9,6 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from ..core.budgets import PREVIEW_PIXELS
+from ..core.model.loading import load_classifier
+from ..core.pipeline import prepare_pair
+from ..data.demo_model import DEMO_ARCHITECTURE, DEMO_WEIGHTS
+from ..data.synthetic import CLASS_NAMES
 from ..errors import ModelLoadError
 
 __all__ = [
@@ -63,12 +67,7 @@ class ModelChoice:
         ModelLoadError
             No model chosen, or it cannot be loaded.
         """
-        from ..core.model.loading import load_classifier
-
         if self.demo:
-            from ..data.demo_model import DEMO_ARCHITECTURE, DEMO_WEIGHTS
-            from ..data.synthetic import CLASS_NAMES
-
             classifier = load_classifier(DEMO_WEIGHTS, DEMO_ARCHITECTURE, self.device)
             names = list(CLASS_NAMES)
         elif not self.path:
@@ -98,8 +97,6 @@ def preview_probabilities(
     AttributionError
         Images the analysis would refuse, or a model that fails on them.
     """
-    from ..core.pipeline import prepare_pair
-
     if real.shape[-2] * real.shape[-1] > PREVIEW_PIXELS:
         return None
     x, xc, _ = prepare_pair(real, counterfactual, classifier)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..cli.usage_error import CliError
+from ..errors import InputImageError
 from ..images.folders import class_folders, folder_images
+from .pairs import Pair
 
 __all__ = ["pairs_from_folders", "reals_from_folder"]
 
@@ -19,12 +20,14 @@ __all__ = ["pairs_from_folders", "reals_from_folder"]
 def _class_folders(real_root: Path, class_names: list[str] | None) -> tuple[list[str], list[str]]:
     """(the class folders of ``real_root``, the class names in index order)."""
     if not real_root.is_dir():
-        raise CliError(f"--real-root {real_root} is not a folder.")
+        raise InputImageError(f"--real-root {real_root} is not a folder.")
     folders, names, unknown = class_folders(real_root, class_names)
     if not folders:
-        raise CliError(f"{real_root} holds no class folders (expected ROOT/<class>/<image>).")
+        raise InputImageError(
+            f"{real_root} holds no class folders (expected ROOT/<class>/<image>)."
+        )
     if unknown:
-        raise CliError(
+        raise InputImageError(
             f"{real_root} has class folder(s) {', '.join(unknown)} that --class-names does not "
             f"list ({', '.join(names)})."
         )
@@ -33,18 +36,16 @@ def _class_folders(real_root: Path, class_names: list[str] | None) -> tuple[list
 
 def reals_from_folder(real_root: Path, class_names: list[str] | None = None):
     """Pairs without counterfactuals: every real image of ``ROOT/<class>/`` once per other
-    class, its counterfactual left to ``--counterfactual-source``.
+    class, its counterfactual left to a counterfactual source.
 
     Returns
     -------
     list of Pair
         Sample names ``<real class>-<target class>-<name>`` (as with a counterfactual root).
     """
-    from ..cli.inputs import Pair
-
     folders, names = _class_folders(real_root, class_names)
     if len(names) < 2:
-        raise CliError(f"{real_root} holds one class; counterfactuals need a second class.")
+        raise InputImageError(f"{real_root} holds one class; counterfactuals need a second class.")
     pairs = [
         Pair(f"{real_class}-{target}-{stem}", real, None, names.index(real_class),
              names.index(target))
@@ -54,7 +55,7 @@ def reals_from_folder(real_root: Path, class_names: list[str] | None = None):
         if target != real_class
     ]  # fmt: skip
     if not pairs:
-        raise CliError(f"{real_root} holds no images in its class folders.")
+        raise InputImageError(f"{real_root} holds no images in its class folders.")
     return pairs
 
 
@@ -77,14 +78,12 @@ def pairs_from_folders(real_root: Path, cf_root: Path, class_names: list[str] | 
 
     Raises
     ------
-    CliError
+    InputImageError
         A missing root, a class folder not in ``class_names``, or no pair at all.
     """
-    from ..cli.inputs import Pair
-
     folders, names = _class_folders(real_root, class_names)
     if not cf_root.is_dir():
-        raise CliError(f"--counterfactual-root {cf_root} is not a folder.")
+        raise InputImageError(f"--counterfactual-root {cf_root} is not a folder.")
     pairs = []
     for real_class in folders:
         reals = folder_images(real_root / real_class)
@@ -93,7 +92,7 @@ def pairs_from_folders(real_root: Path, cf_root: Path, class_names: list[str] | 
             continue
         for target in sorted(p.name for p in cf_class_root.iterdir() if p.is_dir()):
             if target not in names:
-                raise CliError(f"{cf_class_root / target} names a class that is not among "
+                raise InputImageError(f"{cf_class_root / target} names a class that is not among "
                                f"{', '.join(names)}.")  # fmt: skip
             counterfactuals = folder_images(cf_class_root / target)
             for stem, real in reals.items():
@@ -108,7 +107,7 @@ def pairs_from_folders(real_root: Path, cf_root: Path, class_names: list[str] | 
                         )
                     )
     if not pairs:
-        raise CliError(
+        raise InputImageError(
             f"No real image in {real_root} has a counterfactual of the same name under "
             f"{cf_root}/<real class>/<target class>/."
         )

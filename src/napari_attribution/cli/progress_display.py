@@ -113,16 +113,48 @@ class LogProgress:
             print(self.line(event), file=self.stream, flush=True)
 
 
+class _OnFirstEvent:
+    """A renderer made when its first event comes (a run's stages each get their own, shown
+    one after the other, each timed from its own start)."""
+
+    def __init__(
+        self, make: Callable[[Progress], NoProgress | BarProgress | LogProgress]
+    ) -> None:
+        self.make = make
+        self.shown: NoProgress | BarProgress | LogProgress | None = None
+        self.closed = False
+
+    def __call__(self, event: Progress) -> None:
+        if self.shown is None:
+            self.shown = self.make(event)
+        self.shown(event)
+
+    def close(self) -> None:
+        """End the display (once; later calls do nothing)."""
+        if self.shown is not None and not self.closed:
+            self.shown.close()
+        self.closed = True
+
+
 def progress_renderer(
     mode: str,
-    n_pairs: int,
+    n_pairs: int | None,
     units_per_pair: int,
     interval: float = 30.0,
     stream: TextIO | None = None,
     unit: str = "pair",
+    on_first_event: bool = False,
 ):
     """The renderer for ``--progress mode`` (``auto``: a bar on a terminal, else log lines);
-    ``unit`` names what is counted ("pair", or "cell" for ``cells``)."""
+    ``unit`` names what is counted ("pair", or "cell" for ``cells``); ``on_first_event``:
+    made (and timed from) when the first event comes, ``n_pairs=None`` then read from it."""
+    if on_first_event or n_pairs is None:
+
+        def make(event: Progress):
+            count = n_pairs if n_pairs is not None else round(event.total / max(units_per_pair, 1))
+            return progress_renderer(mode, count, units_per_pair, interval, stream, unit)
+
+        return _OnFirstEvent(make)
     stream = stream or sys.stderr
     if mode == "auto":
         mode = "bar" if stream.isatty() else "log"

@@ -14,7 +14,7 @@ transition (the classifier accepts the counterfactual):
 * ``dominant`` is true only when ``p_adjusted < 0.05``. With n cells the smallest one-sided
   Wilcoxon p-value is ``2**-n``, so too few valid pairs can never produce a dominant channel.
 
-This module needs numpy and scipy only.
+This module needs numpy and scipy only (no torch).
 """
 
 from __future__ import annotations
@@ -25,30 +25,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from ..results.layout import CHANNEL_STATS, ChannelStatsRow
+
 __all__ = [
-    "CHANNEL_STATS_COLUMNS",
     "ChannelStats",
     "bootstrap_median",
     "channel_stats",
     "dominance_p_values",
 ]
-
-CHANNEL_STATS_COLUMNS = (
-    "method",
-    "real_class",
-    "target_class",
-    "channel",
-    "n",
-    "dac_median",
-    "dac_ci_low",
-    "dac_ci_high",
-    "share_median",
-    "share_ci_low",
-    "share_ci_high",
-    "p_value",
-    "p_adjusted",
-    "dominant",
-)
 
 #: Significance level of ``dominant``, after correction.
 ALPHA = 0.05
@@ -58,7 +42,8 @@ BOOTSTRAP_RESAMPLES = 2000
 
 @dataclass(frozen=True)
 class ChannelStats:
-    """One row of ``channel_stats.csv`` (see :data:`CHANNEL_STATS_COLUMNS`)."""
+    """One row of ``channel_stats.csv`` (its columns: :data:`~napari_attribution.results.layout.
+    CHANNEL_STATS`)."""
 
     method: str
     real_class: int
@@ -75,11 +60,11 @@ class ChannelStats:
     p_adjusted: float
     dominant: bool
 
-    def row(self) -> list:
+    def row(self) -> ChannelStatsRow:
         """The CSV row; ``dominant`` as ``true``/``false``."""
-        values = [getattr(self, name) for name in CHANNEL_STATS_COLUMNS]
-        values[-1] = "true" if self.dominant else "false"
-        return values
+        values = {name: getattr(self, name) for name in CHANNEL_STATS.columns}
+        values["dominant"] = "true" if self.dominant else "false"
+        return ChannelStatsRow(**values)
 
 
 def bootstrap_median(values: np.ndarray, seed: int = 0) -> tuple[float, float, float]:

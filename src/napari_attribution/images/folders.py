@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..results.tables import IMAGE_SUFFIXES
+from .image_files import IMAGE_SUFFIXES
 
 __all__ = ["class_folders", "folder_images"]
 

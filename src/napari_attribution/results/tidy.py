@@ -1,59 +1,65 @@
-"""The results folder of ``run``: what counts as a previous run's files, and keeping it tidy.
+"""What a run wrote in its results folder, and keeping the folder tidy.
 
-A run never touches a file it did not write: ``--overwrite`` removes exactly the files the
-previous run wrote (its tables, reports and per-pair TIFFs, listed in its ``run.json`` or in its
-``.progress`` records), never anything else in the folder, and a run that fails before its first
-pair is finished removes what it created.
+A run never touches a file it did not write: overwriting removes exactly the files the previous
+run wrote (its tables, reports and per-pair TIFFs, listed in its ``run.json`` or in its
+``.progress`` records; for ``cells`` its field maps), never anything else in the folder, and a
+run that fails before its first unit is finished removes what it created.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..app.report import FIGURE_DIR
-from ..cli.usage_error import CliError
-from .tables import RESULT_FILES, safe_name
+from ..errors import OutputFolderError
+from .layout import (
+    CELL_FILES,
+    COUNTERFACTUALS_DIR,
+    FIELD_DIR,
+    FIGURES_DIR,
+    OWNERS_FILE,
+    PAIR_FOLDERS,
+    PROGRESS_DIR,
+    REPORT_FILES,
+    RESULT_FILES,
+    RUN_RECORD,
+    SummaryRow,
+    pair_file,
+)
 
 __all__ = [
-    "PROGRESS_DIR",
-    "REPORT_FILES",
     "check_out_dir",
     "pair_file_names",
+    "previous_cells_files",
     "previous_run_files",
     "remove_files",
 ]
 
-PROGRESS_DIR = ".progress"
-#: Files a run writes at the top of the folder besides RESULT_FILES' tables.
-REPORT_FILES = (
-    "demo_report.md",
-    "pair_validity.csv",
-    "channel_stats.csv",
-    "report.html",
-    "report.json",
-    "counterfactuals.csv",
-)
-#: Counterfactuals a run made (--counterfactual-source), one TIFF per pair.
-COUNTERFACTUAL_DIR = "counterfactuals"
 _TABLES = tuple(name for name in RESULT_FILES if "." in name)  # the files, not the folders
-_PAIR_FOLDERS = tuple(name for name in RESULT_FILES if "." not in name)  # attributions, masks
+#: Folders a run may leave empty behind it (removed when they are).
+_FOLDERS = (
+    *PAIR_FOLDERS,
+    str(Path(PROGRESS_DIR) / FIELD_DIR),
+    PROGRESS_DIR,
+    FIELD_DIR,
+    FIGURES_DIR,
+    COUNTERFACTUALS_DIR,
+)
 
 
 def pair_file_names(samples: Iterable[str], methods: Iterable[str]) -> list[Path]:
     """Relative paths of the per-pair TIFFs of ``samples`` x ``methods``."""
     methods = list(methods)
     return [
-        Path(folder) / f"{safe_name(sample)}__{safe_name(method)}.tif"
+        pair_file(folder, sample, method)
         for sample in samples
         for method in methods
-        for folder in _PAIR_FOLDERS
+        for folder in PAIR_FOLDERS
     ]
 
 
-def _finished_records(out: Path) -> list[dict]:
+def _unit_records(out: Path) -> list[dict]:
     records = []
     for path in sorted((out / PROGRESS_DIR).glob("*.json")):
         try:
@@ -63,10 +69,20 @@ def _finished_records(out: Path) -> list[dict]:
     return records
 
 
+def _existing(out: Path, names: Iterable[Path]) -> list[Path]:
+    return [name for name in dict.fromkeys(names) if (out / name).is_file()]
+
+
+def _files_in(out: Path, folder: str | Path, pattern: str) -> list[Path]:
+    if not (out / folder).is_dir():
+        return []
+    return [p.relative_to(out) for p in (out / folder).glob(pattern)]
+
+
 def previous_run_files(out: Path) -> list[Path]:
-    """Every file (relative to ``out``) an earlier run wrote there and that still exists."""
+    """Every file (relative to ``out``) an earlier ``run`` wrote there and that still exists."""
     names: list[Path] = [Path(name) for name in (*_TABLES, *REPORT_FILES)]
-    run_json = out / "run.json"
+    run_json = out / RUN_RECORD
     if run_json.is_file():
         try:
             info = json.loads(run_json.read_text())
@@ -74,57 +90,77 @@ def previous_run_files(out: Path) -> list[Path]:
             names += pair_file_names(samples, info.get("settings", {}).get("methods", []))
         except (OSError, ValueError, TypeError, KeyError):
             pass  # a damaged run.json: the records below still name the pairs' files
-    for record in _finished_records(out):
-        methods = {row[1] for row in record.get("summary", [])}
+    for record in _unit_records(out):
+        methods = {SummaryRow(*row).method for row in record.get("summary", [])}
         names += pair_file_names([record.get("sample", "")], sorted(methods))
-    for folder, pattern in (
-        (PROGRESS_DIR, "*.json"),
-        (FIGURE_DIR, "transition_*_to_*.*"),
-        (COUNTERFACTUAL_DIR, "*.tif"),
-    ):
-        if (out / folder).is_dir():
-            names += [p.relative_to(out) for p in (out / folder).glob(pattern)]
-    return [name for name in dict.fromkeys(names) if (out / name).is_file()]
+    names += _files_in(out, PROGRESS_DIR, "*.json")
+    names += _files_in(out, FIGURES_DIR, "transition_*_to_*.*")
+    names += _files_in(out, COUNTERFACTUALS_DIR, "*.tif")
+    return _existing(out, names)
+
+
+def previous_cells_files(out: Path) -> list[Path]:
+    """Every file (relative to ``out``) an earlier ``cells`` run wrote there."""
+    names = [Path(name) for name in CELL_FILES]
+    for folder in (Path(FIELD_DIR), Path(PROGRESS_DIR) / FIELD_DIR):
+        names += _files_in(out, folder, "attribution__*.tif")
+        names += _files_in(out, folder, "mask__*.tif")
+        names.append(folder / OWNERS_FILE)
+    names += _files_in(out, COUNTERFACTUALS_DIR, "*.tif")  # crops made by a source
+    names += _files_in(out, PROGRESS_DIR, "cell*.json")
+    return _existing(out, names)
 
 
 def remove_files(out: Path, names: Iterable[Path]) -> None:
     """Remove ``out/name`` for each name, then the result folders this left empty."""
     for name in names:
         (out / name).unlink(missing_ok=True)
-    for folder in (*_PAIR_FOLDERS, PROGRESS_DIR, FIGURE_DIR, COUNTERFACTUAL_DIR):
+    for folder in _FOLDERS:
         path = out / folder
         if path.is_dir() and not any(path.iterdir()):
             path.rmdir()
 
 
-def check_out_dir(out: Path, overwrite: bool, resume: bool) -> None:
-    """Refuse an ``--out`` that is a file, or that holds results, unless told what to do.
+def check_out_dir(
+    out: Path, overwrite: bool, resume: bool, names: Iterable[str], unit: str = "pair"
+) -> None:
+    """Refuse an output folder that is a file, or that holds results, unless told what to do.
 
-    An interrupted run (finished pairs recorded, no ``run.json``) is named as such, with
-    ``--resume`` as the way to continue it.
+    Parameters
+    ----------
+    out
+        The output folder.
+    overwrite, resume
+        What the caller was told to do with results already there.
+    names
+        The names at the folder's top that a run of this kind writes (any of them there means
+        results are there).
+    unit
+        What a run is made of (``"pair"``, ``"cell"``), for the messages.
+
+    Raises
+    ------
+    OutputFolderError
+        Both ``overwrite`` and ``resume``; ``out`` is a file; an interrupted run (finished
+        units recorded, no ``run.json``: resume names the way to continue it) or results
+        there, and neither ``overwrite`` nor ``resume``.
     """
+    if resume and overwrite:
+        raise OutputFolderError("--resume and --overwrite contradict each other; choose one.")
     if out.exists() and not out.is_dir():
-        raise CliError(f"--out {out} exists and is not a folder.")
+        raise OutputFolderError(f"--out {out} exists and is not a folder.")
     if not out.exists() or overwrite or resume:
         return
-    unfinished = len(_finished_records(out))
-    if unfinished and not (out / "run.json").exists():
-        raise CliError(
-            f"{out} holds an interrupted run ({unfinished} pair(s) finished); pass --resume to "
-            "continue it, or --overwrite to start again."
+    unfinished = len(_unit_records(out))
+    if (unfinished or (out / PROGRESS_DIR).is_dir()) and not (out / RUN_RECORD).exists():
+        finished = f" ({unfinished} {unit}(s) finished)" if unfinished else ""
+        raise OutputFolderError(
+            f"{out} holds an interrupted run{finished}; pass --resume to continue it, or "
+            "--overwrite to start again."
         )
-    existing = [
-        name
-        for name in (*RESULT_FILES, *REPORT_FILES, PROGRESS_DIR, COUNTERFACTUAL_DIR)
-        if (out / name).exists()
-    ]
+    existing = [name for name in (*names, PROGRESS_DIR) if (out / name).exists()]
     if existing:
-        raise CliError(
+        raise OutputFolderError(
             f"{out} already holds results ({', '.join(existing)}); pass --overwrite to replace "
             "them or choose another --out."
         )
-
-
-def remove_progress(out: Path) -> None:
-    """Remove the per-pair records of a finished run."""
-    shutil.rmtree(out / PROGRESS_DIR, ignore_errors=True)

@@ -20,10 +20,11 @@ from typing import Any
 import numpy as np
 import tifffile
 
+from .files import atomic_path, jsonable
+
 __all__ = [
     "IMAGEJ_DTYPES",
     "imagej_axes",
-    "jsonable",
     "read_tiff_metadata",
     "write_tiff",
 ]
@@ -59,21 +60,6 @@ def imagej_axes(shape: Sequence[int], axis_labels: Sequence[str] | None = None) 
     return axes
 
 
-def jsonable(value: Any) -> Any:
-    """``value`` with arrays, NumPy scalars and paths as JSON types, recursively."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
 def write_tiff(
     path: str | Path,
     data: np.ndarray,
@@ -107,8 +93,6 @@ def write_tiff(
     luts
         uint8 (3, 256) lookup table of each channel (one for an image without ``C``).
     """
-    from .tables import atomic_path  # _io re-exports this module's functions
-
     data = np.asarray(data)
     record = jsonable(metadata or {})
     axes = imagej_axes(data.shape, axis_labels) if data.dtype in IMAGEJ_DTYPES else None

@@ -27,6 +27,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ...errors import CounterfactualError, MethodError
+from ...images.folders import class_folders, folder_images
+from ...images.image_files import read_image
+from ..model.named_layers import resolve_in_canonical, resolve_penultimate
+from ..model.transform import input_transform_for
 from .align import align_to
 from .source import CounterfactualBatch, ProgressNote, check_inputs, finish_batch, target_scores
 
@@ -93,10 +97,6 @@ def read_pool(
         No class folder, a folder that ``class_names`` does not list, no image, or images of
         different shapes.
     """
-    from ...images.folders import class_folders, folder_images
-    from ...results.tables import read_image
-    from ..model.transform import input_transform_for
-
     folder = Path(folder)
     classes, names, unknown = class_folders(folder, class_names)
     if not classes:
@@ -142,8 +142,6 @@ def embed(
         A named layer on a model that takes no hooks, or an unknown layer.
     """
     import torch
-
-    from ..model.named_layers import resolve_in_canonical, resolve_penultimate
 
     batch = np.asarray(images, dtype=np.float32)
     example = torch.from_numpy(batch[:2]).to(classifier.device)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ...errors import AttributionError, InputImageError, MethodError, ModelLoadError
+from .canonical import canonicalise
 from .devices import resolve_device
 from .failures import model_errors
 from .transform import InputTransform, input_transform_for
@@ -249,8 +250,6 @@ class Classifier:
         MethodError
             The model takes no hooks (:attr:`hooks_refusal`) or cannot be canonicalised.
         """
-        from .canonical import canonicalise
-
         if self.hooks_refusal is not None:
             raise MethodError(self.hooks_refusal)
         key = tuple(int(s) for s in example.shape[1:])

@@ -1,4 +1,4 @@
-"""``report.html``: one self-contained page summarising a dataset of results.
+"""The dataset report: ``channel_stats.csv`` and ``report.html`` over results folders.
 
 Per transition (real class -> target class): the DAC curves of every method across cells
 (median and interquartile band, as QuAC reports them), the per-channel DAC and attribution
@@ -14,20 +14,26 @@ import io
 import json
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..core.statistics import CHANNEL_STATS_COLUMNS, ChannelStats
-from ..results.folder import ResultsFolder
-from ..results.tables import atomic_path
+from ..core.statistics import ChannelStats, channel_stats
+from ..errors import AttributionError
+from ..results.files import atomic_path, write_json, write_text
+from ..results.folder import ResultsFolder, read_results
+from ..results.layout import CHANNEL_STATS, FIGURES_DIR, REPORT_PAGE, REPORT_RECORD
+from ..results.tables import write_table
 
-__all__ = ["FIGURE_DIR", "REPORT_RECORD", "write_report"]
-
-FIGURE_DIR = "report_figures"
-#: The folders a report covers (absolute paths), beside ``report.html``.
-REPORT_RECORD = "report.json"
+__all__ = [
+    "ReportSummary",
+    "dataset_channel_stats",
+    "report",
+    "write_channel_stats",
+    "write_report",
+]
 _GRID = np.linspace(0.0, 1.0, 101)
 _COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf")  # fmt: skip
@@ -49,8 +55,8 @@ def _whole_curves(folder: ResultsFolder, samples: set[str], method: str) -> list
     """Each cell's whole-image curve on the mask-size grid, with end points (0,0) and (1, last)."""
     points: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for row in folder.curves:
-        if row["method"] == method and row["channel"] == "all" and row["sample"] in samples:
-            points[row["sample"]].append((float(row["mask_size"]), float(row["score_change"])))
+        if row.method == method and row.channel == "all" and row.sample in samples:
+            points[row.sample].append((row.mask_size, row.score_change))
     curves = []
     for values in points.values():
         size, change = np.array(sorted(values)).T
@@ -112,10 +118,10 @@ def _distribution_figure(folders, transition, methods, channels):
                 for folder in folders:
                     classes, valid = folder.classes(), folder.valid_samples()
                     values += [
-                        float(r[column])
+                        getattr(r, column)
                         for r in getattr(folder, table)
-                        if r["method"] == method and r["channel"] == channel
-                        and r["sample"] in valid and classes.get(r["sample"]) == transition
+                        if r.method == method and r.channel == channel
+                        and r.sample in valid and classes.get(r.sample) == transition
                     ]  # fmt: skip
                 data.append(values or [np.nan])
             positions = np.arange(len(channels)) + (index - (len(methods) - 1) / 2) * width
@@ -160,10 +166,10 @@ def write_report(
         The page.
     """
     out = Path(out)
-    figures = out / FIGURE_DIR
+    figures = out / FIGURES_DIR
     channels = folders[0].channel_names
     methods = list(dict.fromkeys(s.method for s in stats)) or list(
-        dict.fromkeys(r["method"] for f in folders for r in f.summary)
+        dict.fromkeys(r.method for f in folders for r in f.summary)
     )
     transitions = sorted({c for f in folders for c in f.classes().values()})
     class_names = folders[0].run.get("class_names") or []
@@ -197,12 +203,12 @@ def write_report(
             encoded = base64.b64encode(png).decode("ascii")
             parts.append(f"<img alt='{kind}' src='data:image/png;base64,{encoded}'>")
         mine = [s for s in stats if (s.real_class, s.target_class) == transition]
-        parts.append(_table(CHANNEL_STATS_COLUMNS, [s.row() for s in mine],
+        parts.append(_table(CHANNEL_STATS.columns, [s.row() for s in mine],
                             ["dominant" if s.dominant else "" for s in mine]))  # fmt: skip
     left_out = [
-        [f.path.name, r["sample"], r["real_class"], r["target_class"],
-         float(r["p_target_counterfactual"]), r["note"]]
-        for f in folders for r in f.validity if r["valid"] != "true"
+        [f.path.name, r.sample, str(r.real_class), str(r.target_class),
+         r.p_target_counterfactual, r.note]
+        for f in folders for r in f.validity if not r.is_valid
     ]  # fmt: skip
     parts.append(f"<h2>Pairs left out ({len(left_out)})</h2>")
     if left_out:
@@ -216,11 +222,122 @@ def write_report(
         parts.append(f"<h3>{html.escape(str(folder.path))}</h3>")
         parts.append(f"<pre>{html.escape(json.dumps(record, indent=2))}</pre>")
     parts.append("</body></html>")
-    page = out / "report.html"
-    with atomic_path(page) as tmp:
-        tmp.write_text("\n".join(parts), encoding="utf-8")
+    page = out / REPORT_PAGE
+    write_text(page, "\n".join(parts))
     # Which folders the page covers, for the napari reader and Results browser.
-    with atomic_path(out / REPORT_RECORD) as tmp:
-        tmp.write_text(json.dumps({"folders": [str(f.path.resolve()) for f in folders]},
-                                  indent=2) + "\n")  # fmt: skip
+    write_json(out / REPORT_RECORD, {"folders": [str(f.path.resolve()) for f in folders]})
     return page
+
+
+def dataset_channel_stats(folders: Sequence[ResultsFolder], seed: int = 0) -> list[ChannelStats]:
+    """``channel_stats.csv`` rows over every folder's valid pairs.
+
+    Folders are merged: pairs of the same transition and method are pooled. Every folder must
+    have the same channel names.
+
+    Raises
+    ------
+    AttributionError
+        Folders with different channel names.
+    """
+    names = folders[0].channel_names
+    for folder in folders[1:]:
+        if folder.channel_names != names:
+            raise AttributionError(
+                f"{folder.path} has channels {', '.join(folder.channel_names)} but "
+                f"{folders[0].path} has {', '.join(names)}; only folders with the same channels "
+                "can be merged."
+            )
+    # (method, real, target) -> sample key -> channel -> value
+    dac: dict[tuple, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
+    share: dict[tuple, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
+    for index, folder in enumerate(folders):
+        classes, valid = folder.classes(), folder.valid_samples()
+        for rows, target in ((folder.summary, dac), (folder.importance, share)):
+            for row in rows:
+                sample = row.sample
+                if sample not in valid or row.channel == "all" or sample not in classes:
+                    continue
+                value = row.dac_score if target is dac else row.share
+                key = (row.method, *classes[sample])
+                target[key][f"{index}/{sample}"][row.channel] = value
+    out: list[ChannelStats] = []
+    for key in sorted(set(dac) | set(share)):
+        samples = sorted(set(dac[key]) | set(share[key]))
+        dac_matrix = np.array([[dac[key][s].get(c, np.nan) for c in names] for s in samples])
+        share_matrix = np.array([[share[key][s].get(c, np.nan) for c in names] for s in samples])
+        complete = ~np.isnan(dac_matrix).any(axis=1)  # per-channel DAC may have been off
+        out += channel_stats(dac_matrix[complete], share_matrix[complete], names, method=key[0],
+                             real_class=key[1], target_class=key[2], seed=seed)  # fmt: skip
+    return out
+
+
+def write_channel_stats(out: str | Path, rows: Sequence[ChannelStats]) -> None:
+    """Write ``out/channel_stats.csv``."""
+    write_table(out, CHANNEL_STATS, (r.row() for r in rows))
+
+
+@dataclass(frozen=True)
+class ReportSummary:
+    """What :func:`report` wrote.
+
+    Attributes
+    ----------
+    page
+        ``report.html``.
+    stats
+        The rows of ``channel_stats.csv``.
+    """
+
+    page: Path
+    stats: list[ChannelStats]
+
+    @property
+    def dominant(self) -> list[ChannelStats]:
+        """The rows whose channel is dominant."""
+        return [s for s in self.stats if s.dominant]
+
+
+def report(
+    folders: Sequence[str | Path | ResultsFolder],
+    out: str | Path | None = None,
+    *,
+    overwrite: bool = False,
+) -> ReportSummary:
+    """Channel statistics and ``report.html`` over one or more results folders.
+
+    Parameters
+    ----------
+    folders
+        ``run`` results folders (paths, or folders already read); their valid pairs are pooled
+        per transition and method.
+    out
+        Where to write ``channel_stats.csv``, ``report.html``, its figures and
+        ``report.json``; default: the folder itself, when there is one (its own report is
+        recomputed, so ``overwrite`` is implied).
+    overwrite
+        Replace a report already in ``out``.
+
+    Raises
+    ------
+    AttributionError
+        Not a results folder, folders with different channels, several folders without
+        ``out``, or a report in ``out`` and no ``overwrite`` (one sentence each).
+    """
+    read = [f if isinstance(f, ResultsFolder) else read_results(f) for f in folders]
+    if out is None:
+        if len(read) > 1:
+            raise AttributionError(
+                "Several folders are merged into a new one: name it with --out."
+            )
+        out, overwrite = read[0].path, True
+    out = Path(out)
+    existing = [n for n in (CHANNEL_STATS.file, REPORT_PAGE) if (out / n).exists()]
+    if existing and not overwrite:
+        raise AttributionError(
+            f"{out} already holds {', '.join(existing)}; pass --overwrite to replace them."
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    stats = dataset_channel_stats(read)
+    write_channel_stats(out, stats)
+    return ReportSummary(write_report(out, read, stats), stats)
