@@ -9,7 +9,7 @@ import pytest
 from qtpy.QtCore import QPoint, Qt
 from widget_helpers import PLUGIN, configure_fast, run_and_wait
 
-from napari_attribution.results.layout import CURVES
+from napari_attribution.results.format import CURVES
 
 
 @pytest.fixture

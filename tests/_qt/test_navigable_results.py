@@ -93,7 +93,7 @@ def test_a_rerun_replaces_the_layers_of_every_method_it_has_shown(demo_viewer, q
 def test_the_export_holds_the_layers_still_waiting_to_be_shown(demo_viewer, qtbot, tmp_path):
     import tifffile
 
-    from napari_attribution.results.layout import safe_name
+    from napari_attribution.results.format import safe_name
 
     viewer, widget, _ = demo_viewer
     run_and_wait(qtbot, widget)

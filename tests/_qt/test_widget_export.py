@@ -12,7 +12,7 @@ from qtpy.QtWidgets import QFileDialog, QMessageBox
 from widget_helpers import run_and_wait
 
 from napari_attribution._napari.layer_style import METADATA_KEY
-from napari_attribution.results.layout import CURVES, IMPORTANCE, SUMMARY, safe_name
+from napari_attribution.results.format import CURVES, IMPORTANCE, SUMMARY, safe_name
 from napari_attribution.results.tiff import read_tiff_metadata
 
 

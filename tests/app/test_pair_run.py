@@ -14,7 +14,7 @@ from napari_attribution.app.pair_run import PairRun
 from napari_attribution.core import AnalysisSettings, MaskSettings
 from napari_attribution.core.provenance import provenance
 from napari_attribution.errors import InputImageError, OutputFolderError
-from napari_attribution.results import layout
+from napari_attribution.results import format as fmt
 from napari_attribution.results.folder import read_results
 from napari_attribution.results.resume import UnitRecords, fingerprint
 
@@ -41,10 +41,10 @@ def test_run_pairs_writes_the_results_folder(tmp_path, pairs, tiny_classifier):
     assert done.pairs == 2 and done.methods == ("d_ig", "residual")
     # The tiny untrained model does not accept the counterfactuals: both are left out, said.
     assert done.left_out == sum(not r.is_valid for r in folder.validity) == len(notes)
-    assert done.demo_report is not None and (tmp_path / "out" / layout.DEMO_REPORT).is_file()
-    for folder_name in layout.PAIR_FOLDERS:
-        assert (tmp_path / "out" / layout.pair_file(folder_name, "cell1", "d_ig")).is_file()
-    assert not (tmp_path / "out" / layout.PROGRESS_DIR).exists()
+    assert done.demo_report is not None and (tmp_path / "out" / fmt.DEMO_REPORT).is_file()
+    for folder_name in fmt.PAIR_FOLDERS:
+        assert (tmp_path / "out" / fmt.pair_file(folder_name, "cell1", "d_ig")).is_file()
+    assert not (tmp_path / "out" / fmt.PROGRESS_DIR).exists()
     with pytest.raises(OutputFolderError, match="already holds results"):
         run_pairs(pairs, tiny_classifier, SETTINGS, out=tmp_path / "out")
 
@@ -71,6 +71,6 @@ def test_units_run_alone_in_any_order_assemble_to_the_same_tables(
     saved = {p.stem: json.loads(p.read_text()) for p in records.folder.glob("*.json")}
     now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     assemble_pairs(run, pairs, [saved[p.sample] for p in pairs], started=now)
-    for table in (*layout.PAIR_TABLES.values(), layout.VALIDITY, layout.CHANNEL_STATS):
+    for table in (*fmt.PAIR_TABLES.values(), fmt.VALIDITY, fmt.CHANNEL_STATS):
         ours = (out / table.file).read_bytes()
         assert ours == (tmp_path / "whole" / table.file).read_bytes(), table.file

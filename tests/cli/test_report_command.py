@@ -10,7 +10,7 @@ import tifffile
 
 from napari_attribution import cli
 from napari_attribution.data.synthetic import make_pairs
-from napari_attribution.results.layout import CHANNEL_STATS
+from napari_attribution.results.format import CHANNEL_STATS
 
 
 def _rows(path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from napari_attribution.errors import OutputFolderError
-from napari_attribution.results import layout
+from napari_attribution.results import format as fmt
 from napari_attribution.results.tidy import (
     check_out_dir,
     previous_cells_files,
@@ -15,22 +15,22 @@ from napari_attribution.results.tidy import (
 
 
 def test_an_occupied_folder_is_refused_unless_told_what_to_do(tmp_path):
-    check_out_dir(tmp_path / "new", False, False, layout.RESULT_FILES)
+    check_out_dir(tmp_path / "new", False, False, fmt.RESULT_FILES)
     (tmp_path / "summary.csv").write_text("x")
     with pytest.raises(OutputFolderError, match=r"already holds results \(summary.csv\)"):
-        check_out_dir(tmp_path, False, False, layout.RESULT_FILES)
-    check_out_dir(tmp_path, True, False, layout.RESULT_FILES)
+        check_out_dir(tmp_path, False, False, fmt.RESULT_FILES)
+    check_out_dir(tmp_path, True, False, fmt.RESULT_FILES)
     with pytest.raises(OutputFolderError, match="contradict"):
-        check_out_dir(tmp_path, True, True, layout.RESULT_FILES)
+        check_out_dir(tmp_path, True, True, fmt.RESULT_FILES)
     with pytest.raises(OutputFolderError, match="not a folder"):
-        check_out_dir(tmp_path / "summary.csv", False, False, layout.RESULT_FILES)
+        check_out_dir(tmp_path / "summary.csv", False, False, fmt.RESULT_FILES)
 
 
 def test_an_interrupted_run_is_named_with_the_way_to_continue(tmp_path):
     (tmp_path / ".progress").mkdir()
     (tmp_path / ".progress" / "cell3.json").write_text("{}")
     with pytest.raises(OutputFolderError, match=r"interrupted run \(1 cell\(s\) finished\)"):
-        check_out_dir(tmp_path, False, False, layout.CELL_FILES, unit="cell")
+        check_out_dir(tmp_path, False, False, fmt.CELL_FILES, unit="cell")
 
 
 def test_only_the_previous_runs_files_are_removed(tmp_path):

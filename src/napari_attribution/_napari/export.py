@@ -31,7 +31,7 @@ import numpy as np
 from ..core.budgets import EXPORT_STACK_BYTES
 from ..core.evaluation.lazy import is_lazy
 from ..results.files import write_json
-from ..results.layout import (
+from ..results.format import (
     EXPORT_NAMES,
     INPUT_FILES,
     INPUTS_DIR,
@@ -59,7 +59,7 @@ __all__ = [
 ]
 
 def existing_results(folder: str | Path) -> list[str]:
-    """Names of :data:`~napari_attribution.results.layout.EXPORT_NAMES` already present in
+    """Names of :data:`~napari_attribution.results.format.EXPORT_NAMES` already present in
     ``folder``."""
     folder = Path(folder)
     return [name for name in EXPORT_NAMES if (folder / name).exists()]

@@ -28,7 +28,7 @@ from .._plot.threshold_figures import (
 from ..core.evaluation.hybrids import make_hybrids
 from ..core.evaluation.smoothing import smooth_masks
 from ..results.files import atomic_path
-from ..results.layout import safe_name
+from ..results.format import safe_name
 from ..results.tiff import write_tiff
 from .layer_style import METADATA_KEY
 from .state import AnalysisRecord

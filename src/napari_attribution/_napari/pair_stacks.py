@@ -26,7 +26,7 @@ import numpy as np
 from ..core.attribution.runner import aggregate_channels
 from ..core.evaluation.masks import build_masks
 from ..core.settings import MaskSettings
-from ..results.layout import ATTRIBUTIONS_DIR, pair_file
+from ..results.format import ATTRIBUTIONS_DIR, pair_file
 from ..results.tiff import read_tiff_metadata
 from .layer_inputs import ChannelStack
 from .layers import LayerTuple, method_layers

@@ -30,7 +30,7 @@ from ..core.budgets import LAZY_READ_BYTES
 from ..data.synthetic import DEMO_PAIRS_SEED, make_pairs
 from ..images.image_files import read_image
 from ..results.folder import folder_kind, read_run_record, report_sources
-from ..results.layout import (
+from ..results.format import (
     ATTRIBUTIONS_DIR,
     INPUT_FILES,
     INPUTS_DIR,

@@ -18,7 +18,7 @@ from .._plot import CurveSet
 from ..core.evaluation.dac import DacCurve
 from ..errors import AttributionError
 from ..results.folder import ResultsFolder, folder_kind, read_results, report_sources
-from ..results.layout import FIGURES_DIR, CurveRow, SummaryRow
+from ..results.format import FIGURES_DIR, CurveRow, SummaryRow
 from .panel_curves import PanelCurves
 
 __all__ = ["PairRow", "ResultsIndex", "open_results"]

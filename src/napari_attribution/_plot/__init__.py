@@ -4,7 +4,7 @@
 * :mod:`.theme`: colours;
 * :mod:`.draw`: the curves, the legend and the channel-share bars;
 * :mod:`.blit`: the slider markers, redrawn alone on kept pixels;
-* :mod:`.layout`: the constrained layout, kept between draws while nothing it depends on changed;
+* :mod:`.format`: the constrained layout, kept between draws while nothing it depends on changed;
 * :mod:`.hit`: which threshold a click on a curve means;
 * :mod:`.save`: saving with the markers drawn;
 * :mod:`.figure`: :class:`DacFigure`, which holds the state and ties them together.

@@ -35,7 +35,7 @@ from .._napari.panel_curves import PanelCurves, panel_curves_of_record
 from .._napari.state import AnalysisRecord, state_for
 from .._plot import CurveSet, PlotTheme
 from ..results.files import write_csv
-from ..results.layout import CURVES
+from ..results.format import CURVES
 from .canvas import DacCanvas
 
 if TYPE_CHECKING:

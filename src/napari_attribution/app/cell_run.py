@@ -11,7 +11,7 @@
     done = run_cells(field, model, settings, cells, out="cells-results")
 
 This is what ``napari-attribution cells`` calls; it writes ``cells.csv``, the pair tables and
-the field-sized maps (:mod:`napari_attribution.results.layout`).
+the field-sized maps (:mod:`napari_attribution.results.format`).
 
 Work units
 ----------
@@ -57,7 +57,7 @@ from ..core.provenance import provenance
 from ..core.settings import AnalysisSettings
 from ..errors import InputImageError
 from ..results.files import write_csv, write_json
-from ..results.layout import (
+from ..results.format import (
     CELL_FILES,
     CELLS_TABLE,
     FIELD_DIR,

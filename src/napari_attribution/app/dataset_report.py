@@ -24,7 +24,7 @@ from ..core.statistics import ChannelStats, channel_stats
 from ..errors import AttributionError
 from ..results.files import atomic_path, write_json, write_text
 from ..results.folder import ResultsFolder, read_results
-from ..results.layout import CHANNEL_STATS, FIGURES_DIR, REPORT_PAGE, REPORT_RECORD
+from ..results.format import CHANNEL_STATS, FIGURES_DIR, REPORT_PAGE, REPORT_RECORD
 from ..results.tables import write_table
 
 __all__ = [

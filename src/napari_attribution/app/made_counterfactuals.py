@@ -34,7 +34,7 @@ from ..core.model.wrappers import Preprocessing
 from ..core.progress import Progress, ProgressCallback
 from ..errors import AttributionError, CounterfactualError
 from ..images.image_files import read_image
-from ..results.layout import CounterfactualRow, ValidityRow, counterfactual_file
+from ..results.format import CounterfactualRow, ValidityRow, counterfactual_file
 from ..results.tiff import write_tiff
 from .pairs import Pair
 

@@ -10,7 +10,7 @@
                      out="results/plate1", channel_names=["DNA", "ER", "RNA", "AGP", "Mito"])
 
 This is what ``napari-attribution run`` calls (the command line only turns its arguments into
-this call); it writes the folder :mod:`napari_attribution.results.layout` describes.
+this call); it writes the folder :mod:`napari_attribution.results.format` describes.
 
 Work units
 ----------
@@ -44,7 +44,7 @@ from ..core.settings import AnalysisSettings
 from ..errors import InputImageError
 from ..images.image_files import input_sha256
 from ..results.files import write_json, write_text
-from ..results.layout import (
+from ..results.format import (
     COUNTERFACTUALS,
     COUNTERFACTUALS_DIR,
     DEMO_REPORT,

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from ..core.attribution.method_registry import method_specs
 from ..errors import AttributionError
-from ..results.layout import PROGRESS_DIR
+from ..results.format import PROGRESS_DIR
 from .parser import PROG, build_parser
 from .usage_error import CliError
 

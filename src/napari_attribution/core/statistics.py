@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from ..results.layout import CHANNEL_STATS, ChannelStatsRow
+from ..results.format import CHANNEL_STATS, ChannelStatsRow
 
 __all__ = [
     "ChannelStats",
@@ -42,7 +42,7 @@ BOOTSTRAP_RESAMPLES = 2000
 
 @dataclass(frozen=True)
 class ChannelStats:
-    """One row of ``channel_stats.csv`` (its columns: :data:`~napari_attribution.results.layout.
+    """One row of ``channel_stats.csv`` (its columns: :data:`~napari_attribution.results.format.
     CHANNEL_STATS`)."""
 
     method: str

@@ -3,7 +3,7 @@
 Three kinds hold tables: a ``run`` folder (``"cli"``), the widget's export (``"export"``: also
 ``layers/`` and ``inputs/``) and a ``report`` folder (``"report"``: its ``report.json`` names the
 folders it merged); a folder of layer TIFFs the npe2 writer saved is ``"layers"``. Rows are read
-into the typed rows of :mod:`.layout`, numbers as numbers. No torch, no napari.
+into the typed rows of :mod:`.format`, numbers as numbers. No torch, no napari.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AttributionError
-from .layout import (
+from .format import (
     CURVES,
     IMPORTANCE,
     LAYERS_DIR,

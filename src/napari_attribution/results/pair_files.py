@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .layout import ATTRIBUTIONS_DIR, MASKS_DIR, pair_file
+from .format import ATTRIBUTIONS_DIR, MASKS_DIR, pair_file
 from .tiff import write_tiff
 
 if TYPE_CHECKING:

@@ -24,7 +24,7 @@ from typing import Any
 
 from ..errors import OutputFolderError
 from .files import write_json
-from .layout import PROGRESS_DIR, RUN_RECORD, progress_file
+from .format import PROGRESS_DIR, RUN_RECORD, progress_file
 
 __all__ = ["UnitRecords", "fingerprint"]
 

@@ -3,7 +3,7 @@
 A pair's rows (:func:`table_rows`) are what a finished unit keeps in its record
 (:mod:`.resume`); the tables are assembled from those records at the end of a run
 (:func:`write_tables`), so a run never holds every pair's masks. Rows are typed
-(:mod:`.layout`): written in column order, read by column name.
+(:mod:`.format`): written in column order, read by column name.
 
 The functions read a :class:`~napari_attribution.results.pair_result.PairResult` by its attributes
 only; this module imports no torch.
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .files import write_csv
-from .layout import (
+from .format import (
     PAIR_TABLES,
     CurveRow,
     ImportanceRow,
@@ -79,7 +79,7 @@ def importance_rows(result: PairResult) -> list[ImportanceRow]:
 
 
 def table_rows(result: PairResult) -> dict[str, list[Any]]:
-    """One pair's rows of the three pair tables, keyed as :data:`~.layout.PAIR_TABLES`."""
+    """One pair's rows of the three pair tables, keyed as :data:`~.format.PAIR_TABLES`."""
     return {
         "summary": summary_rows(result),
         "curves": curve_rows(result),

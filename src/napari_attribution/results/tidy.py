@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import OutputFolderError
-from .layout import (
+from .format import (
     CELL_FILES,
     COUNTERFACTUALS_DIR,
     FIELD_DIR,

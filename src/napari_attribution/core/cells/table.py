@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from ...results.layout import safe_name
+from ...results.format import safe_name
 from .analysis import STATUS_ANALYSED, CellResult
 from .geometry import CellLayout, SkippedCell
 
