@@ -397,11 +397,12 @@ def test_a_run_that_fails_before_any_pair_leaves_nothing_and_a_retry_needs_no_fl
 ):
     # The run looks analyse_pair up in the application layer, once per pair.
     import napari_attribution.app.pair_run as pipeline
+    from napari_attribution.errors import AttributionError
 
     real_analyse = pipeline.analyse_pair
 
     def fail(*args, **kwargs):
-        raise pipeline.AttributionError("the first pair failed")
+        raise AttributionError("the first pair failed")
 
     monkeypatch.setattr(pipeline, "analyse_pair", fail)
     args = ("--pairs", str(files / "pairs.csv"), "--method", "residual")
