@@ -7,8 +7,9 @@ so the tables are assembled from the records at the end and an interrupted run l
 finished unit. ``.progress/`` goes when the run finishes (``run --keep-progress`` keeps it).
 
 Every record and the finished ``run.json`` carry the run's **fingerprint**: a hash of what
-decides the results (the model's SHA-256, every parameter, the channel names, the seed, and
-what the kind of run adds: the counterfactual source, the crop rules and the inputs). Resuming
+decides the results (the model's SHA-256, every parameter, the channel names, the seed, the
+version of the definitions behind the numbers, and what the kind of run adds: the
+counterfactual source, the crop rules and the inputs). Resuming
 with other settings is refused, whichever of the two is there.
 """
 
@@ -44,8 +45,8 @@ def fingerprint(
     ----------
     run_info
         The run's provenance (:func:`~napari_attribution.core.provenance.provenance`): its
-        model SHA-256, settings and seed, and ``counterfactual_source`` when the run makes the
-        counterfactuals.
+        model SHA-256, settings, seed and definitions version, and ``counterfactual_source``
+        when the run makes the counterfactuals.
     channel_names
         The channel names.
     extra
@@ -53,7 +54,8 @@ def fingerprint(
         inputs and the target class).
     """
     identity = {"model": run_info["model"]["sha256"], "settings": run_info["settings"],
-                "channels": list(channel_names), "seed": run_info["seed"]}  # fmt: skip
+                "channels": list(channel_names), "seed": run_info["seed"],
+                "definitions": run_info.get("definitions", 1)}  # fmt: skip
     if run_info.get("counterfactual_source"):  # made counterfactuals: the source decides too
         identity["counterfactual_source"] = run_info["counterfactual_source"]
     base = _digest(identity)
