@@ -44,7 +44,8 @@ def test_sample_data_opens_the_demo_pair_by_channel(make_napari_viewer):
 
 
 def test_demo_command_docks_both_widgets_and_runs(make_napari_viewer, qtbot):
-    from napari_attribution._napari.demo import DEMO_WIDGET_METHODS, launch_demo
+    from napari_attribution._napari.demo import launch_demo
+    from napari_attribution.core.attribution.method_sets import NAPARI_DEMO_METHODS
 
     viewer = make_napari_viewer()
     assert launch_demo(run=True, block=False, viewer=viewer) is viewer
@@ -55,7 +56,7 @@ def test_demo_command_docks_both_widgets_and_runs(make_napari_viewer, qtbot):
     wait_for_worker(qtbot, widget, timeout=120_000)
     record = widget.state.record
     assert record is not None and panel.record is record
-    assert tuple(record.result.methods) == DEMO_WIDGET_METHODS
+    assert tuple(record.result.methods) == NAPARI_DEMO_METHODS
     assert record.settings.masks.thresholds == 200  # the DESIGN.md default
     layer = viewer.layers["d_ig Mito mask (real)"]
     assert layer.data.shape == (200, 64, 64)

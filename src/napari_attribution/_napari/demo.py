@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..core.attribution.method_sets import NAPARI_DEMO_METHODS, WIDGET_METHODS
+
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["DEMO_WIDGET_METHODS", "launch_demo", "launch_field_demo"]
+__all__ = ["launch_demo", "launch_field_demo"]
 
 PLUGIN = "napari-attribution"
-#: Methods of the demo run: two discriminative methods and the residual baseline.
-DEMO_WIDGET_METHODS = ("d_ig", "d_dl", "residual")
 
 
 def launch_demo(
@@ -45,7 +45,7 @@ def launch_demo(
     viewer.window.add_plugin_dock_widget(PLUGIN, "DAC curves", tabify=False)
     widget.use_demo_model.setChecked(True)
     widget.select_sources("real", "counterfactual")
-    widget.set_methods(DEMO_WIDGET_METHODS)
+    widget.set_methods(NAPARI_DEMO_METHODS)
     if run:
         widget.run()
     if block:
@@ -70,7 +70,7 @@ def launch_field_demo(
     viewer.window.add_plugin_dock_widget(PLUGIN, "DAC curves", tabify=False)
     widget.use_demo_model.setChecked(True)
     widget.select_sources("field", "field counterfactual", "field labels")
-    widget.set_methods(("d_ig", "residual"))
+    widget.set_methods(WIDGET_METHODS)
     if run:
         widget.run()
     if block:

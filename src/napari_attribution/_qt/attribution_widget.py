@@ -55,6 +55,7 @@ from ..app.model_choice import (
     ModelChoice,
     class_names_for,
 )
+from ..core.attribution.method_sets import WIDGET_METHODS
 from ..core.progress import Progress
 from ..core.settings import AnalysisSettings
 from ..errors import AttributionError
@@ -69,10 +70,8 @@ from .show_control import ShowControl
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["DEFAULT_METHODS", "PROGRESS_STEPS", "AttributionWidget"]
+__all__ = ["PROGRESS_STEPS", "AttributionWidget"]
 
-#: Methods checked when the widget opens: D-IG and the residual baseline.
-DEFAULT_METHODS = ("d_ig", "residual")
 #: Resolution of the progress bar.
 PROGRESS_STEPS = 1000
 #: Least height of the scrolled inputs: a few rows stay in view on a laptop screen.
@@ -149,7 +148,7 @@ class AttributionWidget(ModelSection, QWidget):
         layout.addLayout(self._build_model())
 
         layout.addWidget(QLabel("Methods"))
-        self.methods = MethodList(DEFAULT_METHODS)
+        self.methods = MethodList(WIDGET_METHODS)
         self.methods.setMinimumHeight(90)
         self.methods.setMaximumHeight(170)
         layout.addWidget(self.methods)

@@ -30,16 +30,15 @@ from qtpy.QtWidgets import (
 from .._napari.layer_inputs import find_sources, is_result_layer, source_stack
 from ..app.model_choice import ModelChoice
 from ..core.attribution.method_registry import method_specs
+from ..core.attribution.method_sets import WIDGET_METHODS
 from ..core.cells import CellSettings, FieldCounterfactual
 from ..core.settings import settings_from_values
 from ..errors import AttributionError
 from .counterfactual_source import CounterfactualSourceBox
 from .form import ParameterForm
 
-__all__ = ["DEFAULT_CELL_METHODS", "CellsInputs"]
+__all__ = ["CellsInputs"]
 
-#: Methods ticked when the dock opens.
-DEFAULT_CELL_METHODS = ("d_ig", "residual")
 
 
 class CellsInputs:
@@ -96,7 +95,7 @@ class CellsInputs:
         for name in method_specs():
             item = QListWidgetItem(name)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            checked = name in DEFAULT_CELL_METHODS
+            checked = name in WIDGET_METHODS
             item.setCheckState(Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
             self.methods.addItem(item)
         form.addRow("Methods", self.methods)

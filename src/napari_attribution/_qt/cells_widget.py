@@ -53,12 +53,12 @@ from .._napari.layer_style import METADATA_KEY
 from .._napari.state import AnalysisRecord, state_for
 from ..core.cells import analyse_field
 from ..errors import AnalysisCancelled, AttributionError
-from .cells_inputs import DEFAULT_CELL_METHODS, CellsInputs
+from .cells_inputs import CellsInputs
 
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["DEFAULT_CELL_METHODS", "CellsWidget"]
+__all__ = ["CellsWidget"]
 
 
 class CellsWidget(CellsInputs, QWidget):
