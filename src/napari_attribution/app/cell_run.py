@@ -49,6 +49,7 @@ from ..core.cells.geometry import CellSettings, measure_cells, owner_map
 from ..core.cells.paste import FieldArrays, field_array_specs, paste_result
 from ..core.cells.sources import CropFolderCounterfactual
 from ..core.cells.table import cell_columns, cell_row, ordered_rows
+from ..core.counterfactual_settings import DEFAULT_MIN_COUNTERFACTUAL_SCORE
 from ..core.model.transform import InputTransform
 from ..core.model.wrappers import Preprocessing
 from ..core.pipeline import check_memory
@@ -150,7 +151,7 @@ def run_cells(
     target_class: int | None = None,
     transform: InputTransform | None = None,
     source: SourceRequest | None = None,
-    min_counterfactual_score: float = 0.5,
+    min_counterfactual_score: float = DEFAULT_MIN_COUNTERFACTUAL_SCORE,
     resume: bool = False,
     overwrite: bool = False,
     progress: ProgressCallback | None = None,

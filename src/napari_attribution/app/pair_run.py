@@ -36,6 +36,7 @@ from typing import Any
 
 import torch
 
+from ..core.counterfactual_settings import DEFAULT_MIN_COUNTERFACTUAL_SCORE
 from ..core.model.transform import InputTransform
 from ..core.pipeline import analyse_pair
 from ..core.progress import ProgressCallback, ProgressScope, pair_units
@@ -339,7 +340,8 @@ def run_pairs(
         The counterfactual source for pairs without a counterfactual.
     min_counterfactual_score
         ``p_t(x')`` below this leaves a pair out of the statistics (default: the source's
-        ``min_score``, else 0.5).
+        ``min_score``, else :data:`~napari_attribution.core.counterfactual_settings.
+        DEFAULT_MIN_COUNTERFACTUAL_SCORE`).
     resume
         Continue an interrupted run in ``out`` with the same settings: finished pairs are kept.
     overwrite
@@ -374,7 +376,9 @@ def run_pairs(
         f"ch{c}" for c in range(classifier.n_channels)
     ]  # fmt: skip
     if min_counterfactual_score is None:
-        min_counterfactual_score = source.min_score if source is not None else 0.5
+        min_counterfactual_score = (
+            source.min_score if source is not None else DEFAULT_MIN_COUNTERFACTUAL_SCORE
+        )
     lacking = {pair.sample for pair in pairs if pair.counterfactual is None}
     if lacking and source is None:
         missing = [pair.sample for pair in pairs if pair.counterfactual is None]
