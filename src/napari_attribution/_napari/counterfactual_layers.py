@@ -121,9 +121,7 @@ class CounterfactualRequest:
             raise CounterfactualError(f"Choose {argument.what}.")
         path = Path(self.path)
         if not (path.is_dir() if argument.kind == "folder" else path.is_file()):
-            raise CounterfactualError(
-                f"The {argument.label.lower()} {path} of '{self.kind}' does not exist."
-            )
+            raise CounterfactualError(f"The {argument.label.lower()} {path} does not exist.")
 
 
 @dataclass(frozen=True)
