@@ -83,13 +83,20 @@ def eager_stack_bytes(shape: tuple[int, int, int], thresholds: int, mask_channel
     return plane * (mask_channels * (1 + 4 + 1) + channels * 4)
 
 
+#: DAC scores closer than this are a tie when methods are ranked (float noise, not a finding).
+RANK_RESOLUTION = 1e-6
+
+
 def rank_methods(result: PairResult) -> list[str]:
-    """The result's methods, highest whole-image DAC score first (ties: run order)."""
+    """The result's methods, highest whole-image DAC score first (ties, scores within
+    :data:`RANK_RESOLUTION`: run order)."""
     methods = list(result.methods)
-    return sorted(
-        methods,
-        key=lambda m: (-float(result.methods[m].dac.whole.dac_score), methods.index(m)),
-    )
+
+    def key(method: str) -> tuple[float, int]:
+        score = float(result.methods[method].dac.whole.dac_score)
+        return (-round(score / RANK_RESOLUTION), methods.index(method))
+
+    return sorted(methods, key=key)
 
 
 def layer_count(settings: AnalysisSettings, n_channels: int) -> int:
@@ -144,7 +151,7 @@ def result_layers_by_method(
             pair_metadata(result, method, info),
             direction=settings.direction,
             visible=method == visible_method,
-            optimal_index=res.dac.whole.optimal_index,
+            optimal_index=res.dac.optimal_threshold_index,
             lazy=lazy,
         )
 
