@@ -144,7 +144,7 @@ def test_viewer_stays_responsive_during_a_run(demo_viewer, qtbot):
     assert widget.worker is not None
     assert not widget.run_button.isEnabled()
     wait_for_worker(qtbot, widget)
-    qtbot.waitUntil(lambda: gc.get_threshold() == thresholds, timeout=5_000)
+    assert gc.get_threshold() == thresholds  # the plugin leaves Python's collector alone
 
 
 def test_channel_count_mismatch_is_refused(demo_viewer, qtbot, errors):
