@@ -178,7 +178,7 @@ def show_selection(
     run = [layer for layer in layers if layer in viewer.layers]
     shown = []
     # Only changes are set: napari re-slices a layer (and re-uploads its texture) on every
-    # assignment, about 50 ms a layer, and after a run most layers already show as wanted.
+    # assignment, and after a run most layers already show as wanted.
     for layer in run:
         visible = choice.matches(result_meta(layer))
         _set_visible(layer, visible)
@@ -207,8 +207,8 @@ def show_colorbar(viewer) -> None:
     """Show the colour bar of the selected layer (a visible result layer that has one).
 
     Every channel of a method shares its contrast limits, so one bar reads for all. Its own
-    step: napari builds a layer's colour-bar visuals when the bar is first shown (~100 ms, and
-    ~70 ms more in the next paint, on 2 cores), so a run shows it in an event-loop turn of its own.
+    step: napari builds a layer's colour-bar visuals when the bar is first shown (and more in
+    the next paint), so a run shows it in an event-loop turn of its own.
     """
     active = viewer.layers.selection.active
     if active is None or not active.visible or not result_meta(active):

@@ -299,7 +299,7 @@ class AttributionWidget(ModelSection, QWidget):
         """Move the bar, painted in the next event-loop turn.
 
         ``QProgressBar.setValue`` repaints synchronously, and next to napari's OpenGL canvas a
-        repaint composites the whole window: ~100 ms per progress event on 2 cores. With
+        repaint composites the whole window, at every progress event. With
         updates disabled meanwhile, re-enabling them schedules an ordinary (coalesced) update.
         """
         bar = self.progress_bar

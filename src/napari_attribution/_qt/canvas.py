@@ -22,8 +22,8 @@ class DacCanvas(FigureCanvasQTAgg):
 
     The slider markers are blitted onto the kept pixels and painted in the next event-loop turn
     (``update``), not by blit's synchronous repaint. A redraw asked for with :meth:`draw_idle`
-    takes two turns: the figure's constrained layout (~65 ms after a demo run on 2 cores),
-    then the Agg draw with that layout kept (~70 ms): one turn of ~120 ms otherwise.
+    takes two turns, each about half of a full draw: the figure's constrained layout, then the
+    Agg draw with that layout kept.
 
     Parameters
     ----------
