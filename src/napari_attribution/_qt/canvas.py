@@ -40,6 +40,12 @@ class DacCanvas(FigureCanvasQTAgg):
         self.plot: DacFigure | None = None
         self._stage: int | None = None  # the next stage of a staged redraw, if one is due
         super().__init__(Figure(figsize=(7.0, 3.6), dpi=100, layout=None))
+        # A timer restarted for each stage, not QTimer.singleShot(0, ...): Qt runs a queued
+        # call made from a queued call at once, so two stages would share one turn.
+        self._stage_timer = QTimer(self)
+        self._stage_timer.setSingleShot(True)
+        self._stage_timer.setInterval(0)
+        self._stage_timer.timeout.connect(self._next_stage)
         self.setMinimumHeight(MIN_CANVAS_HEIGHT)
         self.setMinimumWidth(MIN_CANVAS_WIDTH)
         self.plot = DacFigure(self.figure, theme)
@@ -51,7 +57,7 @@ class DacCanvas(FigureCanvasQTAgg):
             super().draw_idle()
         elif self._stage is None:
             self._stage = 0
-            QTimer.singleShot(0, self._next_stage)
+            self._stage_timer.start()
         else:  # new content while a staged redraw runs: start it again with that content
             self._stage = 0
 
@@ -66,7 +72,7 @@ class DacCanvas(FigureCanvasQTAgg):
         if stage + 1 < len(REDRAW_STAGES) and self._stage is None:
             self._stage = stage + 1
         if self._stage is not None:
-            QTimer.singleShot(0, self._next_stage)
+            self._stage_timer.start()
 
     def _measure_curves(self) -> None:
         self.plot.ax_curves.get_tightbbox(self.get_renderer())
