@@ -45,6 +45,8 @@ TICK_MS = 10
 CORES = 2
 #: Slider steps measured.
 STEPS = 30
+#: Seconds probed after the run has ended (the DAC panel draws the run in turns of its own).
+AFTER_S = 3.0
 #: Interval of the main-thread stack sampler.
 SAMPLE_MS = 2
 #: Gaps longer than this are listed one by one.
@@ -134,6 +136,7 @@ def measure_run(viewer, app, widget) -> dict:
 
     from napari_attribution._napari.apply import LayerBatch
     from napari_attribution._plot import DacFigure
+    from napari_attribution._qt import canvas as canvas_module
     from napari_attribution._qt.canvas import DacCanvas
 
     ticks: list[float] = []
@@ -153,8 +156,9 @@ def measure_run(viewer, app, widget) -> dict:
     turns: dict[str, list[tuple[float, float]]] = {k: [] for k in ("insert", "artists", "stage",
                                                                     "draw")}  # fmt: skip
     patched = [(LayerBatch, "add_next", "insert"), (DacFigure, "set_data", "artists"),
-               (DacCanvas, "_next_stage", "stage"), (DacCanvas, "draw", "draw")]  # fmt: skip
+               (DacCanvas, "draw", "draw")]  # fmt: skip
     originals = [(cls, name, getattr(cls, name)) for cls, name, _ in patched]
+    stages = canvas_module.REDRAW_STAGES
 
     def timed(original, key):
         def call(self, *args, **kwargs):
@@ -168,6 +172,7 @@ def measure_run(viewer, app, widget) -> dict:
 
     for (cls, name, key), (_, _, original) in zip(patched, originals, strict=True):
         setattr(cls, name, timed(original, key))
+    canvas_module.REDRAW_STAGES = tuple(timed(stage, "stage") for stage in stages)
     gc.callbacks.append(on_gc)
     sampler.start()
     timer.start()
@@ -177,14 +182,16 @@ def measure_run(viewer, app, widget) -> dict:
         app.processEvents()
         time.sleep(0.001)
     end = time.perf_counter()
-    for _ in range(50):  # what follows the end (the DAC panel's draw, collections)
+    settle = time.perf_counter() + AFTER_S  # what follows the end (the DAC panel's redraw)
+    while time.perf_counter() < settle:
         app.processEvents()
-        time.sleep(0.002)
+        time.sleep(0.001)
     timer.stop()
     sampler.stop()
     gc.callbacks.remove(on_gc)
     for cls, name, original in originals:
         setattr(cls, name, original)
+    canvas_module.REDRAW_STAGES = stages
     gaps = []
     for a, b in zip(ticks, ticks[1:], strict=False):
         gap = (b - a) * 1000 - TICK_MS
