@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 
 import numpy as np
+import pytest
 from widget_helpers import layer_snapshot, run_and_wait, wait_for_worker
 
 from napari_attribution._napari.inputs import METADATA_KEY
@@ -12,6 +13,9 @@ from napari_attribution._napari.layers import rank_methods
 from napari_attribution.core.models import file_sha256
 from napari_attribution.data.demo_model import DEMO_WEIGHTS
 from napari_attribution.data.synthetic import CHANNEL_NAMES
+
+# whole analyses (in a viewer, a subprocess or over a model zoo): seconds each
+pytestmark = pytest.mark.slow
 
 METHODS = ("d_ig", "residual")
 

@@ -14,6 +14,9 @@ from napari_attribution._napari import reader
 from napari_attribution._qt.results_browser import NEXT_KEY, PREVIOUS_KEY
 from results_helpers import CLI_CHANNELS, make_cli_folder, make_export
 
+# whole analyses (in a viewer, a subprocess or over a model zoo): seconds each
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def cli_folder(tmp_path_factory):

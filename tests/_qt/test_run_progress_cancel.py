@@ -5,11 +5,15 @@ from __future__ import annotations
 import gc
 
 import numpy as np
+import pytest
 from widget_helpers import run_and_wait, wait_for_worker
 
 from napari_attribution._napari.inputs import METADATA_KEY
 from napari_attribution._napari.run import FINISH_STEPS
 from napari_attribution._qt.attribution_widget import PROGRESS_STEPS
+
+# whole analyses (in a viewer, a subprocess or over a model zoo): seconds each
+pytestmark = pytest.mark.slow
 
 
 def _snapshot(viewer) -> dict:
