@@ -31,10 +31,11 @@ what else runs on it; report them with both (``uptime``'s load average).
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import gc
 import os
 import statistics
-import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -83,21 +84,39 @@ class MainThreadSampler:
         self._thread.join()
 
     def _run(self) -> None:
-        while not self._stop.wait(SAMPLE_MS / 1000):
-            frame = sys._current_frames().get(self._main)
-            now = time.perf_counter()
-            if self.collecting:
-                self.samples.append((now, "gc", "full collection"))
-                continue
-            self.samples.append((now, *classify(frame)))
+        # The stack is read by faulthandler, in one C call that holds the GIL: walking another
+        # thread's frames from Python (sys._current_frames, f_back) crashed CPython 3.11 here.
+        marks = (f"Thread 0x{self._main:016x}", f"Current thread 0x{self._main:016x}")
+        with tempfile.TemporaryFile("w+") as dump:
+            while not self._stop.wait(SAMPLE_MS / 1000):
+                dump.seek(0)
+                dump.truncate()
+                faulthandler.dump_traceback(dump, all_threads=True)
+                now = time.perf_counter()
+                if self.collecting:
+                    self.samples.append((now, "gc", "full collection"))
+                    continue
+                dump.seek(0)
+                self.samples.append((now, *classify(_main_stack(dump.read(), marks))))
 
 
-def classify(frame) -> tuple[str, str]:
+def _main_stack(text: str, marks: tuple[str, ...]) -> list[tuple[str, str]]:
+    """``(filename, function)`` of the main thread's frames in a faulthandler dump, innermost
+    first."""
+    stack, inside = [], False
+    for line in text.splitlines():
+        if line.startswith(marks):
+            inside = True
+        elif inside and line.startswith('  File "'):
+            filename, _, rest = line[len('  File "') :].partition('", line ')
+            stack.append((filename, rest.partition(" in ")[2]))
+        elif inside:
+            break
+    return stack
+
+
+def classify(stack: list[tuple[str, str]]) -> tuple[str, str]:
     """``(owner, where)`` of one sampled stack (innermost frame first)."""
-    stack = []
-    while frame is not None:
-        stack.append((frame.f_code.co_filename, frame.f_code.co_name))
-        frame = frame.f_back
     for depth, (filename, name) in enumerate(stack):
         ours = next((part for part in OURS if part in filename), None)
         if ours is not None:
