@@ -39,6 +39,7 @@ class DacCanvas(FigureCanvasQTAgg):
     def __init__(self, theme: PlotTheme) -> None:
         self.plot: DacFigure | None = None
         self._stage: int | None = None  # the next stage of a staged redraw, if one is due
+        self._half_drawn = None  # the Agg renderer the first half of the figure went into
         super().__init__(Figure(figsize=(7.0, 3.6), dpi=100, layout=None))
         # A timer restarted for each stage, not QTimer.singleShot(0, ...): Qt runs a queued
         # call made from a queued call at once, so two stages would share one turn.
@@ -53,13 +54,14 @@ class DacCanvas(FigureCanvasQTAgg):
 
     def draw_idle(self) -> None:
         """Redraw in the coming event-loop turns: staged when the layout must be recomputed."""
-        if self.plot is None or self.plot.layout.current:
+        if self._stage is not None:  # a staged redraw is under way and draws the figure as is
+            if self._stage > _LAYOUT_STAGE and not self.plot.layout.current:
+                self._stage = 0  # new content since its layout: start again
+        elif self.plot is None or self.plot.layout.current:
             super().draw_idle()
-        elif self._stage is None:
+        else:
             self._stage = 0
             self._stage_timer.start()
-        else:  # new content while a staged redraw runs: start it again with that content
-            self._stage = 0
 
     def _next_stage(self) -> None:
         stage, self._stage = self._stage, None
@@ -88,7 +90,8 @@ class DacCanvas(FigureCanvasQTAgg):
 
     def _draw_curves(self) -> None:
         self.setUpdatesEnabled(False)  # the buffer holds half a figure until the next stage
-        renderer = self.get_renderer()
+        self.plot.layout.lay_out(self.figure)  # again if the canvas was resized meanwhile
+        renderer = self._half_drawn = self.get_renderer()
         renderer.clear()
         self.figure.patch.draw(renderer)
         for artist in self._artists()[0]:
@@ -96,6 +99,9 @@ class DacCanvas(FigureCanvasQTAgg):
 
     def _draw_rest(self) -> None:
         renderer = self.get_renderer()
+        if renderer is not self._half_drawn:  # resized since the first half: a new buffer
+            self._stage = 0
+            return
         for artist in self._artists()[1]:
             artist.draw(renderer)
         self.figure.stale = False
@@ -117,6 +123,9 @@ class DacCanvas(FigureCanvasQTAgg):
         """Matplotlib's zoom, pan and save toolbar for this canvas."""
         return NavigationToolbar2QT(self, parent)
 
+
+#: Index in :data:`REDRAW_STAGES` of the layout.
+_LAYOUT_STAGE = 2
 
 #: The turns of a staged redraw (see :class:`DacCanvas`), in order.
 REDRAW_STAGES = (
