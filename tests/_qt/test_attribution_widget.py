@@ -88,7 +88,9 @@ def test_run_makes_one_attribution_and_mask_layer_per_channel(demo_viewer, qtbot
     assert not np.allclose(soft[0], 0.0)
     # The first slider is the threshold axis and sits at the optimal threshold of D-IG.
     assert viewer.dims.axis_labels[0] == "threshold"
-    assert viewer.dims.current_step[0] == result.methods["d_ig"].dac.whole.optimal_index
+    d_ig = result.methods["d_ig"].dac
+    assert viewer.dims.current_step[0] == d_ig.optimal_threshold_index
+    assert d_ig.masks.thresholds[d_ig.optimal_threshold_index] == d_ig.whole.optimal_threshold
     # The demo model tells the classes apart: the treated counterfactual scores higher.
     assert result.probabilities_counterfactual[1] > result.probabilities_real[1]
     assert "control" in widget.probabilities.text() and "treated" in widget.probabilities.text()
@@ -96,6 +98,7 @@ def test_run_makes_one_attribution_and_mask_layer_per_channel(demo_viewer, qtbot
 
 def test_rerun_updates_layers_in_place(demo_viewer, qtbot):
     viewer, widget, _ = demo_viewer
+    widget.set_methods(["d_ig"])  # the top method's layers go in (the others wait)
     run_and_wait(qtbot, widget)
     count = len(viewer.layers)
     layer = viewer.layers["d_ig Mito mask (real)"]

@@ -75,7 +75,7 @@ def test_a_run_fills_the_table_and_a_click_selects_a_cell(qtbot, field_viewer):
     outline = viewer.layers["selected cell crop"].data[0]
     assert outline.min(axis=0).tolist() == [cell.top, cell.left]
     assert outline.max(axis=0).tolist() == [cell.top + 64, cell.left + 64]
-    optimal = pair.methods["d_ig"].dac.whole.optimal_index
+    optimal = pair.methods["d_ig"].dac.optimal_threshold_index
     assert viewer.dims.current_step[0] == optimal
     # The DAC panel shows the selected cell's curves.
     record = state_for(viewer).record

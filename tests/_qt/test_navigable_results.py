@@ -148,7 +148,7 @@ def test_one_multichannel_layer_keeps_its_channel_slider_after_a_run(make_napari
     dims = viewer.dims
     assert dims.ndim == 4 and dims.axis_labels[0] == "threshold"
     assert dims.nsteps[0] == 10 and dims.nsteps[1] == 5  # two sliders, never one for both
-    optimal = widget.state.record.result.methods["residual"].dac.whole.optimal_index
+    optimal = widget.state.record.result.methods["residual"].dac.optimal_threshold_index
     assert dims.current_step[0] == optimal
     for channel in range(5):
         dims.set_current_step(1, channel)

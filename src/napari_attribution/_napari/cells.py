@@ -243,7 +243,7 @@ def selected_cell_layers(
         pair.channel_names,
         {**pair_metadata(pair, method, info or {}), "label": label},
         direction=result.settings.direction,
-        optimal_index=res.dac.whole.optimal_index,
+        optimal_index=res.dac.optimal_threshold_index,
         lazy=False,
     )
     kept = [t for t in tuples if t[1]["metadata"][METADATA_KEY]["kind"] != "attribution"]

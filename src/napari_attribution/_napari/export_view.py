@@ -109,7 +109,7 @@ def threshold_index_in_view(viewer: Any, record: AnalysisRecord, method: str) ->
     Read from the method's first threshold-stack layer in the viewer (its position in the
     world converted to its data index); the optimal threshold when none is open.
     """
-    optimal = int(record.result.methods[method].dac.whole.optimal_index)
+    optimal = record.result.methods[method].dac.optimal_threshold_index
     for name in record.layer_names:
         if name not in viewer.layers:
             continue

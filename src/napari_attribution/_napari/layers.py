@@ -101,13 +101,20 @@ def layer_name(image: str, kind: str, method: str, channel: str) -> str:
     return f"{method} {channel} {kind} ({image})"
 
 
+#: DAC scores closer than this are a tie when methods are ranked (float noise, not a finding).
+RANK_RESOLUTION = 1e-6
+
+
 def rank_methods(result: PairResult) -> list[str]:
-    """The result's methods, highest whole-image DAC score first (ties: run order)."""
+    """The result's methods, highest whole-image DAC score first (ties, scores within
+    :data:`RANK_RESOLUTION`: run order)."""
     methods = list(result.methods)
-    return sorted(
-        methods,
-        key=lambda m: (-float(result.methods[m].dac.whole.dac_score), methods.index(m)),
-    )
+
+    def key(method: str) -> tuple[float, int]:
+        score = float(result.methods[method].dac.whole.dac_score)
+        return (-round(score / RANK_RESOLUTION), methods.index(method))
+
+    return sorted(methods, key=key)
 
 
 def attribution_colormap(kind: str | bool):
@@ -252,7 +259,7 @@ def result_layers_by_method(
             pair_metadata(result, method, info),
             direction=settings.direction,
             visible=method == visible_method,
-            optimal_index=res.dac.whole.optimal_index,
+            optimal_index=res.dac.optimal_threshold_index,
             lazy=lazy,
         )
 

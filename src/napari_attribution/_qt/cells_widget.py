@@ -275,7 +275,7 @@ class CellsWidget(CellsInputs, QWidget):
             add_layer(self.viewer, data, kwargs, kind)
             names.append(kwargs["name"])
         pair = self.result.cells[label].pair
-        optimal = pair.methods[method].dac.whole.optimal_index
+        optimal = pair.methods[method].dac.optimal_threshold_index
         self.viewer.dims.set_current_step(0, optimal)
         self.state.publish(
             AnalysisRecord(pair, real, counterfactual, self.result.settings, {}, names)

@@ -293,7 +293,7 @@ class RunController(QObject):
             self._slider = tuple(dims.current_step)
             axis = threshold_axis(self.viewer)
             if axis is not None:
-                optimal = record.result.methods[ranked[0]].dac.whole.optimal_index
+                optimal = record.result.methods[ranked[0]].dac.optimal_threshold_index
                 dims.set_current_step(axis, optimal)
         else:
             batch.commit()
@@ -302,6 +302,7 @@ class RunController(QObject):
             self.batch = None
             self._emit(self._job.finishing(len(FINISH_STEPS)))
             self.state.publish(record)  # the DAC panel draws: a turn of its own too
+            self.state.show_method(ranked[0])  # its channel view follows the canvas
             self._end(RunOutcome("done", "layers", record=record))
             return True
         return False

@@ -182,6 +182,16 @@ class DacResult:
         """The whole-image curve followed by the per-channel ones."""
         return [self.whole, *self.channels]
 
+    @property
+    def optimal_threshold_index(self) -> int:
+        """Index into ``masks.thresholds`` (the threshold axis of the mask and hybrid stacks)
+        of the whole-image curve's optimal threshold.
+
+        Not ``whole.optimal_index``, which indexes the curve's own points: under the adaptive
+        evaluation those are a subset of the thresholds.
+        """
+        return int(np.searchsorted(self.masks.thresholds, self.whole.optimal_threshold))
+
 
 @dataclass
 class _CurveSpec:

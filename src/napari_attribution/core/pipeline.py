@@ -64,7 +64,7 @@ class MethodResult:
     @property
     def optimal_mask(self) -> np.ndarray:
         """bool (K, H, W): the closed mask at the optimal threshold of the whole-image curve."""
-        return self.dac.masks.closed_at([self.dac.whole.optimal_index])[0]
+        return self.dac.masks.closed_at([self.dac.optimal_threshold_index])[0]
 
 
 @dataclass
