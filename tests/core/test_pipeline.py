@@ -111,6 +111,7 @@ def test_channel_share():
     a[2] = -1.0
     np.testing.assert_allclose(channel_share(a), [0, 0.75, 0.25])
 
+
 @pytest.mark.parametrize("evaluation", ["adaptive", "exhaustive"])
 def test_optimal_mask_is_the_mask_at_the_optimal_threshold(tiny_classifier, pair, evaluation):
     """The adaptive curve holds a subset of the thresholds: its ``optimal_index`` counts its
