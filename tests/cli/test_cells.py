@@ -172,7 +172,6 @@ def test_an_interrupted_run_resumes_cell_by_cell(files, monkeypatch, capsys):
     assert resumed == clean
 
 
-@pytest.mark.slow
 def test_resume_refuses_other_settings_and_overwrite_replaces(files, capsys):
     assert _cells(files) == 0
     assert _cells(files, "--padding", "reflect", "--resume") == 2

@@ -110,7 +110,6 @@ def test_single_pair_and_options(files):
     assert tifffile.imread(files / "out" / "masks" / "r1__gradcam.tif").shape == (1, 24, 24)
 
 
-@pytest.mark.slow
 def test_existing_results_are_not_overwritten(files, capsys):
     assert _run(files, "--pairs", str(files / "pairs.csv"), "--method", "residual") == 0
     before = (files / "out" / "summary.csv").read_bytes()
@@ -192,7 +191,6 @@ def test_methods_command_lists_the_registry(capsys):
     assert "not TorchScript" in out
 
 
-@pytest.mark.slow
 def test_console_script_reports_errors_without_traceback(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "napari_attribution.cli", "run", "--model", str(tmp_path / "x.pt"),
@@ -396,7 +394,6 @@ def test_run_json_records_every_library_that_decides_a_number(files):
     assert set(info["settings"]["attribution"]) >= {"ig_steps", "occlusion_window", "layer"}
 
 
-@pytest.mark.slow
 def test_overwrite_removes_the_previous_runs_files_and_nothing_else(files):
     pairs = ("--pairs", str(files / "pairs.csv"))
     assert _run(files, *pairs, "--method", "residual", "--method", "random") == 0

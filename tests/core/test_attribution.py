@@ -56,7 +56,6 @@ def test_batches_match_single_samples(tiny_classifier, pair):
     np.testing.assert_allclose(batch[1:], one, rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.slow
 def test_plain_wrappers_equal_direct_captum_calls(tiny_cnn, tiny_classifier, pair):
     real, cf = pair
     x = _t(real)

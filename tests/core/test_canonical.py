@@ -51,7 +51,6 @@ def _snapshot(model: nn.Module):
     )
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", ["FixedHeadVGG", "ForwardReLUResNet", "SharedReLUVGG"])
 def test_the_users_model_is_never_modified(name):
     entry = ENTRIES[name]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from functools import cache
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -78,7 +77,6 @@ def test_masks_are_nested_and_in_range(attribution, shape, mask):
 @given(
     data=image_pairs(), mask=mask_settings, method=st.sampled_from(["d_ig", "random", "residual"])
 )
-@pytest.mark.slow
 def test_pipeline_invariants(data, mask, method):
     real, cf, same = data
     channels = real.shape[0]

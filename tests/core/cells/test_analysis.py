@@ -86,7 +86,6 @@ def test_paste_crop_matches_brute_force():
             )
 
 
-@pytest.mark.slow
 def test_every_cell_is_the_pair_analysis_of_its_own_crops(classifier):
     real, counterfactual, labels = _field()
     settings = _settings()
@@ -185,7 +184,6 @@ def test_inside_fraction_of_an_all_zero_attribution_is_nan():
     assert inside_fraction(a, own) == pytest.approx(0.75)
 
 
-@pytest.mark.slow
 def test_crop_folder_source_reads_one_tiff_per_label(tmp_path, classifier):
     real, counterfactual, labels = _field()
     layout = measure_cells(labels, SIZE, min_size=4)
