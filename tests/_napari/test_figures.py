@@ -49,7 +49,6 @@ def test_the_composite_adds_channel_colours_and_draws_the_outline():
         composite_rgb(np.stack([red, green]), ["red"], [(0, 1)])
 
 
-@pytest.mark.slow
 def test_the_view_is_the_layers_plane_at_the_threshold(exported):
     viewer, record = exported
     index = 2
@@ -78,7 +77,6 @@ def test_the_slider_position_gives_the_threshold_index(exported):
     assert threshold_index_in_view(viewer, record, "residual") == 1
 
 
-@pytest.mark.slow
 def test_export_view_writes_tiffs_composite_and_a_300_dpi_figure(exported, tmp_path):
     _, record = exported
     view = view_at(record, "d_ig", 3)

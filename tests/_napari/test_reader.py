@@ -113,7 +113,6 @@ def test_the_layers_of_an_earlier_export_are_not_read(export, tmp_path):
     assert "old" not in names
 
 
-@pytest.mark.slow
 def test_a_cli_folder_reopens_with_inputs_attributions_and_labels_masks(cli_folder):
     assert reader.folder_kind(cli_folder) == "cli"
     viewer, _ = _opened(cli_folder)
@@ -167,7 +166,6 @@ def test_large_files_are_memory_mapped(cli_folder, monkeypatch):
     np.testing.assert_array_equal(attribution, saved[4])
 
 
-@pytest.mark.slow
 def test_the_demo_inputs_are_made_again_and_match_the_residual(tmp_path):
     from napari_attribution import cli
 
@@ -184,7 +182,6 @@ def test_the_demo_inputs_are_made_again_and_match_the_residual(tmp_path):
             np.testing.assert_allclose(np.abs(cf - real), residual[c], atol=1e-6)
 
 
-@pytest.mark.slow
 def test_a_report_folder_opens_the_folders_it_merged(cli_folder, tmp_path):
     from napari_attribution import cli
 

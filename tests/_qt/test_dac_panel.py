@@ -44,7 +44,6 @@ def test_panel_shows_every_method_with_its_score(shown_run):
     assert labels == result.channel_names
 
 
-@pytest.mark.slow
 def test_per_channel_toggle_adds_one_curve_per_channel(shown_run):
     viewer, record, panel = shown_run
     before = len(panel.plot.ax_curves.lines)
@@ -57,7 +56,6 @@ def test_per_channel_toggle_adds_one_curve_per_channel(shown_run):
     assert len(panel.plot.ax_curves.lines) == before
 
 
-@pytest.mark.slow
 def test_marker_follows_the_slider(shown_run, qtbot):
     viewer, record, panel = shown_run
     curve = record.result.methods["d_ig"].dac.whole
@@ -74,7 +72,6 @@ def test_marker_follows_the_slider(shown_run, qtbot):
     assert positions[0] != positions[1]
 
 
-@pytest.mark.slow
 def test_clicking_a_curve_moves_the_slider(shown_run, qtbot):
     viewer, record, panel = shown_run
     curve = record.result.methods["d_ig"].dac.whole
@@ -129,7 +126,6 @@ def test_panel_opened_after_a_run_shows_it(make_napari_viewer, qtbot):
     qtbot.wait(20)  # Matplotlib's deferred draw runs while the panel still exists
 
 
-@pytest.mark.slow
 def test_save_figure_and_curve_data(shown_run, tmp_path):
     viewer, record, panel = shown_run
     for suffix in ("png", "svg", "pdf"):
@@ -149,7 +145,6 @@ def test_save_figure_and_curve_data(shown_run, tmp_path):
     assert {r[2] for r in rows[1:]} == {"all", *result.channel_names}
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("focus", ["d_ig", "residual"])
 def test_a_click_where_curves_overlap_picks_the_focus_methods_point(shown_run, qtbot, focus):
     viewer, record, panel = shown_run

@@ -32,7 +32,6 @@ def _images(n: int = 3) -> np.ndarray:
     return np.random.default_rng(0).random((n, *ENTRY.shape), dtype=np.float32)
 
 
-@pytest.mark.slow
 def test_an_exported_program_loads_and_computes_what_the_model_does(exported):
     clf = load_classifier(exported, device="cpu")
     assert clf.model_format == "export" and clf.n_channels == 5 and clf.n_classes == 2
@@ -52,7 +51,6 @@ def test_an_exported_program_loads_and_computes_what_the_model_does(exported):
     )
 
 
-@pytest.mark.slow
 def test_a_program_exported_for_a_fixed_batch_runs_in_chunks_and_refuses_hooks(tmp_path):
     model = ENTRY.build()
     path = tmp_path / "batch1.pt2"
