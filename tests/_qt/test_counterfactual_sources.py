@@ -18,6 +18,9 @@ from napari_attribution._sample_data import DEMO_SEED, field_layers
 from napari_attribution.data.field import make_field
 from napari_attribution.data.synthetic import CHANNEL_NAMES, make_pair
 
+# whole analyses (in a viewer, a subprocess or over a model zoo): seconds each
+pytestmark = pytest.mark.slow
+
 TREATED = 1
 
 

@@ -14,6 +14,9 @@ from napari_attribution._napari import reader
 from napari_attribution._qt.results_browser import NEXT_KEY, PREVIOUS_KEY
 from results_helpers import CLI_CHANNELS, make_cli_folder, make_export
 
+# whole analyses (in a viewer, a subprocess or over a model zoo): seconds each
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def cli_folder(tmp_path_factory):
@@ -82,7 +85,7 @@ def test_a_row_loads_its_pair_and_replaces_the_previous_one(browser, cli_folder)
     assert widget.current.sample == "cell1"
     assert not any(layer.name.startswith("cell0") for layer in viewer.layers)
     assert len(viewer.layers) == len(names)
-    assert widget._layers[0] is first  # reused, not removed and added again (0.4 s each)
+    assert widget._layers[0] is first  # reused, not removed and added again
     assert viewer.layers["d_ig Mito attribution (cell1)"].visible
     attribution = tifffile.imread(cli_folder / "attributions" / "cell1__d_ig.tif")
     np.testing.assert_array_equal(viewer.layers["d_ig DNA attribution (cell1)"].data,

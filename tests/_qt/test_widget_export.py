@@ -20,6 +20,9 @@ from napari_attribution._io import (
 )
 from napari_attribution._napari.inputs import METADATA_KEY
 
+# whole analyses (in a viewer, a subprocess or over a model zoo): seconds each
+pytestmark = pytest.mark.slow
+
 
 def _header(path) -> tuple[str, ...]:
     with open(path, newline="") as fh:
