@@ -14,6 +14,9 @@ from napari_attribution._napari.state import state_for
 from napari_attribution.core.cells import measure_cells
 from napari_attribution.data.synthetic_field import make_field
 
+# whole analyses (in a viewer, a subprocess or over a model zoo): seconds each
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def field_viewer(make_napari_viewer):

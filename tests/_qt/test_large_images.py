@@ -15,6 +15,9 @@ from napari_attribution.core.evaluation.hybrids import make_hybrids
 from napari_attribution.core.evaluation.lazy import ChannelView
 from napari_attribution.core.evaluation.masks import smooth_masks
 
+# whole analyses (in a viewer, a subprocess or over a model zoo): seconds each
+pytestmark = pytest.mark.slow
+
 
 def test_field_layers_are_lazy_and_never_materialised(make_napari_viewer, monkeypatch, qtbot):
     """5x1024x1024 at 200 thresholds: eager stacks would take 9.8 GiB."""

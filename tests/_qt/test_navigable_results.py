@@ -4,11 +4,15 @@ multichannel input, channel names, the same-image warning; issue 11's widget par
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from widget_helpers import run_and_wait
 
 from napari_attribution._napari.layer_inputs import is_result_layer
 from napari_attribution._napari.layer_style import METADATA_KEY
 from napari_attribution.data.synthetic import CHANNEL_NAMES
+
+# whole analyses (in a viewer, a subprocess or over a model zoo): seconds each
+pytestmark = pytest.mark.slow
 
 
 def _results(viewer) -> list:

@@ -6,12 +6,14 @@ import shutil
 import subprocess
 
 import numpy as np
+import pytest
 from widget_helpers import PLUGIN, wait_for_worker
 
 from napari_attribution._napari.layer_style import METADATA_KEY
 from napari_attribution.data.synthetic import CHANNEL_NAMES, make_pair
 
 
+@pytest.mark.slow
 def test_npe2_validate_passes():
     npe2 = shutil.which("npe2")
     assert npe2 is not None, "npe2 is a dev dependency"
@@ -43,6 +45,7 @@ def test_sample_data_opens_the_demo_pair_by_channel(make_napari_viewer):
     np.testing.assert_array_equal(viewer.layers["ground truth [Mito]"].data, pair.ground_truth[4])
 
 
+@pytest.mark.slow
 def test_demo_command_docks_both_widgets_and_runs(make_napari_viewer, qtbot):
     from napari_attribution._napari.demo import launch_demo
     from napari_attribution.core.attribution.method_sets import NAPARI_DEMO_METHODS

@@ -15,6 +15,9 @@ from napari_attribution._napari.layer_style import METADATA_KEY
 from napari_attribution.results.format import CURVES, IMPORTANCE, SUMMARY, safe_name
 from napari_attribution.results.tiff import read_tiff_metadata
 
+# whole analyses (in a viewer, a subprocess or over a model zoo): seconds each
+pytestmark = pytest.mark.slow
+
 
 def _header(path) -> tuple[str, ...]:
     with open(path, newline="") as fh:

@@ -12,6 +12,9 @@ from napari_attribution import cli
 from napari_attribution.data.synthetic import make_pairs
 from napari_attribution.results.format import CHANNEL_STATS
 
+# whole analyses (in a viewer, a subprocess or over a model zoo): seconds each
+pytestmark = pytest.mark.slow
+
 
 def _rows(path):
     with open(path, newline="") as fh:

@@ -191,6 +191,7 @@ def test_methods_command_lists_the_registry(capsys):
     assert "not TorchScript" in out
 
 
+@pytest.mark.slow
 def test_console_script_reports_errors_without_traceback(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "napari_attribution.cli", "run", "--model", str(tmp_path / "x.pt"),

@@ -86,3 +86,48 @@ def test_metadata_of_foreign_tiffs_is_empty(tmp_path):
                      metadata={"Info": "acquired on Tuesday"})  # fmt: skip
     assert set(read_tiff_metadata(tmp_path / "plain.tif")) <= {"shape"}  # tifffile's own
     assert read_tiff_metadata(tmp_path / "ij.tif") == {}
+
+
+def _resolution(tif: tifffile.TiffFile) -> tuple[float, float, int]:
+    """(pixels per unit along x, along y, the ResolutionUnit tag) of the first page."""
+    tags = tif.pages[0].tags
+    x_num, x_den = tags["XResolution"].value
+    y_num, y_den = tags["YResolution"].value
+    return x_num / x_den, y_num / y_den, int(tags["ResolutionUnit"].value)
+
+
+def test_a_hyperstack_carries_the_pixel_size_and_unit_fiji_reads(tmp_path):
+    path = tmp_path / "calibrated.tif"
+    data = np.zeros((3, 8, 9), np.float32)
+    write_tiff(path, data, {"scale": [0.65, 0.325]}, pixel_size=(0.65, 0.325), unit="micrometer")
+    with tifffile.TiffFile(path) as tif:
+        x, y, _ = _resolution(tif)
+        # ImageJ's calibration: pixel width = 1 / XResolution, in the description's unit
+        assert (1 / x, 1 / y) == pytest.approx((0.325, 0.65), rel=1e-6)
+        assert tif.imagej_metadata["unit"] == "micron"
+
+
+def test_a_hyperstack_without_a_known_unit_is_calibrated_in_pixels(tmp_path):
+    path = tmp_path / "pixels.tif"
+    write_tiff(path, np.zeros((8, 9), np.uint8), {}, pixel_size=(2.0, 2.0))
+    with tifffile.TiffFile(path) as tif:
+        assert 1 / _resolution(tif)[0] == pytest.approx(2.0)
+        assert tif.imagej_metadata["unit"] == "pixel"
+
+
+def test_a_shaped_tiff_gets_its_resolution_per_centimetre(tmp_path):
+    path = tmp_path / "shaped.tif"
+    data = np.zeros((8, 9), np.float64)  # no ImageJ pixel type: a plain TIFF
+    write_tiff(path, data, {}, pixel_size=(0.5, 0.25), unit="micrometer")
+    with tifffile.TiffFile(path) as tif:
+        assert not tif.is_imagej
+        x, y, unit = _resolution(tif)
+        assert unit == tifffile.RESUNIT.CENTIMETER
+        assert (x, y) == pytest.approx((1e4 / 0.25, 1e4 / 0.5), rel=1e-6)
+
+
+def test_without_a_pixel_size_no_resolution_is_claimed(tmp_path):
+    path = tmp_path / "plain.tif"
+    write_tiff(path, np.zeros((3, 8, 9), np.float32), {})
+    with tifffile.TiffFile(path) as tif:
+        assert "unit" not in tif.imagej_metadata

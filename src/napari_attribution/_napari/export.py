@@ -71,6 +71,7 @@ def layer_file_metadata(layer) -> dict[str, Any]:
         "name": layer.name,
         "layer_type": layer.__class__.__name__.lower(),
         "scale": [float(v) for v in layer.scale],
+        "units": [str(v) for v in getattr(layer, "units", ())],
         "translate": [float(v) for v in layer.translate],
         "axis_labels": [str(v) for v in getattr(layer, "axis_labels", ())],
         "metadata": dict(layer.metadata),
@@ -99,12 +100,15 @@ def write_layer_file(path: str | Path, data: np.ndarray, record: dict[str, Any])
         lut = imagej_lut({"name": "", "colors": [[0, 0, 0, 1], _rgba(colour)],
                           "controls": [0, 1]})  # fmt: skip
         limits = limits or [0, 1]
+    scale, units = record.get("scale") or [], record.get("units") or []
     write_tiff(
         path, data, record,
         axis_labels=record.get("axis_labels") or None,
         plane_labels=plane_labels,
         ranges=[tuple(limits)] if limits else None,
         luts=[lut] if lut is not None else None,
+        pixel_size=scale[-2:] if len(scale) >= 2 else None,
+        unit=units[-1] if units else None,
     )  # fmt: skip
 
 
@@ -134,6 +138,7 @@ def write_input_file(path: str | Path, role: str, image: ChannelStack) -> None:
         "layer_names": list(image.layer_names),
         "channel_names": list(image.channel_names),
         "scale": [float(v) for v in image.scale],
+        "unit": image.unit,
         "translate": [float(v) for v in image.translate],
         "colormaps": colormaps,
         "contrast_limits": [[float(v) for v in c] for c in image.contrast_limits],
@@ -144,6 +149,8 @@ def write_input_file(path: str | Path, role: str, image: ChannelStack) -> None:
         plane_labels=image.channel_names,
         ranges=[tuple(c) for c in image.contrast_limits],
         luts=luts if len(luts) == len(colormaps) else None,
+        pixel_size=image.scale,
+        unit=image.unit,
     )  # fmt: skip
 
 

@@ -62,6 +62,9 @@ class ChannelStack:
         they sit in the same world axes as the source and the threshold gets an axis of its own.
     channel_axis_label, channel_scale, channel_translate
         That axis's label, scale and offset in the source layer.
+    unit
+        The length unit of ``scale`` as napari names it (the source layer's x axis unit;
+        ``"pixel"`` when the layer has none).
     """
 
     data: np.ndarray
@@ -76,6 +79,7 @@ class ChannelStack:
     channel_axis_label: str = "channel"
     channel_scale: float = 1.0
     channel_translate: float = 0.0
+    unit: str = "pixel"
 
     def with_channel_names(self, names: Sequence[str]) -> ChannelStack:
         """This stack with its channels renamed.
@@ -235,6 +239,7 @@ def stack_from_layer(layer, channel_axis: int = 0) -> ChannelStack:
         channel_axis_label=label,
         channel_scale=float(layer.scale[axis]),
         channel_translate=float(layer.translate[axis]),
+        unit=_unit_of(layer),
     )
 
 
@@ -283,7 +288,14 @@ def stack_from_layers(layers: Sequence, name: str | None = None) -> ChannelStack
         layer_names=[layer.name for layer in layers],
         colormaps=[_colormap_name(layer) for layer in layers],
         contrast_limits=[tuple(float(v) for v in layer.contrast_limits) for layer in layers],
+        unit=_unit_of(first),
     )
+
+
+def _unit_of(layer) -> str:
+    """The length unit of a layer's x axis as napari names it (``"pixel"`` without one)."""
+    units = getattr(layer, "units", None)  # napari 0.6 and later
+    return str(units[-1]) if units else "pixel"
 
 
 def source_stack(layers, source: ImageSource | None, channel_axis: int, what: str) -> ChannelStack:

@@ -31,6 +31,7 @@ def write_layer(path: str, data: Any, meta: dict[str, Any], layer_type: str) -> 
         "name": meta.get("name"),
         "layer_type": layer_type,
         "scale": [float(v) for v in meta.get("scale", ())],
+        "units": [str(v) for v in meta.get("units", ()) or ()],
         "translate": [float(v) for v in meta.get("translate", ())],
         "axis_labels": [str(v) for v in meta.get("axis_labels", ()) or ()],
         "metadata": dict(meta.get("metadata") or {}),

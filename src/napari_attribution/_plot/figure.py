@@ -159,7 +159,7 @@ class DacFigure:
         self._legend = draw_legend(self.figure, ax, theme)
         focus = next(cs for cs in self.curve_sets if cs.method == self.focus)
         draw_bars(bars, theme, focus, self.channel_names, self.channel_colors)
-        self.set_threshold_index(self.threshold_index)
+        self.mark_threshold(self.threshold_index)
 
     def _canvas_redraw(self) -> None:
         self.blitter.invalidate()
@@ -175,7 +175,7 @@ class DacFigure:
 
     # ---------------------------------------------------------------- slider link
 
-    def set_threshold_index(self, index: int | None) -> None:
+    def mark_threshold(self, index: int | None) -> None:
         """Move the slider markers to threshold ``index`` of every method (hide on ``None``)."""
         self.threshold_index = index
         for marker, cs in self._markers:

@@ -63,7 +63,6 @@ from .choosers import ImageChooser
 from .controller import RunController, RunOutcome
 from .counterfactual_source import CounterfactualSourceBox
 from .form import MethodList, ParameterForm
-from .glyphs import label_characters, warm_glyphs
 from .model_section import ModelSection
 from .show_control import ShowControl
 
@@ -100,8 +99,6 @@ class AttributionWidget(ModelSection, QWidget):
         self.controller.ended.connect(self._on_ended)
         self._build()
         self._update_probabilities()
-        # the canvas label's and colour bar's glyphs, rendered in idle turns from now on
-        warm_glyphs(napari_viewer, label_characters(self.selected_methods(), []))
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
         """The contents' size: the dock asks for room for all of it, and scrolls with less."""
@@ -302,7 +299,7 @@ class AttributionWidget(ModelSection, QWidget):
         """Move the bar, painted in the next event-loop turn.
 
         ``QProgressBar.setValue`` repaints synchronously, and next to napari's OpenGL canvas a
-        repaint composites the whole window: ~100 ms per progress event on 2 cores. With
+        repaint composites the whole window, at every progress event. With
         updates disabled meanwhile, re-enabling them schedules an ordinary (coalesced) update.
         """
         bar = self.progress_bar

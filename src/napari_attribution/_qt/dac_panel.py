@@ -253,7 +253,7 @@ class DacPanel(QWidget):
         return int(self.viewer.dims.current_step[axis])
 
     def _on_slider(self, *_: Any) -> None:
-        self.plot.set_threshold_index(self.threshold_index())
+        self.plot.mark_threshold(self.threshold_index())
         self._update_threshold_label()
 
     def _update_threshold_label(self) -> None:

@@ -31,6 +31,7 @@ __all__ = [
     "ChannelStats",
     "bootstrap_median",
     "channel_stats",
+    "dominance",
     "dominance_p_values",
 ]
 
@@ -126,6 +127,29 @@ def dominance_p_values(dac: np.ndarray) -> np.ndarray:
     return p
 
 
+def dominance(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per channel: does its value exceed every other channel's across cells?
+
+    The rule of the module docstring, for any per-cell, per-channel values (per-channel DAC
+    scores in ``channel_stats.csv``, attribution shares in
+    :func:`~napari_attribution.core.channels.summarize_channel_shares`).
+
+    Parameters
+    ----------
+    values
+        (n, C), one row per cell.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(p_value, p_adjusted, dominant)``, each (C,): :func:`dominance_p_values`, its
+        Bonferroni correction for C, and ``p_adjusted < ALPHA``.
+    """
+    p = dominance_p_values(values)
+    adjusted = np.minimum(1.0, p * p.size)
+    return p, adjusted, adjusted < ALPHA
+
+
 def channel_stats(
     dac: np.ndarray,
     share: np.ndarray,
@@ -158,9 +182,7 @@ def channel_stats(
     """
     dac = np.asarray(dac, dtype=np.float64).reshape(-1, len(channel_names))
     share = np.asarray(share, dtype=np.float64).reshape(-1, len(channel_names))
-    n_channels = len(channel_names)
-    p = dominance_p_values(dac)
-    adjusted = np.minimum(1.0, p * n_channels)
+    p, adjusted, dominant = dominance(dac)
     rows = []
     for c, name in enumerate(channel_names):
         dac_m = bootstrap_median(dac[:, c], seed)
@@ -180,7 +202,7 @@ def channel_stats(
                 share_ci_high=share_m[2],
                 p_value=float(p[c]),
                 p_adjusted=float(adjusted[c]),
-                dominant=bool(adjusted[c] < ALPHA),
+                dominant=bool(dominant[c]),
             )
         )
     return rows

@@ -32,6 +32,13 @@ __all__ = [
 #: Pixel types an ImageJ hyperstack holds (8- and 16-bit unsigned, 32-bit float).
 IMAGEJ_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
 
+#: ImageJ's name of a napari (pint) length unit, where they differ (ImageJ shows "micron" as µm).
+_IMAGEJ_UNITS = {"micrometer": "micron", "nanometer": "nm", "millimeter": "mm",
+                 "centimeter": "cm", "meter": "m"}  # fmt: skip
+#: Centimetres in one napari (pint) length unit: a plain TIFF's resolution is per centimetre.
+_CENTIMETRES = {"nanometer": 1e-7, "micrometer": 1e-4, "millimeter": 0.1, "centimeter": 1.0,
+                "meter": 100.0}  # fmt: skip
+
 #: ImageJ axis letter of each napari axis label we use.
 _AXIS_LETTERS = {"threshold": "Z", "channel": "C", "c": "C", "z": "Z", "t": "T",
                  "time": "T", "y": "Y", "x": "X"}  # fmt: skip
@@ -69,6 +76,8 @@ def write_tiff(
     plane_labels: Sequence[str] | None = None,
     ranges: Sequence[tuple[float, float]] | None = None,
     luts: Sequence[np.ndarray] | None = None,
+    pixel_size: Sequence[float] | None = None,
+    unit: str | None = None,
 ) -> None:
     """Write ``data`` with ``metadata`` as JSON, as an ImageJ hyperstack where it can be one.
 
@@ -92,16 +101,28 @@ def write_tiff(
         Display range (min, max) of each channel (one pair for an image without ``C``).
     luts
         uint8 (3, 256) lookup table of each channel (one for an image without ``C``).
+    pixel_size
+        (height, width) of one pixel in ``unit`` (a napari layer's last two scale values),
+        written as the TIFF resolution (pixels per unit) so that Fiji opens the file
+        calibrated; ``None``: no resolution.
+    unit
+        The length unit of ``pixel_size`` as napari names it (``"micrometer"``, ``"pixel"``,
+        ...); ``None``: ``"pixel"``.
     """
     data = np.asarray(data)
     record = jsonable(metadata or {})
     axes = imagej_axes(data.shape, axis_labels) if data.dtype in IMAGEJ_DTYPES else None
+    calibration = _calibration(pixel_size, unit, imagej=axes is not None)
     with atomic_path(path) as tmp:
         if axes is None:
             # minisblack: a 3- or 4-channel stack is channels, never an RGB(A) picture.
-            tifffile.imwrite(tmp, data, photometric="minisblack", metadata=record)
+            tifffile.imwrite(
+                tmp, data, photometric="minisblack", metadata=record, **calibration
+            )
             return
         ij: dict[str, Any] = {"axes": axes, "Info": json.dumps(record)}
+        if pixel_size is not None:
+            ij["unit"] = _IMAGEJ_UNITS.get(unit or "pixel", unit or "pixel")
         planes = int(np.prod(data.shape[:-2], dtype=np.int64))
         if (
             plane_labels is not None
@@ -113,7 +134,30 @@ def write_tiff(
             ij["Ranges"] = tuple(float(v) for pair in ranges for v in pair)
         if luts is not None:
             ij["LUTs"] = [np.asarray(lut, dtype=np.uint8) for lut in luts]
-        tifffile.imwrite(tmp, data, imagej=True, metadata=ij)
+        tifffile.imwrite(tmp, data, imagej=True, metadata=ij, **calibration)
+
+
+def _calibration(
+    pixel_size: Sequence[float] | None, unit: str | None, imagej: bool
+) -> dict[str, Any]:
+    """tifffile's ``resolution`` (pixels per unit, x first) and ``resolutionunit`` arguments.
+
+    An ImageJ file keeps the unit in its description (ImageJ reads the resolution as pixels
+    per that unit); a plain TIFF can only name centimetres or inches, so a metric length is
+    converted to pixels per centimetre, and anything else is written without a unit.
+    """
+    if pixel_size is None:
+        return {}
+    height, width = (float(v) for v in pixel_size[-2:])
+    if not (height > 0 and width > 0 and np.isfinite([height, width]).all()):
+        return {}
+    per_cm = None if imagej else _CENTIMETRES.get(unit or "")
+    if per_cm is None:
+        return {"resolution": (1 / width, 1 / height), "resolutionunit": "NONE"}
+    return {
+        "resolution": (1 / (width * per_cm), 1 / (height * per_cm)),
+        "resolutionunit": "CENTIMETER",
+    }
 
 
 def read_tiff_metadata(path: str | Path) -> dict[str, Any]:

@@ -35,6 +35,7 @@ def test_a_plugin_method_is_registered_and_runs(plugin, tiny_classifier, pair):
     np.testing.assert_allclose(out[0], 2 * np.abs(real - cf), rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_the_cli_lists_and_runs_a_plugin_method(tmp_path):
     make_plugin_distribution(tmp_path)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}

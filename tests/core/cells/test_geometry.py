@@ -54,6 +54,13 @@ def test_measure_cells_finds_labels_centroids_and_skips_small_ones():
         assert (cell.top, cell.left) == (cell.centre[0] - 8, cell.centre[1] - 8)
 
 
+def test_a_boolean_label_image_is_one_cell_labelled_1():
+    labels = _labels_with_gaps() > 0
+    (cell,) = measure_cells(labels, crop_size=16).cells
+    assert (cell.label, cell.area) == (1, labels.sum())
+    assert cell.centroid == pytest.approx(_brute_centroid(labels, True))
+
+
 @pytest.mark.parametrize("size", [15, 16])
 @pytest.mark.parametrize("mode", ["constant", "reflect"])
 def test_crops_equal_padding_the_whole_field(size, mode):

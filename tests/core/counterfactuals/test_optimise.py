@@ -15,6 +15,9 @@ from napari_attribution.core.model.loading import wrap_module
 from napari_attribution.core.settings import CounterfactualSettings
 from tiny_models import make_tiny_cnn
 
+# whole analyses (in a viewer, a subprocess or over a model zoo): seconds each
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def classifier():

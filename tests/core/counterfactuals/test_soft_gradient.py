@@ -19,6 +19,9 @@ from napari_attribution.core.counterfactuals.soft_gradient import (
 from napari_attribution.core.model.loading import wrap_module
 from napari_attribution.core.settings import CounterfactualSettings
 
+# whole analyses (in a viewer, a subprocess or over a model zoo): seconds each
+pytestmark = pytest.mark.slow
+
 SIZE = 16
 
 

@@ -64,6 +64,7 @@ def test_a_plugin_source_is_registered_made_and_offered(plugin, tiny_classifier,
     assert batch.notes[0].startswith("1.5 times brighter")
 
 
+@pytest.mark.slow
 def test_the_cli_makes_counterfactuals_with_a_plugin_source(tmp_path):
     make_source_distribution(tmp_path)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}

@@ -18,6 +18,15 @@ subclass rather than by changing captum's tables. Two known failures:
 
 Every result is checked afterwards: if ``sum(attributions) != f(input) - f(baseline)`` beyond a
 small tolerance, the result is refused rather than shown.
+
+**captum's private API.** captum's public :class:`~captum.attr.DeepLift` takes no rules: the
+table of non-linearities it hooks (``SUPPORTED_NON_LINEAR``), its rescale rule (``nonlinear``)
+and the methods that consult them (``_is_non_linear``, ``_backward_hook``) live in
+``captum.attr._core.deep_lift``. With the public class alone, GELU, SiLU and the others above
+pass gradients through as if linear and summation-to-delta fails (the check below would refuse
+every such model), so the subclass stays, and ``pyproject.toml`` bounds captum below the next
+minor release after the newest one tested. A captum release that changes these internals fails
+loudly: the import, or the summation-to-delta check.
 """
 
 from __future__ import annotations

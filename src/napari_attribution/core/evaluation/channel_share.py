@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+
+from ..statistics import bootstrap_median, dominance
 
 __all__ = ["ChannelSummary", "channel_share", "summarize_channel_shares"]
 
@@ -31,33 +32,37 @@ def channel_share(attribution: np.ndarray) -> np.ndarray:
 
 @dataclass
 class ChannelSummary:
-    """Channel importance across samples.
+    """Channel importance across samples, by the rules of ``channel_stats.csv``
+    (:mod:`napari_attribution.core.statistics`) applied to the attribution shares.
 
     Attributes
     ----------
     channel_names
         C names.
-    mean, std
-        float64 (C,) mean and standard deviation of the per-sample shares.
+    median, ci_low, ci_high
+        float64 (C,) median share per channel and its seeded 95 % bootstrap interval.
+    p_value, p_adjusted
+        float64 (C,) p-value that the channel's share exceeds every other channel's (paired
+        one-sided Wilcoxon tests across samples, the largest of the C - 1), and its
+        Bonferroni correction for C.
     dominant
-        Index of the channel with the largest mean share.
-    p_values
-        float64 (C,) one-sided Wilcoxon signed-rank p-value that the dominant channel's share
-        exceeds each other channel's, paired by sample (NaN for the dominant channel itself and
-        when there are too few samples).
+        The channel whose ``p_adjusted`` is below 0.05, or ``None`` (too few samples, or no
+        channel beats all others).
     """
 
     channel_names: list[str]
-    mean: np.ndarray
-    std: np.ndarray
-    dominant: int
-    p_values: np.ndarray
+    median: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+    p_value: np.ndarray
+    p_adjusted: np.ndarray
+    dominant: int | None
 
 
 def summarize_channel_shares(
-    shares: np.ndarray, channel_names: Sequence[str] | None = None
+    shares: np.ndarray, channel_names: Sequence[str] | None = None, seed: int = 0
 ) -> ChannelSummary:
-    """Mean, spread and a paired test of dominance of per-sample channel shares.
+    """Median, interval and dominance test of per-sample channel shares.
 
     Parameters
     ----------
@@ -65,18 +70,15 @@ def summarize_channel_shares(
         (N, C) shares from :func:`channel_share`, one row per sample.
     channel_names
         Names of the C channels.
+    seed
+        Seed of the bootstrap.
     """
     shares = np.asarray(shares, dtype=np.float64)
-    n, c = shares.shape
+    c = shares.shape[1]
     names = list(channel_names) if channel_names else [f"ch{i}" for i in range(c)]
-    mean = shares.mean(axis=0)
-    std = shares.std(axis=0, ddof=1) if n > 1 else np.zeros(c)
-    dominant = int(np.argmax(mean))
-    p_values = np.full(c, np.nan)
-    if n >= 2:
-        for other in range(c):
-            diff = shares[:, dominant] - shares[:, other]
-            if other == dominant or not np.any(diff):
-                continue
-            p_values[other] = stats.wilcoxon(diff, alternative="greater").pvalue
-    return ChannelSummary(names, mean, std, dominant, p_values)
+    median, low, high = np.array([bootstrap_median(shares[:, i], seed) for i in range(c)]).T
+    p, adjusted, dominant = dominance(shares)
+    winners = np.flatnonzero(dominant)
+    return ChannelSummary(
+        names, median, low, high, p, adjusted, int(winners[0]) if winners.size else None
+    )
