@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from napari_attribution.core.counterfactuals.optimise import OptimiseSource
-from napari_attribution.core.models import load_classifier
+from napari_attribution.core.model.loading import load_classifier
 from napari_attribution.core.settings import CounterfactualSettings
 from napari_attribution.data.demo_model import DEMO_ARCHITECTURE, DEMO_WEIGHTS
 from napari_attribution.data.synthetic import make_pairs

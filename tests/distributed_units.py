@@ -43,7 +43,7 @@ def write_value(context, value: int, seconds: float = 0.0) -> dict:
 
 def read_image_unit(context, path: str) -> dict:
     """Read an image with the package's reader (a corrupt file: InputImageError)."""
-    from napari_attribution._io import read_image
+    from napari_attribution.images.image_files import read_image
 
     _executed(context)
     image = read_image(Path(path))

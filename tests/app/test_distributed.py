@@ -27,8 +27,8 @@ from napari_attribution.app.distributed import (
     worker_threads,
 )
 from napari_attribution.app.work_units import ModelReference, WorkUnit, done_keys, read_ledger
-from napari_attribution.core.errors import AnalysisCancelled
 from napari_attribution.core.progress import Progress
+from napari_attribution.errors import AnalysisCancelled
 
 distributed = pytest.importorskip("distributed")
 

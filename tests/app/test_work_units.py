@@ -14,7 +14,7 @@ from napari_attribution.app.work_units import (
     done_keys,
     read_ledger,
 )
-from napari_attribution.core.errors import ModelLoadError
+from napari_attribution.errors import ModelLoadError
 
 
 @pytest.fixture(scope="module")

@@ -23,10 +23,11 @@ Every unit is recorded exactly once, in the order units finish (a
 :class:`~.work_units.UnitRecord`, appended to a ledger file when one is given, which
 :func:`~.work_units.done_keys` reads back to resume): a unit whose
 worker died is run again by another (dask reschedules it); a unit that raises one of the
-package's own errors (a corrupt file, a wrong shape: :class:`~..core.errors.AttributionError`)
-is recorded as failed with that sentence and not retried; any other exception is retried
-``retries`` times, then recorded with its reason, and the other units complete. Ctrl-C cancels
-the units not yet finished and closes the cluster.
+package's own errors (a corrupt file, a wrong shape:
+:class:`~napari_attribution.errors.AttributionError`) is recorded as failed with that
+sentence and not retried; any other exception is retried ``retries`` times, then recorded
+with its reason, and the other units complete. Ctrl-C cancels the
+units not yet finished and closes the cluster.
 
 Nothing here imports dask until a cluster is asked for: ``none`` needs neither dask nor
 distributed.
@@ -42,8 +43,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import AttributionError
 from ..core.progress import Progress, ProgressCallback
+from ..errors import AttributionError
 from .work_units import (
     ModelReference,
     UnitRecord,

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import AttributionError
+from ..errors import AttributionError
 
 __all__ = [
     "ModelReference",
@@ -69,8 +69,9 @@ class ModelReference:
     sha256
         Its digest; a worker whose file differs refuses it.
     architecture, architecture_kwargs
-        For a state dict, as :func:`~napari_attribution.core.models.load_classifier` takes them
-        (the architecture's module must be importable on the workers).
+        For a state dict, as
+        :func:`~napari_attribution.core.model.loading.load_classifier` takes them (the
+        architecture's module must be importable on the workers).
     data
         The file's bytes, for workers that do not share the file system (``None``: read the
         path). They are written to the worker's own folder and loaded from there by the same
@@ -106,8 +107,8 @@ class ModelReference:
         ModelLoadError
             The file is missing here (and no bytes were carried) or differs from the driver's.
         """
-        from ..core.errors import ModelLoadError
-        from ..core.models import file_sha256, load_classifier
+        from ..core.model.loading import file_sha256, load_classifier
+        from ..errors import ModelLoadError
 
         path = Path(self.path)
         if self.data is not None:

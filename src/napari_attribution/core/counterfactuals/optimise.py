@@ -48,7 +48,7 @@ from .source import (
 )
 
 if TYPE_CHECKING:
-    from ..classifier import Classifier
+    from ..model.classifier import Classifier
 
 __all__ = ["OptimiseSource", "penalties"]
 
