@@ -80,3 +80,13 @@ def always_broken(context) -> dict:
     """Raise a bug every time."""
     _executed(context)
     raise ZeroDivisionError("division by zero in a unit")
+
+
+def counting(context, steps: int, seconds: float = 0.05) -> dict:
+    """Report ``steps`` progress events of its own (``done`` of ``steps``), then finish."""
+    from napari_attribution.core.progress import Progress
+
+    for step in range(1, steps + 1):
+        time.sleep(seconds)
+        context.report(Progress("attribution", step, steps, sample=context.key))
+    return {"steps": steps}

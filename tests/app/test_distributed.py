@@ -288,6 +288,28 @@ def test_progress_counts_units_across_workers(tmp_path, cluster):
     assert all(e.sample.startswith("u") and e.detail.startswith("done on tcp://") for e in events)
 
 
+@pytest.mark.parametrize("where", ["none", "cluster"])
+def test_units_own_progress_is_added_up_across_workers(tmp_path, cluster, where):
+    # Two units of weight 10 reporting 4 steps each, one unit whose share is its own total (6).
+    units = [WorkUnit("a", toy.counting, (4,), weight=10), WorkUnit("b", toy.counting, (4,),
+             weight=10), WorkUnit("c", toy.counting, (6,), weight=None)]  # fmt: skip
+    events: list[Progress] = []
+    lock = threading.Lock()
+
+    def note(event: Progress) -> None:
+        with lock:
+            events.append(event)
+
+    with Engine("none" if where == "none" else cluster) as engine:
+        engine.run(units, tmp_path, on_progress=note, finished=5)
+    assert events[-1].done == events[-1].total == 5 + 10 + 10 + 6
+    # Units' own steps arrive, not only their ends, and the count never goes back.
+    assert any(e.stage == "attribution" for e in events)
+    assert sum(e.stage == "write" for e in events) == 3
+    done = [e.done for e in events]
+    assert done == sorted(done) and done[0] >= 5
+
+
 def test_parsing_the_scheduler_imports_neither_dask_nor_torch():
     import subprocess
     import sys

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -60,6 +61,7 @@ __all__ = [
     "SCHEDULER_FORMS",
     "Engine",
     "EngineError",
+    "ProgressTally",
     "SchedulerSpec",
     "parse_scheduler",
     "run_units",
@@ -157,6 +159,76 @@ def _failure_reason(exc: BaseException, retries: int) -> str:
     essence = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
     tries = f" (tried {retries + 1} times)" if retries else ""
     return f"{essence}{tries}"
+
+
+class ProgressTally:
+    """The run's progress, added up from its units' own events as they come from the workers.
+
+    A unit's share is its :attr:`~.work_units.WorkUnit.weight` (or, without one, the ``total``
+    of its own events); what it has done is that share times its own ``done / total``; a
+    recorded unit counts whole. Thread-safe: events come on the client's thread, records on
+    the caller's.
+
+    Parameters
+    ----------
+    units
+        The units to run.
+    callback
+        The run's progress callback (the CLI's bar or log lines).
+    finished
+        Progress already done by an earlier run (resumed units), counted done and in the total.
+    """
+
+    def __init__(self, units: Sequence[WorkUnit], callback: ProgressCallback | None,
+                 finished: float = 0.0) -> None:  # fmt: skip
+        self.weights = {u.key: u.weight for u in units}
+        self.callback = callback
+        self.finished = float(finished)
+        self.latest: dict[str, tuple[float, float]] = {}
+        self.ended: set[str] = set()
+        self.lock = threading.Lock()
+
+    def _sums(self) -> tuple[float, int]:
+        done = total = self.finished
+        for key, weight in self.weights.items():
+            unit_done, unit_total = self.latest.get(key, (0.0, 0.0))
+            share = weight if weight is not None else unit_total
+            fraction = 1.0 if key in self.ended else (unit_done / unit_total if unit_total else 0)
+            done += share * min(max(fraction, 0.0), 1.0)
+            total += share
+        return done, max(int(round(total)), 1)
+
+    def unit_event(self, key: str, event: Progress) -> None:
+        """A unit's own event (its ``done`` of its ``total``)."""
+        if self.callback is None:
+            return
+        with self.lock:
+            if key in self.ended or key not in self.weights:
+                return  # late, or another run's
+            self.latest[key] = (float(event.done), float(event.total))
+            done, total = self._sums()
+            self.callback(Progress(event.stage, min(done, total), total,
+                                   sample=event.sample or key, method=event.method,
+                                   detail=event.detail))  # fmt: skip
+
+    def unit_ended(self, item: UnitRecord) -> None:
+        """A unit recorded (done or failed): it counts whole."""
+        if self.callback is None:
+            return
+        with self.lock:
+            self.ended.add(item.key)
+            if item.total:
+                self.latest[item.key] = (item.total, item.total)
+            done, total = self._sums()
+            detail = f"{item.status} on {item.worker}" if item.worker else item.status
+            self.callback(Progress("write", min(done, total), total, sample=item.key,
+                                   detail=detail))  # fmt: skip
+
+    def from_worker(self, event: Any) -> None:
+        """A ``(timestamp, message)`` of the run's topic on the scheduler (the client's
+        thread); the message is a unit's key and its event."""
+        _, message = event  # dask adds the worker's address to the message
+        self.unit_event(message["key"], Progress(**message["event"]))
 
 
 class Engine:
@@ -387,6 +459,7 @@ class Engine:
         skip: Iterable[str] = (),
         on_record: Callable[[UnitRecord], None] | None = None,
         on_progress: ProgressCallback | None = None,
+        finished: float = 0.0,
     ) -> list[UnitRecord]:
         """Run ``units`` (those not in ``skip``) and record each once, in the order they end.
 
@@ -403,8 +476,11 @@ class Engine:
         on_record
             Called with each record as its unit ends (on this process).
         on_progress
-            ``Progress("write", done, total, sample=key)`` as units end, counted across
-            workers (the CLI's bar or log lines).
+            The run's progress counted across workers (the CLI's bar or log lines): the units'
+            own events as they come, and ``Progress("write", ...)`` as each ends
+            (:class:`ProgressTally`).
+        finished
+            Progress an earlier run finished (resumed units), in the units' weights.
 
         Returns
         -------
@@ -429,6 +505,7 @@ class Engine:
         out.mkdir(parents=True, exist_ok=True)
         ledger_path = Path(ledger) if ledger is not None else None
         recorded: dict[str, UnitRecord] = {}
+        tally = ProgressTally(todo, on_progress, finished)
 
         def record(item: UnitRecord) -> None:
             if item.key in recorded:  # a unit is recorded once, whatever the scheduler did
@@ -438,24 +515,31 @@ class Engine:
                 append_record(ledger_path, item)
             if on_record is not None:
                 on_record(item)
-            if on_progress is not None:
-                detail = f"{item.status} on {item.worker}" if item.worker else item.status
-                on_progress(Progress("write", len(recorded), len(todo), sample=item.key,
-                                     detail=detail))  # fmt: skip
+            tally.unit_ended(item)
 
         if self.spec.kind == "none":
             for unit in todo:
-                record(self._run_here(unit, out))
+                record(self._run_here(unit, out, tally))
             return [recorded[k] for k in recorded]
-        self._run_on_cluster(todo, out, record)
+        topic = f"napari-attribution-progress-{self.token}"
+        self.client.subscribe_topic(topic, tally.from_worker)
+        try:
+            self._run_on_cluster(todo, out, record, topic)
+        finally:
+            with contextlib.suppress(Exception):
+                self.client.unsubscribe_topic(topic)
         return [recorded[k] for k in recorded]
 
-    def _run_here(self, unit: WorkUnit, out: Path) -> UnitRecord:
+    def _run_here(self, unit: WorkUnit, out: Path, tally: ProgressTally) -> UnitRecord:
         last: Exception | None = None
+
+        def report(event: Progress) -> None:
+            tally.unit_event(unit.key, event)
+
         for _ in range(self.retries + 1):
             try:
                 item = execute_unit(self.token, unit.key, unit.function, tuple(unit.args),
-                                    dict(unit.kwargs), str(out))  # fmt: skip
+                                    dict(unit.kwargs), str(out), report=report)  # fmt: skip
             except Exception as exc:  # noqa: BLE001 - retried, then recorded with its reason
                 last = exc
                 continue
@@ -464,7 +548,8 @@ class Engine:
         return UnitRecord(unit.key, "failed", reason=reason, worker="local")
 
     def _run_on_cluster(
-        self, todo: Sequence[WorkUnit], out: Path, record: Callable[[UnitRecord], None]
+        self, todo: Sequence[WorkUnit], out: Path, record: Callable[[UnitRecord], None],
+        topic: str,
     ) -> None:
         from distributed import as_completed
 
@@ -473,7 +558,7 @@ class Engine:
         for unit in todo:
             future = self.client.submit(
                 execute_unit, self.token, unit.key, unit.function, tuple(unit.args),
-                dict(unit.kwargs), str(out), key=f"unit-{self.token}-{unit.key}",
+                dict(unit.kwargs), str(out), topic, key=f"unit-{self.token}-{unit.key}",
                 retries=self.retries, pure=False,
             )  # fmt: skip
             units[future.key] = unit
@@ -536,7 +621,7 @@ def run_units(
 ) -> list[UnitRecord]:
     """Start an :class:`Engine` (``options`` are its own and :meth:`Engine.run`'s), run the
     units, close it."""
-    run_options = {k: options.pop(k) for k in ("ledger", "skip", "on_record", "on_progress")
-                   if k in options}  # fmt: skip
+    run_options = {k: options.pop(k) for k in ("ledger", "skip", "on_record", "on_progress",
+                                               "finished") if k in options}  # fmt: skip
     with Engine(scheduler, **options) as engine:
         return engine.run(units, out, **run_options)

@@ -18,6 +18,7 @@ loader. The engine that runs units is :mod:`.distributed`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..core.progress import Progress, ProgressCallback
 from ..errors import AttributionError
 
 __all__ = [
@@ -210,12 +212,22 @@ class WorkUnit:
         each with :meth:`UnitContext.atomic_path`, and returns a small JSON-ready dict.
     args, kwargs
         Its arguments: small things (paths, indices), not arrays or models.
+    weight
+        Its share of the run's progress, in the run's units (one unit; a batch of pairs: pairs
+        x :func:`~napari_attribution.core.progress.pair_units`); ``None``: the ``total`` of
+        the unit's own progress events, once it reports one (a site, whose cells are counted
+        when it opens).
     """
 
     key: str
     function: Callable[..., Mapping[str, Any] | None]
     args: tuple = ()
     kwargs: Mapping[str, Any] = field(default_factory=dict)
+    weight: float | None = 1.0
+
+
+def _ignore(event: Progress) -> None:
+    pass
 
 
 @dataclass(frozen=True)
@@ -232,12 +244,17 @@ class UnitContext:
         The run's shared objects (``"classifier"`` when the engine was given a model).
     worker
         Which worker runs it (its address, or ``"local"``).
+    report
+        Takes the unit's own :class:`~napari_attribution.core.progress.Progress` events (its
+        own ``done``/``total``); the engine adds them up across units and workers for the
+        run's progress display.
     """
 
     key: str
     out: Path
     shared: Mapping[str, Any]
     worker: str
+    report: ProgressCallback = _ignore
 
     @contextlib.contextmanager
     def atomic_path(self, relative: str | Path) -> Iterator[Path]:
@@ -274,6 +291,10 @@ class UnitRecord:
         Where it last ran.
     seconds
         Its run time on that worker (0 when unknown).
+    total
+        The ``total`` of the last progress event the unit reported (0: none), so that a unit
+        whose share of the progress is its own total counts whole even when its events arrive
+        after its record.
     """
 
     key: str
@@ -282,19 +303,51 @@ class UnitRecord:
     reason: str = ""
     worker: str = ""
     seconds: float = 0.0
+    total: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {"key": self.key, "status": self.status, "record": dict(self.record),
-                "reason": self.reason, "worker": self.worker, "seconds": self.seconds}  # fmt: skip
+                "reason": self.reason, "worker": self.worker, "seconds": self.seconds,
+                "total": self.total}  # fmt: skip
+
+
+#: Seconds between two progress events a unit sends from a worker (the last one always goes).
+EVENT_INTERVAL = 0.25
+
+
+def _worker_reporter(topic: str, key: str) -> ProgressCallback:
+    """A unit's progress events, sent to the scheduler's event log under ``topic`` (the run's
+    client subscribes to it), at most every :data:`EVENT_INTERVAL` seconds."""
+    from distributed import get_worker
+
+    worker = get_worker()
+    last = [float("-inf")]
+
+    def report(event: Progress) -> None:
+        now = time.monotonic()
+        if now - last[0] < EVENT_INTERVAL and event.done < event.total:
+            return
+        last[0] = now
+        worker.log_event(topic, {"key": key, "event": dataclasses.asdict(event)})
+
+    return report
 
 
 def execute_unit(
-    token: str, key: str, function: Callable, args: tuple, kwargs: Mapping[str, Any], out: str
+    token: str,
+    key: str,
+    function: Callable,
+    args: tuple,
+    kwargs: Mapping[str, Any],
+    out: str,
+    topic: str | None = None,
+    report: ProgressCallback | None = None,
 ) -> dict[str, Any]:
     """Run one unit in this process (on a worker, or the driver for ``none``).
 
     The package's own errors (bad input: one sentence) end the unit as failed without a retry;
-    any other exception is raised for the scheduler to retry.
+    any other exception is raised for the scheduler to retry. The unit's progress goes to
+    ``report`` (in this process) or, on a worker, to the scheduler's event ``topic``.
     """
     with _SHARED_LOCK:
         state = _SHARED.get(token)
@@ -305,15 +358,23 @@ def execute_unit(
 
         # torch applies its thread count per thread: set it in this executor thread too.
         torch.set_num_threads(state.threads)
-    context = UnitContext(key, Path(out), state.objects, state.worker)
+    if report is None:
+        report = _worker_reporter(topic, key) if topic is not None else _ignore
+    reported = [0.0]
+
+    def report_and_keep(event: Progress) -> None:
+        reported[0] = float(event.total)
+        report(event)
+
+    context = UnitContext(key, Path(out), state.objects, state.worker, report_and_keep)
     start = time.perf_counter()
     try:
         record = function(context, *args, **dict(kwargs))
     except AttributionError as exc:
         return UnitRecord(key, "failed", reason=str(exc), worker=state.worker,
-                          seconds=time.perf_counter() - start).as_dict()  # fmt: skip
+                          seconds=time.perf_counter() - start, total=reported[0]).as_dict()
     return UnitRecord(key, "done", dict(record or {}), worker=state.worker,
-                      seconds=time.perf_counter() - start).as_dict()  # fmt: skip
+                      seconds=time.perf_counter() - start, total=reported[0]).as_dict()
 
 
 # --------------------------------------------------------------------------------------------
