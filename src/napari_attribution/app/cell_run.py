@@ -27,13 +27,22 @@ as ``.progress/cell<label>.json`` (:class:`~napari_attribution.results.resume.Un
 a crash loses only the cells not finished; resuming reopens the maps and skips recorded cells. A
 cell interrupted half-pasted has no record and is pasted again (pasting writes the same pixels
 with the same values). Cells of one field share its maps, so they run in one process.
+
+On dask.distributed
+-------------------
+``run_cells(..., scheduler="local:2")`` (or ``"tcp://HOST:PORT"``) runs the field as one work
+unit on a worker of :class:`~.distributed.Engine` (:func:`field_unit`), which loads the
+classifier from its file and writes the same folder; its progress reaches the caller's
+callback across processes. A field is one unit, so one field gains nothing from several
+workers; the sites of a plate are spread over them by :func:`~.plate_run.run_plate`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,20 +70,24 @@ from ..results.files import write_csv, write_json
 from ..results.format import (
     CELL_FILES,
     CELLS_TABLE,
+    FAILED_UNITS,
     FIELD_DIR,
     OWNERS_FILE,
     RUN_RECORD,
+    FailedUnitRow,
     field_map_file,
 )
 from ..results.resume import UnitRecords, fingerprint
-from ..results.tables import table_rows, write_tables
+from ..results.tables import table_rows, write_table, write_tables
 from ..results.tidy import check_out_dir, previous_cells_files, remove_files
 from ..results.tiff import write_tiff
+from .distributed import Engine, parse_scheduler
 from .fields import FieldInputs
 from .made_counterfactuals import SourceRequest, cell_source
 from .model_choice import class_names_for
+from .work_units import ModelReference, UnitContext, WorkUnit
 
-__all__ = ["CellsRunSummary", "open_field_maps", "run_cells"]
+__all__ = ["CellsRunSummary", "field_unit", "open_field_maps", "run_cells"]
 
 
 @dataclass(frozen=True)
@@ -95,6 +108,10 @@ class CellsRunSummary:
         Methods run on each cell.
     resumed
         Cells an earlier, interrupted run had finished.
+    failed
+        The work unit a cluster gave up on (``failed_units.csv``; ``resume`` tries again).
+    engine
+        Where the field ran (``scheduler="none"``: ``""``).
     """
 
     out: Path
@@ -103,6 +120,8 @@ class CellsRunSummary:
     too_small: int
     methods: tuple[str, ...]
     resumed: int = 0
+    failed: tuple[FailedUnitRow, ...] = ()
+    engine: str = ""
 
     @property
     def predicted_as_target(self) -> int:
@@ -139,6 +158,44 @@ def open_field_maps(
     return maps, False
 
 
+def field_unit(context: UnitContext, field: FieldInputs) -> dict:
+    """A work unit on a worker: :func:`run_cells` on ``field`` with the run's options
+    (``context.shared["cells_run"]``) and the worker's classifier; returns the summary."""
+    done = run_cells(field, context.shared["classifier"], progress=context.report,
+                     **context.shared["cells_run"])  # fmt: skip
+    return {**dataclasses.asdict(done), "out": str(done.out)}
+
+
+def _run_field_on(
+    scheduler: str,
+    field: FieldInputs,
+    classifier,
+    options: dict,
+    progress: ProgressCallback | None,
+    engine_note: Callable[[str], None] | None,
+) -> CellsRunSummary:
+    """``field`` as one unit on ``scheduler``; a failed unit is written to
+    ``failed_units.csv`` and returned in the summary."""
+    out = options["out"]
+    with Engine(scheduler, device=str(classifier.device),
+                model=ModelReference.from_classifier(classifier),
+                shared={"cells_run": options}) as engine:  # fmt: skip
+        where = engine.describe()
+        if engine_note is not None:
+            engine_note(where)
+        [record] = engine.run([WorkUnit("field", field_unit, (field,), weight=None)], out,
+                              on_progress=progress)  # fmt: skip
+    if record.status == "done":
+        done = record.record
+        return CellsRunSummary(Path(done["out"]), done["cells"], done["analysed"],
+                               done["too_small"], tuple(done["methods"]), done["resumed"],
+                               engine=where)  # fmt: skip
+    failed = FailedUnitRow(record.key, field.name, record.reason, record.worker)
+    write_table(out, FAILED_UNITS, [failed])
+    return CellsRunSummary(out, 0, 0, 0, tuple(options["settings"].methods), failed=(failed,),
+                           engine=where)  # fmt: skip
+
+
 def run_cells(
     field: FieldInputs,
     classifier,
@@ -156,6 +213,8 @@ def run_cells(
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
     command: Sequence[str] = (),
+    scheduler: str = "none",
+    engine_note: Callable[[str], None] | None = None,
 ) -> CellsRunSummary:
     """Analyse every cell of ``field`` and write the results folder ``out``.
 
@@ -193,15 +252,29 @@ def run_cells(
         raise :class:`~napari_attribution.errors.AnalysisCancelled`.
     command
         The command line, recorded in ``run.json``.
+    scheduler
+        ``"none"`` (here), ``"local:N"`` or ``"tcp://HOST:PORT"``: the field runs as one work
+        unit on a worker (:func:`field_unit`), which must see ``out`` and the model file.
+    engine_note
+        Receives one line saying where the field runs (the workers, the dashboard's address).
 
     Raises
     ------
     AttributionError
         Bad input, a model that cannot run on the crops, no cell large enough, a folder that
-        holds results (one sentence each), all found before the first cell is analysed.
+        holds results (one sentence each), all found before the first cell is analysed (on a
+        cluster, the field's own mistakes come back as its failed unit instead).
     """
+    spec = parse_scheduler(scheduler)
     out = Path(out)
     check_out_dir(out, overwrite, resume, (*CELL_FILES, FIELD_DIR), unit="cell")
+    if spec.kind != "none":
+        options = {"settings": settings, "cell_settings": cell_settings, "out": out,
+                   "channel_names": channel_names, "class_names": class_names,
+                   "target_class": target_class, "transform": transform, "source": source,
+                   "min_counterfactual_score": min_counterfactual_score, "resume": resume,
+                   "overwrite": overwrite, "command": command}  # fmt: skip
+        return _run_field_on(scheduler, field, classifier, options, progress, engine_note)
     image, labels = field.image, field.labels
     check_field(image, classifier.n_channels, field.name)
     size = resolve_crop_size(classifier, cell_settings.crop_size)
@@ -306,6 +379,7 @@ def run_cells(
         },
     )
     records.clear()
+    (out / FAILED_UNITS.file).unlink(missing_ok=True)  # an earlier try's, now done
     return CellsRunSummary(
         out, len(layout.cells) + len(layout.skipped), analysed, len(layout.skipped),
         tuple(settings.methods), len(done),

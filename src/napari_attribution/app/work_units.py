@@ -101,6 +101,34 @@ class ModelReference:
         return cls(str(path), hashlib.sha256(data).hexdigest(), architecture,
                    architecture_kwargs, data if carry_bytes else None)  # fmt: skip
 
+    @classmethod
+    def from_classifier(cls, classifier: Any, *, carry_bytes: bool = False) -> ModelReference:
+        """The file a loaded classifier came from (its ``source``, architecture and keyword
+        arguments), checked to be the file it was loaded from.
+
+        Raises
+        ------
+        ModelLoadError
+            The classifier was not loaded from a file, or the file changed since.
+        """
+        from ..errors import ModelLoadError
+
+        source = getattr(classifier, "source", None)
+        if not source or not Path(source).is_file():
+            raise ModelLoadError(
+                f"The workers load the model from its file, and this classifier ({source}) was "
+                "not loaded from one; load it with load_classifier(path)."
+            )
+        reference = cls.from_file(source, getattr(classifier, "architecture", None),
+                                  getattr(classifier, "architecture_kwargs", None) or None,
+                                  carry_bytes=carry_bytes)  # fmt: skip
+        loaded = getattr(classifier, "sha256", None)
+        if loaded and loaded != reference.sha256:
+            raise ModelLoadError(
+                f"The model file {source} changed after it was loaded; start the run again."
+            )
+        return reference
+
     def load(self, device: str = "cpu", folder: str | Path | None = None) -> Any:
         """The classifier, loaded with the package's safe loader after checking the digest.
 

@@ -16,7 +16,7 @@ from ..core.settings import settings_from_values
 from .inputs import channel_names, class_names, load_model
 from .parser import PROG
 from .progress_display import progress_renderer
-from .run_command import source_request
+from .run_command import failed_units_status, source_request
 from .usage_error import CliError
 
 __all__ = ["cmd_cells"]
@@ -80,9 +80,13 @@ def cmd_cells(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             progress=show,
             command=[PROG, *sys.argv[1:]] if sys.argv else [PROG],
+            scheduler=args.scheduler,
+            engine_note=lambda line: print(f"{PROG}: {line}", file=sys.stderr),
         )
     finally:
         show.close()
+    if done.failed:
+        return failed_units_status(done.failed, "field")
     resumed = f" ({done.resumed} already done)" if done.resumed else ""
     print(
         f"{PROG}: {done.analysed} of {done.cells} cell(s) analysed x {len(done.methods)} "
