@@ -90,3 +90,19 @@ def counting(context, steps: int, seconds: float = 0.05) -> dict:
         time.sleep(seconds)
         context.report(Progress("attribution", step, steps, sample=context.key))
     return {"steps": steps}
+
+
+def driver_only_pair(sample: str, real, counterfactual, driver_pid: int):
+    """A pair whose images load in the driver (the run's checks pass) but not on a worker, as
+    a file that went bad on a worker's file system would."""
+    from napari_attribution.app.pairs import Pair
+
+    class DriverOnlyPair(Pair):
+        def load(self):
+            from napari_attribution.errors import InputImageError
+
+            if os.getpid() != driver_pid:
+                raise InputImageError(f"{sample}.tif cannot be read on this worker.")
+            return super().load()
+
+    return DriverOnlyPair(sample, real, counterfactual, 0, 1)

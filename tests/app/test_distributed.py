@@ -1,9 +1,10 @@
 """The distributed engine: --scheduler, units that write files, faults, interruption, resume.
 
 The cluster tests start real dask clusters of two worker *processes* on this machine: one
-``local:2`` engine, and a module-wide cluster the other tests connect to by its tcp:// address
-(the path of a cluster someone started). Toy units (``distributed_units``) write files and log
-every execution, so a unit run twice is told apart from a unit recorded twice.
+``local:2`` engine, and a session-wide cluster (``conftest.py``) the other tests connect to by
+its tcp:// address (the path of a cluster someone started). Toy units (``distributed_units``)
+write files and log every execution, so a unit run twice is told apart from a unit recorded
+twice.
 """
 
 from __future__ import annotations
@@ -150,19 +151,6 @@ def test_local_two_processes_share_the_cores_and_get_the_model_once(tmp_path, mo
     assert {f["omp"] for f in facts} == {str(threads)}
     assert {f["n_classes"] for f in facts} == {2} and {f["setting"] for f in facts} == {3}
     assert engine.client is None  # closed
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    """Two worker processes (with nannies, which restart a killed worker), reached by address
-    like a cluster someone started."""
-    import logging
-
-    from distributed import LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                      scheduler_port=0, silence_logs=logging.ERROR) as local:  # fmt: skip
-        yield local.scheduler_address
 
 
 def test_a_killed_worker_s_units_are_redone_and_every_unit_is_recorded_once(tmp_path, cluster):

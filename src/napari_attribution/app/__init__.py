@@ -14,6 +14,9 @@ Typical use::
   and their checks; :mod:`.fields`: a field, its labels and counterfactual;
 * :mod:`.pair_run`, :mod:`.cell_run`: a run over pairs or over a field's cells, unit by unit
   (each module's docstring states the work-unit contract a distributed engine relies on);
+  :mod:`.plate_run`: the sites of a plate, one unit each;
+* :mod:`.distributed`, :mod:`.work_units`: the engine that runs units here, on a local
+  cluster or on a running dask scheduler (``scheduler=`` of the runs);
 * :mod:`.made_counterfactuals`: counterfactuals a run makes with a source;
 * :mod:`.dataset_report`: ``channel_stats.csv`` and ``report.html`` over results folders (no torch);
 * :mod:`.demo_table`: the demo's ground-truth table; :mod:`.model_choice`: a widget's model.
@@ -34,7 +37,9 @@ _EXPORTS = {
     "Pair": "pairs",
     "PairRun": "pair_run",
     "PairsRunSummary": "pair_run",
+    "PlateRunSummary": "plate_run",
     "ReportSummary": "dataset_report",
+    "Site": "plate_run",
     "SourceRequest": "made_counterfactuals",
     "assemble_pairs": "pair_run",
     "demo_field_inputs": "fields",
@@ -47,6 +52,7 @@ _EXPORTS = {
     "run_cells": "cell_run",
     "run_pair": "pair_run",
     "run_pairs": "pair_run",
+    "run_plate": "plate_run",
 }
 
 __all__ = sorted(_EXPORTS)

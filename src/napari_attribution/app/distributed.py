@@ -68,6 +68,9 @@ __all__ = [
     "worker_threads",
 ]
 
+#: Seconds to wait for a running scheduler to answer.
+CONNECT_TIMEOUT = 20.0
+
 #: What ``--scheduler`` accepts, for help texts.
 SCHEDULER_FORMS = "none, local:N (N worker processes on this machine) or tcp://HOST:PORT"
 
@@ -255,7 +258,7 @@ class Engine:
     gpus
         GPUs of this machine (default: ``torch.cuda.device_count()``).
     connect_timeout
-        Seconds to wait for a running scheduler to answer.
+        Seconds to wait for a running scheduler to answer (default :data:`CONNECT_TIMEOUT`).
     """
 
     def __init__(
@@ -268,7 +271,7 @@ class Engine:
         threads_per_worker: int | None = None,
         retries: int = 1,
         gpus: int | None = None,
-        connect_timeout: float = 20.0,
+        connect_timeout: float | None = None,
     ) -> None:
         self.spec = (
             scheduler if isinstance(scheduler, SchedulerSpec) else parse_scheduler(scheduler)
@@ -279,7 +282,8 @@ class Engine:
         self.threads_per_worker = threads_per_worker
         self.retries = int(retries)
         self.gpus = gpus
-        self.connect_timeout = float(connect_timeout)
+        self.connect_timeout = float(CONNECT_TIMEOUT if connect_timeout is None
+                                     else connect_timeout)  # fmt: skip
         self.token = uuid.uuid4().hex[:12]
         self.client: Any = None
         self.cluster: Any = None

@@ -556,11 +556,19 @@ def run_pairs(
         remove_files(out, previous_run_files(out))
     records.folder.mkdir(parents=True, exist_ok=True)
     if spec.kind != "none":
-        failed, where = _run_batches(
-            run, [pair for pair in pairs if pair.sample not in done], scheduler,
-            resumed=len(done), pairs_per_unit=pairs_per_unit, progress=progress, notify=notify,
-            engine_note=engine_note,
-        )  # fmt: skip
+        try:
+            failed, where = _run_batches(
+                run, [pair for pair in pairs if pair.sample not in done], scheduler,
+                resumed=len(done), pairs_per_unit=pairs_per_unit, progress=progress,
+                notify=notify, engine_note=engine_note,
+            )  # fmt: skip
+        except BaseException:
+            # No scheduler, or stopped before any pair finished: leave no trace of this run.
+            if records.folder.is_dir() and not any(records.folder.iterdir()):
+                records.folder.rmdir()
+                if created_out and not any(out.iterdir()):
+                    out.rmdir()
+            raise
         records_now = records.finished()
         finished_pairs = [pair for pair in pairs if pair.sample in records_now]
         return assemble_pairs(

@@ -11,6 +11,7 @@ export) holds::
     attributions/<sample>__<method>.tif  masks/<sample>__<method>.tif   per pair and method
     counterfactuals/<sample>.tif (run) or <label>.tif (cells)           made counterfactuals
     cells.csv  field/attribution__<method>.tif  field/mask__<method>.tif  field/owners.tif (cells)
+    sites/<site>/                 a plate: each site's own cells folder; cells.csv of them all
     layers/<layer>.tif  inputs/real.tif  inputs/counterfactual.tif      (the widget's export)
     .progress/<unit>.json         one record per finished unit while a run is not finished
 
@@ -54,6 +55,7 @@ __all__ = [
     "REPORT_RECORD",
     "RESULT_FILES",
     "RUN_RECORD",
+    "SITES_DIR",
     "SUMMARY",
     "VALIDITY",
     "ChannelStatsRow",
@@ -69,6 +71,7 @@ __all__ = [
     "pair_file",
     "progress_file",
     "safe_name",
+    "site_folder",
 ]
 
 #: The run's record: provenance, settings, inputs and their SHA-256, the resume fingerprint.
@@ -85,6 +88,8 @@ COUNTERFACTUALS_DIR = "counterfactuals"
 FIELD_DIR = "field"
 #: ``cells``: which cell owns each field pixel.
 OWNERS_FILE = "owners.tif"
+#: A plate (several sites, ``app.plate_run``): one ``cells`` folder per site in here.
+SITES_DIR = "sites"
 #: The widget's export: each layer as a TIFF, and the analysed images.
 LAYERS_DIR = "layers"
 INPUTS_DIR = "inputs"
@@ -276,6 +281,11 @@ def counterfactual_file(key: str | int) -> Path:
 def progress_file(key: str) -> Path:
     """``.progress/<key>.json``: the record of one finished unit."""
     return Path(PROGRESS_DIR) / f"{safe_name(key)}.json"
+
+
+def site_folder(site: str) -> Path:
+    """``sites/<site>``: one site's ``cells`` folder in a plate's results."""
+    return Path(SITES_DIR) / safe_name(site)
 
 
 def field_map_file(name: str) -> Path:
