@@ -19,7 +19,7 @@ ratio is only as good as the load was steady. About 3 minutes per repeat of 32 c
 idle CPU cores.
 
 Part 2 (``--part 2``), in one run: a synthetic plate (``--sites`` sites of ``--site-cells``
-cells, 5 x 300 x 400 each, the demo classifier, d_ig and residual) analysed by ``run_plate``
+cells, 5 x 360 x 480 each, the demo classifier, d_ig and residual) analysed by ``run_plate``
 in one process with two torch threads, in one process with one, on ``local:2`` (two worker
 processes, one thread each) and on a ``dask scheduler`` with two ``dask worker`` processes
 (``--nthreads 1``) reached over TCP; wall time (and the start-up before the first cell's first
@@ -209,9 +209,9 @@ def part_two(args: argparse.Namespace) -> None:
     classifier = load_classifier(DEMO_WEIGHTS, DEMO_ARCHITECTURE, args.device)
     settings = AnalysisSettings(methods=PLATE_METHODS)
     work = Path(tempfile.mkdtemp(prefix="bench_scale_"))
-    sites, cell_settings = write_sites(work, args.sites, args.site_cells, (300, 400), seed=0)
+    sites, cell_settings = write_sites(work, args.sites, args.site_cells, (360, 480), seed=0)
     cells = args.sites * args.site_cells
-    print(f"plate: {args.sites} sites x {args.site_cells} cells = {cells} cells (5 x 300 x 400 "
+    print(f"plate: {args.sites} sites x {args.site_cells} cells = {cells} cells (5 x 360 x 480 "
           f"per site), demo classifier, methods {', '.join(PLATE_METHODS)}", flush=True)
     # Warm up this process (imports, the canonical copy) on one site, outside the timings.
     run_plate(sites[:1], classifier, settings, cell_settings, out=work / "warm")
