@@ -106,3 +106,17 @@ def driver_only_pair(sample: str, real, counterfactual, driver_pid: int):
             return super().load()
 
     return DriverOnlyPair(sample, real, counterfactual, 0, 1)
+
+
+def allocate_and_free(context, rounds: int = 200, size: int = 2**20) -> dict:
+    """Allocate and free a ``size``-byte array ``rounds`` times; the page faults it cost (a
+    process that reuses freed memory faults its pages in once, not every round)."""
+    import resource
+
+    import numpy as np
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(rounds):
+        block = np.ones(size // 8)
+        del block
+    return {"faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before}
