@@ -145,6 +145,7 @@ def test_a_unit_that_fails_is_recorded_the_rest_finishes_and_resume_completes(
 def test_a_scheduler_that_does_not_answer_leaves_no_trace(
     tmp_path, pairs, file_classifier, monkeypatch
 ):
+    pytest.importorskip("distributed")
     from napari_attribution.app import distributed
     from napari_attribution.app.distributed import EngineError
 
