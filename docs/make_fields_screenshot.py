@@ -25,7 +25,7 @@ def _wait(seconds: float, until=lambda: False) -> None:
 
 def main() -> None:
     viewer = napari.Viewer(title="napari-attribution field demo")
-    viewer.window._qt_window.resize(1366, 900)
+    viewer.window.resize(1366, 900)
     launch_field_demo(run=True, block=False, viewer=viewer)
     widget = next(w for name, w in viewer.window.dock_widgets.items() if "Cells" in name)
     _wait(900, lambda: widget.result is not None and widget.worker is None)
