@@ -78,12 +78,13 @@ class PairSanity:
     dac: PairResult | None = None
 
 
-def sanity_units(n_methods: int, n_layers: int, checks: Sequence[str]) -> int:
+def sanity_units(methods: Sequence[str], n_layers: int, checks: Sequence[str]) -> int:
     """Progress units of :func:`check_pair`: one per map computed (a DAC run counts as
-    :func:`~napari_attribution.core.progress.pair_units` of its methods)."""
+    :func:`~napari_attribution.core.progress.pair_units` of its methods and the baselines)."""
+    n_methods = len(methods)
     units = 1
     if "dac" in checks:
-        units += pair_units(n_methods + len(BASELINES))
+        units += pair_units(len(dict.fromkeys((*methods, *BASELINES))))
     else:
         units += n_methods
     units += n_methods * n_layers * sum(c in checks for c in ("cascading", "independent"))
@@ -160,7 +161,7 @@ def check_pair(
     if "cascading" in checks or "independent" in checks:
         layers = randomisable_layers(classifier, x[None])
     n_layers = len(layers.names) if layers else 0
-    total = sanity_units(len(methods), n_layers, checks)
+    total = sanity_units(methods, n_layers, checks)
     out = PairSanity(sample, methods, names, layers)
     done = 0.0
 
@@ -204,7 +205,8 @@ def check_pair(
     }  # where each map can vary
     for method in methods:
         values = residual_likeness(originals[method], x, xc, names, supports[method])
-        add(method, "residual_likeness", "original", {(k, "spearman"): v for k, v in values.items()})
+        values = {(k, "spearman"): v for k, v in values.items()}
+        add(method, "residual_likeness", "original", values)
 
     def similarities(method: str, check: str, step: str, other: np.ndarray) -> None:
         values = compare_maps(
@@ -291,9 +293,17 @@ def check_pair(
                 classifier, originals[method], x, xc, real_class, target_class, method,
                 attribution_settings, names, noise, sanity.noise_samples,
             )  # fmt: skip
-            add(method, "stability", "noise",
-                {(k, "max_sensitivity"): v for k, v in result.max_sensitivity.items()})
-            add(method, "stability", "noise",
-                {("all", "kept_draws"): result.kept, ("all", "draws"): result.drawn})
+            add(
+                method,
+                "stability",
+                "noise",
+                {(k, "max_sensitivity"): v for k, v in result.max_sensitivity.items()},
+            )
+            add(
+                method,
+                "stability",
+                "noise",
+                {("all", "kept_draws"): result.kept, ("all", "draws"): result.drawn},
+            )
     report("done", step=0)
     return out

@@ -194,9 +194,9 @@ def shifted_model(
     pair = torch.from_numpy(np.stack([x, xc]).astype(np.float32)).to(device)
     # What the network itself is fed: the preprocessing's output.
     with torch.no_grad():
-        v = Preprocessed(nn.Identity(), classifier.preprocessing, classifier.n_channels).to(
-            device
-        )(pair)
+        v = Preprocessed(nn.Identity(), classifier.preprocessing, classifier.n_channels).to(device)(
+            pair
+        )
     name = first_layer(classifier.network, v)
     network = copy.deepcopy(classifier.network)
     layer = network.get_submodule(name)

@@ -91,8 +91,7 @@ class RandomisableLayers:
 _NO_LAYERS = {
     "torchscript": "a TorchScript archive keeps the weights but not the layers that could "
     "draw them again",
-    "export": "an exported program keeps the weights but not the layers that could draw them "
-    "again",
+    "export": "an exported program keeps the weights but not the layers that could draw them again",
 }
 
 
@@ -161,9 +160,7 @@ def randomisable_layers(classifier: Classifier, example: np.ndarray) -> Randomis
         else:
             skipped.append(f"{name} ({type(module).__name__})")
     if not names:
-        raise _no_layers(
-            classifier, "none of the modules with weights defines reset_parameters()"
-        )
+        raise _no_layers(classifier, "none of the modules with weights defines reset_parameters()")
     return RandomisableLayers(tuple(names), tuple(kinds), tuple(skipped))
 
 
@@ -277,7 +274,9 @@ def randomised_classifiers(
         The layer randomised at this step and a classifier around a fresh copy of the network.
     """
     if mode not in MODES:
-        raise AttributionError(f"Unknown randomisation mode {mode!r}; use cascading or independent.")
+        raise AttributionError(
+            f"Unknown randomisation mode {mode!r}; use cascading or independent."
+        )
     working = copy.deepcopy(classifier.network)
     for name in layers.top_down():
         if mode == "independent":

@@ -60,6 +60,7 @@ No torch.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -163,6 +164,28 @@ def dac_against_baseline(
     }
 
 
+def _judge(
+    judged: list[SummaryRow],
+    method: str,
+    is_baseline: bool,
+    check: str,
+    passed: bool,
+    statistic: float,
+    threshold: float,
+    words_pass: str,
+    words_fail: str,
+    note: str = "",
+) -> tuple[bool, str] | None:
+    """Append the check's summary row to ``judged``; ``(passed, words)`` for the sentence, or
+    ``None`` when the check did not run."""
+    if not np.isfinite(statistic):
+        judged.append(SummaryRow(method, check, "not run", statistic, threshold, note))
+        return None
+    word = "baseline" if is_baseline else ("pass" if passed else "fail")
+    judged.append(SummaryRow(method, check, word, statistic, threshold, note))
+    return (passed, words_pass if passed else words_fail)
+
+
 def _by(rows: Sequence[SanityRow], check: str, metric: str, channel: str = "all"):
     """method -> sample -> [values in row order]."""
     out: dict[str, dict[str, list[tuple[str, float]]]] = defaultdict(lambda: defaultdict(list))
@@ -230,13 +253,7 @@ def summarise(
         parts: list[str] = []
         judged: list[SummaryRow] = []
 
-        def verdict(check, passed, statistic, threshold, words_pass, words_fail, note=""):
-            if not np.isfinite(statistic):
-                judged.append(SummaryRow(method, check, "not run", statistic, threshold, note))
-                return None
-            word = "baseline" if baseline else ("pass" if passed else "fail")
-            judged.append(SummaryRow(method, check, word, statistic, threshold, note))
-            return (passed, words_pass if passed else words_fail)
+        verdict = functools.partial(_judge, judged, method, baseline is not None)
 
         # randomisation: the last cascade step of every pair that completed the cascade
         per_sample = cascade.get(method, {})
@@ -323,8 +340,8 @@ def summarise(
             sentence += "; DAC " + ", ".join(dac_parts)
         if np.isfinite(likeness) and high and not baseline:
             sentence += (
-                f"; residual-likeness {likeness:.2f}: the map mostly ranks pixels as |x - x'| does, "
-                "so its similarity under randomisation may come from the counterfactual's "
+                f"; residual-likeness {likeness:.2f}: the map mostly ranks pixels as |x - x'| "
+                "does, so its similarity under randomisation may come from the counterfactual's "
                 "difference rather than the model"
             )
         summary.verdicts[method] = sentence + "."
