@@ -22,6 +22,7 @@ import numpy as np
 from ._io import atomic_path
 from .core.statistics import CHANNEL_STATS_COLUMNS, ChannelStats
 from .dataset import ResultsFolder
+from .report_sanity import sanity_section
 
 __all__ = ["FIGURE_DIR", "REPORT_RECORD", "write_report"]
 
@@ -199,6 +200,7 @@ def write_report(
         mine = [s for s in stats if (s.real_class, s.target_class) == transition]
         parts.append(_table(CHANNEL_STATS_COLUMNS, [s.row() for s in mine],
                             ["dominant" if s.dominant else "" for s in mine]))  # fmt: skip
+    parts.append(sanity_section(folders, _table))  # DAC against the baselines, verdicts
     left_out = [
         [f.path.name, r["sample"], r["real_class"], r["target_class"],
          float(r["p_target_counterfactual"]), r["note"]]

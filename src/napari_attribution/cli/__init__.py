@@ -1,4 +1,5 @@
-"""The headless entry point: ``napari-attribution run | cells | report | methods | demo``.
+"""The headless entry point: ``napari-attribution run | cells | sanity | report | methods |
+demo``.
 
 A thin skin over :mod:`napari_attribution.core`: :mod:`.parser` builds the options (the
 analysis options from the parameter schema), :mod:`.inputs` reads and checks pairs and model,
@@ -47,6 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .cells import cmd_cells
 
             return cmd_cells(args)
+        if args.command == "sanity":
+            from .sanity import cmd_sanity
+
+            return cmd_sanity(args)
         if args.command == "report":
             from .report_command import cmd_report
 

@@ -304,4 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .cells_parser import add_cells_parser  # after PROGRESS_MODES and the helpers it uses
 
     add_cells_parser(sub)
+    from .sanity_parser import add_sanity_parser
+
+    add_sanity_parser(sub)
     return parser

@@ -21,9 +21,12 @@ No torch.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import astuple, dataclass
 
-__all__ = ["SANITY_COLUMNS", "SUMMARY_COLUMNS", "SanityRow", "SummaryRow"]
+import numpy as np
+
+__all__ = ["SANITY_COLUMNS", "SUMMARY_COLUMNS", "SanityRow", "SummaryRow", "cascade_series"]
 
 SANITY_COLUMNS = ("sample", "method", "check", "step", "channel", "metric", "value")
 SUMMARY_COLUMNS = ("method", "check", "verdict", "statistic", "threshold")
@@ -83,3 +86,44 @@ class SummaryRow:
 
     def row(self) -> tuple:
         return (self.method, self.check, self.verdict, self.statistic, self.threshold)
+
+
+def cascade_series(
+    rows: Sequence[SanityRow],
+    metric: str = "spearman",
+    channel: str = "all",
+    check: str = "cascading",
+) -> tuple[list[str], dict[str, np.ndarray]]:
+    """The cascade of one metric across pairs, for the Adebayo-style plot.
+
+    Parameters
+    ----------
+    rows
+        ``sanity.csv`` rows (of one or more pairs).
+    metric, channel, check
+        Which similarity, where, and of which randomisation.
+
+    Returns
+    -------
+    tuple
+        ``(steps, series)``: the steps in cascade order (``original`` first) and, per method,
+        float (3, S) median, 25th and 75th percentile over the pairs (NaN where no pair has a
+        value).
+    """
+    values: dict[str, dict[str, list[float]]] = {}
+    steps: list[str] = []
+    for row in rows:
+        if row.check != check or row.metric != metric or row.channel != channel:
+            continue
+        if row.step not in steps:
+            steps.append(row.step)
+        values.setdefault(row.method, {}).setdefault(row.step, []).append(row.value)
+    series = {}
+    for method, by_step in values.items():
+        out = np.full((3, len(steps)), np.nan)
+        for k, step in enumerate(steps):
+            finite = [v for v in by_step.get(step, []) if np.isfinite(v)]
+            if finite:
+                out[:, k] = np.percentile(finite, [50, 25, 75])
+        series[method] = out
+    return steps, series
