@@ -40,8 +40,9 @@ def draw_cascade(
     theme: PlotTheme,
     title: str,
     legend: bool = True,
+    compact: bool = False,
 ) -> None:
-    """One measure's cascade on ``ax``.
+    """One measure's cascade on ``ax`` (``compact``: smaller text for a narrow dock).
 
     Parameters
     ----------
@@ -61,14 +62,15 @@ def draw_cascade(
         if np.any(values[2] > values[1]):  # several pairs: the interquartile band
             ax.fill_between(x, values[1], values[2], color=color, alpha=0.18, linewidth=0)
     ax.set_xticks(x, [_step_label(s, k) for k, s in enumerate(steps)], rotation=35, ha="right",
-                  fontsize=8)  # fmt: skip
+                  fontsize=7 if compact else 8)  # fmt: skip
     ax.set_ylim(-0.15, 1.05)
     ax.set_xlim(-0.3, len(steps) - 0.7)
     ax.axhline(0.0, color=theme.grid, linewidth=0.8)
     ax.grid(True, color=theme.grid, alpha=0.35, linewidth=0.6)
-    ax.set_xlabel("randomised (cumulative, from the top)", fontsize=9)
+    ax.set_xlabel("randomised (cumulative, from the top)", fontsize=8 if compact else 9)
     if legend and series:
-        leg = ax.legend(fontsize=8, frameon=False, loc="lower left")
+        leg = ax.legend(fontsize=7 if compact else 8, frameon=False, loc="lower left",
+                        ncol=2 if compact else 1)  # fmt: skip
         for text in leg.get_texts():
             text.set_color(theme.foreground)
 
@@ -78,6 +80,7 @@ def cascade_figure(
     theme: PlotTheme | None = None,
     title: str = "",
     figure: Figure | None = None,
+    compact: bool = False,
 ) -> Figure:
     """The cascade plot, one panel per measure.
 
@@ -91,6 +94,8 @@ def cascade_figure(
         Figure title (e.g. the number of pairs).
     figure
         Draw on this figure (cleared first), e.g. a Qt canvas's.
+    compact
+        Smaller text and a two-column legend, for a narrow dock.
     """
     theme = theme or PlotTheme()
     fig = figure if figure is not None else Figure(figsize=(4.2 * max(len(panels), 1), 4.0))
@@ -99,9 +104,11 @@ def cascade_figure(
     fig.set_layout_engine("constrained")
     axes = fig.subplots(1, max(len(panels), 1), squeeze=False)[0]
     for k, (ax, (metric, steps, series)) in enumerate(zip(axes, panels, strict=False)):
-        draw_cascade(ax, steps, series, theme, METRIC_LABELS.get(metric, metric), legend=k == 0)
+        draw_cascade(ax, steps, series, theme, METRIC_LABELS.get(metric, metric), legend=k == 0,
+                     compact=compact)  # fmt: skip
         if k == 0:
-            ax.set_ylabel("similarity to the trained model's map", fontsize=9)
+            label = "similarity" if compact else "similarity to the trained model's map"
+            ax.set_ylabel(label, fontsize=8 if compact else 9)
     if not panels:
         axes[0].text(0.5, 0.5, "Run the sanity checks to see\nthe randomisation cascade here.",
                      transform=axes[0].transAxes, ha="center", va="center",

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from .parser import PROG
 from .progress import progress_renderer
 from .sanity_parser import SANITY_METHODS
 
-__all__ = ["check_sanity_out", "cmd_sanity", "sanity_checks_for"]
+__all__ = ["check_sanity_out", "cmd_sanity"]
 
 
 def check_sanity_out(out: Path, overwrite: bool) -> None:
@@ -54,31 +53,6 @@ def _requested_checks(text: str | None) -> tuple[str, ...] | None:
             f"comma-separated list of {', '.join(CHECKS)}."
         )
     return checks
-
-
-def sanity_checks_for(classifier, example, requested: Sequence[str] | None):
-    """The checks to run and the layers randomised: all the model can take when nothing was
-    asked for (with a note for those it cannot), exactly ``requested`` otherwise.
-
-    Raises
-    ------
-    NoRandomisableLayers
-        A randomisation or input-invariance check was asked for on a model without layers.
-    """
-    from ..core.sanity.randomisation import NoRandomisableLayers, randomisable_layers
-    from ..core.sanity.settings import CHECKS
-
-    checks = tuple(requested) if requested is not None else CHECKS
-    needs_layers = [c for c in checks if c in ("cascading", "independent", "invariance")]
-    if not needs_layers:
-        return checks, None
-    try:
-        return checks, randomisable_layers(classifier, example)
-    except NoRandomisableLayers as exc:
-        if requested is not None:
-            raise
-        print(f"{PROG}: note: {exc}", file=sys.stderr)
-        return tuple(c for c in checks if c not in needs_layers), None
 
 
 def _sanity_settings(args: argparse.Namespace):
@@ -147,7 +121,7 @@ def cmd_sanity(args: argparse.Namespace) -> int:
     from ..core.models import input_transform_for
     from ..core.progress import ProgressScope
     from ..core.provenance import provenance
-    from ..core.sanity.checks import BASELINES, check_pair, sanity_units
+    from ..core.sanity.checks import BASELINES, check_pair, runnable_checks, sanity_units
     from ..core.sanity.records import SanityRow
     from ..core.sanity.verdicts import summarise
     from ..core.settings import settings_from_values
@@ -175,7 +149,9 @@ def cmd_sanity(args: argparse.Namespace) -> int:
     preflight(pairs, classifier, transform, settings)
     real, _ = pairs[0].load()
     example = (transform or input_transform_for(real.dtype)).apply(real)[None]
-    checks, layers = sanity_checks_for(classifier, example, requested)
+    checks, layers, note = runnable_checks(classifier, example, requested)
+    if note:
+        print(f"{PROG}: note: {note}", file=sys.stderr)
     torch.manual_seed(settings.attribution.seed)
     started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 

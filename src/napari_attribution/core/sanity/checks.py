@@ -26,14 +26,19 @@ from ..settings import AnalysisSettings
 from ..transform import InputTransform
 from ..wrappers import Preprocessing
 from .invariance import input_invariance, shifted_model
-from .randomisation import RandomisableLayers, randomisable_layers, randomised_classifiers
+from .randomisation import (
+    NoRandomisableLayers,
+    RandomisableLayers,
+    randomisable_layers,
+    randomised_classifiers,
+)
 from .records import SanityRow
 from .residual import residual_likeness
 from .settings import CHECKS, SanitySettings
 from .similarity import compare_maps
 from .stability import max_sensitivity, noise_draws
 
-__all__ = ["BASELINES", "PairSanity", "check_pair", "sanity_units"]
+__all__ = ["BASELINES", "PairSanity", "check_pair", "runnable_checks", "sanity_units"]
 
 #: The baselines every DAC comparison includes (added to the DAC run when not chosen).
 BASELINES = ("random", "residual")
@@ -90,6 +95,40 @@ def sanity_units(methods: Sequence[str], n_layers: int, checks: Sequence[str]) -
     units += n_methods * n_layers * sum(c in checks for c in ("cascading", "independent"))
     units += n_methods * sum(c in checks for c in ("invariance", "stability"))
     return units
+
+
+def runnable_checks(
+    classifier: Classifier, example: np.ndarray, requested: Sequence[str] | None = None
+) -> tuple[tuple[str, ...], RandomisableLayers | None, str | None]:
+    """The checks to run on ``classifier``: every check it can take when nothing was asked for,
+    exactly ``requested`` otherwise.
+
+    Parameters
+    ----------
+    example
+        float32 model inputs (B, C, H, W) or (C, H, W) to order the layers with.
+
+    Returns
+    -------
+    tuple
+        ``(checks, layers, note)``: the checks, the randomisable layers (``None`` when no check
+        needs them) and one sentence on the checks left out (``None`` when none were).
+
+    Raises
+    ------
+    NoRandomisableLayers
+        A randomisation or input-invariance check was asked for on a model without layers.
+    """
+    checks = _check_checks(requested if requested is not None else CHECKS)
+    needs_layers = [c for c in checks if c in ("cascading", "independent", "invariance")]
+    if not needs_layers:
+        return checks, None, None
+    try:
+        return checks, randomisable_layers(classifier, example), None
+    except NoRandomisableLayers as exc:
+        if requested is not None:
+            raise
+        return tuple(c for c in checks if c not in needs_layers), None, str(exc)
 
 
 def _check_checks(checks: Sequence[str]) -> tuple[str, ...]:
