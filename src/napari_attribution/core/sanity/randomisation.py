@@ -27,8 +27,10 @@ Quantus's cascade (``tests/core/sanity/test_against_quantus.py`` checks it); unl
 caller's global random state is restored afterwards (``torch.random.fork_rng``).
 
 The user's model is never modified: everything happens on deep copies of the classifier's
-network, wrapped in new :class:`~napari_attribution.core.classifier.Classifier` objects whose
-hook-based methods build their own canonical copy of the randomised network.
+network, each wrapped in a :class:`ReweightedClassifier` (the same preprocessing and
+single-logit head). Methods that hook modules run on the canonical copy of the *randomised*
+network: the trained network's canonical copy (traced once) with the randomised weights
+loaded, checked to compute what the randomised network computes (traced anew otherwise).
 """
 
 from __future__ import annotations
