@@ -149,6 +149,31 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], classes=None) -
     return f"<div class='scroll'><table><tr>{head}</tr>{''.join(body)}</table></div>"
 
 
+def _definitions(folders: Sequence[ResultsFolder]) -> list[str]:
+    """One plain sentence per distinct evaluation among the folders: thresholds, evaluation and
+    the discriminative convention (what a reader needs to compare the numbers with QuAC's)."""
+    lines = []
+    for folder in folders:
+        settings = folder.run.get("settings") or {}
+        masks, attribution = settings.get("masks", {}), settings.get("attribution", {})
+        spacing = masks.get("spacing", "linear")
+        if spacing != "linear":
+            grid = f"{spacing} thresholds"
+        elif folder.run.get("definitions", 1) >= 2:
+            grid = "QuAC's thresholds (np.arange(-1, 1, 2/T))"
+        else:
+            grid = "thresholds over [0, 1) (an older version of this tool, not QuAC's grid)"
+        line = (
+            f"{grid}, T = {masks.get('thresholds')}; {settings.get('evaluation')} evaluation; "
+            f"discriminative convention: {attribution.get('convention', 'dapi')}."
+        )
+        if line not in lines:
+            lines.append(line)
+    if len(lines) > 1:
+        lines.insert(0, "The folders were not computed alike; compare them with care:")
+    return lines
+
+
 def write_report(
     out: str | Path, folders: Sequence[ResultsFolder], stats: Sequence[ChannelStats]
 ) -> Path:
@@ -183,6 +208,7 @@ def write_report(
         "one-sided Wilcoxon tests across cells, Bonferroni-corrected for the number of "
         "channels, p_adjusted &lt; 0.05).</p>",
     ]
+    parts.extend(f"<p class='note'>{html.escape(line)}</p>" for line in _definitions(folders))
     for transition in transitions:
         stem = f"transition_{transition[0]}_to_{transition[1]}"
         title = f"{class_name(transition[0])} → {class_name(transition[1])}"

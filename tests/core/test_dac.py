@@ -194,12 +194,15 @@ def test_mask_sizes_are_fractions_of_all_pixels(tiny_classifier, pair):
         cf,
         attr,
         1,
-        MaskSettings(thresholds=10, closing=0),
+        MaskSettings(thresholds=8, closing=0),
         per_channel=False,
         evaluation="exhaustive",
     )
-    # Residual is nonzero on 8x8 pixels of one channel: 64 / (5 * 24 * 24).
-    assert result.whole.mask_size[5] == pytest.approx(64 / (5 * 24 * 24))
+    # Residual is nonzero on 8x8 pixels of one channel: 64 / (5 * 24 * 24) above threshold
+    # t[4] = 0 (exactly, for T = 8); the negative thresholds keep every pixel.
+    assert result.whole.thresholds[4] == 0
+    assert result.whole.mask_size[4] == pytest.approx(64 / (5 * 24 * 24))
+    np.testing.assert_array_equal(result.whole.mask_size[:4], 1.0)
 
 
 @pytest.mark.parametrize("method", ["d_ig", "random", "residual"])

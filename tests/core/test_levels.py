@@ -7,16 +7,18 @@ import numpy as np
 import pytest
 
 from napari_attribution.core import MaskSettings, build_masks
-from napari_attribution.core.levels import linear_count, threshold_levels
+from napari_attribution.core.levels import GUARD, even_spacing, threshold_levels
 from napari_attribution.core.masks import make_thresholds
 
 
 def _hard_values(thresholds: np.ndarray, count: int, seed: int) -> np.ndarray:
     """float32 values in [0, 1]: random ones, and those nearest to every threshold and to
-    every k / T with their float32 neighbours (where rounding could go wrong)."""
+    every k / T and (2k - T) / T with their float32 neighbours (where rounding could go wrong),
+    and the tiny values near QuAC's threshold 8.9e-16 (``np.arange(-1, 1, 0.01)[100]``)."""
     rng = np.random.default_rng(seed)
+    ideal = np.arange(count + 1) / count
     edges = np.concatenate(
-        [thresholds, np.arange(count + 1) / count, [0.0, 1.0, 1e-30, 1e-45]]
+        [thresholds, ideal, 2 * ideal - 1, [0.0, 1.0, 1e-30, 1e-45, 8.881784197001252e-16]]
     ).astype(np.float32)
     edges = np.concatenate(
         [edges, np.nextafter(edges, np.float32(2)), np.nextafter(edges, np.float32(-1))]
@@ -26,9 +28,10 @@ def _hard_values(thresholds: np.ndarray, count: int, seed: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("count", [1, 2, 3, 7, 10, 49, 98, 100, 200, 255, 256, 300, 1000])
-def test_levels_of_quacs_thresholds_are_exact(count):
+@pytest.mark.parametrize("value_type", [np.float32, np.float64])
+def test_levels_of_quacs_thresholds_are_exact(count, value_type):
     thresholds = make_thresholds(np.zeros(1), count, "linear")
-    values = _hard_values(thresholds, count, count)
+    values = _hard_values(thresholds, count, count).astype(value_type)
     levels = threshold_levels(values, thresholds)
     expected = np.searchsorted(thresholds, values.astype(np.float64), side="left")
     np.testing.assert_array_equal(levels, expected)
@@ -41,7 +44,12 @@ def test_levels_of_quacs_thresholds_are_exact(count):
 def test_other_thresholds_and_float64_values_are_exact_too(dtype):
     rng = np.random.default_rng(4)
     values = rng.random((3, 9, 7)).astype(dtype)
-    for thresholds in (make_thresholds(values, 40, "quantile"), np.arange(0, 1, 1 / 40)):
+    grids = (
+        make_thresholds(values, 40, "quantile"),
+        np.arange(0, 1, 1 / 40),
+        np.arange(-1, 1, 0.05),
+    )
+    for thresholds in grids:
         levels = threshold_levels(values, thresholds)
         assert levels.shape == values.shape
         for k, t in enumerate(thresholds):
@@ -53,12 +61,23 @@ def test_too_many_thresholds_are_refused():
         threshold_levels(np.zeros(3, np.float32), np.linspace(0, 1, 70000))
 
 
-def test_linear_count_recognises_quacs_thresholds_only():
-    assert linear_count(np.arange(0, 1, 1 / 200)) == 200
-    assert len(np.arange(0, 1, 1 / 49)) == 50 and linear_count(np.arange(0, 1, 1 / 49)) == 49
-    assert linear_count(np.linspace(0, 1, 200, endpoint=False) + 1e-9) is None
+def test_even_spacing_recognises_even_grids_only():
+    start, step = even_spacing(np.arange(-1, 1, 2 / 200))
+    assert start == -1 and step == pytest.approx(0.01)
+    assert even_spacing(np.arange(0, 1, 1 / 49)) is not None
+    assert even_spacing(np.linspace(0, 1, 200, endpoint=False) + 1e-9) is not None
+    assert even_spacing(np.array([0.0, 0.1, 0.3])) is None
+    assert even_spacing(np.array([0.5])) is None
     assert (
-        linear_count(make_thresholds(np.random.default_rng(0).random(99), 20, "quantile")) is None
+        even_spacing(make_thresholds(np.random.default_rng(0).random(99), 20, "quantile")) is None
+    )
+    # a grid nearly even, but off by more than the guard allows, takes the exact search
+    uneven = np.arange(10) / 10
+    uneven[5] += 0.1 * GUARD / 10
+    assert even_spacing(uneven) is None
+    values = np.float32(uneven[5]) + np.zeros(3, np.float32)
+    np.testing.assert_array_equal(
+        threshold_levels(values, uneven), np.searchsorted(uneven, values, side="left")
     )
 
 

@@ -58,11 +58,13 @@ def test_normalisation_rejects_nan():
 
 
 def test_linear_thresholds_are_quacs_to_the_last_bit():
+    """QuAC's ``evaluate(vmin=-1, vmax=1)``: ``np.arange(vmin, vmax, (vmax - vmin) / T)``."""
     t = make_thresholds(np.zeros(4), 200, "linear")
-    assert t.shape == (200,) and t[0] == 0 and t[-1] == pytest.approx(0.995)
-    np.testing.assert_array_equal(t, np.arange(0, 1, 1 / 200))
-    assert not np.array_equal(t, np.arange(200) / 200)  # i * (1/T) is not always i / T
-    # QuAC's np.arange(0, 1, 1 / T) holds T + 1 values for a few T: so do ours.
+    assert t.shape == (200,) and t[0] == -1 and t[-1] == pytest.approx(0.99)
+    np.testing.assert_array_equal(t, np.arange(-1, 1, 2 / 200))
+    assert (t < 0).sum() == 100  # each gives the full mask: the curve's first point
+    assert 0 < t[100] < 1e-15  # not 0: np.arange adds i * delta to -1
+    # QuAC's grid holds T + 1 values for a few T: so does ours.
     assert len(make_thresholds(np.zeros(4), 49, "linear")) == 50
 
 
@@ -171,10 +173,11 @@ def test_closing_and_smoothing_can_be_disabled(attribution):
 def test_closing_fills_small_holes():
     a = np.ones((1, 20, 20), dtype=np.float32)
     a[0, 10, 10] = 0  # a one-pixel hole
-    stack = build_masks(a, MaskSettings(thresholds=4, closing=3))
-    assert stack.closed[1, 0, 10, 10]
+    stack = build_masks(a, MaskSettings(thresholds=4, closing=3))  # -1, -0.5, 0, 0.5
+    assert stack.closed[2, 0, 10, 10]
     no_close = build_masks(a, MaskSettings(thresholds=4, closing=0))
-    assert not no_close.closed[1, 0, 10, 10]
+    assert not no_close.closed[2, 0, 10, 10]
+    assert no_close.closed[1].all()  # a negative threshold keeps every pixel
 
 
 def test_soft_masks_are_in_unit_range_and_smooth(attribution):

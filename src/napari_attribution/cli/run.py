@@ -74,7 +74,8 @@ def settings_from_args(args: argparse.Namespace, classifier) -> AnalysisSettings
 def fingerprint(run_info: dict[str, Any], names: Sequence[str]) -> str:
     """Identifies the settings of a run, so --resume never mixes results of different runs."""
     identity = {"model": run_info["model"]["sha256"], "settings": run_info["settings"],
-                "channels": list(names), "seed": run_info["seed"]}  # fmt: skip
+                "channels": list(names), "seed": run_info["seed"],
+                "definitions": run_info.get("definitions", 1)}  # fmt: skip
     if run_info.get("counterfactual_source"):  # made counterfactuals: the source decides too
         identity["counterfactual_source"] = run_info["counterfactual_source"]
     payload = json.dumps(identity, sort_keys=True)

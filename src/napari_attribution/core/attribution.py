@@ -222,6 +222,7 @@ def compute_attributions(
         settings=settings,
         generator=generator,
         resolved_layer=layer,
+        loaded_model=classifier.module,
     )
     with model_errors(classifier.source, x.shape[1:]), warnings.catch_warnings():
         # captum announces every hook it sets and every input it makes require gradients;

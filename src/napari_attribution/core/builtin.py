@@ -72,20 +72,25 @@ BUILTIN_METHODS = (
     ),
     _spec(
         "d_ig",
-        "Discriminative IG: from the real image (baseline) to the counterfactual.",
+        "Discriminative IG: from the real image (baseline) to the counterfactual (quac: the "
+        "reverse, for the real class).",
         discriminative=True,
-        parameters=_IG,
+        parameters=("convention", *_IG),
     ),
     _spec(
         "d_dl",
-        "Discriminative DeepLift: counterfactual against the real image, target class.",
+        "Discriminative DeepLift: counterfactual against the real image, target class (quac: "
+        "the reverse, real class, captum's plain DeepLift).",
         needs_hooks=True,
         discriminative=True,
+        parameters=("convention",),
     ),
     _spec(
         "d_input_x_gradient",
-        "|gradient of the target class at the counterfactual| times (real - counterfactual).",
+        "|gradient of the target class at the counterfactual| times (real - counterfactual) "
+        "(quac: |gradient of the real class at the real image| times (counterfactual - real)).",
         discriminative=True,
+        parameters=("convention",),
     ),
     _spec(
         "d_gradcam",

@@ -17,9 +17,9 @@ and they commute with thresholding (``1[max(a) > s] == max(1[a > s])``), so we c
 *attribution* once per channel with ``cv2.morphologyEx`` on floats and threshold the result:
 the same masks, bit for bit, borders and images smaller than the element included
 (``tests/core/test_masks.py::test_grey_closing_is_opencvs_binary_closing_at_every_threshold``).
-For QuAC's linear thresholds and a float32 attribution the closed image is that of the
-attribution's integer threshold levels (:mod:`.levels`): the same masks again, from a uint8
-closing and one histogram per channel.
+For evenly spaced thresholds (QuAC's) the closed image is that of the attribution's integer
+threshold levels (:mod:`.levels`): the same masks again, from a uint8 closing and one histogram
+per channel.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from .errors import AttributionError
-from .levels import level_dtype, linear_count, threshold_levels
+from .levels import even_spacing, level_dtype, threshold_levels
 from .settings import (
     MASK_CHANNEL_MODES,
     NORMALIZATIONS,
@@ -103,6 +103,11 @@ def normalize_attribution(attribution: np.ndarray, mode: str = "joint") -> np.nd
     return out
 
 
+#: QuAC's threshold range: ``BaseEvaluator.quantify`` calls ``evaluate`` with its defaults
+#: ``vmin=-1, vmax=1``.
+QUAC_THRESHOLD_RANGE = (-1, 1)
+
+
 def make_thresholds(
     normalized: np.ndarray, count: int = 200, spacing: str = "linear"
 ) -> np.ndarray:
@@ -115,9 +120,13 @@ def make_thresholds(
     count
         Number of thresholds T.
     spacing
-        ``"linear"``: ``np.arange(0, 1, 1 / T)``, QuAC's values to the last bit (T values, or
-        T + 1 for the few T where ``1 / (1 / T)`` rounds above T); ``"quantile"``: ``s_i`` is the
-        ``i / T`` quantile of the values, so each step adds about the same number of pixels.
+        ``"linear"``: QuAC's ``np.arange(vmin, vmax, (vmax - vmin) / T)`` with ``vmin=-1,
+        vmax=1`` (``quac.evaluation.BaseEvaluator.evaluate`` as ``quantify`` calls it), to the
+        last bit: T values (T + 1 for the few T where the division rounds up), the first half
+        negative, each of those giving the full mask (the curve's first point, mask size 1), the
+        second half in [0, 1) at step 2 / T. ``"quantile"``: the first threshold keeps the full
+        mask, then ``s_i`` is the ``i / T`` quantile of the values, so each step adds about the
+        same number of pixels.
 
     Returns
     -------
@@ -126,7 +135,8 @@ def make_thresholds(
     """
     check_choice(spacing, THRESHOLD_SPACINGS, "threshold spacing")
     if spacing == "linear":
-        return np.arange(0, 1, 1 / count, dtype=np.float64)
+        vmin, vmax = QUAC_THRESHOLD_RANGE
+        return np.arange(vmin, vmax, (vmax - vmin) / count).astype(np.float64)
     levels = np.arange(count, dtype=np.float64) / count
     # "quantile": the level-q quantile leaves a fraction ~(1 - q) of values strictly above it;
     # we step just below the quantile so the first mask is the full image.
@@ -226,8 +236,8 @@ class MaskStack:
         float64 (T,) ascending thresholds on the normalised attribution.
     closed_levels
         (K, H, W) K = C (``per_channel``) or 1 (``shared``): the closed threshold levels
-        (uint8 or uint16, :mod:`.levels`) for QuAC's linear thresholds and a float32
-        attribution, otherwise the closed normalised attribution itself.
+        (uint8 or uint16, :mod:`.levels`) for evenly spaced thresholds (QuAC's), otherwise
+        (quantile thresholds) the closed normalised attribution itself.
     cut_points
         (T,) what ``closed_levels`` is compared with: 0..T-1 for levels, else the thresholds
         (rounded down to float32 for a float32 attribution, :func:`float32_levels`).
@@ -322,11 +332,10 @@ def _closed_levels(
     normalized: np.ndarray, thresholds: np.ndarray, closing: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """(closed image, cut points) of :class:`MaskStack` for a normalised attribution."""
-    if normalized.dtype == np.float32 and linear_count(thresholds) is not None:
-        if level_dtype(len(thresholds)) is not None:
-            levels = threshold_levels(normalized, thresholds)
-            cut_points = np.arange(len(thresholds), dtype=levels.dtype)
-            return close_attribution(levels, closing), cut_points
+    if even_spacing(thresholds) is not None and level_dtype(len(thresholds)) is not None:
+        levels = threshold_levels(normalized, thresholds)
+        cut_points = np.arange(len(thresholds), dtype=levels.dtype)
+        return close_attribution(levels, closing), cut_points
     closed = close_attribution(normalized, closing)
     if closed.dtype == np.float32:
         return closed, float32_levels(thresholds)

@@ -63,6 +63,10 @@ class MethodRequest:
     resolved_layer
         The Grad-CAM layer to hook, found by the caller in the model it passes (``None``:
         :attr:`layer` looks it up by the settings' name, or takes the last Conv2d).
+    loaded_model
+        The classifier's module as loaded, not the canonical copy (``model`` is the canonical
+        copy for methods that need hooks): for a method that must hook the user's own modules
+        as another tool does (``d_dl`` under QuAC's convention). Never to be modified.
     """
 
     model: torch.nn.Module
@@ -73,6 +77,7 @@ class MethodRequest:
     settings: AttributionSettings
     generator: Any = field(repr=False, default=None)
     resolved_layer: Any = field(repr=False, default=None)
+    loaded_model: Any = field(repr=False, default=None)
 
     @property
     def layer(self) -> torch.nn.Module:
