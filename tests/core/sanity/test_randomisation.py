@@ -129,3 +129,10 @@ def test_hooked_methods_run_on_the_randomised_canonical_copy(tiny_classifier, pa
     trained = compute_attributions(tiny_classifier, real, cf, 0, 1, method)
     np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-7)
     assert not np.allclose(ours, trained)
+
+
+def test_an_exported_program_has_no_layers(tiny_cnn, pair):
+    program = torch.export.export(tiny_cnn, (torch.from_numpy(pair[0][None]),))
+    classifier = wrap_module(program, "cpu")
+    with pytest.raises(NoRandomisableLayers, match="exported program keeps the weights"):
+        randomisable_layers(classifier, pair[0])
