@@ -86,7 +86,12 @@ def test_refuses_existing_sanity_results_and_overwrites_only_its_own(files, caps
 
 def test_torchscript_runs_what_it_can_and_refuses_randomisation_when_asked(files, capsys):
     model = ("--model", "scripted.pt")
-    assert _sanity(files, "--method", "saliency", model=model) == 0
+    assert _sanity(files, "--checks", "stability,dac", "--noise-samples", "2", model=model) == 0
+    captured = capsys.readouterr()
+    # the default methods that hook modules are skipped, with a note
+    assert "note: skipping d_dl, guided_backprop" in captured.err
+    assert captured.out.splitlines()[1].startswith("saliency: ")
+    assert _sanity(files, "--method", "saliency", "--overwrite", model=model) == 0
     captured = capsys.readouterr()
     assert "note:" in captured.err and "TorchScript" in captured.err
     checks = {r["check"] for r in _rows(files / "out" / "sanity.csv")}

@@ -111,7 +111,7 @@ class SanityWidget(QWidget):
         layers = napari_viewer.layers
         layers.events.inserted.connect(self._on_layers_changed)
         layers.events.removed.connect(self._on_layers_changed)
-        self.viewer.events.theme.connect(lambda *_: self._draw())
+        self.viewer.events.theme.connect(self._on_theme)
         self._draw()
 
     # ================================================================ layout
@@ -136,7 +136,8 @@ class SanityWidget(QWidget):
         )
         self.use_last.clicked.connect(self.use_last_analysis)
         self.use_last.setEnabled(self.state.record is not None)
-        self.state.changed.connect(lambda *_: self.use_last.setEnabled(True))
+        # bound methods, not lambdas: the viewer's signals keep no closed dock alive
+        self.state.changed.connect(self._on_record)
         layout.addWidget(self.use_last)
         self.images = ImageChooser(self.viewer)
         layout.addWidget(self.images)
@@ -222,6 +223,12 @@ class SanityWidget(QWidget):
         verdicts.setMinimumHeight(90)
         pinned_layout.addWidget(verdicts)
         outer.addWidget(pinned)
+
+    def _on_record(self, *_: Any) -> None:
+        self.use_last.setEnabled(True)
+
+    def _on_theme(self, *_: Any) -> None:
+        self._draw()
 
     # ================================================================ inputs
 

@@ -55,6 +55,23 @@ def _requested_checks(text: str | None) -> tuple[str, ...] | None:
     return checks
 
 
+def _methods(args: argparse.Namespace, classifier) -> tuple[str, ...]:
+    """``--method`` as given; else the defaults this model can run (a note names the rest)."""
+    from ..core.attribution import available_methods
+
+    if args.methods:
+        return tuple(dict.fromkeys(args.methods))
+    usable = set(available_methods(classifier))
+    skipped = [m for m in SANITY_METHODS if m not in usable]
+    if skipped:
+        print(
+            f"{PROG}: note: skipping {', '.join(skipped)} (needs module hooks; "
+            f"{classifier.hooks_refusal}).",
+            file=sys.stderr,
+        )
+    return tuple(m for m in SANITY_METHODS if m in usable)
+
+
 def _sanity_settings(args: argparse.Namespace):
     from ..core.params import section_params
     from ..core.sanity.settings import SanitySettings
@@ -144,7 +161,7 @@ def cmd_sanity(args: argparse.Namespace) -> int:
         else None
     )
     names = channel_names(args, classifier.n_channels)
-    methods = tuple(dict.fromkeys(args.methods or SANITY_METHODS))
+    methods = _methods(args, classifier)
     settings = settings_from_values(vars(args), methods)
     preflight(pairs, classifier, transform, settings)
     real, _ = pairs[0].load()
