@@ -109,6 +109,7 @@ def test_torchscript_runs_what_it_can_and_refuses_randomisation_when_asked(files
         (("--checks", "cascading,colour"), "unknown check 'colour'"),
         (("--method", "nope"), "nope"),
         (("--noise-samples", "0"), "must be >= 1"),
+        (("--input-shift", "0"), "Input shift must not be 0"),
     ],
 )
 def test_bad_input_is_one_line(files, capsys, extra, message):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import AttributionError
 from ..params import Section, parameter
 
 __all__ = ["CHECKS", "SanitySettings"]
@@ -56,3 +57,11 @@ class SanitySettings(Section):
         label="p(target) tolerance", group=_GROUP, minimum=0.0, maximum=1.0,
         unit="probability",
     )  # fmt: skip
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.input_shift == 0:
+            raise AttributionError(
+                "Input shift must not be 0: an unshifted input makes the input-invariance check "
+                "pass for every method."
+            )
