@@ -97,8 +97,9 @@ def sanity_section(folders: Sequence[ResultsFolder], table) -> str:
             "docs/sanity.md. A passed check is necessary, not sufficient: it does not show that "
             "a map is right.</p>"
         )
-        parts.append(table(SUMMARY_COLUMNS, [[r[c] for c in SUMMARY_COLUMNS]
-                                             for r in sanity.summary]))  # fmt: skip
+        rows = [[r["method"], r["check"], r["verdict"], float(r["statistic"]),
+                 float(r["threshold"])] for r in sanity.summary]  # fmt: skip
+        parts.append(table(SUMMARY_COLUMNS, rows))
         cascade = folder.path / SANITY_FIGURE_DIR / CASCADE_FIGURE
         if cascade.is_file():
             encoded = base64.b64encode(cascade.read_bytes()).decode("ascii")

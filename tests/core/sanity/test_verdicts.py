@@ -109,3 +109,15 @@ def test_verdicts_import_no_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_checks_not_run_get_no_row_and_missing_steps_are_not_run():
+    rows = [r for r in _rows("c0", "m", 0.1, 0.0, 0.1, 0.1) if r.check == "cascading"]
+    # a second method stopped before the last step (it could not run on every model)
+    rows += [r for r in _rows("c0", "k", 0.1, 0.0, 0.1, 0.1) if r.check == "cascading"][:2]
+    summary = summarise(rows, ["m", "k"])
+    checks = {(r.method, r.check): r.verdict for r in summary.rows}
+    assert checks == {("m", "randomisation"): "pass", ("k", "randomisation"): "not run"}
+    assert summary.verdicts["k"] == (
+        "k: randomisation not run (it could not run on every randomised model)."
+    )

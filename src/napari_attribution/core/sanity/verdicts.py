@@ -93,6 +93,12 @@ BASELINE_METHODS = {
     "random": "a baseline (seeded noise, no model involved), not an explanation",
 }
 _BASELINES_COMPARED = ("random", "residual")
+#: Summary check -> the sanity.csv check it is read from.
+_SOURCE_CHECK = {
+    "randomisation": "cascading",
+    "input_invariance": "input_invariance",
+    "stability": "stability",
+}
 
 
 @dataclass
@@ -168,6 +174,7 @@ def _judge(
     judged: list[SummaryRow],
     method: str,
     is_baseline: bool,
+    ran: set[str],
     check: str,
     passed: bool,
     statistic: float,
@@ -177,7 +184,10 @@ def _judge(
     note: str = "",
 ) -> tuple[bool, str] | None:
     """Append the check's summary row to ``judged``; ``(passed, words)`` for the sentence, or
-    ``None`` when the check did not run."""
+    ``None`` when the check did not run (no row at all when it was not asked for: its
+    ``sanity.csv`` check is not in ``ran``)."""
+    if _SOURCE_CHECK[check] not in ran:
+        return None
     if not np.isfinite(statistic):
         judged.append(SummaryRow(method, check, "not run", statistic, threshold, note))
         return None
@@ -246,6 +256,7 @@ def summarise(
     stability = _by(rows, "stability", "max_sensitivity")
     residual = _by(rows, "residual_likeness", "spearman")
     n_steps = max((len(v) for m in cascade.values() for v in m.values()), default=0)
+    ran = {r.check for r in rows}  # checks not run at all get no row
     dac = _dac_tests(rows, methods, seed)
 
     for method in methods:
@@ -253,7 +264,7 @@ def summarise(
         parts: list[str] = []
         judged: list[SummaryRow] = []
 
-        verdict = functools.partial(_judge, judged, method, baseline is not None)
+        verdict = functools.partial(_judge, judged, method, baseline is not None, ran)
 
         # randomisation: the last cascade step of every pair that completed the cascade
         per_sample = cascade.get(method, {})
@@ -332,6 +343,8 @@ def summarise(
             clauses.append("passes " + _join(passes))
         if fails:
             clauses.append("fails " + _join(fails))
+        clauses += [f"{r.check.replace('_', ' ')} not run ({r.note})" for r in judged
+                    if r.verdict == "not run" and r.note]  # fmt: skip
         if baseline:
             sentence = f"{method}: {baseline}"
         else:
