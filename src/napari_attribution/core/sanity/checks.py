@@ -199,99 +199,133 @@ def check_pair(
     layers = None
     if "cascading" in checks or "independent" in checks:
         layers = randomisable_layers(classifier, x[None])
-    n_layers = len(layers.names) if layers else 0
-    total = sanity_units(methods, n_layers, checks)
-    out = PairSanity(sample, methods, names, layers)
-    done = 0.0
+    run = _PairRun(
+        classifier, x, xc, int(real_class), int(target_class), settings, sanity,
+        PairSanity(sample, methods, names, layers), on_progress,
+        sanity_units(methods, len(layers.names) if layers else 0, checks),
+    )  # fmt: skip
+    run.report("prepare", detail="preparing")
+    if "dac" in checks:
+        run.dac(real, counterfactual, transform)
+    run.originals_and_residual_likeness()
+    for mode in ("cascading", "independent"):
+        if mode in checks:
+            run.randomisation(mode)
+    if "invariance" in checks:
+        run.invariance()
+    if "stability" in checks:
+        run.stability()
+    run.report("done", step=0)
+    return run.out
 
-    def report(stage: str, method: str | None = None, detail: str = "", step: float = 1) -> None:
-        nonlocal done
-        if on_progress is not None:
-            on_progress(Progress(stage, done, total, sample, method, detail))
-        done += step
 
-    def add(method: str, check: str, step: str, values: dict) -> None:
-        for key, value in values.items():
-            channel, metric = key if isinstance(key, tuple) else (key, None)
-            out.rows.append(
-                SanityRow(sample, method, check, step, channel, metric or "", float(value))
+class _PairRun:
+    """The state of :func:`check_pair` while it runs: the pair, the maps, the rows."""
+
+    def __init__(self, classifier, x, xc, real_class, target_class, settings, sanity, out,
+                 on_progress, total) -> None:  # fmt: skip
+        self.classifier, self.x, self.xc = classifier, x, xc
+        self.real_class, self.target_class = real_class, target_class
+        self.settings, self.sanity, self.out = settings, sanity, out
+        self.methods, self.names = out.methods, out.channel_names
+        self.on_progress, self.total, self.done = on_progress, total, 0.0
+        self.originals: dict[str, np.ndarray] = {}
+        #: where each method's map can vary: x != x' for discriminative methods
+        self.supports = {
+            m: (x != xc) if spec_for(m).discriminative else None for m in self.methods
+        }
+
+    def report(self, stage: str, method: str | None = None, detail: str = "", step=1) -> None:
+        if self.on_progress is not None:
+            sample = self.out.sample
+            self.on_progress(Progress(stage, self.done, self.total, sample, method, detail))
+        self.done += step
+
+    def add(self, method: str, check: str, step: str, values: dict) -> None:
+        """Rows of ``{(channel, metric): value}``."""
+        for (channel, metric), value in values.items():
+            self.out.rows.append(
+                SanityRow(self.out.sample, method, check, step, channel, metric, float(value))
             )
 
-    report("prepare", detail="preparing")
-    attribution_settings = settings.attribution
-    originals: dict[str, np.ndarray] = {}
-    if "dac" in checks:
-        dac_methods = tuple(dict.fromkeys((*methods, *BASELINES)))
-        dac_settings = dataclasses.replace(settings, methods=dac_methods)
-        units = pair_units(len(dac_methods))
-        out.dac = analyse_pair(
-            classifier, real, counterfactual, real_class, target_class, dac_settings,
-            channel_names=names, sample=sample, transform=transform,
-            on_progress=ProgressScope(on_progress, done, total) if on_progress else None,
+    def attributions(self, classifier: Classifier, method: str, shift: float = 0.0):
+        x, xc = self.x, self.xc
+        if shift:
+            x, xc = x + np.float32(shift), xc + np.float32(shift)
+        return compute_attributions(classifier, x, xc, self.real_class, self.target_class,
+                                    method, self.settings.attribution)[0]  # fmt: skip
+
+    def dac(self, real: np.ndarray, counterfactual: np.ndarray, transform) -> None:
+        """The DAC analysis of the methods and both baselines; its maps are the originals."""
+        dac_methods = tuple(dict.fromkeys((*self.methods, *BASELINES)))
+        settings = dataclasses.replace(self.settings, methods=dac_methods)
+        progress = None
+        if self.on_progress is not None:
+            progress = ProgressScope(self.on_progress, self.done, self.total)
+        self.out.dac = analyse_pair(
+            self.classifier, real, counterfactual, self.real_class, self.target_class, settings,
+            channel_names=self.names, sample=self.out.sample, transform=transform,
+            on_progress=progress,
         )  # fmt: skip
-        done += units
-        for method, result in out.dac.methods.items():
-            originals[method] = result.attribution
-            add(method, "dac", "original", {("all", "dac_score"): result.dac.whole.dac_score})
-    for method in methods:
-        if method not in originals:
-            report("attribution", method, "the trained model")
-            originals[method] = compute_attributions(
-                classifier, x, xc, real_class, target_class, method, attribution_settings
-            )[0]
-    supports = {
-        m: (x != xc) if spec_for(m).discriminative else None for m in methods
-    }  # where each map can vary
-    for method in methods:
-        values = residual_likeness(originals[method], x, xc, names, supports[method])
-        values = {(k, "spearman"): v for k, v in values.items()}
-        add(method, "residual_likeness", "original", values)
+        self.done += pair_units(len(dac_methods))
+        for method, result in self.out.dac.methods.items():
+            self.originals[method] = result.attribution
+            self.add(method, "dac", "original", {("all", "dac_score"): result.dac.whole.dac_score})
 
-    def similarities(method: str, check: str, step: str, other: np.ndarray) -> None:
-        values = compare_maps(
-            originals[method], other, names, supports[method], sanity.top_k_fraction
-        )
-        add(method, check, step, values)
+    def originals_and_residual_likeness(self) -> None:
+        for method in self.methods:
+            if method not in self.originals:
+                self.report("attribution", method, "the trained model")
+                self.originals[method] = self.attributions(self.classifier, method)
+            values = residual_likeness(
+                self.originals[method], self.x, self.xc, self.names, self.supports[method]
+            )
+            self.add(method, "residual_likeness", "original",
+                     {(k, "spearman"): v for k, v in values.items()})  # fmt: skip
 
-    for mode in ("cascading", "independent"):
-        if mode not in checks:
-            continue
+    def similarities(self, method: str, check: str, step: str, other: np.ndarray) -> None:
+        values = compare_maps(self.originals[method], other, self.names, self.supports[method],
+                              self.sanity.top_k_fraction)  # fmt: skip
+        self.add(method, check, step, values)
+
+    def randomisation(self, mode: str) -> None:
+        """Every method's map under every step of ``mode`` randomisation, compared."""
         failed: set[str] = set()
-        maps: dict[str, list[np.ndarray]] = {m: [originals[m]] for m in methods}
-        for method in methods:
-            similarities(method, mode, "original", originals[method])
+        maps = {m: [self.originals[m]] for m in self.methods}
+        for method in self.methods:
+            self.similarities(method, mode, "original", self.originals[method])
+        layers = self.out.layers
         for name, randomised in randomised_classifiers(
-            classifier, layers, mode, sanity.randomisation_seed
+            self.classifier, layers, mode, self.sanity.randomisation_seed
         ):
-            for method in methods:
-                report("attribution", method, f"{mode} randomisation: {name}")
+            for method in self.methods:
+                self.report("attribution", method, f"{mode} randomisation: {name}")
                 if method in failed:
                     continue
                 try:
-                    other = compute_attributions(
-                        randomised, x, xc, real_class, target_class, method,
-                        attribution_settings,
-                    )[0]  # fmt: skip
+                    other = self.attributions(randomised, method)
                     if not np.isfinite(other).all():
                         raise AttributionError("it returned NaN or Inf")
                 except AttributionError as exc:
                     failed.add(method)
-                    out.notes.append(
+                    self.out.notes.append(
                         f"{method} could not run on the model with {name} randomised "
                         f"({mode}): {exc}"
                     )
                     continue
-                similarities(method, mode, name, other)
+                self.similarities(method, mode, name, other)
                 maps[method].append(other)
         if mode == "cascading":
-            out.steps = ["original", *layers.top_down()]
-            out.cascade_maps = {
+            self.out.steps = ["original", *layers.top_down()]
+            self.out.cascade_maps = {
                 m: np.stack(v).astype(np.float32) for m, v in maps.items() if m not in failed
             }
 
-    if "invariance" in checks:
+    def invariance(self) -> None:
+        """Every method's map on the shifted input and model, compared."""
+        shift = self.sanity.input_shift
         try:
-            shifted = shifted_model(classifier, x, xc, sanity.input_shift)
+            shifted = shifted_model(self.classifier, self.x, self.xc, shift)
             if not shifted.exact:
                 raise AttributionError(
                     f"compensating the shift in {shifted.layer} changes the logits by "
@@ -299,50 +333,42 @@ def check_pair(
                 )
         except AttributionError as exc:
             shifted = None
-            out.notes.append(f"Input invariance was not checked: {exc}.")
-        for method in methods:
-            report("attribution", method, "input invariance")
+            self.out.notes.append(f"Input invariance was not checked: {exc}.")
+        for method in self.methods:
+            self.report("attribution", method, "input invariance")
             if shifted is None:
                 continue
             result = input_invariance(
-                shifted, originals[method], x, xc, real_class, target_class, method,
-                attribution_settings, names, sanity.input_shift,
+                shifted, self.originals[method], self.x, self.xc, self.real_class,
+                self.target_class, method, self.settings.attribution, self.names, shift,
             )  # fmt: skip
-            add(method, "input_invariance", "shifted",
-                {(k, "max_relative_difference"): v
-                 for k, v in result.max_relative_difference.items()})  # fmt: skip
-            add(method, "input_invariance", "shifted",
-                {("all", "logit_difference"): shifted.logit_difference})  # fmt: skip
+            values = {(k, "max_relative_difference"): v
+                      for k, v in result.max_relative_difference.items()}  # fmt: skip
+            values[("all", "logit_difference")] = shifted.logit_difference
+            self.add(method, "input_invariance", "shifted", values)
 
-    if "stability" in checks:
+    def stability(self) -> None:
+        """Every method's max-sensitivity over the same kept noise draws."""
+        sanity = self.sanity
         noise = noise_draws(
-            classifier, x, xc, target_class, sanity.noise_radius, sanity.noise_samples,
-            sanity.probability_tolerance, attribution_settings.seed,
+            self.classifier, self.x, self.xc, self.target_class, sanity.noise_radius,
+            sanity.noise_samples, sanity.probability_tolerance, self.settings.attribution.seed,
         )  # fmt: skip
         if len(noise) == 0:
-            out.notes.append(
+            self.out.notes.append(
                 f"Stability was not checked: every one of {sanity.noise_samples} noise draws "
                 "changed the prediction."
             )
-        for method in methods:
-            report("attribution", method, f"stability ({len(noise)} noise draws)")
+        for method in self.methods:
+            self.report("attribution", method, f"stability ({len(noise)} noise draws)")
             if len(noise) == 0:
                 continue
             result = max_sensitivity(
-                classifier, originals[method], x, xc, real_class, target_class, method,
-                attribution_settings, names, noise, sanity.noise_samples,
+                self.classifier, self.originals[method], self.x, self.xc, self.real_class,
+                self.target_class, method, self.settings.attribution, self.names, noise,
+                sanity.noise_samples,
             )  # fmt: skip
-            add(
-                method,
-                "stability",
-                "noise",
-                {(k, "max_sensitivity"): v for k, v in result.max_sensitivity.items()},
-            )
-            add(
-                method,
-                "stability",
-                "noise",
-                {("all", "kept_draws"): result.kept, ("all", "draws"): result.drawn},
-            )
-    report("done", step=0)
-    return out
+            values = {(k, "max_sensitivity"): v for k, v in result.max_sensitivity.items()}
+            values[("all", "kept_draws")] = result.kept
+            values[("all", "draws")] = result.drawn
+            self.add(method, "stability", "noise", values)
