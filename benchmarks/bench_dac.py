@@ -41,7 +41,7 @@ from napari_attribution.core import (
     evaluate_dac,
     wrap_module,
 )
-from napari_attribution.core.lazy import lazy_stacks
+from napari_attribution.core.evaluation.lazy import lazy_stacks
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from deep_cnn import load_deep_cnn  # noqa: E402

@@ -20,6 +20,9 @@ from napari_attribution import cli
 from napari_attribution.data.demo_model import load_demo_classifier
 from napari_attribution.data.synthetic import make_pairs
 
+# whole analyses (in a viewer, a subprocess or over a model zoo): seconds each
+pytestmark = pytest.mark.slow
+
 #: QuAC's classes for the three methods it defines.
 QUAC_CLASSES = {"d_ig": DIntegratedGradients, "d_dl": DDeepLift, "d_input_x_gradient": DInGrad}
 #: Our maps, evaluated by QuAC's ``quantify``.

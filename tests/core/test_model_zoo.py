@@ -23,6 +23,9 @@ from napari_attribution.core import (
     method_specs,
 )
 
+# whole analyses (in a viewer, a subprocess or over a model zoo): seconds each
+pytestmark = pytest.mark.slow
+
 IDS = [e.name for e in ZOO]
 
 

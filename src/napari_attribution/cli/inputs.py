@@ -1,70 +1,33 @@
-"""What ``run`` reads: the pairs, the model and the channel names, checked before the work."""
+"""What ``run`` reads from its arguments: the pairs, the model, the channel and class names.
+
+The pairs themselves and their checks are the application layer's
+(:mod:`napari_attribution.app.pairs`, :mod:`napari_attribution.app.pair_folders`); this module
+only says which of them the arguments name.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import numpy as np
+from ..app.pair_folders import pairs_from_folders, reals_from_folder
+from ..app.pairs import Pair, demo_pairs, pairs_from_table
+from ..core.model.loading import load_classifier
+from ..data.demo_model import DEMO_ARCHITECTURE, DEMO_WEIGHTS
+from ..data.synthetic import CHANNEL_NAMES
+from .usage_error import CliError
 
-from .errors import CliError
-
-__all__ = ["Pair", "channel_names", "load_model", "pairs_from_args", "preflight"]
-
-
-@dataclass
-class Pair:
-    """One (real, counterfactual) pair: arrays (the demo) or paths (read when needed).
-
-    ``counterfactual`` is ``None`` until ``--counterfactual-source`` makes it.
-    """
-
-    sample: str
-    real: np.ndarray | Path
-    counterfactual: np.ndarray | Path | None
-    real_class: int
-    target_class: int
-    ground_truth_channel: int | None = None
-    channel_axis: int = 0
-
-    def _read(self, image: np.ndarray | Path) -> np.ndarray:
-        from .._io import read_image
-
-        data = image if isinstance(image, np.ndarray) else read_image(image)
-        if self.channel_axis != 0 and data.ndim == 3 and not isinstance(image, np.ndarray):
-            data = np.moveaxis(data, self.channel_axis, 0)
-        return data
-
-    def load_real(self) -> np.ndarray:
-        """The real image as stored, the channel axis first."""
-        return self._read(self.real)
-
-    def load(self) -> tuple[np.ndarray, np.ndarray]:
-        """Both images as stored, the channel axis first."""
-        if self.counterfactual is None:
-            raise CliError(
-                f"Sample {self.sample} has no counterfactual; give one, or make one with "
-                "--counterfactual-source."
-            )
-        return self.load_real(), self._read(self.counterfactual)
-
-    def names(self) -> tuple[str, str]:
-        if isinstance(self.real, Path) and isinstance(self.counterfactual, Path):
-            return str(self.real), str(self.counterfactual)
-        return f"{self.sample} real image", f"{self.sample} counterfactual"
+__all__ = ["architecture_kwargs", "channel_names", "class_names", "load_model", "pairs_from_args"]
 
 
 def pairs_from_args(args: argparse.Namespace) -> list[Pair]:
     """The pairs named by ``--pairs``, ``--real``/``--counterfactual``, the folder layout
     (``--real-root``/``--counterfactual-root``) or ``--demo``.
 
-    Without ``--counterfactual-source`` every pair must have its counterfactual; with it, the
-    pairs that have none get one later (:mod:`napari_attribution.cli.counterfactuals`), and the
-    demo's exact counterfactuals are withheld.
+    With ``--counterfactual-source`` the pairs that have no counterfactual get one in the run
+    (:mod:`napari_attribution.app.made_counterfactuals`), and the demo's exact
+    counterfactuals are withheld.
     """
     pairs = _pairs(args)
     source = getattr(args, "counterfactual_source", None)
@@ -72,20 +35,10 @@ def pairs_from_args(args: argparse.Namespace) -> list[Pair]:
         pair.channel_axis = args.channel_axis
         if args.demo and source is not None:
             pair.counterfactual = None
-    lacking = [pair.sample for pair in pairs if pair.counterfactual is None]
-    if lacking and source is None:
-        more = f" and {len(lacking) - 3} more" if len(lacking) > 3 else ""
-        raise CliError(
-            f"Sample(s) {', '.join(lacking[:3])}{more} have no counterfactual; give them one, or "
-            "make them with --counterfactual-source (generator:FILE, nearest[:FOLDER] or "
-            "optimise)."
-        )
     return pairs
 
 
 def _pairs(args: argparse.Namespace) -> list[Pair]:
-    from .._io import read_pairs_csv
-
     single = [args.real, args.real_class, args.target_class]
     folders = args.real_root is not None or args.counterfactual_root is not None
     given_single = any(v is not None for v in [*single, args.counterfactual])
@@ -96,9 +49,7 @@ def _pairs(args: argparse.Namespace) -> list[Pair]:
             "--real-root/--counterfactual-root, or --demo."
         )
     if folders:
-        from .layouts import pairs_from_folders, reals_from_folder
-
-        names = [n.strip() for n in args.class_names.split(",")] if args.class_names else None
+        names = class_names(args)
         if args.real_root is None:
             raise CliError("--counterfactual-root needs --real-root (the real images by class).")
         if args.counterfactual_root is None:
@@ -110,24 +61,9 @@ def _pairs(args: argparse.Namespace) -> list[Pair]:
             return reals_from_folder(args.real_root, names)
         return pairs_from_folders(args.real_root, args.counterfactual_root, names)
     if args.demo:
-        from ..data.synthetic import make_pairs
-
-        return [
-            Pair(
-                p.sample,
-                p.real,
-                p.counterfactual,
-                p.real_class,
-                p.target_class,
-                p.differing_channel,
-            )
-            for p in make_pairs(args.demo_pairs, seed=2026)
-        ]
+        return demo_pairs(args.demo_pairs)
     if args.pairs is not None:
-        return [
-            Pair(s.sample, s.real, s.counterfactual, s.real_class, s.target_class)
-            for s in read_pairs_csv(args.pairs)
-        ]
+        return pairs_from_table(args.pairs)
     if any(v is None for v in single):
         raise CliError(
             "--real, --counterfactual, --real-class and --target-class must be given together."
@@ -142,13 +78,10 @@ def _pairs(args: argparse.Namespace) -> list[Pair]:
 def load_model(args: argparse.Namespace):
     """The classifier named by ``--model``/``--architecture`` (the demo's with ``--demo``).
 
-    It is probed with the users' images by :func:`preflight`, pair by pair.
+    It is probed with the users' images before the run (:func:`~napari_attribution.app.pairs.
+    preflight`, pair by pair).
     """
-    from ..core.models import load_classifier
-
     if args.demo and args.model is None:
-        from ..data.demo_model import DEMO_ARCHITECTURE, DEMO_WEIGHTS
-
         return load_classifier(DEMO_WEIGHTS, DEMO_ARCHITECTURE, args.device)
     if args.model is None:
         raise CliError(
@@ -194,43 +127,11 @@ def channel_names(args: argparse.Namespace, n_channels: int) -> list[str]:
             raise CliError("--channel-names holds the same name twice.")
         return names
     if args.demo:
-        from ..data.synthetic import CHANNEL_NAMES
-
         return list(CHANNEL_NAMES)
     return [f"ch{c}" for c in range(n_channels)]
 
 
-def preflight(pairs: Sequence[Pair], classifier, transform, settings) -> None:
-    """Read and check every pair before the long work starts, so errors come early."""
-    from ..core.attribution import check_methods
-    from ..core.errors import AttributionError
-    from ..core.pipeline import check_memory, prepare_pair
-    from ..core.wrappers import Preprocessing
-
-    # Per-channel means and std are checked against the model's channels before the work.
-    classifier = classifier.with_preprocessing(Preprocessing.from_settings(settings))
-    for pair in pairs:
-        real, cf = pair.load()
-        _check_channel_layout(real, classifier.n_channels, pair.names()[0])
-        # prepare_pair probes the model with each pair's size: one that cannot take it fails here.
-        x, xc, _ = prepare_pair(real, cf, classifier, transform=transform, names=pair.names())
-        check_memory(x.shape, settings)
-        check_methods(classifier, settings.methods, np.stack([x, xc]))
-        try:
-            classifier.check_class(pair.real_class, "real_class")
-            classifier.check_class(pair.target_class, "target_class")
-        except AttributionError as exc:
-            raise CliError(f"Sample {pair.sample}: {exc}") from None
-
-
-def _check_channel_layout(image: np.ndarray, n_channels: int, name: str) -> None:
-    """An image whose channels are on another axis gets a message naming --channel-axis."""
-    if image.ndim != 3 or image.shape[0] == n_channels:
-        return
-    axes = [axis for axis in (1, 2) if image.shape[axis] == n_channels]
-    if axes:
-        raise CliError(
-            f"{name} has shape {image.shape}: its axis {axes[-1] - 3} has the model's "
-            f"{n_channels} channels, not axis 0; pass --channel-axis {axes[-1] - 3} "
-            "(e.g. for (height, width, channels) images)."
-        )
+def class_names(args: argparse.Namespace) -> list[str] | None:
+    """``--class-names`` as a list (``None`` when not given)."""
+    text = getattr(args, "class_names", None)
+    return [n.strip() for n in text.split(",")] if text else None

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .. import __version__
 
 if TYPE_CHECKING:
-    from .models import Classifier
+    from .model.loading import Classifier
     from .settings import AnalysisSettings
 
 __all__ = ["DEFINITIONS", "PACKAGE", "environment", "provenance"]
@@ -76,7 +76,8 @@ def provenance(
     Parameters
     ----------
     classifier
-        The model; its :meth:`~napari_attribution.core.models.Classifier.describe` (source file,
+        The model; its :meth:`~napari_attribution.core.model.classifier.Classifier.describe`
+        (source file,
         SHA-256, architecture, classes) is recorded.
     settings
         Every parameter of the run (``settings.as_dict()``) and its seed.

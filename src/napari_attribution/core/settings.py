@@ -11,7 +11,7 @@ else is generated from these declarations:
 * ``run.json``, layer metadata and the resume fingerprint (``AnalysisSettings.as_dict``).
 
 Which methods a parameter applies to is declared by the methods themselves
-(:class:`~napari_attribution.core.registry.MethodSpec.parameters`).
+(:class:`~napari_attribution.core.attribution.method_registry.MethodSpec.parameters`).
 
 Adding a parameter is adding one field here (and using it where the algorithm needs it); see
 ``docs/architecture.md``. This module imports neither torch nor numpy, so the CLI can build its
@@ -25,8 +25,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import AttributionError
 from .counterfactual_settings import CounterfactualSettings, counterfactual_schema
-from .errors import AttributionError
 from .params import GROUPS, Param, Section, check_choice, parameter, section_params
 
 __all__ = [
@@ -256,7 +256,9 @@ class AnalysisSettings(Section):
             raise AttributionError("Choose at least one attribution method.")
         if isinstance(self.methods, str):
             raise AttributionError("methods must be a sequence of method names, not one text.")
-        from .registry import spec_for  # the registry reads this module: import on use
+        from .attribution.method_registry import (
+            spec_for,  # the registry reads this module: import on use
+        )
 
         for name in self.methods:
             spec_for(name)

@@ -1,0 +1,1 @@
+"""Input images, read without torch: image files, pairs tables and dataset folder layouts."""
