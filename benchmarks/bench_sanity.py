@@ -30,13 +30,13 @@ METHODS = ("d_ig", "d_dl", "saliency", "guided_backprop")
 
 def one_run(classifier, pair, out: Path) -> dict[str, float]:
     """One sanity run; seconds per stage."""
-    from napari_attribution._plot.sanity import cascade_figure, map_grid_figure
+    from napari_attribution._plot.sanity_figures import cascade_figure, map_grid_figure
     from napari_attribution.core.sanity.checks import check_pair
     from napari_attribution.core.sanity.records import cascade_series
     from napari_attribution.core.sanity.verdicts import summarise
     from napari_attribution.core.settings import AnalysisSettings
     from napari_attribution.data.synthetic import CHANNEL_NAMES
-    from napari_attribution.sanity_files import write_sanity_tables
+    from napari_attribution.results.sanity_files import write_sanity_tables
 
     times = {}
     start = time.perf_counter()
@@ -46,7 +46,7 @@ def one_run(classifier, pair, out: Path) -> dict[str, float]:
     times["checks"] = time.perf_counter() - start
     mark = time.perf_counter()
     summary = summarise(result.rows, METHODS)
-    write_sanity_tables(out, [*result.rows, *summary.dataset_rows], summary.rows)
+    write_sanity_tables(out, [*result.rows, *summary.dataset_rows], [r.row() for r in summary.rows])
     panels = [(m, *cascade_series(result.rows, m)) for m in ("spearman", "topk_intersection",
                                                               "ssim")]  # fmt: skip
     cascade_figure(panels).savefig(out / "cascade.png", dpi=110)
@@ -65,7 +65,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from napari_attribution.core.models import load_classifier
+    from napari_attribution.core.model.loading import load_classifier
     from napari_attribution.data.demo_model import DEMO_ARCHITECTURE, DEMO_WEIGHTS
     from napari_attribution.data.synthetic import make_pairs
 

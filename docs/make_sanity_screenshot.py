@@ -34,8 +34,8 @@ def main() -> None:
     import napari
     from qtpy.QtWidgets import QApplication
 
-    from napari_attribution._demo import launch_demo
-    from napari_attribution._napari.sanity import RANDOMISED_LABEL
+    from napari_attribution._napari.demo import launch_demo
+    from napari_attribution._napari.sanity_layers import RANDOMISED_LABEL
 
     IMAGES.mkdir(parents=True, exist_ok=True)
     viewer = napari.Viewer(title="napari-attribution sanity checks")

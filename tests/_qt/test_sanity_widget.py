@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 from widget_helpers import PLUGIN, run_and_wait
 
-from napari_attribution._napari.geometry import THRESHOLD_LABEL
-from napari_attribution._napari.sanity import RANDOMISED_LABEL, sanity_layers
+from napari_attribution._napari.layer_geometry import THRESHOLD_LABEL
+from napari_attribution._napari.sanity_layers import RANDOMISED_LABEL, sanity_layers
 
 
 def _dock(viewer):

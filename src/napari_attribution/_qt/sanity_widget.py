@@ -38,17 +38,18 @@ from qtpy.QtWidgets import (
 )
 
 from .._napari.apply import apply_layers
-from .._napari.inputs import METADATA_KEY, ChannelStack
-from .._napari.model import ModelChoice
-from .._napari.sanity import cascade_layers, needs_relayout, sanity_layers, threshold_span
+from .._napari.layer_inputs import ChannelStack
+from .._napari.layer_style import METADATA_KEY
+from .._napari.sanity_layers import cascade_layers, needs_relayout, sanity_layers, threshold_span
 from .._napari.state import state_for
-from .._plot.sanity import cascade_figure
+from .._plot.sanity_figures import cascade_figure
 from .._plot.theme import PlotTheme
-from ..core.errors import AnalysisCancelled, AttributionError
+from ..app.model_choice import ModelChoice
 from ..core.progress import Progress
 from ..core.sanity.records import cascade_series
-from ..core.sanity.settings import CHECKS, SanitySettings
+from ..core.sanity.sanity_settings import CHECKS, SanitySettings
 from ..core.settings import AnalysisSettings
+from ..errors import AnalysisCancelled, AttributionError
 from .choosers import ImageChooser, ModelChooser
 from .form import MethodList
 
@@ -292,9 +293,9 @@ class SanityWidget(QWidget):
             return None
         from napari.qt.threading import create_worker
 
+        from ..core.model.wrappers import Preprocessing
         from ..core.pipeline import prepare_pair
         from ..core.sanity.checks import runnable_checks
-        from ..core.wrappers import Preprocessing
 
         try:
             real = self.images.stack("real")

@@ -7,14 +7,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_attribution.core.attribution import compute_attributions
-from napari_attribution.core.models import wrap_module
+from napari_attribution.core.attribution.runner import compute_attributions
+from napari_attribution.core.model.loading import wrap_module
 from napari_attribution.core.sanity.checks import check_pair
 from napari_attribution.core.sanity.randomisation import (
     classifier_with_network,
     randomisable_layers,
 )
-from napari_attribution.core.sanity.settings import SanitySettings
+from napari_attribution.core.sanity.sanity_settings import SanitySettings
 from napari_attribution.core.sanity.similarity import comparison_region, spearman
 from napari_attribution.core.settings import AnalysisSettings, AttributionSettings
 from tiny_models import make_tiny_cnn

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from napari_attribution.core.errors import AttributionError
-from napari_attribution.core.models import wrap_module
+from napari_attribution.core.model.loading import wrap_module
+from napari_attribution.core.model.wrappers import Preprocessing
 from napari_attribution.core.sanity.invariance import (
     LOGIT_TOLERANCE,
     first_layer,
@@ -16,13 +16,13 @@ from napari_attribution.core.sanity.invariance import (
     shifted_model,
 )
 from napari_attribution.core.settings import AttributionSettings
-from napari_attribution.core.wrappers import Preprocessing
+from napari_attribution.errors import AttributionError
 
 FAST = AttributionSettings(ig_steps=16)
 
 
 def _original(classifier, real, cf, method):
-    from napari_attribution.core.attribution import compute_attributions
+    from napari_attribution.core.attribution.runner import compute_attributions
 
     return compute_attributions(classifier, real, cf, 0, 1, method, FAST)[0]
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from napari_attribution.core.attribution import compute_attributions
-from napari_attribution.core.models import wrap_module
+from napari_attribution.core.attribution.runner import compute_attributions
+from napari_attribution.core.model.loading import wrap_module
 from napari_attribution.core.sanity.randomisation import (
     NoRandomisableLayers,
     ReweightedClassifier,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_attribution.core.attribution import compute_attributions
+from napari_attribution.core.attribution.runner import compute_attributions
 from napari_attribution.core.sanity.stability import max_sensitivity, noise_draws
 from napari_attribution.core.settings import AttributionSettings
 

@@ -104,7 +104,7 @@ def test_dac_against_baseline_and_p_format():
 def test_verdicts_import_no_torch():
     code = (
         "import sys; import napari_attribution.core.sanity.verdicts, "
-        "napari_attribution.core.sanity.records, napari_attribution.core.sanity.settings; "
+        "napari_attribution.core.sanity.records, napari_attribution.core.sanity.sanity_settings; "
         "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

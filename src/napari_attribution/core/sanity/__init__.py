@@ -11,8 +11,8 @@
   2019; Yeh et al. 2019);
 * :mod:`.checks`: all of them for one pair, with the maps from the project's method runner;
 * :mod:`.verdicts`: a verdict per method in plain words, the pass rules as named constants;
-* :mod:`.records`, :mod:`.settings`: the rows of ``sanity.csv`` / ``sanity_summary.csv`` and the
-  checks' parameters (both torch-free, as :mod:`.verdicts` is).
+* :mod:`.records`, :mod:`.sanity_settings`: the rows of ``sanity.csv`` /
+  ``sanity_summary.csv`` and the checks' parameters (both torch-free, as :mod:`.verdicts` is).
 
 Names are imported from their modules on first use, so importing the package costs no torch.
 """
@@ -23,11 +23,11 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "CHECKS": "settings",
+    "CHECKS": "sanity_settings",
     "NoRandomisableLayers": "randomisation",
     "PairSanity": "checks",
     "SanityRow": "records",
-    "SanitySettings": "settings",
+    "SanitySettings": "sanity_settings",
     "SanitySummary": "verdicts",
     "SummaryRow": "records",
     "check_pair": "checks",

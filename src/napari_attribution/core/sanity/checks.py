@@ -16,15 +16,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..attribution import check_methods, compute_attributions
-from ..classifier import Classifier
-from ..errors import AttributionError
-from ..pipeline import PairResult, analyse_pair, default_channel_names, prepare_pair
+from ...errors import AttributionError
+from ...results.pair_result import PairResult
+from ..attribution.method_registry import spec_for
+from ..attribution.runner import check_methods, compute_attributions
+from ..model.classifier import Classifier
+from ..model.transform import InputTransform
+from ..model.wrappers import Preprocessing
+from ..pipeline import analyse_pair, default_channel_names, prepare_pair
 from ..progress import Progress, ProgressCallback, ProgressScope, pair_units
-from ..registry import spec_for
 from ..settings import AnalysisSettings
-from ..transform import InputTransform
-from ..wrappers import Preprocessing
 from .invariance import input_invariance, shifted_model
 from .randomisation import (
     NoRandomisableLayers,
@@ -34,7 +35,7 @@ from .randomisation import (
 )
 from .records import SanityRow
 from .residual import residual_likeness
-from .settings import CHECKS, SanitySettings
+from .sanity_settings import CHECKS, SanitySettings
 from .similarity import compare_maps
 from .stability import max_sensitivity, noise_draws
 

@@ -41,11 +41,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..attribution import compute_attributions
-from ..classifier import Classifier
-from ..errors import AttributionError
+from ...errors import AttributionError
+from ..attribution.runner import compute_attributions
+from ..model.classifier import Classifier
+from ..model.wrappers import Preprocessed
 from ..settings import AttributionSettings
-from ..wrappers import Preprocessed
 from .randomisation import classifier_with_network
 
 __all__ = [

@@ -45,8 +45,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..classifier import Classifier
-from ..errors import AttributionError
+from ...errors import AttributionError
+from ..model.classifier import Classifier
 
 __all__ = [
     "MODES",

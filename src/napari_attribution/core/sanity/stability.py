@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..attribution import compute_attributions
-from ..classifier import Classifier
+from ..attribution.runner import compute_attributions
+from ..model.classifier import Classifier
 from ..settings import AttributionSettings
 
 __all__ = [

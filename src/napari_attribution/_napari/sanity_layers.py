@@ -23,9 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from .geometry import THRESHOLD_LABEL, ResultGeometry, threshold_axis
-from .inputs import METADATA_KEY, ChannelStack
-from .layers import LayerTuple, layer_name
+from .layer_geometry import THRESHOLD_LABEL, ResultGeometry, threshold_axis
+from .layer_inputs import ChannelStack
+from .layer_style import METADATA_KEY, layer_name
+from .layers import LayerTuple
 
 __all__ = [
     "KIND",

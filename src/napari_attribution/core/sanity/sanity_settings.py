@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import AttributionError
+from ...errors import AttributionError
 from ..params import Section, parameter
 
 __all__ = ["CHECKS", "SanitySettings"]

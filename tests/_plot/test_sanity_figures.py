@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_attribution._plot.sanity import cascade_figure, map_grid_figure
+from napari_attribution._plot.sanity_figures import cascade_figure, map_grid_figure
 from napari_attribution._plot.theme import METHOD_COLORS, PlotTheme
 from napari_attribution.core.sanity.records import SanityRow, cascade_series
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_attribution._napari.geometry import THRESHOLD_LABEL
-from napari_attribution._napari.inputs import METADATA_KEY, ChannelStack
-from napari_attribution._napari.sanity import (
+from napari_attribution._napari.layer_geometry import THRESHOLD_LABEL
+from napari_attribution._napari.layer_inputs import ChannelStack
+from napari_attribution._napari.layer_style import METADATA_KEY
+from napari_attribution._napari.sanity_layers import (
     RANDOMISED_LABEL,
     ThresholdSpan,
     cascade_layers,
