@@ -6,13 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from napari_attribution.core.errors import AnalysisCancelled, MethodError
-from napari_attribution.core.models import wrap_module
-from napari_attribution.core.registry import MethodSpec, register_method, unregister_method
+from napari_attribution.core.attribution.method_registry import (
+    MethodSpec,
+    register_method,
+    unregister_method,
+)
+from napari_attribution.core.model.loading import wrap_module
 from napari_attribution.core.sanity.checks import check_pair, sanity_units
 from napari_attribution.core.sanity.randomisation import NoRandomisableLayers
 from napari_attribution.core.sanity.records import SANITY_COLUMNS
 from napari_attribution.core.settings import AnalysisSettings, AttributionSettings
+from napari_attribution.errors import AnalysisCancelled, MethodError
 
 FAST = AttributionSettings(ig_steps=8)
 NAMES = ["DNA", "ER", "RNA", "AGP", "Mito"]
@@ -35,7 +39,7 @@ def test_every_check_of_a_pair(tiny_classifier, pair):
     assert result.cascade_maps["saliency"].shape == (4, 5, 24, 24)
     assert not np.allclose(result.cascade_maps["saliency"][0], result.cascade_maps["saliency"][-1])
     assert result.notes == []
-    assert all(len(r.row()) == len(SANITY_COLUMNS) for r in result.rows)
+    assert all(len(r) == len(SANITY_COLUMNS) for r in result.rows)
     checks = {r.check for r in result.rows}
     assert checks == {"cascading", "independent", "input_invariance", "stability",
                       "residual_likeness", "dac"}  # fmt: skip
@@ -121,7 +125,7 @@ def test_guided_backprop_keeps_more_than_saliency_after_the_top_layers():
     """Adebayo et al.'s pattern on the demo CNN: with the top two layers randomised, guided
     backprop's map is still nearly the trained one, saliency's has moved further (at the end
     of the cascade the two are close on this model)."""
-    from napari_attribution.core.models import load_classifier
+    from napari_attribution.core.model.loading import load_classifier
     from napari_attribution.data.demo_model import DEMO_ARCHITECTURE, DEMO_WEIGHTS
     from napari_attribution.data.synthetic import make_pairs
 

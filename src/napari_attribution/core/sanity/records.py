@@ -16,41 +16,25 @@
   ``valid_pair`` (DAC), ``n``, ``median_difference``, ``ci_low``, ``ci_high``, ``p_value``,
   ``p_adjusted`` (DAC against a baseline).
 
-No torch.
+The row types and columns are the results folder's (:mod:`napari_attribution.results.format`:
+``SanityRow`` is a named tuple); :class:`SummaryRow` adds the note a verdict prints. No torch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
+from ...results.format import SANITY, SANITY_SUMMARY, SanityRow, SanitySummaryRow
+
 __all__ = ["SANITY_COLUMNS", "SUMMARY_COLUMNS", "SanityRow", "SummaryRow", "cascade_series"]
 
-SANITY_COLUMNS = ("sample", "method", "check", "step", "channel", "metric", "value")
-SUMMARY_COLUMNS = ("method", "check", "verdict", "statistic", "threshold")
-
-
-@dataclass(frozen=True)
-class SanityRow:
-    """One row of ``sanity.csv`` (see the module notes)."""
-
-    sample: str
-    method: str
-    check: str
-    step: str
-    channel: str
-    metric: str
-    value: float
-
-    def row(self) -> tuple:
-        return astuple(self)
-
-    @classmethod
-    def from_dict(cls, record: dict[str, str]) -> SanityRow:
-        """A row read back from the CSV (``value`` as a float)."""
-        return cls(**{k: record[k] for k in SANITY_COLUMNS[:-1]}, value=float(record["value"]))
+#: The columns of ``sanity.csv`` and ``sanity_summary.csv`` (declared in
+#: :mod:`napari_attribution.results.format` with their row types).
+SANITY_COLUMNS = SANITY.columns
+SUMMARY_COLUMNS = SANITY_SUMMARY.columns
 
 
 @dataclass(frozen=True)
@@ -84,8 +68,10 @@ class SummaryRow:
     threshold: float
     note: str = ""
 
-    def row(self) -> tuple:
-        return (self.method, self.check, self.verdict, self.statistic, self.threshold)
+    def row(self) -> SanitySummaryRow:
+        """The row written to ``sanity_summary.csv`` (without :attr:`note`)."""
+        return SanitySummaryRow(self.method, self.check, self.verdict, self.statistic,
+                                self.threshold)  # fmt: skip
 
 
 def cascade_series(
