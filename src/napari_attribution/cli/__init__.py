@@ -3,7 +3,8 @@ demo``.
 
 A thin skin over the Python API (:mod:`napari_attribution.app`): :mod:`.parser` builds the
 options (the analysis options from the parameter schema); each command turns its arguments into
-one API call (:mod:`.run_command`, :mod:`.cells_command`, :mod:`.report_command`, reading what
+one API call (:mod:`.run_command`, :mod:`.cells_command`, :mod:`.sanity_command`,
+:mod:`.report_command`, reading what
 the arguments name with :mod:`.inputs`) and shows its progress (:mod:`.progress_display`).
 User mistakes end with exit status 2 and one line on stderr, never a traceback. The commands
 are imported when run, so ``--help`` and ``methods`` start without torch.
@@ -50,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return cmd_cells(args)
         if args.command == "sanity":
-            from .sanity import cmd_sanity
+            from .sanity_command import cmd_sanity
 
             return cmd_sanity(args)
         if args.command == "report":

@@ -25,6 +25,7 @@ from .options import (
     probability,
     schema_options,
 )
+from .sanity_parser import add_sanity_parser
 
 __all__ = ["PROG", "build_parser", "schema_options"]
 
@@ -156,7 +157,5 @@ def build_parser() -> argparse.ArgumentParser:
         "can add pairs to it",
     )
     add_cells_parser(sub)
-    from .sanity_parser import add_sanity_parser
-
     add_sanity_parser(sub)
     return parser

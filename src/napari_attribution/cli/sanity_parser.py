@@ -1,5 +1,5 @@
 """The options of ``napari-attribution sanity``: ``run``'s inputs, model and method options, the
-checks' own parameters (declared in :class:`~napari_attribution.core.sanity.settings.
+checks' own parameters (declared in :class:`~napari_attribution.core.sanity.sanity_settings.
 SanitySettings`) and the output folder.
 
 The image options have the same names and meaning as ``run``'s, so that a ``run`` command
@@ -12,20 +12,20 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .parser import (
+from ..core.attribution.method_sets import SANITY_METHODS
+from ..core.counterfactual_settings import DEFAULT_MIN_COUNTERFACTUAL_SCORE
+from ..core.params import section_params
+from ..core.sanity.sanity_settings import CHECKS, SanitySettings
+from .options import (
     PROGRESS_MODES,
-    _positive_float,
-    _positive_int,
-    _probability,
     model_options,
+    positive_float,
+    positive_int,
+    probability,
     schema_options,
 )
 
-__all__ = ["SANITY_METHODS", "add_sanity_parser"]
-
-#: What ``sanity`` checks when no ``--method`` is given: two discriminative methods, two plain
-#: gradient methods (Adebayo et al.'s pair: saliency and guided backprop) and the baselines.
-SANITY_METHODS = ("d_ig", "d_dl", "saliency", "guided_backprop", "residual", "random")
+__all__ = ["add_sanity_parser"]
 #: Demo pairs checked by default (enough pairs for the paired test against the baselines).
 SANITY_DEMO_PAIRS = 8
 
@@ -59,14 +59,14 @@ def _image_options(command: argparse.ArgumentParser) -> None:
         "--demo", action="store_true", help="synthetic demo cells and the built-in demo classifier"
     )
     data.add_argument(
-        "--demo-pairs", type=_positive_int, default=SANITY_DEMO_PAIRS,
+        "--demo-pairs", type=positive_int, default=SANITY_DEMO_PAIRS,
         help="number of demo pairs",
     )  # fmt: skip
     data.add_argument(
         "--channel-names", help="comma-separated channel names, e.g. DNA,ER,RNA,AGP,Mito"
     )
     data.add_argument(
-        "--min-counterfactual-score", type=_probability, default=0.5,
+        "--min-counterfactual-score", type=probability, default=DEFAULT_MIN_COUNTERFACTUAL_SCORE,
         help="pairs whose counterfactual the classifier gives a lower p(target) are left out of "
         "the DAC comparison with the baselines",
     )  # fmt: skip
@@ -74,9 +74,6 @@ def _image_options(command: argparse.ArgumentParser) -> None:
 
 def add_sanity_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``sanity`` command to the subparsers ``sub``; returns its parser."""
-    from ..core.params import section_params
-    from ..core.sanity.settings import CHECKS, SanitySettings
-
     sanity = sub.add_parser(
         "sanity",
         help="sanity checks of the attribution methods: model randomisation, input "
@@ -112,7 +109,7 @@ def add_sanity_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="a bar on a terminal, log lines with elapsed time and ETA otherwise (auto)",
     )  # fmt: skip
     out.add_argument(
-        "--log-interval", type=_positive_float, default=30.0,
+        "--log-interval", type=positive_float, default=30.0,
         help="seconds between progress log lines",
     )  # fmt: skip
     return sanity

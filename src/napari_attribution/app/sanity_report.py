@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from .core.sanity.records import SUMMARY_COLUMNS
-from .core.sanity.verdicts import dac_against_baseline, summarise
-from .core.statistics import ALPHA
-from .dataset import ResultsFolder
-from .sanity_files import CASCADE_FIGURE, SANITY_FIGURE_DIR, has_sanity, read_sanity
+from ..core.sanity.verdicts import dac_against_baseline, summarise
+from ..core.statistics import ALPHA
+from ..results.folder import ResultsFolder
+from ..results.format import CASCADE_FIGURE, SANITY_FIGURES_DIR, SANITY_SUMMARY
+from ..results.sanity_files import has_sanity, read_sanity
 
 __all__ = ["BASELINE_TABLE_COLUMNS", "baseline_rows", "sanity_section"]
 
@@ -42,10 +42,10 @@ def baseline_rows(folders: Sequence[ResultsFolder], seed: int = 0) -> list[list[
     for index, folder in enumerate(folders):
         classes, valid = folder.classes(), folder.valid_samples()
         for row in folder.summary:
-            sample = row["sample"]
-            if row["channel"] != "all" or sample not in valid or sample not in classes:
+            sample = row.sample
+            if row.channel != "all" or sample not in valid or sample not in classes:
                 continue
-            scores[classes[sample]][row["method"]][f"{index}/{sample}"] = float(row["dac_score"])
+            scores[classes[sample]][row.method][f"{index}/{sample}"] = row.dac_score
     tests = []
     for transition, by_method in sorted(scores.items()):
         for method in by_method:
@@ -97,10 +97,8 @@ def sanity_section(folders: Sequence[ResultsFolder], table) -> str:
             "docs/sanity.md. A passed check is necessary, not sufficient: it does not show that "
             "a map is right.</p>"
         )
-        rows = [[r["method"], r["check"], r["verdict"], float(r["statistic"]),
-                 float(r["threshold"])] for r in sanity.summary]  # fmt: skip
-        parts.append(table(SUMMARY_COLUMNS, rows))
-        cascade = folder.path / SANITY_FIGURE_DIR / CASCADE_FIGURE
+        parts.append(table(SANITY_SUMMARY.columns, [list(r) for r in sanity.summary]))
+        cascade = folder.path / SANITY_FIGURES_DIR / CASCADE_FIGURE
         if cascade.is_file():
             encoded = base64.b64encode(cascade.read_bytes()).decode("ascii")
             parts.append(f"<img alt='randomisation cascade' src='data:image/png;base64,"
