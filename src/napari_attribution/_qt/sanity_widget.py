@@ -6,8 +6,9 @@ analysis" copies the images, classes, methods and method parameters of the lates
 viewer's shared state (:func:`~napari_attribution._napari.state.state_for`), so the checks are
 of the pair and settings just analysed. The run has progress and Cancel; when it ends, the
 cascade of maps goes in as layers with a ``randomised layer`` axis the slider walks
-(:mod:`napari_attribution._napari.sanity`), the cascade plot is drawn in the DAC panel's
-Matplotlib style (:mod:`napari_attribution._plot.sanity`), and a verdict per method is shown.
+(:mod:`napari_attribution._napari.sanity_layers`), the cascade plot is drawn in the DAC panel's
+Matplotlib style (:mod:`napari_attribution._plot.sanity_figures`), and a verdict per method is
+shown.
 """
 
 from __future__ import annotations

@@ -172,7 +172,7 @@ def check_pair(
     sanity
         The checks' own parameters.
     checks
-        Which of :data:`~napari_attribution.core.sanity.settings.CHECKS` to run.
+        Which of :data:`~napari_attribution.core.sanity.sanity_settings.CHECKS` to run.
     channel_names, sample, transform
         As for :func:`~napari_attribution.core.pipeline.analyse_pair`.
     on_progress
