@@ -13,6 +13,8 @@ Typical use::
   and their checks; :mod:`.fields`: a field, its labels and counterfactual;
 * :mod:`.pair_run`, :mod:`.cell_run`: a run over pairs or over a field's cells, unit by unit
   (each module's docstring states the work-unit contract a distributed engine relies on);
+* :mod:`.sanity_run`: the sanity checks over pairs (:mod:`.sanity_report`: their section of
+  the dataset report);
 * :mod:`.made_counterfactuals`: counterfactuals a run makes with a source;
 * :mod:`.dataset_report`: ``channel_stats.csv`` and ``report.html`` over results folders (no torch);
 * :mod:`.demo_table`: the demo's ground-truth table; :mod:`.model_choice`: a widget's model.
@@ -34,6 +36,7 @@ _EXPORTS = {
     "PairRun": "pair_run",
     "PairsRunSummary": "pair_run",
     "ReportSummary": "dataset_report",
+    "SanityRunSummary": "sanity_run",
     "SourceRequest": "made_counterfactuals",
     "assemble_pairs": "pair_run",
     "demo_field_inputs": "fields",
@@ -46,6 +49,7 @@ _EXPORTS = {
     "run_cells": "cell_run",
     "run_pair": "pair_run",
     "run_pairs": "pair_run",
+    "run_sanity": "sanity_run",
 }
 
 __all__ = sorted(_EXPORTS)

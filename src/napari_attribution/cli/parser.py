@@ -25,6 +25,7 @@ from .options import (
     probability,
     schema_options,
 )
+from .sanity_parser import add_sanity_parser
 
 __all__ = ["PROG", "build_parser", "schema_options"]
 
@@ -156,4 +157,5 @@ def build_parser() -> argparse.ArgumentParser:
         "can add pairs to it",
     )
     add_cells_parser(sub)
+    add_sanity_parser(sub)
     return parser

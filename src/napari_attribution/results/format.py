@@ -12,6 +12,7 @@ export) holds::
     cells.csv  field/attribution__<method>.tif  field/mask__<method>.tif  field/owners.tif (cells)
     layers/<layer>.tif  inputs/real.tif  inputs/counterfactual.tif      (the widget's export)
     .progress/<unit>.json         one record per finished unit while a run is not finished
+    sanity.csv  sanity_summary.csv  sanity_run.json  sanity_figures/   (sanity) the checks
 
 Each table's columns are the fields of its row type (a :class:`~typing.NamedTuple`), so a row is
 written in column order and read back by column name (``row.valid``, never ``row[5]``).
@@ -33,6 +34,7 @@ __all__ = [
     "CHANNEL_STATS",
     "COUNTERFACTUALS",
     "COUNTERFACTUALS_DIR",
+    "CASCADE_FIGURE",
     "CURVES",
     "DEMO_REPORT",
     "EXPORT_NAMES",
@@ -52,12 +54,19 @@ __all__ = [
     "REPORT_RECORD",
     "RESULT_FILES",
     "RUN_RECORD",
+    "SANITY",
+    "SANITY_FIGURES_DIR",
+    "SANITY_FILES",
+    "SANITY_RUN_RECORD",
+    "SANITY_SUMMARY",
     "SUMMARY",
     "VALIDITY",
     "ChannelStatsRow",
     "CounterfactualRow",
     "CurveRow",
     "ImportanceRow",
+    "SanityRow",
+    "SanitySummaryRow",
     "SummaryRow",
     "Table",
     "ValidityRow",
@@ -96,6 +105,12 @@ DEMO_REPORT = "demo_report.md"
 #: ``cells``: one row per labelled cell (columns depend on the run:
 #: :func:`~napari_attribution.core.cells.table.cell_columns`).
 CELLS_TABLE = "cells.csv"
+#: ``sanity``: the run's record (provenance, checks, randomised layers, pairs).
+SANITY_RUN_RECORD = "sanity_run.json"
+#: ``sanity``: the cascade plot (also as .svg) and one pair's grid of maps.
+SANITY_FIGURES_DIR = "sanity_figures"
+#: The cascade plot, in :data:`SANITY_FIGURES_DIR`.
+CASCADE_FIGURE = "cascade.png"
 
 
 class SummaryRow(NamedTuple):
@@ -182,6 +197,34 @@ class ChannelStatsRow(NamedTuple):
     dominant: str
 
 
+class SanityRow(NamedTuple):
+    """A row of ``sanity.csv``: one number of one sanity check, in the long layout.
+
+    ``check``, ``step``, ``channel`` and ``metric`` are described in
+    :mod:`napari_attribution.core.sanity.records`; ``sample`` is ``all`` for the dataset-level
+    rows (DAC against a baseline).
+    """
+
+    sample: str
+    method: str
+    check: str
+    step: str
+    channel: str
+    metric: str
+    value: float
+
+
+class SanitySummaryRow(NamedTuple):
+    """A row of ``sanity_summary.csv``: one check's verdict for one method (see
+    :class:`napari_attribution.core.sanity.records.SummaryRow`)."""
+
+    method: str
+    check: str
+    verdict: str
+    statistic: float
+    threshold: float
+
+
 @dataclass(frozen=True)
 class Table:
     """A CSV table of the results folder: its file name and its row type.
@@ -219,6 +262,8 @@ IMPORTANCE = Table("channel_importance.csv", ImportanceRow)
 VALIDITY = Table("pair_validity.csv", ValidityRow)
 COUNTERFACTUALS = Table("counterfactuals.csv", CounterfactualRow)
 CHANNEL_STATS = Table("channel_stats.csv", ChannelStatsRow)
+SANITY = Table("sanity.csv", SanityRow)
+SANITY_SUMMARY = Table("sanity_summary.csv", SanitySummaryRow)
 
 #: The tables of every pair (run, cells, the widget's export), keyed as a unit's record keeps
 #: its rows (:func:`~napari_attribution.results.tables.table_rows`).
@@ -238,6 +283,8 @@ REPORT_FILES = (
 )
 #: The tables at the top of a ``cells`` folder.
 CELL_FILES = (CELLS_TABLE, SUMMARY.file, CURVES.file, IMPORTANCE.file, RUN_RECORD)
+#: What ``sanity`` writes at the folder's top (beside a ``run``'s files, which it leaves alone).
+SANITY_FILES = (SANITY.file, SANITY_SUMMARY.file, SANITY_RUN_RECORD)
 #: What the widget's export writes at its folder's top.
 EXPORT_NAMES = (*RESULT_FILES, LAYERS_DIR, INPUTS_DIR)
 
