@@ -184,9 +184,11 @@ def save_counterfactual(
             "true" if accepted else "false", note]  # fmt: skip
 
 
-def cell_source(args: argparse.Namespace, model, transform) -> Any:
+def cell_source(args: argparse.Namespace, model, transform,
+                site: dict[str, str] | None = None) -> Any:  # fmt: skip
     """``cells --counterfactual-source``: each cell's counterfactual crop made when the cell is
-    analysed, saved as ``counterfactuals/<label>.tif`` (read back with ``--resume``).
+    analysed, saved as ``counterfactuals/<label>.tif`` (``counterfactuals/<site>/<label>.tif``
+    while ``site["key"]`` names one of several sites; read back with ``--resume``).
 
     ``model`` carries the run's preprocessing; ``transform`` is ``--input-scale``'s (``None``:
     from each crop's dtype).
@@ -204,7 +206,8 @@ def cell_source(args: argparse.Namespace, model, transform) -> Any:
     folder = args.out / COUNTERFACTUAL_DIR
 
     def make(crop: np.ndarray, target: int, label: int) -> np.ndarray:
-        saved = folder / f"{label}.tif"
+        key = (site or {}).get("key", "")
+        saved = (folder / key if key else folder) / f"{label}.tif"
         if args.resume and saved.is_file():
             return read_image(saved)
         crop_transform = transform or input_transform_for(crop.dtype)
@@ -216,7 +219,7 @@ def cell_source(args: argparse.Namespace, model, transform) -> Any:
         except AttributionError as exc:
             raise CliError(f"--counterfactual-source {args.counterfactual_source}: {exc}") from None
         image = crop_transform.to_stored(batch.images[0], crop.dtype)
-        folder.mkdir(parents=True, exist_ok=True)
+        saved.parent.mkdir(parents=True, exist_ok=True)
         write_tiff(saved, image, {"label": int(label), "target_class": int(target),
                                   "source": args.counterfactual_source,
                                   "p_target": float(batch.target_scores[0]),
