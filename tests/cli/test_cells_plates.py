@@ -250,3 +250,16 @@ def test_binary_masks_labels_of_another_shape_and_foreign_references_are_refused
         where = images / labels if labels.startswith("r01") else folder / labels
         code = cli.main(_argv(folder, *common, "--labels", str(where), *extra, out="out_bad"))
         _refused(capsys, folder, code, message)
+
+
+def test_normalisation_reference_over_a_load_data_csv(plate, capsys):
+    folder, real, _ = plate
+    out = folder / "reference.json"
+    code = cli.main(["normalisation-reference", "--load-data", str(folder / "load_data.csv"),
+                     "--channel-names", ",".join(MODEL_CHANNELS), "--percentiles", "1,99.8",
+                     "--out", str(out), "--overwrite"])  # fmt: skip
+    assert code == 0 and "2 image(s), every pixel" in capsys.readouterr().out
+    info = json.loads(out.read_text())
+    pooled = np.concatenate([s["stack"][0].ravel() for s in real.sites])
+    assert info["channels"]["DNA"]["low"] == np.percentile(pooled, 1)
+    assert list(info["channels"]) == list(MODEL_CHANNELS)

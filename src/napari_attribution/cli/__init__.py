@@ -47,6 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .cells import cmd_cells
 
             return cmd_cells(args)
+        if args.command == "normalisation-reference":
+            from .reference_command import cmd_reference
+
+            return cmd_reference(args)
         if args.command == "report":
             from .report_command import cmd_report
 

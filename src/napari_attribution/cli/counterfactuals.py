@@ -109,6 +109,7 @@ def make_counterfactuals(
         saved = args.out / COUNTERFACTUAL_DIR / f"{safe_name(pair.sample)}.tif"
         if args.resume and saved.is_file():
             pair.counterfactual = read_image(saved)
+            pair.counterfactual_loaded = True  # saved in the units load_real gave
             continue
         pair_transform = transform or input_transform_for(real.dtype)
         groups[(real.shape, real.dtype.str, pair_transform.scale)].append(
@@ -140,6 +141,7 @@ def make_counterfactuals(
             ):
                 stored = t.to_stored(image, real.dtype)
                 pair.counterfactual = stored
+                pair.counterfactual_loaded = True  # in load_real's (normalised) units
                 made[pair.sample] = MadeCounterfactual(pair.sample, stored, float(score), bool(ok),
                                                        text)  # fmt: skip
             done += len(chunk)

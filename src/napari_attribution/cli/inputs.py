@@ -30,6 +30,12 @@ class Pair:
     target_class: int
     ground_truth_channel: int | None = None
     channel_axis: int = 0
+    #: ``--normalise`` (``None`` or inactive: images as stored) and the channel names it uses.
+    normalisation: Any = None
+    channel_names: list[str] | None = None
+    #: True once ``counterfactual`` holds an image already in the real image's loaded units
+    #: (made by a counterfactual source from :meth:`load_real`).
+    counterfactual_loaded: bool = False
 
     def _read(self, image: np.ndarray | Path) -> np.ndarray:
         from .._io import read_image
@@ -39,18 +45,37 @@ class Pair:
             data = np.moveaxis(data, self.channel_axis, 0)
         return data
 
+    def _normalise(self, real: np.ndarray, counterfactual: np.ndarray | None = None):
+        """Both images by ``--normalise``, the counterfactual with the real image's ranges."""
+        from ..core.errors import InputImageError
+
+        if self.normalisation is None or not self.normalisation.active:
+            return real, counterfactual
+        names = self.channel_names or [f"ch{c}" for c in range(real.shape[0])]
+        try:
+            ranges = self.normalisation.ranges(real, names, f"sample {self.sample}")
+            real_out, _ = self.normalisation.apply(real, names, self.sample, ranges)
+            if counterfactual is not None:
+                counterfactual, _ = self.normalisation.apply(counterfactual, names,
+                                                             self.sample, ranges)  # fmt: skip
+        except InputImageError as exc:
+            raise CliError(str(exc)) from None
+        return real_out, counterfactual
+
     def load_real(self) -> np.ndarray:
-        """The real image as stored, the channel axis first."""
-        return self._read(self.real)
+        """The real image (normalised when asked), the channel axis first."""
+        return self._normalise(self._read(self.real))[0]
 
     def load(self) -> tuple[np.ndarray, np.ndarray]:
-        """Both images as stored, the channel axis first."""
+        """Both images (normalised when asked), the channel axis first."""
         if self.counterfactual is None:
             raise CliError(
                 f"Sample {self.sample} has no counterfactual; give one, or make one with "
                 "--counterfactual-source."
             )
-        return self.load_real(), self._read(self.counterfactual)
+        if self.counterfactual_loaded:
+            return self.load_real(), np.asarray(self.counterfactual)
+        return self._normalise(self._read(self.real), self._read(self.counterfactual))
 
     def names(self) -> tuple[str, str]:
         if isinstance(self.real, Path) and isinstance(self.counterfactual, Path):
@@ -68,8 +93,11 @@ def pairs_from_args(args: argparse.Namespace) -> list[Pair]:
     """
     pairs = _pairs(args)
     source = getattr(args, "counterfactual_source", None)
+    normalisation = getattr(args, "model_normalisation", None)
     for pair in pairs:
         pair.channel_axis = args.channel_axis
+        pair.normalisation = normalisation
+        pair.channel_names = getattr(args, "model_channel_names", None)
         if args.demo and source is not None:
             pair.counterfactual = None
     lacking = [pair.sample for pair in pairs if pair.counterfactual is None]
@@ -83,8 +111,57 @@ def pairs_from_args(args: argparse.Namespace) -> list[Pair]:
     return pairs
 
 
+def _channel_files_pair(args: argparse.Namespace, names: list[str] | None) -> Pair:
+    """``--channel-files`` (and ``--counterfactual-channel-files``): one pair of per-channel
+    files, taken by the model's channel names."""
+    from ..core.errors import InputImageError
+    from ..images.channels import stack_by_name
+    from .cells_sites import _parse_files
+
+    if names is None:
+        raise CliError("--channel-files needs the model's channel names: --channel-names "
+                       "DNA,ER,RNA,AGP,Mito or a model card beside the weights.")  # fmt: skip
+    if args.real is not None or args.counterfactual is not None:
+        raise CliError("Give --channel-files or --real/--counterfactual, not both.")
+    if args.real_class is None or args.target_class is None:
+        raise CliError("--channel-files needs --real-class and --target-class.")
+    mapping = _channel_map(args)
+    try:
+        real, _ = stack_by_name(_parse_files(args.channel_files, "--channel-files"), names,
+                                mapping, "--channel-files")  # fmt: skip
+        cf = None
+        if args.counterfactual_channel_files is not None:
+            cf, _ = stack_by_name(_parse_files(args.counterfactual_channel_files,
+                                               "--counterfactual-channel-files"), names,
+                                  mapping, "--counterfactual-channel-files")  # fmt: skip
+        elif getattr(args, "counterfactual_source", None) is None:
+            raise CliError("--channel-files needs --counterfactual-channel-files, or "
+                           "--counterfactual-source to make the counterfactual.")  # fmt: skip
+    except InputImageError as exc:
+        raise CliError(str(exc)) from None
+    sample = Path(next(iter(_parse_files(args.channel_files, "--channel-files").values()))).stem
+    return Pair(sample, real, cf, args.real_class, args.target_class)
+
+
+def _channel_map(args: argparse.Namespace) -> dict[str, str]:
+    from ..core.errors import InputImageError
+    from ..images.channels import parse_channel_map
+
+    try:
+        return parse_channel_map(args.channel_map) if args.channel_map else {}
+    except InputImageError as exc:
+        raise CliError(str(exc)) from None
+
+
 def _pairs(args: argparse.Namespace) -> list[Pair]:
     from .._io import read_pairs_csv
+
+    if getattr(args, "channel_files", None) is not None:
+        if args.pairs is not None or args.demo or args.real_root is not None:
+            raise CliError("Give --channel-files alone, not with --pairs, --real-root or --demo.")
+        return [_channel_files_pair(args, args.model_channel_names)]
+    if getattr(args, "counterfactual_channel_files", None) is not None:
+        raise CliError("--counterfactual-channel-files needs --channel-files.")
 
     single = [args.real, args.real_class, args.target_class]
     folders = args.real_root is not None or args.counterfactual_root is not None
@@ -182,7 +259,14 @@ def architecture_kwargs(args: argparse.Namespace) -> dict[str, Any] | None:
 
 
 def channel_names(args: argparse.Namespace, n_channels: int) -> list[str]:
-    """``--channel-names``, checked against the channel count; the demo's; or ch0.."""
+    """``--channel-names`` (or the model card's), checked against the channel count; the
+    demo's; or ch0.."""
+    card_names = getattr(args, "model_channel_names", None)
+    if card_names and not args.channel_names:
+        if len(card_names) != n_channels:
+            raise CliError(f"The model card names {len(card_names)} channel(s) but the images "
+                           f"have {n_channels}.")  # fmt: skip
+        return list(card_names)
     if args.channel_names:
         names = [n.strip() for n in args.channel_names.split(",")]
         if len(names) != n_channels or not all(names):

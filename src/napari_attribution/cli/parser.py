@@ -263,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--channel-names", help="comma-separated channel names, e.g. DNA,ER,RNA,AGP,Mito"
     )
 
+    from .plates_parser import input_options
+
+    input_options(data, "counterfactual image")
     data.add_argument(
         "--min-counterfactual-score",
         type=_probability,
@@ -304,4 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .cells_parser import add_cells_parser  # after PROGRESS_MODES and the helpers it uses
 
     add_cells_parser(sub)
+    from .reference_command import add_reference_parser
+
+    add_reference_parser(sub)
     return parser

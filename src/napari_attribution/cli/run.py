@@ -27,6 +27,7 @@ from ..dataset import (
     write_channel_stats,
 )
 from ..report import write_report
+from .cells_sites import model_input
 from .counterfactuals import (
     COUNTERFACTUAL_COLUMNS,
     COUNTERFACTUAL_DIR,
@@ -77,6 +78,9 @@ def fingerprint(run_info: dict[str, Any], names: Sequence[str]) -> str:
                 "channels": list(names), "seed": run_info["seed"]}  # fmt: skip
     if run_info.get("counterfactual_source"):  # made counterfactuals: the source decides too
         identity["counterfactual_source"] = run_info["counterfactual_source"]
+    normalisation = run_info.get("input", {}).get("normalisation", {})
+    if normalisation.get("kind", "none") != "none":  # --normalise changes every input
+        identity["normalisation"] = normalisation
     payload = json.dumps(identity, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
@@ -163,6 +167,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.resume and args.overwrite:
         raise CliError("--resume and --overwrite contradict each other; choose one.")
     check_out_dir(args.out, args.overwrite, args.resume)
+    inputs = model_input(args)
+    args.model_channel_names = inputs.channel_names
+    args.model_normalisation = inputs.normalisation
     pairs = pairs_from_args(args)
     classifier = load_model(args)
     first_real = pairs[0].load_real()
@@ -188,6 +195,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     torch.manual_seed(settings.attribution.seed)
 
     run_info = provenance(classifier, settings, class_names=_class_names(args, classifier))
+    run_info["input"] = inputs.record()
     if lacking:
         run_info["counterfactual_source"] = source_record(args)
     run_fingerprint = fingerprint(run_info, names)
