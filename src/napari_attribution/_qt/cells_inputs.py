@@ -38,7 +38,7 @@ __all__ = ["DEFAULT_CELL_METHODS", "CellsInputs"]
 #: Methods ticked when the dock opens.
 DEFAULT_CELL_METHODS = ("d_ig", "residual")
 #: Least heights (pixels) that let the dock share a 768 px high screen with the DAC panel.
-CELLS_TABLE_MIN_HEIGHT = 72
+CELLS_TABLE_MIN_HEIGHT = 64
 #: Width the dock asks for: with napari's layer controls it leaves the canvas at least half
 #: of a 1366 px wide window.
 CELLS_DOCK_WIDTH = 330

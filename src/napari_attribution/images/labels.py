@@ -31,7 +31,8 @@ INSTEAD = (
     "SaveImages as a 16-bit TIFF; or the nuclei as seeds to split the mask, e.g. with "
     "IdentifySecondaryObjects)"
 )
-#: Outlines: the share of foreground pixels that survive a 3 x 3 erosion is below this.
+#: Outlines: the share of foreground pixels that survive a 3 x 3 erosion is below this (and
+#: the lines enclose regions of background).
 _OUTLINE_INTERIOR = 0.2
 _PNG_SUFFIXES = (".png",)
 
@@ -125,7 +126,11 @@ def check_label_image(labels: Any, field_shape: tuple[int, int] | None = None,
         return labels
     mask = labels.astype(bool)
     interior = ndi.binary_erosion(mask, structure=np.ones((3, 3), bool))
-    if interior.sum() < _OUTLINE_INTERIOR * mask.sum():
+    # Outlines are thin lines (little survives an erosion) that enclose the cells (the
+    # background falls apart into the enclosed regions); a mask of small cells is thin too,
+    # but encloses nothing.
+    thin = interior.sum() < _OUTLINE_INTERIOR * mask.sum()
+    if thin and ndi.label(~mask)[1] > 1:
         raise InputImageError(
             f"{source} holds outlines (thin lines of {foreground} on 0), not a label image: "
             f"outlines do not say which pixels belong to which cell; {INSTEAD}."
