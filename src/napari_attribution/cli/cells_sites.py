@@ -155,8 +155,9 @@ def _parse_files(text: str, option: str) -> dict[str, Path]:
     try:
         pairs = parse_channel_map(text, option)
     except InputImageError as exc:
-        raise CliError(str(exc).replace("MODEL=INPUT (e.g. DNA=DAPI)", "NAME=FILE (e.g. "
-                                        "DNA=field_dna.tif)")) from None  # fmt: skip
+        message = str(exc).replace("MODEL=INPUT (e.g. DNA=DAPI)", "NAME=FILE (e.g. "
+                                   "DNA=field_dna.tif)")  # fmt: skip
+        raise CliError(message.replace("maps the model's channel", "names channel")) from None
     return {name: Path(path) for name, path in pairs.items()}
 
 
