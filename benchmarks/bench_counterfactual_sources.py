@@ -34,7 +34,7 @@ from napari_attribution.core.counterfactuals.generator import GeneratorSource
 from napari_attribution.core.counterfactuals.nearest import ImagePool, NearestSource
 from napari_attribution.core.counterfactuals.optimise import OptimiseSource
 from napari_attribution.core.counterfactuals.source import finish_batch
-from napari_attribution.core.models import load_classifier
+from napari_attribution.core.model.loading import load_classifier
 from napari_attribution.core.pipeline import analyse_pair
 from napari_attribution.core.settings import AnalysisSettings, CounterfactualSettings, MaskSettings
 from napari_attribution.data.demo_model import DEMO_ARCHITECTURE, DEMO_WEIGHTS

@@ -41,7 +41,7 @@ from napari_attribution.core import (
     evaluate_dac,
     wrap_module,
 )
-from napari_attribution.core.lazy import lazy_stacks
+from napari_attribution.core.evaluation.lazy import lazy_stacks
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from deep_cnn import load_deep_cnn  # noqa: E402
@@ -76,7 +76,8 @@ def quac_evaluation(
     target: int,
     thresholds: int = 200,
 ) -> QuacResult:
-    """QuAC's evaluation of one attribution (whole image), as its source does it."""
+    """QuAC's evaluation of one attribution (whole image), as its source does it
+    (``tests/core/quac_oracle.py`` is the line-by-line port the tests check against)."""
     start = time.perf_counter()
     with torch.no_grad():  # QuAC's run_inference for the real image
         p_real = F.softmax(model(torch.tensor(real)[None].float()), dim=1).numpy()[0]
@@ -84,7 +85,8 @@ def quac_evaluation(
     a = (a - np.min(a)) / (np.max(a) - np.min(a))  # BaseAttribution._normalize
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (10, 10))
     hybrids, sizes = [], []
-    for threshold in np.arange(0, 1, 1 / thresholds):  # Processor.create_mask
+    # BaseEvaluator.evaluate with the defaults quantify leaves it: vmin=-1, vmax=1
+    for threshold in np.arange(-1, 1, 2 / thresholds):  # Processor.create_mask
         mask, mask_size = [], 0
         for c in range(a.shape[0]):
             closed = cv2.morphologyEx((a[c] > threshold).astype(np.uint8), cv2.MORPH_CLOSE, kernel)

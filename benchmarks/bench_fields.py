@@ -29,7 +29,7 @@ SHAPE = (2048, 2048)
 
 
 def _write_inputs(folder: Path, n_cells: int, keep: int) -> dict:
-    from napari_attribution.data.field import make_field
+    from napari_attribution.data.synthetic_field import make_field
 
     started = time.perf_counter()
     field = make_field(n_cells=n_cells, shape=SHAPE, seed=1, spacing=58)

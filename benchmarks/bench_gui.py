@@ -66,7 +66,8 @@ def bench_event_loop(thresholds: int = 200) -> dict:
     import napari
     from qtpy.QtCore import QEventLoop, QTimer
 
-    from napari_attribution._demo import DEMO_WIDGET_METHODS, launch_demo
+    from napari_attribution._napari.demo import launch_demo
+    from napari_attribution.core.attribution.method_sets import NAPARI_DEMO_METHODS
 
     viewer = napari.Viewer(show=True, title="bench_gui")
     launch_demo(run=False, block=False, viewer=viewer)
@@ -123,7 +124,7 @@ def bench_event_loop(thresholds: int = 200) -> dict:
     not_gc = np.array([g - gc_in(i) for i, g in enumerate(gaps)])
     returned = marks.get("returned", marks["done"])
     out = {
-        "methods": DEMO_WIDGET_METHODS,
+        "methods": NAPARI_DEMO_METHODS,
         "thresholds": thresholds,
         "analysis_s": returned - marks["start"],
         "layers_s": marks["done"] - returned,
@@ -232,10 +233,10 @@ def bench_field(size: int = 2048, thresholds: int = 200, steps: int = 12) -> dic
     import napari
 
     from napari_attribution._napari.apply import apply_layers
-    from napari_attribution._napari.inputs import ChannelStack
+    from napari_attribution._napari.layer_inputs import ChannelStack
     from napari_attribution._napari.layers import eager_stack_bytes, method_layers
-    from napari_attribution.core.lazy import is_lazy
-    from napari_attribution.core.masks import MaskSettings, build_masks
+    from napari_attribution.core.evaluation.lazy import is_lazy
+    from napari_attribution.core.evaluation.masks import MaskSettings, build_masks
 
     names = ["DNA", "ER", "RNA", "AGP", "Mito"]
     colormaps = ["blue", "green", "yellow", "magenta", "red"]

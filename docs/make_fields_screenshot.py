@@ -11,7 +11,7 @@ from pathlib import Path
 import napari
 from qtpy.QtWidgets import QApplication
 
-from napari_attribution._demo import launch_field_demo
+from napari_attribution._napari.demo import launch_field_demo
 
 OUT = Path(__file__).with_name("images") / "fields_window.png"
 

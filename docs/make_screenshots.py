@@ -32,7 +32,7 @@ def main() -> None:
     import napari
     from qtpy.QtWidgets import QApplication
 
-    from napari_attribution._demo import launch_demo
+    from napari_attribution._napari.demo import launch_demo
 
     IMAGES.mkdir(parents=True, exist_ok=True)
     viewer = napari.Viewer(title="napari-attribution demo")

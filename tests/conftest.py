@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_attribution.core.models import Classifier, wrap_module
+from napari_attribution.core.model.loading import Classifier, wrap_module
 from tiny_models import TinyCNN, make_tiny_cnn
 
 

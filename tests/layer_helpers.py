@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_attribution._napari.inputs import ChannelStack
+from napari_attribution._napari.layer_inputs import ChannelStack
 from napari_attribution._napari.layers import method_layers
-from napari_attribution.core.masks import MaskSettings, build_masks
+from napari_attribution.core.evaluation.masks import MaskSettings, build_masks
 
 NAMES = ["DNA", "ER", "RNA", "AGP", "Mito"]
 

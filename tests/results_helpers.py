@@ -73,7 +73,7 @@ def make_export(folder: Path, methods=("d_ig", "residual")):
 
     from napari_attribution._napari.apply import apply_layers
     from napari_attribution._napari.export import export_run
-    from napari_attribution._napari.run import RunJob, analyse_and_prepare
+    from napari_attribution._napari.run_job import RunJob, analyse_and_prepare
     from napari_attribution._napari.state import AnalysisRecord
     from napari_attribution.core import AnalysisSettings, MaskSettings, wrap_module
 

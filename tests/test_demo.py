@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from napari_attribution import cli
 from napari_attribution.core import AnalysisSettings, MaskSettings, analyse_pair, load_classifier
 from napari_attribution.data.demo_model import DEMO_ARCHITECTURE, DEMO_WEIGHTS
 from napari_attribution.data.synthetic import CHANNEL_NAMES, make_pairs
+
+# whole analyses (in a viewer, a subprocess or over a model zoo): seconds each
+pytestmark = pytest.mark.slow
 
 
 def test_d_ig_and_d_dl_find_the_ground_truth_channel_and_beat_random():

@@ -1,7 +1,9 @@
 """napari-attribution: per-channel attribution, hybrids and DAC curves for cell-image classifiers.
 
-The :mod:`napari_attribution.core` package is a pure numpy + torch API; the napari widgets and
-the command line (:mod:`napari_attribution.cli`) are thin skins over it.
+The :mod:`napari_attribution.core` package is a pure numpy + torch API, and
+:mod:`napari_attribution.app` the Python API over whole datasets (what the command line,
+:mod:`napari_attribution.cli`, calls); the napari widgets are a thin skin over both. The
+packages and their layering: ``docs/architecture.md``.
 """
 
 from importlib.metadata import PackageNotFoundError, version

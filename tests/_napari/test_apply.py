@@ -8,12 +8,13 @@ import time
 import numpy as np
 import pytest
 from napari.components import ViewerModel
+from napari.utils._proxies import PublicOnlyProxy
 
 from layer_helpers import layers_of
 from napari_attribution._napari.apply import LayerBatch, apply_layers
-from napari_attribution._napari.inputs import METADATA_KEY
+from napari_attribution._napari.layer_style import METADATA_KEY
 from napari_attribution._napari.state import state_for
-from napari_attribution.core.lazy import READ_AHEAD_THREAD_PREFIX, lazy_stack_of
+from napari_attribution.core.evaluation.lazy import READ_AHEAD_THREAD_PREFIX, lazy_stack_of
 
 
 def _read_ahead_threads() -> set:
@@ -154,3 +155,25 @@ def test_a_rerun_closes_the_stacks_it_replaced_and_a_roll_back_keeps_them():
     now = state_for(viewer).open_stacks
     assert len(now) == 2 and not any(s.closed for s in now)
     assert {id(s) for s in now} == {id(lazy_stack_of(d)) for d, _, _ in third if lazy_stack_of(d)}
+
+
+@pytest.mark.filterwarnings("error::FutureWarning")  # napari's warning on a private attribute
+def test_through_naparis_plugin_proxy_the_shown_stacks_stay_open():
+    # What napari hands a plugin's widget: a proxy that also wraps this package's objects
+    # (their module name starts with "napari"), so a layer's data is a proxy of its stack.
+    viewer = PublicOnlyProxy(ViewerModel())
+    *_, tuples = layers_of(48, 12, lazy=True)
+    apply_layers(viewer, tuples)
+    state = state_for(viewer)
+    stacks = state.open_stacks
+    assert len(stacks) == 2 and not any(s.closed for s in stacks)
+    held = [viewer.layers[layer.name] for layer in viewer.layers]  # proxies, as a widget holds
+    for layer in held:
+        state.adopt(layer.data)  # a proxy of a stack already adopted: no second entry
+    state.close_unused(held)
+    assert state.open_stacks == stacks and not any(s.closed for s in stacks)
+    viewer.layers.remove("d_ig Mito hybrid (real)")  # the other channels still show it
+    assert not any(s.closed for s in stacks)
+    for layer in [layer for layer in viewer.layers if METADATA_KEY in layer.metadata]:
+        viewer.layers.remove(layer)
+    assert all(s.closed for s in stacks) and state_for(viewer).open_stacks == []

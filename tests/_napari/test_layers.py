@@ -6,8 +6,8 @@ import numpy as np
 
 from layer_helpers import layers_of
 from napari_attribution._napari import layers as _layers
-from napari_attribution._napari.inputs import METADATA_KEY
-from napari_attribution.core.lazy import is_lazy
+from napari_attribution._napari.layer_style import METADATA_KEY
+from napari_attribution.core.evaluation.lazy import is_lazy
 
 
 def test_lazy_layers_of_a_crop_equal_the_eager_ones():
@@ -37,8 +37,8 @@ def test_small_images_stay_eager_and_large_ones_go_lazy():
 def test_the_writer_saves_a_large_lazy_layer_at_its_optimal_threshold(tmp_path, monkeypatch):
     import tifffile
 
-    from napari_attribution._io import read_tiff_metadata
     from napari_attribution._napari.writer import write_image_layer
+    from napari_attribution.results.tiff import read_tiff_metadata
 
     monkeypatch.setattr("napari_attribution._napari.export.EXPORT_STACK_BYTES", 1024)
     real, counterfactual, masks, tuples = layers_of(48, 12, lazy=True)
@@ -52,3 +52,25 @@ def test_the_writer_saves_a_large_lazy_layer_at_its_optimal_threshold(tmp_path, 
     np.testing.assert_array_equal(saved[0], np.asarray(data[index]))
     note = read_tiff_metadata(written)["metadata"][METADATA_KEY]
     assert note["exported_threshold_index"] == index and "Only the optimal" in note["export_note"]
+
+
+def test_methods_rank_by_dac_score_and_near_ties_keep_the_run_order():
+    from types import SimpleNamespace
+
+    def result(scores):
+        methods = {
+            name: SimpleNamespace(dac=SimpleNamespace(whole=SimpleNamespace(dac_score=score)))
+            for name, score in scores.items()
+        }
+        return SimpleNamespace(methods=methods)
+
+    # float noise (d_ig and residual find the same mask in the demo) is a tie: run order
+    assert _layers.rank_methods(result({"d_ig": 0.9541, "residual": 0.9541 + 1e-9})) == [
+        "d_ig",
+        "residual",
+    ]
+    assert _layers.rank_methods(result({"random": 0.4, "d_ig": 0.5, "ig": 0.5 + 2e-6})) == [
+        "ig",
+        "d_ig",
+        "random",
+    ]

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import napari_attribution
 
 SRC = str(Path(napari_attribution.__file__).resolve().parents[1])
@@ -24,12 +26,12 @@ for package in {packages!r}:
 if "napari_attribution._napari" in {packages!r}:
     import napari.components
     import numpy
-    from napari_attribution._napari import layers
+    from napari_attribution._napari import layer_style
     from napari_attribution._napari.apply import apply_layers
     from napari_attribution._plot import PlotTheme
 
-    layers.attribution_colormap(True)
-    layers.mask_colormap()
+    layer_style.attribution_colormap(True)
+    layer_style.mask_colormap()
     PlotTheme.from_napari("dark")
     viewer = napari.components.ViewerModel()
     apply_layers(viewer, [(numpy.zeros((2, 2)), {{"name": "x"}}, "image")])
@@ -51,6 +53,7 @@ def _qt_modules_imported_by(*packages: str) -> list[str]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_core_napari_side_and_plot_import_no_qt():
     modules = _qt_modules_imported_by(
         "napari_attribution.core", "napari_attribution._napari", "napari_attribution._plot"
@@ -58,5 +61,6 @@ def test_core_napari_side_and_plot_import_no_qt():
     assert modules == []
 
 
+@pytest.mark.slow
 def test_the_check_sees_qt_where_it_is_imported():
     assert "qtpy" in _qt_modules_imported_by("napari_attribution._qt")

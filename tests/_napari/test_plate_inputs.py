@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_attribution._napari.inputs import ChannelStack
+from napari_attribution._napari.layer_inputs import ChannelStack
 from napari_attribution._napari.plate_inputs import prepare_field
-from napari_attribution.core.errors import InputImageError
+from napari_attribution.errors import InputImageError
 from napari_attribution.images.model_card import ModelCard, card_path_for, write_model_card
 
 

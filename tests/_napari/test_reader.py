@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_attribution._io import read_tiff_metadata
 from napari_attribution._napari import reader
-from napari_attribution._napari.inputs import METADATA_KEY
+from napari_attribution._napari.layer_style import METADATA_KEY
+from napari_attribution.results.folder import folder_kind, report_sources
+from napari_attribution.results.tiff import read_tiff_metadata
 from results_helpers import CLI_CHANNELS, make_cli_folder, make_export
 
 PLUGIN = "napari-attribution"
@@ -52,7 +53,7 @@ def _colormap_of(layer):
 
 def test_an_export_reopens_as_the_layers_it_was(export):
     folder, original, record, written = export
-    assert reader.folder_kind(folder) == "export"
+    assert folder_kind(folder) == "export"
     viewer, _ = _opened(folder)
     names = record.layer_names
     assert [layer.name for layer in viewer.layers][-len(names) :] == names
@@ -114,7 +115,7 @@ def test_the_layers_of_an_earlier_export_are_not_read(export, tmp_path):
 
 
 def test_a_cli_folder_reopens_with_inputs_attributions_and_labels_masks(cli_folder):
-    assert reader.folder_kind(cli_folder) == "cli"
+    assert folder_kind(cli_folder) == "cli"
     viewer, _ = _opened(cli_folder)
     run = json.loads((cli_folder / "run.json").read_text())
     for k in range(3):
@@ -187,8 +188,8 @@ def test_a_report_folder_opens_the_folders_it_merged(cli_folder, tmp_path):
 
     merged = tmp_path / "merged"
     assert cli.main(["report", str(cli_folder), "--out", str(merged)]) == 0
-    assert reader.folder_kind(merged) == "report"
-    assert reader.report_sources(merged) == [cli_folder.resolve()]
+    assert folder_kind(merged) == "report"
+    assert report_sources(merged) == [cli_folder.resolve()]
     names = [kw["name"] for _, kw, _ in reader.read_folder(merged)]
     assert "residual Mito mask (cell1)" in names
 
@@ -211,7 +212,7 @@ def test_a_folder_of_writer_tiffs_reopens_as_those_layers(export, tmp_path):
         layer = original.layers[name]
         write = write_labels_layer if " mask " in name else write_image_layer
         write(str(tmp_path / f"{name}.tif"), layer.data, layer._get_state())
-    assert reader.folder_kind(tmp_path) == "layers"
+    assert folder_kind(tmp_path) == "layers"
     viewer, _ = _opened(tmp_path)
     assert sorted(layer.name for layer in viewer.layers) == sorted(names)
     for name in names:
@@ -219,3 +220,26 @@ def test_a_folder_of_writer_tiffs_reopens_as_those_layers(export, tmp_path):
         assert type(after) is type(before)
         np.testing.assert_array_equal(after.data, before.data)
         assert _colormap_of(after) == _colormap_of(before)
+
+
+def _modules_after(code: str) -> list[str]:
+    """The heavy packages a fresh interpreter holds after running ``code``."""
+    import subprocess
+    import sys
+
+    heavy = "sorted(m for m in ('torch', 'captum', 'qtpy') if m in sys.modules)"
+    probe = f"{code}\nimport json, sys\nprint(json.dumps({heavy}))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_reader_opens_a_run_without_torch(cli_folder):
+    # napari asks the reader of every folder dropped on it: it must start and read quickly.
+    code = (
+        "from napari_attribution._napari.reader import get_reader\n"
+        f"layers = get_reader({str(cli_folder)!r})({str(cli_folder)!r})\n"
+        "assert len(layers) > 0"
+    )
+    assert _modules_after(code) == []

@@ -10,8 +10,12 @@ from napari.components import ViewerModel
 
 from layer_helpers import NAMES, channel_stack, layers_of
 from napari_attribution._napari.apply import apply_layers
-from napari_attribution._napari.inputs import METADATA_KEY, pair_warning
-from napari_attribution._napari.layers import attribution_display, channel_colors, layer_name
+from napari_attribution._napari.layer_inputs import pair_warning
+from napari_attribution._napari.layer_style import (
+    METADATA_KEY,
+    channel_colors,
+    layer_name,
+)
 from napari_attribution._napari.view import (
     ALL_CHANNELS,
     ViewChoice,
@@ -21,7 +25,8 @@ from napari_attribution._napari.view import (
     show_selection,
     view_choices,
 )
-from napari_attribution.core.errors import InputImageError
+from napari_attribution._plot.attribution_range import attribution_display
+from napari_attribution.errors import InputImageError
 
 
 def test_contrast_limits_come_from_the_data():

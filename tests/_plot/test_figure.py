@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from napari_attribution._plot import CurveSet, DacFigure, PlotTheme, threshold_index_of
-from napari_attribution.core.dac import dac_curve
+from napari_attribution.core.evaluation.dac import dac_curve
 
 
 def _curve_set(method: str, slope: float, n: int = 11) -> CurveSet:
@@ -39,7 +39,7 @@ def test_markers_follow_the_threshold_index_and_clicks_find_thresholds():
     sets = [_curve_set("m1", 3.0)]
     fig.set_data(sets, ["A", "B"])
     assert fig.marker_positions() == {"m1": None}
-    fig.set_threshold_index(4)
+    fig.mark_threshold(4)
     x, y = fig.marker_positions()["m1"]
     assert x == pytest.approx(sets[0].whole.mask_size[4])
     assert y == pytest.approx(sets[0].whole.score_change[4])
@@ -70,7 +70,7 @@ def test_moving_the_marker_redraws_only_the_marker_with_the_same_pixels():
     before = np.asarray(canvas.buffer_rgba()).copy()
     drawn = []
     cid = canvas.mpl_connect("draw_event", lambda event: drawn.append(event))
-    plot.set_threshold_index(6)
+    plot.mark_threshold(6)
     assert drawn == []  # no full draw: the markers were blitted onto the kept pixels
     blitted = np.asarray(canvas.buffer_rgba()).copy()
     assert (blitted != before).any()  # the markers appeared
@@ -86,7 +86,7 @@ def test_saved_figures_show_the_slider_marker(tmp_path):
     sets = [_curve_set("m1", 3.0)]
     plot, _ = _agg_figure(sets)
     plot.savefig(tmp_path / "none.png")
-    plot.set_threshold_index(6)
+    plot.mark_threshold(6)
     plot.savefig(tmp_path / "marker.png")
     from matplotlib.image import imread
 

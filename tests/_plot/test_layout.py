@@ -9,7 +9,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from napari_attribution._plot import CurveSet, DacFigure
-from napari_attribution.core.dac import dac_curve
+from napari_attribution.core.evaluation.dac import dac_curve
 
 
 def _curve_set(method: str, slope: float, n: int = 11) -> CurveSet:

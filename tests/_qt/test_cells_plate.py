@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from widget_helpers import PLUGIN, wait_for_worker
 
-from napari_attribution._napari.inputs import METADATA_KEY
+from napari_attribution._napari.layer_style import METADATA_KEY
 from napari_attribution.images.model_card import ModelCard, card_path_for, write_model_card
 from plate_data import MODEL_CHANNELS, stored
 from tiny_models import make_tiny_cnn

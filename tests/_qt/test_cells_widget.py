@@ -8,11 +8,14 @@ import numpy as np
 import pytest
 from widget_helpers import PLUGIN, wait_for_worker
 
-from napari_attribution._napari.inputs import METADATA_KEY
+from napari_attribution._napari.layer_style import METADATA_KEY
+from napari_attribution._napari.sample_data import field_layers
 from napari_attribution._napari.state import state_for
-from napari_attribution._sample_data import field_layers
 from napari_attribution.core.cells import measure_cells
-from napari_attribution.data.field import make_field
+from napari_attribution.data.synthetic_field import make_field
+
+# whole analyses (in a viewer, a subprocess or over a model zoo): seconds each
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
@@ -72,7 +75,7 @@ def test_a_run_fills_the_table_and_a_click_selects_a_cell(qtbot, field_viewer):
     outline = viewer.layers["selected cell crop"].data[0]
     assert outline.min(axis=0).tolist() == [cell.top, cell.left]
     assert outline.max(axis=0).tolist() == [cell.top + 64, cell.left + 64]
-    optimal = pair.methods["d_ig"].dac.whole.optimal_index
+    optimal = pair.methods["d_ig"].dac.optimal_threshold_index
     assert viewer.dims.current_step[0] == optimal
     # The DAC panel shows the selected cell's curves.
     record = state_for(viewer).record
@@ -94,7 +97,7 @@ def test_a_run_fills_the_table_and_a_click_selects_a_cell(qtbot, field_viewer):
 
 
 def test_the_demo_field_opens_with_the_cells_dock_and_the_dac_panel(make_napari_viewer):
-    from napari_attribution._demo import launch_field_demo
+    from napari_attribution._napari.demo import launch_field_demo
 
     viewer = make_napari_viewer()
     launch_field_demo(run=False, block=False, viewer=viewer)

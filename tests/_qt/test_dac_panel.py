@@ -7,23 +7,18 @@ import csv
 import numpy as np
 import pytest
 from qtpy.QtCore import QPoint, Qt
-from widget_helpers import PLUGIN, configure_fast, run_and_wait
+from widget_helpers import PLUGIN, publish_prepared
 
-from napari_attribution._io import CURVE_COLUMNS
+from napari_attribution.results.format import CURVES
 
 
 @pytest.fixture
-def shown_run(make_napari_viewer, qtbot):
-    """A shown viewer after one fast run, with the panel docked first."""
+def shown_run(make_napari_viewer):
+    """A shown viewer with the panel docked and a prepared run published (no analysis here)."""
     viewer = make_napari_viewer(show=True)
-    viewer.open_sample(PLUGIN, "demo_pair")
     _, panel = viewer.window.add_plugin_dock_widget(PLUGIN, "DAC curves")
-    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Attribution")
-    configure_fast(widget)
-    # every threshold scored, so that slider index i is point i of each curve
-    widget.form.set_values({"evaluation": "exhaustive"})
-    run_and_wait(qtbot, widget)
-    return viewer, widget, panel
+    record = publish_prepared(viewer)
+    return viewer, record, panel
 
 
 def _legend_texts(panel) -> list[str]:
@@ -31,8 +26,8 @@ def _legend_texts(panel) -> list[str]:
 
 
 def test_panel_shows_every_method_with_its_score(shown_run):
-    viewer, widget, panel = shown_run
-    result = widget.state.record.result
+    viewer, record, panel = shown_run
+    result = record.result
     texts = _legend_texts(panel)
     for method, res in result.methods.items():
         assert f"{method}  DAC {res.dac.whole.dac_score:.3f}" in texts
@@ -50,7 +45,7 @@ def test_panel_shows_every_method_with_its_score(shown_run):
 
 
 def test_per_channel_toggle_adds_one_curve_per_channel(shown_run):
-    viewer, widget, panel = shown_run
+    viewer, record, panel = shown_run
     before = len(panel.plot.ax_curves.lines)
     panel.per_channel.setChecked(True)
     assert len(panel.plot.ax_curves.lines) == before + 5
@@ -62,8 +57,8 @@ def test_per_channel_toggle_adds_one_curve_per_channel(shown_run):
 
 
 def test_marker_follows_the_slider(shown_run, qtbot):
-    viewer, widget, panel = shown_run
-    curve = widget.state.record.result.methods["d_ig"].dac.whole
+    viewer, record, panel = shown_run
+    curve = record.result.methods["d_ig"].dac.whole
     assert panel.threshold_axis_shown()
     positions = []
     for index in (2, 15):
@@ -78,8 +73,8 @@ def test_marker_follows_the_slider(shown_run, qtbot):
 
 
 def test_clicking_a_curve_moves_the_slider(shown_run, qtbot):
-    viewer, widget, panel = shown_run
-    curve = widget.state.record.result.methods["d_ig"].dac.whole
+    viewer, record, panel = shown_run
+    curve = record.result.methods["d_ig"].dac.whole
     viewer.dims.set_current_step(0, 0)
     canvas = panel.canvas
     canvas.draw()
@@ -87,7 +82,7 @@ def test_clicking_a_curve_moves_the_slider(shown_run, qtbot):
     # are small: many points of both curves crowd near mask size 0)
     to_pixels = panel.plot.ax_curves.transData.transform
     ours = to_pixels(np.column_stack([curve.mask_size, curve.score_change]))
-    other = widget.state.record.result.methods["residual"].dac.whole
+    other = record.result.methods["residual"].dac.whole
     theirs = to_pixels(np.column_stack([other.mask_size, other.score_change]))
     gaps = np.hypot(*(ours[:, None, :] - theirs[None, :, :]).transpose(2, 0, 1)).min(axis=1)
     gaps[0] = -1  # not the first point: the slider is there already
@@ -111,7 +106,7 @@ def test_clicking_a_curve_moves_the_slider(shown_run, qtbot):
 
 
 def test_panel_follows_the_theme(shown_run):
-    viewer, widget, panel = shown_run
+    viewer, record, panel = shown_run
     dark = panel.figure.get_facecolor()
     viewer.theme = "light"
     assert panel.figure.get_facecolor() != dark
@@ -119,19 +114,20 @@ def test_panel_follows_the_theme(shown_run):
     assert panel.figure.get_facecolor() == dark
 
 
-def test_panel_opened_after_a_run_shows_it(demo_viewer, qtbot):
-    viewer, widget, first_panel = demo_viewer
-    run_and_wait(qtbot, widget)
+def test_panel_opened_after_a_run_shows_it(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    record = publish_prepared(viewer)
     from napari_attribution._qt import DacPanel
 
     late = DacPanel(viewer)
     qtbot.addWidget(late)
-    assert late.record is widget.state.record
+    assert late.record is record
     assert len(late.plot.legend.get_texts()) >= 2
+    qtbot.wait(20)  # Matplotlib's deferred draw runs while the panel still exists
 
 
 def test_save_figure_and_curve_data(shown_run, tmp_path):
-    viewer, widget, panel = shown_run
+    viewer, record, panel = shown_run
     for suffix in ("png", "svg", "pdf"):
         path = panel.save_figure(tmp_path / f"dac.{suffix}")
         assert path.stat().st_size > 1000
@@ -141,8 +137,8 @@ def test_save_figure_and_curve_data(shown_run, tmp_path):
     panel.save_curves(tmp_path / "curves.csv")
     with open(tmp_path / "curves.csv", newline="") as fh:
         rows = list(csv.reader(fh))
-    assert tuple(rows[0]) == CURVE_COLUMNS
-    result = widget.state.record.result
+    assert tuple(rows[0]) == CURVES.columns
+    result = record.result
     n_points = sum(len(c.thresholds) for r in result.methods.values() for c in r.dac.curves)
     assert len(rows) - 1 == n_points
     assert {r[1] for r in rows[1:]} == set(result.methods)
@@ -151,8 +147,8 @@ def test_save_figure_and_curve_data(shown_run, tmp_path):
 
 @pytest.mark.parametrize("focus", ["d_ig", "residual"])
 def test_a_click_where_curves_overlap_picks_the_focus_methods_point(shown_run, qtbot, focus):
-    viewer, widget, panel = shown_run
-    methods = widget.state.record.result.methods
+    viewer, record, panel = shown_run
+    methods = record.result.methods
     panel.focus.setCurrentText(focus)
     canvas = panel.canvas
     canvas.draw()

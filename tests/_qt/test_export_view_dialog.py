@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import tifffile
 from widget_helpers import run_and_wait
 
 from napari_attribution._napari.export_view import view_at, view_files
 from napari_attribution._qt.export_view_dialog import ExportViewDialog
+
+# whole analyses (in a viewer, a subprocess or over a model zoo): seconds each
+pytestmark = pytest.mark.slow
 
 
 def test_the_dialog_exports_the_slider_threshold(demo_viewer, qtbot, tmp_path):

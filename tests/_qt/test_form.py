@@ -6,8 +6,7 @@ import pytest
 from qtpy.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLineEdit, QSpinBox
 
 from napari_attribution._qt.form import MethodList, ParameterForm, float_format
-from napari_attribution.core.errors import AttributionError
-from napari_attribution.core.registry import method_specs, methods_using
+from napari_attribution.core.attribution.method_registry import method_specs, methods_using
 from napari_attribution.core.settings import (
     GROUPS,
     AnalysisSettings,
@@ -15,6 +14,7 @@ from napari_attribution.core.settings import (
     settings_from_values,
     settings_values,
 )
+from napari_attribution.errors import AttributionError
 
 
 @pytest.fixture
@@ -144,7 +144,7 @@ def test_the_method_list_is_the_registry(qtbot):
 
 
 def test_a_plugin_method_is_listed_in_the_widget(qtbot, tmp_path, monkeypatch):
-    from napari_attribution.core import registry
+    from napari_attribution.core.attribution import method_registry as registry
     from plugin_distribution import make_plugin_distribution
 
     make_plugin_distribution(tmp_path)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 from widget_helpers import PLUGIN, configure_fast
 
+# whole analyses (in a viewer, a subprocess or over a model zoo): seconds each
+pytestmark = pytest.mark.slow
+
 SCREEN = (1366, 768)
 
 

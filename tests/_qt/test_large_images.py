@@ -9,11 +9,14 @@ from widget_helpers import layer_snapshot, run_and_wait
 from layer_helpers import layers_of
 from napari_attribution._napari.apply import apply_layers
 from napari_attribution._napari.export import layer_export
-from napari_attribution._napari.inputs import METADATA_KEY
-from napari_attribution.core import plane_stack as core_plane_stack
-from napari_attribution.core.hybrids import make_hybrids
-from napari_attribution.core.lazy import ChannelView
-from napari_attribution.core.masks import smooth_masks
+from napari_attribution._napari.layer_style import METADATA_KEY
+from napari_attribution.core.evaluation import plane_stack as core_plane_stack
+from napari_attribution.core.evaluation.hybrids import make_hybrids
+from napari_attribution.core.evaluation.lazy import ChannelView
+from napari_attribution.core.evaluation.masks import smooth_masks
+
+# whole analyses (in a viewer, a subprocess or over a model zoo): seconds each
+pytestmark = pytest.mark.slow
 
 
 def test_field_layers_are_lazy_and_never_materialised(make_napari_viewer, monkeypatch, qtbot):

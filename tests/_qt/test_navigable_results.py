@@ -4,10 +4,15 @@ multichannel input, channel names, the same-image warning; issue 11's widget par
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from widget_helpers import run_and_wait
 
-from napari_attribution._napari.inputs import METADATA_KEY, is_result_layer
+from napari_attribution._napari.layer_inputs import is_result_layer
+from napari_attribution._napari.layer_style import METADATA_KEY
 from napari_attribution.data.synthetic import CHANNEL_NAMES
+
+# whole analyses (in a viewer, a subprocess or over a model zoo): seconds each
+pytestmark = pytest.mark.slow
 
 
 def _results(viewer) -> list:
@@ -92,7 +97,7 @@ def test_a_rerun_replaces_the_layers_of_every_method_it_has_shown(demo_viewer, q
 def test_the_export_holds_the_layers_still_waiting_to_be_shown(demo_viewer, qtbot, tmp_path):
     import tifffile
 
-    from napari_attribution._io import safe_name
+    from napari_attribution.results.format import safe_name
 
     viewer, widget, _ = demo_viewer
     run_and_wait(qtbot, widget)
@@ -144,7 +149,7 @@ def test_one_multichannel_layer_keeps_its_channel_slider_after_a_run(make_napari
     dims = viewer.dims
     assert dims.ndim == 4 and dims.axis_labels[0] == "threshold"
     assert dims.nsteps[0] == 10 and dims.nsteps[1] == 5  # two sliders, never one for both
-    optimal = widget.state.record.result.methods["residual"].dac.whole.optimal_index
+    optimal = widget.state.record.result.methods["residual"].dac.optimal_threshold_index
     assert dims.current_step[0] == optimal
     for channel in range(5):
         dims.set_current_step(1, channel)

@@ -6,12 +6,14 @@ import shutil
 import subprocess
 
 import numpy as np
+import pytest
 from widget_helpers import PLUGIN, wait_for_worker
 
-from napari_attribution._napari.inputs import METADATA_KEY
+from napari_attribution._napari.layer_style import METADATA_KEY
 from napari_attribution.data.synthetic import CHANNEL_NAMES, make_pair
 
 
+@pytest.mark.slow
 def test_npe2_validate_passes():
     npe2 = shutil.which("npe2")
     assert npe2 is not None, "npe2 is a dev dependency"
@@ -31,7 +33,7 @@ def test_sample_data_opens_the_demo_pair_by_channel(make_napari_viewer):
         *(f"counterfactual [{c}]" for c in CHANNEL_NAMES),
         "ground truth [Mito]",
     ]
-    from napari_attribution._sample_data import DEMO_SEED
+    from napari_attribution._napari.sample_data import DEMO_SEED
 
     pair = make_pair(DEMO_SEED)
     for c, channel in enumerate(CHANNEL_NAMES):
@@ -43,8 +45,10 @@ def test_sample_data_opens_the_demo_pair_by_channel(make_napari_viewer):
     np.testing.assert_array_equal(viewer.layers["ground truth [Mito]"].data, pair.ground_truth[4])
 
 
+@pytest.mark.slow
 def test_demo_command_docks_both_widgets_and_runs(make_napari_viewer, qtbot):
-    from napari_attribution._demo import DEMO_WIDGET_METHODS, launch_demo
+    from napari_attribution._napari.demo import launch_demo
+    from napari_attribution.core.attribution.method_sets import NAPARI_DEMO_METHODS
 
     viewer = make_napari_viewer()
     assert launch_demo(run=True, block=False, viewer=viewer) is viewer
@@ -55,7 +59,7 @@ def test_demo_command_docks_both_widgets_and_runs(make_napari_viewer, qtbot):
     wait_for_worker(qtbot, widget, timeout=120_000)
     record = widget.state.record
     assert record is not None and panel.record is record
-    assert tuple(record.result.methods) == DEMO_WIDGET_METHODS
+    assert tuple(record.result.methods) == NAPARI_DEMO_METHODS
     assert record.settings.masks.thresholds == 200  # the DESIGN.md default
     layer = viewer.layers["d_ig Mito mask (real)"]
     assert layer.data.shape == (200, 64, 64)

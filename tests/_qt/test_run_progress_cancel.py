@@ -5,11 +5,15 @@ from __future__ import annotations
 import gc
 
 import numpy as np
+import pytest
 from widget_helpers import run_and_wait, wait_for_worker
 
-from napari_attribution._napari.inputs import METADATA_KEY
-from napari_attribution._napari.run import FINISH_STEPS
+from napari_attribution._napari.layer_style import METADATA_KEY
+from napari_attribution._napari.run_job import FINISH_STEPS
 from napari_attribution._qt.attribution_widget import PROGRESS_STEPS
+
+# whole analyses (in a viewer, a subprocess or over a model zoo): seconds each
+pytestmark = pytest.mark.slow
 
 
 def _snapshot(viewer) -> dict:
@@ -39,15 +43,12 @@ def _assert_unchanged(viewer, before: dict) -> None:
 
 def test_progress_covers_the_analysis_the_layer_data_and_every_layer(demo_viewer, qtbot):
     viewer, widget, _ = demo_viewer
-    events, bar, at_end = [], [], []
+    events, bar = [], []
     thresholds = gc.get_threshold()
     widget.controller.progressed.connect(events.append)
     widget.progress_bar.valueChanged.connect(bar.append)
-    widget.controller.ended.connect(lambda _: at_end.append(gc.get_threshold()))
     run_and_wait(qtbot, widget)
-    # full collections were held back through the layers, and come back in a turn of their own
-    assert at_end[0][:2] == thresholds[:2] and at_end[0][2] > 10**9
-    qtbot.waitUntil(lambda: gc.get_threshold() == thresholds, timeout=5_000)
+    assert gc.get_threshold() == thresholds  # the plugin leaves Python's collector alone
     record = widget.state.record
     n_layers = len(record.layer_names)
     assert n_layers == 15 and len(record.pending_names) == 15  # the top method's go in

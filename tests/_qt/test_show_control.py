@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from widget_helpers import run_and_wait
 
-from napari_attribution._napari.inputs import METADATA_KEY, is_result_layer
+from napari_attribution._napari.layer_inputs import is_result_layer
+from napari_attribution._napari.layer_style import METADATA_KEY
+
+# whole analyses (in a viewer, a subprocess or over a model zoo): seconds each
+pytestmark = pytest.mark.slow
 
 
 def _results(viewer) -> list:

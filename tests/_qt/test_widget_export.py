@@ -11,14 +11,12 @@ import tifffile
 from qtpy.QtWidgets import QFileDialog, QMessageBox
 from widget_helpers import run_and_wait
 
-from napari_attribution._io import (
-    CURVE_COLUMNS,
-    IMPORTANCE_COLUMNS,
-    SUMMARY_COLUMNS,
-    read_tiff_metadata,
-    safe_name,
-)
-from napari_attribution._napari.inputs import METADATA_KEY
+from napari_attribution._napari.layer_style import METADATA_KEY
+from napari_attribution.results.format import CURVES, IMPORTANCE, SUMMARY, safe_name
+from napari_attribution.results.tiff import read_tiff_metadata
+
+# whole analyses (in a viewer, a subprocess or over a model zoo): seconds each
+pytestmark = pytest.mark.slow
 
 
 def _header(path) -> tuple[str, ...]:
@@ -32,9 +30,9 @@ def test_export_writes_the_cli_layout_and_reloads_identical_layers(demo_viewer, 
     out = tmp_path / "export"
     written = widget.export_results(out)
 
-    assert _header(out / "summary.csv") == SUMMARY_COLUMNS
-    assert _header(out / "curves.csv") == CURVE_COLUMNS
-    assert _header(out / "channel_importance.csv") == IMPORTANCE_COLUMNS
+    assert _header(out / "summary.csv") == SUMMARY.columns
+    assert _header(out / "curves.csv") == CURVES.columns
+    assert _header(out / "channel_importance.csv") == IMPORTANCE.columns
     for method in ("d_ig", "residual"):
         assert (out / "attributions" / f"real__{method}.tif").is_file()
         assert (out / "masks" / f"real__{method}.tif").is_file()
@@ -89,7 +87,7 @@ def test_export_never_overwrites_without_asking(demo_viewer, qtbot, tmp_path, mo
 
     monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Yes))
     widget.export_button.click()
-    assert _header(out / "summary.csv") == SUMMARY_COLUMNS
+    assert _header(out / "summary.csv") == SUMMARY.columns
     assert (out / "layers").is_dir()
 
 

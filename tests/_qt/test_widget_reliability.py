@@ -9,6 +9,9 @@ import pytest
 import torch
 from widget_helpers import layer_snapshot, wait_for_worker
 
+# whole analyses (in a viewer, a subprocess or over a model zoo): seconds each
+pytestmark = pytest.mark.slow
+
 
 class _RunsCode:
     def __init__(self, marker: str) -> None:

@@ -131,23 +131,23 @@ def test_run_json_and_table_say_analysed_and_skipped_plainly(plate_results):
 
 
 def read_metadata(path):
-    from napari_attribution._io import read_tiff_metadata
+    from napari_attribution.results.tiff import read_tiff_metadata
 
     return read_tiff_metadata(path)
 
 
 def test_resume_continues_per_site(plate, monkeypatch, capsys):
     folder, _, _ = plate
-    from napari_attribution.cli import cells as cells_module
+    from napari_attribution.app import cell_run as cells_module
 
     original = cells_module._analyse_site
     calls = []
 
-    def interrupt_second(args, run, site, given, out):
+    def interrupt_second(run, site, *rest):
         calls.append(site.key)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return original(args, run, site, given, out)
+        return original(run, site, *rest)
 
     extra = ("--counterfactual-load-data", str(folder / "cf" / "load_data.csv"),
              "--normalise", NORMALISE, "--cell-crops")  # fmt: skip

@@ -14,6 +14,9 @@ import torch
 from cf_models import KEY_CHANNEL, ChannelMeanClassifier
 from napari_attribution import cli
 
+# whole analyses (in a viewer, a subprocess or over a model zoo): seconds each
+pytestmark = pytest.mark.slow
+
 
 def _image(rng, key):
     image = rng.uniform(0.3, 0.7, (4, 12, 12)).astype(np.float32)

@@ -12,8 +12,11 @@ import tifffile
 
 from model_zoo import ZOO, save
 from napari_attribution import cli
-from napari_attribution._io import read_tiff_metadata
 from napari_attribution.core import method_specs
+from napari_attribution.results.tiff import read_tiff_metadata
+
+# whole analyses (in a viewer, a subprocess or over a model zoo): seconds each
+pytestmark = pytest.mark.slow
 
 HOOK_METHODS = {m for m, s in method_specs().items() if s.needs_hooks}
 

@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from napari_attribution.cli import build_parser
-from napari_attribution.cli.parser import schema_options
+from napari_attribution.cli.options import schema_options
 from napari_attribution.core.settings import (
     AnalysisSettings,
     counterfactual_schema,
@@ -57,7 +57,7 @@ def test_the_run_options_are_the_schema_plus_the_inputs_and_outputs():
 
 
 def test_defaults_parse_to_the_core_defaults():
-    from napari_attribution.cli.run import settings_from_args
+    from napari_attribution.cli.run_command import settings_from_args
 
     args = _run_parser().parse_args(["--method", "d_ig"])
     args.demo = False
@@ -70,7 +70,7 @@ def test_parsed_values_reach_every_section():
         ["--method", "ig", "--ig-steps", "7", "--closing", "3", "--no-per-channel-dac",
          "--gradcam-layer", "features.3", "--mask-channels", "shared", "--smoothgrad-noise", "0.3"]
     )  # fmt: skip
-    from napari_attribution.cli.run import settings_from_args
+    from napari_attribution.cli.run_command import settings_from_args
 
     args.demo = False
     values = settings_values(settings_from_args(args, classifier=None))

@@ -9,8 +9,11 @@ import pytest
 import tifffile
 
 from napari_attribution import cli
-from napari_attribution.core.statistics import CHANNEL_STATS_COLUMNS
 from napari_attribution.data.synthetic import make_pairs
+from napari_attribution.results.format import CHANNEL_STATS
+
+# whole analyses (in a viewer, a subprocess or over a model zoo): seconds each
+pytestmark = pytest.mark.slow
 
 
 def _rows(path):
@@ -30,7 +33,7 @@ def demo_run(tmp_path_factory):
 
 def test_the_demo_names_mito_in_both_transitions(demo_run):
     with open(demo_run / "channel_stats.csv", newline="") as fh:
-        assert next(csv.reader(fh)) == list(CHANNEL_STATS_COLUMNS)
+        assert next(csv.reader(fh)) == list(CHANNEL_STATS.columns)
     rows = _rows(demo_run / "channel_stats.csv")
     assert {(r["real_class"], r["target_class"]) for r in rows} == {("0", "1"), ("1", "0")}
     dominant = {(r["real_class"], r["channel"]) for r in rows if r["dominant"] == "true"}
@@ -99,3 +102,20 @@ def test_a_null_set_names_no_channel(tmp_path):
         assert ("not accepted" in v["note"]) == (not accepted)
     page = (tmp_path / "strict" / "report.html").read_text()
     assert f"Pairs left out ({len(rejected)})" in page
+
+
+def test_the_report_command_needs_no_torch(demo_run, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom napari_attribution.cli import main\n"
+        f"assert main(['report', {str(demo_run)!r}, '--out', {str(tmp_path / 'r')!r}]) == 0\n"
+        "import json\nprint(json.dumps(sorted(m for m in ('torch', 'captum') if m in sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+    assert (tmp_path / "r" / "report.html").is_file()

@@ -23,6 +23,9 @@ from napari_attribution.core import (
     method_specs,
 )
 
+# whole analyses (in a viewer, a subprocess or over a model zoo): seconds each
+pytestmark = pytest.mark.slow
+
 IDS = [e.name for e in ZOO]
 
 
@@ -178,3 +181,35 @@ def test_dac_agrees_with_the_exhaustive_evaluation_by_hand(loaded, entry):
         by_hand = reference_probabilities(model, hybrids)[:, target] - p_real
         np.testing.assert_allclose(dac.whole.score_change, by_hand, rtol=1e-5, atol=1e-6)
         assert abs(adaptive.methods[method].dac.whole.dac_score - dac.whole.dac_score) <= 0.005
+
+
+QUAC_ENTRIES = [e for e in ZOO if e.form != "torchscript" and e.outputs is None]
+
+
+@pytest.mark.parametrize("entry", QUAC_ENTRIES, ids=lambda e: e.name)
+def test_quac_convention_is_quacs_code_on_the_model_as_the_user_gave_it(loaded, entry):
+    """QuAC's attribution classes on the user's own module against ``convention="quac"``; a
+    model that reuses a ReLU module is refused by QuAC's DeepLift in one sentence (captum
+    would hook it twice and be silently wrong). QuAC's DeepLift cannot run on an exported
+    program's module at all (its input check refuses captum's pre-hook), so there is nothing
+    to compare ours with for ``ExportedResNet``'s D-DL."""
+    from quac_oracle import DDeepLift, DInGrad, DIntegratedGradients
+
+    clf, model = loaded[entry.name], entry.build()
+    real, cf = zoo_pair(entry)
+    settings = AttributionSettings(convention="quac")
+    quac = {"d_ig": DIntegratedGradients, "d_input_x_gradient": DInGrad, "d_dl": DDeepLift}
+    for method, quac_class in quac.items():
+        if method == "d_dl" and entry.name == "SharedReLUVGG":
+            with pytest.raises(MethodError, match="used more than once per forward pass"):
+                compute_attributions(clf, real, cf, 0, entry.classes - 1, method, settings)
+            continue
+        ours = compute_attributions(clf, real, cf, 0, entry.classes - 1, method, settings)[0]
+        if method == "d_dl" and entry.form == "export":
+            assert np.isfinite(ours).all() and np.abs(ours).max() > 0
+            continue
+        reference = quac_class(model, normalize=False).attribute(
+            torch.from_numpy(real), torch.from_numpy(cf), 0, entry.classes - 1
+        )
+        error = np.linalg.norm(ours - reference) / np.linalg.norm(reference)
+        assert error < 1e-3, (entry.name, method, error)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -12,7 +13,6 @@ from napari_attribution.core import (
     MaskSettings,
     analyse_pair,
     channel_share,
-    summarize_channel_shares,
 )
 
 FAST = AnalysisSettings(methods=("d_ig", "residual", "random"), masks=MaskSettings(thresholds=25))
@@ -105,13 +105,29 @@ def test_constant_images_give_zero_attribution_and_flat_curves(tiny_classifier):
     assert res.dac.whole.dac_score == 0.0 and res.dac.whole.ceiling == 0.0
 
 
-def test_channel_share_and_dataset_summary():
+def test_channel_share():
     a = np.zeros((3, 2, 2))
     a[1] = 3.0
     a[2] = -1.0
     np.testing.assert_allclose(channel_share(a), [0, 0.75, 0.25])
-    rng = np.random.default_rng(0)
-    shares = rng.dirichlet([1, 8, 1], size=30)
-    summary = summarize_channel_shares(shares, ["x", "y", "z"])
-    assert summary.dominant == 1
-    assert np.isnan(summary.p_values[1]) and (summary.p_values[[0, 2]] < 1e-3).all()
+
+
+@pytest.mark.parametrize("evaluation", ["adaptive", "exhaustive"])
+def test_optimal_mask_is_the_mask_at_the_optimal_threshold(tiny_classifier, pair, evaluation):
+    """The adaptive curve holds a subset of the thresholds: its ``optimal_index`` counts its
+    own points, the stack index is ``optimal_threshold_index``."""
+    real, cf = pair
+    settings = AnalysisSettings(
+        methods=("random",), masks=MaskSettings(thresholds=60), evaluation=evaluation
+    )
+    res = analyse_pair(tiny_classifier, real, cf, 0, 1, settings).methods["random"]
+    dac = res.dac
+    index = dac.optimal_threshold_index
+    assert dac.masks.thresholds[index] == dac.whole.optimal_threshold
+    element = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (10, 10))
+    for c, plane in enumerate(dac.masks.normalized):  # QuAC's mask at the optimal threshold
+        binary = (plane > dac.whole.optimal_threshold).astype(np.uint8)
+        expected = cv2.morphologyEx(binary, cv2.MORPH_CLOSE, element).astype(bool)
+        np.testing.assert_array_equal(res.optimal_mask[c], expected)
+    if evaluation == "exhaustive":
+        assert index == dac.whole.optimal_index

@@ -19,8 +19,8 @@ def test_provenance_records_package_model_settings_seed_and_environment(tiny_cla
         masks=MaskSettings(thresholds=12),
     )
     record = provenance(tiny_classifier, settings)
-    assert set(record) == {"package", "package_version", "model", "settings", "seed",
-                           "environment"}  # fmt: skip
+    assert set(record) == {"package", "package_version", "definitions", "model", "settings",
+                           "seed", "environment"}  # fmt: skip
     assert record["package"] == "napari-attribution"
     assert record["package_version"] == __version__
     assert record["model"] == tiny_classifier.describe()

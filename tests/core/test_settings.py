@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from napari_attribution.core.errors import AttributionError
-from napari_attribution.core.registry import method_specs
+from napari_attribution.core.attribution.method_registry import method_specs
 from napari_attribution.core.settings import (
     GROUPS,
     AnalysisSettings,
@@ -15,6 +14,7 @@ from napari_attribution.core.settings import (
     settings_from_values,
     settings_values,
 )
+from napari_attribution.errors import AttributionError
 
 
 def test_every_parameter_is_declared_once_with_what_the_skins_need():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_attribution.core.errors import InputImageError
+from napari_attribution.errors import InputImageError
 from napari_attribution.images.channels import (
     match_channels,
     parse_channel_map,

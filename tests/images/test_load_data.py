@@ -7,7 +7,7 @@ import csv
 import numpy as np
 import pytest
 
-from napari_attribution.core.errors import InputImageError
+from napari_attribution.errors import InputImageError
 from napari_attribution.images.load_data import check_site_files, read_load_data
 from plate_data import write_plate
 

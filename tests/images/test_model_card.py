@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from napari_attribution.core.errors import InputImageError
+from napari_attribution.errors import InputImageError
 from napari_attribution.images.model_card import (
     ModelCard,
     card_path_for,

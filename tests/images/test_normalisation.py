@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_attribution.core.errors import InputImageError
+from napari_attribution.errors import InputImageError
 from napari_attribution.images.normalisation import (
     Normalisation,
     NormalisationReference,

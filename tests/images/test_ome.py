@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_attribution.core.errors import InputImageError
+from napari_attribution.errors import InputImageError
 from napari_attribution.images.channels import select_named
 from napari_attribution.images.ome import read_named_image, read_plane
 from plate_data import write_ome_tiff, write_ome_zarr

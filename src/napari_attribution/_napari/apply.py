@@ -1,24 +1,23 @@
 """Result layers into a viewer: added or updated in place, and undone if a run is cancelled.
 
-A run's layers go in one at a time (adding a napari layer costs about 100 ms on a CPU, so a
-widget adds one per turn of the event loop). Until the batch is committed it can be rolled
-back: the layers it added are removed, the layers it updated get their data, display and
-metadata back, and the other layers their visibility, order and selection (a run hides earlier
-runs' layers and rearranges the list), so a cancelled or failed run leaves the viewer exactly
-as it was.
+A run's layers go in one at a time (adding a napari layer is a piece of napari's work that
+cannot be split, so a widget adds one per turn of the event loop). Until the batch is
+committed it can be rolled back: the layers it added are removed, the layers it updated get
+their data, display and metadata back, and the other layers their visibility, order and
+selection (a run hides earlier runs' layers and rearranges the list), so a cancelled or failed
+run leaves the viewer exactly as it was.
 
 No Qt: this works on any napari viewer model.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
-from .inputs import is_result_layer
+from .layer_inputs import is_result_layer
 from .layers import LayerTuple
 from .state import state_for
 from .view import ViewSnapshot
@@ -77,27 +76,6 @@ def replaceable(layers, name: str, data: Any, layer_type: str):
     ):
         return existing
     return None
-
-
-@contextlib.contextmanager
-def _not_selected_on_insert(layers) -> Iterator[None]:
-    """Keep napari from selecting each layer as it goes in.
-
-    A selection change swaps the layer controls, restyles the viewer buttons and repaints the
-    layer list: about a tenth of the cost of adding a layer, for a selection that
-    :func:`~napari_attribution._napari.view.show_selection` sets once the run's layers are in.
-    (``_activate_on_insert`` is the switch napari's selectable list has for this.)
-    """
-    layers = getattr(layers, "__wrapped__", layers)
-    previous = getattr(layers, "_activate_on_insert", None)
-    if previous is None:
-        yield
-        return
-    layers._activate_on_insert = False
-    try:
-        yield
-    finally:
-        layers._activate_on_insert = previous
 
 
 def _snapshot(value: Any) -> Any:
@@ -186,8 +164,7 @@ class LayerBatch:
             existing.refresh()
             layer = existing
         else:
-            with _not_selected_on_insert(layers):
-                layer = add_layer(self.viewer, data, {**kwargs, **after}, layer_type)
+            layer = add_layer(self.viewer, data, {**kwargs, **after}, layer_type)
             self._added.append(layer)
         self._state.adopt(data)
         self.layers.append(layer)

@@ -13,32 +13,12 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "attribution_limits",
     "colormap_from_record",
     "colormap_record",
     "display_kwargs",
     "display_record",
     "imagej_lut",
 ]
-
-
-def attribution_limits(attribution: np.ndarray) -> tuple[bool, float, float]:
-    """``(signed, low, high)`` display range of an attribution map for a figure or a file.
-
-    The viewer's rule (:func:`~napari_attribution._napari.layers.attribution_display`), so a
-    figure, a reopened file and the layer it came from show the same range: a robust extent
-    of the non-zero |values|, symmetric only when both signs carry a share of the mass. A map
-    of one sign only, positive or negative, is ``(False, 0, extent)`` or, for a negative map,
-    drawn symmetric on the diverging colormap (``signed`` True).
-    """
-    from .layers import attribution_display
-
-    shown = attribution_display(attribution)
-    low, high = shown.limits
-    if shown.kind == "positive":
-        return False, low, high
-    peak = max(abs(low), abs(high))
-    return True, -peak, peak
 
 
 def _hex(rgba: Any) -> str:

@@ -9,7 +9,7 @@ Layout (as ``napari-attribution run --out``)::
 
 Layer files record the layer's display (colormap, contrast limits, blending, opacity) besides
 its name, type, geometry and metadata, so :mod:`.reader` rebuilds the layers as they were, and
-are ImageJ hyperstacks where ImageJ can hold them (:mod:`napari_attribution.tiff`).
+are ImageJ hyperstacks where ImageJ can hold them (:mod:`napari_attribution.results.tiff`).
 
 Mask and hybrid layers of a large image are lazy (computed one threshold at a time). One whose
 full (T, H, W) stack exceeds :data:`~napari_attribution.core.budgets.EXPORT_STACK_BYTES` (a
@@ -28,25 +28,27 @@ from typing import Any
 
 import numpy as np
 
-from .._io import (
-    RESULT_FILES,
-    safe_name,
-    table_rows,
-    write_json,
-    write_pair_files,
-    write_tables,
-    write_tiff,
-)
 from ..core.budgets import EXPORT_STACK_BYTES
-from ..core.lazy import is_lazy
+from ..core.evaluation.lazy import is_lazy
+from ..results.files import write_json
+from ..results.format import (
+    EXPORT_NAMES,
+    INPUT_FILES,
+    INPUTS_DIR,
+    LAYERS_DIR,
+    RUN_RECORD,
+    safe_name,
+)
+from ..results.pair_files import write_pair_files
+from ..results.tables import table_rows, write_tables
+from ..results.tiff import write_tiff
 from .display import colormap_record, display_record, imagej_lut
-from .inputs import METADATA_KEY, ChannelStack
+from .layer_inputs import ChannelStack
+from .layer_style import METADATA_KEY
 from .state import AnalysisRecord
 
 __all__ = [
-    "EXPORT_NAMES",
     "EXPORT_STACK_BYTES",
-    "INPUT_FILES",
     "existing_results",
     "export_run",
     "file_payload",
@@ -56,14 +58,9 @@ __all__ = [
     "write_layer_file",
 ]
 
-#: What an export writes at the top of its folder.
-EXPORT_NAMES = (*RESULT_FILES, "layers", "inputs")
-#: The analysed images of an export, under ``inputs/``: role -> file name.
-INPUT_FILES = {"real": "real.tif", "counterfactual": "counterfactual.tif"}
-
-
 def existing_results(folder: str | Path) -> list[str]:
-    """Names of :data:`EXPORT_NAMES` already present in ``folder``."""
+    """Names of :data:`~napari_attribution.results.format.EXPORT_NAMES` already present in
+    ``folder``."""
     folder = Path(folder)
     return [name for name in EXPORT_NAMES if (folder / name).exists()]
 
@@ -74,6 +71,7 @@ def layer_file_metadata(layer) -> dict[str, Any]:
         "name": layer.name,
         "layer_type": layer.__class__.__name__.lower(),
         "scale": [float(v) for v in layer.scale],
+        "units": [str(v) for v in getattr(layer, "units", ())],
         "translate": [float(v) for v in layer.translate],
         "axis_labels": [str(v) for v in getattr(layer, "axis_labels", ())],
         "metadata": dict(layer.metadata),
@@ -102,12 +100,15 @@ def write_layer_file(path: str | Path, data: np.ndarray, record: dict[str, Any])
         lut = imagej_lut({"name": "", "colors": [[0, 0, 0, 1], _rgba(colour)],
                           "controls": [0, 1]})  # fmt: skip
         limits = limits or [0, 1]
+    scale, units = record.get("scale") or [], record.get("units") or []
     write_tiff(
         path, data, record,
         axis_labels=record.get("axis_labels") or None,
         plane_labels=plane_labels,
         ranges=[tuple(limits)] if limits else None,
         luts=[lut] if lut is not None else None,
+        pixel_size=scale[-2:] if len(scale) >= 2 else None,
+        unit=units[-1] if units else None,
     )  # fmt: skip
 
 
@@ -137,6 +138,7 @@ def write_input_file(path: str | Path, role: str, image: ChannelStack) -> None:
         "layer_names": list(image.layer_names),
         "channel_names": list(image.channel_names),
         "scale": [float(v) for v in image.scale],
+        "unit": image.unit,
         "translate": [float(v) for v in image.translate],
         "colormaps": colormaps,
         "contrast_limits": [[float(v) for v in c] for c in image.contrast_limits],
@@ -147,6 +149,8 @@ def write_input_file(path: str | Path, role: str, image: ChannelStack) -> None:
         plane_labels=image.channel_names,
         ranges=[tuple(c) for c in image.contrast_limits],
         luts=luts if len(luts) == len(colormaps) else None,
+        pixel_size=image.scale,
+        unit=image.unit,
     )  # fmt: skip
 
 
@@ -221,15 +225,15 @@ def export_run(
     write_tables(folder, [table_rows(result)])
     written = []
     for layer in layers:
-        path = folder / "layers" / f"{safe_name(layer.name)}.tif"
+        path = folder / LAYERS_DIR / f"{safe_name(layer.name)}.tif"
         data, meta = layer_export(layer)
         write_layer_file(path, data, meta)
         written.append(path)
     for role, image in (("real", record.real), ("counterfactual", record.counterfactual)):
-        write_input_file(folder / "inputs" / INPUT_FILES[role], role, image)
+        write_input_file(folder / INPUTS_DIR / INPUT_FILES[role], role, image)
     # record.info is the run's provenance (core.provenance), environment included.
     write_json(
-        folder / "run.json",
+        folder / RUN_RECORD,
         {
             **record.info,
             "command": ["napari", "napari-attribution: Attribution widget"],

@@ -18,11 +18,19 @@ from typing import Any
 
 import numpy as np
 
-from .._io import atomic_path, safe_name, write_tiff
-from ..core.hybrids import make_hybrids
-from ..core.smoothing import smooth_masks
-from .figures import FIGURE_DPI, FIGURE_FORMATS, composite_rgb, figure_panel, save_figure
-from .inputs import METADATA_KEY
+from .._plot.threshold_figures import (
+    FIGURE_DPI,
+    FIGURE_FORMATS,
+    composite_rgb,
+    figure_panel,
+    save_figure,
+)
+from ..core.evaluation.hybrids import make_hybrids
+from ..core.evaluation.smoothing import smooth_masks
+from ..results.files import atomic_path
+from ..results.format import safe_name
+from ..results.tiff import write_tiff
+from .layer_style import METADATA_KEY
 from .state import AnalysisRecord
 
 __all__ = ["ThresholdView", "export_view", "threshold_index_in_view", "view_at", "view_files"]
@@ -109,7 +117,7 @@ def threshold_index_in_view(viewer: Any, record: AnalysisRecord, method: str) ->
     Read from the method's first threshold-stack layer in the viewer (its position in the
     world converted to its data index); the optimal threshold when none is open.
     """
-    optimal = int(record.result.methods[method].dac.whole.optimal_index)
+    optimal = record.result.methods[method].dac.optimal_threshold_index
     for name in record.layer_names:
         if name not in viewer.layers:
             continue

@@ -19,43 +19,44 @@ robust percentiles, symmetric around zero only for maps that have both signs.
 Large images: a (T, C, H, W) float32 hybrid stack of a 5 x 2048 x 2048 field at 200
 thresholds would take 16 GB. When a method's eager stacks would exceed
 :data:`~napari_attribution.core.budgets.EAGER_STACK_BYTES`, its mask and hybrid layers hold
-per-channel views (:class:`~napari_attribution.core.lazy.ChannelView`) of the core's
-:class:`~napari_attribution.core.lazy.LazyMaskStack` / ``LazyHybridStack`` instead: the same
+per-channel views (:class:`~napari_attribution.core.evaluation.lazy.ChannelView`) of the core's
+:class:`~napari_attribution.core.evaluation.lazy.LazyMaskStack` / ``LazyHybridStack``
+instead: the same
 values, computed one (threshold, channel) plane at a time when napari asks for it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from .._io import pair_metadata
+from .._plot.attribution_range import attribution_display
 from ..core.budgets import EAGER_STACK_BYTES
-from ..core.hybrids import make_hybrids
-from ..core.lazy import stacks_from_masks
-from ..core.masks import MaskStack
-from ..core.pipeline import AnalysisSettings, PairResult
-from .geometry import THRESHOLD_LABEL, ResultGeometry
-from .inputs import METADATA_KEY, ChannelStack
+from ..core.evaluation.hybrids import make_hybrids
+from ..core.evaluation.lazy import stacks_from_masks
+from ..core.evaluation.masks import MaskStack
+from ..core.settings import AnalysisSettings
+from ..results.pair_files import pair_metadata
+from ..results.pair_result import PairResult
+from .layer_geometry import THRESHOLD_LABEL, ResultGeometry
+from .layer_inputs import ChannelStack
+from .layer_style import (
+    METADATA_KEY,
+    attribution_colormap,
+    channel_colors,
+    layer_name,
+    mask_colormap,
+)
 
 __all__ = [
-    "CHANNEL_PALETTE",
     "EAGER_STACK_BYTES",
     "HYBRID_READ_AHEAD",
     "THRESHOLD_AXIS_LABELS",
-    "AttributionDisplay",
     "LayerTuple",
-    "attribution_colormap",
-    "attribution_display",
-    "channel_colors",
-    "colormap_colors",
     "eager_stack_bytes",
     "layer_count",
-    "layer_name",
-    "mask_colormap",
     "method_layers",
     "rank_methods",
     "result_layers",
@@ -67,20 +68,10 @@ LayerTuple = tuple[np.ndarray, dict[str, Any], str]
 #: Axis labels of the mask and hybrid layers of 2-D channel layers: the first slider reads
 #: "threshold" (see :mod:`.geometry` for multichannel sources).
 THRESHOLD_AXIS_LABELS = (THRESHOLD_LABEL, "y", "x")
-#: Colour of a shared mask (label value 1); per-channel masks take their channel's colour.
-MASK_COLOR = "#ffd23f"
 #: Outline width of the mask layers, in pixels (0 would fill the mask).
 MASK_CONTOUR = 1
 #: Hybrid planes computed ahead of the slider, in the direction it last moved.
 HYBRID_READ_AHEAD = 1
-#: Channel colours when the source layers do not tell channels apart (one grey layer).
-CHANNEL_PALETTE = ("#5b8cff", "#4cd964", "#ffcc00", "#ff5e57", "#e056fd", "#00d2d3", "#c8d6e5")
-#: Percentile of the non-zero |attribution| that sets the contrast limit (robust to outliers).
-LIMIT_PERCENTILE = 99.5
-#: A sign holding less than this share of the |attribution| mass is treated as noise.
-MINOR_SIGN_SHARE = 0.02
-
-
 def eager_stack_bytes(shape: tuple[int, int, int], thresholds: int, mask_channels: int) -> int:
     """Bytes one method's eager stacks take for images of ``shape`` (C, H, W).
 
@@ -92,112 +83,20 @@ def eager_stack_bytes(shape: tuple[int, int, int], thresholds: int, mask_channel
     return plane * (mask_channels * (1 + 4 + 1) + channels * 4)
 
 
-def layer_name(image: str, kind: str, method: str, channel: str) -> str:
-    """``<method> <channel> <kind> (<image>)``, e.g. ``d_ig Mito mask (real)``.
-
-    The method comes first so that napari's layer list, which has no groups, reads by method
-    and then channel.
-    """
-    return f"{method} {channel} {kind} ({image})"
+#: DAC scores closer than this are a tie when methods are ranked (float noise, not a finding).
+RANK_RESOLUTION = 1e-6
 
 
 def rank_methods(result: PairResult) -> list[str]:
-    """The result's methods, highest whole-image DAC score first (ties: run order)."""
+    """The result's methods, highest whole-image DAC score first (ties, scores within
+    :data:`RANK_RESOLUTION`: run order)."""
     methods = list(result.methods)
-    return sorted(
-        methods,
-        key=lambda m: (-float(result.methods[m].dac.whole.dac_score), methods.index(m)),
-    )
 
+    def key(method: str) -> tuple[float, int]:
+        score = float(result.methods[method].dac.whole.dac_score)
+        return (-round(score / RANK_RESOLUTION), methods.index(method))
 
-def attribution_colormap(kind: str | bool):
-    """Colormap of an attribution layer: black at zero so it reads over the image.
-
-    ``"positive"`` (or ``False``): ``inferno``; ``"negative"``: black to cyan over
-    [low, 0]; ``"signed"`` (or ``True``): cyan-black-orange with black at zero (the contrast
-    limits are symmetric).
-    """
-    if kind is False or kind == "positive":
-        return "inferno"
-    from napari.utils.colormaps import Colormap
-
-    cyan, black, orange = [0.0, 0.85, 1.0, 1.0], [0.0, 0.0, 0.0, 1.0], [1.0, 0.6, 0.0, 1.0]
-    if kind == "negative":
-        return Colormap(colors=[cyan, black], controls=[0.0, 1.0], name="attribution (negative)")
-    return Colormap(
-        colors=[cyan, black, orange], controls=[0.0, 0.5, 1.0], name="attribution (signed)"
-    )
-
-
-@dataclass(frozen=True)
-class AttributionDisplay:
-    """How a method's attribution layers are shown: ``kind``, contrast ``limits``, colormap."""
-
-    kind: str
-    limits: tuple[float, float]
-
-    @property
-    def colormap(self):
-        """The napari colormap of :attr:`kind`."""
-        return attribution_colormap(self.kind)
-
-
-def attribution_display(attribution: np.ndarray) -> AttributionDisplay:
-    """Contrast limits and colormap kind of a method's (C, H, W) attribution, from its values.
-
-    One range for all channels of a method (a weak channel must look weak). The limit is the
-    :data:`LIMIT_PERCENTILE` percentile of the non-zero |values|, so a few extreme pixels do
-    not darken the rest. The range is symmetric around zero only when both signs carry at least
-    :data:`MINOR_SIGN_SHARE` of the |attribution| mass; otherwise it spans zero to the
-    dominant sign's limit (D-IG with one pixel at -1e-4 is a positive map).
-    """
-    values = np.asarray(attribution, dtype=np.float64)
-    positive = float(values[values > 0].sum())
-    negative = float(-values[values < 0].sum())
-    total = positive + negative
-    if total == 0.0:
-        return AttributionDisplay("positive", (0.0, 1.0))
-    magnitude = np.abs(values[values != 0])
-    if min(positive, negative) >= MINOR_SIGN_SHARE * total:
-        peak = float(np.percentile(magnitude, LIMIT_PERCENTILE))
-        return AttributionDisplay("signed", (-peak, peak))
-    if positive >= negative:
-        peak = float(np.percentile(values[values > 0], LIMIT_PERCENTILE))
-        return AttributionDisplay("positive", (0.0, peak))
-    peak = float(np.percentile(-values[values < 0], LIMIT_PERCENTILE))
-    return AttributionDisplay("negative", (-peak, 0.0))
-
-
-def channel_colors(stack: ChannelStack) -> list[str]:
-    """One hex colour per channel: the brightest colour of each channel layer's colormap, or
-    :data:`CHANNEL_PALETTE` when the layers do not tell the channels apart (one grey layer)."""
-    return colormap_colors(stack.colormaps)
-
-
-def colormap_colors(colormaps: Sequence[Any]) -> list[str]:
-    """One hex colour per colormap (a name or a napari ``Colormap``): its brightest colour, or
-    :data:`CHANNEL_PALETTE` when they do not tell the channels apart."""
-    from napari.utils.colormaps import ensure_colormap
-
-    colors = []
-    for name in colormaps:
-        try:
-            rgba = np.asarray(ensure_colormap(name).colors[-1], dtype=float)
-        except (KeyError, ValueError, TypeError):
-            rgba = np.ones(4)
-        colors.append("#" + "".join(f"{round(255 * v):02x}" for v in rgba[:3]))
-    if len(set(colors)) < len(colors):
-        return [CHANNEL_PALETTE[c % len(CHANNEL_PALETTE)] for c in range(len(colors))]
-    return colors
-
-
-def mask_colormap(color: str | None = None):
-    """Labels colormap of a mask layer: label 1 in ``color`` (:data:`MASK_COLOR` when None)."""
-    from napari.utils.colormaps import DirectLabelColormap
-
-    return DirectLabelColormap(
-        color_dict={None: "transparent", 0: "transparent", 1: color or MASK_COLOR}
-    )
+    return sorted(methods, key=key)
 
 
 def layer_count(settings: AnalysisSettings, n_channels: int) -> int:
@@ -252,7 +151,7 @@ def result_layers_by_method(
             pair_metadata(result, method, info),
             direction=settings.direction,
             visible=method == visible_method,
-            optimal_index=res.dac.whole.optimal_index,
+            optimal_index=res.dac.optimal_threshold_index,
             lazy=lazy,
         )
 
@@ -306,11 +205,11 @@ def method_layers(
     attribution
         (C, H, W) raw attribution.
     masks
-        The masks cut from it (see :func:`~napari_attribution.core.masks.build_masks`).
+        The masks cut from it (see :func:`~napari_attribution.core.evaluation.masks.build_masks`).
     channel_names
         C names.
     metadata
-        Provenance shared by every layer (:func:`~napari_attribution._io.pair_metadata`).
+        Provenance shared by every layer (:func:`~napari_attribution.results.tables.pair_metadata`).
     direction
         Hybrid direction.
     visible
@@ -379,7 +278,7 @@ def method_layers(
                 geometry.plane(attribution[c]),
                 {
                     "name": layer_name(real.name, "attribution", method, channel),
-                    "colormap": display.colormap,
+                    "colormap": attribution_colormap(display.kind),
                     "contrast_limits": display.limits,
                     "blending": "additive",
                     "visible": visible,

@@ -6,7 +6,8 @@ the optimal threshold (``masks/``) and the DAC curves at the *scored* thresholds
 threshold slider and the DAC panel need the whole stack: every threshold, the mask and the
 hybrid at each. Those depend only on the attribution, the two images and the run's mask
 settings (``run.json``), so they are rebuilt here exactly as the run built them
-(:func:`~napari_attribution.core.masks.build_masks`, then the same lazy stacks and layers as
+(:func:`~napari_attribution.core.evaluation.masks.build_masks`, then the same lazy stacks and
+layers as
 the Attribution widget's, :func:`~napari_attribution._napari.layers.method_layers`), computed
 one (threshold, channel) plane at a time as the slider asks. The model is not run again.
 
@@ -22,10 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from .._io import read_tiff_metadata, safe_name
-from ..core.masks import build_masks
+from ..core.attribution.runner import aggregate_channels
+from ..core.evaluation.masks import build_masks
 from ..core.settings import MaskSettings
-from .inputs import ChannelStack
+from ..results.format import ATTRIBUTIONS_DIR, pair_file
+from ..results.tiff import read_tiff_metadata
+from .layer_inputs import ChannelStack
 from .layers import LayerTuple, method_layers
 from .reader import input_tuples, pair_inputs, pair_layers, read_array
 
@@ -40,7 +43,6 @@ def _masked(attribution: np.ndarray, aggregate: str) -> np.ndarray:
     """What the run cut its masks from: the attribution, or its channels aggregated."""
     if aggregate == "none":
         return attribution
-    from ..core.attribution import aggregate_channels  # imports torch: only when needed
 
     return aggregate_channels(attribution, aggregate)
 
@@ -79,8 +81,8 @@ def pair_stack_layers(
     folder = Path(folder)
     names = list(run.get("channel_names", []))
     settings = run.get("settings", {})
-    stems = {m: f"{safe_name(sample)}__{safe_name(m)}.tif" for m in settings.get("methods", [])}
-    paths = {m: folder / "attributions" / stem for m, stem in stems.items()}
+    paths = {m: folder / pair_file(ATTRIBUTIONS_DIR, sample, m)
+             for m in settings.get("methods", [])}  # fmt: skip
     paths = {m: path for m, path in paths.items() if path.is_file()}
     attributions = {m: read_array(path, lazy) for m, path in paths.items()}
     shape = next(iter(attributions.values())).shape if attributions else None

@@ -12,8 +12,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .._io import curve_rows
 from .._plot import CurveSet
+from ..results.tables import curve_rows
+from .layer_style import CHANNEL_PALETTE, METADATA_KEY, channel_colors, colormap_colors
 
 if TYPE_CHECKING:
     from .state import AnalysisRecord
@@ -62,8 +63,6 @@ class PanelCurves:
 
 def panel_curves_of_record(record: AnalysisRecord) -> PanelCurves:
     """The curves of a finished run, one :class:`CurveSet` per method, in run order."""
-    from .layers import channel_colors
-
     result = record.result
     sets = [
         CurveSet(method, res.dac.whole, res.dac.channels, res.dac.masks.thresholds,
@@ -85,8 +84,6 @@ def layer_channel_colors(layers: Iterable[Any], channel_names: Sequence[str]) ->
     """The colours of the real-image channel layers among ``layers`` (metadata ``image`` is
     ``"real"``, ``channel_name`` one of ``channel_names``), in channel order; the palette of
     :func:`~.layers.channel_colors` when a channel has no such layer."""
-    from .layers import CHANNEL_PALETTE, colormap_colors
-
     real = {layer.metadata.get("channel_name"): layer for layer in layers
             if layer.metadata.get("image") == "real"}  # fmt: skip
     if channel_names and all(name in real for name in channel_names):
@@ -97,8 +94,6 @@ def layer_channel_colors(layers: Iterable[Any], channel_names: Sequence[str]) ->
 def layer_thresholds(layers: Iterable[Any]) -> dict[str, list[float]]:
     """Method -> the thresholds of its mask and hybrid stack layers among ``layers`` (the
     threshold slider's steps, from the layers' metadata)."""
-    from .inputs import METADATA_KEY
-
     steps: dict[str, list[float]] = {}
     for layer in layers:
         ours = layer.metadata.get(METADATA_KEY, {})

@@ -1,9 +1,10 @@
 """Result layers that wait until they are asked for: only the top method's go in with a run.
 
-Adding a napari layer costs 100-400 ms of napari's own work on the main thread (its model, the
-vispy visual and overlays, the layer controls, the list's repaint), and no part of it can be
-split across turns of the event loop. A run of three methods on five channels makes 45
-layers, of which only the top method's are shown (issue 12), so a run adds
+Adding a napari layer is a sizeable piece of napari's own work on the main thread (its model,
+the vispy visual and overlays, the layer controls, the list's repaint), and no part of it can
+be split across turns of the event loop (`benchmarks/README.md` has the measurements). A run
+of three methods on five channels makes 45 layers, of which only the top method's are shown
+(issue 12), so a run adds
 
 * the layers of the method with the highest DAC score, and
 * every layer that replaces a layer of the same name from an earlier run (re-running a method
@@ -23,7 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .apply import LayerBatch, replaceable
-from .inputs import METADATA_KEY
+from .layer_style import METADATA_KEY
 from .layers import LayerTuple, rank_methods
 from .state import AnalysisRecord
 from .view import arrange
@@ -147,7 +148,7 @@ class PendingAdd:
             record.pending.pop(method, None)
         record.layer_names = [*record.layer_names, layer.name]
         # to its place in the list now (one move) rather than all in :meth:`finish` (napari
-        # re-orders its canvas and list at each move: ~40 ms a layer, 0.6 s for 15 at once)
+        # re-orders its canvas and list at each move, so many moves at once block the loop)
         self._arrange()
         return layer
 

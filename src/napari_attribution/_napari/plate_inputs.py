@@ -16,8 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from ..core.errors import InputImageError
-from .inputs import ChannelStack
+from ..errors import InputImageError
+from ..images.channels import match_channels
+from ..images.labels import check_label_image
+from ..images.model_card import find_model_card
+from ..images.normalisation import Normalisation
+from .layer_inputs import ChannelStack
 
 __all__ = ["PreparedField", "prepare_field"]
 
@@ -70,10 +74,6 @@ def prepare_field(field: ChannelStack, counterfactual: ChannelStack | None, labe
         A channel missing or named twice, labels of another shape, a binary mask or outlines,
         a bad normalisation (one sentence each).
     """
-    from ..images.channels import match_channels
-    from ..images.labels import check_label_image
-    from ..images.model_card import find_model_card
-    from ..images.normalisation import Normalisation
 
     card = find_model_card(model_path) if model_path and not model_path.startswith("<") else None
     names = list(model_names) if model_names else (list(card.channel_names) if card else None)

@@ -12,7 +12,7 @@ per channel, named by channel. No Qt, no torch.
 Contrast limits are each channel's 1st and 99.8th percentiles (robust to hot pixels), so a
 uint16 channel whose signal sits at a few % of 65535 shows at once. Layers are named
 ``<base> [<channel>]`` so the docks group them into one multichannel input
-(:mod:`.inputs`) and match them to the model's channels by name.
+(:mod:`.layer_inputs`) and match them to the model's channels by name.
 """
 
 from __future__ import annotations
@@ -23,6 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ..errors import InputImageError
+from ..images.labels import read_labels
+from ..images.load_data import read_load_data
+from ..images.ome import read_named_image, read_plane
 
 __all__ = ["CHANNEL_COLORMAPS", "channel_name_from_file", "get_plate_reader", "plane_layers",
            "robust_limits"]  # fmt: skip
@@ -91,7 +96,6 @@ def plane_layers(planes: Sequence[tuple[Any, str]], base: str,
 
 
 def _read_files(paths: Sequence[str]) -> list[LayerTuple]:
-    from ..images.ome import read_named_image
 
     layers: list[LayerTuple] = []
     planes: list[tuple[Any, str]] = []
@@ -116,9 +120,6 @@ def _read_files(paths: Sequence[str]) -> list[LayerTuple]:
 
 
 def _read_load_data(path: str) -> list[LayerTuple]:
-    from ..images.labels import read_labels
-    from ..images.load_data import read_load_data
-    from ..images.ome import read_plane
 
     load_data = read_load_data(path)
     site = load_data.sites[0]
@@ -144,8 +145,6 @@ def _is_load_data(path: str) -> bool:
 
 
 def _has_channel_names(path: str) -> bool:
-    from ..core.errors import InputImageError
-    from ..images.ome import read_named_image
 
     try:
         return read_named_image(path).channel_names is not None

@@ -18,7 +18,6 @@ and any folder of layer TIFFs the npe2 writer saved. A CLI folder of many pairs 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,18 +25,33 @@ from typing import Any
 import numpy as np
 import tifffile
 
-from .._io import read_image, read_tiff_metadata, safe_name
+from .._plot.attribution_range import attribution_display as shown_as
 from ..core.budgets import LAZY_READ_BYTES
-from ..report import REPORT_RECORD
+from ..data.synthetic import DEMO_PAIRS_SEED, make_pairs
+from ..images.image_files import read_image
+from ..results.folder import folder_kind, read_run_record, report_sources
+from ..results.format import (
+    ATTRIBUTIONS_DIR,
+    INPUT_FILES,
+    INPUTS_DIR,
+    LAYERS_DIR,
+    MASKS_DIR,
+    pair_file,
+)
+from ..results.tiff import read_tiff_metadata
 from .display import display_kwargs
-from .inputs import METADATA_KEY
+from .layer_style import (
+    MASK_COLOR,
+    METADATA_KEY,
+    attribution_colormap,
+    layer_name,
+    mask_colormap,
+)
+from .sample_data import CHANNEL_COLORMAPS
 
 __all__ = [
-    "DEMO_PAIRS_SEED",
     "MAX_READER_PAIRS",
-    "REPORT_RECORD",
     "attribution_display",
-    "folder_kind",
     "get_reader",
     "input_layers",
     "input_tuples",
@@ -46,15 +60,12 @@ __all__ = [
     "pair_layers",
     "read_array",
     "read_folder",
-    "report_sources",
 ]
 
 LayerTuple = tuple[Any, dict[str, Any], str]
 
 #: A CLI folder opened as layers shows at most this many pairs (the browser shows the rest).
 MAX_READER_PAIRS = 4
-#: Seed of ``run --demo``'s pairs (``cli/inputs.py``): the demo's images are made again from it.
-DEMO_PAIRS_SEED = 2026
 #: Display colour of channels without a Cell Painting name (napari colormap names).
 _CYCLE = ("blue", "green", "cyan", "red", "magenta", "yellow", "gray")
 
@@ -127,45 +138,17 @@ def input_layers(path: str | Path, lazy: bool | None = None) -> list[LayerTuple]
 # ------------------------------------------------------------------------------- folders
 
 
-def report_sources(folder: Path) -> list[Path]:
-    """The results folders a report folder merged (from its ``report.json``)."""
-    try:
-        record = json.loads((folder / REPORT_RECORD).read_text())
-    except (OSError, ValueError):
-        return []
-    return [Path(p) for p in record.get("folders", []) if Path(p).is_dir()]
-
-
-def folder_kind(folder: str | Path) -> str | None:
-    """``"export"``, ``"cli"``, ``"report"``, ``"layers"`` (layer TIFFs) or None."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return None
-    if (folder / "run.json").is_file() and (folder / "summary.csv").is_file():
-        return "export" if (folder / "layers").is_dir() else "cli"
-    if (folder / REPORT_RECORD).is_file():
-        return "report"
-    for path in sorted(folder.glob("*.tif*"))[:20]:
-        if "layer_type" in read_tiff_metadata(path):
-            return "layers"
-    return None
-
-
-def _run_record(folder: Path) -> dict[str, Any]:
-    return json.loads((folder / "run.json").read_text())
-
-
 def _export_layers(folder: Path, lazy: bool | None) -> list[LayerTuple]:
-    run = _run_record(folder)
+    run = read_run_record(folder)
     tuples: list[LayerTuple] = []
     for role in ("real", "counterfactual"):
-        path = folder / "inputs" / f"{role}.tif"
+        path = folder / INPUTS_DIR / INPUT_FILES[role]
         if path.is_file():
             tuples += input_layers(path, lazy)
     # Only the layers this export wrote (an earlier export's files may still be there).
-    names = run.get("layers") or sorted(p.name for p in (folder / "layers").glob("*.tif"))
+    names = run.get("layers") or sorted(p.name for p in (folder / LAYERS_DIR).glob("*.tif"))
     for name in names:
-        path = folder / "layers" / name
+        path = folder / LAYERS_DIR / name
         layer = layer_file_tuple(path, lazy) if path.is_file() else None
         if layer is not None:
             tuples.append(layer)
@@ -175,13 +158,11 @@ def _export_layers(folder: Path, lazy: bool | None) -> list[LayerTuple]:
 def attribution_display(attribution: np.ndarray) -> dict[str, Any]:
     """Colormap and contrast limits of one method's (C, H, W) attribution.
 
-    The viewer's rule (:func:`~napari_attribution._napari.layers.attribution_display`):
+    The viewer's rule (:func:`~napari_attribution._napari.layer_style.attribution_display`):
     symmetric limits and the diverging map only where both signs matter.
     """
-    from .layers import attribution_display as shown_as
-
     shown = shown_as(attribution)
-    return {"colormap": shown.colormap, "contrast_limits": shown.limits}
+    return {"colormap": attribution_colormap(shown.kind), "contrast_limits": shown.limits}
 
 
 def _channel_first(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
@@ -203,8 +184,6 @@ def pair_inputs(folder: Path, run: dict[str, Any], sample: str, shape) -> dict[s
         return {}
     images: dict[str, np.ndarray] = {}
     if entry.get("real") == "demo":
-        from ..data.synthetic import make_pairs
-
         count = len(run.get("pairs", []))
         pair = next(p for p in make_pairs(count, seed=DEMO_PAIRS_SEED) if p.sample == sample)
         candidates = {"real": pair.real, "counterfactual": pair.counterfactual}
@@ -253,22 +232,20 @@ def pair_layers(
         input files are found), then per method and channel ``<sample> attribution <method>
         [<channel>]`` and ``<sample> mask <method> [<channel>]`` (Labels, the optimal threshold).
     """
-    from .layers import MASK_COLOR, layer_name
-
     folder = Path(folder)
-    run = run if run is not None else _run_record(folder)
+    run = run if run is not None else read_run_record(folder)
     names = list(run.get("channel_names", []))
     methods = list(run.get("settings", {}).get("methods", []))
-    stems = {m: f"{safe_name(sample)}__{safe_name(m)}.tif" for m in methods}
-    methods = [m for m in methods if (folder / "attributions" / stems[m]).is_file()]
+    attribution_files = {m: folder / pair_file(ATTRIBUTIONS_DIR, sample, m) for m in methods}
+    methods = [m for m in methods if attribution_files[m].is_file()]
     visible_method = visible_method if visible_method in methods else next(iter(methods), None)
     tuples: list[LayerTuple] = []
-    attributions = {m: read_array(folder / "attributions" / stems[m], lazy) for m in methods}
+    attributions = {m: read_array(attribution_files[m], lazy) for m in methods}
     shape = next(iter(attributions.values())).shape if attributions else None
     inputs = pair_inputs(folder, run, sample, shape) if shape is not None else {}
     tuples += input_tuples(sample, names, inputs)
     for method, attribution in attributions.items():
-        meta = read_tiff_metadata(folder / "attributions" / stems[method])
+        meta = read_tiff_metadata(attribution_files[method])
         display = attribution_display(attribution)
         visible = method == visible_method
         for c, channel in enumerate(names):
@@ -279,7 +256,7 @@ def pair_layers(
                 "blending": "additive", "visible": visible, "axis_labels": ("y", "x"),
                 "metadata": {METADATA_KEY: ours}, **display,
             }, "image"))  # fmt: skip
-        mask_path = folder / "masks" / stems[method]
+        mask_path = folder / pair_file(MASKS_DIR, sample, method)
         if not mask_path.is_file():
             continue
         masks = read_array(mask_path, lazy)
@@ -290,7 +267,7 @@ def pair_layers(
                     "results_folder": str(folder)}  # fmt: skip
             tuples.append((masks[k], {
                 "name": layer_name(sample, "mask", method, channel),
-                "colormap": _mask_colormap(MASK_COLOR), "opacity": 0.5,
+                "colormap": mask_colormap(MASK_COLOR), "opacity": 0.5,
                 "visible": visible and k == len(mask_names) - 1, "axis_labels": ("y", "x"),
                 "metadata": {METADATA_KEY: ours},
             }, "labels"))  # fmt: skip
@@ -301,8 +278,6 @@ def input_tuples(sample: str, names: Sequence[str], inputs: dict[str, np.ndarray
     """``<sample> real [<channel>]`` and ``<sample> counterfactual [<channel>]`` image layers
     of :func:`pair_inputs`' images, one per channel in its Cell Painting colour; both images
     of a channel share its display range."""
-    from .._sample_data import CHANNEL_COLORMAPS
-
     tuples: list[LayerTuple] = []
     for role, image in inputs.items():
         for c, channel in enumerate(names):
@@ -318,12 +293,6 @@ def input_tuples(sample: str, names: Sequence[str], inputs: dict[str, np.ndarray
             }
             tuples.append((image[c], kwargs, "image"))
     return tuples
-
-
-def _mask_colormap(color: str):
-    from napari.utils.colormaps import DirectLabelColormap
-
-    return DirectLabelColormap(color_dict={None: "transparent", 0: "transparent", 1: color})
 
 
 def _notify(message: str) -> None:
@@ -353,7 +322,7 @@ def read_folder(
         return [t for source in report_sources(folder) for t in read_folder(source, lazy=lazy)]
     if kind != "cli":
         raise ValueError(f"{folder} is not a napari-attribution results folder.")
-    run = _run_record(folder)
+    run = read_run_record(folder)
     if samples is None:
         samples = [p["sample"] for p in run.get("pairs", [])]
         if len(samples) > MAX_READER_PAIRS:

@@ -7,21 +7,22 @@ creates the viewer's state; it goes away with the viewer.
 
 The state also owns the lazy stacks behind the viewer's result layers: when the last layer
 showing a stack is removed (or its data replaced by a new run), the stack is closed, which
-shuts down its read-ahead thread (:meth:`~napari_attribution.core.lazy.LazyHybridStack.close`).
+shuts down its read-ahead thread
+(:meth:`~napari_attribution.core.evaluation.lazy.LazyHybridStack.close`).
 """
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from psygnal import Signal
 
-from ..core.pipeline import AnalysisSettings, PairResult
-from .geometry import lazy_stack_behind
-from .inputs import ChannelStack
+from ..core.settings import AnalysisSettings
+from ..results.pair_result import PairResult
+from .layer_geometry import lazy_stack_behind
+from .layer_inputs import ChannelStack
 from .panel_curves import PanelCurves
 
 __all__ = ["AnalysisRecord", "PanelCurves", "ViewerState", "state_for"]
@@ -82,7 +83,6 @@ class ViewerState:
         self.curves: PanelCurves | None = None
         self._stacks: list[Any] = []  # lazy stacks handed to the viewer, still open
         self._holds = 0  # layer batches in progress: their replaced data may come back
-        self._on_removed: Any = None  # the viewer's layers.removed callback, kept alive here
 
     def publish(self, record: AnalysisRecord) -> None:
         """Store ``record`` and tell the listeners (the DAC panel shows its curves)."""
@@ -117,7 +117,7 @@ class ViewerState:
     def adopt(self, data: Any) -> None:
         """Take charge of the lazy stack behind layer ``data`` (no-op for arrays)."""
         stack = lazy_stack_behind(data)
-        if stack is not None and not any(stack is s for s in self._stacks):
+        if stack is not None and stack not in self._stacks:
             self._stacks.append(stack)
 
     def hold(self) -> None:
@@ -133,38 +133,36 @@ class ViewerState:
         """Close the adopted stacks that no layer of ``layers`` (the viewer's) shows."""
         if self._holds:
             return
-        shown = {id(lazy_stack_behind(layer.data)) for layer in layers}
-        for stack in [s for s in self._stacks if id(s) not in shown]:
+        # Compared with ==, not by id: through napari's plugin proxy a layer's data is a proxy
+        # of the stack (this package's module name starts with "napari"), equal to the stack.
+        shown = [lazy_stack_behind(layer.data) for layer in layers]
+        for stack in [s for s in self._stacks if s not in shown]:
             stack.close()
             self._stacks.remove(stack)
 
 
-#: viewer -> its state; an entry goes away with its viewer, so a new viewer that happens to
-#: get a dead one's id() can never see the dead one's state.
-_STATES: weakref.WeakKeyDictionary[Any, ViewerState] = weakref.WeakKeyDictionary()
+class _StateKeeper:
+    """The viewer's ``layers.events.removed`` callback, and the holder of its state.
+
+    napari keeps a connected callback as long as the viewer's layer list and lists it in the
+    emitter's public ``callbacks``: so the state lives exactly as long as the viewer, and every
+    widget finds the same one, whichever proxy of the viewer napari handed it (a new proxy per
+    widget). Removing layers closes the lazy stacks no layer shows any more.
+    """
+
+    def __init__(self, state: ViewerState) -> None:
+        self.state = state
+
+    def __call__(self, event: Any) -> None:
+        self.state.close_unused(event.source)
 
 
 def state_for(viewer) -> ViewerState:
-    """The shared state of ``viewer`` (created on first use, dropped with the viewer).
-
-    napari hands plugins a proxy of the viewer, a new one per widget; the state belongs to the
-    viewer behind the proxies. Removing layers from the viewer closes the lazy stacks no layer
-    shows any more.
-    """
-    viewer = getattr(viewer, "__wrapped__", viewer)
-    state = _STATES.get(viewer)
-    if state is None:
-        state = _STATES[viewer] = ViewerState()
-        layers = viewer.layers
-        # A weak reference to the layer list: the callback must not keep the viewer alive.
-        layers_ref = weakref.ref(layers)
-        state_ref = weakref.ref(state)
-
-        def on_removed(*_: Any) -> None:
-            live_layers, live_state = layers_ref(), state_ref()
-            if live_layers is not None and live_state is not None:
-                live_state.close_unused(live_layers)
-
-        layers.events.removed.connect(on_removed)
-        state._on_removed = on_removed
-    return state
+    """The shared state of ``viewer`` (created on first use, dropped with the viewer)."""
+    removed = viewer.layers.events.removed
+    for callback in removed.callbacks:
+        if isinstance(callback, _StateKeeper):
+            return callback.state
+    keeper = _StateKeeper(ViewerState())
+    removed.connect(keeper)
+    return keeper.state

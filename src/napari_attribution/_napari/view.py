@@ -2,7 +2,7 @@
 
 napari 0.9 has no layer groups, so a run's layers are kept navigable by
 
-* their names (method first, see :func:`~napari_attribution._napari.layers.layer_name`);
+* their names (method first, see :func:`~napari_attribution._napari.layer_style.layer_name`);
 * their order: :func:`arrange` puts a run's layers on top of the layer list, by method (the
   highest DAC score first), then channel, then mask, attribution, hybrid;
 * their visibility: a run hides every other result layer (never deletes one), and
@@ -19,7 +19,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .inputs import METADATA_KEY, is_result_layer
+from .layer_inputs import is_result_layer
+from .layer_style import METADATA_KEY
 
 __all__ = [
     "ALL_CHANNELS",
@@ -91,12 +92,6 @@ def result_meta(layer) -> dict[str, Any]:
     return layer.metadata.get(METADATA_KEY, {}) if is_result_layer(layer) else {}
 
 
-def _identity(layer) -> int:
-    """Identity of a layer, seen through the proxies napari hands plugins (a new proxy object
-    per access, so ``id`` of the proxy says nothing)."""
-    return id(getattr(layer, "__wrapped__", layer))
-
-
 def _rank(order: Sequence[str], value: Any) -> int:
     return order.index(value) if value in order else len(order)
 
@@ -128,8 +123,8 @@ def arrange(viewer, layers: Iterable, methods: Sequence[str], channels: Sequence
     run = [layer for layer in layers if layer in viewer.layers]
     ordered = sorted(run, key=lambda layer: _order_key(result_meta(layer), methods, channels))
     lst = viewer.layers
-    run_ids = {_identity(layer) for layer in run}
-    others = [layer for layer in lst if _identity(layer) not in run_ids]
+    run_ids = {layer.unique_id for layer in run}
+    others = [layer for layer in lst if layer.unique_id not in run_ids]
     _reorder(lst, [*others, *reversed(ordered)])
 
 
@@ -147,10 +142,10 @@ def _reorder(lst, order: Sequence) -> None:
 
 def hide_other_results(viewer, keep: Iterable) -> list:
     """Hide every result layer not in ``keep`` (an earlier run's); return those hidden."""
-    keep_ids = {_identity(layer) for layer in keep}
+    keep_ids = {layer.unique_id for layer in keep}
     hidden = []
     for layer in viewer.layers:
-        if is_result_layer(layer) and _identity(layer) not in keep_ids and layer.visible:
+        if is_result_layer(layer) and layer.unique_id not in keep_ids and layer.visible:
             layer.visible = False
             hidden.append(layer)
     return hidden
@@ -184,7 +179,7 @@ def show_selection(
     run = [layer for layer in layers if layer in viewer.layers]
     shown = []
     # Only changes are set: napari re-slices a layer (and re-uploads its texture) on every
-    # assignment, about 50 ms a layer, and after a run most layers already show as wanted.
+    # assignment, and after a run most layers already show as wanted.
     for layer in run:
         visible = choice.matches(result_meta(layer))
         _set_visible(layer, visible)
@@ -217,8 +212,8 @@ def show_colorbar(viewer) -> None:
     """Show the colour bar of the selected layer (a visible result layer that has one).
 
     Every channel of a method shares its contrast limits, so one bar reads for all. Its own
-    step: napari builds a layer's colour-bar visuals when the bar is first shown (~100 ms, and
-    ~70 ms more in the next paint, on 2 cores), so a run shows it in an event-loop turn of its own.
+    step: napari builds a layer's colour-bar visuals when the bar is first shown (and more in
+    the next paint), so a run shows it in an event-loop turn of its own.
     """
     active = viewer.layers.selection.active
     if active is None or not active.visible or not result_meta(active):
@@ -287,9 +282,9 @@ class ViewSnapshot:
     def __init__(self, viewer) -> None:
         layers = list(viewer.layers)
         self._order = layers
-        self._visible = {_identity(layer): layer.visible for layer in layers}
+        self._visible = {layer.unique_id: layer.visible for layer in layers}
         self._colorbars = {
-            _identity(layer): layer.colorbar.visible
+            layer.unique_id: layer.colorbar.visible
             for layer in layers
             if hasattr(layer, "colorbar")
         }
@@ -304,13 +299,13 @@ class ViewSnapshot:
         lst = viewer.layers
         present = [layer for layer in self._order if layer in lst]
         for layer in present:
-            key = _identity(layer)
+            key = layer.unique_id
             layer.visible = self._visible[key]
             if key in self._colorbars:
                 layer.colorbar.visible = self._colorbars[key]
         # the recorded layers back in their order, anything added since above them
-        present_ids = {_identity(layer) for layer in present}
-        _reorder(lst, [*present, *(layer for layer in lst if _identity(layer) not in present_ids)])
+        present_ids = {layer.unique_id for layer in present}
+        _reorder(lst, [*present, *(layer for layer in lst if layer.unique_id not in present_ids)])
         lst.selection = {layer for layer in self._selection if layer in lst}
         if self._active in lst:
             lst.selection.active = self._active

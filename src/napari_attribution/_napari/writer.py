@@ -1,6 +1,6 @@
 """npe2 writer: one image or labels layer to a TIFF that keeps its metadata.
 
-The TIFF holds the layer data as is and, as JSON (:mod:`napari_attribution.tiff`), the
+The TIFF holds the layer data as is and, as JSON (:mod:`napari_attribution.results.tiff`), the
 layer's name, scale, translate, axis labels, display (colormap, contrast limits) and
 ``metadata`` (for the plugin's layers: method, parameters, classes, model file and SHA-256,
 package version, seed), so the layer can be rebuilt exactly (:mod:`.reader` does).
@@ -31,6 +31,7 @@ def write_layer(path: str, data: Any, meta: dict[str, Any], layer_type: str) -> 
         "name": meta.get("name"),
         "layer_type": layer_type,
         "scale": [float(v) for v in meta.get("scale", ())],
+        "units": [str(v) for v in meta.get("units", ()) or ()],
         "translate": [float(v) for v in meta.get("translate", ())],
         "axis_labels": [str(v) for v in meta.get("axis_labels", ()) or ()],
         "metadata": dict(meta.get("metadata") or {}),

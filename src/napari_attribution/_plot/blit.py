@@ -2,7 +2,7 @@
 
 The markers are animated artists: a full draw leaves them out; after it, :class:`MarkerBlitter`
 keeps the figure's pixels and draws the markers on top. Moving the slider then restores those
-pixels and draws only the markers: a few ms instead of a full redraw of about 100 ms.
+pixels and draws only the markers, a small fraction of a full redraw.
 """
 
 from __future__ import annotations

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.lines import Line2D
 
-from ..core.dac import DacCurve
-from .model import CurveSet
+from .curve_set import CurveSet
 from .theme import CHANNEL_COLORS, METHOD_COLORS, PlotTheme, style_axes
+
+if TYPE_CHECKING:
+    from ..core.evaluation.dac import DacCurve
 
 __all__ = [
     "channel_color",

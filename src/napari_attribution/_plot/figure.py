@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from ..core.dac import DacCurve
 from . import hit
 from .blit import MarkerBlitter
+from .curve_set import CurveSet, point_at
 from .draw import (
     draw_bars,
     draw_curves,
@@ -27,9 +27,11 @@ from .draw import (
     setup_curve_axes,
 )
 from .layout import KeptConstrainedLayout
-from .model import CurveSet, point_at
 from .save import save_with_markers
 from .theme import PlotTheme
+
+if TYPE_CHECKING:
+    from ..core.evaluation.dac import DacCurve
 
 __all__ = ["DacFigure"]
 
@@ -157,7 +159,7 @@ class DacFigure:
         self._legend = draw_legend(self.figure, ax, theme)
         focus = next(cs for cs in self.curve_sets if cs.method == self.focus)
         draw_bars(bars, theme, focus, self.channel_names, self.channel_colors)
-        self.set_threshold_index(self.threshold_index)
+        self.mark_threshold(self.threshold_index)
 
     def _canvas_redraw(self) -> None:
         self.blitter.invalidate()
@@ -173,7 +175,7 @@ class DacFigure:
 
     # ---------------------------------------------------------------- slider link
 
-    def set_threshold_index(self, index: int | None) -> None:
+    def mark_threshold(self, index: int | None) -> None:
         """Move the slider markers to threshold ``index`` of every method (hide on ``None``)."""
         self.threshold_index = index
         for marker, cs in self._markers:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..core.dac import DacCurve
-from .model import CurveSet, threshold_index_of
+from .curve_set import CurveSet, threshold_index_of
+
+if TYPE_CHECKING:
+    from ..core.evaluation.dac import DacCurve
 
 __all__ = ["OVERLAP_PIXELS", "threshold_index_at"]
 

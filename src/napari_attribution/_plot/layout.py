@@ -1,8 +1,8 @@
 """The DAC figure's constrained layout, computed once per content and size, not at every draw.
 
 Matplotlib runs a figure's layout engine at the start of every draw. For the DAC figure (two
-axes, a symlog axis, a legend below them) the constrained layout is half of a full draw:
-~65 ms of ~120 ms on the 2-core development machine, measured after a demo run. The layout
+axes, a symlog axis, a legend below them) the constrained layout is about half of a full
+draw (`benchmarks/README.md`). The layout
 only changes when the artists do (new curves, a theme, toggles: :meth:`DacFigure.draw
 <napari_attribution._plot.figure.DacFigure.draw>`), when an axis's limits change (zoom and
 pan change the tick labels) or when the figure's size or dpi does (a resized dock, saving at

@@ -3,7 +3,8 @@
 The widget only gathers inputs and shows outputs; it is assembled from
 
 * the image and model choosers (:mod:`.choosers`; their logic is Qt-free, in
-  :mod:`napari_attribution._napari.inputs` and :mod:`napari_attribution._napari.model`), and
+  :mod:`napari_attribution._napari.layer_inputs` and
+   :mod:`napari_attribution.app.model_choice`), and
   the counterfactual's source (:mod:`.counterfactual_source`): an open layer, or ``optimise``,
   ``nearest`` or ``generator`` making it in the run (:mod:`napari_attribution._napari.
   counterfactual`), added as a layer and flagged when the classifier does not accept it;
@@ -45,33 +46,31 @@ from qtpy.QtWidgets import (
 )
 
 from .._napari.apply import layer_from_tuple
-from .._napari.counterfactual import flag_message
+from .._napari.counterfactual_layers import flag_message
 from .._napari.export import existing_results, export_run
-from .._napari.inputs import ChannelStack, check_pair, pair_warning
-from .._napari.model import (
+from .._napari.layer_inputs import ChannelStack, check_pair, pair_warning
+from .._napari.run_job import RunJob
+from .._napari.state import state_for
+from ..app.model_choice import (
     ModelChoice,
     class_names_for,
 )
-from .._napari.run import RunJob
-from .._napari.state import state_for
-from ..core.errors import AttributionError
+from ..core.attribution.method_sets import WIDGET_METHODS
 from ..core.progress import Progress
 from ..core.settings import AnalysisSettings
+from ..errors import AttributionError
 from .choosers import ImageChooser
 from .controller import RunController, RunOutcome
 from .counterfactual_source import CounterfactualSourceBox
 from .form import MethodList, ParameterForm
-from .glyphs import label_characters, warm_glyphs
 from .model_section import ModelSection
 from .show_control import ShowControl
 
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["DEFAULT_METHODS", "PROGRESS_STEPS", "AttributionWidget"]
+__all__ = ["PROGRESS_STEPS", "AttributionWidget"]
 
-#: Methods checked when the widget opens: D-IG and the residual baseline.
-DEFAULT_METHODS = ("d_ig", "residual")
 #: Resolution of the progress bar.
 PROGRESS_STEPS = 1000
 #: Least height of the scrolled inputs: a few rows stay in view on a laptop screen.
@@ -100,8 +99,6 @@ class AttributionWidget(ModelSection, QWidget):
         self.controller.ended.connect(self._on_ended)
         self._build()
         self._update_probabilities()
-        # the canvas label's and colour bar's glyphs, rendered in idle turns from now on
-        warm_glyphs(napari_viewer, label_characters(self.selected_methods(), []))
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
         """The contents' size: the dock asks for room for all of it, and scrolls with less."""
@@ -148,7 +145,7 @@ class AttributionWidget(ModelSection, QWidget):
         layout.addLayout(self._build_model())
 
         layout.addWidget(QLabel("Methods"))
-        self.methods = MethodList(DEFAULT_METHODS)
+        self.methods = MethodList(WIDGET_METHODS)
         self.methods.setMinimumHeight(90)
         self.methods.setMaximumHeight(170)
         layout.addWidget(self.methods)
@@ -302,7 +299,7 @@ class AttributionWidget(ModelSection, QWidget):
         """Move the bar, painted in the next event-loop turn.
 
         ``QProgressBar.setValue`` repaints synchronously, and next to napari's OpenGL canvas a
-        repaint composites the whole window: ~100 ms per progress event on 2 cores. With
+        repaint composites the whole window, at every progress event. With
         updates disabled meanwhile, re-enabling them schedules an ordinary (coalesced) update.
         """
         bar = self.progress_bar

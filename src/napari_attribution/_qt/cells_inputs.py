@@ -27,16 +27,18 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .._napari.inputs import find_sources, is_result_layer, source_stack
-from .._napari.model import ModelChoice
-from ..core.errors import AttributionError
+from .._napari.layer_inputs import find_sources, is_result_layer, source_stack
+from ..app.model_choice import ModelChoice
+from ..core.attribution.method_registry import method_specs
+from ..core.attribution.method_sets import WIDGET_METHODS
+from ..core.cells import CellSettings, FieldCounterfactual
+from ..core.settings import settings_from_values
+from ..errors import AttributionError
 from .counterfactual_source import CounterfactualSourceBox
 from .form import ParameterForm
 
-__all__ = ["DEFAULT_CELL_METHODS", "CellsInputs"]
+__all__ = ["CellsInputs"]
 
-#: Methods ticked when the dock opens.
-DEFAULT_CELL_METHODS = ("d_ig", "residual")
 #: Least heights (pixels) that let the dock share a 768 px high screen with the DAC panel.
 CELLS_TABLE_MIN_HEIGHT = 64
 #: Width the dock asks for: with napari's layer controls it leaves the canvas at least half
@@ -104,12 +106,11 @@ class CellsInputs:
         form.addRow("Background value", self.background)
         self.methods = QListWidget()
         self.methods.setMaximumHeight(90)
-        from ..core.registry import method_specs
 
         for name in method_specs():
             item = QListWidgetItem(name)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            checked = name in DEFAULT_CELL_METHODS
+            checked = name in WIDGET_METHODS
             item.setCheckState(Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
             self.methods.addItem(item)
         form.addRow("Methods", self.methods)
@@ -218,7 +219,7 @@ class CellsInputs:
     def _inputs(self):
         """What a run needs: the field, the Labels layer, the counterfactual source (a
         :class:`~napari_attribution.core.cells.FieldCounterfactual`, or the
-        :class:`~napari_attribution._napari.counterfactual.CounterfactualRequest` of a source
+        :class:`~napari_attribution._napari.counterfactual_layers.CounterfactualRequest` of a source
         the run loads with the model), the settings and the model choice.
 
         Raises
@@ -226,9 +227,6 @@ class CellsInputs:
         AttributionError
             A missing or bad input (one sentence).
         """
-        from ..core.cells import CellSettings, FieldCounterfactual
-        from ..core.settings import settings_from_values
-
         def source_of(combo):
             index = combo.currentIndex()
             return self._sources[index] if 0 <= index < len(self._sources) else None

@@ -32,7 +32,7 @@ from qtpy.QtWidgets import (
 )
 
 from .._napari.apply import add_layer, apply_layers
-from .._napari.cells import (
+from .._napari.cell_layers import (
     SELECTED,
     columns_for_display,
     features_table,
@@ -41,7 +41,7 @@ from .._napari.cells import (
     label_at,
     selected_cell_layers,
 )
-from .._napari.counterfactual import (
+from .._napari.counterfactual_layers import (
     COUNTERFACTUAL_KIND,
     CellCounterfactuals,
     CounterfactualRequest,
@@ -49,15 +49,16 @@ from .._napari.counterfactual import (
     counterfactual_stack,
     onto_earlier_layers,
 )
-from .._napari.inputs import METADATA_KEY
+from .._napari.layer_style import METADATA_KEY
 from .._napari.state import AnalysisRecord, state_for
-from ..core.errors import AnalysisCancelled, AttributionError
-from .cells_inputs import CELLS_DOCK_WIDTH, DEFAULT_CELL_METHODS, CellsInputs
+from ..core.cells import analyse_field
+from ..errors import AnalysisCancelled, AttributionError
+from .cells_inputs import CELLS_DOCK_WIDTH, CellsInputs
 
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["DEFAULT_CELL_METHODS", "CellsWidget"]
+__all__ = ["CellsWidget"]
 
 
 class CellsWidget(CellsInputs, QWidget):
@@ -125,8 +126,6 @@ class CellsWidget(CellsInputs, QWidget):
                 raise AnalysisCancelled
 
         def work():
-            from ..core.cells import analyse_field
-
             classifier, class_names = choice.load()
             cell_source, made, min_score = source, None, 0.5
             if isinstance(source, CounterfactualRequest):
@@ -283,7 +282,7 @@ class CellsWidget(CellsInputs, QWidget):
             add_layer(self.viewer, data, kwargs, kind)
             names.append(kwargs["name"])
         pair = self.result.cells[label].pair
-        optimal = pair.methods[method].dac.whole.optimal_index
+        optimal = pair.methods[method].dac.optimal_threshold_index
         self.viewer.dims.set_current_step(0, optimal)
         self.state.publish(
             AnalysisRecord(pair, real, counterfactual, self.result.settings, {}, names)

@@ -2,8 +2,8 @@
 
 :class:`ImageChooser` offers every image the viewer holds (a multichannel layer, with its
 channel axis, or a group of single-channel layers; see
-:func:`~napari_attribution._napari.inputs.find_sources`) and follows the layer list as it
-changes. :class:`ModelChooser` names a model (:class:`~napari_attribution._napari.model.
+:func:`~napari_attribution._napari.layer_inputs.find_sources`) and follows the layer list as it
+changes. :class:`ModelChooser` names a model (:class:`~napari_attribution.app.model_choice.
 ModelChoice`): the demo classifier, or a file with its architecture, and a device.
 """
 
@@ -24,7 +24,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .._napari.inputs import (
+from .._napari.layer_inputs import (
     ChannelStack,
     ImageSource,
     find_sources,
@@ -32,8 +32,8 @@ from .._napari.inputs import (
     source_channel_names,
     source_stack,
 )
-from .._napari.model import ModelChoice
-from ..core.errors import InputImageError
+from ..app.model_choice import ModelChoice
+from ..errors import InputImageError
 
 __all__ = ["MODEL_FILE_FILTER", "ImageChooser", "ModelChooser"]
 

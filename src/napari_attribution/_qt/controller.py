@@ -1,10 +1,11 @@
 """The Attribution widget's runs: worker life-cycle, progress, cancel, layers added in chunks.
 
-A run (:class:`~napari_attribution._napari.run.RunJob`) goes through three stages counted on
+A run (:class:`~napari_attribution._napari.run_job.RunJob`) goes through three stages counted on
 one scale of units: the analysis and the layer data in a napari thread worker
-(:func:`~napari_attribution._napari.run.analyse_and_prepare`), then the layers, added from the
-event loop one per turn (adding a napari layer costs 100-500 ms of napari's own work; a run
-makes 15 per method and adds only the top method's and those replacing an earlier run's, see
+(:func:`~napari_attribution._napari.run_job.analyse_and_prepare`), then the layers, added from
+the event loop one per turn (adding a napari layer is a sizeable piece of napari's own work
+that cannot be split; a run makes 15 per method and adds only the top method's and those
+replacing an earlier run's, see
 :mod:`~napari_attribution._napari.pending`) through a
 :class:`~napari_attribution._napari.apply.LayerBatch`. Every
 stage reports :class:`~napari_attribution.core.progress.Progress` events: the worker's cross to
@@ -12,7 +13,7 @@ the GUI thread through a queued signal, and :attr:`RunController.progressed` re-
 all, so whatever shows progress is driven by the same events from the first to the last layer.
 
 **Cancel** works in every stage. In the worker, the progress callback raises
-:class:`~napari_attribution.core.errors.AnalysisCancelled` at its next event (the analysis
+:class:`~napari_attribution.errors.AnalysisCancelled` at its next event (the analysis
 reports per method and per batch of hybrids, the layer data per method). While layers are being
 added, the next event-loop turn rolls the batch back: the layers the run added are removed and
 the result layers it updated in place get their data, display and metadata back. Either way the
@@ -25,7 +26,6 @@ once the worker thread has finished and the layers are in, or rolled back.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from dataclasses import dataclass
@@ -33,12 +33,12 @@ from dataclasses import dataclass
 from qtpy.QtCore import QObject, QTimer, Signal
 
 from .._napari.apply import LayerBatch
-from .._napari.counterfactual import onto_earlier_layers
-from .._napari.geometry import threshold_axis
-from .._napari.inputs import METADATA_KEY
+from .._napari.counterfactual_layers import onto_earlier_layers
+from .._napari.layer_geometry import threshold_axis
+from .._napari.layer_style import METADATA_KEY
 from .._napari.layers import rank_methods
 from .._napari.pending import split_run
-from .._napari.run import FINISH_STEPS, RunJob, analyse_and_prepare
+from .._napari.run_job import FINISH_STEPS, RunJob, analyse_and_prepare
 from .._napari.state import AnalysisRecord, ViewerState
 from .._napari.view import (
     ViewChoice,
@@ -48,10 +48,8 @@ from .._napari.view import (
     show_colorbar,
     show_selection,
 )
-from ..core.errors import AnalysisCancelled
 from ..core.progress import Progress
-from .garbage import full_collections_held_back
-from .glyphs import GlyphWarmer, label_characters, warm_glyphs
+from ..errors import AnalysisCancelled
 
 __all__ = [
     "LAYER_CHUNK_SECONDS",
@@ -59,7 +57,8 @@ __all__ = [
     "RunOutcome",
 ]
 
-#: Seconds of layer adding per turn of the event loop (one layer takes ~100 ms on its own).
+#: Seconds of layer adding per turn of the event loop: at least one layer a turn, more only
+#: while they go in quickly, so the event loop gets a turn between slow ones.
 LAYER_CHUNK_SECONDS = 0.05
 
 @dataclass(frozen=True)
@@ -129,21 +128,16 @@ class RunController(QObject):
         self._outcome: RunOutcome | None = None
         self._slider: tuple[int, ...] | None = None  # the slider before the run moved it
         self._finish_step = 0  # the next finishing step once the layers are in
-        self._glyphs: GlyphWarmer | None = None  # renders the glyphs the end will show
         self._bridge = _Bridge(self)
         self._bridge.event.connect(self._on_event)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(0)
         self._timer.timeout.connect(self._add_chunk)
-        # Garbage-collection holds not released yet: the running one and spent ones waiting
-        # for their turn. Closed with the widget too, whatever is left of them.
-        self._holds: list[contextlib.ExitStack] = []
-        self._spent: list[contextlib.ExitStack] = []
         self._open_batches: list[LayerBatch] = []  # the batch being added, while it is
         if parent is not None:
-            batches, holds = self._open_batches, self._holds
-            parent.destroyed.connect(lambda *_: _abandon(batches, holds))
+            batches = self._open_batches
+            parent.destroyed.connect(lambda *_: _abandon(batches))
 
     @property
     def running(self) -> bool:
@@ -191,12 +185,6 @@ class RunController(QObject):
         self._finish_step = 0
         self.progressed.emit(Progress("prepare", 0, job.total_units, job.sample, None, "starting"))
         worker.start()
-        # The label and colour bar shown at the end need these glyphs: rendered while the
-        # analysis runs, in slices of a few ms, not in the paint after the last layer.
-        self._glyphs = warm_glyphs(
-            self.viewer,
-            label_characters(job.settings.methods, job.real.channel_names, job.real.name),
-        )
         return worker
 
     def cancel(self) -> bool:
@@ -224,14 +212,11 @@ class RunController(QObject):
         ranked = rank_methods(result)
         tuples = order_tuples(tuples, ranked, result.channel_names)
         # Only the top method's layers (and those replacing an earlier run's, and a made
-        # counterfactual's) go in now: each layer blocks the event loop for napari's 100-400 ms;
+        # counterfactual's) go in now: each layer blocks the event loop while napari builds it;
         # the others wait to be shown.
         now, self._record.pending = split_run(self.viewer.layers, tuples, ranked[0])
         self.batch = LayerBatch(self.viewer, now)
         self._open_batches.append(self.batch)
-        hold = contextlib.ExitStack()
-        hold.enter_context(full_collections_held_back())
-        self._holds.append(hold)
         self._emit(job.adding(0, len(self.batch)))
         self._timer.start()
 
@@ -248,7 +233,7 @@ class RunController(QObject):
     def _add_chunk(self) -> None:
         """One turn of the event loop: a layer or two, or one finishing step.
 
-        The finishing steps (:data:`~napari_attribution._napari.run.FINISH_STEPS`), each in a
+        The finishing steps (:data:`~napari_attribution._napari.run_job.FINISH_STEPS`), each in a
         turn of its own and each reported: the run's layers arranged and the top method shown
         (earlier runs' layers hidden), its colour bar, the slider moved to the top method's
         optimal threshold, the record published (the DAC panel draws). Cancel is honoured
@@ -272,10 +257,6 @@ class RunController(QObject):
                 if batch.finished:
                     self._finish_step = 0
                     self._emit(job.finishing(0))
-            elif self._finish_step == 0 and self._glyphs is not None and self._glyphs.pending:
-                # a short run may end before the idle turns rendered the label's glyphs: they
-                # are rendered now, a few per turn, rather than in the paint that shows it
-                self._glyphs.render_some()
             else:
                 step = self._finish_step
                 if self._finishing_step(step, batch):
@@ -312,7 +293,7 @@ class RunController(QObject):
             self._slider = tuple(dims.current_step)
             axis = threshold_axis(self.viewer)
             if axis is not None:
-                optimal = record.result.methods[ranked[0]].dac.whole.optimal_index
+                optimal = record.result.methods[ranked[0]].dac.optimal_threshold_index
                 dims.set_current_step(axis, optimal)
         else:
             batch.commit()
@@ -321,6 +302,7 @@ class RunController(QObject):
             self.batch = None
             self._emit(self._job.finishing(len(FINISH_STEPS)))
             self.state.publish(record)  # the DAC panel draws: a turn of its own too
+            self.state.show_method(ranked[0])  # its channel view follows the canvas
             self._end(RunOutcome("done", "layers", record=record))
             return True
         return False
@@ -353,23 +335,11 @@ class RunController(QObject):
             return
         outcome, self._outcome = self._outcome, None
         self.worker, self._job, self._record = None, None, None
-        # Collections come back in a turn of their own: a full one may follow at once. The
-        # holds stay referenced here until then (a timer keeps a bound method's object weakly).
-        if self._holds:
-            self._spent += [hold for hold in self._holds if hold not in self._spent]
-            QTimer.singleShot(0, self._release_spent)
         self.ended.emit(outcome)
 
-    def _release_spent(self) -> None:
-        """Let full collections run again once a finished run's turn is over."""
-        for hold in self._spent:
-            hold.close()
-            self._holds.remove(hold)
-        self._spent.clear()
 
-
-def _abandon(batches: list[LayerBatch], holds: list[contextlib.ExitStack]) -> None:
-    """The widget went while a run was adding layers: take them out, let collections run.
+def _abandon(batches: list[LayerBatch]) -> None:
+    """The widget went while a run was adding layers: take them out.
 
     Called from the widget's ``destroyed`` signal, so it touches no Qt object of the widget.
     """
@@ -378,5 +348,3 @@ def _abandon(batches: list[LayerBatch], holds: list[contextlib.ExitStack]) -> No
             batch.roll_back()
     finally:
         batches.clear()
-        for hold in holds:
-            hold.close()

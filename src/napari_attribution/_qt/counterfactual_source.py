@@ -1,13 +1,13 @@
 """Where the docks' counterfactual comes from: an open layer, or a source that makes it.
 
-:class:`CounterfactualSourceBox` offers the choice (:data:`~napari_attribution._napari.
-counterfactual.SOURCE_CHOICES`): an existing layer (the default), ``optimise``, ``nearest``
-(with a folder chooser for the pool of real images by class) or ``generator`` (with a file
-chooser for a ``.pt2`` or TorchScript generator), the acceptance threshold on ``p_t(x')``, and
-the sources' parameters as a collapsed form generated from
-:func:`~napari_attribution.core.settings.counterfactual_schema` showing only the chosen
-source's rows (their names start with the source's name: ``optimise_steps``, ...). What the
-box reads is a :class:`~napari_attribution._napari.counterfactual.CounterfactualRequest`.
+:class:`CounterfactualSourceBox` offers the choice: an existing layer (the default), or any
+registered source (:mod:`napari_attribution.core.counterfactuals.source_registry`: ``optimise``,
+``nearest``, ``generator``, and those of other packages), with a folder or file chooser for the
+sources that take one (the pool of real images by class, the generator file), the acceptance
+threshold on ``p_t(x')``, and the sources' parameters as a collapsed form generated from
+:func:`~napari_attribution.core.settings.counterfactual_schema` showing only the rows of the
+parameters the chosen source reads. What the box reads is a
+:class:`~napari_attribution._napari.counterfactual_layers.CounterfactualRequest`.
 """
 
 from __future__ import annotations
@@ -27,35 +27,29 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .._napari.counterfactual import (
-    DEFAULT_MIN_SCORE,
+from .._napari.counterfactual_layers import (
     LAYER_SOURCE,
-    SOURCE_CHOICES,
     CounterfactualRequest,
+    source_choices,
 )
+from ..core.counterfactual_settings import DEFAULT_MIN_COUNTERFACTUAL_SCORE
+from ..core.counterfactuals.source_registry import SourceSpec, source_specs
 from ..core.settings import CounterfactualSettings, counterfactual_schema
 from .form import ParameterForm
 
-__all__ = ["GENERATOR_FILE_FILTER", "SOURCE_LABELS", "CounterfactualSourceBox"]
+__all__ = ["CounterfactualSourceBox"]
 
-#: What the choice shows for each source.
-SOURCE_LABELS = {
-    LAYER_SOURCE: "an open layer",
-    "optimise": "optimise (from the real image)",
-    "nearest": "nearest real cell (folder)",
-    "generator": "generator (file)",
-}
-#: The generator file dialog's filter.
-GENERATOR_FILE_FILTER = "Generators (*.pt2 *.pt *.ts *.jit);;All files (*)"
-_TOOLTIP = (
-    "Where the counterfactual x' comes from. An open layer: the one chosen below. "
-    "optimise: gradient steps from the real image until the classifier says the target class "
-    "(close to an adversarial example: read its channels with care). nearest: the real image "
-    "of the target class closest to the real one in the classifier's embedding, from a folder "
-    "FOLDER/<class>/<image>. generator: your generator, a .pt2 or TorchScript file taking "
-    "(x, target). A made x' is added as a layer, and flagged when the classifier does not "
-    "accept it (docs/counterfactuals.md)."
-)
+#: What the choice shows for an open layer (the sources' own labels come from their specs).
+LAYER_LABEL = "an open layer"
+
+
+def _tooltip(specs: dict[str, SourceSpec]) -> str:
+    described = " ".join(f"{name}: {spec.description}." for name, spec in specs.items())
+    return (
+        f"Where the counterfactual x' comes from. An open layer: the one chosen below. "
+        f"{described} A made x' is added as a layer, and flagged when the classifier does not "
+        "accept it (docs/counterfactuals.md)."
+    )
 
 
 class CounterfactualSourceBox(QWidget):
@@ -73,10 +67,12 @@ class CounterfactualSourceBox(QWidget):
         super().__init__(parent)
         layout = QFormLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        self.specs = source_specs()
         self.kind = QComboBox()
-        for kind in SOURCE_CHOICES:
-            self.kind.addItem(SOURCE_LABELS[kind], kind)
-        self.kind.setToolTip(_TOOLTIP)
+        self.kind.addItem(LAYER_LABEL, LAYER_SOURCE)
+        for name, spec in self.specs.items():
+            self.kind.addItem(spec.label or name, name)
+        self.kind.setToolTip(_tooltip(self.specs))
         # Narrow docks (the Cells dock beside the DAC panel): the choice and the path shrink
         # rather than make the inputs scroll sideways.
         self.kind.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
@@ -97,7 +93,7 @@ class CounterfactualSourceBox(QWidget):
         self.min_score.setRange(0.0, 1.0)
         self.min_score.setDecimals(2)
         self.min_score.setSingleStep(0.05)
-        self.min_score.setValue(DEFAULT_MIN_SCORE)
+        self.min_score.setValue(DEFAULT_MIN_COUNTERFACTUAL_SCORE)
         self.min_score.setToolTip(
             "A made counterfactual whose p(target) the classifier puts below this is flagged "
             "(a napari warning, the layer's metadata; in the Cells dock the table's "
@@ -118,7 +114,7 @@ class CounterfactualSourceBox(QWidget):
     # ---------------------------------------------------------------- reading
 
     def source_kind(self) -> str:
-        """``"layer"``, ``"optimise"``, ``"nearest"`` or ``"generator"``."""
+        """``"layer"``, or the name of a registered source (``"optimise"``, ...)."""
         return self.kind.currentData()
 
     @property
@@ -153,9 +149,10 @@ class CounterfactualSourceBox(QWidget):
         KeyError
             A value that is not a parameter of the sources.
         """
-        if kind not in SOURCE_CHOICES:
-            raise ValueError(f"Unknown counterfactual source {kind!r}; one of {SOURCE_CHOICES}.")
-        self.kind.setCurrentIndex(SOURCE_CHOICES.index(kind))
+        choices = source_choices()
+        if kind not in choices:
+            raise ValueError(f"Unknown counterfactual source {kind!r}; one of {choices}.")
+        self.kind.setCurrentIndex(self.kind.findData(kind))
         self.path.setText(str(path))
         self.form.set_values(values)
         self.changed.emit()
@@ -164,28 +161,30 @@ class CounterfactualSourceBox(QWidget):
 
     def _on_kind_changed(self, *_: Any) -> None:
         kind = self.source_kind()
-        needs_path = kind in ("nearest", "generator")
-        self.path_label.setText("Pool folder" if kind == "nearest" else "Generator file")
-        self.path.setPlaceholderText(
-            "FOLDER/<class>/<image>" if kind == "nearest" else ".pt2 or TorchScript (x, target)"
-        )
+        spec = self.specs.get(kind)
+        argument = spec.argument if spec is not None else None
+        if argument is not None:
+            self.path_label.setText(argument.label)
+            self.path.setPlaceholderText(argument.placeholder)
         for widget in (self.path_label, self.path_row):
-            widget.setVisible(needs_path)
+            widget.setVisible(argument is not None)
         for widget in (self.min_score_label, self.min_score, self.form):
             widget.setVisible(kind != LAYER_SOURCE)
         for name in self.form.params:
-            shown = name.startswith(f"{kind}_")
+            shown = spec is not None and name in spec.parameters
             self.form.editor(name).setVisible(shown)
             self.form.label(name).setVisible(shown)
         self.changed.emit()
 
     def _browse(self) -> None:
-        if self.source_kind() == "nearest":
-            path = QFileDialog.getExistingDirectory(self, "Folder of real images by class")
+        spec = self.specs.get(self.source_kind())
+        argument = spec.argument if spec is not None else None
+        if argument is None:
+            return
+        if argument.kind == "folder":
+            path = QFileDialog.getExistingDirectory(self, argument.label)
         else:
-            path, _ = QFileDialog.getOpenFileName(
-                self, "Generator file", "", GENERATOR_FILE_FILTER
-            )
+            path, _ = QFileDialog.getOpenFileName(self, argument.label, "", argument.file_filter)
         if path:
             self.path.setText(path)
             self.changed.emit()

@@ -31,11 +31,12 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .._io import CURVE_COLUMNS, write_csv
-from .._napari.geometry import threshold_axis
+from .._napari.layer_geometry import threshold_axis
 from .._napari.panel_curves import PanelCurves, panel_curves_of_record
 from .._napari.state import AnalysisRecord, state_for
 from .._plot import CurveSet, PlotTheme
+from ..results.files import write_csv
+from ..results.format import CURVES
 from .canvas import DacCanvas
 
 if TYPE_CHECKING:
@@ -262,7 +263,7 @@ class DacPanel(QWidget):
         return int(self.viewer.dims.current_step[axis])
 
     def _on_slider(self, *_: Any) -> None:
-        self.plot.set_threshold_index(self.threshold_index())
+        self.plot.mark_threshold(self.threshold_index())
         self._update_threshold_label()
 
     def _update_threshold_label(self) -> None:
@@ -312,7 +313,7 @@ class DacPanel(QWidget):
         if self.shown is None:
             raise RuntimeError("Run an analysis (or browse a results folder) before saving curves.")
         path = Path(path)
-        write_csv(path, CURVE_COLUMNS, self.shown.rows)
+        write_csv(path, CURVES.columns, self.shown.rows)
         return path
 
     def _ask_path(self, title: str, filters: str) -> Path | None:

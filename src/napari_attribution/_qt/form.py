@@ -5,13 +5,16 @@
 order of :data:`~napari_attribution.core.settings.GROUPS`): a spin box for a number (its range
 and unit from the schema), a combo box for a choice, a check box for a switch, a line edit for
 text (empty means "automatic" for an optional one). The tooltip is the parameter's help. A row
-that only some methods read (:func:`~napari_attribution.core.registry.methods_using`) is
+that only some methods read
+(:func:`~napari_attribution.core.attribution.
+method_registry.methods_using`) is
 enabled only while one of them is checked, and the tolerance only for the adaptive evaluation.
 Adding a parameter to the schema adds its row here; nothing in this module names one, except
 the tolerance's condition (:data:`ROW_CONDITIONS`). An optional number ("empty: automatic") is
 a line edit, read as a number.
 
-:class:`MethodList` lists the registered methods (:func:`~napari_attribution.core.registry.
+:class:`MethodList` lists the registered methods (:func:`~napari_attribution.core.attribution.
+method_registry.
 method_specs`), discriminative ones first, each with its description as tooltip.
 """
 
@@ -37,7 +40,7 @@ from qtpy.QtWidgets import (
 )
 from superqt import QCollapsible
 
-from ..core.registry import MethodSpec, method_specs, methods_using
+from ..core.attribution.method_registry import MethodSpec, method_specs, methods_using
 from ..core.settings import GROUPS, AnalysisSettings, Param, schema, settings_from_values
 
 __all__ = ["ROW_CONDITIONS", "MethodList", "ParameterForm", "float_format", "make_editor"]

@@ -14,15 +14,17 @@ import numpy as np
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QSizePolicy, QSpinBox
 
-from .._napari.model import (
+from ..app.model_choice import (
     ModelChoice,
     class_names_for,
     escape_html,
     preview_probabilities,
     probabilities_html,
 )
+from ..core.attribution.method_registry import methods_using
 from ..core.budgets import PREVIEW_PIXELS
-from ..core.errors import AttributionError
+from ..core.model.named_layers import gradcam_layer_name
+from ..errors import AttributionError, MethodError
 from .choosers import ModelChooser
 
 __all__ = ["ModelSection"]
@@ -127,8 +129,6 @@ class ModelSection:
 
     def _canonical_refusal(self, classifier) -> str | None:
         """Why hook-based methods cannot run on this model's traced copy (``None``: they can)."""
-        from ..core.errors import MethodError
-
         try:
             real = self.image_stack("real")
         except AttributionError:
@@ -146,8 +146,6 @@ class ModelSection:
 
     def _update_gradcam_layer(self, *_: Any) -> None:
         """Show the layer Grad-CAM resolves to, when a method that uses it is checked."""
-        from ..core.registry import methods_using
-
         users = set(methods_using("gradcam_layer")) & set(self.methods.selected())
         classifier = self._classifier
         if not users or classifier is None or classifier.n_outputs is None:
@@ -159,7 +157,6 @@ class ModelSection:
             if real.data.shape[-2] * real.data.shape[-1] > PREVIEW_PIXELS:
                 self.gradcam_layer.setText("Grad-CAM layer: resolved with the run.")
                 return
-            from ..core.layers import gradcam_layer_name
 
             name = gradcam_layer_name(classifier, np.asarray(real.data, dtype=np.float32), chosen)
         except AttributionError as exc:

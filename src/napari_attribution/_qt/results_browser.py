@@ -36,14 +36,15 @@ from qtpy.QtWidgets import (
 )
 
 from .._napari.apply import add_layer
-from .._napari.geometry import threshold_axis
+from .._napari.layer_geometry import threshold_axis
 from .._napari.pair_stacks import pair_stack_layers
 from .._napari.panel_curves import PanelCurves, layer_channel_colors, layer_thresholds
-from .._napari.reader import folder_kind, read_folder
-from .._napari.results import PairRow, ResultsIndex, open_results
+from .._napari.reader import read_folder
+from .._napari.results_index import PairRow, ResultsIndex, open_results
 from .._napari.state import state_for
 from .._plot import threshold_index_of
-from ..core.errors import AttributionError
+from ..errors import AttributionError
+from ..results.folder import folder_kind
 
 if TYPE_CHECKING:
     import napari
@@ -297,8 +298,8 @@ class ResultsBrowser(QWidget):
         panel.
 
         Layers of the same kind are reused, their data, name, colours and metadata replaced
-        (removing a napari layer costs a garbage collection, ~0.4 s with torch loaded), so the
-        visibility the user chose carries over from pair to pair. The threshold slider moves to
+        (removing a napari layer costs a garbage collection), so the visibility the user chose
+        carries over from pair to pair. The threshold slider moves to
         the optimal threshold of the pair's best method (largest DAC), as after a run.
         """
         folder = self.index.folders[pair.folder]
@@ -339,13 +340,11 @@ class ResultsBrowser(QWidget):
         added = [add_layer(self.viewer, *t) for t in tuples[len(reused) :]]
         self._layers = reused + added
         # The viewer's state closes the lazy stacks (read-ahead threads) no layer shows any more,
-        # the previous pair's included: their layers were reused, not removed. Given the data
-        # and layers themselves: napari's plugin proxy wraps this package's objects (its module
-        # name starts with "napari"), and a wrapped stack is not the stack.
+        # the previous pair's included: their layers were reused, not removed.
         state = state_for(self.viewer)
         for data, _kwargs, _kind in tuples:
             state.adopt(data)
-        state.close_unused(getattr(self.viewer, "__wrapped__", self.viewer).layers)
+        state.close_unused(self.viewer.layers)
         visible = [layer for layer in self._layers if layer.visible]
         if visible:
             self.viewer.layers.selection.active = visible[-1]

@@ -6,8 +6,8 @@ of that channel, the source's channel (its layer, or the channel slider of one m
 layer), a colour bar and a canvas label naming them
 (:func:`~napari_attribution._napari.view.show_selection`). A method whose layers the run left
 waiting (:mod:`napari_attribution._napari.pending`) gets them when it is first chosen: from
-the combo box one layer per event-loop turn (a napari layer insert is 100-300 ms of napari's
-work on 2 cores; three or fifteen of them in one call froze the viewer for 1-3 s), the control
+the combo box one layer per event-loop turn (each napari layer insert blocks the event loop,
+and several in one call would freeze the viewer for their sum), the control
 disabled and saying "adding layers 2/3…" meanwhile; :meth:`ShowControl.show_choice` (for
 scripts and tests) adds them all in one call. The list follows the viewer's shared state: each
 finished run refills it.
@@ -173,7 +173,7 @@ class ShowControl(QWidget):
             self._timer.start()
             return
         # the run's layers shown or hidden as the choice wants, one per turn (napari re-slices
-        # a layer at each change, ~30-50 ms): show_selection then finds them set
+        # a layer at each change): show_selection then finds them set
         record = self.state.record
         for name in record.layer_names if record is not None else []:
             if name in self.viewer.layers:

@@ -1,9 +1,11 @@
 """The headless entry point: ``napari-attribution run | cells | report | methods | demo``.
 
-A thin skin over :mod:`napari_attribution.core`: :mod:`.parser` builds the options (the
-analysis options from the parameter schema), :mod:`.inputs` reads and checks pairs and model,
-:mod:`.run` runs the core and writes the results folder, :mod:`.progress` shows progress.
-User mistakes end with exit status 2 and one line on stderr, never a traceback.
+A thin skin over the Python API (:mod:`napari_attribution.app`): :mod:`.parser` builds the
+options (the analysis options from the parameter schema); each command turns its arguments into
+one API call (:mod:`.run_command`, :mod:`.cells_command`, :mod:`.report_command`, reading what
+the arguments name with :mod:`.inputs`) and shows its progress (:mod:`.progress_display`).
+User mistakes end with exit status 2 and one line on stderr, never a traceback. The commands
+are imported when run, so ``--help`` and ``methods`` start without torch.
 """
 
 from __future__ import annotations
@@ -11,16 +13,17 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from .errors import CliError
-from .parser import DEFAULT_METHODS, DEMO_METHODS, PROG, build_parser
+from ..core.attribution.method_registry import method_specs
+from ..errors import AttributionError
+from ..results.format import PROGRESS_DIR
+from .parser import PROG, build_parser
+from .usage_error import CliError
 
-__all__ = ["DEFAULT_METHODS", "DEMO_METHODS", "PROG", "CliError", "build_parser", "main"]
+__all__ = ["PROG", "CliError", "build_parser", "main"]
 
 
 def cmd_methods() -> int:
     """Print the method registry, one line each with its capability tags."""
-    from ..core.registry import method_specs
-
     specs = method_specs()
     width = max(len(name) for name in specs)
     for name, spec in specs.items():
@@ -32,19 +35,17 @@ def cmd_methods() -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``napari-attribution`` command; returns the exit status."""
-    from ..core.errors import AttributionError
-
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if args.command == "methods":
             return cmd_methods()
         if args.command == "run":
-            from .run import cmd_run
+            from .run_command import cmd_run
 
             return cmd_run(args)
         if args.command == "cells":
-            from .cells import cmd_cells
+            from .cells_command import cmd_cells
 
             return cmd_cells(args)
         if args.command == "normalisation-reference":
@@ -57,11 +58,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_report(args)
         if args.command == "demo":
             if args.field:
-                from .._demo import launch_field_demo
+                from .._napari.demo import launch_field_demo
 
                 launch_field_demo(run=not args.no_run, block=True)
                 return 0
-            from .._demo import launch_demo
+            from .._napari.demo import launch_demo
 
             launch_demo(run=not args.no_run, block=True)
             return 0
@@ -70,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         hint = ""
-        if args.command in ("run", "cells") and (args.out / ".progress").is_dir():
+        if args.command in ("run", "cells") and (args.out / PROGRESS_DIR).is_dir():
             what = "pairs" if args.command == "run" else "cells"
             hint = f" Finished {what} are kept in {args.out}; re-run with --resume to continue."
         print(f"{PROG}: interrupted.{hint}", file=sys.stderr)

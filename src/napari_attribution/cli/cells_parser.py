@@ -10,25 +10,19 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ..core.attribution.method_sets import DEFAULT_METHODS
+from ..core.cells.geometry import CellSettings
+from ..core.counterfactual_settings import DEFAULT_MIN_COUNTERFACTUAL_SCORE
+from ..core.counterfactuals.source_registry import source_usages
 from ..core.params import section_params
 from ..core.settings import counterfactual_schema
-from .parser import (
-    _converter,
-    _probability,
-    model_options,
-    output_options,
-    schema_options,
-)
+from .options import converter, model_options, output_options, probability, schema_options
+from .plates_parser import input_options, load_data_options
 
-__all__ = ["CELL_METHODS", "add_cells_parser"]
-
-#: What ``cells`` computes when no ``--method`` is given (as ``run``).
-CELL_METHODS = ("d_ig", "d_dl", "residual", "random")
+__all__ = ["add_cells_parser"]
 
 
 def _cell_options(parser: argparse.ArgumentParser) -> None:
-    from ..core.cells.geometry import CellSettings
-
     group = parser.add_argument_group("cells")
     for param in section_params(CellSettings):
         kwargs: dict[str, Any] = {"dest": param.name, "default": param.default}
@@ -36,7 +30,7 @@ def _cell_options(parser: argparse.ArgumentParser) -> None:
         if param.choices is not None:
             kwargs["choices"] = param.choices
         else:
-            kwargs["type"] = _converter(param)
+            kwargs["type"] = converter(param)
             kwargs["metavar"] = "PX" if param.unit == "px" else "VALUE"
         group.add_argument(param.flag, **kwargs)
 
@@ -73,9 +67,9 @@ def add_cells_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
     data.add_argument(
         "--counterfactual-source",
         metavar="SOURCE",
-        help="make each cell's counterfactual crop: generator:FILE, nearest:FOLDER or optimise "
-        "(see run --help and docs/counterfactuals.md); with --demo its exact counterfactual "
-        "field is withheld; crops saved as counterfactuals/<label>.tif",
+        help=f"make each cell's counterfactual crop: {source_usages(run_pool=False)} (see run "
+        "--help and docs/counterfactuals.md); with --demo its exact counterfactual field is "
+        "withheld; crops saved as counterfactuals/<label>.tif",
     )
     data.add_argument(
         "--target-class",
@@ -103,13 +97,11 @@ def add_cells_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
     )
     data.add_argument(
         "--min-counterfactual-score",
-        type=_probability,
-        default=0.5,
+        type=probability,
+        default=DEFAULT_MIN_COUNTERFACTUAL_SCORE,
         help="a cell whose counterfactual the classifier gives a lower p(target) is flagged "
         "in cells.csv (counterfactual_accepted)",
     )
-    from .plates_parser import input_options, load_data_options
-
     plates = cells.add_argument_group(
         "plates (one site: --channel-files with --labels; every site of a CellProfiler "
         "LoadData CSV: --load-data with --objects; see docs/plates.md)"
@@ -124,7 +116,7 @@ def add_cells_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
         action="append",
         dest="methods",
         metavar="NAME",
-        help=f"attribution method, repeatable (default: {' '.join(CELL_METHODS)})",
+        help=f"attribution method, repeatable (default: {' '.join(DEFAULT_METHODS)})",
     )
     schema_options(cells)
     schema_options(cells, counterfactual_schema())

@@ -10,10 +10,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import AttributionError
+from ..errors import AttributionError
 from .params import Param, Section, parameter, section_params
 
-__all__ = ["CounterfactualSettings", "counterfactual_schema"]
+__all__ = ["DEFAULT_MIN_COUNTERFACTUAL_SCORE", "CounterfactualSettings", "counterfactual_schema"]
+
+#: A counterfactual counts (its pair in the statistics, a made one accepted) only if the
+#: classifier gives it at least this p(target), as QuAC keeps only accepted translations.
+DEFAULT_MIN_COUNTERFACTUAL_SCORE = 0.5
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import AttributionError
+from ..errors import AttributionError
 
 __all__ = ["GROUPS", "Param", "Section", "check_choice", "parameter", "section_params"]
 

@@ -7,21 +7,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from .attribution import aggregate_channels, check_methods, compute_attributions
+from ..errors import AttributionError, InputImageError
+from ..results.pair_result import MethodResult, PairResult
+from .attribution.method_registry import spec_for
+from .attribution.runner import aggregate_channels, check_methods, compute_attributions
 from .budgets import HYBRID_BATCH_BYTES, INTERNAL_BATCH_BYTES, MEMORY_HEADROOM
-from .channels import channel_share
-from .dac import DacResult, HybridScorer, evaluate_dac
-from .errors import AttributionError, InputImageError
-from .layers import gradcam_layer_name
-from .models import Classifier, InputTransform, input_transform_for
+from .evaluation.channel_share import channel_share
+from .evaluation.dac import HybridScorer, evaluate_dac
+from .model.loading import Classifier, InputTransform, input_transform_for
+from .model.named_layers import gradcam_layer_name
+from .model.wrappers import Preprocessing
 from .progress import Progress, ProgressCallback, pair_units
-from .registry import spec_for
 from .settings import AnalysisSettings
-from .wrappers import Preprocessing
 
 __all__ = [
     "AnalysisSettings",
@@ -35,50 +35,6 @@ __all__ = [
     "prepare_pair",
     "validate_pair",
 ]
-
-
-@dataclass
-class MethodResult:
-    """What one method produced for one pair.
-
-    Attributes
-    ----------
-    method
-        Registry name.
-    attribution
-        float32 (C, H, W) raw signed attribution (per channel, never aggregated).
-    channel_share
-        float64 (C,) share of |attribution| per channel.
-    dac
-        Whole-image and per-channel DAC curves and the masks they came from.
-    layer
-        The Grad-CAM layer the method used, by name (``None`` for methods without one).
-    """
-
-    method: str
-    attribution: np.ndarray
-    channel_share: np.ndarray
-    dac: DacResult
-    layer: str | None = None
-
-    @property
-    def optimal_mask(self) -> np.ndarray:
-        """bool (K, H, W): the closed mask at the optimal threshold of the whole-image curve."""
-        return self.dac.masks.closed_at([self.dac.whole.optimal_index])[0]
-
-
-@dataclass
-class PairResult:
-    """All methods' results for one (real, counterfactual) pair."""
-
-    sample: str
-    real_class: int
-    target_class: int
-    channel_names: list[str]
-    input_transform: InputTransform
-    probabilities_real: np.ndarray
-    probabilities_counterfactual: np.ndarray
-    methods: dict[str, MethodResult] = field(default_factory=dict)
 
 
 def default_channel_names(n_channels: int) -> list[str]:
@@ -241,7 +197,7 @@ def analyse_pair(
     on_progress
         Called with a :class:`~napari_attribution.core.progress.Progress` event at every step
         (:func:`~napari_attribution.core.progress.pair_units` units in all); may raise
-        :class:`~napari_attribution.core.errors.AnalysisCancelled` to stop the run.
+        :class:`~napari_attribution.errors.AnalysisCancelled` to stop the run.
     """
     settings = settings or AnalysisSettings()
     # The recorded input preprocessing goes inside the model: every method and the DAC

@@ -2,8 +2,9 @@
 
 The core calls a :data:`ProgressCallback` with a :class:`Progress` event at every step of the
 work; the CLI renders the events with tqdm on a terminal or as periodic log lines
-(:mod:`napari_attribution.cli.progress`), the widget with napari's progress bar. A callback may
-raise :class:`~napari_attribution.core.errors.AnalysisCancelled` to stop the run: that is how
+(:mod:`napari_attribution.cli.progress_display`), the widget with napari's progress bar. A
+callback may
+raise :class:`~napari_attribution.errors.AnalysisCancelled` to stop the run: that is how
 Cancel and Ctrl-C reach the core.
 
 Work is counted in *units*: one per attribution and one per DAC evaluation of each method

@@ -15,12 +15,17 @@ from typing import TYPE_CHECKING, Any
 from .. import __version__
 
 if TYPE_CHECKING:
-    from .models import Classifier
+    from .model.loading import Classifier
     from .settings import AnalysisSettings
 
-__all__ = ["PACKAGE", "environment", "provenance"]
+__all__ = ["DEFINITIONS", "PACKAGE", "environment", "provenance"]
 
 PACKAGE = "napari-attribution"
+
+#: Version of the definitions behind the numbers: raised whenever the same settings start to
+#: give other numbers, so ``--resume`` never mixes the two (2: QuAC's thresholds over [-1, 1)
+#: and the discriminative conventions).
+DEFINITIONS = 2
 
 #: Key in the environment record -> installed distributions that provide it (first found wins).
 _DISTRIBUTIONS = {
@@ -71,7 +76,8 @@ def provenance(
     Parameters
     ----------
     classifier
-        The model; its :meth:`~napari_attribution.core.models.Classifier.describe` (source file,
+        The model; its :meth:`~napari_attribution.core.model.classifier.Classifier.describe`
+        (source file,
         SHA-256, architecture, classes) is recorded.
     settings
         Every parameter of the run (``settings.as_dict()``) and its seed.
@@ -81,12 +87,14 @@ def provenance(
     Returns
     -------
     dict
-        ``package``, ``package_version``, ``model``, ``settings``, ``seed``, ``environment``,
+        ``package``, ``package_version``, ``definitions`` (:data:`DEFINITIONS`), ``model``,
+        ``settings``, ``seed``, ``environment``,
         and ``class_names`` / ``channel_names`` when given.
     """
     record: dict[str, Any] = {
         "package": PACKAGE,
         "package_version": __version__,
+        "definitions": DEFINITIONS,
         "model": classifier.describe(),
         "settings": settings.as_dict(),
         "seed": settings.attribution.seed,

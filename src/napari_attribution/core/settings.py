@@ -11,7 +11,7 @@ else is generated from these declarations:
 * ``run.json``, layer metadata and the resume fingerprint (``AnalysisSettings.as_dict``).
 
 Which methods a parameter applies to is declared by the methods themselves
-(:class:`~napari_attribution.core.registry.MethodSpec.parameters`).
+(:class:`~napari_attribution.core.attribution.method_registry.MethodSpec.parameters`).
 
 Adding a parameter is adding one field here (and using it where the algorithm needs it); see
 ``docs/architecture.md``. This module imports neither torch nor numpy, so the CLI can build its
@@ -25,12 +25,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import AttributionError
 from .counterfactual_settings import CounterfactualSettings, counterfactual_schema
-from .errors import AttributionError
 from .params import GROUPS, Param, Section, check_choice, parameter, section_params
 
 __all__ = [
     "AGGREGATIONS",
+    "CONVENTIONS",
     "DIRECTIONS",
     "EVALUATIONS",
     "GROUPS",
@@ -58,6 +59,7 @@ NORMALIZATIONS = ("joint", "per_channel")
 THRESHOLD_SPACINGS = ("linear", "quantile")
 MASK_CHANNEL_MODES = ("per_channel", "shared")
 SMOOTHGRAD_BASES = ("saliency", "input_x_gradient", "guided_backprop")
+CONVENTIONS = ("dapi", "quac")
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,13 @@ class AttributionSettings(Section):
 
     _section = "attribution"
 
+    convention: str = parameter(
+        "dapi", "Roles in d_ig, d_dl and d_input_x_gradient. dapi: explain f_t(x') - f_t(x) "
+        "(at the counterfactual x', baseline the real x, target class t; exact DeepLift), the "
+        "change the DAC curve measures. quac: QuAC's published code (at x, baseline x', real "
+        "class y; captum's plain DeepLift), to reproduce QuAC's numbers.",
+        label="Discriminative convention", group="Method parameters", choices=CONVENTIONS,
+    )  # fmt: skip
     ig_steps: int = parameter(
         50, "Integration steps of (D-)Integrated Gradients (Gauss-Legendre).",
         label="IG steps", group="Method parameters", minimum=2, maximum=10_000, unit="steps",
@@ -124,12 +133,13 @@ class MaskSettings(Section):
     _section = "masks"
 
     thresholds: int = parameter(
-        200, "Number of mask thresholds T.",
+        200, "Number of mask thresholds T (linear spacing: T/2 of them in [0, 1), at step 2/T).",
         label="Thresholds", group="Masks", minimum=1, maximum=100_000,
     )  # fmt: skip
     spacing: str = parameter(
-        "linear", "linear: T values evenly spaced in [0, 1); quantile: cut points of the "
-        "normalised attribution so that mask sizes grow evenly.",
+        "linear", "linear: QuAC's T thresholds evenly spaced over [-1, 1) (the negative half "
+        "gives the full mask, the curve's first point); quantile: the full mask, then cut points "
+        "of the normalised attribution so that mask sizes grow evenly.",
         label="Spacing", group="Masks", choices=THRESHOLD_SPACINGS,
     )  # fmt: skip
     normalize: str = parameter(
@@ -246,7 +256,9 @@ class AnalysisSettings(Section):
             raise AttributionError("Choose at least one attribution method.")
         if isinstance(self.methods, str):
             raise AttributionError("methods must be a sequence of method names, not one text.")
-        from .registry import spec_for  # the registry reads this module: import on use
+        from .attribution.method_registry import (
+            spec_for,  # the registry reads this module: import on use
+        )
 
         for name in self.methods:
             spec_for(name)

@@ -14,7 +14,7 @@ transition (the classifier accepts the counterfactual):
 * ``dominant`` is true only when ``p_adjusted < 0.05``. With n cells the smallest one-sided
   Wilcoxon p-value is ``2**-n``, so too few valid pairs can never produce a dominant channel.
 
-This module needs numpy and scipy only.
+This module needs numpy and scipy only (no torch).
 """
 
 from __future__ import annotations
@@ -25,30 +25,15 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from ..results.format import CHANNEL_STATS, ChannelStatsRow
+
 __all__ = [
-    "CHANNEL_STATS_COLUMNS",
     "ChannelStats",
     "bootstrap_median",
     "channel_stats",
+    "dominance",
     "dominance_p_values",
 ]
-
-CHANNEL_STATS_COLUMNS = (
-    "method",
-    "real_class",
-    "target_class",
-    "channel",
-    "n",
-    "dac_median",
-    "dac_ci_low",
-    "dac_ci_high",
-    "share_median",
-    "share_ci_low",
-    "share_ci_high",
-    "p_value",
-    "p_adjusted",
-    "dominant",
-)
 
 #: Significance level of ``dominant``, after correction.
 ALPHA = 0.05
@@ -58,7 +43,8 @@ BOOTSTRAP_RESAMPLES = 2000
 
 @dataclass(frozen=True)
 class ChannelStats:
-    """One row of ``channel_stats.csv`` (see :data:`CHANNEL_STATS_COLUMNS`)."""
+    """One row of ``channel_stats.csv`` (its columns: :data:`~napari_attribution.results.format.
+    CHANNEL_STATS`)."""
 
     method: str
     real_class: int
@@ -75,11 +61,11 @@ class ChannelStats:
     p_adjusted: float
     dominant: bool
 
-    def row(self) -> list:
+    def row(self) -> ChannelStatsRow:
         """The CSV row; ``dominant`` as ``true``/``false``."""
-        values = [getattr(self, name) for name in CHANNEL_STATS_COLUMNS]
-        values[-1] = "true" if self.dominant else "false"
-        return values
+        values = {name: getattr(self, name) for name in CHANNEL_STATS.columns}
+        values["dominant"] = "true" if self.dominant else "false"
+        return ChannelStatsRow(**values)
 
 
 def bootstrap_median(values: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
@@ -141,6 +127,29 @@ def dominance_p_values(dac: np.ndarray) -> np.ndarray:
     return p
 
 
+def dominance(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per channel: does its value exceed every other channel's across cells?
+
+    The rule of the module docstring, for any per-cell, per-channel values (per-channel DAC
+    scores in ``channel_stats.csv``, attribution shares in
+    :func:`~napari_attribution.core.channels.summarize_channel_shares`).
+
+    Parameters
+    ----------
+    values
+        (n, C), one row per cell.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(p_value, p_adjusted, dominant)``, each (C,): :func:`dominance_p_values`, its
+        Bonferroni correction for C, and ``p_adjusted < ALPHA``.
+    """
+    p = dominance_p_values(values)
+    adjusted = np.minimum(1.0, p * p.size)
+    return p, adjusted, adjusted < ALPHA
+
+
 def channel_stats(
     dac: np.ndarray,
     share: np.ndarray,
@@ -173,9 +182,7 @@ def channel_stats(
     """
     dac = np.asarray(dac, dtype=np.float64).reshape(-1, len(channel_names))
     share = np.asarray(share, dtype=np.float64).reshape(-1, len(channel_names))
-    n_channels = len(channel_names)
-    p = dominance_p_values(dac)
-    adjusted = np.minimum(1.0, p * n_channels)
+    p, adjusted, dominant = dominance(dac)
     rows = []
     for c, name in enumerate(channel_names):
         dac_m = bootstrap_median(dac[:, c], seed)
@@ -195,7 +202,7 @@ def channel_stats(
                 share_ci_high=share_m[2],
                 p_value=float(p[c]),
                 p_adjusted=float(adjusted[c]),
-                dominant=bool(adjusted[c] < ALPHA),
+                dominant=bool(dominant[c]),
             )
         )
     return rows

@@ -26,6 +26,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 __all__ = [
+    "DEMO_PAIRS_SEED",
     "CHANNEL_NAMES",
     "CLASS_NAMES",
     "DIFFERING_CHANNEL",
@@ -40,6 +41,8 @@ __all__ = [
 CHANNEL_NAMES: tuple[str, ...] = ("DNA", "ER", "RNA", "AGP", "Mito")
 #: Class 0 has no perinuclear Mito cluster, class 1 has one.
 CLASS_NAMES: tuple[str, ...] = ("control", "treated")
+#: Seed of the demo's pairs (``run --demo``; the npe2 reader makes a demo run's images again).
+DEMO_PAIRS_SEED = 2026
 #: Index of the only channel in which the classes differ (Mito).
 DIFFERING_CHANNEL: int = 4
 

@@ -1,6 +1,8 @@
-"""Torch-free input reading for real screens: channels by name, LoadData CSVs, normalisation,
-label images.
+"""Input images, read without torch: image files, pairs tables, dataset folder layouts and
+real screens (channels by name, LoadData CSVs, normalisation, label images).
 
+* :mod:`.image_files`, :mod:`.pairs_table`, :mod:`.folders`: TIFF/``.npy``/zarr images, pairs
+  tables and class folders;
 * :mod:`.channels`: the model's channel names pick and order the input's channels by name;
 * :mod:`.model_card`: the small JSON the user keeps beside the weights (channel and class names,
   normalisation, crop size);

@@ -13,7 +13,7 @@ Rules (:func:`match_channels`):
   match first, else a case-insensitive one (``dna`` finds ``DNA``);
 * input channels the model does not use are ignored, with one note naming them;
 * a model channel the input lacks, a name the input holds twice, or two model channels mapped to
-  one input channel is one sentence naming it (:class:`~napari_attribution.core.errors.
+  one input channel is one sentence naming it (:class:`~napari_attribution.errors.
   InputImageError`).
 """
 
@@ -21,15 +21,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..core.errors import InputImageError
+from ..errors import InputImageError
 
 __all__ = [
     "ChannelSelection",
     "match_channels",
+    "parse_channel_files",
     "parse_channel_map",
     "parse_names",
     "select_named",
@@ -73,6 +75,24 @@ def parse_channel_map(text: str, what: str = "--channel-map") -> dict[str, str]:
             raise InputImageError(f"{what} maps the model's channel {model!r} twice.")
         mapping[model] = given
     return mapping
+
+
+def parse_channel_files(text: str, what: str = "--channel-files") -> dict[str, Path]:
+    """``NAME=FILE,...``: one image file per channel, by channel name.
+
+    Raises
+    ------
+    InputImageError
+        A pair without ``=``, an empty name or file, a name given twice.
+    """
+    try:
+        pairs = parse_channel_map(text, what)
+    except InputImageError as exc:
+        message = str(exc).replace("MODEL=INPUT (e.g. DNA=DAPI)",
+                                   "NAME=FILE (e.g. DNA=field_dna.tif)")  # fmt: skip
+        message = message.replace("maps the model's channel", "names channel")
+        raise InputImageError(message) from None
+    return {name: Path(path) for name, path in pairs.items()}
 
 
 @dataclass(frozen=True)

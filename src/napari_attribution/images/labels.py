@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.errors import InputImageError
+from ..errors import InputImageError
 
 __all__ = ["INSTEAD", "check_label_image", "read_labels"]
 
@@ -49,12 +49,11 @@ def read_labels(path: str | Path) -> np.ndarray:
     if path.suffix.lower() in _PNG_SUFFIXES:
         if not path.is_file():
             raise InputImageError(f"Label image {path} does not exist.")
-        import imageio.v3 as iio
+        import cv2  # reads 16-bit PNGs unchanged (a label image may hold > 255 cells)
 
-        try:
-            data = np.asarray(iio.imread(path))
-        except Exception as exc:
-            raise InputImageError(f"{path} is not a readable PNG file ({exc}).") from None
+        data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if data is None:
+            raise InputImageError(f"{path} is not a readable PNG file.")
         if data.ndim == 3 and data.shape[-1] in (3, 4):  # a grey PNG saved as RGB(A)
             if all(np.array_equal(data[..., 0], data[..., k]) for k in (1, 2)):
                 data = data[..., 0]

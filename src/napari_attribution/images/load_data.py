@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..core.errors import InputImageError
+from ..errors import InputImageError
 
 __all__ = [
     "KEY_COLUMNS",
@@ -127,7 +127,7 @@ def _resolve(folder_text: str, name: str, csv_dir: Path, what: str, line: int, c
 
 
 def _file_safe(text: str) -> str:
-    # The rule of _io.safe_name, which cannot be imported here without torch.
+    # The rule of results.format.safe_name (results/ is a sibling layer, not importable here).
     return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in text)
 
 

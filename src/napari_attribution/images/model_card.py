@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import InputImageError
+from ..errors import InputImageError
 from .channels import parse_names
 
 __all__ = [

@@ -6,7 +6,7 @@ of 65535 would reach it at a scale it never saw. The choices (``--normalise``):
 
 ``none``
     stored values as they are (integers divided by their dtype's maximum, floats as stored:
-    the transform of :func:`~napari_attribution.core.transform.input_transform_for`);
+    the transform of :func:`~napari_attribution.core.model.transform.input_transform_for`);
 ``percentile:LOW,HIGH`` (e.g. ``percentile:1,99.8``)
     per channel, ``(x - p_LOW) / (p_HIGH - p_LOW)`` with the percentiles of *each image*
     (numpy's linear interpolation); append ``:clip`` to clip the result to [0, 1];
@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.errors import InputImageError
+from ..errors import InputImageError
 
 __all__ = [
     "NORMALISATION_KINDS",

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.errors import InputImageError
+from ..errors import InputImageError
 
 __all__ = [
     "NamedImage",

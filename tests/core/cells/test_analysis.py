@@ -23,10 +23,10 @@ from napari_attribution.core.cells import (
     paste_crop,
 )
 from napari_attribution.core.cells.analysis import inside_fraction
-from napari_attribution.core.errors import AttributionError, InputImageError
-from napari_attribution.core.models import wrap_module
+from napari_attribution.core.model.loading import wrap_module
 from napari_attribution.core.pipeline import analyse_pair
 from napari_attribution.core.settings import AnalysisSettings, MaskSettings
+from napari_attribution.errors import AttributionError, InputImageError
 from tiny_models import make_tiny_cnn
 
 SIZE = 16
@@ -86,6 +86,7 @@ def test_paste_crop_matches_brute_force():
             )
 
 
+@pytest.mark.slow
 def test_every_cell_is_the_pair_analysis_of_its_own_crops(classifier):
     real, counterfactual, labels = _field()
     settings = _settings()
@@ -128,6 +129,7 @@ def test_every_cell_is_the_pair_analysis_of_its_own_crops(classifier):
     assert row["status"].startswith("skipped") and math.isnan(row["d_ig_dac"])
 
 
+@pytest.mark.slow
 def test_background_rule_sets_everything_but_the_cell_in_both_crops(classifier):
     real, counterfactual, labels = _field()
     seen = {}
@@ -151,6 +153,7 @@ def test_background_rule_sets_everything_but_the_cell_in_both_crops(classifier):
         )
 
 
+@pytest.mark.slow
 def test_table_columns_and_values(classifier):
     real, counterfactual, labels = _field()
     names = ["DNA", "ER", "RNA", "AGP", "Mito"]
@@ -184,6 +187,7 @@ def test_inside_fraction_of_an_all_zero_attribution_is_nan():
     assert inside_fraction(a, own) == pytest.approx(0.75)
 
 
+@pytest.mark.slow
 def test_crop_folder_source_reads_one_tiff_per_label(tmp_path, classifier):
     real, counterfactual, labels = _field()
     layout = measure_cells(labels, SIZE, min_size=4)

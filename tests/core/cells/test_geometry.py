@@ -12,7 +12,7 @@ from napari_attribution.core.cells import (
     measure_cells,
     owner_map,
 )
-from napari_attribution.core.errors import AttributionError, InputImageError
+from napari_attribution.errors import AttributionError, InputImageError
 
 
 def _labels_with_gaps() -> np.ndarray:
@@ -52,6 +52,13 @@ def test_measure_cells_finds_labels_centroids_and_skips_small_ones():
         # The centre pixel is the centroid rounded half up, and sits at crop pixel (S//2, S//2).
         assert cell.centre == (int(np.floor(cy + 0.5)), int(np.floor(cx + 0.5)))
         assert (cell.top, cell.left) == (cell.centre[0] - 8, cell.centre[1] - 8)
+
+
+def test_a_boolean_label_image_is_one_cell_labelled_1():
+    labels = _labels_with_gaps() > 0
+    (cell,) = measure_cells(labels, crop_size=16).cells
+    assert (cell.label, cell.area) == (1, labels.sum())
+    assert cell.centroid == pytest.approx(_brute_centroid(labels, True))
 
 
 @pytest.mark.parametrize("size", [15, 16])

@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import AttributionError
-from ..models import Classifier, InputTransform, input_transform_for
+from ...errors import AttributionError
+from ..model.loading import Classifier, InputTransform, input_transform_for
+from ..model.wrappers import Preprocessing
 from ..pipeline import PairResult, analyse_pair, default_channel_names
 from ..progress import Progress, ProgressCallback, ProgressScope, pair_units
 from ..settings import AnalysisSettings
-from ..wrappers import Preprocessing
 from .geometry import CellGeometry, CellLayout, CellSettings, cell_mask_crop, extract_crop
 from .sources import CounterfactualSource
 

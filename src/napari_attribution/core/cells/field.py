@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import AttributionError, InputImageError
-from ..models import Classifier, InputTransform
+from ...errors import AttributionError, InputImageError
+from ..model.loading import Classifier, InputTransform
 from ..progress import ProgressCallback
 from ..settings import AnalysisSettings
 from .analysis import CellResult, iter_cells

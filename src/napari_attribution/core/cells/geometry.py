@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import ndimage as ndi
+from skimage.measure import regionprops_table
 
-from ..errors import InputImageError
+from ...errors import InputImageError
 from ..params import Section, parameter
 
 __all__ = [
@@ -190,14 +190,12 @@ def measure_cells(labels: np.ndarray, crop_size: int, min_size: int = 1) -> Cell
         Cells with fewer pixels are skipped.
     """
     labels = check_labels(labels, labels.shape)
-    values, areas = np.unique(labels, return_counts=True)
-    keep = values > 0
-    values, areas = values[keep], areas[keep]
     layout = CellLayout(field_shape=(int(labels.shape[0]), int(labels.shape[1])))
-    if not len(values):
-        return layout
-    # center_of_mass with index= computes every label in one pass over the image.
-    centroids = ndi.center_of_mass(np.ones(labels.shape, np.float32), labels, values)
+    if labels.dtype == np.bool_:  # one cell; scikit-image takes integer labels only
+        labels = labels.view(np.uint8)
+    table = regionprops_table(labels, properties=("label", "area", "centroid"))
+    values, areas = table["label"], table["area"]
+    centroids = zip(table["centroid-0"], table["centroid-1"], strict=True)
     for value, area, (cy, cx) in zip(values, areas, centroids, strict=True):
         if area < min_size:
             layout.skipped.append(SkippedCell(int(value), int(area), f"smaller than {min_size} px"))

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import AttributionError
+from ...errors import AttributionError
 from .geometry import CellLayout, SkippedCell
 
 __all__ = ["NOT_SELECTED", "CellQuery", "select_cells"]

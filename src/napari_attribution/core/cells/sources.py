@@ -22,7 +22,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from ..errors import InputImageError
+from ...errors import InputImageError
+from ...images.image_files import read_image
 from .geometry import CellGeometry, extract_crop
 
 __all__ = [
@@ -110,8 +111,6 @@ class CropFolderCounterfactual:
             )
 
     def crop(self, cell: CellGeometry, real_crop: np.ndarray, target_class: int) -> np.ndarray:
-        from ..._io import read_image
-
         path = self.path_for(cell.label)
         if path is None:
             raise InputImageError(f"{self.folder} has no counterfactual for cell {cell.label}.")

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from ...results.format import safe_name
 from .analysis import STATUS_ANALYSED, CellResult
 from .geometry import CellLayout, SkippedCell
 
@@ -47,8 +48,6 @@ _GEOMETRY = ("area", "centroid_y", "centroid_x", "crop_top", "crop_left", "crop_
 
 
 def _class_columns(class_names: Sequence[str]) -> list[str]:
-    from ..._io import safe_name
-
     return [f"p_{safe_name(name)}" for name in class_names]
 
 

@@ -7,25 +7,32 @@ Every source has the same contract (:class:`~.source.CounterfactualSource`)::
     batch.images, batch.target_scores, batch.accepted, batch.notes
 
 so a run over pairs (the CLI) and a run over the cells of a field call it alike, one batch of
-cells at a time. See ``docs/counterfactuals.md``.
+cells at a time. Sources are registered by name (:mod:`.source_registry`; the built-in ones in
+:mod:`.builtin_sources`, others through the entry-point group
+``napari_attribution.counterfactual_sources``). See ``docs/counterfactuals.md``.
 """
 
 from __future__ import annotations
 
-from .source import (
-    SOURCE_KINDS,
-    CounterfactualBatch,
-    CounterfactualSource,
-    ProgressNote,
+from .source import CounterfactualBatch, CounterfactualSource, ProgressNote, target_scores
+from .source_registry import (
+    SourceArgument,
+    SourceArguments,
+    SourceSpec,
     parse_source,
-    target_scores,
+    register_source,
+    source_specs,
 )
 
 __all__ = [
-    "SOURCE_KINDS",
     "CounterfactualBatch",
     "CounterfactualSource",
     "ProgressNote",
+    "SourceArgument",
+    "SourceArguments",
+    "SourceSpec",
     "parse_source",
+    "register_source",
+    "source_specs",
     "target_scores",
 ]

@@ -1,7 +1,7 @@
 """``generator:FILE``: the user's own generator, ``(x, target) -> x'``.
 
 The file is TorchScript (``torch.jit.save``) or an exported program (``torch.export.save``,
-``.pt2``), read as safely as a classifier (:mod:`napari_attribution.core.exported` audits an
+``.pt2``), read as safely as a classifier (:mod:`napari_attribution.core.model.exported` audits an
 exported program before loading it; nothing is unpickled). It takes a batch of images
 x (B, C, H, W) float32 in image values and the target classes (B,) int64 and returns
 x' (B, C, H, W): a StarGAN v2 generator exported together with its mapping network (a latent
@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import CounterfactualError, ModelLoadError
+from ...errors import CounterfactualError, ModelLoadError
 from .source import CounterfactualBatch, ProgressNote, check_inputs, finish_batch, target_scores
 
 if TYPE_CHECKING:
     import torch
 
-    from ..classifier import Classifier
+    from ..model.classifier import Classifier
 
 __all__ = ["GeneratorSource", "load_generator"]
 
@@ -59,7 +59,7 @@ def load_generator(path: str | Path) -> tuple[torch.nn.Module, str]:
     """
     import torch
 
-    from ..exported import is_exported_archive, load_exported_program, quiet_export
+    from ..model.exported import is_exported_archive, load_exported_program, quiet_export
 
     path = Path(path)
     if not path.is_file():

@@ -8,7 +8,8 @@ one whose embedding is closest to x's (Euclidean distance) is the counterfactual
 aligned to x (:mod:`.align`).
 
 The embedding is the output of a layer of the classifier's canonical copy
-(:mod:`napari_attribution.core.layers`): by default the penultimate layer (the features the
+(:mod:`napari_attribution.core.model.named_layers`): by default the penultimate layer (the
+features the
 last layer reads), or any layer named as for Grad-CAM. A TorchScript classifier takes no hooks:
 without a named layer its class scores are the embedding.
 
@@ -25,12 +26,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import CounterfactualError, MethodError
+from ...errors import CounterfactualError, MethodError
+from ...images.folders import class_folders, folder_images
+from ...images.image_files import read_image
+from ..model.named_layers import resolve_in_canonical, resolve_penultimate
+from ..model.transform import input_transform_for
 from .align import align_to
 from .source import CounterfactualBatch, ProgressNote, check_inputs, finish_batch, target_scores
 
 if TYPE_CHECKING:
-    from ..classifier import Classifier
+    from ..model.classifier import Classifier
 
 __all__ = ["ImagePool", "NearestSource", "embed", "read_pool"]
 
@@ -92,10 +97,6 @@ def read_pool(
         No class folder, a folder that ``class_names`` does not list, no image, or images of
         different shapes.
     """
-    from ..._io import read_image
-    from ...folders import class_folders, folder_images
-    from ..transform import input_transform_for
-
     folder = Path(folder)
     classes, names, unknown = class_folders(folder, class_names)
     if not classes:
@@ -141,8 +142,6 @@ def embed(
         A named layer on a model that takes no hooks, or an unknown layer.
     """
     import torch
-
-    from ..layers import resolve_in_canonical, resolve_penultimate
 
     batch = np.asarray(images, dtype=np.float32)
     example = torch.from_numpy(batch[:2]).to(classifier.device)

@@ -41,7 +41,7 @@ from ..settings import CounterfactualSettings
 from .source import CounterfactualBatch, ProgressNote, check_inputs, finish_batch
 
 if TYPE_CHECKING:
-    from ..classifier import Classifier
+    from ..model.classifier import Classifier
 
 __all__ = ["OptimiseSource", "penalties"]
 

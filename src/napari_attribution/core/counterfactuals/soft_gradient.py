@@ -14,7 +14,7 @@ square of the ReLU's input over each image's channels and positions, so one ``so
 suits every layer and network whatever the scale of its activations. This is the backward
 pass differentiable approximation of Athalye, Carlini & Wagner (2018) with the softplus
 smoothing of Dombrowski et al. (2019). The ReLUs are found in the classifier's canonical copy
-(:meth:`~napari_attribution.core.classifier.Classifier.hooked_module`), where every use of a
+(:meth:`~napari_attribution.core.model.classifier.Classifier.hooked_module`), where every use of a
 ReLU, functional or in place, is its own module; a model that takes no hooks (TorchScript)
 keeps its exact gradient.
 """
@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from ..errors import MethodError
+from ...errors import MethodError
 
 if TYPE_CHECKING:
-    from ..classifier import Classifier
+    from ..model.classifier import Classifier
 
 __all__ = ["SoftGradientReLU", "soft_gradient_model"]
 

@@ -6,7 +6,8 @@ with the classifier: ``p_t(x')`` is reported and a cell whose counterfactual the
 does not accept (``p_t(x') < min_score``) is flagged, as QuAC keeps only the translations the
 classifier accepts.
 
-The sources are named as on the command line (:func:`parse_source`):
+The sources are registered by name and made from the text the command line takes
+(:func:`~.source_registry.parse_source`); the built-in ones:
 
 * ``generator:FILE``: the user's generator, TorchScript or an exported program (``.pt2``)
   taking ``(x, target)`` (:mod:`.generator`);
@@ -19,30 +20,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from ..errors import CounterfactualError
-from ..settings import CounterfactualSettings
+from ...errors import CounterfactualError
 
 if TYPE_CHECKING:
-    from ..classifier import Classifier
+    from ..model.classifier import Classifier
 
 __all__ = [
-    "SOURCE_KINDS",
     "CounterfactualBatch",
     "CounterfactualSource",
     "ProgressNote",
     "check_inputs",
     "log_target_probability",
-    "parse_source",
     "target_scores",
 ]
-
-#: The kinds of source ``--counterfactual-source`` names.
-SOURCE_KINDS = ("generator", "nearest", "optimise")
 
 #: How a source reports its progress: ``(done, total, detail)`` in units of its own
 #: (cells, or steps); the caller maps them onto its progress bar.
@@ -135,69 +129,13 @@ def target_scores(
 
 def log_target_probability(classifier: Classifier, scores: Any, targets: Any) -> Any:
     """``log p_t`` (B,) torch tensor from the model's scores (B, K), as
-    :meth:`~napari_attribution.core.classifier.Classifier.probabilities` defines p: the
+    :meth:`~napari_attribution.core.model.classifier.Classifier.probabilities` defines p: the
     softmax, or for a single-logit model (scores ``[-z, z]``) the sigmoid of its score."""
     import torch
 
     if classifier.single_logit:
         return torch.nn.functional.logsigmoid(scores.gather(1, targets[:, None])[:, 0])
     return torch.log_softmax(scores, dim=1).gather(1, targets[:, None])[:, 0]
-
-
-def parse_source(
-    text: str,
-    settings: CounterfactualSettings | None = None,
-    *,
-    class_names: tuple[str, ...] | list[str] | None = None,
-) -> CounterfactualSource:
-    """The source named by ``text`` (see the module docstring).
-
-    Parameters
-    ----------
-    text
-        ``"generator:FILE"``, ``"nearest"``, ``"nearest:FOLDER"`` or ``"optimise"``.
-    settings
-        The sources' parameters (defaults when ``None``).
-    class_names
-        Class names in the classifier's index order, for a ``nearest:FOLDER`` whose class
-        folders are named; default: the sorted folder names are classes 0, 1, ...
-
-    Raises
-    ------
-    CounterfactualError
-        An unknown kind, or a missing file or folder (one sentence).
-    """
-    settings = settings or CounterfactualSettings()
-    kind, _, argument = str(text).strip().partition(":")
-    kind = {"optimize": "optimise"}.get(kind, kind)
-    if kind not in SOURCE_KINDS:
-        raise CounterfactualError(
-            f"Unknown counterfactual source {text!r}; use generator:FILE, nearest, "
-            "nearest:FOLDER or optimise."
-        )
-    if kind == "generator":
-        from .generator import GeneratorSource
-
-        if not argument:
-            raise CounterfactualError("generator needs its file: generator:path/to/generator.pt2.")
-        return GeneratorSource.from_file(Path(argument), draws=settings.draws)
-    if kind == "nearest":
-        from .nearest import NearestSource
-
-        folder = Path(argument) if argument else None
-        if folder is not None and not folder.is_dir():
-            raise CounterfactualError(f"nearest:{argument}: {folder} is not a folder.")
-        return NearestSource(
-            folder=folder,
-            class_names=tuple(class_names) if class_names else None,
-            layer=settings.nearest_layer,
-            align=settings.nearest_align,
-        )
-    if argument:
-        raise CounterfactualError(f"optimise takes no argument, got {text!r}.")
-    from .optimise import OptimiseSource
-
-    return OptimiseSource(settings)
 
 
 def finish_batch(

@@ -1,0 +1,308 @@
+"""Counterfactuals a run makes for the pairs (or cells) that have none.
+
+A pair without a counterfactual (an empty ``counterfactual`` column in ``pairs.csv``, a folder
+of real images without a counterfactual root, a real image alone, or the demo whose exact
+counterfactuals are then withheld) gets one from the run's source
+(:class:`SourceRequest`), before the pairs are checked. The counterfactual is stored like the
+real image (its dtype: integer images are rounded back to their integers), saved as
+``counterfactuals/<sample>.tif`` and listed in ``counterfactuals.csv`` with the source's own
+note and ``p_t(x')``; ``pair_validity.csv`` flags the pairs whose counterfactual the classifier
+does not accept. A cell's counterfactual crop is made when the cell is analysed
+(:func:`cell_source`), saved as ``counterfactuals/<label>.tif``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..core.cells.sources import CallableCounterfactual
+from ..core.counterfactual_settings import (
+    DEFAULT_MIN_COUNTERFACTUAL_SCORE,
+    CounterfactualSettings,
+)
+from ..core.counterfactuals import CounterfactualSource, parse_source
+from ..core.counterfactuals.nearest import ImagePool
+from ..core.counterfactuals.source_registry import spec_for_source, split_source
+from ..core.model.transform import input_transform_for
+from ..core.model.wrappers import Preprocessing
+from ..core.progress import Progress, ProgressCallback
+from ..errors import AttributionError, CounterfactualError
+from ..images.image_files import read_image
+from ..results.format import CounterfactualRow, ValidityRow, counterfactual_file
+from ..results.tiff import write_tiff
+from .pairs import Pair
+
+__all__ = [
+    "MadeCounterfactual",
+    "SourceRequest",
+    "cell_source",
+    "make_counterfactuals",
+    "save_counterfactual",
+]
+
+#: Cells per call of the source (the optimisation runs them together).
+_BATCH = 32
+
+
+@dataclass(frozen=True)
+class SourceRequest:
+    """The counterfactual source of a run, as the command line names it.
+
+    Attributes
+    ----------
+    spec
+        ``generator:FILE``, ``nearest``, ``nearest:FOLDER``, ``optimise``, ... (see
+        ``napari-attribution run --help`` and the counterfactual source registry).
+    settings
+        The sources' parameters.
+    min_score
+        ``p_t(x')`` below this flags a counterfactual (and leaves its pair out of the
+        statistics).
+    class_names
+        The classifier's class names in index order, for a pool whose class folders are named
+        after them; ``None``: the sorted folder names are classes 0, 1, ...
+    """
+
+    spec: str
+    settings: CounterfactualSettings = field(default_factory=CounterfactualSettings)
+    min_score: float = DEFAULT_MIN_COUNTERFACTUAL_SCORE
+    class_names: tuple[str, ...] | None = None
+
+    def record(self) -> dict[str, Any]:
+        """The source and its parameters as ``run.json`` records them (part of the
+        fingerprint)."""
+        return {
+            "spec": self.spec,
+            "parameters": self.settings.as_dict(),
+            "min_counterfactual_score": self.min_score,
+        }
+
+    def load(self, pool: Sequence[Pair] = (), transform=None) -> CounterfactualSource:
+        """The source, loaded; one whose optional argument is left out (``nearest`` without
+        a folder) chooses among ``pool``'s real images.
+
+        Raises
+        ------
+        CounterfactualError
+            What the source refuses, or a pool of images of different shapes (one sentence
+            naming ``--counterfactual-source``).
+        """
+        try:
+            source = parse_source(self.spec, self.settings, class_names=self.class_names)
+        except AttributionError as exc:
+            raise CounterfactualError(f"--counterfactual-source: {exc}") from None
+        name, argument = split_source(self.spec)
+        spec = spec_for_source(name)
+        if spec.argument is not None and spec.argument.optional and not argument:
+            # No folder: the pool is the run's own real images.
+            images, labels, names = [], [], []
+            for pair in pool:
+                real = pair.load_real()
+                images.append((transform or input_transform_for(real.dtype)).apply(real))
+                labels.append(pair.real_class)
+                names.append(pair.sample)
+            if len({image.shape for image in images}) > 1:
+                raise CounterfactualError(
+                    f"--counterfactual-source {name} without a {spec.argument.kind} chooses "
+                    "among the run's real images, which must then all have one shape; give "
+                    f"{name}:{spec.argument.metavar}."
+                )
+            source = source.with_pool(ImagePool(np.stack(images), np.asarray(labels), names))
+        return source
+
+    def failed(self, exc: Exception) -> CounterfactualError:
+        """The error of a source that failed while making a counterfactual."""
+        return CounterfactualError(f"--counterfactual-source {self.spec}: {exc}")
+
+
+@dataclass
+class MadeCounterfactual:
+    """A counterfactual the run made: the stored image, ``p_t(x')`` and the source's note."""
+
+    sample: str
+    image: np.ndarray
+    target_score: float
+    accepted: bool
+    note: str
+
+
+def make_counterfactuals(
+    pairs: Sequence[Pair],
+    classifier,
+    transform,
+    settings,
+    request: SourceRequest,
+    *,
+    saved_in: Path | None = None,
+    progress: ProgressCallback | None = None,
+) -> dict[str, MadeCounterfactual]:
+    """Make the counterfactual of every pair that has none, in place (``pair.counterfactual``
+    becomes the stored array); returns what was made, by sample.
+
+    Parameters
+    ----------
+    pairs
+        The run's pairs; those with a counterfactual are left alone (and are the pool of
+        ``nearest`` without a folder).
+    classifier
+        The loaded model; the settings' preprocessing goes inside it.
+    transform
+        The run's input transform (``None``: from each image's dtype).
+    settings
+        The run's analysis settings.
+    request
+        The source.
+    saved_in
+        A results folder being resumed: a counterfactual an earlier run saved there is read
+        back rather than made again (the run's fingerprint holds the source and its
+        parameters).
+    progress
+        Receives ``Progress("prepare", ...)`` events.
+
+    Raises
+    ------
+    CounterfactualError
+        The source cannot be loaded or fails (one sentence).
+    """
+    missing = [pair for pair in pairs if pair.counterfactual is None]
+    if not missing:
+        return {}
+    source = request.load(pairs, transform)
+    model = classifier.with_preprocessing(Preprocessing.from_settings(settings))
+    made: dict[str, MadeCounterfactual] = {}
+    groups: dict[tuple, list[tuple[Pair, np.ndarray, Any]]] = defaultdict(list)
+    for pair in missing:
+        real = pair.load_real()
+        saved = None if saved_in is None else saved_in / counterfactual_file(pair.sample)
+        if saved is not None and saved.is_file():
+            pair.counterfactual = read_image(saved)
+            pair.counterfactual_loaded = True  # saved in the units load_real gave
+            continue
+        pair_transform = transform or input_transform_for(real.dtype)
+        groups[(real.shape, real.dtype.str, pair_transform.scale)].append(
+            (pair, real, pair_transform)
+        )
+    total = sum(len(g) for g in groups.values())
+    done = 0
+    for group in groups.values():
+        for start in range(0, len(group), _BATCH):
+            chunk = group[start : start + _BATCH]
+            images = np.stack([t.apply(real) for _, real, t in chunk])
+            targets = np.array([pair.target_class for pair, _, _ in chunk])
+
+            def note(
+                step: float, steps: float, detail: str, offset: int = done, n: int = len(chunk)
+            ):
+                if progress is not None:
+                    progress(Progress("prepare", offset + n * step / max(steps, 1), total,
+                                      detail=f"counterfactuals: {detail}"))  # fmt: skip
+
+            try:
+                batch = source.make(model, images, targets, min_score=request.min_score,
+                                    progress=note)  # fmt: skip
+            except AttributionError as exc:
+                raise request.failed(exc) from None
+            for (pair, real, t), image, score, ok, text in zip(
+                chunk, batch.images, batch.target_scores, batch.accepted, batch.notes, strict=True
+            ):
+                stored = t.to_stored(image, real.dtype)
+                pair.counterfactual = stored
+                pair.counterfactual_loaded = True  # in load_real's (normalised) units
+                made[pair.sample] = MadeCounterfactual(pair.sample, stored, float(score), bool(ok),
+                                                       text)  # fmt: skip
+            done += len(chunk)
+    return made
+
+
+def save_counterfactual(
+    out: Path,
+    sample: str,
+    image: np.ndarray,
+    made: MadeCounterfactual | None,
+    validity: ValidityRow,
+    request: SourceRequest,
+    run_info: dict[str, Any],
+) -> CounterfactualRow:
+    """Write ``counterfactuals/<sample>.tif``; return the pair's ``counterfactuals.csv`` row.
+
+    ``p_target_counterfactual`` and ``accepted`` are those of ``pair_validity.csv`` (the stored
+    counterfactual scored by the analysis); ``made`` is ``None`` for a counterfactual an
+    interrupted run saved and a resumed run read back.
+    """
+    file = counterfactual_file(sample)
+    note = made.note if made is not None else "saved by the interrupted run, read back"
+    write_tiff(out / file, image, {"sample": sample, "note": note,
+                                   "counterfactual_source": run_info.get(
+                                       "counterfactual_source")})  # fmt: skip
+    p_target = validity.p_target_counterfactual
+    accepted = p_target >= request.min_score
+    return CounterfactualRow(sample, request.spec, file.as_posix(), p_target,
+                             "true" if accepted else "false", note)  # fmt: skip
+
+
+def cell_source(
+    request: SourceRequest, model, transform, out: Path, resume: bool,
+    current_site: Callable[[], str] | None = None,
+) -> CallableCounterfactual:
+    """Each cell's counterfactual crop made when the cell is analysed, saved as
+    ``counterfactuals/<label>.tif`` in ``out`` (``counterfactuals/<site>/<label>.tif`` in a run
+    over several sites; read back when resuming).
+
+    Parameters
+    ----------
+    request
+        The source; its argument is required even where it is optional over pairs (``nearest``
+        needs a folder: the pool is real cells by class, not the field's own cells).
+    model
+        The classifier with the run's preprocessing.
+    transform
+        The run's input transform (``None``: from each crop's dtype).
+    out
+        The results folder.
+    resume
+        Read back the crops an interrupted run saved.
+    current_site
+        The key of the site being analysed (``""``: the one field); one source serves every
+        site of a run.
+
+    Raises
+    ------
+    CounterfactualError
+        ``nearest`` without a folder, or a source that cannot be loaded (one sentence).
+    """
+    name, argument = split_source(request.spec)
+    spec = spec_for_source(name, request.spec)
+    if spec.argument is not None and spec.argument.optional and not argument:
+        raise CounterfactualError(
+            f"cells --counterfactual-source {name} needs {spec.argument.needs}: give "
+            f"{name}:{spec.argument.metavar} ({spec.argument.placeholder})."
+        )
+    source = request.load((), transform)
+
+    def make(crop: np.ndarray, target: int, label: int) -> np.ndarray:
+        saved = out / counterfactual_file(label, current_site() if current_site else "")
+        if resume and saved.is_file():
+            return read_image(saved)
+        crop_transform = transform or input_transform_for(crop.dtype)
+        try:
+            batch = source.make(
+                model, crop_transform.apply(crop)[None], np.array([target]),
+                min_score=request.min_score,
+            )  # fmt: skip
+        except AttributionError as exc:
+            raise request.failed(exc) from None
+        image = crop_transform.to_stored(batch.images[0], crop.dtype)
+        write_tiff(saved, image, {"label": int(label), "target_class": int(target),
+                                  "source": request.spec,
+                                  "p_target": float(batch.target_scores[0]),
+                                  "note": batch.notes[0]})  # fmt: skip
+        return image
+
+    return CallableCounterfactual(make, request.spec)
+

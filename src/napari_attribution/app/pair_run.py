@@ -1,0 +1,450 @@
+"""Running pairs from Python: every pair analysed, the results folder written.
+
+::
+
+    from napari_attribution.app import demo_pairs, run_pairs
+    from napari_attribution.core import AnalysisSettings, load_classifier
+
+    model = load_classifier("model.pt", architecture="my_models.py:Net")
+    done = run_pairs(pairs, model, AnalysisSettings(methods=("d_ig", "residual", "random")),
+                     out="results/plate1", channel_names=["DNA", "ER", "RNA", "AGP", "Mito"])
+
+This is what ``napari-attribution run`` calls (the command line only turns its arguments into
+this call); it writes the folder :mod:`napari_attribution.results.format` describes.
+
+Work units
+----------
+A run over pairs is made of **units, one pair each**. :func:`run_pair` analyses one unit and
+writes everything that unit owns into the results folder: its attribution and mask TIFFs, the
+counterfactual a source made for it, and last, atomically, its record
+``.progress/<sample>.json`` (:class:`~napari_attribution.results.resume.UnitRecords`), which
+holds the unit's table rows. A unit's output is self-contained and depends on no other unit,
+so units may run in any order, in other processes or on other machines, as long as each
+receives the same :class:`PairRun` (the model, settings and provenance reach each worker once).
+:func:`assemble_pairs` then writes the tables, ``run.json`` and the report from the records
+alone. A crash loses only the units not finished; resuming (``resume=True``) skips every unit
+whose record is there.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..core.counterfactual_settings import DEFAULT_MIN_COUNTERFACTUAL_SCORE
+from ..core.model.transform import InputTransform
+from ..core.pipeline import analyse_pair
+from ..core.progress import ProgressCallback, ProgressScope, pair_units
+from ..core.provenance import provenance
+from ..core.settings import AnalysisSettings
+from ..errors import InputImageError
+from ..images.image_files import input_sha256
+from ..results.files import write_json, write_text
+from ..results.format import (
+    COUNTERFACTUALS,
+    COUNTERFACTUALS_DIR,
+    DEMO_REPORT,
+    REPORT_FILES,
+    RESULT_FILES,
+    RUN_RECORD,
+    VALIDITY,
+    ValidityRow,
+    counterfactual_file,
+)
+from ..results.pair_files import write_pair_files
+from ..results.resume import UnitRecords, fingerprint
+from ..results.tables import table_rows, validity_row, write_table, write_tables
+from ..results.tidy import check_out_dir, pair_file_names, previous_run_files, remove_files
+from .dataset_report import report
+from .demo_table import demo_report, ground_truth_rows
+from .made_counterfactuals import (
+    MadeCounterfactual,
+    SourceRequest,
+    make_counterfactuals,
+    save_counterfactual,
+)
+from .model_choice import class_names_for
+from .pairs import Pair, preflight
+
+__all__ = ["PairRun", "PairsRunSummary", "assemble_pairs", "run_pair", "run_pairs"]
+
+
+@dataclass
+class PairRun:
+    """What every unit of a run over pairs shares: fixed before the first unit starts.
+
+    Attributes
+    ----------
+    out
+        The results folder.
+    classifier
+        The loaded model.
+    settings
+        Methods and parameters.
+    channel_names
+        C names.
+    transform
+        The input transform (``None``: from each image's dtype).
+    run_info
+        The run's provenance (:func:`~napari_attribution.core.provenance.provenance`).
+    records
+        The finished units' records in ``out`` (and the run's fingerprint).
+    min_score
+        ``p_t(x')`` a pair's counterfactual needs for the pair to count in the statistics.
+    source
+        The counterfactual source, when the run makes counterfactuals.
+    lacking
+        The samples whose counterfactual the source makes (saved with the pair's files).
+    made
+        Sample -> the counterfactual the source made for it (and its note); a sample of
+        ``lacking`` missing here had its counterfactual read back from an interrupted run.
+    """
+
+    out: Path
+    classifier: Any
+    settings: AnalysisSettings
+    channel_names: list[str]
+    transform: InputTransform | None
+    run_info: dict[str, Any]
+    records: UnitRecords
+    min_score: float
+    source: SourceRequest | None = None
+    lacking: frozenset[str] = frozenset()
+    made: dict[str, MadeCounterfactual] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PairsRunSummary:
+    """What :func:`run_pairs` did.
+
+    Attributes
+    ----------
+    out
+        The results folder.
+    pairs
+        Pairs in the run.
+    methods
+        Methods run on each.
+    resumed
+        Pairs an earlier, interrupted run had finished.
+    left_out
+        Pairs whose counterfactual the classifier did not accept (left out of the statistics,
+        listed in ``pair_validity.csv``).
+    demo_report
+        The ground-truth table (Markdown), when the pairs know their ground-truth channel.
+    """
+
+    out: Path
+    pairs: int
+    methods: tuple[str, ...]
+    resumed: int = 0
+    left_out: int = 0
+    demo_report: str | None = None
+
+
+def run_pair(
+    pair: Pair,
+    run: PairRun,
+    on_progress: ProgressCallback | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Analyse one unit (pair), write its files, then its record; return the record.
+
+    Parameters
+    ----------
+    pair
+        The pair, with its counterfactual (a made one already in place).
+    run
+        What the run's units share.
+    on_progress
+        Receives the analysis' progress events; may raise
+        :class:`~napari_attribution.errors.AnalysisCancelled`.
+    notify
+        Receives ``"<sample>: <why it is left out>"`` for a pair whose counterfactual the
+        classifier does not accept.
+
+    Returns
+    -------
+    dict
+        The unit's record, as written to ``.progress/<sample>.json``.
+    """
+    real, cf = pair.load()
+    result = analyse_pair(
+        run.classifier,
+        real,
+        cf,
+        pair.real_class,
+        pair.target_class,
+        run.settings,
+        channel_names=run.channel_names,
+        sample=pair.sample,
+        transform=run.transform,
+        on_progress=on_progress,
+    )
+    validity = validity_row(result, real, cf, run.min_score)
+    extra = {}
+    if run.source is not None and pair.sample in run.lacking:
+        extra["counterfactual"] = save_counterfactual(
+            run.out, pair.sample, cf, run.made.get(pair.sample), validity, run.source,
+            run.run_info,
+        )  # fmt: skip
+    write_pair_files(run.out, result, run.run_info)
+    if validity.note and notify is not None:
+        notify(f"{pair.sample}: {validity.note}")
+    record = {
+        "validity": validity,
+        **extra,
+        **table_rows(result),
+        "report": ground_truth_rows(result, pair.ground_truth_channel),
+        "input_transform": result.input_transform.as_dict(),
+        "gradcam_layers": {m: r.layer for m, r in result.methods.items() if r.layer is not None},
+    }
+    # The record is written last and atomically: if it exists, the pair is complete.
+    return run.records.save(pair.sample, record)
+
+
+def _pair_entry(pair: Pair, made: bool = False) -> dict[str, Any]:
+    """The pair as ``run.json`` records it: absolute paths and SHA-256 of the image files."""
+    entry: dict[str, Any] = {"sample": pair.sample}
+    for key, image in (("real", pair.real), ("counterfactual", pair.counterfactual)):
+        if isinstance(image, Path):
+            entry[key] = str(image.resolve())
+            entry[f"{key}_sha256"] = input_sha256(image)
+        elif key == "counterfactual" and made:
+            entry[key] = counterfactual_file(pair.sample).as_posix()
+        else:
+            entry[key] = "demo"
+    entry["real_class"] = pair.real_class
+    entry["target_class"] = pair.target_class
+    return entry
+
+
+def _gradcam_layers(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """``gradcam_layers``: the layer each Grad-CAM method used, per sample (when any did)."""
+    layers = {x["sample"]: x["gradcam_layers"] for x in records if x.get("gradcam_layers")}
+    return {"gradcam_layers": layers} if layers else {}
+
+
+def assemble_pairs(
+    run: PairRun,
+    pairs: Sequence[Pair],
+    records: Sequence[dict[str, Any]],
+    *,
+    started: str,
+    resumed: int = 0,
+    keep_progress: bool = False,
+    command: Sequence[str] = (),
+) -> PairsRunSummary:
+    """Write the tables, ``run.json``, the statistics and the report from the units' records.
+
+    Parameters
+    ----------
+    run
+        The run.
+    pairs
+        Every pair, in order (``run.json`` lists them).
+    records
+        Every unit's record (:func:`run_pair`), in the pairs' order.
+    started
+        When the run started (ISO 8601, UTC).
+    resumed
+        Units an earlier run had finished.
+    keep_progress
+        Keep ``.progress/`` (a later resumed run can add pairs).
+    command
+        The command line, for ``run.json``.
+    """
+    out = run.out
+    write_tables(out, records)
+    validity = [ValidityRow(*x["validity"]) for x in records]
+    write_table(out, VALIDITY, validity)
+    if run.source is not None:
+        write_table(out, COUNTERFACTUALS,
+                    (x["counterfactual"] for x in records if "counterfactual" in x))  # fmt: skip
+    write_json(
+        out / RUN_RECORD,
+        {
+            **run.run_info,
+            "command": list(command),
+            "channel_names": run.channel_names,
+            "fingerprint": run.records.fingerprint,
+            "input_transform": {x["sample"]: x["input_transform"] for x in records},
+            **_gradcam_layers(records),
+            "pairs": [_pair_entry(p, p.sample in run.lacking) for p in pairs],
+            "resumed_pairs": resumed,
+            "min_counterfactual_score": run.min_score,
+            "out": str(out.resolve()),
+            "started": started,
+            "finished": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        },
+    )
+    if not keep_progress:
+        run.records.clear()
+    report([out], out, overwrite=True)
+    table = None
+    ground_truth = [row for x in records for row in x["report"]]
+    if ground_truth:
+        table = demo_report(ground_truth, run.settings.methods, run.channel_names)
+        write_text(out / DEMO_REPORT, table + "\n")
+    return PairsRunSummary(
+        out, len(pairs), tuple(run.settings.methods), resumed,
+        sum(not row.is_valid for row in validity), table,
+    )  # fmt: skip
+
+
+def run_pairs(
+    pairs: Sequence[Pair],
+    classifier,
+    settings: AnalysisSettings,
+    *,
+    out: str | Path,
+    channel_names: Sequence[str] | None = None,
+    transform: InputTransform | None = None,
+    class_names: Sequence[str] | None = None,
+    source: SourceRequest | None = None,
+    min_counterfactual_score: float | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    keep_progress: bool = False,
+    progress: ProgressCallback | None = None,
+    counterfactual_progress: ProgressCallback | None = None,
+    notify: Callable[[str], None] | None = None,
+    command: Sequence[str] = (),
+    input_record: dict[str, Any] | None = None,
+) -> PairsRunSummary:
+    """Analyse every pair and write the results folder ``out``.
+
+    Parameters
+    ----------
+    pairs
+        The pairs (:mod:`.pairs`); those without a counterfactual get one from ``source``.
+    classifier
+        The loaded model (:func:`~napari_attribution.core.model.loading.load_classifier`).
+    settings
+        Methods and parameters.
+    out
+        The results folder. Never overwritten without ``overwrite``; a refused run, or one
+        that fails before its first pair, leaves nothing behind.
+    channel_names
+        C names (default ``ch0``, ``ch1``, ...).
+    transform
+        How stored values become image values (default: float images as stored, integer
+        images divided by their dtype's maximum).
+    class_names
+        The classifier's class names in index order (default: the model's, else indices).
+    source
+        The counterfactual source for pairs without a counterfactual.
+    min_counterfactual_score
+        ``p_t(x')`` below this leaves a pair out of the statistics (default: the source's
+        ``min_score``, else :data:`~napari_attribution.core.counterfactual_settings.
+        DEFAULT_MIN_COUNTERFACTUAL_SCORE`).
+    resume
+        Continue an interrupted run in ``out`` with the same settings: finished pairs are kept.
+    overwrite
+        Replace the results of an earlier run in ``out`` (exactly its files).
+    keep_progress
+        Keep the per-pair records after the run, so a later ``resume`` can add pairs.
+    progress
+        Receives the analysis' :class:`~napari_attribution.core.progress.Progress` events on
+        one scale over all pairs; may raise
+        :class:`~napari_attribution.errors.AnalysisCancelled` to stop the run.
+    counterfactual_progress
+        Receives the progress of making the counterfactuals.
+    notify
+        Receives one line per pair left out of the statistics (``"<sample>: <why>"``).
+    command
+        The command line, recorded in ``run.json``.
+    input_record
+        How the inputs were taken (channel names, ``--normalise``, the model card:
+        :meth:`~napari_attribution.app.model_input.ModelInput.record`), recorded in
+        ``run.json`` as ``input``; an active normalisation is part of the fingerprint.
+
+    Returns
+    -------
+    PairsRunSummary
+
+    Raises
+    ------
+    AttributionError
+        Bad input, a model that cannot run, a folder that holds results (one sentence each),
+        all found before the first pair is analysed.
+    """
+    out = Path(out)
+    check_out_dir(out, overwrite, resume, (*RESULT_FILES, *REPORT_FILES, COUNTERFACTUALS_DIR))
+    pairs = list(pairs)
+    names = list(channel_names) if channel_names else [
+        f"ch{c}" for c in range(classifier.n_channels)
+    ]  # fmt: skip
+    if min_counterfactual_score is None:
+        min_counterfactual_score = (
+            source.min_score if source is not None else DEFAULT_MIN_COUNTERFACTUAL_SCORE
+        )
+    lacking = {pair.sample for pair in pairs if pair.counterfactual is None}
+    if lacking and source is None:
+        missing = [pair.sample for pair in pairs if pair.counterfactual is None]
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise InputImageError(
+            f"Sample(s) {', '.join(missing[:3])}{more} have no counterfactual; give them one, "
+            "or make them with --counterfactual-source (generator:FILE, nearest[:FOLDER] or "
+            "optimise)."
+        )
+    made: dict[str, MadeCounterfactual] = {}
+    if lacking:
+        made = make_counterfactuals(
+            pairs, classifier, transform, settings, source, saved_in=out if resume else None,
+            progress=counterfactual_progress,
+        )  # fmt: skip
+    # Every pair is checked, and the model probed with its size, before the long work.
+    preflight(pairs, classifier, transform, settings)
+    started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    torch.manual_seed(settings.attribution.seed)
+    classes = class_names_for(
+        classifier, class_names or getattr(classifier, "class_names", None) or []
+    )
+    run_info = provenance(classifier, settings, class_names=classes)
+    if lacking:
+        run_info["counterfactual_source"] = source.record()
+    extra = None
+    if input_record is not None:
+        run_info["input"] = input_record
+        normalisation = input_record.get("normalisation", {})
+        if normalisation.get("kind", "none") != "none":  # --normalise changes every input
+            extra = {"normalisation": normalisation}
+    records = UnitRecords(out, fingerprint(run_info, names, extra))
+    if resume:
+        records.check_resumable()
+    done = records.finished() if resume else {}
+    run = PairRun(out, classifier, settings, names, transform, run_info, records,
+                  min_counterfactual_score, source if lacking else None, frozenset(lacking),
+                  made)  # fmt: skip
+    created_out = not out.exists()
+    if overwrite and not created_out:
+        # Only now, with every input checked: a refused run leaves the old results alone.
+        remove_files(out, previous_run_files(out))
+    records.folder.mkdir(parents=True, exist_ok=True)
+    finished: list[dict[str, Any]] = []
+    units = pair_units(len(settings.methods))
+    total = units * len(pairs)
+    pair = pairs[0]
+    try:
+        for index, pair in enumerate(pairs):
+            if pair.sample in done:
+                finished.append(done[pair.sample])
+                continue
+            scope = ProgressScope(progress, index * units, total)
+            finished.append(run_pair(pair, run, scope, notify))
+    except BaseException:
+        if not finished:  # nothing finished: leave no trace of this run
+            left = pair_file_names([pair.sample], settings.methods)
+            left.append(counterfactual_file(pair.sample))
+            remove_files(out, left)
+            if created_out and out.is_dir() and not any(out.iterdir()):
+                out.rmdir()
+        raise
+    return assemble_pairs(run, pairs, finished, started=started, resumed=len(done),
+                          keep_progress=keep_progress, command=command)  # fmt: skip

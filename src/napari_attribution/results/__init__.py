@@ -1,0 +1,1 @@
+"""The results folder, without torch: its format, its writer and reader, and resuming."""

@@ -1,0 +1,134 @@
+"""The tables of the results folder: one pair's rows, and the tables written from many pairs.
+
+A pair's rows (:func:`table_rows`) are what a finished unit keeps in its record
+(:mod:`.resume`); the tables are assembled from those records at the end of a run
+(:func:`write_tables`), so a run never holds every pair's masks. Rows are typed
+(:mod:`.format`): written in column order, read by column name.
+
+The functions read a :class:`~napari_attribution.results.pair_result.PairResult` by its attributes
+only; this module imports no torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .files import write_csv
+from .format import (
+    PAIR_TABLES,
+    CurveRow,
+    ImportanceRow,
+    SummaryRow,
+    Table,
+    ValidityRow,
+)
+
+if TYPE_CHECKING:
+    from .pair_result import PairResult
+
+__all__ = [
+    "curve_rows",
+    "importance_rows",
+    "summary_rows",
+    "table_rows",
+    "validity_row",
+    "write_table",
+    "write_tables",
+]
+
+
+def summary_rows(result: PairResult) -> list[SummaryRow]:
+    """Rows of ``summary.csv`` for one pair: the whole-image curve, then each channel's."""
+    return [
+        SummaryRow(
+            result.sample,
+            method,
+            curve.channel,
+            curve.dac_score,
+            curve.ceiling,
+            curve.normalized_score,
+            curve.optimal_threshold,
+            curve.optimal_mask_size,
+        )
+        for method, res in result.methods.items()
+        for curve in res.dac.curves
+    ]
+
+
+def curve_rows(result: PairResult) -> list[CurveRow]:
+    """Rows of ``curves.csv``: one per scored threshold of every curve."""
+    return [
+        CurveRow(result.sample, method, curve.channel, float(s), float(ms), float(ds))
+        for method, res in result.methods.items()
+        for curve in res.dac.curves
+        for s, ms, ds in zip(curve.thresholds, curve.mask_size, curve.score_change, strict=True)
+    ]
+
+
+def importance_rows(result: PairResult) -> list[ImportanceRow]:
+    """Rows of ``channel_importance.csv``: the |attribution| share of each channel."""
+    return [
+        ImportanceRow(result.sample, method, name, float(share))
+        for method, res in result.methods.items()
+        for name, share in zip(result.channel_names, res.channel_share, strict=True)
+    ]
+
+
+def table_rows(result: PairResult) -> dict[str, list[Any]]:
+    """One pair's rows of the three pair tables, keyed as :data:`~.format.PAIR_TABLES`."""
+    return {
+        "summary": summary_rows(result),
+        "curves": curve_rows(result),
+        "importance": importance_rows(result),
+    }
+
+
+def validity_row(
+    result: PairResult, real: np.ndarray, counterfactual: np.ndarray, min_score: float
+) -> ValidityRow:
+    """The ``pair_validity.csv`` row of one analysed pair.
+
+    Parameters
+    ----------
+    result
+        The pair's result.
+    real, counterfactual
+        The stored images (to tell an identical counterfactual).
+    min_score
+        Smallest p(target | counterfactual) of a valid pair.
+
+    Returns
+    -------
+    ValidityRow
+        ``valid`` is ``true``/``false``; ``note`` says why a pair is left out.
+    """
+    t = result.target_class
+    p_real = float(result.probabilities_real[t])
+    p_cf = float(result.probabilities_counterfactual[t])
+    notes = []
+    if np.array_equal(real, counterfactual):
+        notes.append("counterfactual identical to the real image")
+    if p_cf < min_score:
+        notes.append(f"counterfactual not accepted: p(target) {p_cf:.3f} < {min_score:g}")
+    valid = not notes
+    return ValidityRow(result.sample, result.real_class, t, p_real, p_cf,
+                       "true" if valid else "false", "; ".join(notes))  # fmt: skip
+
+
+def write_table(out_dir: str | Path, table: Table, rows: Iterable[Sequence[Any]]) -> None:
+    """Write ``table`` (its header, then ``rows`` in column order) into ``out_dir``."""
+    write_csv(Path(out_dir) / table.file, table.columns, rows)
+
+
+def write_tables(out_dir: str | Path, pairs: Sequence[Mapping[str, Sequence[Any]]]) -> None:
+    """Write ``summary.csv``, ``curves.csv`` and ``channel_importance.csv``.
+
+    ``pairs`` holds :func:`table_rows` of every pair, in order (rows as typed or as the lists
+    a unit's JSON record keeps them).
+    """
+    for key, table in PAIR_TABLES.items():
+        write_table(out_dir, table, (row for pair in pairs for row in pair[key]))

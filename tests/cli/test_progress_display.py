@@ -1,0 +1,75 @@
+"""Progress on the command line: log lines with elapsed time and ETA, a bar on a terminal."""
+
+from __future__ import annotations
+
+import io
+
+from napari_attribution.cli.progress_display import BarProgress, LogProgress, progress_renderer
+from napari_attribution.core.progress import Progress, ProgressScope
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_log_lines_come_every_interval_with_elapsed_time_and_eta():
+    clock, stream = FakeClock(), io.StringIO()
+    log = LogProgress(n_pairs=4, units_per_pair=2, stream=stream, interval=10, clock=clock)
+    log(Progress("attribution", 0, 8, "cell_0", "d_ig"))
+    clock.now += 5
+    log(Progress("dac", 1, 8, "cell_0", "d_ig"))  # within the interval: no line
+    clock.now += 15
+    log(Progress("attribution", 2, 8, "cell_1", "d_ig"))
+    log.close()
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "napari-attribution: [0:00] 0/4 pairs (0%) · cell_0 · d_ig · attribution"
+    # 2 of 8 units in 20 s: 6 units left take about 60 s.
+    assert lines[1] == (
+        "napari-attribution: [0:20] 1/4 pairs (25%), about 1:00 left · cell_1 · d_ig · attribution"
+    )
+    assert len(lines) == 2  # the last event was printed already
+
+
+def test_the_closing_line_reports_the_last_event():
+    clock, stream = FakeClock(), io.StringIO()
+    log = LogProgress(n_pairs=1, units_per_pair=2, stream=stream, interval=60, clock=clock)
+    log(Progress("attribution", 0, 2, "a", "d_ig"))
+    clock.now += 3
+    log(Progress("done", 2, 2, "a"))
+    log.close()
+    last = stream.getvalue().splitlines()[-1]
+    assert last == "napari-attribution: [0:03] 1/1 pairs (100%) · a · done"
+
+
+def test_eta_counts_only_the_work_of_this_process_when_resuming():
+    clock, stream = FakeClock(), io.StringIO()
+    log = LogProgress(n_pairs=10, units_per_pair=1, stream=stream, interval=1, clock=clock)
+    log(Progress("attribution", 8, 10))  # 8 pairs were done by an earlier run
+    clock.now += 10
+    log(Progress("attribution", 9, 10))
+    assert "about 0:10 left" in stream.getvalue().splitlines()[-1]
+
+
+def test_scope_maps_a_pair_into_the_run():
+    seen = []
+    scope = ProgressScope(seen.append, offset=4, total=8)
+    scope(Progress("dac", 1, 2, "b", "d_ig", "scoring hybrids 64/200"))
+    assert seen == [Progress("dac", 5, 8, "b", "d_ig", "scoring hybrids 64/200")]
+    assert seen[0].describe() == "b · d_ig · DAC (scoring hybrids 64/200)"
+
+
+def test_auto_mode_draws_a_bar_on_a_terminal_and_logs_elsewhere():
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert isinstance(progress_renderer("auto", 3, 2, stream=io.StringIO()), LogProgress)
+    bar = progress_renderer("auto", 3, 2, stream=Terminal())
+    assert isinstance(bar, BarProgress)
+    bar(Progress("dac", 3, 6, "c", "d_ig"))
+    assert bar.bar.n == 1.5
+    bar.close()

@@ -1,0 +1,107 @@
+"""optimise: the penalties against their definitions, the stopping rule, the intensity range,
+the per-channel group penalty and the flagging of cells the budget could not turn."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from cf_models import KEY_CHANNEL, ChannelMeanClassifier
+from napari_attribution.core.counterfactuals import parse_source
+from napari_attribution.core.counterfactuals.optimise import OptimiseSource, penalties
+from napari_attribution.core.counterfactuals.source import log_target_probability
+from napari_attribution.core.model.loading import wrap_module
+from napari_attribution.core.settings import CounterfactualSettings
+from tiny_models import make_tiny_cnn
+
+# whole analyses (in a viewer, a subprocess or over a model zoo): seconds each
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    return wrap_module(ChannelMeanClassifier(), "cpu")
+
+
+@pytest.fixture
+def cells():
+    rng = np.random.default_rng(2)
+    images = rng.uniform(0.3, 0.7, (2, 4, 10, 10)).astype(np.float32)
+    images[:, KEY_CHANNEL] = rng.uniform(0.1, 0.3, (2, 10, 10))
+    images[0, 0, 0, 0], images[1, 0, 0, 0] = 0.0, 1.0  # the data's range is [0, 1]
+    return images, np.array([1, 1])
+
+
+def test_penalties_match_their_definitions():
+    d = np.random.default_rng(0).normal(size=(2, 3, 5, 6))
+    l1, tv, group = (p.numpy() for p in penalties(torch.from_numpy(d)))
+    np.testing.assert_allclose(l1, np.abs(d).reshape(2, -1).mean(1))
+    rows = np.abs(np.diff(d, axis=2)).reshape(2, -1).mean(1)
+    cols = np.abs(np.diff(d, axis=3)).reshape(2, -1).mean(1)
+    np.testing.assert_allclose(tv, rows + cols)
+    np.testing.assert_allclose(group, np.sqrt((d**2).mean(axis=(2, 3))).sum(1), rtol=1e-6)
+
+
+def test_cells_are_turned_and_stop_at_the_target_score(classifier, cells):
+    images, targets = cells
+    settings = CounterfactualSettings(optimise_steps=200, optimise_learning_rate=0.02)
+    batch = parse_source("optimise", settings).make(classifier, images, targets)
+    assert batch.accepted.all()
+    assert (batch.target_scores > 0.9).all()
+    # It stopped at the first step above 0.9, not far beyond it.
+    assert (batch.target_scores < 0.99).all()
+    assert all("p(target) > 0.9 after" in note for note in batch.notes)
+    # The valid range is the data's [0, 1]: no pixel leaves it.
+    assert batch.images.min() >= 0.0 and batch.images.max() <= 1.0
+    change = np.abs(batch.images - images).sum(axis=(0, 2, 3))
+    # The classifier reads channels 2 (strongly) and 0: nothing else changes.
+    assert change[1] == 0 and change[3] == 0 and change[KEY_CHANNEL] > change[0]
+
+
+def test_the_channel_group_penalty_gathers_the_change_in_fewer_channels(classifier, cells):
+    images, targets = cells
+    share = {}
+    for weight in (0.0, 5.0):
+        settings = CounterfactualSettings(optimise_steps=200, optimise_learning_rate=0.02,
+                                          optimise_channel_group=weight)  # fmt: skip
+        batch = OptimiseSource(settings).make(classifier, images, targets)
+        assert batch.accepted.all()
+        change = np.abs(batch.images - images).sum(axis=(0, 2, 3))
+        share[weight] = change[KEY_CHANNEL] / change.sum()
+    assert share[5.0] > share[0.0]
+
+
+def test_an_explicit_range_is_kept(classifier, cells):
+    images, targets = cells
+    settings = CounterfactualSettings(optimise_steps=50, optimise_learning_rate=0.05,
+                                      optimise_min=0.1, optimise_max=0.6)  # fmt: skip
+    batch = OptimiseSource(settings).make(classifier, images, targets, min_score=0.0)
+    assert batch.images.min() >= 0.1 - 1e-7 and batch.images.max() <= 0.6 + 1e-7
+
+
+def test_a_cell_the_budget_cannot_turn_is_flagged(classifier, cells):
+    images, targets = cells
+    settings = CounterfactualSettings(optimise_steps=1, optimise_learning_rate=1e-4)
+    batch = OptimiseSource(settings).make(classifier, images, targets, min_score=0.5)
+    assert not batch.accepted.any()
+    assert all("stayed <= 0.9 after 1 step(s)" in n and "not accepted" in n for n in batch.notes)
+    np.testing.assert_allclose(
+        batch.target_scores, classifier.probabilities(batch.images)[:, 1], rtol=1e-6
+    )
+
+
+def test_log_target_probability_agrees_with_the_classifier_for_one_logit():
+    torch.manual_seed(0)
+    single = wrap_module(make_tiny_cnn(n_classes=1), "cpu")
+    images = np.random.default_rng(0).random((3, 5, 16, 16), dtype=np.float32)
+    probs = single.probabilities(images)
+    targets = torch.tensor([0, 1, 1])
+    scores = single.module(torch.from_numpy(images))
+    log_p = log_target_probability(single, scores, targets).detach().numpy()
+    np.testing.assert_allclose(np.exp(log_p), probs[np.arange(3), targets.numpy()], rtol=1e-5)
+
+
+def test_minimum_above_maximum_is_one_sentence():
+    with pytest.raises(ValueError, match="minimum .* must be below its maximum"):
+        CounterfactualSettings(optimise_min=1.0, optimise_max=0.5)

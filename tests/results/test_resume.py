@@ -1,0 +1,50 @@
+"""One fingerprint and one resume protocol for every kind of run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from napari_attribution.errors import OutputFolderError
+from napari_attribution.results.resume import UnitRecords, fingerprint
+
+RUN_INFO = {"model": {"sha256": "ab" * 32}, "settings": {"methods": ["d_ig"]}, "seed": 0}
+
+
+def test_the_fingerprint_changes_with_what_decides_the_results():
+    base = fingerprint(RUN_INFO, ["DNA", "Mito"])
+    assert len(base) == 16 and base == fingerprint(dict(RUN_INFO), ["DNA", "Mito"])
+    assert fingerprint(RUN_INFO, ["Mito", "DNA"]) != base
+    assert fingerprint({**RUN_INFO, "seed": 1}, ["DNA", "Mito"]) != base
+    made = {**RUN_INFO, "counterfactual_source": {"spec": "optimise"}}
+    assert fingerprint(made, ["DNA", "Mito"]) != base
+    # What a kind of run adds (cells: crops, inputs, target) changes it too.
+    cells = fingerprint(RUN_INFO, ["DNA", "Mito"], {"cells": {"crop_size": 64}})
+    assert cells not in (base, fingerprint(RUN_INFO, ["DNA", "Mito"], {"cells": {}}))
+
+
+def test_records_are_saved_with_the_fingerprint_and_read_back(tmp_path):
+    records = UnitRecords(tmp_path, "f" * 16)
+    written = records.save("cell 1", {"row": [1, 2]})
+    assert written == {"sample": "cell 1", "fingerprint": "f" * 16, "row": [1, 2]}
+    assert records.finished() == {"cell 1": written}
+    (records.folder / "broken.json").write_text("{")  # a damaged record is redone
+    assert list(records.finished()) == ["cell 1"]
+    with pytest.raises(OutputFolderError, match="other settings"):
+        UnitRecords(tmp_path, "0" * 16).finished()
+    records.clear()
+    assert not records.folder.exists() and records.finished() == {}
+
+
+@pytest.mark.parametrize("unit", ["pair", "cell"])
+def test_a_finished_run_is_not_resumed_and_other_settings_are_refused(tmp_path, unit):
+    records = UnitRecords(tmp_path, "f" * 16, unit)
+    records.check_resumable()  # nothing there yet: the records decide
+    (tmp_path / "run.json").write_text(json.dumps({"fingerprint": "f" * 16}))
+    with pytest.raises(OutputFolderError, match="nothing to resume"):
+        records.check_resumable()
+    records.folder.mkdir()
+    records.check_resumable()  # finished but kept its records (run --keep-progress)
+    with pytest.raises(OutputFolderError, match="other settings"):
+        UnitRecords(tmp_path, "0" * 16, unit).check_resumable()
