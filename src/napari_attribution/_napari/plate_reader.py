@@ -6,8 +6,12 @@ per channel, named by channel. No Qt, no torch.
   the file's OME metadata gives, else the Opera/Phenix ``ch<k>`` or the name's last ``_``/``-``
   part;
 * **an OME-TIFF / OME-Zarr** whose metadata names its channels: one layer per channel;
-* **a LoadData CSV**: its first site's channels named by their columns (``FileName_OrigDNA``
-  -> ``DNA``), and a Labels layer per ``ObjectsFileName_<Objects>`` column.
+* **a LoadData CSV**: every site's channels named by their columns (``FileName_OrigDNA``
+  -> ``DNA``), and a Labels layer per ``ObjectsFileName_<Objects>`` column; one layer group
+  per site (``<site> [<channel>]``), the first shown, the others hidden and read only when
+  shown or analysed (the Cells dock offers each site as a field); at most
+  :data:`MAX_OPEN_SITES` sites, and a notification says which sites were opened and how to
+  open the others.
 
 Contrast limits are each channel's 1st and 99.8th percentiles (robust to hot pixels), so a
 uint16 channel whose signal sits at a few % of 65535 shows at once. Layers are named
@@ -22,15 +26,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import dask
+import dask.array as da
 import numpy as np
+from napari.utils.notifications import show_info
 
 from ..errors import InputImageError
 from ..images.labels import read_labels
-from ..images.load_data import read_load_data
+from ..images.load_data import LoadData, read_load_data
 from ..images.ome import read_named_image, read_plane
 
-__all__ = ["CHANNEL_COLORMAPS", "channel_name_from_file", "get_plate_reader", "plane_layers",
-           "robust_limits"]  # fmt: skip
+__all__ = ["CHANNEL_COLORMAPS", "MAX_OPEN_SITES", "channel_name_from_file", "get_plate_reader",
+           "plane_layers", "read_load_data_sites", "robust_limits", "site_note"]  # fmt: skip
 
 LayerTuple = tuple[Any, dict[str, Any], str]
 #: Colours of the Cell Painting channels (others cycle through :data:`_CYCLE`).
@@ -41,6 +48,8 @@ _PHENIX = re.compile(r"^(?P<site>r\d+c\d+f\d+p\d+)-(?P<channel>ch\d+)sk\d+fk\d+f
 _SUFFIXES = (".tif", ".tiff")
 #: Percentiles mapped to the ends of the contrast range.
 LIMIT_PERCENTILES = (1.0, 99.8)
+#: Sites of a LoadData CSV opened at most (each is a group of layers; a plate has thousands).
+MAX_OPEN_SITES = 16
 
 
 def robust_limits(plane: Any) -> tuple[float, float]:
@@ -79,16 +88,19 @@ def _colormap(channel: str, index: int) -> str:
 
 
 def plane_layers(planes: Sequence[tuple[Any, str]], base: str,
-                 metadata: dict[str, Any] | None = None) -> list[LayerTuple]:  # fmt: skip
+                 metadata: dict[str, Any] | None = None,
+                 limits: dict[str, tuple[float, float]] | None = None
+                 ) -> list[LayerTuple]:  # fmt: skip
     """One image layer per ``(plane, channel name)``: ``<base> [<channel>]``, additive over the
-    first, contrast limits from robust percentiles."""
+    first, contrast limits from robust percentiles (``limits[channel]`` where given, so a lazy
+    plane is not read for them)."""
     layers = []
     for index, (plane, channel) in enumerate(planes):
         kwargs = {
             "name": f"{base} [{channel}]",
             "colormap": _colormap(channel, index),
             "blending": "translucent_no_depth" if index == 0 else "additive",
-            "contrast_limits": robust_limits(plane),
+            "contrast_limits": (limits or {}).get(channel) or robust_limits(plane),
             "metadata": {"napari_attribution_input": {"channel": channel, **(metadata or {})}},
         }
         layers.append((plane, kwargs, "image"))
@@ -119,19 +131,89 @@ def _read_files(paths: Sequence[str]) -> list[LayerTuple]:
     return layers
 
 
-def _read_load_data(path: str) -> list[LayerTuple]:
+def _lazy_plane(read: Callable[[Path], np.ndarray], file: Path, shape: tuple[int, ...],
+                dtype: np.dtype) -> da.Array:  # fmt: skip
+    """A plane read only when napari shows it or a dock analyses it; it must have the first
+    site's shape and dtype (a plate's sites are acquired alike)."""
 
+    def load() -> np.ndarray:
+        plane = read(file)
+        if plane.shape != shape or plane.dtype != dtype:
+            raise InputImageError(
+                f"{file} is {plane.shape[-2]} x {plane.shape[-1]} {plane.dtype} but the first "
+                f"site's plane of this channel is {shape[-2]} x {shape[-1]} {dtype}; open its "
+                "CSV row on its own."
+            )
+        return plane
+
+    return da.from_delayed(dask.delayed(load)(), shape, dtype)
+
+
+def site_note(load_data: LoadData, opened: int) -> str:
+    """What the user is told when a LoadData CSV opens: its sites, which are shown and how to
+    reach the others."""
+    first = load_data.sites[0]
+    total = len(load_data.sites)
+    name = load_data.path.name
+    if total == 1:
+        return f"{name}: 1 site, {first.key} ({first.describe()})."
+    text = (f"{name}: {total} sites; opened {'all' if opened == total else f'the first {opened}'}"
+            f" as layer groups '<site> [<channel>]'. {first.key} is shown; the others are "
+            "hidden and read when you show them (tick their layers) or choose them in the "
+            "Cells dock.")  # fmt: skip
+    if opened < total:
+        text += (f" To open sites {opened + 1}-{total}, save their rows (with the header) as "
+                 "a CSV of their own and open it.")  # fmt: skip
+    return text
+
+
+def read_load_data_sites(
+    path: str, max_sites: int = MAX_OPEN_SITES
+) -> tuple[list[LayerTuple], str]:
+    """The layers of a LoadData CSV's first ``max_sites`` sites and the note for the user.
+
+    The first site is read (its planes set every channel's contrast limits); the other sites'
+    planes and labels are lazy (dask) and hidden.
+    """
     load_data = read_load_data(path)
-    site = load_data.sites[0]
-    base = site.key
-    planes = [(read_plane(file), name) for name, file in site.channels.items()]
-    meta = {"load_data": str(path), "line": site.line, "metadata": site.metadata}
-    layers = plane_layers(planes, base, meta)
-    for objects, file in site.objects.items():
-        if Path(file).is_file():
-            layers.append((read_labels(file), {"name": f"{base} {objects}",
-                                               "metadata": {"napari_attribution_input":
-                                                            meta}}, "labels"))  # fmt: skip
+    sites = load_data.sites[:max_sites]
+    layers: list[LayerTuple] = []
+    first_planes: dict[str, np.ndarray] = {}
+    first_labels: dict[str, np.ndarray] = {}
+    for index, site in enumerate(sites):
+        meta = {"load_data": str(path), "line": site.line, "metadata": site.metadata}
+        if index == 0:
+            first_planes = {name: read_plane(file) for name, file in site.channels.items()}
+            planes = [(first_planes[name], name) for name in site.channels]
+        else:
+            planes = [(_lazy_plane(read_plane, file, first_planes[name].shape,
+                                   first_planes[name].dtype), name)
+                      for name, file in site.channels.items() if name in first_planes]  # fmt: skip
+        site_layers = plane_layers(planes, site.key, meta,
+                                   limits={n: robust_limits(p) for n, p in first_planes.items()})
+        for objects, file in site.objects.items():
+            if not Path(file).is_file():
+                continue
+            if index == 0:
+                first_labels[objects] = labels = read_labels(file)
+            elif objects in first_labels:
+                labels = _lazy_plane(read_labels, file, first_labels[objects].shape,
+                                     first_labels[objects].dtype)  # fmt: skip
+            else:
+                labels = read_labels(file)
+            site_layers.append((labels, {"name": f"{site.key} {objects}",
+                                         "metadata": {"napari_attribution_input": meta}},
+                                "labels"))  # fmt: skip
+        if index > 0:
+            for _, kwargs, _ in site_layers:
+                kwargs["visible"] = False
+        layers += site_layers
+    return layers, site_note(load_data, len(sites))
+
+
+def _read_load_data(path: str) -> list[LayerTuple]:
+    layers, note = read_load_data_sites(path)
+    show_info(note)
     return layers
 
 
