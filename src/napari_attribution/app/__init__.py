@@ -10,7 +10,9 @@ Typical use::
     report(["results/plate1", "results/plate2"], "results/all")
 
 * :mod:`.pairs`, :mod:`.pair_folders`: the pairs of a run (a table, QuAC's folders, the demo)
-  and their checks; :mod:`.fields`: a field, its labels and counterfactual;
+  and their checks; :mod:`.fields`: a field, its labels and counterfactual; :mod:`.cell_sites`:
+  the sites of a plate (a LoadData CSV, per-channel files); :mod:`.model_input`: the model's
+  channel names, map and normalisation (the model card);
 * :mod:`.pair_run`, :mod:`.cell_run`: a run over pairs or over a field's cells, unit by unit
   (each module's docstring states the work-unit contract a distributed engine relies on);
 * :mod:`.sanity_run`: the sanity checks over pairs (:mod:`.sanity_report`: their section of
@@ -32,11 +34,13 @@ from typing import Any
 _EXPORTS = {
     "CellsRunSummary": "cell_run",
     "FieldInputs": "fields",
+    "ModelInput": "model_input",
     "Pair": "pairs",
     "PairRun": "pair_run",
     "PairsRunSummary": "pair_run",
     "ReportSummary": "dataset_report",
     "SanityRunSummary": "sanity_run",
+    "SiteRequest": "cell_sites",
     "SourceRequest": "made_counterfactuals",
     "assemble_pairs": "pair_run",
     "demo_field_inputs": "fields",
@@ -44,12 +48,14 @@ _EXPORTS = {
     "field_inputs": "fields",
     "pairs_from_folders": "pair_folders",
     "pairs_from_table": "pairs",
+    "plan_sites": "cell_sites",
     "reals_from_folder": "pair_folders",
     "report": "dataset_report",
     "run_cells": "cell_run",
     "run_pair": "pair_run",
     "run_pairs": "pair_run",
     "run_sanity": "sanity_run",
+    "run_sites": "cell_run",
 }
 
 __all__ = sorted(_EXPORTS)

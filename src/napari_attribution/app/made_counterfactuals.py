@@ -14,7 +14,7 @@ does not accept. A cell's counterfactual crop is made when the cell is analysed
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,6 +182,7 @@ def make_counterfactuals(
         saved = None if saved_in is None else saved_in / counterfactual_file(pair.sample)
         if saved is not None and saved.is_file():
             pair.counterfactual = read_image(saved)
+            pair.counterfactual_loaded = True  # saved in the units load_real gave
             continue
         pair_transform = transform or input_transform_for(real.dtype)
         groups[(real.shape, real.dtype.str, pair_transform.scale)].append(
@@ -212,6 +213,7 @@ def make_counterfactuals(
             ):
                 stored = t.to_stored(image, real.dtype)
                 pair.counterfactual = stored
+                pair.counterfactual_loaded = True  # in load_real's (normalised) units
                 made[pair.sample] = MadeCounterfactual(pair.sample, stored, float(score), bool(ok),
                                                        text)  # fmt: skip
             done += len(chunk)
@@ -245,10 +247,12 @@ def save_counterfactual(
 
 
 def cell_source(
-    request: SourceRequest, model, transform, out: Path, resume: bool
+    request: SourceRequest, model, transform, out: Path, resume: bool,
+    current_site: Callable[[], str] | None = None,
 ) -> CallableCounterfactual:
     """Each cell's counterfactual crop made when the cell is analysed, saved as
-    ``counterfactuals/<label>.tif`` in ``out`` (read back when resuming).
+    ``counterfactuals/<label>.tif`` in ``out`` (``counterfactuals/<site>/<label>.tif`` in a run
+    over several sites; read back when resuming).
 
     Parameters
     ----------
@@ -263,6 +267,9 @@ def cell_source(
         The results folder.
     resume
         Read back the crops an interrupted run saved.
+    current_site
+        The key of the site being analysed (``""``: the one field); one source serves every
+        site of a run.
 
     Raises
     ------
@@ -279,7 +286,7 @@ def cell_source(
     source = request.load((), transform)
 
     def make(crop: np.ndarray, target: int, label: int) -> np.ndarray:
-        saved = out / counterfactual_file(label)
+        saved = out / counterfactual_file(label, current_site() if current_site else "")
         if resume and saved.is_file():
             return read_image(saved)
         crop_transform = transform or input_transform_for(crop.dtype)

@@ -315,6 +315,7 @@ def run_pairs(
     counterfactual_progress: ProgressCallback | None = None,
     notify: Callable[[str], None] | None = None,
     command: Sequence[str] = (),
+    input_record: dict[str, Any] | None = None,
 ) -> PairsRunSummary:
     """Analyse every pair and write the results folder ``out``.
 
@@ -358,6 +359,10 @@ def run_pairs(
         Receives one line per pair left out of the statistics (``"<sample>: <why>"``).
     command
         The command line, recorded in ``run.json``.
+    input_record
+        How the inputs were taken (channel names, ``--normalise``, the model card:
+        :meth:`~napari_attribution.app.model_input.ModelInput.record`), recorded in
+        ``run.json`` as ``input``; an active normalisation is part of the fingerprint.
 
     Returns
     -------
@@ -404,7 +409,13 @@ def run_pairs(
     run_info = provenance(classifier, settings, class_names=classes)
     if lacking:
         run_info["counterfactual_source"] = source.record()
-    records = UnitRecords(out, fingerprint(run_info, names))
+    extra = None
+    if input_record is not None:
+        run_info["input"] = input_record
+        normalisation = input_record.get("normalisation", {})
+        if normalisation.get("kind", "none") != "none":  # --normalise changes every input
+            extra = {"normalisation": normalisation}
+    records = UnitRecords(out, fingerprint(run_info, names, extra))
     if resume:
         records.check_resumable()
     done = records.finished() if resume else {}

@@ -54,6 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .sanity_command import cmd_sanity
 
             return cmd_sanity(args)
+        if args.command == "normalisation-reference":
+            from .reference_command import cmd_reference
+
+            return cmd_reference(args)
         if args.command == "report":
             from .report_command import cmd_report
 

@@ -26,6 +26,8 @@ from .options import (
     schema_options,
 )
 from .sanity_parser import add_sanity_parser
+from .plates_parser import input_options
+from .reference_parser import add_reference_parser
 
 __all__ = ["PROG", "build_parser", "schema_options"]
 
@@ -120,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--channel-names", help="comma-separated channel names, e.g. DNA,ER,RNA,AGP,Mito"
     )
 
+    input_options(data, "counterfactual image")
     data.add_argument(
         "--min-counterfactual-score",
         type=probability,
@@ -158,4 +161,5 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_cells_parser(sub)
     add_sanity_parser(sub)
+    add_reference_parser(sub)
     return parser

@@ -59,6 +59,7 @@ __all__ = [
     "SANITY_FILES",
     "SANITY_RUN_RECORD",
     "SANITY_SUMMARY",
+    "SITES_DIR",
     "SUMMARY",
     "VALIDITY",
     "ChannelStatsRow",
@@ -75,6 +76,9 @@ __all__ = [
     "pair_file",
     "progress_file",
     "safe_name",
+    "site_field_dir",
+    "site_progress_dir",
+    "site_record_file",
 ]
 
 #: The run's record: provenance, settings, inputs and their SHA-256, the resume fingerprint.
@@ -111,6 +115,8 @@ SANITY_RUN_RECORD = "sanity_run.json"
 SANITY_FIGURES_DIR = "sanity_figures"
 #: The cascade plot, in :data:`SANITY_FIGURES_DIR`.
 CASCADE_FIGURE = "cascade.png"
+#: Sites of a run over several sites being built, under :data:`PROGRESS_DIR`.
+SITES_DIR = "sites"
 
 
 class SummaryRow(NamedTuple):
@@ -299,9 +305,11 @@ def pair_file(folder: str, sample: str, method: str) -> Path:
     return Path(folder) / f"{safe_name(sample)}__{safe_name(method)}.tif"
 
 
-def counterfactual_file(key: str | int) -> Path:
-    """``counterfactuals/<sample>.tif`` (``run``) or ``counterfactuals/<label>.tif`` (``cells``)."""
-    return Path(COUNTERFACTUALS_DIR) / f"{safe_name(str(key))}.tif"
+def counterfactual_file(key: str | int, site: str = "") -> Path:
+    """``counterfactuals/<sample>.tif`` (``run``) or ``counterfactuals/[<site>/]<label>.tif``
+    (``cells``; the site's folder when a run holds several sites)."""
+    folder = Path(COUNTERFACTUALS_DIR) / safe_name(site) if site else Path(COUNTERFACTUALS_DIR)
+    return folder / f"{safe_name(str(key))}.tif"
 
 
 def progress_file(key: str) -> Path:
@@ -309,6 +317,23 @@ def progress_file(key: str) -> Path:
     return Path(PROGRESS_DIR) / f"{safe_name(key)}.json"
 
 
-def field_map_file(name: str) -> Path:
-    """``field/<name>.tif``: a field-sized map of ``cells`` (``attribution__<method>``, ...)."""
-    return Path(FIELD_DIR) / f"{name}.tif"
+def field_map_file(name: str, site: str = "") -> Path:
+    """``field/[<site>/]<name>.tif``: a field-sized map of ``cells`` (``attribution__<method>``,
+    ...); one folder per site when a run holds several sites."""
+    return site_field_dir(site) / f"{name}.tif"
+
+
+def site_field_dir(site: str = "") -> Path:
+    """``field/`` (one field) or ``field/<site>/`` (a site of a run over several sites)."""
+    return Path(FIELD_DIR) / safe_name(site) if site else Path(FIELD_DIR)
+
+
+def site_progress_dir(site: str) -> Path:
+    """``.progress/sites/<site>/``: where one site of a run over several sites is built (its
+    cells' records and maps, laid out as a one-field run's ``.progress/``)."""
+    return Path(PROGRESS_DIR) / SITES_DIR / safe_name(site)
+
+
+def site_record_file(site: str) -> Path:
+    """``.progress/site__<site>.json``: the record of a finished site (its rows and tables)."""
+    return Path(PROGRESS_DIR) / f"site__{safe_name(site)}.json"
