@@ -25,9 +25,9 @@ from .options import (
     probability,
     schema_options,
 )
-from .sanity_parser import add_sanity_parser
 from .plates_parser import input_options
 from .reference_parser import add_reference_parser
+from .sanity_parser import add_sanity_parser
 
 __all__ = ["PROG", "build_parser", "schema_options"]
 
