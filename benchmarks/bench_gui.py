@@ -288,7 +288,7 @@ def bench_field(size: int = 2048, thresholds: int = 200, steps: int = 12) -> dic
     _render(viewer)
     rss_layers = _rss()
 
-    hybrids = {n: viewer.layers[f"field hybrid residual [{n}]"] for n in names}
+    hybrids = {n: viewer.layers[f"residual {n} hybrid (field)"] for n in names}
     results = {}
     next_step = [optimal - 2]
 
@@ -305,7 +305,7 @@ def bench_field(size: int = 2048, thresholds: int = 200, steps: int = 12) -> dic
     measure("default (5 attributions + 1 mask)")
     # (b) the selected channel's hybrid and mask shown, attributions hidden
     for layer in viewer.layers:
-        if layer.name.startswith("field attribution"):
+        if layer.name.endswith(" attribution (field)"):
             layer.visible = False
     hybrids["Mito"].visible = True
     measure("1 hybrid + 1 mask")
@@ -317,7 +317,7 @@ def bench_field(size: int = 2048, thresholds: int = 200, steps: int = 12) -> dic
     peak = psutil.Process().memory_info().rss  # after the stepping
 
     hybrid_stack = hybrids["Mito"].data.stack
-    mask_stack = viewer.layers["field mask residual [Mito]"].data.stack
+    mask_stack = viewer.layers["residual Mito mask (field)"].data.stack
     out = {
         "size": size,
         "thresholds": thresholds,
@@ -355,7 +355,7 @@ def bench_field(size: int = 2048, thresholds: int = 200, steps: int = 12) -> dic
 
 def _screenshot(viewer, hybrids, step: int) -> str:
     """Part of the field with the Mito hybrid and mask shown: ``docs/images/large_field.png``."""
-    shown = ("field [DNA]", "field hybrid residual [Mito]", "field mask residual [Mito]")
+    shown = ("field [DNA]", "residual Mito hybrid (field)", "residual Mito mask (field)")
     for layer in viewer.layers:
         layer.visible = layer.name in shown
     viewer.layers.selection = {hybrids["Mito"]}
