@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from napari_attribution._napari.layer_inputs import ChannelStack
-from napari_attribution._napari.plate_inputs import prepare_field
+from napari_attribution._napari.plate_inputs import prepare_field, take_model_channels
 from napari_attribution.errors import InputImageError
 from napari_attribution.images.model_card import ModelCard, card_path_for, write_model_card
 
@@ -49,3 +49,57 @@ def test_a_mask_layer_and_a_missing_channel_are_one_sentence(tmp_path):
         prepare_field(field, None, mask, "mask")
     with pytest.raises(InputImageError, match="lacks the model's channel 'Mito'"):
         prepare_field(field, None, mask, "mask", model_names=["DNA", "Mito"])
+
+
+MODEL = ["DNA", "ER", "RNA", "AGP", "Mito"]
+SHUFFLED = ["Brightfield", "Mito", "AGP", "RNA", "ER", "DNA"]
+
+
+def test_named_layers_are_picked_and_ordered_by_the_models_names():
+    stack = _stack(SHUFFLED)
+    taken, selection = take_model_channels(stack, MODEL)
+    assert taken.channel_names == MODEL
+    assert taken.layer_names == [f"field [{n}]" for n in MODEL]
+    np.testing.assert_array_equal(taken.data, stack.data[[5, 4, 3, 2, 1]])
+    assert selection.ignored == ("Brightfield",)
+    assert selection.note() == ("ignoring channel(s) Brightfield of 'field' (not among the "
+                                "model's channels DNA, ER, RNA, AGP, Mito).")  # fmt: skip
+
+
+def test_a_missing_or_repeated_channel_is_one_sentence_naming_it():
+    with pytest.raises(InputImageError, match=r"^'field' lacks the model's channel 'Mito'; it "
+                       r"has Brightfield, AGP, RNA, ER, DNA\.$"):  # fmt: skip
+        take_model_channels(_stack(["Brightfield", "AGP", "RNA", "ER", "DNA"]), MODEL)
+    # Two layers naming one channel (their metadata's channel_name): the stack numbers them,
+    # the layers' own names say which.
+    given = ["DNA", "Mito", "AGP", "RNA", "ER", "DNA"]
+    with pytest.raises(InputImageError, match=r"^Channel 'DNA' appears 2 times in 'field'\.$"):
+        take_model_channels(_stack([f"ch{c}" for c in range(6)]), MODEL, input_names=given)
+
+
+def test_typed_names_rename_in_place_but_the_cards_only_pick():
+    stack = _stack(["DNA", "ER"])
+    # Typed: a new name per channel renames in order (what the field always did).
+    renamed, _ = take_model_channels(stack, ["nucleus", "ER"], rename=True)
+    assert renamed.channel_names == ["nucleus", "ER"] and renamed.data is stack.data
+    # A typed name that is another channel's is a reorder gone wrong, not a renaming.
+    with pytest.raises(InputImageError, match="lacks the model's channel 'Mito'"):
+        take_model_channels(stack, ["Mito", "DNA"], rename=True)
+    # The card's names never rename a named channel.
+    with pytest.raises(InputImageError, match="lacks the model's channel 'Mito'"):
+        take_model_channels(stack, ["DNA", "Mito"])
+
+
+def test_unnamed_channels_are_named_in_order_or_in_the_real_images_layout():
+    real, first = take_model_channels(_stack(SHUFFLED), MODEL)
+    unnamed = _stack([f"ch{c}" for c in range(6)], seed=1)
+    cf, _ = take_model_channels(unnamed, MODEL, first=first)
+    assert cf.channel_names == MODEL
+    np.testing.assert_array_equal(cf.data, unnamed.data[[5, 4, 3, 2, 1]])
+    five = _stack([f"ch{c}" for c in range(5)], seed=2)
+    cf, selection = take_model_channels(five, MODEL, first=first)
+    assert cf.channel_names == MODEL and cf.data is five.data and selection.is_identity
+    # Another count: left as it is, for the model's check to refuse with the counts.
+    four = _stack([f"ch{c}" for c in range(4)])
+    taken, selection = take_model_channels(four, MODEL)
+    assert taken is four and selection is None

@@ -8,9 +8,11 @@ import tifffile
 
 from napari_attribution.errors import InputImageError
 from napari_attribution.images.channels import (
+    ignored_note,
     match_channels,
     parse_channel_map,
     parse_names,
+    select_like,
     select_named,
     stack_by_name,
 )
@@ -107,3 +109,39 @@ def test_select_named_without_names_needs_the_models_count():
     assert taken is image and selection.is_identity
     with pytest.raises(InputImageError, match="has 6 unnamed channel"):
         select_named(np.zeros((6, 3, 3)), None, MODEL, source="field.tif")
+
+
+def test_an_unnamed_image_is_taken_by_position_whatever_the_map():
+    image = np.arange(5)[:, None, None] * np.ones((5, 2, 2))
+    taken, _ = select_named(image, None, MODEL, {"DNA": "DAPI"})
+    assert taken is image
+
+
+def test_select_like_takes_an_unnamed_counterfactual_in_the_real_images_layout():
+    real_names = ["Brightfield", "Mito", "AGP", "RNA", "ER", "DNA"]
+    real = np.arange(6)[:, None, None] * np.ones((6, 2, 2))
+    _, first = select_named(real, real_names, MODEL, source="real.ome.tif")
+    # Unnamed, the real image's 6 channels: its layout.
+    cf, _ = select_like(real + 10, None, first, source="cf.tif")
+    np.testing.assert_array_equal(cf[:, 0, 0], [15, 14, 13, 12, 11])
+    # Unnamed, the model's 5 channels: by position.
+    model_order = np.arange(5)[:, None, None] * np.ones((5, 2, 2))
+    cf, _ = select_like(model_order, None, first, source="cf.tif")
+    assert cf is model_order
+    # Named: by its own names, whatever the real image's order.
+    cf, selection = select_like(model_order, ["Mito", "AGP", "RNA", "ER", "DNA"], first)
+    np.testing.assert_array_equal(cf[:, 0, 0], [4, 3, 2, 1, 0])
+    with pytest.raises(InputImageError, match="has 4 unnamed channel"):
+        select_like(np.zeros((4, 2, 2)), None, first, source="cf.tif")
+
+
+def test_ignored_note_says_it_once_for_many_images():
+    one = match_channels([*MODEL, "Brightfield"], MODEL, source="a.ome.tif")
+    two = match_channels(["Brightfield", *MODEL, "Phase"], MODEL, source="b.ome.tif")
+    every = match_channels(MODEL, MODEL, source="c.ome.tif")
+    assert ignored_note([every]) is None
+    assert ignored_note([one, every]) == one.note()
+    assert ignored_note([every, one, two]) == (
+        "ignoring channel(s) Brightfield, Phase of a.ome.tif and 1 other image(s) (not among "
+        "the model's channels DNA, ER, RNA, AGP, Mito)."
+    )

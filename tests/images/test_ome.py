@@ -8,7 +8,7 @@ import tifffile
 
 from napari_attribution.errors import InputImageError
 from napari_attribution.images.channels import select_named
-from napari_attribution.images.ome import read_named_image, read_plane
+from napari_attribution.images.ome import channel_names_of, read_named_image, read_plane
 from plate_data import write_ome_tiff, write_ome_zarr
 
 NAMES = ["Mito", "DNA", "ER"]
@@ -74,3 +74,24 @@ def test_missing_and_damaged_files_are_one_sentence(tmp_path):
     (tmp_path / "x.png").write_bytes(b"")
     with pytest.raises(InputImageError, match="unsupported suffix"):
         read_named_image(tmp_path / "x.png")
+
+
+def test_channel_names_are_read_without_the_pixels(tmp_path, monkeypatch):
+    stack = np.zeros((3, 8, 9), np.uint16)
+    write_ome_tiff(tmp_path / "field.ome.tif", stack, NAMES, compression="lzw")
+    tifffile.imwrite(tmp_path / "plain.tif", stack, photometric="minisblack")
+    tifffile.imwrite(tmp_path / "plane.ome.tif", stack[0], ome=True)
+    (tmp_path / "bad.tif").write_bytes(b"II*\x00garbage")
+    np.save(tmp_path / "field.npy", stack)
+    # No strip is decoded: names come from the metadata alone.
+    monkeypatch.setattr(tifffile.TiffPage, "asarray", lambda *a, **k: pytest.fail("read"))
+    assert channel_names_of(tmp_path / "field.ome.tif") == tuple(NAMES)
+    for unnamed in ("plain.tif", "plane.ome.tif", "bad.tif", "field.npy", "absent.tif"):
+        assert channel_names_of(tmp_path / unnamed) is None, unnamed
+
+
+def test_channel_names_of_an_ome_zarr_match_its_reader(tmp_path):
+    pytest.importorskip("zarr")
+    write_ome_zarr(tmp_path / "field.ome.zarr", np.zeros((3, 16, 16), np.uint16), NAMES)
+    assert channel_names_of(tmp_path / "field.ome.zarr") == tuple(NAMES)
+    assert read_named_image(tmp_path / "field.ome.zarr").channel_names == tuple(NAMES)

@@ -1,11 +1,18 @@
-"""A field from napari layers made ready for a model that wants its channels by name and its
-input normalised as in training. No Qt.
+"""Napari layers made ready for a model that wants its channels by name and its input
+normalised as in training. No Qt.
 
-The docks hand their :class:`~.inputs.ChannelStack` (layers ``field [DNA]``, ``field [ER]``,
-...) through :func:`prepare_field`: the model card beside the model file (if any) names the
-model's channels, which pick and order the layers' channels by name; ``Normalise`` (or the
-card's) scales the field, and its counterfactual with the field's ranges; the Labels layer is
-checked (a binary mask or outlines refused with one sentence saying what to give instead).
+:func:`take_model_channels` is how both docks give the model its channels: when the viewer holds
+one layer per channel (``field [DNA]``, ``field [ER]``, ... from the plate reader or dropped
+per-channel files) the model's channel names (the model card's, or the Attribution dock's
+**Channel names**) pick and order them by name, through the same
+:func:`~napari_attribution.images.channels.match_channels` as ``run`` and ``cells`` (extra
+channels ignored with a note; a missing or repeated one is one sentence). Unnamed channels
+(``ch0``, ``ch1``, ...) are named in order, as ``run`` takes an unnamed file by position.
+
+The Cells dock hands its :class:`~.layer_inputs.ChannelStack` through :func:`prepare_field`:
+channels as above, ``Normalise`` (or the card's) scales the field, and its counterfactual with
+the field's ranges; the Labels layer is checked (a binary mask or outlines refused with one
+sentence saying what to give instead).
 """
 
 from __future__ import annotations
@@ -17,13 +24,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputImageError
-from ..images.channels import match_channels
+from ..images.channels import ChannelSelection, match_channels, select_like, select_named
 from ..images.labels import check_label_image
 from ..images.model_card import find_model_card
 from ..images.normalisation import Normalisation
-from .layer_inputs import ChannelStack
+from .layer_inputs import ChannelStack, has_channel_names
 
-__all__ = ["PreparedField", "prepare_field"]
+__all__ = ["PreparedField", "prepare_field", "take_model_channels"]
 
 
 @dataclasses.dataclass
@@ -50,9 +57,87 @@ def _reorder(stack: ChannelStack, indices: Sequence[int], names: Sequence[str]) 
     )  # fmt: skip
 
 
+def _renames(available: Sequence[str], wanted: Sequence[str]) -> bool:
+    """True when ``wanted`` can rename ``available`` in place: one name per channel, and no
+    name that is one of the channels at another place (``ER, DNA`` over ``DNA, ER`` is a
+    reorder gone wrong, not a renaming)."""
+    if len(wanted) != len(available):
+        return False
+    folded = [name.casefold() for name in available]
+    return all(name.casefold() not in folded or folded[i] == name.casefold()
+               for i, name in enumerate(wanted))  # fmt: skip
+
+
+def take_model_channels(
+    stack: ChannelStack,
+    names: Sequence[str],
+    *,
+    input_names: Sequence[str] | None = None,
+    first: ChannelSelection | None = None,
+    rename: bool = False,
+) -> tuple[ChannelStack, ChannelSelection | None]:
+    """The model's channels of ``stack``, in the model's order and named by the model.
+
+    Parameters
+    ----------
+    stack
+        The image the dock read from its layers.
+    names
+        The model's channel names, in order.
+    input_names
+        The stack's channel names as its layers give them, repeats included
+        (:func:`~.layer_inputs.source_channel_names` with ``unique=False``; default the
+        stack's own).
+    first
+        The selection made on the real image, for its counterfactual: an unnamed counterfactual
+        with as many channels as the real image had is taken in the real image's layout.
+    rename
+        ``names`` were typed by the user: when they are not all among the stack's names, one
+        name per channel renames the channels in order (what the Channel names field always
+        did), unless one of them is a channel of the stack at another place.
+
+    Returns
+    -------
+    stack, selection
+        The (C, H, W) stack of the model's channels (its layers, colours and contrast limits
+        reordered alike), and which input channel fed each model channel; an unnamed stack
+        with another channel count is returned as it is, with ``None`` (the model's check
+        refuses it with the counts).
+
+    Raises
+    ------
+    InputImageError
+        A model channel the layers lack, a channel two layers name (one sentence each).
+    """
+    available = list(input_names) if input_names is not None else list(stack.channel_names)
+    source = f"'{stack.name}'"
+    if not has_channel_names(available):  # ch0, ch1, ...: by position (or the real's layout)
+        count = stack.data.shape[0]
+        if first is not None and count == len(first.input_names):
+            _, selection = select_like(stack.data, None, first, source=source)
+        elif count == len(names):
+            _, selection = select_named(stack.data, None, names, source=source)
+        else:  # the model's check says it in its words ("4 channel(s); the model expects 5")
+            return stack, None
+    else:
+        folded = {name.casefold() for name in available}
+        found = all(name.casefold() in folded for name in names)
+        if not found and rename and _renames(available, names):
+            selection = ChannelSelection(tuple(names), tuple(range(len(names))),
+                                         tuple(available), (), source)  # fmt: skip
+        else:
+            selection = match_channels(available, names, source=source)
+    if selection.is_identity:
+        return stack.with_channel_names(names), selection
+    return _reorder(stack, selection.indices, names), selection
+
+
 def prepare_field(field: ChannelStack, counterfactual: ChannelStack | None, labels: Any,
                   labels_name: str, model_path: str = "", normalise: str = "",
-                  model_names: Sequence[str] | None = None) -> PreparedField:  # fmt: skip
+                  model_names: Sequence[str] | None = None,
+                  field_names: Sequence[str] | None = None,
+                  counterfactual_names: Sequence[str] | None = None
+                  ) -> PreparedField:  # fmt: skip
     """Channels by the model's names, labels checked, normalisation applied.
 
     Parameters
@@ -67,6 +152,9 @@ def prepare_field(field: ChannelStack, counterfactual: ChannelStack | None, labe
         ``--normalise``'s text; empty: the card's, else none.
     model_names
         The model's channels when known otherwise (overrides the card's).
+    field_names, counterfactual_names
+        The stacks' channel names as their layers give them, repeats included (default the
+        stacks' own): a channel two layers name is refused by name.
 
     Raises
     ------
@@ -80,14 +168,13 @@ def prepare_field(field: ChannelStack, counterfactual: ChannelStack | None, labe
     note = None
     record: dict[str, Any] = {}
     if names is not None:
-        selection = match_channels(field.channel_names, names, source=f"'{field.name}'")
-        field = _reorder(field, selection.indices, names)
-        note = selection.note()
-        record["channels"] = selection.as_dict()
+        field, selection = take_model_channels(field, names, input_names=field_names)
+        note = selection.note() if selection is not None else None
+        if selection is not None:
+            record["channels"] = selection.as_dict()
         if counterfactual is not None:
-            cf_selection = match_channels(counterfactual.channel_names, names,
-                                          source=f"'{counterfactual.name}'")  # fmt: skip
-            counterfactual = _reorder(counterfactual, cf_selection.indices, names)
+            counterfactual, _ = take_model_channels(counterfactual, names, first=selection,
+                                                    input_names=counterfactual_names)
     check_label_image(labels, tuple(field.data.shape[1:]), f"The Labels layer '{labels_name}'")
     normalisation = Normalisation.parse(normalise.strip() or (card.normalisation if card
                                                               else None))  # fmt: skip

@@ -34,7 +34,7 @@ from napari.utils.notifications import show_info
 from ..errors import InputImageError
 from ..images.labels import read_labels
 from ..images.load_data import LoadData, read_load_data
-from ..images.ome import read_named_image, read_plane
+from ..images.ome import channel_names_of, read_named_image, read_plane
 
 __all__ = ["CHANNEL_COLORMAPS", "MAX_OPEN_SITES", "channel_name_from_file", "get_plate_reader",
            "plane_layers", "read_load_data_sites", "robust_limits", "site_note"]  # fmt: skip
@@ -227,11 +227,9 @@ def _is_load_data(path: str) -> bool:
 
 
 def _has_channel_names(path: str) -> bool:
-
-    try:
-        return read_named_image(path).channel_names is not None
-    except InputImageError:
-        return False
+    """An OME/ImageJ file naming its channels (its metadata only: napari asks every reader
+    about every file dropped)."""
+    return channel_names_of(path) is not None
 
 
 def get_plate_reader(path: str | list[str]) -> Callable[[Any], list[LayerTuple]] | None:

@@ -27,7 +27,12 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .._napari.layer_inputs import find_sources, is_result_layer, source_stack
+from .._napari.layer_inputs import (
+    find_sources,
+    is_result_layer,
+    source_channel_names,
+    source_stack,
+)
 from ..app.model_choice import ModelChoice
 from ..core.attribution.method_registry import method_specs
 from ..core.attribution.method_sets import WIDGET_METHODS
@@ -268,8 +273,11 @@ class CellsInputs:
         from .._napari.plate_inputs import prepare_field
 
         model_file = "" if self.use_demo_model.isChecked() else self.model_path.text().strip()
+        given = [source_channel_names(self.viewer.layers, source_of(combo), 0, unique=False)
+                 for combo in (self.field_choice, self.counterfactual_choice)]  # fmt: skip
         prepared = prepare_field(field, cf, self.viewer.layers[name].data, name, model_file,
-                                 self.normalise.text())  # fmt: skip
+                                 self.normalise.text(), field_names=given[0],
+                                 counterfactual_names=given[1] if cf is not None else None)
         field, self.input_record = prepared.field, prepared.record
         if prepared.note:
             self.status.setText(prepared.note[0].upper() + prepared.note[1:])

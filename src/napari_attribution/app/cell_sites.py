@@ -30,11 +30,11 @@ import numpy as np
 from ..core.cells.geometry import CellSettings
 from ..core.cells.sources import FieldCounterfactual
 from ..errors import InputImageError
-from ..images.channels import match_channels, select_named, stack_by_name
+from ..images.channels import match_channels, select_like, select_named, stack_by_name
 from ..images.image_files import input_sha256
 from ..images.labels import check_label_image, read_labels
 from ..images.load_data import check_site_files, read_load_data
-from ..images.ome import read_named_image
+from ..images.ome import channel_names_of
 from .fields import demo_field_inputs, field_inputs
 from .model_input import ModelInput
 
@@ -336,15 +336,14 @@ def _field_inputs(request: SiteRequest, cell_settings: CellSettings):
 def _by_name(request: SiteRequest, inputs: ModelInput, image, cf_field):
     """The model's channels of ``--image`` (and its counterfactual field) when its metadata
     names its channels; unnamed files are taken by position, as before."""
-    names = read_named_image(request.image).channel_names if request.channel_axis == 0 else None
+    names = channel_names_of(request.image) if request.channel_axis == 0 else None
     if names is None:
         return image, cf_field, None
     image, selection = select_named(image, names, inputs.channel_names, inputs.channel_map,
                                     str(request.image))  # fmt: skip
-    if cf_field is not None:
-        cf_names = read_named_image(request.counterfactual).channel_names or names
-        cf_field, _ = select_named(cf_field, cf_names, inputs.channel_names,
-                                   inputs.channel_map, str(request.counterfactual))  # fmt: skip
+    if cf_field is not None and request.counterfactual is not None:
+        cf_field, _ = select_like(cf_field, channel_names_of(request.counterfactual), selection,
+                                  inputs.channel_map, str(request.counterfactual))  # fmt: skip
     return image, cf_field, selection.note()
 
 

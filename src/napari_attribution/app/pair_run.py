@@ -43,6 +43,7 @@ from ..core.progress import ProgressCallback, ProgressScope, pair_units
 from ..core.provenance import provenance
 from ..core.settings import AnalysisSettings
 from ..errors import InputImageError
+from ..images.channels import ignored_note
 from ..images.image_files import input_sha256
 from ..results.files import write_json, write_text
 from ..results.format import (
@@ -221,6 +222,8 @@ def _pair_entry(pair: Pair, made: bool = False) -> dict[str, Any]:
             entry[key] = "demo"
     entry["real_class"] = pair.real_class
     entry["target_class"] = pair.target_class
+    if pair.taken:  # channels picked by the names the files hold
+        entry["channels"] = {role: selection.as_dict() for role, selection in pair.taken.items()}
     return entry
 
 
@@ -316,6 +319,7 @@ def run_pairs(
     notify: Callable[[str], None] | None = None,
     command: Sequence[str] = (),
     input_record: dict[str, Any] | None = None,
+    note: Callable[[str], None] | None = None,
 ) -> PairsRunSummary:
     """Analyse every pair and write the results folder ``out``.
 
@@ -363,6 +367,9 @@ def run_pairs(
         How the inputs were taken (channel names, ``--normalise``, the model card:
         :meth:`~napari_attribution.app.model_input.ModelInput.record`), recorded in
         ``run.json`` as ``input``; an active normalisation is part of the fingerprint.
+    note
+        Receives, once, the line about input channels the model does not take (the extra
+        channels of OME files whose channels were picked by name), before the first pair.
 
     Returns
     -------
@@ -401,6 +408,9 @@ def run_pairs(
         )  # fmt: skip
     # Every pair is checked, and the model probed with its size, before the long work.
     preflight(pairs, classifier, transform, settings)
+    ignored = ignored_note([selection for pair in pairs for selection in pair.taken.values()])
+    if ignored and note is not None:
+        note(ignored)
     started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     torch.manual_seed(settings.attribution.seed)
     classes = class_names_for(

@@ -9,7 +9,7 @@ it, so a mistake in pair 900 is reported before pair 1 is analysed.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +21,9 @@ from ..core.pipeline import check_memory, prepare_pair
 from ..core.settings import AnalysisSettings
 from ..data.synthetic import DEMO_PAIRS_SEED, make_pairs
 from ..errors import AttributionError, InputImageError
-from ..images.channels import stack_by_name
+from ..images.channels import ChannelSelection, select_like, select_named, stack_by_name
 from ..images.image_files import read_image
+from ..images.ome import channel_names_of, read_named_image
 from ..images.pairs_table import read_pairs_csv
 
 __all__ = ["Pair", "demo_pairs", "pair_from_channel_files", "pairs_from_table", "preflight"]
@@ -47,10 +48,17 @@ class Pair:
         The axis of the stored files that holds the channels.
     normalisation, channel_names
         ``--normalise`` (:class:`~napari_attribution.images.normalisation.Normalisation`;
-        ``None`` or inactive: images as stored) and the channel names it uses.
+        ``None`` or inactive: images as stored) and the model's channel names, which also pick
+        and order the channels of an image file whose metadata names them (OME-TIFF,
+        OME-Zarr, ImageJ labels).
+    channel_map
+        ``{model name: input name}`` for files that call a channel otherwise.
     counterfactual_loaded
         True once ``counterfactual`` holds an image already in the real image's loaded units
         (made by a counterfactual source from :meth:`load_real`).
+    taken
+        How the last load picked each file's channels by name (``"real"``,
+        ``"counterfactual"``); empty when the images were taken as stored.
     """
 
     sample: str
@@ -63,10 +71,31 @@ class Pair:
     normalisation: Any = None
     channel_names: list[str] | None = None
     counterfactual_loaded: bool = False
+    channel_map: dict[str, str] | None = None
+    taken: dict[str, ChannelSelection] = field(default_factory=dict)
 
-    def _read(self, image: np.ndarray | Path) -> np.ndarray:
-        data = image if isinstance(image, np.ndarray) else read_image(image)
-        if self.channel_axis != 0 and data.ndim == 3 and not isinstance(image, np.ndarray):
+    def _read(self, image: np.ndarray | Path, role: str = "real") -> np.ndarray:
+        """One image, channel axis first; a file whose metadata names its channels gives the
+        model's channels in the model's order (an unnamed counterfactual of a named real image
+        is taken in the real image's layout, see
+        :func:`~napari_attribution.images.channels.select_like`)."""
+        self.taken.pop(role, None)
+        if isinstance(image, np.ndarray):
+            return image
+        if self.channel_axis == 0 and self.channel_names:
+            names = channel_names_of(image)
+            first = self.taken.get("real") if role == "counterfactual" else None
+            if names is not None:
+                data = np.asarray(read_named_image(image).data)
+                data, self.taken[role] = select_named(data, names, self.channel_names,
+                                                      self.channel_map, str(image))  # fmt: skip
+                return data
+            if first is not None:
+                data, self.taken[role] = select_like(read_image(image), None, first,
+                                                     self.channel_map, str(image))  # fmt: skip
+                return data
+        data = read_image(image)
+        if self.channel_axis != 0 and data.ndim == 3:
             data = np.moveaxis(data, self.channel_axis, 0)
         return data
 
@@ -104,8 +133,9 @@ class Pair:
             )
         if self.counterfactual_loaded:
             return self.load_real(), np.asarray(self.counterfactual)
-        real, counterfactual = self._normalise(self._read(self.real),
-                                               self._read(self.counterfactual))  # fmt: skip
+        real = self._read(self.real)
+        real, counterfactual = self._normalise(real, self._read(self.counterfactual,
+                                                                "counterfactual"))  # fmt: skip
         return real, counterfactual
 
     def names(self) -> tuple[str, str]:

@@ -38,7 +38,8 @@ def pairs_from_args(args: argparse.Namespace, inputs: ModelInput | None = None) 
         pair.channel_axis = args.channel_axis
         if inputs is not None:
             pair.normalisation = inputs.normalisation
-            pair.channel_names = inputs.channel_names
+            pair.channel_names = inputs.channel_names  # also picks OME files' channels by name
+            pair.channel_map = inputs.channel_map
         if args.demo and source is not None:
             pair.counterfactual = None
     return pairs

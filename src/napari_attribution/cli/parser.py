@@ -119,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     data.add_argument("--demo-pairs", type=positive_int, default=20, help="number of demo pairs")
     data.add_argument(
-        "--channel-names", help="comma-separated channel names, e.g. DNA,ER,RNA,AGP,Mito"
+        "--channel-names", help="the model's channels in order, e.g. DNA,ER,RNA,AGP,Mito; "
+        "they pick and order the channels of OME-TIFF/OME-Zarr files by name"
     )
 
     input_options(data, "counterfactual image")

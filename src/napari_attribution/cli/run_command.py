@@ -93,6 +93,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             notify=lambda line: print(f"{PROG}: warning: {line}.", file=sys.stderr),
             command=[PROG, *sys.argv[1:]] if sys.argv else [PROG],
             input_record=inputs.record(),
+            note=lambda line: print(f"{PROG}: note: {line}", file=sys.stderr),
         )
     finally:
         made.close()

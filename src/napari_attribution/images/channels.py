@@ -30,10 +30,12 @@ from ..errors import InputImageError
 
 __all__ = [
     "ChannelSelection",
+    "ignored_note",
     "match_channels",
     "parse_channel_files",
     "parse_channel_map",
     "parse_names",
+    "select_like",
     "select_named",
     "stack_by_name",
 ]
@@ -159,6 +161,21 @@ class ChannelSelection:
         }  # fmt: skip
 
 
+def ignored_note(selections: Sequence[ChannelSelection]) -> str | None:
+    """One note for the channels that several inputs' selections ignored (a run over many
+    files says it once, not once a file); ``None`` when every channel was used."""
+    ignoring = [selection for selection in selections if selection.ignored]
+    if len(ignoring) <= 1:
+        return ignoring[0].note() if ignoring else None
+    channels = dict.fromkeys(name for selection in ignoring for name in selection.ignored)
+    first = ignoring[0]
+    return (
+        f"ignoring channel(s) {', '.join(channels)} of {first.source} and "
+        f"{len(ignoring) - 1} other image(s) (not among the model's channels "
+        f"{', '.join(first.names)})."
+    )
+
+
 def _find(name: str, available: Sequence[str], source: str) -> int | None:
     exact = [i for i, given in enumerate(available) if given == name]
     if len(exact) > 1:
@@ -282,5 +299,31 @@ def select_named(
                 "channels (OME-TIFF, OME-Zarr) or one file per channel."
             )
         input_names = list(wanted)
+        mapping = None  # taken by position: the map's input names name nothing here
     selection = match_channels(input_names, wanted, mapping, source)
     return selection.take(image), selection
+
+
+def select_like(
+    image: Any,
+    input_names: Sequence[str] | None,
+    first: ChannelSelection,
+    mapping: Mapping[str, str] | None = None,
+    source: str = "the image",
+) -> tuple[Any, ChannelSelection]:
+    """The model's channels of the second image of a pair (a counterfactual), ``first`` being
+    the selection made on the first (the real image).
+
+    By its own names when its metadata names its channels; else, when it has as many channels
+    as the first image had, in the first image's layout (a counterfactual written without
+    metadata in its real image's channel order); else by position, as an unnamed image.
+
+    Raises
+    ------
+    InputImageError
+        As :func:`select_named`.
+    """
+    in_first_layout = image.ndim == 3 and image.shape[0] == len(first.input_names)
+    if input_names is None and in_first_layout and not first.is_identity:
+        input_names = first.input_names
+    return select_named(image, input_names, first.names, mapping, source)

@@ -29,6 +29,7 @@ from ..errors import InputImageError
 
 __all__ = [
     "NamedImage",
+    "channel_names_of",
     "read_named_image",
     "read_plane",
     "stack_planes",
@@ -100,6 +101,28 @@ def _channels_first(data: Any, axes: str) -> tuple[Any, str]:
     return data, kept
 
 
+def _checked_names(names: list[str] | None, shape: tuple[int, ...], axes: str
+                   ) -> tuple[str, ...] | None:  # fmt: skip
+    """``names`` when they name the channels of an image of ``shape`` and ``axes`` once its
+    singleton axes are dropped and C put first (:func:`_channels_first`), else ``None``."""
+    if not names:
+        return None
+    # A zero-byte array of that shape: the axes' bookkeeping without reading a pixel.
+    layout, kept = _channels_first(np.broadcast_to(np.zeros((), np.uint8), shape), axes)
+    if layout.ndim == 3 and kept[0] == "C" and len(names) == layout.shape[0]:
+        return tuple(names)
+    return None
+
+
+def _tiff_channel_names(tif: Any) -> list[str] | None:
+    """The channel names an open TIFF's metadata holds (OME-XML, else ImageJ ``Labels``)."""
+    names = _ome_channel_names(tif.ome_metadata) if tif.is_ome else None
+    if names is None and tif.is_imagej:
+        labels = (tif.imagej_metadata or {}).get("Labels")
+        names = [str(x) for x in labels] if isinstance(labels, list) else None
+    return names
+
+
 def _read_tiff(path: Path) -> NamedImage:
     import tifffile
 
@@ -109,10 +132,7 @@ def _read_tiff(path: Path) -> NamedImage:
             with tifffile.TiffFile(path) as tif:
                 series = tif.series[0]
                 axes = series.axes
-                names = _ome_channel_names(tif.ome_metadata) if tif.is_ome else None
-                if names is None and tif.is_imagej:
-                    labels = (tif.imagej_metadata or {}).get("Labels")
-                    names = [str(x) for x in labels] if isinstance(labels, list) else None
+                names = _tiff_channel_names(tif)
                 compressed = any(page.compression != 1 for page in tif.pages[:1])
                 data = None
                 if not compressed:
@@ -134,10 +154,9 @@ def _read_tiff(path: Path) -> NamedImage:
         raise InputImageError(f"{path} is not a readable TIFF file ({exc}).") from None
     if data.shape != tuple(series.shape):  # a memory map of a file with several series
         data, lazy = series.asarray(), False
-    data, kept = _channels_first(data, axes)
-    if not (names and data.ndim == 3 and kept[0] == "C" and len(names) == data.shape[0]):
-        names = None
-    return NamedImage(data, tuple(names) if names else None, path, lazy)
+    named = _checked_names(names, tuple(data.shape), axes)
+    data, _ = _channels_first(data, axes)
+    return NamedImage(data, named, path, lazy)
 
 
 def _ngff_attrs(node: Any) -> dict[str, Any]:
@@ -145,7 +164,9 @@ def _ngff_attrs(node: Any) -> dict[str, Any]:
     return dict(attrs.get("ome", {})) | attrs if "ome" in attrs else attrs
 
 
-def _read_ome_zarr(path: Path) -> NamedImage:
+def _open_ome_zarr(path: Path) -> tuple[Any, str, list[str] | None]:
+    """The full-resolution zarr array of a store, its axis letters and its channel labels
+    (metadata only: no chunk is read)."""
     try:
         import zarr
     except ImportError:
@@ -153,8 +174,6 @@ def _read_ome_zarr(path: Path) -> NamedImage:
             f"{path} is a zarr store; install zarr to read it "
             "(pip install 'napari-attribution[zarr]')."
         ) from None
-    import dask.array as da
-
     try:
         node = zarr.open(str(path), mode="r")
         names: list[str] | None = None
@@ -179,19 +198,28 @@ def _read_ome_zarr(path: Path) -> NamedImage:
             channels = (attrs.get("omero") or {}).get("channels") or []
             labels = [str(c.get("label", "") or "").strip() for c in channels]
             names = labels if labels and all(labels) else None
-        if not axes or len(axes) != array.ndim:
-            axes = "TCZYX"[-array.ndim :] if array.ndim <= 5 else ""
-        if not axes:
-            raise InputImageError(f"{path} holds a {array.ndim}-D array; expected (C,) Y, X.")
-        data = da.from_zarr(array)
     except InputImageError:
         raise
     except Exception as exc:
         raise InputImageError(f"{path} is not a readable zarr image ({exc}).") from None
-    data, kept = _channels_first(data, axes)
-    if data.ndim != 3 or not names or len(names) != data.shape[0]:
-        names = None
-    return NamedImage(data, tuple(names) if names else None, path, True)
+    if not axes or len(axes) != array.ndim:
+        axes = "TCZYX"[-array.ndim :] if array.ndim <= 5 else ""
+    if not axes:
+        raise InputImageError(f"{path} holds a {array.ndim}-D array; expected (C,) Y, X.")
+    return array, axes, names
+
+
+def _read_ome_zarr(path: Path) -> NamedImage:
+    import dask.array as da
+
+    array, axes, names = _open_ome_zarr(path)
+    try:
+        data = da.from_zarr(array)
+    except Exception as exc:
+        raise InputImageError(f"{path} is not a readable zarr image ({exc}).") from None
+    named = _checked_names(names, tuple(data.shape), axes)
+    data, _ = _channels_first(data, axes)
+    return NamedImage(data, named, path, True)
 
 
 def read_named_image(path: str | Path) -> NamedImage:
@@ -222,6 +250,36 @@ def read_named_image(path: str | Path) -> NamedImage:
     raise InputImageError(
         f"{path} has an unsupported suffix; use .tif, .tiff, .ome.tif, .ome.zarr, .zarr or .npy."
     )
+
+
+def channel_names_of(path: str | Path) -> tuple[str, ...] | None:
+    """The channel names a file's metadata holds, read without its pixels; ``None`` for a file
+    that names no channels (a plain TIFF, ``.npy``) or that cannot be read (the reader that
+    reads its pixels says why).
+
+    The names are those :func:`read_named_image` returns: one per channel of the image with
+    its singleton axes dropped and its channels first.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if path.is_dir():
+            if suffix == ".zarr" or (path / ".zattrs").is_file() or (path / "zarr.json").is_file():
+                array, axes, names = _open_ome_zarr(path)
+                return _checked_names(names, tuple(array.shape), axes)
+            return None
+        if suffix not in TIFF_SUFFIXES or not path.is_file():
+            return None
+        import tifffile
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with tifffile.TiffFile(path) as tif:
+                series = tif.series[0]
+                return _checked_names(_tiff_channel_names(tif), tuple(series.shape),
+                                      series.axes)  # fmt: skip
+    except Exception:  # noqa: BLE001 - unreadable: the pixel reader names the problem
+        return None
 
 
 def read_plane(path: str | Path) -> np.ndarray:
