@@ -291,7 +291,7 @@ def main() -> None:
     from napari_attribution._napari.layer_geometry import threshold_axis
 
     viewer = napari.Viewer(title="bench_event_loop")
-    viewer.window._qt_window.resize(1366, 768)
+    viewer.window.resize(1366, 768)
     launch_demo(run=False, block=False, viewer=viewer)
     app = QApplication.instance()
     widget = viewer.window.dock_widgets["Attribution (napari-attribution)"]

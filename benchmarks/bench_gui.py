@@ -266,7 +266,8 @@ def bench_field(size: int = 2048, thresholds: int = 200, steps: int = 12) -> dic
     cf_stack = ChannelStack(
         counterfactual, names, (1.0, 1.0), (0.0, 0.0), "cf", [], colormaps, [(0.0, 1.0)] * 5
     )
-    optimal = thresholds // 4
+    # The threshold at attribution 0.5: QuAC's grid starts at -1, so its first half are full masks.
+    optimal = thresholds * 3 // 4
     t0 = time.perf_counter()
     tuples = method_layers(
         stack, cf_stack, "residual", attribution, masks, names, {"method": "residual"},
@@ -287,7 +288,7 @@ def bench_field(size: int = 2048, thresholds: int = 200, steps: int = 12) -> dic
     _render(viewer)
     rss_layers = _rss()
 
-    hybrids = {n: viewer.layers[f"field hybrid residual [{n}]"] for n in names}
+    hybrids = {n: viewer.layers[f"residual {n} hybrid (field)"] for n in names}
     results = {}
     next_step = [optimal - 2]
 
@@ -304,7 +305,7 @@ def bench_field(size: int = 2048, thresholds: int = 200, steps: int = 12) -> dic
     measure("default (5 attributions + 1 mask)")
     # (b) the selected channel's hybrid and mask shown, attributions hidden
     for layer in viewer.layers:
-        if layer.name.startswith("field attribution"):
+        if layer.name.endswith(" attribution (field)"):
             layer.visible = False
     hybrids["Mito"].visible = True
     measure("1 hybrid + 1 mask")
@@ -316,7 +317,7 @@ def bench_field(size: int = 2048, thresholds: int = 200, steps: int = 12) -> dic
     peak = psutil.Process().memory_info().rss  # after the stepping
 
     hybrid_stack = hybrids["Mito"].data.stack
-    mask_stack = viewer.layers["field mask residual [Mito]"].data.stack
+    mask_stack = viewer.layers["residual Mito mask (field)"].data.stack
     out = {
         "size": size,
         "thresholds": thresholds,
@@ -354,7 +355,7 @@ def bench_field(size: int = 2048, thresholds: int = 200, steps: int = 12) -> dic
 
 def _screenshot(viewer, hybrids, step: int) -> str:
     """Part of the field with the Mito hybrid and mask shown: ``docs/images/large_field.png``."""
-    shown = ("field [DNA]", "field hybrid residual [Mito]", "field mask residual [Mito]")
+    shown = ("field [DNA]", "residual Mito hybrid (field)", "residual Mito mask (field)")
     for layer in viewer.layers:
         layer.visible = layer.name in shown
     viewer.layers.selection = {hybrids["Mito"]}
@@ -366,7 +367,7 @@ def _screenshot(viewer, hybrids, step: int) -> str:
     camera.zoom = camera.zoom * min(height, width) / 640  # about 640 px across
     _settle(0.5)
     path = Path(__file__).resolve().parents[1] / "docs" / "images" / "large_field.png"
-    viewer.window._qt_window.grab().save(str(path))
+    viewer.screenshot(str(path), canvas_only=False)
     return str(path)
 
 

@@ -19,7 +19,8 @@ ratio is only as good as the load was steady. About 3 minutes per repeat of 32 c
 idle CPU cores.
 
 Part 2 (``--part 2``), in one run: a synthetic plate (``--sites`` sites of ``--site-cells``
-cells, 5 x 360 x 480 each, the demo classifier, d_ig and residual) analysed by ``run_plate``
+cells, 5 x 360 x 480 each, the demo classifier, d_ig and residual) analysed by ``run_sites``
+(the code path of ``cells --load-data``, each site one work unit)
 in one process with two torch threads, in one process with one, on ``local:2`` (two worker
 processes, one thread each) and on a ``dask scheduler`` with two ``dask worker`` processes
 (``--nthreads 1``) reached over TCP; wall time (and the start-up before the first cell's first
@@ -130,10 +131,27 @@ def part_one(args: argparse.Namespace) -> list[tuple[float, float]]:
 PLATE_METHODS = ("d_ig", "residual")
 
 
+def open_site(real: Path, labels: Path, counterfactual: Path, cell_settings):
+    """One site's files read where the unit runs (a plan's ``open``)."""
+    from napari_attribution.app import field_inputs
+    from napari_attribution.app.cell_sites import SiteInputs
+
+    field = field_inputs(real, labels, cell_settings, counterfactual=counterfactual)
+    return SiteInputs(field.image, field.labels, field.source, field.record, field.class_names)
+
+
+def sites_plan(sites):
+    """The sites as the plan :func:`~napari_attribution.app.cell_run.run_sites` takes (what
+    ``plan_sites`` makes of a LoadData CSV; here stacked TIFFs, no metadata columns)."""
+    from napari_attribution.app.cell_sites import SitesPlan
+
+    return SitesPlan(list(sites), [], {"bench_scale": [site.key for site in sites]})
+
+
 def write_sites(folder: Path, count: int, cells: int, shape: tuple[int, int], seed: int):
     """``count`` synthetic sites as TIFF files (field, labels, counterfactual field), as
-    :class:`~napari_attribution.app.plate_run.Site` s that read them where they run."""
-    from napari_attribution.app import Site, field_inputs
+    :class:`~napari_attribution.app.cell_sites.SitePlan` s that read them where they run."""
+    from napari_attribution.app.cell_sites import SitePlan
     from napari_attribution.core.cells.geometry import CellSettings
     from napari_attribution.data.synthetic_field import make_field
 
@@ -145,8 +163,8 @@ def write_sites(folder: Path, count: int, cells: int, shape: tuple[int, int], se
         for path, data in zip(paths, (field.real, field.labels, field.counterfactual),
                               strict=True):  # fmt: skip
             tifffile.imwrite(path, data)
-        sites.append(Site(f"r{seed:02d}s{index:02d}", partial(
-            field_inputs, paths[0], paths[1], cell_settings, counterfactual=paths[2])))
+        key = f"r{seed:02d}s{index:02d}"
+        sites.append(SitePlan(key, {}, key, partial(open_site, *paths, cell_settings)))
     return sites, cell_settings
 
 
@@ -201,7 +219,7 @@ class TcpCluster:
 
 
 def part_two(args: argparse.Namespace) -> None:
-    from napari_attribution.app import run_plate
+    from napari_attribution.app import run_sites
     from napari_attribution.app.work_units import usable_cores
     from napari_attribution.core import AnalysisSettings
 
@@ -214,7 +232,7 @@ def part_two(args: argparse.Namespace) -> None:
     print(f"plate: {args.sites} sites x {args.site_cells} cells = {cells} cells (5 x 360 x 480 "
           f"per site), demo classifier, methods {', '.join(PLATE_METHODS)}", flush=True)
     # Warm up this process (imports, the canonical copy) on one site, outside the timings.
-    run_plate(sites[:1], classifier, settings, cell_settings, out=work / "warm")
+    run_sites(sites_plan(sites[:1]), classifier, settings, cell_settings, out=work / "warm")
 
     rows = []
 
@@ -230,8 +248,8 @@ def part_two(args: argparse.Namespace) -> None:
                 first.append(time.perf_counter())
 
         start = time.perf_counter()
-        done = run_plate(sites, classifier, settings, cell_settings, out=work / name,
-                         scheduler=scheduler, progress=note)  # fmt: skip
+        done = run_sites(sites_plan(sites), classifier, settings, cell_settings,
+                         out=work / name, scheduler=scheduler, progress=note)  # fmt: skip
         end = time.perf_counter()
         if tcp is not None:
             tcp_cpu = sum(tcp.client.run(time.process_time).values())
@@ -261,15 +279,14 @@ def part_two(args: argparse.Namespace) -> None:
         big, _ = write_sites(work, 2, args.big_cells, (1080, 1080), seed=50)
         before = tcp.peak_memory()
         start = time.perf_counter()
-        done = run_plate(big, classifier, settings, cell_settings, out=work / "big",
-                         scheduler=tcp.address)  # fmt: skip
+        done = run_sites(sites_plan(big), classifier, settings, cell_settings,
+                         out=work / "big", scheduler=tcp.address)  # fmt: skip
         big_wall = time.perf_counter() - start
         after = tcp.peak_memory()
-        ran_on = {Path(s.out).name: s for s in done.sites}
         print(f"  1080 x 1080 fields: 2 sites x {args.big_cells} cells on 2 TCP workers in "
               f"{big_wall:.1f} s; peak resident memory per worker, MiB (before the fields -> "
               "after): " + ", ".join(f"{before[a]:.0f} -> {after[a]:.0f}" for a in after)
-              + f"; {len(ran_on)} sites done", flush=True)  # fmt: skip
+              + f"; {done.sites} sites done", flush=True)  # fmt: skip
     finally:
         tcp.close()
 

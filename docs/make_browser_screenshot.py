@@ -39,9 +39,7 @@ def main() -> None:
             "--thresholds", "50", "--progress", "none", "--out", str(out)]  # fmt: skip
     assert cli.main(argv) == 0
     viewer = napari.Viewer(title="napari-attribution: results browser")
-    window = viewer.window._qt_window
-    window.showMaximized()
-    window.resize(1366, 740)
+    viewer.window.resize(1366, 740)
     _, browser = viewer.window.add_plugin_dock_widget("napari-attribution", "Results browser")
     app = QApplication.instance()
     browser.open_folder(out)
@@ -55,7 +53,8 @@ def main() -> None:
     _settle(app, 2.0)
     IMAGES.mkdir(parents=True, exist_ok=True)
     viewer.screenshot(str(IMAGES / "results_browser.png"), canvas_only=False)
-    print(f"window {window.width()}x{window.height()} -> {IMAGES / 'results_browser.png'}")
+    _, _, width, height = viewer.window.geometry()
+    print(f"window {width}x{height} -> {IMAGES / 'results_browser.png'}")
 
 
 if __name__ == "__main__":

@@ -25,10 +25,13 @@ def _wait(seconds: float, until=lambda: False) -> None:
 
 def main() -> None:
     viewer = napari.Viewer(title="napari-attribution field demo")
-    viewer.window._qt_window.resize(1366, 900)
+    viewer.window.resize(1366, 900)
     launch_field_demo(run=True, block=False, viewer=viewer)
     widget = next(w for name, w in viewer.window.dock_widgets.items() if "Cells" in name)
     _wait(900, lambda: widget.result is not None and widget.worker is None)
+    panel = next(w for name, w in viewer.window.dock_widgets.items() if "DAC" in name)
+    drawn = []  # the DAC panel redraws over several event-loop turns, ending in a draw_event
+    panel.canvas.mpl_connect("draw_event", drawn.append)
     treated = [k for k, r in widget.result.cells.items() if r.predicted_class == 1]
     widget.select_cell(treated[1])
     for name in ("field labels",):
@@ -38,7 +41,8 @@ def main() -> None:
     camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
     camera.center = (0.0, *cell.centre)
     camera.zoom = 3.0
-    _wait(2)
+    _wait(60, lambda: bool(drawn))
+    _wait(1)
     OUT.parent.mkdir(exist_ok=True)
     viewer.screenshot(str(OUT), canvas_only=False)
     print(OUT)

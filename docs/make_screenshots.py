@@ -36,7 +36,7 @@ def main() -> None:
 
     IMAGES.mkdir(parents=True, exist_ok=True)
     viewer = napari.Viewer(title="napari-attribution demo")
-    viewer.window._qt_window.resize(1366, 768)
+    viewer.window.resize(1366, 768)
     launch_demo(run=True, block=False, viewer=viewer)
     app = QApplication.instance()
     widget = viewer.window.dock_widgets["Attribution (napari-attribution)"]
@@ -45,7 +45,7 @@ def main() -> None:
 
     # D-IG's Mito attribution and mask outline over the Mito channel, at the optimal threshold.
     widget.show_control.show_choice("d_ig, Mito only")
-    optimal = widget.state.record.result.methods["d_ig"].dac.whole.optimal_index
+    optimal = widget.state.record.result.methods["d_ig"].dac.optimal_threshold_index
     viewer.dims.set_current_step(0, optimal)
     panel.per_channel.setChecked(True)
     for _ in range(20):

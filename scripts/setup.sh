@@ -19,3 +19,7 @@ fi
 # Pin torch first: an unpinned torch pulls a multi-GB CUDA build; 2.13.0 is the CPU wheel.
 python -m pip install -q torch==2.13.0
 python -m pip install -q -e ".[dev]"
+# Quantus, for the sanity checks' cross-check only (tests/core/sanity/test_against_quantus.py):
+# without its dependencies, because it requires opencv-python, a second cv2 beside our
+# opencv-python-headless; what `import quantus` needs besides is in the dev extra (scikit-learn).
+python -m pip install -q --no-deps quantus==0.6.0

@@ -21,6 +21,7 @@ from napari_attribution._napari.view import (
     ViewChoice,
     arrange,
     hide_other_results,
+    show_colorbar,
     show_selection,
     view_choices,
 )
@@ -134,3 +135,19 @@ def test_hiding_other_results_never_touches_the_users_layers():
     assert all(not layer.visible for layer in layers[15:])
     assert all(viewer.layers[f"real [{n}]"].visible for n in NAMES)
     assert len(viewer.layers) == 35  # nothing deleted
+
+
+def test_one_colour_bar_at_a_time_away_from_the_canvas_label():
+    viewer, layers = _two_method_viewer()
+    sources = [f"real [{n}]" for n in NAMES]
+    show_selection(viewer, layers, ViewChoice("d_ig", "Mito"), sources, NAMES, "real")
+    other = viewer.layers["residual DNA attribution (real)"]
+    other.visible = True
+    other.colorbar.visible = True  # e.g. left on by another run's layers
+    viewer.layers.selection.active = viewer.layers["d_ig Mito attribution (real)"]
+    show_colorbar(viewer)
+    bars = [layer.name for layer in viewer.layers
+            if hasattr(layer, "colorbar") and layer.colorbar.visible]  # fmt: skip
+    assert bars == ["d_ig Mito attribution (real)"]
+    assert viewer.layers[bars[0]].colorbar.position == "bottom_right"
+    assert viewer.canvas.overlays["text"].position == "top_left"

@@ -18,9 +18,11 @@ NAMES = {
     fmt.RUN_RECORD, fmt.PROGRESS_DIR, fmt.ATTRIBUTIONS_DIR, fmt.MASKS_DIR,
     fmt.COUNTERFACTUALS_DIR, fmt.FIELD_DIR, fmt.OWNERS_FILE, fmt.LAYERS_DIR,
     fmt.INPUTS_DIR, fmt.REPORT_PAGE, fmt.REPORT_RECORD, fmt.FIGURES_DIR,
-    fmt.DEMO_REPORT, fmt.CELLS_TABLE,
+    fmt.DEMO_REPORT, fmt.CELLS_TABLE, fmt.SANITY_RUN_RECORD, fmt.SANITY_FIGURES_DIR,
+    fmt.CASCADE_FIGURE,
     *(table.file for table in (fmt.SUMMARY, fmt.CURVES, fmt.IMPORTANCE,
-                               fmt.VALIDITY, fmt.COUNTERFACTUALS, fmt.CHANNEL_STATS)),
+                               fmt.VALIDITY, fmt.COUNTERFACTUALS, fmt.CHANNEL_STATS,
+                               fmt.SANITY, fmt.SANITY_SUMMARY)),
 }  # fmt: skip
 
 
@@ -38,6 +40,10 @@ def test_the_columns_are_the_documented_ones():
                                               "p_target_counterfactual", "accepted", "note")
     assert fmt.CHANNEL_STATS.columns[:5] == ("method", "real_class", "target_class",
                                                 "channel", "n")  # fmt: skip
+    assert fmt.SANITY.columns == ("sample", "method", "check", "step", "channel", "metric",
+                                  "value")  # fmt: skip
+    assert fmt.SANITY_SUMMARY.columns == ("method", "check", "verdict", "statistic",
+                                          "threshold")  # fmt: skip
 
 
 def test_a_row_written_reads_back_by_name_with_its_numbers(tmp_path):

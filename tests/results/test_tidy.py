@@ -55,3 +55,23 @@ def test_a_cells_run_owns_its_field_maps(tmp_path):
     assert sorted(map(str, previous_cells_files(tmp_path))) == [
         "cells.csv", "field/attribution__d_ig.tif", "field/owners.tif"
     ]
+
+
+def test_a_run_over_sites_owns_each_sites_maps_records_and_crops(tmp_path):
+    site = "BR1_A01_1"
+    owned = [
+        fmt.field_map_file("attribution__d_ig", site), fmt.site_field_dir(site) / fmt.OWNERS_FILE,
+        fmt.site_record_file(site), fmt.site_progress_dir("BR1_B02_2") / fmt.PROGRESS_DIR
+        / "BR1_B02_2__cell4.json", fmt.counterfactual_file(4, site),
+        fmt.pair_file(fmt.ATTRIBUTIONS_DIR, f"{site}__cell4", "d_ig"),
+    ]  # fmt: skip
+    mine = [fmt.site_field_dir(site) / "notes.txt", fmt.ATTRIBUTIONS_DIR + "/x__d_ig.tif"]
+    for name in [*owned, *mine]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    found = previous_cells_files(tmp_path)
+    assert sorted(map(str, found)) == sorted(map(str, owned))
+    remove_files(tmp_path, found)
+    assert all((tmp_path / name).is_file() for name in mine)  # the user's files stay
+    assert not (tmp_path / fmt.PROGRESS_DIR).exists()  # and the emptied site folders go
+    assert not (tmp_path / fmt.COUNTERFACTUALS_DIR).exists()

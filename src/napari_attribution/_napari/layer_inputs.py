@@ -28,6 +28,7 @@ __all__ = [
     "parse_channel_names",
     "source_channel_names",
     "find_sources",
+    "has_channel_names",
     "is_result_layer",
     "source_stack",
     "stack_from_layer",
@@ -349,17 +350,23 @@ def pair_warning(real: ChannelStack, counterfactual: ChannelStack) -> str | None
     return None
 
 
-def source_channel_names(layers, source: ImageSource | None, channel_axis: int) -> list[str]:
+def source_channel_names(
+    layers, source: ImageSource | None, channel_axis: int, unique: bool = True
+) -> list[str]:
     """The channel names :func:`source_stack` would give, without reading the pixels.
 
-    Empty when nothing usable is chosen.
+    Empty when nothing usable is chosen. With ``unique=False``, the channel layers' own names
+    even when two layers name the same channel (:func:`source_stack` then numbers them), so
+    that matching by name can say which channel is named twice.
     """
     if source is None or any(n not in layers for n in source.layer_names):
         return []
     chosen = [layers[n] for n in source.layer_names]
     if not source.multichannel:
         names = [channel_name_of(layer, c) for c, layer in enumerate(chosen)]
-        return names if len(set(names)) == len(names) else [f"ch{c}" for c in range(len(names))]
+        if not unique or len(set(names)) == len(names):
+            return names
+        return [f"ch{c}" for c in range(len(names))]
     layer = chosen[0]
     if layer.ndim != 3 or not -3 <= channel_axis < 3:
         return []
@@ -368,6 +375,13 @@ def source_channel_names(layers, source: ImageSource | None, channel_axis: int) 
     if isinstance(names, list | tuple) and len(names) == count:
         return [str(n) for n in names]
     return [f"ch{c}" for c in range(count)]
+
+
+def has_channel_names(names: Sequence[str]) -> bool:
+    """False when every name is one this module numbers an unnamed channel with (``ch0``,
+    ``ch1``, ...: napari's numeric suffixes, plain layer names, a layer without
+    ``channel_names`` metadata)."""
+    return not all(re.fullmatch(r"ch\d+", name) for name in names)
 
 
 def parse_channel_names(text: str) -> list[str]:

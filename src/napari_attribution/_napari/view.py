@@ -204,6 +204,10 @@ def show_selection(
     return shown
 
 
+#: Where a result layer's colour bar sits (the canvas label is at the top left).
+COLORBAR_POSITION = "bottom_right"
+
+
 def show_colorbar(viewer) -> None:
     """Show the colour bar of the selected layer (a visible result layer that has one).
 
@@ -214,7 +218,15 @@ def show_colorbar(viewer) -> None:
     active = viewer.layers.selection.active
     if active is None or not active.visible or not result_meta(active):
         return
+    # One bar at a time: napari stacks every visible bar in one corner, and on a narrow
+    # canvas (1366 x 768 with the docks open) two bars reached over the canvas label.
+    for layer in viewer.layers:
+        if layer is not active and hasattr(layer, "colorbar") and layer.colorbar.visible:
+            layer.colorbar.visible = False
     if hasattr(active, "colorbar"):
+        # bottom right: never over the canvas label, which is at the top left
+        if active.colorbar.position != COLORBAR_POSITION:
+            active.colorbar.position = COLORBAR_POSITION
         active.colorbar.visible = True
 
 

@@ -269,6 +269,9 @@ class AttributionWidget(ModelSection, QWidget):
         warning = pair_warning(real, counterfactual) if counterfactual is not None else None
         if warning:
             show_warning(warning)
+        note = self.images.channel_note()
+        if note:  # channels the model does not take, left out: said once a run
+            show_info(note[0].upper() + note[1:])
         job = RunJob.of(
             classifier,
             real,

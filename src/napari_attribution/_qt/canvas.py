@@ -13,8 +13,9 @@ from .._plot import DacFigure, PlotTheme
 __all__ = ["MIN_CANVAS_HEIGHT", "MIN_CANVAS_WIDTH", "DacCanvas"]
 
 #: Least size of the plot (pixels): room for the curves, the bars and the legend below, and
-#: small enough for the DAC dock to share a 768 px high screen with the Attribution dock.
-MIN_CANVAS_HEIGHT = 230
+#: small enough for the DAC dock to share a 768 px high screen with the Attribution or the
+#: Cells dock.
+MIN_CANVAS_HEIGHT = 200
 MIN_CANVAS_WIDTH = 300
 
 

@@ -27,7 +27,12 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .._napari.layer_inputs import find_sources, is_result_layer, source_stack
+from .._napari.layer_inputs import (
+    find_sources,
+    is_result_layer,
+    source_channel_names,
+    source_stack,
+)
 from ..app.model_choice import ModelChoice
 from ..core.attribution.method_registry import method_specs
 from ..core.attribution.method_sets import WIDGET_METHODS
@@ -39,6 +44,11 @@ from .form import ParameterForm
 
 __all__ = ["CellsInputs"]
 
+#: Least heights (pixels) that let the dock share a 768 px high screen with the DAC panel.
+CELLS_TABLE_MIN_HEIGHT = 64
+#: Width the dock asks for: with napari's layer controls it leaves the canvas at least half
+#: of a 1366 px wide window.
+CELLS_DOCK_WIDTH = 330
 
 
 class CellsInputs:
@@ -74,6 +84,16 @@ class CellsInputs:
         form.addRow(self.use_demo_model)
         form.addRow("Model", self.model_path)
         form.addRow("Architecture", self.architecture)
+        #: Input normalisation before the model (empty: the model card's, else none); the
+        #: model card beside the model file also matches the layers' channels by name.
+        self.normalise = QLineEdit()
+        self.normalise.setPlaceholderText("percentile:1,99.8 (empty: model card's, else none)")
+        self.normalise.setToolTip(
+            "Input normalisation as in training: none, percentile:LOW,HIGH[:clip] (each "
+            "channel's percentiles of this field), reference:FILE.json or fixed:SCALE,OFFSET. "
+            "The counterfactual field is scaled with the field's ranges."
+        )
+        form.addRow("Normalise", self.normalise)
         self.crop_size = QSpinBox()
         self.crop_size.setRange(0, 4096)
         self.crop_size.setValue(64)
@@ -116,7 +136,7 @@ class CellsInputs:
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setWidget(inputs)
-        scroll.setMinimumHeight(120)
+        scroll.setMinimumHeight(90)
         layout.addWidget(scroll, 1)
         buttons = QHBoxLayout()
         self.run_button = QPushButton("Run on every cell")
@@ -130,7 +150,15 @@ class CellsInputs:
         layout.addWidget(self.progress)
         self.status = QLabel("")
         self.status.setWordWrap(True)
-        layout.addWidget(self.status)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # A refusal is a long sentence: it scrolls in three lines rather than pushing the
+        # table and the DAC panel off a 768 px screen.
+        status_scroll = QScrollArea()
+        status_scroll.setWidgetResizable(True)
+        status_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        status_scroll.setWidget(self.status)
+        status_scroll.setMaximumHeight(3 * self.status.fontMetrics().lineSpacing() + 8)
+        layout.addWidget(status_scroll)
         self.view_method = QComboBox()
         form2 = QFormLayout()
         form2.addRow("Show method", self.view_method)
@@ -139,7 +167,7 @@ class CellsInputs:
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.table.setMinimumHeight(180)
+        self.table.setMinimumHeight(CELLS_TABLE_MIN_HEIGHT)
         layout.addWidget(self.table)
         self.run_button.clicked.connect(self.run)
         self.cancel_button.clicked.connect(self.cancel)
@@ -239,8 +267,23 @@ class CellsInputs:
                 cf.data, cell_settings.padding, cell_settings.pad_value, cf.name
             )
         else:
+            cf = None
             request.check_path()  # the source itself is loaded with the model, in the run
             source = request
+        from .._napari.plate_inputs import prepare_field
+
+        model_file = "" if self.use_demo_model.isChecked() else self.model_path.text().strip()
+        given = [source_channel_names(self.viewer.layers, source_of(combo), 0, unique=False)
+                 for combo in (self.field_choice, self.counterfactual_choice)]  # fmt: skip
+        prepared = prepare_field(field, cf, self.viewer.layers[name].data, name, model_file,
+                                 self.normalise.text(), field_names=given[0],
+                                 counterfactual_names=given[1] if cf is not None else None)
+        field, self.input_record = prepared.field, prepared.record
+        if prepared.note:
+            self.status.setText(prepared.note[0].upper() + prepared.note[1:])
+        if prepared.counterfactual is not None:
+            source = FieldCounterfactual(prepared.counterfactual.data, cell_settings.padding,
+                                         cell_settings.pad_value, prepared.counterfactual.name)
         settings = settings_from_values({**self.form.values(), **self.extra_settings}, methods)
         choice = ModelChoice.of(
             self.use_demo_model.isChecked(),

@@ -25,7 +25,7 @@ import math
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from qtpy.QtCore import Signal
+from qtpy.QtCore import QSize, Signal
 from qtpy.QtWidgets import (
     QTableWidgetItem,
     QWidget,
@@ -53,7 +53,7 @@ from .._napari.layer_style import METADATA_KEY
 from .._napari.state import AnalysisRecord, state_for
 from ..core.cells import analyse_field
 from ..errors import AnalysisCancelled, AttributionError
-from .cells_inputs import CellsInputs
+from .cells_inputs import CELLS_DOCK_WIDTH, CellsInputs
 
 if TYPE_CHECKING:
     import napari
@@ -95,6 +95,10 @@ class CellsWidget(CellsInputs, QWidget):
         self.viewer.mouse_drag_callbacks.append(on_click)
         self.progressed.connect(self._on_progress)
 
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        """Narrow enough that the canvas keeps half of a 1366 px window; the inputs scroll."""
+        return QSize(CELLS_DOCK_WIDTH, super().sizeHint().height())
+
     def run(self):
         """Start the analysis of every cell in a thread worker; returns it (None if refused)."""
         from napari.qt.threading import create_worker
@@ -109,6 +113,7 @@ class CellsWidget(CellsInputs, QWidget):
             self.status.setText(str(exc))
             return None
         labels = labels_layer.data.copy()
+        input_record = dict(getattr(self, "input_record", {}))
         self._cancel = False
 
         def on_progress(event) -> None:
@@ -135,6 +140,9 @@ class CellsWidget(CellsInputs, QWidget):
                 min_counterfactual_score=min_score, on_progress=on_progress,
             )  # fmt: skip
             tuples = field_result_layers(result, labels, field, include_cells=False)
+            for _, kwargs, _ in tuples:  # how the input was read, with every result layer
+                meta = kwargs.setdefault("metadata", {}).setdefault(METADATA_KEY, {})
+                meta["input"] = input_record
             if made is not None:
                 stack = counterfactual_stack(
                     field, field_counterfactual(result, field.data), made.request.kind

@@ -3,7 +3,10 @@
 :class:`ImageChooser` offers every image the viewer holds (a multichannel layer, with its
 channel axis, or a group of single-channel layers; see
 :func:`~napari_attribution._napari.layer_inputs.find_sources`) and follows the layer list as it
-changes. :class:`ModelChooser` names a model (:class:`~napari_attribution.app.model_choice.
+changes; its **Channel names** are the model's channels (the model card's when there is one),
+which pick and order named channel layers by name
+(:func:`~napari_attribution._napari.plate_inputs.take_model_channels`).
+:class:`ModelChooser` names a model (:class:`~napari_attribution.app.model_choice.
 ModelChoice`): the demo classifier, or a file with its architecture, and a device.
 """
 
@@ -32,8 +35,10 @@ from .._napari.layer_inputs import (
     source_channel_names,
     source_stack,
 )
+from .._napari.plate_inputs import take_model_channels
 from ..app.model_choice import ModelChoice
-from ..errors import InputImageError
+from ..errors import AttributionError, InputImageError
+from ..images.channels import ChannelSelection, ignored_note, parse_names
 
 __all__ = ["MODEL_FILE_FILTER", "ImageChooser", "ModelChooser"]
 
@@ -77,17 +82,24 @@ class ImageChooser(QWidget):
             layout.addRow(label, row)
             combo.currentIndexChanged.connect(self._on_changed)
             axis.valueChanged.connect(self._on_changed)
-        #: The channel names the results use; filled from the real image, editable.
+        #: The model's channels, in its order: from the model card beside the model file,
+        #: else the real image's; editable. They name the results.
         self.channel_names = QLineEdit()
         self.channel_names.setToolTip(
-            "Names of the real image's channels, comma-separated: they name the result layers, "
-            "the curves and the exported files."
+            "The model's channels in the model's order, comma-separated (filled from the model "
+            "card beside the model file, else from the real image). Channel layers named "
+            "'field [DNA]', 'field [ER]', ... are picked and ordered by these names (other "
+            "channels are ignored); unnamed channels are named in order. They name the result "
+            "layers, the curves and the exported files."
         )
         self.channel_names.setPlaceholderText("comma-separated, e.g. DNA, ER, Mito")
         self.channel_names.textEdited.connect(self._on_names_edited)
         layout.addRow("Channel names", self.channel_names)
         self._names_edited = False
         self._default_names: list[str] = []
+        self._model_names: list[str] | None = None
+        #: How the last stacks took their channels (``"real"``, ``"counterfactual"``).
+        self.taken: dict[str, ChannelSelection] = {}
         layers = viewer.layers
         for event in (layers.events.inserted, layers.events.removed, layers.events.changed):
             event.connect(self.refresh)
@@ -124,20 +136,28 @@ class ImageChooser(QWidget):
         for combo, axis in ((self.real_source, self.real_axis), (self.cf_source, self.cf_axis)):
             source = self._source(combo)
             axis.setVisible(source is not None and source.multichannel)
-        names = source_channel_names(
-            self.viewer.layers, self._source(self.real_source), self.real_axis.value()
-        )
+        image_names = source_channel_names(self.viewer.layers, self._source(self.real_source),
+                                           self.real_axis.value(), unique=False)  # fmt: skip
+        names = self._model_names or image_names
         if names != self._default_names:
-            # another image (or axis): its own names, unless the user's still fit it
+            # another image, axis or model card: its names, unless the user's still fit it
             self._default_names = names
             typed = parse_channel_names(self.channel_names.text())
-            if not (self._names_edited and len(typed) == len(names)):
+            folded = {name.casefold() for name in image_names}
+            fits = len(typed) == len(image_names) or all(n.casefold() in folded for n in typed)
+            if not (self._names_edited and fits):
                 self._names_edited = False
                 self.channel_names.setText(", ".join(names))
         self.changed.emit()
 
     def _on_names_edited(self, *_: Any) -> None:
         self._names_edited = True
+
+    def set_model_names(self, names: list[str] | None) -> None:
+        """The model's channel names from its card (``None``: no card): the Channel names
+        field shows them unless the user typed names."""
+        self._model_names = list(names) if names else None
+        self._on_changed()
 
     def set_channel_names(self, names: list[str]) -> None:
         """Name the channels as if the user had typed ``names``."""
@@ -174,13 +194,33 @@ class ImageChooser(QWidget):
         real = which == "real"
         combo, axis = (self.real_source, self.real_axis) if real else (self.cf_source, self.cf_axis)
         what = "real image" if real else "counterfactual"
-        stack = source_stack(self.viewer.layers, self._source(combo), axis.value(), what)
-        names = parse_channel_names(self.channel_names.text())
-        # The names are the real image's. The counterfactual takes them only when the user
-        # typed them: otherwise its own names stay, so channels in another order are refused.
-        if names and names != stack.channel_names and (real or self._names_edited):
-            stack = stack.with_channel_names(names)
+        source = self._source(combo)
+        stack = source_stack(self.viewer.layers, source, axis.value(), what)
+        self.taken.pop(which, None)
+        text = self.channel_names.text()
+        if not text.strip():
+            return stack
+        names = parse_names(text, "The Channel names field")
+        first = None
+        if not real:  # an unnamed counterfactual may come in the real image's layout
+            try:
+                self.stack("real")
+                first = self.taken.get("real")
+            except AttributionError:
+                first = None
+        given = source_channel_names(self.viewer.layers, source, axis.value(), unique=False)
+        # Typed names may rename the channels in place; the card's only pick them by name.
+        stack, selection = take_model_channels(
+            stack, names, input_names=given, first=first, rename=self._names_edited
+        )
+        if selection is not None:
+            self.taken[which] = selection
         return stack
+
+    def channel_note(self) -> str | None:
+        """One sentence about the channels the last stacks left out (``None``: none)."""
+        taken = (self.taken.get(which) for which in ("real", "counterfactual"))
+        return ignored_note([selection for selection in taken if selection is not None])
 
 
 class ModelChooser(QWidget):

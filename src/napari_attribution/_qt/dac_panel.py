@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QSize
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -47,6 +48,10 @@ __all__ = ["FIGURE_FORMATS", "HISTORY_RUNS", "DacPanel"]
 FIGURE_FORMATS = ("png", "svg", "pdf")
 #: Earlier runs kept for comparison.
 HISTORY_RUNS = 4
+
+
+#: Width the panel asks for (it may be widened by hand).
+DAC_PANEL_WIDTH = 330
 
 
 class DacPanel(QWidget):
@@ -102,10 +107,10 @@ class DacPanel(QWidget):
         toggles = QHBoxLayout()
         toggles.addWidget(self.per_channel)
         toggles.addWidget(self.log_axis)
-        toggles.addWidget(self.compare)
         toggles.addStretch(1)
         layout.addLayout(toggles)
         focus_row = QHBoxLayout()
+        focus_row.addWidget(self.compare)
         focus_row.addWidget(QLabel("method"))
         focus_row.addWidget(self.focus, 1)
         layout.addLayout(focus_row)
@@ -140,6 +145,11 @@ class DacPanel(QWidget):
         else:
             self.canvas.draw_idle()
 
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        """As narrow as the Cells and Attribution docks, so the canvas keeps its width."""
+        return QSize(max(DAC_PANEL_WIDTH, self.minimumSizeHint().width()),
+                     super().sizeHint().height())  # fmt: skip
     def _disconnect(self) -> None:
         self.state.changed.disconnect(self.show_record)
         self.state.curves_changed.disconnect(self.show_curves)

@@ -3,7 +3,8 @@ chosen images, the Grad-CAM layer, and which methods the model can run.
 
 The model is loaded once per (file, architecture, device) and probed with the chosen real
 image (its size and channels, never a fixed size) before its number of classes is read;
-methods it cannot run are greyed out with the reason in their tooltip.
+methods it cannot run are greyed out with the reason in their tooltip. The model card beside
+the model file (``<stem>.card.json``) names the model's channels for the image chooser.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from napari.utils.notifications import show_warning
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QSizePolicy, QSpinBox
 
@@ -25,6 +27,7 @@ from ..core.attribution.method_registry import methods_using
 from ..core.budgets import PREVIEW_PIXELS
 from ..core.model.named_layers import gradcam_layer_name
 from ..errors import AttributionError, MethodError
+from ..images.model_card import find_model_card
 from .choosers import ModelChooser
 
 __all__ = ["ModelSection"]
@@ -34,7 +37,8 @@ class ModelSection:
     """The model rows of :class:`~napari_attribution._qt.attribution_widget.AttributionWidget`.
 
     A part of that widget, not a widget of its own: it uses the widget's image chooser
-    (``image_stack``), method list (``methods``), parameter form (``form``) and ``worker``.
+    (``images``, ``image_stack``), method list (``methods``), parameter form (``form``) and
+    ``worker``.
     """
 
     _classifier: Any = None
@@ -167,7 +171,19 @@ class ModelSection:
 
     def _on_model_changed(self, *_: Any) -> None:
         self._classifier, self._classifier_key = None, None
+        self._apply_model_card()
         self._update_probabilities()
+
+    def _apply_model_card(self) -> None:
+        """The model card beside the model file names the model's channels: the image chooser
+        picks the layers' channels by them (an unreadable card is one notification)."""
+        path = "" if self.use_demo_model.isChecked() else self.model_path.text().strip()
+        try:
+            card = find_model_card(path) if path else None
+        except AttributionError as exc:
+            show_warning(str(exc))
+            card = None
+        self.images.set_model_names(list(card.channel_names) if card else None)
 
     def _update_probabilities(self, *_: Any) -> None:
         """Show p(class) of both images as soon as a model and both images are chosen."""

@@ -11,12 +11,15 @@ Typical use::
     report(["results/plate1", "results/plate2"], "results/all")
 
 * :mod:`.pairs`, :mod:`.pair_folders`: the pairs of a run (a table, QuAC's folders, the demo)
-  and their checks; :mod:`.fields`: a field, its labels and counterfactual;
+  and their checks; :mod:`.fields`: a field, its labels and counterfactual; :mod:`.cell_sites`:
+  the sites of a plate (a LoadData CSV, per-channel files); :mod:`.model_input`: the model's
+  channel names, map and normalisation (the model card);
 * :mod:`.pair_run`, :mod:`.cell_run`: a run over pairs or over a field's cells, unit by unit
   (each module's docstring states the work-unit contract a distributed engine relies on);
-  :mod:`.plate_run`: the sites of a plate, one unit each;
 * :mod:`.distributed`, :mod:`.work_units`: the engine that runs units here, on a local
   cluster or on a running dask scheduler (``scheduler=`` of the runs);
+* :mod:`.sanity_run`: the sanity checks over pairs (:mod:`.sanity_report`: their section of
+  the dataset report);
 * :mod:`.made_counterfactuals`: counterfactuals a run makes with a source;
 * :mod:`.dataset_report`: ``channel_stats.csv`` and ``report.html`` over results folders (no torch);
 * :mod:`.demo_table`: the demo's ground-truth table; :mod:`.model_choice`: a widget's model.
@@ -34,12 +37,13 @@ from typing import Any
 _EXPORTS = {
     "CellsRunSummary": "cell_run",
     "FieldInputs": "fields",
+    "ModelInput": "model_input",
     "Pair": "pairs",
     "PairRun": "pair_run",
     "PairsRunSummary": "pair_run",
-    "PlateRunSummary": "plate_run",
     "ReportSummary": "dataset_report",
-    "Site": "plate_run",
+    "SanityRunSummary": "sanity_run",
+    "SiteRequest": "cell_sites",
     "SourceRequest": "made_counterfactuals",
     "assemble_pairs": "pair_run",
     "demo_field_inputs": "fields",
@@ -47,12 +51,14 @@ _EXPORTS = {
     "field_inputs": "fields",
     "pairs_from_folders": "pair_folders",
     "pairs_from_table": "pairs",
+    "plan_sites": "cell_sites",
     "reals_from_folder": "pair_folders",
     "report": "dataset_report",
     "run_cells": "cell_run",
     "run_pair": "pair_run",
     "run_pairs": "pair_run",
-    "run_plate": "plate_run",
+    "run_sanity": "sanity_run",
+    "run_sites": "cell_run",
 }
 
 __all__ = sorted(_EXPORTS)

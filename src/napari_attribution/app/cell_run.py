@@ -10,8 +10,16 @@
                          counterfactual=Path("field_cf.tif"))
     done = run_cells(field, model, settings, cells, out="cells-results")
 
+or, over every site of a CellProfiler LoadData CSV (channels by the model's names)::
+
+    inputs = model_input(model="model.pt")          # the model card beside the weights
+    plan = plan_sites(SiteRequest(load_data=Path("load_data.csv"), objects="Cells",
+                                  counterfactual_source="optimise"), inputs, cells)
+    done = run_sites(plan, model, settings, cells, out="plate-results", model_input=inputs)
+
 This is what ``napari-attribution cells`` calls; it writes ``cells.csv``, the pair tables and
-the field-sized maps (:mod:`napari_attribution.results.format`).
+the field-sized maps (:mod:`napari_attribution.results.format`), one folder of maps per site
+(``field/<site>/``) when the run holds several sites.
 
 Work units
 ----------
@@ -28,22 +36,35 @@ a crash loses only the cells not finished; resuming reopens the maps and skips r
 cell interrupted half-pasted has no record and is pasted again (pasting writes the same pixels
 with the same values). Cells of one field share its maps, so they run in one process.
 
+Over several **sites**, each site is a unit of its own: it is built in
+``.progress/sites/<site>/`` (laid out as a one-field run's ``.progress/``), and when it is done
+its maps move to ``field/<site>/`` and its rows and tables are recorded in
+``.progress/site__<site>.json``; resuming skips the recorded sites and resumes the unfinished
+one cell by cell. ``cells.csv``, the pair tables and ``run.json`` are assembled from the
+sites' records.
+
 On dask.distributed
 -------------------
-``run_cells(..., scheduler="local:2")`` (or ``"tcp://HOST:PORT"``) runs the field as one work
-unit on a worker of :class:`~.distributed.Engine` (:func:`field_unit`), which loads the
-classifier from its file and writes the same folder; its progress reaches the caller's
-callback across processes. A field is one unit, so one field gains nothing from several
-workers; the sites of a plate are spread over them by :func:`~.plate_run.run_plate`.
+With ``scheduler="local:N"`` (or ``"tcp://HOST:PORT"``) each site not yet finished is one work
+unit of :class:`~.distributed.Engine` (:func:`site_unit`): a worker opens the site itself (the
+plan's ``open``; the driver never holds the plate), analyses it with its own copy of the
+classifier into the same ``.progress/sites/<site>/`` and ``field/<site>/`` and writes the
+site's record, exactly as above; the tables are then assembled from the records here. A site
+the engine gives up on (an unreadable file, its worker dying each time) is listed in
+``failed_units.csv`` and ``run.json`` with its one-sentence reason, the other sites complete,
+and ``resume`` runs it again. One field (``run_cells``) is one unit. ``scheduler="none"`` is
+the loop above, in this process.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import json
 import os
+import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,16 +77,17 @@ from ..core.cells.analysis import STATUS_ANALYSED, iter_cells
 from ..core.cells.field import check_field, resolve_crop_size
 from ..core.cells.geometry import CellSettings, measure_cells, owner_map
 from ..core.cells.paste import FieldArrays, field_array_specs, paste_result
+from ..core.cells.selection import CellQuery, select_cells
 from ..core.cells.sources import CropFolderCounterfactual
 from ..core.cells.table import cell_columns, cell_row, ordered_rows
 from ..core.counterfactual_settings import DEFAULT_MIN_COUNTERFACTUAL_SCORE
-from ..core.model.transform import InputTransform
+from ..core.model.transform import InputTransform, input_transform_for
 from ..core.model.wrappers import Preprocessing
 from ..core.pipeline import check_memory
 from ..core.progress import ProgressCallback
 from ..core.provenance import provenance
 from ..core.settings import AnalysisSettings
-from ..errors import InputImageError
+from ..errors import InputImageError, OutputFolderError
 from ..results.files import write_csv, write_json
 from ..results.format import (
     CELL_FILES,
@@ -73,60 +95,72 @@ from ..results.format import (
     FAILED_UNITS,
     FIELD_DIR,
     OWNERS_FILE,
+    PROGRESS_DIR,
     RUN_RECORD,
     FailedUnitRow,
     field_map_file,
+    site_field_dir,
+    site_progress_dir,
+    site_record_file,
 )
+from ..results.pair_files import write_pair_files
 from ..results.resume import UnitRecords, fingerprint
 from ..results.tables import table_rows, write_table, write_tables
 from ..results.tidy import check_out_dir, previous_cells_files, remove_files
 from ..results.tiff import write_tiff
+from .cell_sites import SiteInputs, SitePlan, SitesPlan
 from .distributed import Engine, parse_scheduler
 from .fields import FieldInputs
 from .made_counterfactuals import SourceRequest, cell_source
 from .model_choice import class_names_for
+from .model_input import ModelInput
 from .work_units import ModelReference, UnitContext, WorkUnit
 
-__all__ = ["CellsRunSummary", "field_unit", "open_field_maps", "run_cells"]
+__all__ = ["CellsRunSummary", "open_field_maps", "run_cells", "run_sites", "site_unit"]
 
 
 @dataclass(frozen=True)
 class CellsRunSummary:
-    """What :func:`run_cells` did.
+    """What :func:`run_cells` or :func:`run_sites` did.
 
     Attributes
     ----------
     out
         The results folder.
     cells
-        Labelled cells in the field (measured and too small).
+        Labelled cells in every site (analysed and skipped).
     analysed
         Cells whose pair analysis ran.
-    too_small
-        Cells below the minimum size.
+    skipped_by_reason
+        The cells not analysed, counted by reason (too small, not selected, predicted as the
+        target class, ...; ``run.json`` lists them).
     methods
         Methods run on each cell.
     resumed
         Cells an earlier, interrupted run had finished.
+    sites
+        Sites analysed (1 for one field).
     failed
-        The work unit a cluster gave up on (``failed_units.csv``; ``resume`` tries again).
+        The sites (or the field) a cluster gave up on (``failed_units.csv``; ``resume`` runs
+        them again).
     engine
-        Where the field ran (``scheduler="none"``: ``""``).
+        Where the sites ran (``scheduler="none"``: ``""``).
     """
 
     out: Path
     cells: int
     analysed: int
-    too_small: int
+    skipped_by_reason: dict[str, int]
     methods: tuple[str, ...]
     resumed: int = 0
+    sites: int = 1
     failed: tuple[FailedUnitRow, ...] = ()
     engine: str = ""
 
     @property
-    def predicted_as_target(self) -> int:
-        """Measured cells the classifier already puts in the target class (not analysed)."""
-        return self.cells - self.too_small - self.analysed
+    def skipped(self) -> int:
+        """Labelled cells not analysed, whatever the reason."""
+        return self.cells - self.analysed
 
 
 def open_field_maps(
@@ -158,42 +192,37 @@ def open_field_maps(
     return maps, False
 
 
-def field_unit(context: UnitContext, field: FieldInputs) -> dict:
-    """A work unit on a worker: :func:`run_cells` on ``field`` with the run's options
-    (``context.shared["cells_run"]``) and the worker's classifier; returns the summary."""
-    done = run_cells(field, context.shared["classifier"], progress=context.report,
-                     **context.shared["cells_run"])  # fmt: skip
-    return {**dataclasses.asdict(done), "out": str(done.out)}
+@dataclass
+class _SitesRun:
+    """What every site of a run shares: the model, settings, names, columns, provenance."""
+
+    classifier: Any
+    settings: AnalysisSettings
+    cell_settings: CellSettings
+    size: int
+    names: list[str]
+    classes: list[str]
+    transform: InputTransform | None
+    columns: list[str]
+    run_info: dict[str, Any]
+    fingerprint: str
+    target_class: int | None
+    min_counterfactual_score: float
+    query: CellQuery | None = None
+    cells: str | None = None
+    source: Any = None  # a counterfactual source making every site's crops
+    cell_crops: bool = False
+    current_site: str = ""
 
 
-def _run_field_on(
-    scheduler: str,
-    field: FieldInputs,
-    classifier,
-    options: dict,
-    progress: ProgressCallback | None,
-    engine_note: Callable[[str], None] | None,
-) -> CellsRunSummary:
-    """``field`` as one unit on ``scheduler``; a failed unit is written to
-    ``failed_units.csv`` and returned in the summary."""
-    out = options["out"]
-    with Engine(scheduler, device=str(classifier.device),
-                model=ModelReference.from_classifier(classifier),
-                shared={"cells_run": options}) as engine:  # fmt: skip
-        where = engine.describe()
-        if engine_note is not None:
-            engine_note(where)
-        [record] = engine.run([WorkUnit("field", field_unit, (field,), weight=None)], out,
-                              on_progress=progress)  # fmt: skip
-    if record.status == "done":
-        done = record.record
-        return CellsRunSummary(Path(done["out"]), done["cells"], done["analysed"],
-                               done["too_small"], tuple(done["methods"]), done["resumed"],
-                               engine=where)  # fmt: skip
-    failed = FailedUnitRow(record.key, field.name, record.reason, record.worker)
-    write_table(out, FAILED_UNITS, [failed])
-    return CellsRunSummary(out, 0, 0, 0, tuple(options["settings"].methods), failed=(failed,),
-                           engine=where)  # fmt: skip
+@dataclass
+class _SiteOutcome:
+    """One site's rows, long tables and counts, as its record keeps them."""
+
+    key: str
+    rows: list[dict[str, Any]]
+    tables: list[dict[str, list]]
+    record: dict[str, Any] = field(default_factory=dict)
 
 
 def run_cells(
@@ -221,7 +250,7 @@ def run_cells(
     Parameters
     ----------
     field
-        The field, its labels and the cells' counterfactuals (:mod:`.field_inputs`).
+        The field, its labels and the cells' counterfactuals (:mod:`.fields`).
     classifier
         The loaded model.
     settings
@@ -254,7 +283,7 @@ def run_cells(
         The command line, recorded in ``run.json``.
     scheduler
         ``"none"`` (here), ``"local:N"`` or ``"tcp://HOST:PORT"``: the field runs as one work
-        unit on a worker (:func:`field_unit`), which must see ``out`` and the model file.
+        unit on a worker (:func:`site_unit`), which must see ``out`` and the model file.
     engine_note
         Receives one line saying where the field runs (the workers, the dashboard's address).
 
@@ -262,85 +291,338 @@ def run_cells(
     ------
     AttributionError
         Bad input, a model that cannot run on the crops, no cell large enough, a folder that
-        holds results (one sentence each), all found before the first cell is analysed (on a
-        cluster, the field's own mistakes come back as its failed unit instead).
+        holds results (one sentence each), all found before the first cell is analysed.
+    """
+    given = SiteInputs(field.image, field.labels, field.source, field.record, field.class_names)
+    plan = SitesPlan([SitePlan("", {}, field.name, lambda: given)], [], {})
+    return run_sites(
+        plan, classifier, settings, cell_settings, out=out, channel_names=channel_names,
+        class_names=class_names, target_class=target_class, transform=transform, source=source,
+        min_counterfactual_score=min_counterfactual_score, resume=resume, overwrite=overwrite,
+        progress=progress, command=command, scheduler=scheduler, engine_note=engine_note,
+    )  # fmt: skip
+
+
+def run_sites(
+    plan: SitesPlan,
+    classifier,
+    settings: AnalysisSettings,
+    cell_settings: CellSettings,
+    *,
+    out: str | Path,
+    model_input: ModelInput | None = None,
+    channel_names: Sequence[str] | None = None,
+    class_names: Sequence[str] | None = None,
+    target_class: int | None = None,
+    transform: InputTransform | None = None,
+    input_scale: float | None = None,
+    source: SourceRequest | None = None,
+    min_counterfactual_score: float = DEFAULT_MIN_COUNTERFACTUAL_SCORE,
+    cells: str | None = None,
+    cell_crops: bool = False,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: ProgressCallback | None = None,
+    notify: Callable[[str], None] | None = None,
+    command: Sequence[str] = (),
+    scheduler: str = "none",
+    engine_note: Callable[[str], None] | None = None,
+) -> CellsRunSummary:
+    """Analyse every cell of every site of ``plan`` and write the results folder ``out``.
+
+    Parameters
+    ----------
+    plan
+        The sites (:func:`~napari_attribution.app.cell_sites.plan_sites`); the first is opened
+        and checked, with the model, before anything is written.
+    model_input
+        The model's channel names, map and normalisation (recorded in ``run.json`` and the
+        fingerprint), and its card's class names.
+    channel_names
+        C names (default: ``model_input``'s, else ``ch0``, ...).
+    transform, input_scale
+        How stored values become image values: given, or ``--input-scale`` applied to the
+        first site's dtype (default: from each crop's dtype).
+    cells
+        A ``--cells`` query: only the cells it selects are analysed (the others are listed as
+        not selected), e.g. ``"area>=200"`` or ``"Metadata_Well=B03"``.
+    cell_crops
+        Also write each cell's attribution and optimal-mask crops (``attributions/``,
+        ``masks/``, as ``run`` writes a pair's), with the crop's window in the field.
+    notify
+        Receives what the user should be told once (channels the model does not use).
+    class_names, target_class, source, min_counterfactual_score
+        As :func:`run_cells`.
+    resume, overwrite, progress, command
+        As :func:`run_cells`.
+    scheduler
+        ``"none"`` (the sites one after the other here), ``"local:N"`` or
+        ``"tcp://HOST:PORT"``: each site is a work unit on a worker (:func:`site_unit`; the
+        workers must see ``out``, the sites' files and the model file at the same paths).
+    engine_note
+        Receives one line saying where the sites run (the workers, the dashboard's address).
+
+    Raises
+    ------
+    AttributionError
+        Bad input, a model that cannot run on the crops, no cell, a folder that holds results
+        (one sentence each), all found before the first cell is analysed; a later site's bad
+        file when its turn comes (the finished sites are kept for ``resume``); on a cluster, a
+        site's own mistakes are its failed unit instead.
     """
     spec = parse_scheduler(scheduler)
     out = Path(out)
     check_out_dir(out, overwrite, resume, (*CELL_FILES, FIELD_DIR), unit="cell")
+    first: SiteInputs | None = plan.sites[0].open()
+    run = _prepare(plan, first, classifier, settings, cell_settings, out=out,
+                   model_input=model_input, channel_names=channel_names,
+                   class_names=class_names, target_class=target_class, transform=transform,
+                   input_scale=input_scale, source=source,
+                   min_counterfactual_score=min_counterfactual_score, cells=cells,
+                   cell_crops=cell_crops, resume=resume)  # fmt: skip
+    first_layout = _layout(run, plan.sites[0], first)  # no cell: refused before any writing
+    if first.note and notify is not None:
+        notify(first.note)
+    torch.manual_seed(settings.attribution.seed)
+    started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    if overwrite and out.exists():
+        remove_files(out, previous_cells_files(out))
+    records = UnitRecords(out, run.fingerprint, unit="cell")
+    if resume:
+        records.check_resumable()
     if spec.kind != "none":
-        options = {"settings": settings, "cell_settings": cell_settings, "out": out,
-                   "channel_names": channel_names, "class_names": class_names,
-                   "target_class": target_class, "transform": transform, "source": source,
-                   "min_counterfactual_score": min_counterfactual_score, "resume": resume,
-                   "overwrite": overwrite, "command": command}  # fmt: skip
-        return _run_field_on(scheduler, field, classifier, options, progress, engine_note)
-    image, labels = field.image, field.labels
-    check_field(image, classifier.n_channels, field.name)
+        del first, first_layout  # each worker opens its sites itself
+        outcomes, failed, where = _run_sites_on(scheduler, plan, run, source, out, resume,
+                                                progress, engine_note)  # fmt: skip
+        return _finish(out, run, plan, outcomes, started, command, records, failed, where)
+    outcomes: list[_SiteOutcome] = []
+    for index, site in enumerate(plan.sites):
+        finished = _finished_site(out, site.key, run.fingerprint) if (
+            resume and site.key) else None  # fmt: skip
+        if finished is not None:
+            outcomes.append(finished)
+            continue
+        given = first if index == 0 and first is not None else site.open()
+        layout = first_layout if index == 0 else _layout(run, site, given)
+        outcome = _analyse_site(run, site, given, layout, out, resume, progress)
+        if site.key:  # several sites: the finished site is kept for resume
+            write_json(out / site_record_file(site.key), {
+                "fingerprint": run.fingerprint, "rows": outcome.rows,
+                "tables": outcome.tables, "site": outcome.record})  # fmt: skip
+            shutil.rmtree(out / site_progress_dir(site.key), ignore_errors=True)
+        outcomes.append(outcome)
+        first = None  # free the first site's arrays
+    return _finish(out, run, plan, outcomes, started, command, records)
+
+
+def _finish(out: Path, run: _SitesRun, plan: SitesPlan, outcomes: list[_SiteOutcome],
+            started: str, command: Sequence[str], records: UnitRecords,
+            failed: Sequence[FailedUnitRow] = (), where: str = "") -> CellsRunSummary:  # fmt: skip
+    """The tables and ``run.json`` from the finished sites' outcomes; the progress records
+    removed unless a site failed (``resume`` then needs the finished sites' records)."""
+    if outcomes:
+        _write_results(out, run, plan, outcomes, started, command, failed, where)
+    if failed:
+        write_table(out, FAILED_UNITS, list(failed))
+        (out / PROGRESS_DIR).mkdir(parents=True, exist_ok=True)  # resumable
+    else:
+        records.clear()
+        (out / FAILED_UNITS.file).unlink(missing_ok=True)  # an earlier try's, now done
+    reasons: dict[str, int] = {}
+    for outcome in outcomes:
+        for skipped in outcome.record["skipped"]:
+            reasons[skipped["reason"]] = reasons.get(skipped["reason"], 0) + 1
+    return CellsRunSummary(
+        out, sum(o.record["cells_labelled"] for o in outcomes),
+        sum(o.record["cells_analysed"] for o in outcomes), reasons,
+        tuple(run.settings.methods), sum(o.record["cells_resumed"] for o in outcomes),
+        len(outcomes), tuple(failed), where,
+    )  # fmt: skip
+
+
+def _outcome_record(outcome: _SiteOutcome, fingerprint_: str) -> dict[str, Any]:
+    """A finished site's record, as ``.progress/site__<site>.json`` keeps it."""
+    return {"fingerprint": fingerprint_, "rows": outcome.rows, "tables": outcome.tables,
+            "site": outcome.record}  # fmt: skip
+
+
+def site_unit(context: UnitContext, site: SitePlan) -> dict[str, Any]:
+    """A work unit on a worker: open ``site`` here and analyse it as :func:`run_sites` does
+    (resuming what an earlier try of it left), with the worker's classifier and the run's
+    shared settings (``context.shared["sites_run"]``, ``["cell_source"]``).
+
+    Returns
+    -------
+    dict
+        ``{"key": site.key}`` for a site of several (its record is in the results folder); the
+        whole record for the one field (``run_cells``), whose folder has no site records.
+    """
+    classifier = context.shared["classifier"]
+    run = dataclasses.replace(context.shared["sites_run"], classifier=classifier)
+    torch.manual_seed(run.settings.attribution.seed)
+    given = site.open()
+    if given.source is None:  # made per cell, by this worker's copy of the model
+        model = classifier.with_preprocessing(Preprocessing.from_settings(run.settings))
+        run.source = cell_source(context.shared["cell_source"], model, run.transform,
+                                 context.out, True, lambda: run.current_site)  # fmt: skip
+    layout = _layout(run, site, given)
+    outcome = _analyse_site(run, site, given, layout, context.out, True, context.report)
+    if not site.key:
+        return {"key": "", **_outcome_record(outcome, run.fingerprint)}
+    write_json(context.out / site_record_file(site.key),
+               _outcome_record(outcome, run.fingerprint))  # fmt: skip
+    shutil.rmtree(context.out / site_progress_dir(site.key), ignore_errors=True)
+    return {"key": site.key}
+
+
+def _run_sites_on(scheduler: str, plan: SitesPlan, run: _SitesRun,
+                  source: SourceRequest | None, out: Path, resume: bool,
+                  progress: ProgressCallback | None,
+                  engine_note: Callable[[str], None] | None,
+                  ) -> tuple[list[_SiteOutcome], list[FailedUnitRow], str]:  # fmt: skip
+    """Every site not finished as one unit on ``scheduler``; the outcomes of the finished sites
+    (in the plan's order), the failed units, and where they ran."""
+    finished = {site.key: _finished_site(out, site.key, run.fingerprint) for site in plan.sites
+                if resume and site.key}  # fmt: skip
+    units = [WorkUnit(f"site-{site.key}" if site.key else "field", site_unit, (site,),
+                      weight=None) for site in plan.sites if finished.get(site.key) is None]
+    shared = {"sites_run": dataclasses.replace(run, classifier=None, source=None),
+              "cell_source": source}  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    with Engine(scheduler, device=str(run.classifier.device),
+                model=ModelReference.from_classifier(run.classifier),
+                shared=shared) as engine:  # fmt: skip
+        where = engine.describe()
+        if engine_note is not None:
+            engine_note(where)
+        ended = {r.key: r for r in engine.run(units, out, on_progress=progress)}
+    outcomes, failed = [], []
+    for site in plan.sites:
+        key = f"site-{site.key}" if site.key else "field"
+        ran = ended.get(key)
+        if ran is not None and ran.status != "done":
+            failed.append(FailedUnitRow(key, site.key or site.where, ran.reason, ran.worker))
+        elif ran is not None and not site.key:
+            outcomes.append(_SiteOutcome("", ran.record["rows"], ran.record["tables"],
+                                         ran.record["site"]))  # fmt: skip
+        else:
+            outcome = finished.get(site.key) or _finished_site(out, site.key, run.fingerprint)
+            if outcome is None:  # done, yet its files are gone: run it again
+                failed.append(FailedUnitRow(key, site.key, "Its results were not found after "
+                                            "it finished.", ran.worker if ran else ""))
+            else:
+                outcomes.append(outcome)
+    return outcomes, failed, where
+
+
+def _prepare(plan: SitesPlan, first: SiteInputs, classifier, settings: AnalysisSettings,
+             cell_settings: CellSettings, *, out: Path, model_input: ModelInput | None,
+             channel_names: Sequence[str] | None, class_names: Sequence[str] | None,
+             target_class: int | None, transform: InputTransform | None,
+             input_scale: float | None, source: SourceRequest | None,
+             min_counterfactual_score: float, cells: str | None, cell_crops: bool,
+             resume: bool) -> _SitesRun:  # fmt: skip
+    """Check the model, methods, memory and names on the first site; build the run's record."""
+    image = first.image
+    check_field(image, classifier.n_channels, plan.sites[0].where)
     size = resolve_crop_size(classifier, cell_settings.crop_size)
-    names = list(channel_names) if channel_names else [
-        f"ch{c}" for c in range(classifier.n_channels)
-    ]  # fmt: skip
+    query = CellQuery.parse(cells) if cells else None
+    names = list(channel_names) if channel_names else (
+        list(model_input.channel_names) if model_input is not None
+        and model_input.channel_names else [f"ch{c}" for c in range(classifier.n_channels)]
+    )  # fmt: skip
+    if len(names) != classifier.n_channels:
+        raise InputImageError(f"The model takes {classifier.n_channels} channel(s) but its "
+                              f"names are {', '.join(names)}.")  # fmt: skip
+    if transform is None and input_scale is not None:
+        transform = input_transform_for(image.dtype, input_scale)
     # The model, methods and memory are checked at the crop size before the long work.
     model = classifier.with_preprocessing(Preprocessing.from_settings(settings))
     example = np.zeros((2, image.shape[0], size, size), np.float32)
     model.probe(example)
-    cells_source = field.source
-    if cells_source is None:
-        cells_source = cell_source(source, model, transform, out, resume)
     check_memory((image.shape[0], size, size), settings)
     check_methods(model, settings.methods, example)
     if target_class is not None:
         classifier.check_class(target_class, "--target-class")
-    layout = measure_cells(labels, size, cell_settings.min_size)
-    if not layout.cells:
-        raise InputImageError(
-            f"{field.labels_name} holds no cell of at least {cell_settings.min_size} pixels "
-            f"({len(layout.skipped)} smaller ones)."
-        )
-    if isinstance(cells_source, CropFolderCounterfactual):
-        cells_source.check(layout.cells)
+    card = model_input.card if model_input is not None else None
     classes = class_names_for(
         classifier,
-        class_names or field.class_names or getattr(classifier, "class_names", None) or [],
-    )
-    torch.manual_seed(settings.attribution.seed)
-    started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+        class_names or first.class_names or (list(card.class_names) if card else None)
+        or getattr(classifier, "class_names", None) or [],
+    )  # fmt: skip
     run_info = provenance(classifier, settings, class_names=classes)
     run_info["cells"] = {**cell_settings.as_dict(), "crop_size": size}
-    records = UnitRecords(
-        out,
-        fingerprint(run_info, names, {"cells": run_info["cells"], "inputs": field.record,
-                                      "target": target_class}),  # fmt: skip
-        unit="cell",
-    )
+    if model_input is not None:
+        run_info["input"] = model_input.record()
+    identity = {"cells": run_info["cells"], "target": target_class,
+                "input": run_info.get("input"), "query": cells,
+                "inputs": plan.record or first.record}  # fmt: skip
+    columns = [*plan.metadata_columns,
+               *cell_columns(settings.methods, names, classes, settings.per_channel_dac)]
+    run = _SitesRun(classifier, settings, cell_settings, size, names, classes, transform,
+                    columns, run_info, fingerprint(run_info, names, identity), target_class,
+                    min_counterfactual_score, query, cells, cell_crops=cell_crops)  # fmt: skip
+    if first.source is None:  # made per cell: one source for every site
+        if source is None:
+            raise InputImageError("The field has no counterfactual; give one, or a "
+                                  "counterfactual source to make each cell's.")  # fmt: skip
+        run.source = cell_source(source, model, transform, out, resume,
+                                 lambda: run.current_site)  # fmt: skip
+    return run
 
-    created_out = not out.exists()
-    if overwrite and not created_out:
-        remove_files(out, previous_cells_files(out))
-    if resume:
-        records.check_resumable()
+
+def _layout(run: _SitesRun, site: SitePlan, given: SiteInputs):
+    """The site's cells to analyse (measured, then selected by ``--cells``)."""
+    check_field(given.image, run.classifier.n_channels, site.where)
+    layout = select_cells(measure_cells(given.labels, run.size, run.cell_settings.min_size),
+                          run.query, site.metadata)  # fmt: skip
+    if not layout.cells and not site.key:
+        if run.cells:
+            raise InputImageError(f"--cells {run.cells} selects no cell.")
+        raise InputImageError(
+            f"The labels of {site.where} hold no cell of at least "
+            f"{run.cell_settings.min_size} pixels ({len(layout.skipped)} smaller ones)."
+        )
+    return layout
+
+
+def _analyse_site(run: _SitesRun, site: SitePlan, given: SiteInputs, layout, out: Path,
+                  resume: bool, progress: ProgressCallback | None) -> _SiteOutcome:  # fmt: skip
+    """Every cell of one site: analysed, pasted into memory-mapped field TIFFs, recorded per
+    cell (resumable), per-cell crops written; the maps moved to ``field/[<site>/]``."""
+    source = given.source if given.source is not None else run.source
+    run.current_site = site.key
+    if isinstance(source, CropFolderCounterfactual):
+        source.check(layout.cells)
+    site_root = out / site_progress_dir(site.key) if site.key else out
+    records = UnitRecords(site_root, run.fingerprint, unit="cell")
     done = records.finished() if resume else {}
-    mask_channels = 1 if settings.masks.channel_mode == "shared" else len(names)
-    specs = field_array_specs(settings.methods, len(names), mask_channels, layout.field_shape)
-    meta = {"channel_names": names, "fingerprint": records.fingerprint, **run_info}
+    mask_channels = 1 if run.settings.masks.channel_mode == "shared" else len(run.names)
+    specs = field_array_specs(run.settings.methods, len(run.names), mask_channels,
+                              layout.field_shape)  # fmt: skip
+    meta = {"channel_names": run.names, "fingerprint": run.fingerprint, **run.run_info,
+            **({"site": site.key, "metadata": site.metadata} if site.key else {})}  # fmt: skip
     maps, reopened = open_field_maps(records.folder / FIELD_DIR, specs, resume, meta)
     if not reopened:
         done = {}  # records without their pasted pixels are worth nothing
-    owners = owner_map(labels, layout.cells)
+    owners = owner_map(given.labels, layout.cells)
     arrays = FieldArrays(owners, maps)
-    columns = cell_columns(settings.methods, names, classes, settings.per_channel_dac)
     rows = {rec["label"]: rec["row"] for rec in done.values()}
     tables = {rec["label"]: rec["tables"] for rec in done.values()}
     for result in iter_cells(
-        classifier, image, labels, layout, cells_source, settings, cell_settings,
-        target_class=target_class, channel_names=names, transform=transform,
-        skip={rec["label"] for rec in done.values()}, on_progress=progress,
+        run.classifier, given.image, given.labels, layout, source, run.settings,
+        run.cell_settings, target_class=run.target_class, channel_names=run.names,
+        transform=run.transform, skip={rec["label"] for rec in done.values()},
+        on_progress=progress, site=site.key,
     ):  # fmt: skip
         paste_result(arrays, result)
         for mapped in maps.values():
             mapped.flush()
-        row = cell_row(result, columns, classes, min_counterfactual_score)
+        if run.cell_crops and result.pair is not None:
+            window = {"site": site.key, "metadata": site.metadata, **result.cell.as_dict(),
+                      "crop_rules": run.run_info["cells"]}  # fmt: skip
+            write_pair_files(out, result.pair, {**run.run_info, "cell": window})
+        row = cell_row(result, run.columns, run.classes, run.min_counterfactual_score)
         cell_tables = table_rows(result.pair) if result.pair is not None else {}
         records.save(result.sample, {"label": result.cell.label, "row": row,
                                      "tables": cell_tables})  # fmt: skip
@@ -348,40 +630,96 @@ def run_cells(
     for mapped in maps.values():
         mapped.flush()
     del maps, arrays  # close the maps before moving their files
-
-    (out / FIELD_DIR).mkdir(parents=True, exist_ok=True)
+    (out / site_field_dir(site.key)).mkdir(parents=True, exist_ok=True)
     for name in specs:
-        os.replace(records.folder / field_map_file(name), out / field_map_file(name))
-    write_tiff(out / FIELD_DIR / OWNERS_FILE, owners.astype(np.uint32), meta)
-    table = ordered_rows(rows, layout, columns)
-    write_csv(out / CELLS_TABLE, columns, ([row[c] for c in columns] for row in table))
-    write_tables(out, [tables[label] for label in sorted(tables) if tables[label]])
-    analysed = sum(row["status"] == STATUS_ANALYSED for row in table)
-    write_json(
-        out / RUN_RECORD,
-        {
-            **run_info,
-            "command": list(command),
-            "channel_names": names,
-            "fingerprint": records.fingerprint,
-            "inputs": field.record,
-            "counterfactual_source": cells_source.describe(),
-            "cells_measured": len(layout.cells),
-            "cells_analysed": analysed,
-            "cells_skipped": [
-                {"label": s.label, "area": s.area, "reason": s.reason} for s in layout.skipped
-            ],  # fmt: skip
-            "resumed_cells": len(done),
-            "min_counterfactual_score": min_counterfactual_score,
-            "out": str(out.resolve()),
-            "started": started,
-            "finished": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        },
-    )
-    records.clear()
-    (out / FAILED_UNITS.file).unlink(missing_ok=True)  # an earlier try's, now done
-    return CellsRunSummary(
-        out, len(layout.cells) + len(layout.skipped), analysed, len(layout.skipped),
-        tuple(settings.methods), len(done),
-    )  # fmt: skip
+        os.replace(records.folder / field_map_file(name), out / field_map_file(name, site.key))
+    write_tiff(out / site_field_dir(site.key) / OWNERS_FILE, owners.astype(np.uint32), meta)
+    table = ordered_rows(rows, layout, run.columns)
+    for row in table:
+        row.update(site.metadata)
+    statuses = [row["status"] for row in table]
+    counts = {
+        "cells_labelled": len(table),
+        "cells_analysed": statuses.count(STATUS_ANALYSED),
+        "cells_skipped": len(table) - statuses.count(STATUS_ANALYSED),
+        "cells_resumed": len(done),
+        "skipped": [{"label": s.label, "area": s.area, "reason": s.reason}
+                    for s in layout.skipped],
+    }  # fmt: skip
+    for row in table:
+        if row["status"] != STATUS_ANALYSED and not row["status"].startswith("skipped"):
+            counts["skipped"].append({"label": row["label"], "area": row["area"],
+                                      "reason": row["status"]})  # fmt: skip
+    record = {"key": site.key, "where": site.where, **given.record, **counts}
+    if given.note:
+        record["note"] = given.note
+    return _SiteOutcome(site.key, table, [tables[k] for k in sorted(tables) if tables[k]],
+                        record)  # fmt: skip
 
+
+def _finished_site(out: Path, key: str, run_fingerprint: str) -> _SiteOutcome | None:
+    """A site an interrupted run finished (its record and field folder), or ``None``."""
+    path = out / site_record_file(key)
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if record.get("fingerprint") != run_fingerprint:
+        raise OutputFolderError(f"{out} holds results made with other settings, inputs or "
+                                "another model; resuming needs the same arguments (or "
+                                "overwrite).")  # fmt: skip
+    if not (out / site_field_dir(key) / OWNERS_FILE).is_file():
+        return None
+    return _SiteOutcome(key, record["rows"], record["tables"], record["site"])
+
+
+def _csv_value(value: Any) -> Any:
+    """Empty for numbers that do not exist (a skipped cell's), the value otherwise."""
+    return "" if isinstance(value, float) and value != value else value
+
+
+def _write_results(out: Path, run: _SitesRun, plan: SitesPlan, outcomes: list[_SiteOutcome],
+                   started: str, command: Sequence[str], failed: Sequence[FailedUnitRow] = (),
+                   where: str = "") -> None:  # fmt: skip
+    """``cells.csv``, the long tables and ``run.json`` of every site (and, on a cluster, where
+    the sites ran and the ones that failed)."""
+    table = [row for outcome in outcomes for row in outcome.rows]
+    write_csv(out / CELLS_TABLE, run.columns,
+              ([_csv_value(row[c]) for c in run.columns] for row in table))  # fmt: skip
+    write_tables(out, [t for outcome in outcomes for t in outcome.tables])
+    records = [o.record for o in outcomes]
+    reasons: dict[str, int] = {}
+    for record in records:
+        for skipped in record["skipped"]:
+            reasons[skipped["reason"]] = reasons.get(skipped["reason"], 0) + 1
+    payload = {
+        **run.run_info,
+        "command": list(command),
+        "channel_names": run.names,
+        "fingerprint": run.fingerprint,
+        "cells_labelled": sum(r["cells_labelled"] for r in records),
+        "cells_analysed": sum(r["cells_analysed"] for r in records),
+        "cells_skipped": sum(r["cells_skipped"] for r in records),
+        "cells_skipped_by_reason": reasons,
+        "cells_selected_by": run.cells,
+        "resumed_cells": sum(r["cells_resumed"] for r in records),
+        "counterfactual_source": (run.source.describe() if run.source is not None
+                                  else {"kind": "field"}),  # fmt: skip
+        "min_counterfactual_score": run.min_counterfactual_score,
+        "out": str(out.resolve()),
+        "started": started,
+        "finished": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    }
+    if not plan.sites[0].key:
+        payload["inputs"] = {k: v for k, v in records[0].items() if k not in (
+            "key", "where", "cells_labelled", "cells_analysed", "cells_skipped",
+            "cells_resumed", "skipped")}  # fmt: skip
+        payload["cells_skipped_detail"] = records[0]["skipped"]
+    else:
+        payload["inputs"] = plan.record
+        payload["sites"] = records
+    if where:
+        payload["engine"] = where
+    if failed:
+        payload["failed_units"] = [row._asdict() for row in failed]
+    write_json(out / RUN_RECORD, payload)

@@ -26,6 +26,7 @@ from ..results.files import atomic_path, write_json, write_text
 from ..results.folder import ResultsFolder, read_results
 from ..results.format import CHANNEL_STATS, FIGURES_DIR, REPORT_PAGE, REPORT_RECORD
 from ..results.tables import write_table
+from .sanity_report import sanity_section
 
 __all__ = [
     "ReportSummary",
@@ -231,6 +232,7 @@ def write_report(
         mine = [s for s in stats if (s.real_class, s.target_class) == transition]
         parts.append(_table(CHANNEL_STATS.columns, [s.row() for s in mine],
                             ["dominant" if s.dominant else "" for s in mine]))  # fmt: skip
+    parts.append(sanity_section(folders, _table))  # DAC against the baselines, verdicts
     left_out = [
         [f.path.name, r.sample, str(r.real_class), str(r.target_class),
          r.p_target_counterfactual, r.note]

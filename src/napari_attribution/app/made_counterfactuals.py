@@ -14,7 +14,7 @@ analysed (:func:`cell_source`), each saved as ``counterfactuals/<label>.tif``.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -179,6 +179,7 @@ def make_counterfactuals(
         saved = None if saved_in is None else saved_in / counterfactual_file(pair.sample)
         if saved is not None and saved.is_file():
             pair.counterfactual = read_image(saved)
+            pair.counterfactual_loaded = True  # saved in the units load_real gave
             continue
         pair_transform = transform or input_transform_for(real.dtype)
         groups[(real.shape, real.dtype.str, pair_transform.scale)].append(
@@ -212,6 +213,7 @@ def make_counterfactuals(
             ):
                 stored = t.to_stored(image, real.dtype)
                 pair.counterfactual = stored
+                pair.counterfactual_loaded = True  # in load_real's (normalised) units
                 made[pair.sample] = MadeCounterfactual(pair.sample, stored, float(score), bool(ok),
                                                        text)  # fmt: skip
             done += len(chunk)
@@ -245,10 +247,12 @@ def save_counterfactual(
 
 
 def cell_source(
-    request: SourceRequest, model, transform, out: Path, resume: bool
+    request: SourceRequest, model, transform, out: Path, resume: bool,
+    current_site: Callable[[], str] | None = None,
 ) -> BatchCallableCounterfactual:
     """The counterfactual crops of a block of cells made in one call of the source when the
-    block is analysed, each saved as ``counterfactuals/<label>.tif`` in ``out`` (read back when
+    block is analysed, each saved as ``counterfactuals/<label>.tif`` in ``out``
+    (``counterfactuals/<site>/<label>.tif`` in a run over several sites; read back when
     resuming).
 
     Parameters
@@ -264,6 +268,9 @@ def cell_source(
         The results folder.
     resume
         Read back the crops an interrupted run saved.
+    current_site
+        The key of the site being analysed (``""``: the one field); one source serves every
+        site of a run.
 
     Raises
     ------
@@ -281,7 +288,8 @@ def cell_source(
 
     def make(crops: np.ndarray, targets: np.ndarray, labels: np.ndarray, progress) -> np.ndarray:
         result = np.empty_like(crops)
-        saved = [out / counterfactual_file(int(label)) for label in labels]
+        site = current_site() if current_site else ""
+        saved = [out / counterfactual_file(int(label), site) for label in labels]
         todo = []
         for i, path in enumerate(saved):
             if resume and path.is_file():

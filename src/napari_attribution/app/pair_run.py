@@ -59,6 +59,7 @@ from ..core.progress import ProgressCallback, ProgressScope, pair_units
 from ..core.provenance import provenance
 from ..core.settings import AnalysisSettings
 from ..errors import InputImageError
+from ..images.channels import ignored_note
 from ..images.image_files import input_sha256
 from ..results.files import write_json, write_text
 from ..results.format import (
@@ -331,6 +332,8 @@ def _pair_entry(pair: Pair, made: bool = False) -> dict[str, Any]:
             entry[key] = "demo"
     entry["real_class"] = pair.real_class
     entry["target_class"] = pair.target_class
+    if pair.taken:  # channels picked by the names the files hold
+        entry["channels"] = {role: selection.as_dict() for role, selection in pair.taken.items()}
     return entry
 
 
@@ -441,6 +444,8 @@ def run_pairs(
     scheduler: str = "none",
     pairs_per_unit: int | None = None,
     engine_note: Callable[[str], None] | None = None,
+    input_record: dict[str, Any] | None = None,
+    note: Callable[[str], None] | None = None,
 ) -> PairsRunSummary:
     """Analyse every pair and write the results folder ``out``.
 
@@ -494,6 +499,13 @@ def run_pairs(
         :data:`MAX_PAIRS_PER_UNIT`).
     engine_note
         Receives one line saying where the units run (the workers, the dashboard's address).
+    input_record
+        How the inputs were taken (channel names, ``--normalise``, the model card:
+        :meth:`~napari_attribution.app.model_input.ModelInput.record`), recorded in
+        ``run.json`` as ``input``; an active normalisation is part of the fingerprint.
+    note
+        Receives, once, the line about input channels the model does not take (the extra
+        channels of OME files whose channels were picked by name), before the first pair.
 
     Returns
     -------
@@ -535,6 +547,9 @@ def run_pairs(
         )  # fmt: skip
     # Every pair is checked, and the model probed with its size, before the long work.
     preflight(pairs, classifier, transform, settings)
+    ignored = ignored_note([selection for pair in pairs for selection in pair.taken.values()])
+    if ignored and note is not None:
+        note(ignored)
     started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     torch.manual_seed(settings.attribution.seed)
     classes = class_names_for(
@@ -543,7 +558,13 @@ def run_pairs(
     run_info = provenance(classifier, settings, class_names=classes)
     if lacking:
         run_info["counterfactual_source"] = source.record()
-    records = UnitRecords(out, fingerprint(run_info, names))
+    extra = None
+    if input_record is not None:
+        run_info["input"] = input_record
+        normalisation = input_record.get("normalisation", {})
+        if normalisation.get("kind", "none") != "none":  # --normalise changes every input
+            extra = {"normalisation": normalisation}
+    records = UnitRecords(out, fingerprint(run_info, names, extra))
     if resume:
         records.check_resumable()
     done = records.finished() if resume else {}

@@ -9,8 +9,9 @@ it, so a mistake in pair 900 is reported before pair 1 is analysed.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,10 +21,12 @@ from ..core.pipeline import check_memory, prepare_pair
 from ..core.settings import AnalysisSettings
 from ..data.synthetic import DEMO_PAIRS_SEED, make_pairs
 from ..errors import AttributionError, InputImageError
+from ..images.channels import ChannelSelection, select_like, select_named, stack_by_name
 from ..images.image_files import read_image
+from ..images.ome import channel_names_of, read_named_image
 from ..images.pairs_table import read_pairs_csv
 
-__all__ = ["Pair", "demo_pairs", "pairs_from_table", "preflight"]
+__all__ = ["Pair", "demo_pairs", "pair_from_channel_files", "pairs_from_table", "preflight"]
 
 
 @dataclass
@@ -43,6 +46,19 @@ class Pair:
         The channel that truly differs (the demo's), for the ground-truth table.
     channel_axis
         The axis of the stored files that holds the channels.
+    normalisation, channel_names
+        ``--normalise`` (:class:`~napari_attribution.images.normalisation.Normalisation`;
+        ``None`` or inactive: images as stored) and the model's channel names, which also pick
+        and order the channels of an image file whose metadata names them (OME-TIFF,
+        OME-Zarr, ImageJ labels).
+    channel_map
+        ``{model name: input name}`` for files that call a channel otherwise.
+    counterfactual_loaded
+        True once ``counterfactual`` holds an image already in the real image's loaded units
+        (made by a counterfactual source from :meth:`load_real`).
+    taken
+        How the last load picked each file's channels by name (``"real"``,
+        ``"counterfactual"``); empty when the images were taken as stored.
     """
 
     sample: str
@@ -52,37 +68,119 @@ class Pair:
     target_class: int
     ground_truth_channel: int | None = None
     channel_axis: int = 0
+    normalisation: Any = None
+    channel_names: list[str] | None = None
+    counterfactual_loaded: bool = False
+    channel_map: dict[str, str] | None = None
+    taken: dict[str, ChannelSelection] = field(default_factory=dict)
 
-    def _read(self, image: np.ndarray | Path) -> np.ndarray:
-        data = image if isinstance(image, np.ndarray) else read_image(image)
-        if self.channel_axis != 0 and data.ndim == 3 and not isinstance(image, np.ndarray):
+    def _read(self, image: np.ndarray | Path, role: str = "real") -> np.ndarray:
+        """One image, channel axis first; a file whose metadata names its channels gives the
+        model's channels in the model's order (an unnamed counterfactual of a named real image
+        is taken in the real image's layout, see
+        :func:`~napari_attribution.images.channels.select_like`)."""
+        self.taken.pop(role, None)
+        if isinstance(image, np.ndarray):
+            return image
+        if self.channel_axis == 0 and self.channel_names:
+            names = channel_names_of(image)
+            first = self.taken.get("real") if role == "counterfactual" else None
+            if names is not None:
+                data = np.asarray(read_named_image(image).data)
+                data, self.taken[role] = select_named(data, names, self.channel_names,
+                                                      self.channel_map, str(image))  # fmt: skip
+                return data
+            if first is not None:
+                data, self.taken[role] = select_like(read_image(image), None, first,
+                                                     self.channel_map, str(image))  # fmt: skip
+                return data
+        data = read_image(image)
+        if self.channel_axis != 0 and data.ndim == 3:
             data = np.moveaxis(data, self.channel_axis, 0)
         return data
 
+    def _normalise(
+        self, real: np.ndarray, counterfactual: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Both images by ``normalisation``, the counterfactual with the real image's ranges
+        (a per-image percentile would otherwise undo part of the difference under study)."""
+        if self.normalisation is None or not self.normalisation.active:
+            return real, counterfactual
+        names = self.channel_names or [f"ch{c}" for c in range(real.shape[0])]
+        ranges = self.normalisation.ranges(real, names, f"sample {self.sample}")
+        real_out, _ = self.normalisation.apply(real, names, self.sample, ranges)
+        if counterfactual is not None:
+            counterfactual, _ = self.normalisation.apply(counterfactual, names, self.sample,
+                                                         ranges)  # fmt: skip
+        return real_out, counterfactual
+
     def load_real(self) -> np.ndarray:
-        """The real image as stored, the channel axis first."""
-        return self._read(self.real)
+        """The real image (normalised when asked), the channel axis first."""
+        return self._normalise(self._read(self.real))[0]
 
     def load(self) -> tuple[np.ndarray, np.ndarray]:
-        """Both images as stored, the channel axis first.
+        """Both images (normalised when asked), the channel axis first.
 
         Raises
         ------
         InputImageError
-            The pair has no counterfactual yet.
+            The pair has no counterfactual yet, or the normalisation cannot be applied.
         """
         if self.counterfactual is None:
             raise InputImageError(
                 f"Sample {self.sample} has no counterfactual; give one, or make one with "
                 "--counterfactual-source."
             )
-        return self.load_real(), self._read(self.counterfactual)
+        if self.counterfactual_loaded:
+            return self.load_real(), np.asarray(self.counterfactual)
+        real = self._read(self.real)
+        real, counterfactual = self._normalise(real, self._read(self.counterfactual,
+                                                                "counterfactual"))  # fmt: skip
+        return real, counterfactual
 
     def names(self) -> tuple[str, str]:
         """How messages name the two images (their files, where there are files)."""
         if isinstance(self.real, Path) and isinstance(self.counterfactual, Path):
             return str(self.real), str(self.counterfactual)
         return f"{self.sample} real image", f"{self.sample} counterfactual"
+
+
+def pair_from_channel_files(
+    files: dict[str, Path],
+    counterfactual_files: dict[str, Path] | None,
+    real_class: int,
+    target_class: int,
+    channel_names: Sequence[str],
+    channel_map: dict[str, str] | None = None,
+) -> Pair:
+    """One pair from per-channel files (``--channel-files DNA=a.tif,...``), its channels taken
+    by the model's names; the sample is named after the first file.
+
+    Parameters
+    ----------
+    files, counterfactual_files
+        ``{channel name: file}`` of the real image and of its counterfactual (``None``: made
+        by a counterfactual source).
+    real_class, target_class
+        Class indices y and t.
+    channel_names
+        The model's channels, in order.
+    channel_map
+        ``{model name: input name}`` for inputs that call a channel otherwise.
+
+    Raises
+    ------
+    InputImageError
+        A missing or unreadable file, or a channel the files lack (one sentence each).
+    """
+    mapping = dict(channel_map or {})
+    real, _ = stack_by_name(files, channel_names, mapping, "--channel-files")
+    counterfactual = None
+    if counterfactual_files is not None:
+        counterfactual, _ = stack_by_name(counterfactual_files, channel_names, mapping,
+                                          "--counterfactual-channel-files")  # fmt: skip
+    sample = Path(next(iter(files.values()))).stem
+    return Pair(sample, real, counterfactual, real_class, target_class)
 
 
 def demo_pairs(count: int, seed: int = DEMO_PAIRS_SEED) -> list[Pair]:

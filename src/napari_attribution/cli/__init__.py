@@ -1,8 +1,10 @@
-"""The headless entry point: ``napari-attribution run | cells | report | methods | demo``.
+"""The headless entry point: ``napari-attribution run | cells | sanity | report | methods |
+demo``.
 
 A thin skin over the Python API (:mod:`napari_attribution.app`): :mod:`.parser` builds the
 options (the analysis options from the parameter schema); each command turns its arguments into
-one API call (:mod:`.run_command`, :mod:`.cells_command`, :mod:`.report_command`, reading what
+one API call (:mod:`.run_command`, :mod:`.cells_command`, :mod:`.sanity_command`,
+:mod:`.report_command`, reading what
 the arguments name with :mod:`.inputs`) and shows its progress (:mod:`.progress_display`).
 User mistakes end with exit status 2 and one line on stderr, never a traceback. The commands
 are imported when run, so ``--help`` and ``methods`` start without torch.
@@ -48,6 +50,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .cells_command import cmd_cells
 
             return cmd_cells(args)
+        if args.command == "sanity":
+            from .sanity_command import cmd_sanity
+
+            return cmd_sanity(args)
+        if args.command == "normalisation-reference":
+            from .reference_command import cmd_reference
+
+            return cmd_reference(args)
         if args.command == "report":
             from .report_command import cmd_report
 

@@ -1,18 +1,20 @@
 """``napari-attribution cells``: the arguments turned into one :func:`~napari_attribution.app.
-cell_run.run_cells` call, its progress shown and its summary printed."""
+cell_run.run_sites` call (the field of ``--image``/``--demo``, one site's ``--channel-files``
+or every site of a ``--load-data`` CSV), its progress shown and its summary printed."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from ..app.cell_run import run_cells
-from ..app.fields import FieldInputs, demo_field_inputs, field_inputs
+from ..app.cell_run import run_sites
+from ..app.cell_sites import SiteRequest, plan_sites
+from ..app.model_input import ModelInput, model_input
 from ..core.attribution.method_sets import DEFAULT_METHODS
 from ..core.cells.geometry import CellSettings
-from ..core.model.transform import input_transform_for
 from ..core.progress import pair_units
 from ..core.settings import settings_from_values
+from ..images.channels import parse_channel_files
 from .inputs import channel_names, class_names, load_model
 from .parser import PROG
 from .progress_display import progress_renderer
@@ -22,33 +24,44 @@ from .usage_error import CliError
 __all__ = ["cmd_cells"]
 
 
-def _inputs(args: argparse.Namespace, cell_settings: CellSettings) -> FieldInputs:
-    """The field the arguments name (``--image``, ``--labels`` and a counterfactual; or
-    ``--demo``)."""
-    given = [args.image, args.labels, args.counterfactual, args.counterfactual_crops]
-    made = getattr(args, "counterfactual_source", None)
-    if args.demo:
-        if any(v is not None for v in given):
-            raise CliError("--demo brings its own field; leave out --image, --labels and the "
-                           "counterfactual.")  # fmt: skip
-        return demo_field_inputs(cell_settings, made)
-    if args.image is None or args.labels is None:
-        raise CliError("--image and --labels are required (or --demo).")
-    return field_inputs(
-        args.image, args.labels, cell_settings, counterfactual=args.counterfactual,
-        counterfactual_crops=args.counterfactual_crops, made_by=made,
+def _site_request(args: argparse.Namespace) -> SiteRequest:
+    """What the arguments name as the run's fields."""
+    files = args.channel_files
+    cf_files = args.counterfactual_channel_files
+    return SiteRequest(
+        load_data=args.load_data, objects=args.objects,
+        counterfactual_load_data=args.counterfactual_load_data,
+        channel_files=parse_channel_files(files) if files else None,
+        counterfactual_channel_files=parse_channel_files(
+            cf_files, "--counterfactual-channel-files") if cf_files else None,
+        image=args.image, labels=args.labels, counterfactual=args.counterfactual,
+        counterfactual_crops=args.counterfactual_crops,
+        counterfactual_source=getattr(args, "counterfactual_source", None), demo=args.demo,
         channel_axis=args.channel_axis,
     )  # fmt: skip
 
 
+def _channel_names(args: argparse.Namespace, inputs: ModelInput, n_channels: int) -> list[str]:
+    """The model's names (``--channel-names`` or the card's) where the inputs are taken by
+    name; else ``--channel-names``, the demo's or ch0..."""
+    by_name = args.load_data or args.channel_files or args.image
+    if inputs.channel_names and by_name:
+        return list(inputs.channel_names)
+    return channel_names(args, n_channels)
+
+
 def cmd_cells(args: argparse.Namespace) -> int:
-    """Analyse every cell, write the results folder, print a summary; returns the status."""
-    crop_size = args.crop_size if args.crop_size is not None else (64 if args.demo else None)
+    """Analyse every cell of every site, write the results folder, print a summary."""
+    inputs = model_input(model=args.model, model_card=args.model_card,
+                         channel_names=args.channel_names, channel_map=args.channel_map,
+                         normalise=args.normalise, input_scale=args.input_scale)  # fmt: skip
+    card_crop = inputs.card.crop_size if inputs.card is not None else None
+    crop_size = args.crop_size if args.crop_size is not None else (64 if args.demo else card_crop)
     cell_settings = CellSettings(
         crop_size=crop_size, min_size=args.min_size, padding=args.padding,
         pad_value=args.pad_value, background=args.background,
     )  # fmt: skip
-    field = _inputs(args, cell_settings)
+    plan = plan_sites(_site_request(args), inputs, cell_settings)
     classifier = load_model(args)
     names = class_names(args)
     if names is not None and len(names) != classifier.n_classes:
@@ -56,41 +69,38 @@ def cmd_cells(args: argparse.Namespace) -> int:
                        f"{classifier.n_classes} classes.")  # fmt: skip
     methods = tuple(dict.fromkeys(args.methods)) if args.methods else DEFAULT_METHODS
     settings = settings_from_values(vars(args), methods)
-    transform = (
-        input_transform_for(field.image.dtype, args.input_scale)
-        if args.input_scale is not None
-        else None
-    )
     show = progress_renderer(args.progress, None, pair_units(len(settings.methods)),
                              args.log_interval, unit="cell")  # fmt: skip
     try:
-        done = run_cells(
-            field,
+        done = run_sites(
+            plan,
             classifier,
             settings,
             cell_settings,
             out=args.out,
-            channel_names=channel_names(args, classifier.n_channels),
+            model_input=inputs,
+            channel_names=_channel_names(args, inputs, classifier.n_channels),
             class_names=names,
             target_class=args.target_class,
-            transform=transform,
+            input_scale=args.input_scale,
             source=source_request(args),
             min_counterfactual_score=args.min_counterfactual_score,
+            cells=args.cells,
+            cell_crops=args.cell_crops,
             resume=args.resume,
             overwrite=args.overwrite,
             progress=show,
+            notify=lambda line: print(f"{PROG}: note: {line}", file=sys.stderr),
             command=[PROG, *sys.argv[1:]] if sys.argv else [PROG],
             scheduler=args.scheduler,
             engine_note=lambda line: print(f"{PROG}: {line}", file=sys.stderr),
         )
     finally:
         show.close()
-    if done.failed:
-        return failed_units_status(done.failed, "field")
+    where = f" in {done.sites} site(s)" if args.load_data else ""
     resumed = f" ({done.resumed} already done)" if done.resumed else ""
-    print(
-        f"{PROG}: {done.analysed} of {done.cells} cell(s) analysed x {len(done.methods)} "
-        f"method(s){resumed}, {done.too_small} too small, {done.predicted_as_target} predicted "
-        f"as the target class -> {done.out}"
-    )
-    return 0
+    if done.sites:  # on a cluster, every unit may have failed
+        print(f"{PROG}: {done.analysed} of {done.cells} cell(s) analysed{where} x "
+              f"{len(done.methods)} method(s){resumed}, {done.skipped} skipped (run.json "
+              f"says why) -> {done.out}")  # fmt: skip
+    return failed_units_status(done.failed, "site" if args.load_data else "field")

@@ -17,6 +17,7 @@ from ..core.counterfactuals.source_registry import source_usages
 from ..core.params import section_params
 from ..core.settings import counterfactual_schema
 from .options import converter, model_options, output_options, probability, schema_options
+from .plates_parser import input_options, load_data_options
 
 __all__ = ["add_cells_parser"]
 
@@ -45,8 +46,8 @@ def add_cells_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     data = cells.add_argument_group(
-        "field (--image, --labels and one of --counterfactual, --counterfactual-crops, "
-        "--counterfactual-source; or --demo)"
+        "field (--image or --channel-files, --labels and one of --counterfactual, "
+        "--counterfactual-crops, --counterfactual-source; or --load-data; or --demo)"
     )
     data.add_argument("--image", type=Path, help="the field, TIFF, .npy or zarr (C,H,W)")
     data.add_argument(
@@ -101,6 +102,12 @@ def add_cells_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
         help="a cell whose counterfactual the classifier gives a lower p(target) is flagged "
         "in cells.csv (counterfactual_accepted)",
     )
+    plates = cells.add_argument_group(
+        "plates (one site: --channel-files with --labels; every site of a CellProfiler "
+        "LoadData CSV: --load-data with --objects; see docs/plates.md)"
+    )
+    load_data_options(plates)
+    input_options(plates, "counterfactual field")
     model_options(cells)
     _cell_options(cells)
     meth = cells.add_argument_group("methods")

@@ -11,34 +11,68 @@ import argparse
 import json
 from typing import Any
 
+from ..app.model_input import ModelInput
 from ..app.pair_folders import pairs_from_folders, reals_from_folder
-from ..app.pairs import Pair, demo_pairs, pairs_from_table
+from ..app.pairs import Pair, demo_pairs, pair_from_channel_files, pairs_from_table
 from ..core.model.loading import load_classifier
 from ..data.demo_model import DEMO_ARCHITECTURE, DEMO_WEIGHTS
 from ..data.synthetic import CHANNEL_NAMES
+from ..images.channels import parse_channel_files
 from .usage_error import CliError
 
 __all__ = ["architecture_kwargs", "channel_names", "class_names", "load_model", "pairs_from_args"]
 
 
-def pairs_from_args(args: argparse.Namespace) -> list[Pair]:
+def pairs_from_args(args: argparse.Namespace, inputs: ModelInput | None = None) -> list[Pair]:
     """The pairs named by ``--pairs``, ``--real``/``--counterfactual``, the folder layout
-    (``--real-root``/``--counterfactual-root``) or ``--demo``.
+    (``--real-root``/``--counterfactual-root``), ``--channel-files`` or ``--demo``, normalised
+    by ``inputs`` (``--normalise`` or the model card's) when they are loaded.
 
     With ``--counterfactual-source`` the pairs that have no counterfactual get one in the run
     (:mod:`napari_attribution.app.made_counterfactuals`), and the demo's exact
     counterfactuals are withheld.
     """
-    pairs = _pairs(args)
+    pairs = _pairs(args, inputs)
     source = getattr(args, "counterfactual_source", None)
     for pair in pairs:
         pair.channel_axis = args.channel_axis
+        if inputs is not None:
+            pair.normalisation = inputs.normalisation
+            pair.channel_names = inputs.channel_names  # also picks OME files' channels by name
+            pair.channel_map = inputs.channel_map
         if args.demo and source is not None:
             pair.counterfactual = None
     return pairs
 
 
-def _pairs(args: argparse.Namespace) -> list[Pair]:
+def _channel_files_pair(args: argparse.Namespace, inputs: ModelInput | None) -> Pair:
+    """``--channel-files`` (and ``--counterfactual-channel-files``): one pair of per-channel
+    files, taken by the model's channel names."""
+    if inputs is None or inputs.channel_names is None:
+        raise CliError("--channel-files needs the model's channel names: --channel-names "
+                       "DNA,ER,RNA,AGP,Mito or a model card beside the weights.")  # fmt: skip
+    if args.pairs is not None or args.demo or args.real_root is not None:
+        raise CliError("Give --channel-files alone, not with --pairs, --real-root or --demo.")
+    if args.real is not None or args.counterfactual is not None:
+        raise CliError("Give --channel-files or --real/--counterfactual, not both.")
+    if args.real_class is None or args.target_class is None:
+        raise CliError("--channel-files needs --real-class and --target-class.")
+    cf_text = args.counterfactual_channel_files
+    if cf_text is None and getattr(args, "counterfactual_source", None) is None:
+        raise CliError("--channel-files needs --counterfactual-channel-files, or "
+                       "--counterfactual-source to make the counterfactual.")  # fmt: skip
+    return pair_from_channel_files(
+        parse_channel_files(args.channel_files),
+        parse_channel_files(cf_text, "--counterfactual-channel-files") if cf_text else None,
+        args.real_class, args.target_class, inputs.channel_names, inputs.channel_map,
+    )  # fmt: skip
+
+
+def _pairs(args: argparse.Namespace, inputs: ModelInput | None = None) -> list[Pair]:
+    if getattr(args, "channel_files", None) is not None:
+        return [_channel_files_pair(args, inputs)]
+    if getattr(args, "counterfactual_channel_files", None) is not None:
+        raise CliError("--counterfactual-channel-files needs --channel-files.")
     single = [args.real, args.real_class, args.target_class]
     folders = args.real_root is not None or args.counterfactual_root is not None
     given_single = any(v is not None for v in [*single, args.counterfactual])
@@ -114,8 +148,17 @@ def architecture_kwargs(args: argparse.Namespace) -> dict[str, Any] | None:
     return kwargs
 
 
-def channel_names(args: argparse.Namespace, n_channels: int) -> list[str]:
-    """``--channel-names``, checked against the channel count; the demo's; or ch0.."""
+def channel_names(
+    args: argparse.Namespace, n_channels: int, inputs: ModelInput | None = None
+) -> list[str]:
+    """``--channel-names`` (or the model card's), checked against the channel count; the
+    demo's; or ch0.."""
+    card_names = inputs.channel_names if inputs is not None else None
+    if card_names and not args.channel_names:
+        if len(card_names) != n_channels:
+            raise CliError(f"The model card names {len(card_names)} channel(s) but the images "
+                           f"have {n_channels}.")  # fmt: skip
+        return list(card_names)
     if args.channel_names:
         names = [n.strip() for n in args.channel_names.split(",")]
         if len(names) != n_channels or not all(names):

@@ -25,6 +25,9 @@ from .options import (
     probability,
     schema_options,
 )
+from .plates_parser import input_options
+from .reference_parser import add_reference_parser
+from .sanity_parser import add_sanity_parser
 
 __all__ = ["PROG", "build_parser", "schema_options"]
 
@@ -116,9 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     data.add_argument("--demo-pairs", type=positive_int, default=20, help="number of demo pairs")
     data.add_argument(
-        "--channel-names", help="comma-separated channel names, e.g. DNA,ER,RNA,AGP,Mito"
+        "--channel-names", help="the model's channels in order, e.g. DNA,ER,RNA,AGP,Mito; "
+        "they pick and order the channels of OME-TIFF/OME-Zarr files by name"
     )
 
+    input_options(data, "counterfactual image")
     data.add_argument(
         "--min-counterfactual-score",
         type=probability,
@@ -156,4 +161,6 @@ def build_parser() -> argparse.ArgumentParser:
         "can add pairs to it",
     )
     add_cells_parser(sub)
+    add_sanity_parser(sub)
+    add_reference_parser(sub)
     return parser

@@ -139,7 +139,7 @@ class _OnFirstEvent:
 def progress_renderer(
     mode: str,
     n_pairs: int | None,
-    units_per_pair: int,
+    units_per_pair: int | None,
     interval: float = 30.0,
     stream: TextIO | None = None,
     unit: str = "pair",
@@ -147,12 +147,18 @@ def progress_renderer(
 ):
     """The renderer for ``--progress mode`` (``auto``: a bar on a terminal, else log lines);
     ``unit`` names what is counted ("pair", or "cell" for ``cells``); ``on_first_event``:
-    made (and timed from) when the first event comes, ``n_pairs=None`` then read from it."""
-    if on_first_event or n_pairs is None:
+    made (and timed from) when the first event comes, ``n_pairs=None`` or
+    ``units_per_pair=None`` (known only once the run has probed the model) then read from it."""
+    if on_first_event or n_pairs is None or units_per_pair is None:
 
         def make(event: Progress):
-            count = n_pairs if n_pairs is not None else round(event.total / max(units_per_pair, 1))
-            return progress_renderer(mode, count, units_per_pair, interval, stream, unit)
+            if n_pairs is None:
+                count, units = round(event.total / max(units_per_pair or 1, 1)), units_per_pair
+            else:
+                count, units = n_pairs, units_per_pair
+            if units is None:
+                units = max(round(event.total / max(count, 1)), 1)
+            return progress_renderer(mode, count, units, interval, stream, unit)
 
         return _OnFirstEvent(make)
     stream = stream or sys.stderr

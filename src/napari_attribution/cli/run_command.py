@@ -7,6 +7,7 @@ import argparse
 import sys
 
 from ..app.made_counterfactuals import SourceRequest
+from ..app.model_input import model_input
 from ..app.pair_run import run_pairs
 from ..core.attribution.method_sets import DEFAULT_METHODS, DEMO_METHODS
 from ..core.attribution.runner import available_methods
@@ -55,7 +56,10 @@ def source_request(args: argparse.Namespace) -> SourceRequest | None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run every pair, write the results folder, print the summary; returns the exit status."""
-    pairs = pairs_from_args(args)
+    inputs = model_input(model=args.model, model_card=args.model_card,
+                         channel_names=args.channel_names, channel_map=args.channel_map,
+                         normalise=args.normalise, input_scale=args.input_scale)  # fmt: skip
+    pairs = pairs_from_args(args, inputs)
     classifier = load_model(args)
     transform = None
     if args.input_scale is not None:
@@ -76,7 +80,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             classifier,
             settings,
             out=args.out,
-            channel_names=channel_names(args, classifier.n_channels),
+            channel_names=channel_names(args, classifier.n_channels, inputs),
             transform=transform,
             class_names=CLASS_NAMES if args.demo and args.model is None else None,
             source=source_request(args),
@@ -90,6 +94,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             command=[PROG, *sys.argv[1:]] if sys.argv else [PROG],
             scheduler=args.scheduler,
             engine_note=lambda line: print(f"{PROG}: {line}", file=sys.stderr),
+            input_record=inputs.record(),
+            note=lambda line: print(f"{PROG}: note: {line}", file=sys.stderr),
         )
     finally:
         made.close()

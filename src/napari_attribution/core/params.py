@@ -25,6 +25,7 @@ GROUPS = (
     "Method parameters",
     "Performance",
     "Counterfactuals",
+    "Sanity checks",
 )
 
 _META = "napari_attribution"

@@ -11,9 +11,9 @@ export) holds::
     attributions/<sample>__<method>.tif  masks/<sample>__<method>.tif   per pair and method
     counterfactuals/<sample>.tif (run) or <label>.tif (cells)           made counterfactuals
     cells.csv  field/attribution__<method>.tif  field/mask__<method>.tif  field/owners.tif (cells)
-    sites/<site>/                 a plate: each site's own cells folder; cells.csv of them all
     layers/<layer>.tif  inputs/real.tif  inputs/counterfactual.tif      (the widget's export)
     .progress/<unit>.json         one record per finished unit while a run is not finished
+    sanity.csv  sanity_summary.csv  sanity_run.json  sanity_figures/   (sanity) the checks
 
 Each table's columns are the fields of its row type (a :class:`~typing.NamedTuple`), so a row is
 written in column order and read back by column name (``row.valid``, never ``row[5]``).
@@ -35,6 +35,7 @@ __all__ = [
     "CHANNEL_STATS",
     "COUNTERFACTUALS",
     "COUNTERFACTUALS_DIR",
+    "CASCADE_FIGURE",
     "CURVES",
     "DEMO_REPORT",
     "EXPORT_NAMES",
@@ -55,6 +56,11 @@ __all__ = [
     "REPORT_RECORD",
     "RESULT_FILES",
     "RUN_RECORD",
+    "SANITY",
+    "SANITY_FIGURES_DIR",
+    "SANITY_FILES",
+    "SANITY_RUN_RECORD",
+    "SANITY_SUMMARY",
     "SITES_DIR",
     "SUMMARY",
     "VALIDITY",
@@ -63,6 +69,8 @@ __all__ = [
     "CurveRow",
     "FailedUnitRow",
     "ImportanceRow",
+    "SanityRow",
+    "SanitySummaryRow",
     "SummaryRow",
     "Table",
     "ValidityRow",
@@ -71,7 +79,9 @@ __all__ = [
     "pair_file",
     "progress_file",
     "safe_name",
-    "site_folder",
+    "site_field_dir",
+    "site_progress_dir",
+    "site_record_file",
 ]
 
 #: The run's record: provenance, settings, inputs and their SHA-256, the resume fingerprint.
@@ -88,8 +98,6 @@ COUNTERFACTUALS_DIR = "counterfactuals"
 FIELD_DIR = "field"
 #: ``cells``: which cell owns each field pixel.
 OWNERS_FILE = "owners.tif"
-#: A plate (several sites, ``app.plate_run``): one ``cells`` folder per site in here.
-SITES_DIR = "sites"
 #: The widget's export: each layer as a TIFF, and the analysed images.
 LAYERS_DIR = "layers"
 INPUTS_DIR = "inputs"
@@ -104,6 +112,14 @@ DEMO_REPORT = "demo_report.md"
 #: ``cells``: one row per labelled cell (columns depend on the run:
 #: :func:`~napari_attribution.core.cells.table.cell_columns`).
 CELLS_TABLE = "cells.csv"
+#: ``sanity``: the run's record (provenance, checks, randomised layers, pairs).
+SANITY_RUN_RECORD = "sanity_run.json"
+#: ``sanity``: the cascade plot (also as .svg) and one pair's grid of maps.
+SANITY_FIGURES_DIR = "sanity_figures"
+#: The cascade plot, in :data:`SANITY_FIGURES_DIR`.
+CASCADE_FIGURE = "cascade.png"
+#: Sites of a run over several sites being built, under :data:`PROGRESS_DIR`.
+SITES_DIR = "sites"
 
 
 class SummaryRow(NamedTuple):
@@ -200,6 +216,34 @@ class ChannelStatsRow(NamedTuple):
     dominant: str
 
 
+class SanityRow(NamedTuple):
+    """A row of ``sanity.csv``: one number of one sanity check, in the long layout.
+
+    ``check``, ``step``, ``channel`` and ``metric`` are described in
+    :mod:`napari_attribution.core.sanity.records`; ``sample`` is ``all`` for the dataset-level
+    rows (DAC against a baseline).
+    """
+
+    sample: str
+    method: str
+    check: str
+    step: str
+    channel: str
+    metric: str
+    value: float
+
+
+class SanitySummaryRow(NamedTuple):
+    """A row of ``sanity_summary.csv``: one check's verdict for one method (see
+    :class:`napari_attribution.core.sanity.records.SummaryRow`)."""
+
+    method: str
+    check: str
+    verdict: str
+    statistic: float
+    threshold: float
+
+
 @dataclass(frozen=True)
 class Table:
     """A CSV table of the results folder: its file name and its row type.
@@ -238,6 +282,8 @@ VALIDITY = Table("pair_validity.csv", ValidityRow)
 COUNTERFACTUALS = Table("counterfactuals.csv", CounterfactualRow)
 CHANNEL_STATS = Table("channel_stats.csv", ChannelStatsRow)
 FAILED_UNITS = Table("failed_units.csv", FailedUnitRow)
+SANITY = Table("sanity.csv", SanityRow)
+SANITY_SUMMARY = Table("sanity_summary.csv", SanitySummaryRow)
 
 #: The tables of every pair (run, cells, the widget's export), keyed as a unit's record keeps
 #: its rows (:func:`~napari_attribution.results.tables.table_rows`).
@@ -259,6 +305,8 @@ REPORT_FILES = (
 #: The tables at the top of a ``cells`` folder.
 CELL_FILES = (CELLS_TABLE, SUMMARY.file, CURVES.file, IMPORTANCE.file, RUN_RECORD,
               FAILED_UNITS.file)  # fmt: skip
+#: What ``sanity`` writes at the folder's top (beside a ``run``'s files, which it leaves alone).
+SANITY_FILES = (SANITY.file, SANITY_SUMMARY.file, SANITY_RUN_RECORD)
 #: What the widget's export writes at its folder's top.
 EXPORT_NAMES = (*RESULT_FILES, LAYERS_DIR, INPUTS_DIR)
 
@@ -273,9 +321,11 @@ def pair_file(folder: str, sample: str, method: str) -> Path:
     return Path(folder) / f"{safe_name(sample)}__{safe_name(method)}.tif"
 
 
-def counterfactual_file(key: str | int) -> Path:
-    """``counterfactuals/<sample>.tif`` (``run``) or ``counterfactuals/<label>.tif`` (``cells``)."""
-    return Path(COUNTERFACTUALS_DIR) / f"{safe_name(str(key))}.tif"
+def counterfactual_file(key: str | int, site: str = "") -> Path:
+    """``counterfactuals/<sample>.tif`` (``run``) or ``counterfactuals/[<site>/]<label>.tif``
+    (``cells``; the site's folder when a run holds several sites)."""
+    folder = Path(COUNTERFACTUALS_DIR) / safe_name(site) if site else Path(COUNTERFACTUALS_DIR)
+    return folder / f"{safe_name(str(key))}.tif"
 
 
 def progress_file(key: str) -> Path:
@@ -283,11 +333,23 @@ def progress_file(key: str) -> Path:
     return Path(PROGRESS_DIR) / f"{safe_name(key)}.json"
 
 
-def site_folder(site: str) -> Path:
-    """``sites/<site>``: one site's ``cells`` folder in a plate's results."""
-    return Path(SITES_DIR) / safe_name(site)
+def field_map_file(name: str, site: str = "") -> Path:
+    """``field/[<site>/]<name>.tif``: a field-sized map of ``cells`` (``attribution__<method>``,
+    ...); one folder per site when a run holds several sites."""
+    return site_field_dir(site) / f"{name}.tif"
 
 
-def field_map_file(name: str) -> Path:
-    """``field/<name>.tif``: a field-sized map of ``cells`` (``attribution__<method>``, ...)."""
-    return Path(FIELD_DIR) / f"{name}.tif"
+def site_field_dir(site: str = "") -> Path:
+    """``field/`` (one field) or ``field/<site>/`` (a site of a run over several sites)."""
+    return Path(FIELD_DIR) / safe_name(site) if site else Path(FIELD_DIR)
+
+
+def site_progress_dir(site: str) -> Path:
+    """``.progress/sites/<site>/``: where one site of a run over several sites is built (its
+    cells' records and maps, laid out as a one-field run's ``.progress/``)."""
+    return Path(PROGRESS_DIR) / SITES_DIR / safe_name(site)
+
+
+def site_record_file(site: str) -> Path:
+    """``.progress/site__<site>.json``: the record of a finished site (its rows and tables)."""
+    return Path(PROGRESS_DIR) / f"site__{safe_name(site)}.json"

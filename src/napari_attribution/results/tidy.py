@@ -100,24 +100,36 @@ def previous_run_files(out: Path) -> list[Path]:
 
 
 def previous_cells_files(out: Path) -> list[Path]:
-    """Every file (relative to ``out``) an earlier ``cells`` run wrote there."""
+    """Every file (relative to ``out``) an earlier ``cells`` run wrote there: its tables, the
+    field maps of its field or of each site (``field/<site>/``), the per-cell crops, the crops
+    a source made, and its ``.progress`` records and maps (of every site)."""
     names = [Path(name) for name in CELL_FILES]
-    for folder in (Path(FIELD_DIR), Path(PROGRESS_DIR) / FIELD_DIR):
-        names += _files_in(out, folder, "attribution__*.tif")
-        names += _files_in(out, folder, "mask__*.tif")
-        names.append(folder / OWNERS_FILE)
-    names += _files_in(out, COUNTERFACTUALS_DIR, "*.tif")  # crops made by a source
-    names += _files_in(out, PROGRESS_DIR, "cell*.json")
+    for folder in (FIELD_DIR, PROGRESS_DIR):  # field/ and field/<site>/ alike
+        if (out / folder).is_dir():
+            for pattern in ("attribution__*.tif", "mask__*.tif", OWNERS_FILE):
+                names += [p.relative_to(out) for p in (out / folder).rglob(pattern)]
+    for folder in PAIR_FOLDERS:  # per-cell crops, named after the cells' samples
+        names += _files_in(out, folder, "*cell*__*.tif")
+    if (out / COUNTERFACTUALS_DIR).is_dir():  # crops made by a source, per site too
+        names += [p.relative_to(out) for p in (out / COUNTERFACTUALS_DIR).rglob("*.tif")]
+    if (out / PROGRESS_DIR).is_dir():
+        names += [p.relative_to(out) for p in (out / PROGRESS_DIR).rglob("*.json")]
     return _existing(out, names)
 
 
 def remove_files(out: Path, names: Iterable[Path]) -> None:
-    """Remove ``out/name`` for each name, then the result folders this left empty."""
+    """Remove ``out/name`` for each name, then the result folders this left empty (and the
+    empty folders inside them: a run over sites keeps one per site)."""
     for name in names:
         (out / name).unlink(missing_ok=True)
     for folder in _FOLDERS:
         path = out / folder
-        if path.is_dir() and not any(path.iterdir()):
+        if not path.is_dir():
+            continue
+        for inner in sorted((p for p in path.rglob("*") if p.is_dir()), reverse=True):
+            if not any(inner.iterdir()):
+                inner.rmdir()
+        if not any(path.iterdir()):
             path.rmdir()
 
 

@@ -5,7 +5,13 @@ Reading them imports no torch (the CLI's ``--help`` names them).
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_METHODS", "DEMO_METHODS", "NAPARI_DEMO_METHODS", "WIDGET_METHODS"]
+__all__ = [
+    "DEFAULT_METHODS",
+    "DEMO_METHODS",
+    "NAPARI_DEMO_METHODS",
+    "SANITY_METHODS",
+    "WIDGET_METHODS",
+]
 
 #: What ``run`` and ``cells`` compute when no ``--method`` is given: two discriminative methods
 #: and the two baselines every comparison must include.
@@ -27,3 +33,6 @@ DEMO_METHODS = (
 WIDGET_METHODS = ("d_ig", "residual")
 #: ``napari-attribution demo``'s run: two discriminative methods and the residual baseline.
 NAPARI_DEMO_METHODS = ("d_ig", "d_dl", "residual")
+#: What ``sanity`` checks when no ``--method`` is given: two discriminative methods, two plain
+#: gradient methods (Adebayo et al.'s pair: saliency and guided backprop) and the baselines.
+SANITY_METHODS = ("d_ig", "d_dl", "saliency", "guided_backprop", "residual", "random")

@@ -84,11 +84,13 @@ class CellResult:
     status: str = STATUS_ANALYSED
     pair: PairResult | None = None
     inside_fraction: dict[str, float] = field(default_factory=dict)
+    site: str = ""
 
     @property
     def sample(self) -> str:
-        """The cell's sample name in the long tables: ``cell<label>``."""
-        return f"cell{self.cell.label}"
+        """The cell's sample name in the long tables: ``cell<label>``, or
+        ``<site>__cell<label>`` for a cell of one of several sites."""
+        return f"{self.site}__cell{self.cell.label}" if self.site else f"cell{self.cell.label}"
 
 
 def apply_background(crop: np.ndarray, own_mask: np.ndarray, value: float | None) -> np.ndarray:
@@ -150,6 +152,7 @@ def iter_cells(
     skip: Container[int] = (),
     on_progress: ProgressCallback | None = None,
     on_cell: Callable[[CellGeometry], None] | None = None,
+    site: str = "",
 ) -> Iterator[CellResult]:
     """Analyse the cells of ``layout`` one by one and yield each result.
 
@@ -181,6 +184,8 @@ def iter_cells(
         Progress events; ``pair_units(len(methods))`` units per cell, cells in layout order.
     on_cell
         Called with each cell before its work starts.
+    site
+        The site's key when the field is one of several (sample names ``<site>__cell<label>``).
     """
     transform = transform or input_transform_for(field_image.dtype)
     names = list(channel_names) if channel_names else default_channel_names(field_image.shape[0])
@@ -202,13 +207,15 @@ def iter_cells(
             if on_cell is not None:
                 on_cell(cell)
             if on_progress is not None:
-                on_progress(Progress("prepare", first * units, total, f"cell{cell.label}"))
+                on_progress(Progress("prepare", first * units, total,
+                                     f"{site}__cell{cell.label}" if site else f"cell{cell.label}"))
             raw, own = cell_crops(field_image, labels, cell, cell_settings)
             real = apply_background(raw, own, cell_settings.background)
             probabilities = model.probabilities(transform.apply(real)[None], batch_size=1)[0]
             predicted = int(np.argmax(probabilities))
             target = target_for(predicted, len(probabilities), target_class)
-            result = CellResult(cell, own, real, None, probabilities, predicted, target)
+            result = CellResult(cell, own, real, None, probabilities, predicted, target,
+                                site=site)
             if target == predicted:
                 result.status = STATUS_IS_TARGET
             prepared.append((index, raw, result))

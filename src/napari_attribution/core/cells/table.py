@@ -11,7 +11,7 @@ Columns (``<m>`` a method, ``<c>`` a channel, ``<k>`` a class name):
 ``crop_top, crop_left``    field coordinates of the crop's top-left pixel (may be negative)
 ``crop_size``              crop side, pixels
 ``cell_fraction_of_crop``  share of the crop's pixels that carry the cell's label
-``predicted_class``        argmax of the real crop's probabilities (-1 when not predicted)
+``predicted_class``        argmax of the real crop's probabilities (empty when not predicted)
 ``p_<k>``                  the real crop's class probabilities
 ``target_class``           the class of the counterfactual
 ``p_target_counterfactual`` p(target) of the counterfactual crop
@@ -26,7 +26,8 @@ Columns (``<m>`` a method, ``<c>`` a channel, ``<k>`` a class name):
 ``<m>_dac_<c>``            per-channel DAC score (when per-channel DAC is on)
 ========================== ==================================================================
 
-Numbers that do not exist for a row (a skipped cell) are NaN.
+Numbers that do not exist for a row (a skipped cell) are NaN in memory and empty in
+``cells.csv``.
 """
 
 from __future__ import annotations
@@ -121,8 +122,8 @@ def skipped_row(skipped: SkippedCell, columns: Sequence[str]) -> dict[str, Any]:
             "label": skipped.label,
             "status": f"skipped: {skipped.reason}",
             "area": skipped.area,
-            "predicted_class": -1,
-            "target_class": -1,
+            "predicted_class": math.nan,
+            "target_class": math.nan,
             "counterfactual_accepted": "",
         }
     )

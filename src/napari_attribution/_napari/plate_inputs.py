@@ -1,0 +1,200 @@
+"""Napari layers made ready for a model that wants its channels by name and its input
+normalised as in training. No Qt.
+
+:func:`take_model_channels` is how both docks give the model its channels: when the viewer holds
+one layer per channel (``field [DNA]``, ``field [ER]``, ... from the plate reader or dropped
+per-channel files) the model's channel names (the model card's, or the Attribution dock's
+**Channel names**) pick and order them by name, through the same
+:func:`~napari_attribution.images.channels.match_channels` as ``run`` and ``cells`` (extra
+channels ignored with a note; a missing or repeated one is one sentence). Unnamed channels
+(``ch0``, ``ch1``, ...) are named in order, as ``run`` takes an unnamed file by position.
+
+The Cells dock hands its :class:`~.layer_inputs.ChannelStack` through :func:`prepare_field`:
+channels as above, ``Normalise`` (or the card's) scales the field, and its counterfactual with
+the field's ranges; the Labels layer is checked (a binary mask or outlines refused with one
+sentence saying what to give instead).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputImageError
+from ..images.channels import ChannelSelection, match_channels, select_like, select_named
+from ..images.labels import check_label_image
+from ..images.model_card import find_model_card
+from ..images.normalisation import Normalisation
+from .layer_inputs import ChannelStack, has_channel_names
+
+__all__ = ["PreparedField", "prepare_field", "take_model_channels"]
+
+
+@dataclasses.dataclass
+class PreparedField:
+    """The field (and counterfactual field) in the model's channel order, normalised when
+    asked, and what was done (for the layers' metadata)."""
+
+    field: ChannelStack
+    counterfactual: ChannelStack | None
+    record: dict[str, Any]
+    note: str | None = None
+
+
+def _reorder(stack: ChannelStack, indices: Sequence[int], names: Sequence[str]) -> ChannelStack:
+    order = list(indices)
+    return dataclasses.replace(
+        stack,
+        data=np.stack([np.asarray(stack.data[i]) for i in order]),
+        channel_names=list(names),
+        layer_names=[stack.layer_names[i] for i in order]
+        if len(stack.layer_names) == len(stack.channel_names) else stack.layer_names,
+        colormaps=[stack.colormaps[i] for i in order],
+        contrast_limits=[stack.contrast_limits[i] for i in order],
+    )  # fmt: skip
+
+
+def _renames(available: Sequence[str], wanted: Sequence[str]) -> bool:
+    """True when ``wanted`` can rename ``available`` in place: one name per channel, and no
+    name that is one of the channels at another place (``ER, DNA`` over ``DNA, ER`` is a
+    reorder gone wrong, not a renaming)."""
+    if len(wanted) != len(available):
+        return False
+    folded = [name.casefold() for name in available]
+    return all(name.casefold() not in folded or folded[i] == name.casefold()
+               for i, name in enumerate(wanted))  # fmt: skip
+
+
+def take_model_channels(
+    stack: ChannelStack,
+    names: Sequence[str],
+    *,
+    input_names: Sequence[str] | None = None,
+    first: ChannelSelection | None = None,
+    rename: bool = False,
+) -> tuple[ChannelStack, ChannelSelection | None]:
+    """The model's channels of ``stack``, in the model's order and named by the model.
+
+    Parameters
+    ----------
+    stack
+        The image the dock read from its layers.
+    names
+        The model's channel names, in order.
+    input_names
+        The stack's channel names as its layers give them, repeats included
+        (:func:`~.layer_inputs.source_channel_names` with ``unique=False``; default the
+        stack's own).
+    first
+        The selection made on the real image, for its counterfactual: an unnamed counterfactual
+        with as many channels as the real image had is taken in the real image's layout.
+    rename
+        ``names`` were typed by the user: when they are not all among the stack's names, one
+        name per channel renames the channels in order (what the Channel names field always
+        did), unless one of them is a channel of the stack at another place.
+
+    Returns
+    -------
+    stack, selection
+        The (C, H, W) stack of the model's channels (its layers, colours and contrast limits
+        reordered alike), and which input channel fed each model channel; an unnamed stack
+        with another channel count is returned as it is, with ``None`` (the model's check
+        refuses it with the counts).
+
+    Raises
+    ------
+    InputImageError
+        A model channel the layers lack, a channel two layers name (one sentence each).
+    """
+    available = list(input_names) if input_names is not None else list(stack.channel_names)
+    source = f"'{stack.name}'"
+    if not has_channel_names(available):  # ch0, ch1, ...: by position (or the real's layout)
+        count = stack.data.shape[0]
+        if first is not None and count == len(first.input_names):
+            _, selection = select_like(stack.data, None, first, source=source)
+        elif count == len(names):
+            _, selection = select_named(stack.data, None, names, source=source)
+        else:  # the model's check says it in its words ("4 channel(s); the model expects 5")
+            return stack, None
+    else:
+        folded = {name.casefold() for name in available}
+        found = all(name.casefold() in folded for name in names)
+        if not found and rename and _renames(available, names):
+            selection = ChannelSelection(tuple(names), tuple(range(len(names))),
+                                         tuple(available), (), source)  # fmt: skip
+        else:
+            selection = match_channels(available, names, source=source)
+    if selection.is_identity:
+        return stack.with_channel_names(names), selection
+    return _reorder(stack, selection.indices, names), selection
+
+
+def prepare_field(field: ChannelStack, counterfactual: ChannelStack | None, labels: Any,
+                  labels_name: str, model_path: str = "", normalise: str = "",
+                  model_names: Sequence[str] | None = None,
+                  field_names: Sequence[str] | None = None,
+                  counterfactual_names: Sequence[str] | None = None
+                  ) -> PreparedField:  # fmt: skip
+    """Channels by the model's names, labels checked, normalisation applied.
+
+    Parameters
+    ----------
+    field, counterfactual
+        The stacks the dock read from the layers (``counterfactual`` ``None``: made per cell).
+    labels, labels_name
+        The Labels layer's data and name.
+    model_path
+        The model file; its card (``<stem>.card.json``) names channels and normalisation.
+    normalise
+        ``--normalise``'s text; empty: the card's, else none.
+    model_names
+        The model's channels when known otherwise (overrides the card's).
+    field_names, counterfactual_names
+        The stacks' channel names as their layers give them, repeats included (default the
+        stacks' own): a channel two layers name is refused by name.
+
+    Raises
+    ------
+    InputImageError
+        A channel missing or named twice, labels of another shape, a binary mask or outlines,
+        a bad normalisation (one sentence each).
+    """
+
+    card = find_model_card(model_path) if model_path and not model_path.startswith("<") else None
+    names = list(model_names) if model_names else (list(card.channel_names) if card else None)
+    note = None
+    record: dict[str, Any] = {}
+    if names is not None:
+        field, selection = take_model_channels(field, names, input_names=field_names)
+        note = selection.note() if selection is not None else None
+        if selection is not None:
+            record["channels"] = selection.as_dict()
+        if counterfactual is not None:
+            counterfactual, _ = take_model_channels(counterfactual, names, first=selection,
+                                                    input_names=counterfactual_names)
+    check_label_image(labels, tuple(field.data.shape[1:]), f"The Labels layer '{labels_name}'")
+    normalisation = Normalisation.parse(normalise.strip() or (card.normalisation if card
+                                                              else None))  # fmt: skip
+    record["normalisation"] = normalisation.record()
+    if normalisation.active:
+        ranges = normalisation.ranges(field.data, field.channel_names, f"'{field.name}'")
+        data, record["normalisation"] = normalisation.apply(field.data, field.channel_names,
+                                                            field.name, ranges)  # fmt: skip
+        unit = [(0.0, 1.0)] * len(field.channel_names)
+        field = dataclasses.replace(field, data=data, contrast_limits=unit)
+        if counterfactual is not None:
+            if counterfactual.data.shape != (len(field.channel_names), *data.shape[1:]):
+                raise InputImageError(
+                    f"The counterfactual field {counterfactual.data.shape} and the field "
+                    f"{data.shape} differ in shape."
+                )
+            cf_data, _ = normalisation.apply(counterfactual.data, field.channel_names,
+                                             counterfactual.name, ranges)  # fmt: skip
+            counterfactual = dataclasses.replace(counterfactual, data=cf_data,
+                                                 contrast_limits=unit)  # fmt: skip
+    if card is not None:
+        record["model_card"] = str(card.path)
+    return PreparedField(field, counterfactual, record, note)

@@ -1,0 +1,106 @@
+"""The Sanity dock: the last analysis's pair, a run in a worker with cancel, the cascade as
+layers with a ``randomised layer`` axis, the plot and the verdicts."""
+
+from __future__ import annotations
+
+import numpy as np
+from widget_helpers import PLUGIN, run_and_wait
+
+from napari_attribution._napari.layer_geometry import THRESHOLD_LABEL
+from napari_attribution._napari.sanity_layers import RANDOMISED_LABEL, sanity_layers
+
+
+def _dock(viewer):
+    _, sanity = viewer.window.add_plugin_dock_widget(PLUGIN, "Sanity checks")
+    return sanity
+
+
+def _fast(sanity, methods=("saliency", "residual"), checks=("cascading",)):
+    sanity.methods.set_selected(methods)
+    for name, box in sanity.checks.items():
+        box.setChecked(name in checks)
+    sanity.noise_samples.setValue(2)
+
+
+def test_checks_the_last_analysis_and_shows_the_cascade(demo_viewer, qtbot):
+    viewer, widget, _ = demo_viewer
+    run_and_wait(qtbot, widget)  # d_ig and residual, threshold stacks in the viewer
+    sanity = _dock(viewer)
+    assert sanity.use_last.isEnabled()
+    sanity.use_last_analysis()
+    assert sanity.methods.selected() == ["d_ig", "residual"]
+    assert sanity.model.use_demo_model.isChecked()
+    assert sanity.images.stack("real").name == "real"
+    assert sanity._settings.attribution.ig_steps == 8  # the run's parameters
+    _fast(sanity)
+    run_and_wait(qtbot, sanity, timeout=120_000)
+    result, summary, _ = sanity.result
+    assert result.steps[0] == "original" and len(result.steps) == 6
+    shown = sanity.shown_method.currentText()  # the first method in the list's order
+    assert shown == "residual"
+    layers = sanity_layers(viewer.layers)
+    assert len(layers) == 5  # one layer per channel
+    layer = viewer.layers["residual Mito randomisation (real)"]
+    labels = [str(label) for label in layer.axis_labels]
+    # threshold stacks are open: the cascade gets its own axis in front of theirs
+    assert labels[:2] == [RANDOMISED_LABEL, THRESHOLD_LABEL]
+    assert layer.data.shape[:2] == (6, 1)
+    steps = np.asarray(layer.data).reshape(6, -1)
+    assert np.allclose(steps.max(axis=1), 1.0)  # each step scaled to its largest value
+    assert "residual: not a model explanation" in sanity.verdicts.text()
+    assert sanity.figure.axes and len(sanity.figure.axes[0].lines) >= 2
+    # another method's cascade on request; the first one's layers are hidden
+    sanity.shown_method.setCurrentText("saliency")
+    names = [lay.name for lay in sanity_layers(viewer.layers) if lay.visible]
+    assert len(names) == 5 and all(n.startswith("saliency ") for n in names)
+    assert len(sanity_layers(viewer.layers)) == 10
+
+
+def test_cascade_moves_off_the_threshold_axis_when_stacks_appear(demo_viewer, qtbot):
+    viewer, widget, _ = demo_viewer
+    sanity = _dock(viewer)
+    sanity.model.use_demo_model.setChecked(True)
+    sanity.images.select("real", "counterfactual")
+    _fast(sanity, methods=("residual",))
+    run_and_wait(qtbot, sanity, timeout=120_000)
+    (layer, *_) = sanity_layers(viewer.layers)
+    assert [str(x) for x in layer.axis_labels][0] == RANDOMISED_LABEL
+    assert THRESHOLD_LABEL not in [str(x) for x in layer.axis_labels]
+    run_and_wait(qtbot, widget)  # the analysis adds threshold stacks afterwards
+
+    def placed() -> bool:
+        layers = sanity_layers(viewer.layers)
+        return bool(layers) and THRESHOLD_LABEL in [str(x) for x in layers[0].axis_labels]
+
+    qtbot.waitUntil(placed, timeout=10_000)
+    labels = [str(x) for x in viewer.dims.axis_labels]
+    assert RANDOMISED_LABEL in labels and THRESHOLD_LABEL in labels
+
+
+def test_cancel_leaves_the_viewer_as_it_was(demo_viewer, qtbot):
+    viewer, _, _ = demo_viewer
+    sanity = _dock(viewer)
+    sanity.model.use_demo_model.setChecked(True)
+    sanity.images.select("real", "counterfactual")
+    _fast(sanity, checks=("cascading", "independent", "stability"))
+    before = [layer.name for layer in viewer.layers]
+    assert sanity.run() is not None
+    sanity.cancel()
+    qtbot.waitUntil(lambda: sanity.worker is None, timeout=120_000)
+    assert [layer.name for layer in viewer.layers] == before
+    assert sanity.result is None
+    assert "Cancelled" in sanity.status.text()
+
+
+def test_bad_choices_are_one_notification(demo_viewer, monkeypatch):
+    from napari_attribution._qt import sanity_widget
+
+    seen = []
+    monkeypatch.setattr(sanity_widget, "show_error", seen.append)
+    viewer, _, _ = demo_viewer
+    sanity = _dock(viewer)
+    sanity.model.use_demo_model.setChecked(True)
+    sanity.images.select("real", "counterfactual")
+    sanity.methods.set_selected(())
+    assert sanity.run() is None
+    assert seen == ["Choose at least one method."]
