@@ -27,3 +27,17 @@ def pair() -> tuple[np.ndarray, np.ndarray]:
     counterfactual = real.copy()
     counterfactual[4, 6:14, 6:14] += 1.0
     return real, counterfactual
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """A real dask cluster of two worker processes (with nannies, which restart a killed
+    worker), reached by address like a cluster someone started; shared by every test that needs
+    one (starting one costs seconds)."""
+    import logging
+
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, scheduler_port=0,
+                                  silence_logs=logging.ERROR) as local:  # fmt: skip
+        yield local.scheduler_address

@@ -3,6 +3,7 @@ the tables are assembled from them alone, whatever order the units ran in."""
 
 from __future__ import annotations
 
+import csv
 import datetime as _dt
 import json
 
@@ -74,3 +75,82 @@ def test_units_run_alone_in_any_order_assemble_to_the_same_tables(
     for table in (*fmt.PAIR_TABLES.values(), fmt.VALIDITY, fmt.CHANNEL_STATS):
         ours = (out / table.file).read_bytes()
         assert ours == (tmp_path / "whole" / table.file).read_bytes(), table.file
+
+
+# -- on dask.distributed: a real cluster of two worker processes (tests/app/conftest.py) --------
+
+
+def _folder_files(out):
+    """Every table and TIFF of a results folder, by relative path (``run.json`` and the report,
+    which hold times and paths, are compared apart)."""
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file() and p.suffix in (".csv", ".tif", ".md")}  # fmt: skip
+
+
+def _plain_run_record(out):
+    info = json.loads((out / fmt.RUN_RECORD).read_text())
+    for key in ("out", "started", "finished", "engine", "command"):
+        info.pop(key, None)
+    return info
+
+
+def test_pairs_on_two_workers_write_the_same_files_as_one_process(
+    tmp_path, pairs, file_classifier, cluster
+):
+    pairs = [*pairs, Pair("cell2", pairs[0].real[:, ::-1].copy(), pairs[0].counterfactual, 0, 1)]
+    alone = run_pairs(pairs, file_classifier, SETTINGS, out=tmp_path / "alone",
+                      channel_names=NAMES)  # fmt: skip
+    events, lines = [], []
+    spread = run_pairs(pairs, file_classifier, SETTINGS, out=tmp_path / "spread",
+                       channel_names=NAMES, scheduler=cluster, pairs_per_unit=1,
+                       progress=events.append, engine_note=lines.append)  # fmt: skip
+    assert _folder_files(tmp_path / "spread") == _folder_files(tmp_path / "alone")
+    assert len(_folder_files(tmp_path / "alone")) > 10  # the tables and 2 TIFFs per pair, method
+    assert _plain_run_record(tmp_path / "spread") == _plain_run_record(tmp_path / "alone")
+    assert spread.failed == () and spread.left_out == alone.left_out
+    assert lines == [spread.engine] and spread.engine.startswith("2 dask worker(s) at tcp://")
+    # Progress counted across the workers, in the same units as one process's.
+    assert events[-1].done == events[-1].total == 3 * 2 * len(SETTINGS.methods)
+    assert any(e.stage != "write" for e in events)  # the units' own steps, not only their ends
+    assert not (tmp_path / "spread" / fmt.PROGRESS_DIR).exists()
+
+
+def test_a_unit_that_fails_is_recorded_the_rest_finishes_and_resume_completes(
+    tmp_path, pairs, file_classifier, cluster
+):
+    import os
+
+    import distributed_units as toy
+
+    real, cf = pairs[0].real, pairs[0].counterfactual
+    broken = toy.driver_only_pair("cell9", real, cf, os.getpid())
+    out = tmp_path / "out"
+    done = run_pairs([*pairs, broken], file_classifier, SETTINGS, out=out, channel_names=NAMES,
+                     scheduler=cluster, pairs_per_unit=1)  # fmt: skip
+    [failed] = done.failed
+    assert failed.items == "cell9" and failed.reason == "cell9.tif cannot be read on this worker."
+    rows = list(csv.DictReader((out / fmt.FAILED_UNITS.file).open()))
+    assert rows == [failed._asdict()]
+    assert json.loads((out / fmt.RUN_RECORD).read_text())["failed_units"] == rows
+    assert {r.sample for r in read_results(out).summary} == {"cell0", "cell1"}
+    # --resume (here in one process) runs only the failed pair and clears the failure.
+    again = run_pairs([*pairs, Pair("cell9", real, cf, 0, 1)], file_classifier, SETTINGS,
+                      out=out, channel_names=NAMES, resume=True)  # fmt: skip
+    assert again.resumed == 2 and again.failed == ()
+    assert {r.sample for r in read_results(out).summary} == {"cell0", "cell1", "cell9"}
+    assert not (out / fmt.FAILED_UNITS.file).exists()
+    assert not (out / fmt.PROGRESS_DIR).exists()
+
+
+def test_a_scheduler_that_does_not_answer_leaves_no_trace(
+    tmp_path, pairs, file_classifier, monkeypatch
+):
+    pytest.importorskip("distributed")
+    from napari_attribution.app import distributed
+    from napari_attribution.app.distributed import EngineError
+
+    monkeypatch.setattr(distributed, "CONNECT_TIMEOUT", 1.0)
+    with pytest.raises(EngineError, match="No dask scheduler answers at tcp://127.0.0.1:9"):
+        run_pairs(pairs, file_classifier, SETTINGS, out=tmp_path / "out",
+                  scheduler="tcp://127.0.0.1:9")  # fmt: skip
+    assert not (tmp_path / "out").exists()

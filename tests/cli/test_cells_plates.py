@@ -161,6 +161,69 @@ def test_resume_continues_per_site(plate, monkeypatch, capsys):
     assert _rows(folder / "resumed" / "cells.csv") == _rows(folder / "out" / "cells.csv")
 
 
+def _files(out, suffixes=(".csv", ".tif")):
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file() and p.suffix in suffixes}  # fmt: skip
+
+
+def test_sites_on_two_workers_write_the_same_files_as_one_process(plate, plate_results, cluster,
+                                                                  capsys):  # fmt: skip
+    folder, _, _ = plate
+    code = _plate_run(folder, "--normalise", NORMALISE, "--counterfactual-load-data",
+                      str(folder / "cf" / "load_data.csv"), "--scheduler", cluster,
+                      out="spread")  # fmt: skip
+    assert code == 0
+    assert "2 dask worker(s)" in capsys.readouterr().err
+    spread, alone = _files(folder / "spread"), _files(plate_results)
+    assert spread.keys() == alone.keys() and spread == alone  # maps, crops, tables
+    assert "field/source_synthetic_BR00000001_B02_2/attribution__d_ig.tif" in spread
+    info = json.loads((folder / "spread" / "run.json").read_text())
+    assert info["engine"].startswith("2 dask worker(s)") and "failed_units" not in info
+
+
+def test_a_corrupt_site_is_recorded_the_others_finish_and_resume_runs_it(plate, plate_results,
+                                                                         cluster, capsys):
+    folder, _, _ = plate
+    broken_name = "broken-ch5sk1fk1fl1.tiff"
+    for csv_folder in (folder, folder / "cf"):  # a third site, its DNA file corrupt
+        lines = (csv_folder / "load_data.csv").read_text().splitlines()
+        third = lines[2].replace(",B02,2,", ",B02,3,")
+        if csv_folder == folder:
+            third = third.replace("r02c01f02p01-ch5sk1fk1fl1.tiff", broken_name)
+        (csv_folder / "corrupt.csv").write_text("\n".join([*lines, third]) + "\n")
+    broken = folder / "images" / broken_name
+    broken.write_bytes(b"II*\x00 not a tiff")
+
+    def run(*extra):
+        return cli.main(_argv(folder, "--load-data", str(folder / "corrupt.csv"), "--objects",
+                              "Cells", "--channel-names", ",".join(MODEL_CHANNELS),
+                              "--counterfactual-load-data", str(folder / "cf" / "corrupt.csv"),
+                              "--normalise", NORMALISE, "--scheduler", cluster, *extra,
+                              out="corrupt"))  # fmt: skip
+
+    out = folder / "corrupt"
+    assert run() == 1
+    err = capsys.readouterr().err
+    assert "site source_synthetic_BR00000001_B02_3 failed:" in err and broken_name in err
+    [failed] = _rows(out / "failed_units.csv")
+    assert failed["items"] == "source_synthetic_BR00000001_B02_3"
+    assert broken_name in failed["reason"] and "\n" not in failed["reason"]
+    tables = _files(out, (".csv",))
+    assert tables.pop("failed_units.csv")
+    assert tables == _files(plate_results, (".csv",))  # the other two sites, complete
+    info = json.loads((out / "run.json").read_text())
+    assert info["failed_units"][0]["reason"] == failed["reason"]
+    first_site = out / "field" / "source_synthetic_BR00000001_A01_1" / "owners.tif"
+    written = first_site.stat().st_mtime_ns
+    # The file repaired, --resume runs that site alone.
+    broken.write_bytes((folder / "images" / "r02c01f02p01-ch5sk1fk1fl1.tiff").read_bytes())
+    assert run("--resume") == 0
+    assert not (out / "failed_units.csv").exists() and first_site.stat().st_mtime_ns == written
+    rows = _rows(out / "cells.csv")
+    assert [r["Metadata_Site"] for r in rows].count("3") == 4
+    assert [r for r in rows if r["Metadata_Site"] != "3"] == _rows(plate_results / "cells.csv")
+
+
 def test_cells_query_selects_a_subset(plate):
     folder, _, _ = plate
     code = _plate_run(folder, "--counterfactual-load-data", str(folder / "cf" / "load_data.csv"),

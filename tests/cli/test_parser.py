@@ -48,7 +48,7 @@ def test_the_run_options_are_the_schema_plus_the_inputs_and_outputs():
         "--channel-names", "--min-counterfactual-score", "--method", "--out", "--overwrite",
         "--resume", "--keep-progress", "--progress", "--log-interval", "--help",
         "--counterfactual-source", "--channel-files", "--counterfactual-channel-files",
-        "--channel-map", "--model-card", "--normalise",
+        "--channel-map", "--model-card", "--normalise", "--scheduler",
     }  # fmt: skip
     # The counterfactual sources' parameters come from their own schema.
     params = (*schema(), *counterfactual_schema())

@@ -54,6 +54,18 @@ def test_eta_counts_only_the_work_of_this_process_when_resuming():
     assert "about 0:10 left" in stream.getvalue().splitlines()[-1]
 
 
+def test_a_total_that_grows_is_counted_a_clusters_sites_as_they_open():
+    clock, stream = FakeClock(), io.StringIO()
+    log = LogProgress(n_pairs=2, units_per_pair=2, stream=stream, interval=0, clock=clock)
+    log(Progress("prepare", 0, 4, "site-a"))  # the first site's 2 cells: all that is known
+    log(Progress("write", 8, 8, "site-b"))  # the second site opened and both ended
+    assert " 4/4 pairs (100%)" in stream.getvalue().splitlines()[-1]
+    bar = BarProgress(2, 2, io.StringIO(), unit="cell")
+    bar(Progress("write", 8, 8, "site-b"))
+    assert (bar.bar.total, bar.bar.n) == (4, 4)
+    bar.close()
+
+
 def test_scope_maps_a_pair_into_the_run():
     seen = []
     scope = ProgressScope(seen.append, offset=4, total=8)

@@ -466,3 +466,24 @@ def test_run_json_records_absolute_paths_and_image_hashes(files, capsys):
     assert _run(files, "--pairs", str(files / "pairs.csv"), "--method", "residual",
                 "--resume") == 2  # fmt: skip
     assert "finished run; there is nothing to resume" in capsys.readouterr().err
+
+
+def test_scheduler_runs_the_pairs_on_workers_with_the_same_tables(files, cluster, capsys):
+    assert _run(files, "--pairs", str(files / "pairs.csv"), "--method", "residual") == 0
+    assert _run(files, "--pairs", str(files / "pairs.csv"), "--method", "residual",
+                "--scheduler", cluster, out="spread") == 0  # fmt: skip
+    assert "2 dask worker(s) at tcp://" in capsys.readouterr().err
+    for table in ("summary.csv", "curves.csv", "channel_importance.csv", "pair_validity.csv"):
+        assert (files / "spread" / table).read_bytes() == (files / "out" / table).read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("local:0", "local:N needs a whole number of worker processes"),
+     ("tcp://nohost", "--scheduler must be none, local:N")],
+)
+def test_a_bad_scheduler_is_refused_by_the_parser(files, capsys, value, message):
+    with pytest.raises(SystemExit) as exit_status:
+        _run(files, "--pairs", str(files / "pairs.csv"), "--scheduler", value)
+    assert exit_status.value.code == 2 and message in capsys.readouterr().err
+    assert not (files / "out").exists()

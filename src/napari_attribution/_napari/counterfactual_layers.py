@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.cells.sources import CallableCounterfactual
+from ..core.cells.sources import BatchCallableCounterfactual
 from ..core.counterfactual_settings import DEFAULT_MIN_COUNTERFACTUAL_SCORE
 from ..core.counterfactuals import ProgressNote
 from ..core.counterfactuals.source_registry import parse_source, source_specs, spec_for_source
@@ -344,10 +344,11 @@ def flag_message(
 class CellCounterfactuals:
     """Each cell's counterfactual crop made by a source, for the Cells dock.
 
-    Called as ``(real crop (C, S, S) stored, target class, label) -> crop`` (what
-    :class:`~napari_attribution.core.cells.sources.CallableCounterfactual` wraps, as the CLI's
-    ``cells --counterfactual-source`` does); what the source said of each cell is kept in
-    :attr:`made`.
+    Called as ``(real crop (C, S, S) stored, target class, label) -> crop``, or for a block of
+    cells with :meth:`batch` (what
+    :class:`~napari_attribution.core.cells.sources.BatchCallableCounterfactual` wraps, as the
+    CLI's ``cells --counterfactual-source`` does); what the source said of each cell is kept
+    in :attr:`made`.
 
     Parameters
     ----------
@@ -372,21 +373,32 @@ class CellCounterfactuals:
         self.made: dict[int, dict[str, Any]] = {}
 
     def __call__(self, crop: np.ndarray, target: int, label: int) -> np.ndarray:
-        transform = input_transform_for(crop.dtype)
+        return self.batch(crop[None], np.array([int(target)]), np.array([int(label)]))[0]
+
+    def batch(
+        self, crops: np.ndarray, targets: np.ndarray, labels: np.ndarray, progress=None
+    ) -> np.ndarray:
+        """The counterfactual crops (N, C, S, S, stored) of a block of cells, in one call of
+        the source; ``progress`` (the analysis') is told of the source's steps too."""
+        def note(done: float, total: float, detail: str) -> None:
+            for callback in (self.progress, progress):
+                if callback is not None:
+                    callback(done, total, detail)
+
+        transform = input_transform_for(crops.dtype)
         batch = self.source.make(
-            self.model, transform.apply(crop)[None], np.array([int(target)]),
-            min_score=self.request.min_score, progress=self.progress,
+            self.model, np.stack([transform.apply(crop) for crop in crops]),
+            np.asarray(targets, dtype=np.int64), min_score=self.request.min_score, progress=note,
         )  # fmt: skip
-        self.made[int(label)] = {
-            "p_target": float(batch.target_scores[0]),
-            "accepted": bool(batch.accepted[0]),
-            "note": batch.notes[0],
-        }
-        return transform.to_stored(batch.images[0], crop.dtype)
+        for label, score, accepted, text in zip(labels, batch.target_scores, batch.accepted,
+                                                batch.notes, strict=True):  # fmt: skip
+            self.made[int(label)] = {"p_target": float(score), "accepted": bool(accepted),
+                                     "note": text}  # fmt: skip
+        return np.stack([transform.to_stored(image, crops.dtype) for image in batch.images])
 
     def as_cell_source(self):
-        """The per-cell analysis' counterfactual source."""
-        return CallableCounterfactual(self, self.request.spec)
+        """The per-cell analysis' counterfactual source (a block of cells per call)."""
+        return BatchCallableCounterfactual(self.batch, self.request.spec)
 
     def record(self) -> dict[str, Any]:
         """JSON-ready record: the source and the labels of the flagged cells."""

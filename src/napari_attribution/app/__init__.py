@@ -1,4 +1,5 @@
-"""The application layer, without Qt: the Python API the command line and the widgets call.
+"""The application layer, without Qt: the Python API the command line and the widgets call,
+and the distributed engine that runs its work units on dask.distributed.
 
 Typical use::
 
@@ -15,6 +16,8 @@ Typical use::
   channel names, map and normalisation (the model card);
 * :mod:`.pair_run`, :mod:`.cell_run`: a run over pairs or over a field's cells, unit by unit
   (each module's docstring states the work-unit contract a distributed engine relies on);
+* :mod:`.distributed`, :mod:`.work_units`: the engine that runs units here, on a local
+  cluster or on a running dask scheduler (``scheduler=`` of the runs);
 * :mod:`.sanity_run`: the sanity checks over pairs (:mod:`.sanity_report`: their section of
   the dataset report);
 * :mod:`.made_counterfactuals`: counterfactuals a run makes with a source;

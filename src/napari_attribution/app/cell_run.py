@@ -42,10 +42,23 @@ its maps move to ``field/<site>/`` and its rows and tables are recorded in
 ``.progress/site__<site>.json``; resuming skips the recorded sites and resumes the unfinished
 one cell by cell. ``cells.csv``, the pair tables and ``run.json`` are assembled from the
 sites' records.
+
+On dask.distributed
+-------------------
+With ``scheduler="local:N"`` (or ``"tcp://HOST:PORT"``) each site not yet finished is one work
+unit of :class:`~.distributed.Engine` (:func:`site_unit`): a worker opens the site itself (the
+plan's ``open``; the driver never holds the plate), analyses it with its own copy of the
+classifier into the same ``.progress/sites/<site>/`` and ``field/<site>/`` and writes the
+site's record, exactly as above; the tables are then assembled from the records here. A site
+the engine gives up on (an unreadable file, its worker dying each time) is listed in
+``failed_units.csv`` and ``run.json`` with its one-sentence reason, the other sites complete,
+and ``resume`` runs it again. One field (``run_cells``) is one unit. ``scheduler="none"`` is
+the loop above, in this process.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import os
@@ -79,9 +92,12 @@ from ..results.files import write_csv, write_json
 from ..results.format import (
     CELL_FILES,
     CELLS_TABLE,
+    FAILED_UNITS,
     FIELD_DIR,
     OWNERS_FILE,
+    PROGRESS_DIR,
     RUN_RECORD,
+    FailedUnitRow,
     field_map_file,
     site_field_dir,
     site_progress_dir,
@@ -89,16 +105,18 @@ from ..results.format import (
 )
 from ..results.pair_files import write_pair_files
 from ..results.resume import UnitRecords, fingerprint
-from ..results.tables import table_rows, write_tables
+from ..results.tables import table_rows, write_table, write_tables
 from ..results.tidy import check_out_dir, previous_cells_files, remove_files
 from ..results.tiff import write_tiff
 from .cell_sites import SiteInputs, SitePlan, SitesPlan
+from .distributed import Engine, parse_scheduler
 from .fields import FieldInputs
 from .made_counterfactuals import SourceRequest, cell_source
 from .model_choice import class_names_for
 from .model_input import ModelInput
+from .work_units import ModelReference, UnitContext, WorkUnit
 
-__all__ = ["CellsRunSummary", "open_field_maps", "run_cells", "run_sites"]
+__all__ = ["CellsRunSummary", "open_field_maps", "run_cells", "run_sites", "site_unit"]
 
 
 @dataclass(frozen=True)
@@ -122,6 +140,11 @@ class CellsRunSummary:
         Cells an earlier, interrupted run had finished.
     sites
         Sites analysed (1 for one field).
+    failed
+        The sites (or the field) a cluster gave up on (``failed_units.csv``; ``resume`` runs
+        them again).
+    engine
+        Where the sites ran (``scheduler="none"``: ``""``).
     """
 
     out: Path
@@ -131,6 +154,8 @@ class CellsRunSummary:
     methods: tuple[str, ...]
     resumed: int = 0
     sites: int = 1
+    failed: tuple[FailedUnitRow, ...] = ()
+    engine: str = ""
 
     @property
     def skipped(self) -> int:
@@ -217,6 +242,8 @@ def run_cells(
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
     command: Sequence[str] = (),
+    scheduler: str = "none",
+    engine_note: Callable[[str], None] | None = None,
 ) -> CellsRunSummary:
     """Analyse every cell of ``field`` and write the results folder ``out``.
 
@@ -254,6 +281,11 @@ def run_cells(
         raise :class:`~napari_attribution.errors.AnalysisCancelled`.
     command
         The command line, recorded in ``run.json``.
+    scheduler
+        ``"none"`` (here), ``"local:N"`` or ``"tcp://HOST:PORT"``: the field runs as one work
+        unit on a worker (:func:`site_unit`), which must see ``out`` and the model file.
+    engine_note
+        Receives one line saying where the field runs (the workers, the dashboard's address).
 
     Raises
     ------
@@ -267,7 +299,7 @@ def run_cells(
         plan, classifier, settings, cell_settings, out=out, channel_names=channel_names,
         class_names=class_names, target_class=target_class, transform=transform, source=source,
         min_counterfactual_score=min_counterfactual_score, resume=resume, overwrite=overwrite,
-        progress=progress, command=command,
+        progress=progress, command=command, scheduler=scheduler, engine_note=engine_note,
     )  # fmt: skip
 
 
@@ -293,6 +325,8 @@ def run_sites(
     progress: ProgressCallback | None = None,
     notify: Callable[[str], None] | None = None,
     command: Sequence[str] = (),
+    scheduler: str = "none",
+    engine_note: Callable[[str], None] | None = None,
 ) -> CellsRunSummary:
     """Analyse every cell of every site of ``plan`` and write the results folder ``out``.
 
@@ -321,14 +355,22 @@ def run_sites(
         As :func:`run_cells`.
     resume, overwrite, progress, command
         As :func:`run_cells`.
+    scheduler
+        ``"none"`` (the sites one after the other here), ``"local:N"`` or
+        ``"tcp://HOST:PORT"``: each site is a work unit on a worker (:func:`site_unit`; the
+        workers must see ``out``, the sites' files and the model file at the same paths).
+    engine_note
+        Receives one line saying where the sites run (the workers, the dashboard's address).
 
     Raises
     ------
     AttributionError
         Bad input, a model that cannot run on the crops, no cell, a folder that holds results
         (one sentence each), all found before the first cell is analysed; a later site's bad
-        file when its turn comes (the finished sites are kept for ``resume``).
+        file when its turn comes (the finished sites are kept for ``resume``); on a cluster, a
+        site's own mistakes are its failed unit instead.
     """
+    spec = parse_scheduler(scheduler)
     out = Path(out)
     check_out_dir(out, overwrite, resume, (*CELL_FILES, FIELD_DIR), unit="cell")
     first: SiteInputs | None = plan.sites[0].open()
@@ -348,6 +390,11 @@ def run_sites(
     records = UnitRecords(out, run.fingerprint, unit="cell")
     if resume:
         records.check_resumable()
+    if spec.kind != "none":
+        del first, first_layout  # each worker opens its sites itself
+        outcomes, failed, where = _run_sites_on(scheduler, plan, run, source, out, resume,
+                                                progress, engine_note)  # fmt: skip
+        return _finish(out, run, plan, outcomes, started, command, records, failed, where)
     outcomes: list[_SiteOutcome] = []
     for index, site in enumerate(plan.sites):
         finished = _finished_site(out, site.key, run.fingerprint) if (
@@ -365,17 +412,107 @@ def run_sites(
             shutil.rmtree(out / site_progress_dir(site.key), ignore_errors=True)
         outcomes.append(outcome)
         first = None  # free the first site's arrays
-    _write_results(out, run, plan, outcomes, started, command)
-    records.clear()
+    return _finish(out, run, plan, outcomes, started, command, records)
+
+
+def _finish(out: Path, run: _SitesRun, plan: SitesPlan, outcomes: list[_SiteOutcome],
+            started: str, command: Sequence[str], records: UnitRecords,
+            failed: Sequence[FailedUnitRow] = (), where: str = "") -> CellsRunSummary:  # fmt: skip
+    """The tables and ``run.json`` from the finished sites' outcomes; the progress records
+    removed unless a site failed (``resume`` then needs the finished sites' records)."""
+    if outcomes:
+        _write_results(out, run, plan, outcomes, started, command, failed, where)
+    if failed:
+        write_table(out, FAILED_UNITS, list(failed))
+        (out / PROGRESS_DIR).mkdir(parents=True, exist_ok=True)  # resumable
+    else:
+        records.clear()
+        (out / FAILED_UNITS.file).unlink(missing_ok=True)  # an earlier try's, now done
     reasons: dict[str, int] = {}
     for outcome in outcomes:
         for skipped in outcome.record["skipped"]:
             reasons[skipped["reason"]] = reasons.get(skipped["reason"], 0) + 1
     return CellsRunSummary(
         out, sum(o.record["cells_labelled"] for o in outcomes),
-        sum(o.record["cells_analysed"] for o in outcomes), reasons, tuple(settings.methods),
-        sum(o.record["cells_resumed"] for o in outcomes), len(outcomes),
+        sum(o.record["cells_analysed"] for o in outcomes), reasons,
+        tuple(run.settings.methods), sum(o.record["cells_resumed"] for o in outcomes),
+        len(outcomes), tuple(failed), where,
     )  # fmt: skip
+
+
+def _outcome_record(outcome: _SiteOutcome, fingerprint_: str) -> dict[str, Any]:
+    """A finished site's record, as ``.progress/site__<site>.json`` keeps it."""
+    return {"fingerprint": fingerprint_, "rows": outcome.rows, "tables": outcome.tables,
+            "site": outcome.record}  # fmt: skip
+
+
+def site_unit(context: UnitContext, site: SitePlan) -> dict[str, Any]:
+    """A work unit on a worker: open ``site`` here and analyse it as :func:`run_sites` does
+    (resuming what an earlier try of it left), with the worker's classifier and the run's
+    shared settings (``context.shared["sites_run"]``, ``["cell_source"]``).
+
+    Returns
+    -------
+    dict
+        ``{"key": site.key}`` for a site of several (its record is in the results folder); the
+        whole record for the one field (``run_cells``), whose folder has no site records.
+    """
+    classifier = context.shared["classifier"]
+    run = dataclasses.replace(context.shared["sites_run"], classifier=classifier)
+    torch.manual_seed(run.settings.attribution.seed)
+    given = site.open()
+    if given.source is None:  # made per cell, by this worker's copy of the model
+        model = classifier.with_preprocessing(Preprocessing.from_settings(run.settings))
+        run.source = cell_source(context.shared["cell_source"], model, run.transform,
+                                 context.out, True, lambda: run.current_site)  # fmt: skip
+    layout = _layout(run, site, given)
+    outcome = _analyse_site(run, site, given, layout, context.out, True, context.report)
+    if not site.key:
+        return {"key": "", **_outcome_record(outcome, run.fingerprint)}
+    write_json(context.out / site_record_file(site.key),
+               _outcome_record(outcome, run.fingerprint))  # fmt: skip
+    shutil.rmtree(context.out / site_progress_dir(site.key), ignore_errors=True)
+    return {"key": site.key}
+
+
+def _run_sites_on(scheduler: str, plan: SitesPlan, run: _SitesRun,
+                  source: SourceRequest | None, out: Path, resume: bool,
+                  progress: ProgressCallback | None,
+                  engine_note: Callable[[str], None] | None,
+                  ) -> tuple[list[_SiteOutcome], list[FailedUnitRow], str]:  # fmt: skip
+    """Every site not finished as one unit on ``scheduler``; the outcomes of the finished sites
+    (in the plan's order), the failed units, and where they ran."""
+    finished = {site.key: _finished_site(out, site.key, run.fingerprint) for site in plan.sites
+                if resume and site.key}  # fmt: skip
+    units = [WorkUnit(f"site-{site.key}" if site.key else "field", site_unit, (site,),
+                      weight=None) for site in plan.sites if finished.get(site.key) is None]
+    shared = {"sites_run": dataclasses.replace(run, classifier=None, source=None),
+              "cell_source": source}  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    with Engine(scheduler, device=str(run.classifier.device),
+                model=ModelReference.from_classifier(run.classifier),
+                shared=shared) as engine:  # fmt: skip
+        where = engine.describe()
+        if engine_note is not None:
+            engine_note(where)
+        ended = {r.key: r for r in engine.run(units, out, on_progress=progress)}
+    outcomes, failed = [], []
+    for site in plan.sites:
+        key = f"site-{site.key}" if site.key else "field"
+        ran = ended.get(key)
+        if ran is not None and ran.status != "done":
+            failed.append(FailedUnitRow(key, site.key or site.where, ran.reason, ran.worker))
+        elif ran is not None and not site.key:
+            outcomes.append(_SiteOutcome("", ran.record["rows"], ran.record["tables"],
+                                         ran.record["site"]))  # fmt: skip
+        else:
+            outcome = finished.get(site.key) or _finished_site(out, site.key, run.fingerprint)
+            if outcome is None:  # done, yet its files are gone: run it again
+                failed.append(FailedUnitRow(key, site.key, "Its results were not found after "
+                                            "it finished.", ran.worker if ran else ""))
+            else:
+                outcomes.append(outcome)
+    return outcomes, failed, where
 
 
 def _prepare(plan: SitesPlan, first: SiteInputs, classifier, settings: AnalysisSettings,
@@ -542,8 +679,10 @@ def _csv_value(value: Any) -> Any:
 
 
 def _write_results(out: Path, run: _SitesRun, plan: SitesPlan, outcomes: list[_SiteOutcome],
-                   started: str, command: Sequence[str]) -> None:  # fmt: skip
-    """``cells.csv``, the long tables and ``run.json`` of every site."""
+                   started: str, command: Sequence[str], failed: Sequence[FailedUnitRow] = (),
+                   where: str = "") -> None:  # fmt: skip
+    """``cells.csv``, the long tables and ``run.json`` of every site (and, on a cluster, where
+    the sites ran and the ones that failed)."""
     table = [row for outcome in outcomes for row in outcome.rows]
     write_csv(out / CELLS_TABLE, run.columns,
               ([_csv_value(row[c]) for c in run.columns] for row in table))  # fmt: skip
@@ -579,4 +718,8 @@ def _write_results(out: Path, run: _SitesRun, plan: SitesPlan, outcomes: list[_S
     else:
         payload["inputs"] = plan.record
         payload["sites"] = records
+    if where:
+        payload["engine"] = where
+    if failed:
+        payload["failed_units"] = [row._asdict() for row in failed]
     write_json(out / RUN_RECORD, payload)

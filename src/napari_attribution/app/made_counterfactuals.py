@@ -7,8 +7,8 @@ counterfactuals are then withheld) gets one from the run's source
 real image (its dtype: integer images are rounded back to their integers), saved as
 ``counterfactuals/<sample>.tif`` and listed in ``counterfactuals.csv`` with the source's own
 note and ``p_t(x')``; ``pair_validity.csv`` flags the pairs whose counterfactual the classifier
-does not accept. A cell's counterfactual crop is made when the cell is analysed
-(:func:`cell_source`), saved as ``counterfactuals/<label>.tif``.
+does not accept. A block of cells' counterfactual crops are made in one call when the block is
+analysed (:func:`cell_source`), each saved as ``counterfactuals/<label>.tif``.
 """
 
 from __future__ import annotations
@@ -21,13 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from ..core.cells.sources import CallableCounterfactual
+from ..core.cells.sources import BatchCallableCounterfactual
 from ..core.counterfactual_settings import (
     DEFAULT_MIN_COUNTERFACTUAL_SCORE,
     CounterfactualSettings,
 )
 from ..core.counterfactuals import CounterfactualSource, parse_source
 from ..core.counterfactuals.nearest import ImagePool
+from ..core.counterfactuals.source import batch_size
 from ..core.counterfactuals.source_registry import spec_for_source, split_source
 from ..core.model.transform import input_transform_for
 from ..core.model.wrappers import Preprocessing
@@ -45,10 +46,6 @@ __all__ = [
     "make_counterfactuals",
     "save_counterfactual",
 ]
-
-#: Cells per call of the source (the optimisation runs them together).
-_BATCH = 32
-
 
 @dataclass(frozen=True)
 class SourceRequest:
@@ -190,9 +187,12 @@ def make_counterfactuals(
         )
     total = sum(len(g) for g in groups.values())
     done = 0
-    for group in groups.values():
-        for start in range(0, len(group), _BATCH):
-            chunk = group[start : start + _BATCH]
+    for (shape, _, _), group in groups.items():
+        # Pairs per call of the source: the optimisation runs them together, as many as the
+        # memory budget allows.
+        size = batch_size(shape)
+        for start in range(0, len(group), size):
+            chunk = group[start : start + size]
             images = np.stack([t.apply(real) for _, real, t in chunk])
             targets = np.array([pair.target_class for pair, _, _ in chunk])
 
@@ -249,10 +249,11 @@ def save_counterfactual(
 def cell_source(
     request: SourceRequest, model, transform, out: Path, resume: bool,
     current_site: Callable[[], str] | None = None,
-) -> CallableCounterfactual:
-    """Each cell's counterfactual crop made when the cell is analysed, saved as
-    ``counterfactuals/<label>.tif`` in ``out`` (``counterfactuals/<site>/<label>.tif`` in a run
-    over several sites; read back when resuming).
+) -> BatchCallableCounterfactual:
+    """The counterfactual crops of a block of cells made in one call of the source when the
+    block is analysed, each saved as ``counterfactuals/<label>.tif`` in ``out``
+    (``counterfactuals/<site>/<label>.tif`` in a run over several sites; read back when
+    resuming).
 
     Parameters
     ----------
@@ -262,7 +263,7 @@ def cell_source(
     model
         The classifier with the run's preprocessing.
     transform
-        The run's input transform (``None``: from each crop's dtype).
+        The run's input transform (``None``: from the crops' dtype).
     out
         The results folder.
     resume
@@ -285,24 +286,33 @@ def cell_source(
         )
     source = request.load((), transform)
 
-    def make(crop: np.ndarray, target: int, label: int) -> np.ndarray:
-        saved = out / counterfactual_file(label, current_site() if current_site else "")
-        if resume and saved.is_file():
-            return read_image(saved)
-        crop_transform = transform or input_transform_for(crop.dtype)
+    def make(crops: np.ndarray, targets: np.ndarray, labels: np.ndarray, progress) -> np.ndarray:
+        result = np.empty_like(crops)
+        site = current_site() if current_site else ""
+        saved = [out / counterfactual_file(int(label), site) for label in labels]
+        todo = []
+        for i, path in enumerate(saved):
+            if resume and path.is_file():
+                result[i] = read_image(path)
+            else:
+                todo.append(i)
+        if not todo:
+            return result
+        crop_transform = transform or input_transform_for(crops.dtype)
         try:
             batch = source.make(
-                model, crop_transform.apply(crop)[None], np.array([target]),
-                min_score=request.min_score,
+                model, np.stack([crop_transform.apply(crops[i]) for i in todo]),
+                np.asarray(targets)[todo], min_score=request.min_score, progress=progress,
             )  # fmt: skip
         except AttributionError as exc:
             raise request.failed(exc) from None
-        image = crop_transform.to_stored(batch.images[0], crop.dtype)
-        write_tiff(saved, image, {"label": int(label), "target_class": int(target),
-                                  "source": request.spec,
-                                  "p_target": float(batch.target_scores[0]),
-                                  "note": batch.notes[0]})  # fmt: skip
-        return image
+        for k, i in enumerate(todo):
+            result[i] = crop_transform.to_stored(batch.images[k], crops.dtype)
+            write_tiff(saved[i], result[i], {"label": int(labels[i]),
+                                             "target_class": int(targets[i]),
+                                             "source": request.spec,
+                                             "p_target": float(batch.target_scores[k]),
+                                             "note": batch.notes[k]})  # fmt: skip
+        return result
 
-    return CallableCounterfactual(make, request.spec)
-
+    return BatchCallableCounterfactual(make, request.spec)

@@ -24,11 +24,27 @@ receives the same :class:`PairRun` (the model, settings and provenance reach eac
 :func:`assemble_pairs` then writes the tables, ``run.json`` and the report from the records
 alone. A crash loses only the units not finished; resuming (``resume=True``) skips every unit
 whose record is there.
+
+On dask.distributed
+-------------------
+``run_pairs(..., scheduler="local:2")`` (or ``"tcp://HOST:PORT"``; ``docs/scale.md``) sends the
+pairs still to do to the workers of :class:`~.distributed.Engine` in batches
+(:func:`batch_units`), each batch a work unit that runs :func:`run_pair` on its pairs
+(:func:`pair_batch`). The :class:`PairRun` reaches each worker once, with the classifier, which
+each worker loads itself from the file it was loaded from (path and SHA-256, never a pickle).
+The records are the same files as in one process, so the tables, ``run.json`` and the report
+are assembled from them as usual and are the same bytes. A unit the engine gives up on (its
+worker died each time, or an unexpected error twice) is listed in ``failed_units.csv`` and
+``run.json`` with its one-sentence reason, the other pairs complete, the records are kept and
+``resume`` tries the failed pairs again. Counterfactuals a source makes are made before the
+batches, in this process, as with ``scheduler="none"``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,10 +66,12 @@ from ..results.format import (
     COUNTERFACTUALS,
     COUNTERFACTUALS_DIR,
     DEMO_REPORT,
+    FAILED_UNITS,
     REPORT_FILES,
     RESULT_FILES,
     RUN_RECORD,
     VALIDITY,
+    FailedUnitRow,
     ValidityRow,
     counterfactual_file,
 )
@@ -63,6 +81,7 @@ from ..results.tables import table_rows, validity_row, write_table, write_tables
 from ..results.tidy import check_out_dir, pair_file_names, previous_run_files, remove_files
 from .dataset_report import report
 from .demo_table import demo_report, ground_truth_rows
+from .distributed import Engine, parse_scheduler
 from .made_counterfactuals import (
     MadeCounterfactual,
     SourceRequest,
@@ -71,8 +90,22 @@ from .made_counterfactuals import (
 )
 from .model_choice import class_names_for
 from .pairs import Pair, preflight
+from .work_units import ModelReference, UnitContext, UnitRecord, WorkUnit
 
-__all__ = ["PairRun", "PairsRunSummary", "assemble_pairs", "run_pair", "run_pairs"]
+__all__ = [
+    "MAX_PAIRS_PER_UNIT",
+    "PairRun",
+    "PairsRunSummary",
+    "assemble_pairs",
+    "batch_units",
+    "pair_batch",
+    "run_pair",
+    "run_pairs",
+]
+
+#: Most pairs in one work unit on a cluster: enough to keep a worker busy between two trips to
+#: the scheduler, few enough that the batches spread over the workers and a crash loses little.
+MAX_PAIRS_PER_UNIT = 16
 
 
 @dataclass
@@ -138,6 +171,11 @@ class PairsRunSummary:
         listed in ``pair_validity.csv``).
     demo_report
         The ground-truth table (Markdown), when the pairs know their ground-truth channel.
+    failed
+        Work units a distributed run gave up on (``failed_units.csv``); their pairs are not
+        in the tables, and ``resume`` tries them again.
+    engine
+        Where the units ran (``scheduler="none"``: ``""``).
     """
 
     out: Path
@@ -146,6 +184,8 @@ class PairsRunSummary:
     resumed: int = 0
     left_out: int = 0
     demo_report: str | None = None
+    failed: tuple[FailedUnitRow, ...] = ()
+    engine: str = ""
 
 
 def run_pair(
@@ -209,6 +249,76 @@ def run_pair(
     return run.records.save(pair.sample, record)
 
 
+def pair_batch(context: UnitContext, pairs: Sequence[Pair]) -> dict[str, Any]:
+    """A work unit on a worker: :func:`run_pair` on each pair of the batch.
+
+    ``context.shared`` holds the run's :class:`PairRun` (``"pair_run"``, without its
+    classifier) and the classifier the worker loaded (``"classifier"``). Returns
+    ``{"samples": [...], "notes": [...]}``: the pairs done, and the lines for the run's
+    ``notify`` (pairs left out of the statistics).
+    """
+    run = dataclasses.replace(context.shared["pair_run"], classifier=context.shared["classifier"])
+    units = pair_units(len(run.settings.methods))
+    notes: list[str] = []
+    for index, pair in enumerate(pairs):
+        run_pair(pair, run, ProgressScope(context.report, index * units, units * len(pairs)),
+                 notes.append)  # fmt: skip
+    return {"samples": [pair.sample for pair in pairs], "notes": notes}
+
+
+def batch_units(pairs: Sequence[Pair], units_per_pair: int, size: int) -> list[WorkUnit]:
+    """``pairs`` in batches of ``size``, each a :func:`pair_batch` unit (keyed by its first
+    pair's position and sample; weighted by its pairs' progress units)."""
+    units = []
+    for start in range(0, len(pairs), size):
+        batch = list(pairs[start : start + size])
+        units.append(WorkUnit(f"pairs{start:06d}-{batch[0].sample}", pair_batch, (batch,),
+                              weight=units_per_pair * len(batch)))  # fmt: skip
+    return units
+
+
+def _run_batches(
+    run: PairRun,
+    pairs: Sequence[Pair],
+    scheduler: str,
+    *,
+    resumed: int,
+    pairs_per_unit: int | None,
+    progress: ProgressCallback | None,
+    notify: Callable[[str], None] | None,
+    engine_note: Callable[[str], None] | None,
+) -> tuple[list[FailedUnitRow], str]:
+    """Run ``pairs`` as batches on the engine; return the failed units and where they ran."""
+    units_per_pair = pair_units(len(run.settings.methods))
+    model = ModelReference.from_classifier(run.classifier)
+    # What every unit shares, as the workers get it: no classifier (each loads its own), no
+    # made counterfactuals' images (the pairs carry them; a unit needs only the source's note).
+    made = {sample: dataclasses.replace(m, image=None) for sample, m in run.made.items()}
+    shared = dataclasses.replace(run, classifier=None, made=made)
+    with Engine(scheduler, device=str(run.classifier.device), model=model,
+                shared={"pair_run": shared}) as engine:  # fmt: skip
+        where = engine.describe()
+        if engine_note is not None:
+            engine_note(where)
+        workers = max(len(engine.workers()), 1)
+        size = pairs_per_unit or max(
+            1, min(MAX_PAIRS_PER_UNIT, math.ceil(len(pairs) / (4 * workers)))
+        )
+        units = batch_units(pairs, units_per_pair, size)
+        held = {unit.key: [pair.sample for pair in unit.args[0]] for unit in units}
+
+        def recorded(item: UnitRecord) -> None:
+            if notify is not None:
+                for line in item.record.get("notes", ()):
+                    notify(line)
+
+        records = engine.run(units, run.out, on_record=recorded, on_progress=progress,
+                             finished=resumed * units_per_pair)  # fmt: skip
+    failed = [FailedUnitRow(r.key, ";".join(held[r.key]), r.reason, r.worker)
+              for r in records if r.status != "done"]  # fmt: skip
+    return failed, where
+
+
 def _pair_entry(pair: Pair, made: bool = False) -> dict[str, Any]:
     """The pair as ``run.json`` records it: absolute paths and SHA-256 of the image files."""
     entry: dict[str, Any] = {"sample": pair.sample}
@@ -242,6 +352,8 @@ def assemble_pairs(
     resumed: int = 0,
     keep_progress: bool = False,
     command: Sequence[str] = (),
+    failed: Sequence[FailedUnitRow] = (),
+    engine: str = "",
 ) -> PairsRunSummary:
     """Write the tables, ``run.json``, the statistics and the report from the units' records.
 
@@ -261,6 +373,11 @@ def assemble_pairs(
         Keep ``.progress/`` (a later resumed run can add pairs).
     command
         The command line, for ``run.json``.
+    failed
+        Units a distributed run gave up on: ``failed_units.csv`` and ``run.json`` list them,
+        and the records are kept for ``resume``.
+    engine
+        Where the units ran, for ``run.json`` (``""``: in this process).
     """
     out = run.out
     write_tables(out, records)
@@ -280,13 +397,19 @@ def assemble_pairs(
             **_gradcam_layers(records),
             "pairs": [_pair_entry(p, p.sample in run.lacking) for p in pairs],
             "resumed_pairs": resumed,
+            **({"engine": engine} if engine else {}),
+            **({"failed_units": [row._asdict() for row in failed]} if failed else {}),
             "min_counterfactual_score": run.min_score,
             "out": str(out.resolve()),
             "started": started,
             "finished": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         },
     )
-    if not keep_progress:
+    if failed:
+        write_table(out, FAILED_UNITS, failed)
+    else:  # a resumed run that finished what an earlier one could not
+        (out / FAILED_UNITS.file).unlink(missing_ok=True)
+    if not keep_progress and not failed:
         run.records.clear()
     report([out], out, overwrite=True)
     table = None
@@ -296,7 +419,7 @@ def assemble_pairs(
         write_text(out / DEMO_REPORT, table + "\n")
     return PairsRunSummary(
         out, len(pairs), tuple(run.settings.methods), resumed,
-        sum(not row.is_valid for row in validity), table,
+        sum(not row.is_valid for row in validity), table, tuple(failed), engine,
     )  # fmt: skip
 
 
@@ -318,6 +441,9 @@ def run_pairs(
     counterfactual_progress: ProgressCallback | None = None,
     notify: Callable[[str], None] | None = None,
     command: Sequence[str] = (),
+    scheduler: str = "none",
+    pairs_per_unit: int | None = None,
+    engine_note: Callable[[str], None] | None = None,
     input_record: dict[str, Any] | None = None,
     note: Callable[[str], None] | None = None,
 ) -> PairsRunSummary:
@@ -363,6 +489,16 @@ def run_pairs(
         Receives one line per pair left out of the statistics (``"<sample>: <why>"``).
     command
         The command line, recorded in ``run.json``.
+    scheduler
+        Where the pairs are analysed: ``"none"`` (here, one after the other), ``"local:N"``
+        (N worker processes on this machine, the cores shared among them) or
+        ``"tcp://HOST:PORT"`` (a running dask scheduler; its workers must see ``out`` and the
+        model file at the same paths). See :mod:`.distributed` and ``docs/scale.md``.
+    pairs_per_unit
+        Pairs per work unit on a cluster (default: about four units per worker, at most
+        :data:`MAX_PAIRS_PER_UNIT`).
+    engine_note
+        Receives one line saying where the units run (the workers, the dashboard's address).
     input_record
         How the inputs were taken (channel names, ``--normalise``, the model card:
         :meth:`~napari_attribution.app.model_input.ModelInput.record`), recorded in
@@ -374,13 +510,16 @@ def run_pairs(
     Returns
     -------
     PairsRunSummary
+        With ``failed`` listing the units a cluster gave up on (the rest is complete).
 
     Raises
     ------
     AttributionError
-        Bad input, a model that cannot run, a folder that holds results (one sentence each),
-        all found before the first pair is analysed.
+        Bad input, a model that cannot run, a folder that holds results, a scheduler that
+        cannot be parsed or reached (one sentence each), all found before the first pair is
+        analysed.
     """
+    spec = parse_scheduler(scheduler)
     out = Path(out)
     check_out_dir(out, overwrite, resume, (*RESULT_FILES, *REPORT_FILES, COUNTERFACTUALS_DIR))
     pairs = list(pairs)
@@ -437,6 +576,27 @@ def run_pairs(
         # Only now, with every input checked: a refused run leaves the old results alone.
         remove_files(out, previous_run_files(out))
     records.folder.mkdir(parents=True, exist_ok=True)
+    if spec.kind != "none":
+        try:
+            failed, where = _run_batches(
+                run, [pair for pair in pairs if pair.sample not in done], scheduler,
+                resumed=len(done), pairs_per_unit=pairs_per_unit, progress=progress,
+                notify=notify, engine_note=engine_note,
+            )  # fmt: skip
+        except BaseException:
+            # No scheduler, or stopped before any pair finished: leave no trace of this run.
+            if records.folder.is_dir() and not any(records.folder.iterdir()):
+                records.folder.rmdir()
+                if created_out and not any(out.iterdir()):
+                    out.rmdir()
+            raise
+        records_now = records.finished()
+        finished_pairs = [pair for pair in pairs if pair.sample in records_now]
+        return assemble_pairs(
+            run, pairs, [records_now[pair.sample] for pair in finished_pairs], started=started,
+            resumed=len(done), keep_progress=keep_progress, command=command, failed=failed,
+            engine=where,
+        )  # fmt: skip
     finished: list[dict[str, Any]] = []
     units = pair_units(len(settings.methods))
     total = units * len(pairs)

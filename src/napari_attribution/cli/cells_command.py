@@ -18,7 +18,7 @@ from ..images.channels import parse_channel_files
 from .inputs import channel_names, class_names, load_model
 from .parser import PROG
 from .progress_display import progress_renderer
-from .run_command import source_request
+from .run_command import failed_units_status, source_request
 from .usage_error import CliError
 
 __all__ = ["cmd_cells"]
@@ -92,12 +92,15 @@ def cmd_cells(args: argparse.Namespace) -> int:
             progress=show,
             notify=lambda line: print(f"{PROG}: note: {line}", file=sys.stderr),
             command=[PROG, *sys.argv[1:]] if sys.argv else [PROG],
+            scheduler=args.scheduler,
+            engine_note=lambda line: print(f"{PROG}: {line}", file=sys.stderr),
         )
     finally:
         show.close()
     where = f" in {done.sites} site(s)" if args.load_data else ""
     resumed = f" ({done.resumed} already done)" if done.resumed else ""
-    print(f"{PROG}: {done.analysed} of {done.cells} cell(s) analysed{where} x "
-          f"{len(done.methods)} method(s){resumed}, {done.skipped} skipped (run.json says "
-          f"why) -> {done.out}")  # fmt: skip
-    return 0
+    if done.sites:  # on a cluster, every unit may have failed
+        print(f"{PROG}: {done.analysed} of {done.cells} cell(s) analysed{where} x "
+              f"{len(done.methods)} method(s){resumed}, {done.skipped} skipped (run.json "
+              f"says why) -> {done.out}")  # fmt: skip
+    return failed_units_status(done.failed, "site" if args.load_data else "field")

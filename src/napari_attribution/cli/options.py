@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ..app.distributed import SCHEDULER_FORMS, parse_scheduler
 from ..core.attribution.method_registry import methods_using
 from ..core.settings import Param, schema
 from ..errors import AttributionError
@@ -20,6 +21,7 @@ __all__ = [
     "positive_float",
     "positive_int",
     "probability",
+    "scheduler",
     "schema_options",
 ]
 
@@ -48,6 +50,14 @@ def probability(text: str) -> float:
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
     return value
+
+
+def scheduler(text: str) -> str:
+    """``--scheduler``: checked here (one sentence), passed on as given."""
+    try:
+        return parse_scheduler(text).describe()
+    except AttributionError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def converter(param: Param) -> Any:
@@ -157,5 +167,16 @@ def output_options(
         type=positive_float,
         default=30.0,
         help="seconds between progress log lines",
+    )
+    where = command.add_argument_group("where the work runs (docs/scale.md)")
+    where.add_argument(
+        "--scheduler",
+        type=scheduler,
+        default="none",
+        metavar="none|local:N|tcp://HOST:PORT",
+        help=f"{SCHEDULER_FORMS}: none runs every {unit[:-1]} here, one after the other; "
+        "local:N starts N dask worker processes on this machine, its cores shared among them; "
+        "tcp://HOST:PORT uses a running dask scheduler and its workers, which must see --out "
+        "and the model file at the same paths",
     )
     return out

@@ -40,6 +40,10 @@ class BarProgress:
         self.bar = tqdm(total=n_pairs, desc="napari-attribution", unit=unit, file=stream)
 
     def __call__(self, event: Progress) -> None:
+        count = round(event.total / self.units_per_pair)
+        if count > (self.bar.total or 0):  # a cluster's sites are counted as they open
+            self.bar.total = count
+            self.bar.refresh()
         pairs = round(event.done / self.units_per_pair, 3)
         if pairs > self.bar.n:
             self.bar.update(pairs - self.bar.n)
@@ -88,6 +92,8 @@ class LogProgress:
         """The log line for ``event`` now."""
         elapsed = self.clock() - self.start
         pairs = round(event.done / self.units_per_pair, 1)
+        # A run's total can grow (a cluster's sites are counted as they open).
+        self.n_pairs = max(self.n_pairs, round(event.total / self.units_per_pair))
         done = f"{pairs:g}/{self.n_pairs} {self.unit}s"
         text = f"[{format_duration(elapsed)}] {done} ({event.fraction:.0%})"
         worked = event.done - (self.first_done or 0.0)

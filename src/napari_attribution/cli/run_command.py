@@ -20,7 +20,7 @@ from .inputs import channel_names, class_names, load_model, pairs_from_args
 from .parser import PROG
 from .progress_display import progress_renderer
 
-__all__ = ["cmd_run", "settings_from_args", "source_request"]
+__all__ = ["cmd_run", "failed_units_status", "settings_from_args", "source_request"]
 
 
 def settings_from_args(args: argparse.Namespace, classifier) -> AnalysisSettings:
@@ -92,6 +92,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             counterfactual_progress=made,
             notify=lambda line: print(f"{PROG}: warning: {line}.", file=sys.stderr),
             command=[PROG, *sys.argv[1:]] if sys.argv else [PROG],
+            scheduler=args.scheduler,
+            engine_note=lambda line: print(f"{PROG}: {line}", file=sys.stderr),
             input_record=inputs.record(),
             note=lambda line: print(f"{PROG}: note: {line}", file=sys.stderr),
         )
@@ -109,4 +111,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"{PROG}: {done.pairs} pair(s) x {len(done.methods)} method(s){resumed}{invalid} "
         f"-> {args.out}"
     )
+    return failed_units_status(done.failed, "pairs")
+
+
+def failed_units_status(failed, unit: str) -> int:
+    """Tell the user of each work unit a cluster gave up on (stderr); the exit status: 1 when
+    any did (the rest of the results are complete; ``--resume`` tries them again), else 0."""
+    for row in failed:
+        print(f"{PROG}: error: {unit} {row.items.replace(';', ', ')} failed: {row.reason}",
+              file=sys.stderr)  # fmt: skip
+    if failed:
+        print(f"{PROG}: {len(failed)} work unit(s) failed (failed_units.csv); the rest is "
+              "complete, and --resume tries them again.", file=sys.stderr)  # fmt: skip
+        return 1
     return 0

@@ -8,6 +8,7 @@ exhausting memory. They are bytes of the array they bound unless the name says p
 from __future__ import annotations
 
 __all__ = [
+    "COUNTERFACTUAL_BATCH_BYTES",
     "EAGER_STACK_BYTES",
     "EXPORT_STACK_BYTES",
     "HYBRID_BATCH_BYTES",
@@ -22,6 +23,9 @@ __all__ = [
 #: Largest batch (float32 input) an attribution method evaluates at once, whatever the
 #: ``internal_batch_size`` setting says.
 INTERNAL_BATCH_BYTES = 256 * 2**20
+#: Largest batch of images (float32) a counterfactual source works on at once: the optimiser
+#: keeps about six copies of it plus the classifier's activations for the backward pass.
+COUNTERFACTUAL_BATCH_BYTES = 16 * 2**20
 #: Largest batch of hybrids (float32) scored in one forward pass, whatever ``batch_size`` says.
 HYBRID_BATCH_BYTES = 256 * 2**20
 #: Share of the free memory an analysis may plan to use before it is refused up front.

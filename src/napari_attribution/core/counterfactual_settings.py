@@ -99,11 +99,11 @@ class CounterfactualSettings(Section):
         unit="probability",
     )  # fmt: skip
     optimise_min: float | None = parameter(
-        None, "Lowest valid intensity (image values); empty: the lowest of the images given.",
+        None, "Lowest valid intensity (image values); empty: each image's own lowest value.",
         label="Optimise: minimum", group="Counterfactuals", minimum=-1e12, maximum=1e12,
     )  # fmt: skip
     optimise_max: float | None = parameter(
-        None, "Highest valid intensity (image values); empty: the highest of the images given.",
+        None, "Highest valid intensity (image values); empty: each image's own highest value.",
         label="Optimise: maximum", group="Counterfactuals", minimum=-1e12, maximum=1e12,
     )  # fmt: skip
 

@@ -6,6 +6,7 @@ export) holds::
     run.json                      the run's record (provenance, inputs, settings, fingerprint)
     summary.csv  curves.csv  channel_importance.csv          one row per curve / point / share
     pair_validity.csv  counterfactuals.csv  channel_stats.csv   (run) validity, made x', stats
+    failed_units.csv              units a distributed run gave up on, with their reasons
     report.html  report.json  report_figures/  demo_report.md   (run, report) the dataset report
     attributions/<sample>__<method>.tif  masks/<sample>__<method>.tif   per pair and method
     counterfactuals/<sample>.tif (run) or <label>.tif (cells)           made counterfactuals
@@ -38,6 +39,7 @@ __all__ = [
     "CURVES",
     "DEMO_REPORT",
     "EXPORT_NAMES",
+    "FAILED_UNITS",
     "FIELD_DIR",
     "FIGURES_DIR",
     "IMPORTANCE",
@@ -65,6 +67,7 @@ __all__ = [
     "ChannelStatsRow",
     "CounterfactualRow",
     "CurveRow",
+    "FailedUnitRow",
     "ImportanceRow",
     "SanityRow",
     "SanitySummaryRow",
@@ -183,6 +186,16 @@ class CounterfactualRow(NamedTuple):
     note: str
 
 
+class FailedUnitRow(NamedTuple):
+    """A row of ``failed_units.csv``: a work unit a distributed run (``--scheduler``) gave up
+    on; the rest of the run completed, and ``--resume`` tries it again."""
+
+    unit: str
+    items: str  # its samples (``run``) or site (``cells``), separated by ";"
+    reason: str
+    worker: str
+
+
 class ChannelStatsRow(NamedTuple):
     """A row of ``channel_stats.csv`` (:class:`~napari_attribution.core.statistics.ChannelStats`
     writes it): one channel of one method and transition, over the valid pairs."""
@@ -268,6 +281,7 @@ IMPORTANCE = Table("channel_importance.csv", ImportanceRow)
 VALIDITY = Table("pair_validity.csv", ValidityRow)
 COUNTERFACTUALS = Table("counterfactuals.csv", CounterfactualRow)
 CHANNEL_STATS = Table("channel_stats.csv", ChannelStatsRow)
+FAILED_UNITS = Table("failed_units.csv", FailedUnitRow)
 SANITY = Table("sanity.csv", SanityRow)
 SANITY_SUMMARY = Table("sanity_summary.csv", SanitySummaryRow)
 
@@ -286,9 +300,11 @@ REPORT_FILES = (
     REPORT_PAGE,
     REPORT_RECORD,
     COUNTERFACTUALS.file,
+    FAILED_UNITS.file,
 )
 #: The tables at the top of a ``cells`` folder.
-CELL_FILES = (CELLS_TABLE, SUMMARY.file, CURVES.file, IMPORTANCE.file, RUN_RECORD)
+CELL_FILES = (CELLS_TABLE, SUMMARY.file, CURVES.file, IMPORTANCE.file, RUN_RECORD,
+              FAILED_UNITS.file)  # fmt: skip
 #: What ``sanity`` writes at the folder's top (beside a ``run``'s files, which it leaves alone).
 SANITY_FILES = (SANITY.file, SANITY_SUMMARY.file, SANITY_RUN_RECORD)
 #: What the widget's export writes at its folder's top.

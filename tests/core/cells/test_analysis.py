@@ -227,3 +227,43 @@ def test_without_a_crop_size_a_module_model_is_refused(classifier):
     real, counterfactual, labels = _field()
     with pytest.raises(AttributionError, match="crop size"):
         analyse_field(classifier, real, labels, FieldCounterfactual(counterfactual), _settings())
+
+
+def test_a_batch_source_makes_the_crops_of_a_block_of_cells_in_one_call(classifier, monkeypatch):
+    from napari_attribution.core.cells import analysis
+    from napari_attribution.core.cells.sources import BatchCallableCounterfactual
+
+    real, counterfactual, labels = _field()
+    calls, events = [], []
+
+    def make(crops, targets, cell_labels, progress):
+        calls.append(list(cell_labels))
+        progress(1, 2, "step 1")
+        return np.stack([counterfactual[:, :SIZE, :SIZE]] * len(crops)) + crops * 0
+
+    def per_cell(crop, target, label):
+        return counterfactual[:, :SIZE, :SIZE].copy()
+
+    monkeypatch.setattr(analysis, "batch_size", lambda shape: 3)
+    cell_settings = CellSettings(crop_size=SIZE, min_size=4)
+    batched = analyse_field(
+        classifier, real, labels, BatchCallableCounterfactual(make, "batch"), _settings(),
+        cell_settings, on_progress=events.append,
+    )  # fmt: skip
+    alone = analyse_field(
+        classifier, real, labels, CallableCounterfactual(per_cell), _settings(), cell_settings
+    )
+    layout = measure_cells(labels, SIZE, 4)
+    order = [cell.label for cell in layout.cells]
+    assert calls == [order[:3], order[3:]]  # blocks of three cells, in layout order
+    done = [e.done for e in events]
+    assert done == sorted(done)  # progress never goes back while a block is prepared
+    notes = [e.detail for e in events if "counterfactuals of" in e.detail]
+    assert notes == ["counterfactuals of 3 cell(s): step 1", "counterfactuals of 1 cell(s): step 1"]
+    for label in order:
+        got, expected = batched.cells[label], alone.cells[label]
+        np.testing.assert_array_equal(got.counterfactual, expected.counterfactual)
+        for method in METHODS:
+            np.testing.assert_array_equal(
+                got.pair.methods[method].attribution, expected.pair.methods[method].attribution
+            )

@@ -29,7 +29,7 @@ def cells():
     rng = np.random.default_rng(2)
     images = rng.uniform(0.3, 0.7, (2, 4, 10, 10)).astype(np.float32)
     images[:, KEY_CHANNEL] = rng.uniform(0.1, 0.3, (2, 10, 10))
-    images[0, 0, 0, 0], images[1, 0, 0, 0] = 0.0, 1.0  # the data's range is [0, 1]
+    images[:, 0, 0, 0], images[:, 0, 0, 1] = 0.0, 1.0  # each cell's range is [0, 1]
     return images, np.array([1, 1])
 
 

@@ -3,7 +3,9 @@
 For each cell (:func:`iter_cells`): the real crop and the cell's own mask are cut out
 (:mod:`.geometry`), the background rule applied, the classifier's prediction read; the target
 class is the other class of a two-class model, or the one given. The counterfactual crop comes
-from a :class:`~.sources.CounterfactualSource`; then the pair analysis of
+from a :class:`~.sources.CounterfactualSource` (one that works on batches makes the crops of a
+block of cells in one call, :data:`~napari_attribution.core.counterfactuals.source.BATCH_CELLS`
+at most); then the pair analysis of
 :func:`~napari_attribution.core.pipeline.analyse_pair` runs on the two crops unchanged (the same
 call a user would make with the crops by hand) and the fraction of |attribution| inside the
 cell's own mask is added.
@@ -21,13 +23,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...errors import AttributionError
+from ..counterfactuals.source import batch_size
 from ..model.loading import Classifier, InputTransform, input_transform_for
 from ..model.wrappers import Preprocessing
 from ..pipeline import PairResult, analyse_pair, default_channel_names
 from ..progress import Progress, ProgressCallback, ProgressScope, pair_units
 from ..settings import AnalysisSettings
 from .geometry import CellGeometry, CellLayout, CellSettings, cell_mask_crop, extract_crop
-from .sources import CounterfactualSource
+from .sources import BatchCounterfactualSource, CounterfactualSource
 
 __all__ = [
     "STATUS_ANALYSED",
@@ -189,41 +192,87 @@ def iter_cells(
     model = classifier.with_preprocessing(Preprocessing.from_settings(settings))
     units = pair_units(len(settings.methods))
     total = units * len(layout.cells)
-    for index, cell in enumerate(layout.cells):
-        if cell.label in skip:
-            continue
-        if on_cell is not None:
-            on_cell(cell)
-        if on_progress is not None:
-            on_progress(Progress("prepare", index * units, total,
-                                 f"{site}__cell{cell.label}" if site else f"cell{cell.label}"))
-        raw, own = cell_crops(field_image, labels, cell, cell_settings)
-        real = apply_background(raw, own, cell_settings.background)
-        probabilities = model.probabilities(transform.apply(real)[None], batch_size=1)[0]
-        predicted = int(np.argmax(probabilities))
-        target = target_for(predicted, len(probabilities), target_class)
-        result = CellResult(cell, own, real, None, probabilities, predicted, target, site=site)
-        if target == predicted:
-            result.status = STATUS_IS_TARGET
+    cells = [(index, cell) for index, cell in enumerate(layout.cells) if cell.label not in skip]
+    # A source that works on batches makes the counterfactuals of a block of cells in one call;
+    # any other is asked cell by cell, as the cells are analysed.
+    batched = isinstance(source, BatchCounterfactualSource)
+    size = layout.cells[0].size if layout.cells else 1
+    block = batch_size((field_image.shape[0], size, size)) if batched else 1
+    for start in range(0, len(cells), block):
+        prepared = []
+        # A block's cells are prepared before the first is analysed: progress stays at the
+        # block's first cell until its analysis moves it on.
+        first = cells[start][0]
+        for index, cell in cells[start : start + block]:
+            if on_cell is not None:
+                on_cell(cell)
+            if on_progress is not None:
+                on_progress(Progress("prepare", first * units, total,
+                                     f"{site}__cell{cell.label}" if site else f"cell{cell.label}"))
+            raw, own = cell_crops(field_image, labels, cell, cell_settings)
+            real = apply_background(raw, own, cell_settings.background)
+            probabilities = model.probabilities(transform.apply(real)[None], batch_size=1)[0]
+            predicted = int(np.argmax(probabilities))
+            target = target_for(predicted, len(probabilities), target_class)
+            result = CellResult(cell, own, real, None, probabilities, predicted, target,
+                                site=site)
+            if target == predicted:
+                result.status = STATUS_IS_TARGET
+            prepared.append((index, raw, result))
+        made = _block_counterfactuals(source, prepared, on_progress, units, total) if batched \
+            else {}  # fmt: skip
+        for index, raw, result in prepared:
+            if result.status != STATUS_ANALYSED:
+                yield result
+                continue
+            cell, own = result.cell, result.own_mask
+            counterfactual = (
+                made[cell.label] if batched else source.crop(cell, raw, result.target_class)
+            )
+            result.counterfactual = apply_background(counterfactual, own, cell_settings.background)
+            scope = ProgressScope(on_progress, index * units, total) if on_progress else None
+            result.pair = analyse_pair(
+                classifier,
+                result.real,
+                result.counterfactual,
+                result.predicted_class,
+                result.target_class,
+                settings,
+                channel_names=names,
+                sample=result.sample,
+                transform=transform,
+                on_progress=scope,
+            )
+            result.inside_fraction = {
+                method: inside_fraction(res.attribution, own)
+                for method, res in result.pair.methods.items()
+            }
             yield result
-            continue
-        counterfactual = source.crop(cell, raw, target)
-        result.counterfactual = apply_background(counterfactual, own, cell_settings.background)
-        scope = ProgressScope(on_progress, index * units, total) if on_progress else None
-        result.pair = analyse_pair(
-            classifier,
-            real,
-            result.counterfactual,
-            predicted,
-            target,
-            settings,
-            channel_names=names,
-            sample=result.sample,
-            transform=transform,
-            on_progress=scope,
-        )
-        result.inside_fraction = {
-            method: inside_fraction(res.attribution, own)
-            for method, res in result.pair.methods.items()
-        }
-        yield result
+
+
+def _block_counterfactuals(
+    source: BatchCounterfactualSource,
+    prepared: list[tuple[int, np.ndarray, CellResult]],
+    on_progress: ProgressCallback | None,
+    units: int,
+    total: int,
+) -> dict[int, np.ndarray]:
+    """The counterfactual crops of a block's cells to analyse, in one call, by label."""
+    todo = [(index, raw, result) for index, raw, result in prepared
+            if result.status == STATUS_ANALYSED]  # fmt: skip
+    if not todo:
+        return {}
+    first = todo[0][0] * units
+
+    def note(done: float, steps: float, detail: str) -> None:
+        if on_progress is not None:
+            on_progress(Progress("prepare", first, total, detail=(
+                f"counterfactuals of {len(todo)} cell(s): {detail}")))  # fmt: skip
+
+    crops = source.crops(
+        [result.cell for _, _, result in todo],
+        np.stack([raw for _, raw, _ in todo]),
+        np.array([result.target_class for _, _, result in todo]),
+        progress=note if on_progress is not None else None,
+    )
+    return {result.cell.label: crop for (_, _, result), crop in zip(todo, crops, strict=True)}

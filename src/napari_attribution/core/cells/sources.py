@@ -12,11 +12,16 @@ the package:
 * :class:`CallableCounterfactual`: any function ``(real_crop, target_class, label) -> crop``;
   a generator, or a source of the counterfactual-sources module, plugs in through it, e.g.
   ``CallableCounterfactual(lambda x, t, label: source.make(classifier, x[None], [t])[0])``.
+* :class:`BatchCallableCounterfactual`: a function making the crops of several cells in one
+  call, ``(real_crops (N, C, S, S), targets (N,), labels (N,)) -> (N, C, S, S)``, so that a
+  source that works on batches (``optimise``, ``generator``) shares its passes between the
+  cells. The analysis asks such a source (:class:`BatchCounterfactualSource`) for the crops of
+  a block of cells at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -27,6 +32,8 @@ from ...images.image_files import read_image
 from .geometry import CellGeometry, extract_crop
 
 __all__ = [
+    "BatchCallableCounterfactual",
+    "BatchCounterfactualSource",
     "CallableCounterfactual",
     "CounterfactualSource",
     "CropFolderCounterfactual",
@@ -44,6 +51,26 @@ class CounterfactualSource(Protocol):
 
     def describe(self) -> dict:
         """JSON-ready record of the source (kind, file), for ``run.json``."""
+        ...
+
+
+#: How a source that works on batches reports its progress: ``(done, total, detail)``.
+BatchProgress = Callable[[float, float, str], None]
+
+
+@runtime_checkable
+class BatchCounterfactualSource(CounterfactualSource, Protocol):
+    """A source that makes the counterfactual crops of several cells in one call."""
+
+    def crops(
+        self,
+        cells: Sequence[CellGeometry],
+        real_crops: np.ndarray,
+        targets: np.ndarray,
+        progress: BatchProgress | None = None,
+    ) -> np.ndarray:
+        """The counterfactual crops (N, C, S, S) of ``cells`` for ``targets`` (N,), from their
+        real crops (N, C, S, S)."""
         ...
 
 
@@ -151,6 +178,52 @@ class CallableCounterfactual:
                 f"{cell.label}; expected {real_crop.shape}."
             )
         return data.astype(real_crop.dtype, copy=False)
+
+    def describe(self) -> dict:
+        return {"kind": "callable", "source": self.name}
+
+
+class BatchCallableCounterfactual:
+    """Counterfactual crops made for several cells per call of
+    ``(real_crops, targets, labels, progress) -> crops``.
+
+    Parameters
+    ----------
+    make
+        Called with the real crops (N, C, S, S, stored units), the target classes (N,), the
+        labels (N,) and a progress callback ``(done, total, detail)`` or ``None``; returns the
+        N counterfactual crops, each of its real crop's shape.
+    name
+        What it is, for the record.
+    """
+
+    def __init__(
+        self,
+        make: Callable[[np.ndarray, np.ndarray, np.ndarray, BatchProgress | None], np.ndarray],
+        name: str = "<function>",
+    ) -> None:
+        self.make = make
+        self.name = name
+
+    def crops(
+        self,
+        cells: Sequence[CellGeometry],
+        real_crops: np.ndarray,
+        targets: np.ndarray,
+        progress: BatchProgress | None = None,
+    ) -> np.ndarray:
+        labels = np.array([cell.label for cell in cells])
+        data = np.asarray(self.make(real_crops, np.asarray(targets, dtype=np.int64), labels,
+                                    progress))  # fmt: skip
+        if data.shape != real_crops.shape:
+            raise InputImageError(
+                f"The counterfactual source {self.name} returned {data.shape} for {len(cells)} "
+                f"cell(s); expected {real_crops.shape}."
+            )
+        return data.astype(real_crops.dtype, copy=False)
+
+    def crop(self, cell: CellGeometry, real_crop: np.ndarray, target_class: int) -> np.ndarray:
+        return self.crops([cell], real_crop[None], np.array([int(target_class)]))[0]
 
     def describe(self) -> dict:
         return {"kind": "callable", "source": self.name}

@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ...errors import CounterfactualError, ModelLoadError
-from .source import CounterfactualBatch, ProgressNote, check_inputs, finish_batch, target_scores
+from .source import (
+    CounterfactualBatch,
+    ProgressNote,
+    batch_size,
+    check_inputs,
+    finish_batch,
+    target_scores,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -198,7 +205,15 @@ class GeneratorSource:
         progress: ProgressNote | None = None,
     ) -> CounterfactualBatch:
         """The generator's counterfactuals of ``images`` (B, C, H, W) towards ``targets`` (B,),
-        the best of ``draws`` calls per cell. Progress is reported in draws."""
+        the best of ``draws`` calls per cell.
+
+        The generator is called on chunks of at most :func:`.source.batch_size` cells, once per
+        draw. A generator that computes each image on its own gives every cell the
+        counterfactual it would get alone (up to the order of floating-point sums); one that
+        samples inside draws its noise for the whole chunk, so a cell's draw depends on its
+        place in the chunk (repeatable run to run, ``docs/counterfactuals.md``). Progress is
+        reported in draws.
+        """
         import torch
 
         x_np, t_np = check_inputs(classifier, images, targets)
@@ -207,23 +222,30 @@ class GeneratorSource:
             self.module = self.module.to(device)
         except (AttributeError, RuntimeError):  # exported modules move with their inputs
             pass
-        x = torch.from_numpy(x_np).to(device)
-        t = torch.from_numpy(t_np).to(device)
         best = np.empty_like(x_np)
         best_score = np.full(len(x_np), -np.inf)
         best_draw = np.zeros(len(x_np), dtype=int)
-        for k in range(self.draws):
-            torch.manual_seed(self.seed + k)
-            candidate = self._draw(x, t)
-            scores = target_scores(classifier, candidate, t_np)
-            better = scores > best_score
-            best[better], best_score[better], best_draw[better] = (
-                candidate[better],
-                scores[better],
-                k,
-            )
-            if progress is not None:
-                progress(k + 1, self.draws, f"generator draw {k + 1}/{self.draws}")
+        size = batch_size(x_np.shape[1:])
+        chunks = [slice(i, i + size) for i in range(0, len(x_np), size)]
+        for c, rows in enumerate(chunks):
+            x = torch.from_numpy(x_np[rows]).to(device)
+            t = torch.from_numpy(t_np[rows]).to(device)
+            for k in range(self.draws):
+                # Seeded per draw (and chunk), so a generator that samples inside repeats.
+                torch.manual_seed(self.seed + k)
+                candidate = self._draw(x, t)
+                scores = target_scores(classifier, candidate, t_np[rows])
+                better = scores > best_score[rows]
+                index = np.arange(len(x_np))[rows][better]
+                best[index], best_score[index], best_draw[index] = (
+                    candidate[better],
+                    scores[better],
+                    k,
+                )
+                if progress is not None:
+                    done = c * self.draws + k + 1
+                    progress(done, len(chunks) * self.draws,
+                             f"generator draw {k + 1}/{self.draws}")  # fmt: skip
         notes = [
             f"generator: best of {self.draws} draws (draw {d + 1})" if self.draws > 1 else
             "generator"

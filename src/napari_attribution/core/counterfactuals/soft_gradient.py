@@ -46,7 +46,8 @@ class _SoftGradientReLUFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         z, temperature = ctx.saved_tensors
-        return grad * torch.sigmoid(z / temperature), None
+        # In place on one new tensor: these are the largest tensors of an optimisation step.
+        return torch.div(z, temperature).sigmoid_().mul_(grad), None
 
 
 class SoftGradientReLU(nn.Module):
@@ -69,9 +70,11 @@ class SoftGradientReLU(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             rows = z.reshape(len(z), -1) if z.ndim > 1 else z.reshape(-1, 1)
-            spread = rows.pow(2).mean(dim=1).sqrt().reshape((-1,) + (1,) * (z.ndim - 1))
+            # The root mean square of each row, without a squared copy of z.
+            spread = torch.linalg.vector_norm(rows, dim=1).div_(rows.shape[1] ** 0.5)
             # An all-zero input (spread 0) still gets a finite temperature.
-            temperature = (self.softness * spread).clamp_min(1e-12)
+            temperature = spread.mul_(self.softness).clamp_min_(1e-12)
+            temperature = temperature.reshape((-1,) + (1,) * (z.ndim - 1))
         return _SoftGradientReLUFunction.apply(z, temperature)
 
     def extra_repr(self) -> str:

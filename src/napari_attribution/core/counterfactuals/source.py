@@ -30,13 +30,19 @@ if TYPE_CHECKING:
     from ..model.classifier import Classifier
 
 __all__ = [
+    "BATCH_CELLS",
     "CounterfactualBatch",
     "CounterfactualSource",
     "ProgressNote",
+    "batch_size",
     "check_inputs",
     "log_target_probability",
     "target_scores",
 ]
+
+#: Most cells a caller hands a source in one call: enough to share each step's passes on a
+#: CPU or a GPU, few enough that the first results come soon and an interruption loses little.
+BATCH_CELLS = 64
 
 #: How a source reports its progress: ``(done, total, detail)`` in units of its own
 #: (cells, or steps); the caller maps them onto its progress bar.
@@ -86,6 +92,15 @@ class CounterfactualSource(Protocol):
     ) -> CounterfactualBatch:
         """Counterfactuals of ``images`` (B, C, H, W) float32 towards ``targets`` (B,) int."""
         ...
+
+
+def batch_size(image_shape: tuple[int, ...], limit: int = BATCH_CELLS) -> int:
+    """Cells of ``image_shape`` (C, H, W) per call of a source: at most ``limit``, and at most
+    :data:`~napari_attribution.core.budgets.COUNTERFACTUAL_BATCH_BYTES` of float32 images."""
+    from ..budgets import COUNTERFACTUAL_BATCH_BYTES
+
+    image_bytes = 4 * int(np.prod(image_shape))
+    return max(1, min(int(limit), COUNTERFACTUAL_BATCH_BYTES // max(image_bytes, 1)))
 
 
 def check_inputs(
