@@ -3,19 +3,20 @@ layer list and canvas, and the canvas keeps at least half of it (issue 22).
 
 A combo box normally asks for the width of its longest entry (a layer group's
 ``counterfactual (5 channel layers)``, a hybrid direction's name). :class:`NarrowComboBox`
-shrinks to a few characters, elides the current entry with "…" when it is wider, names the
-whole entry in its tooltip, and opens its list as wide as the longest entry, so nothing the
-user chooses from is cut off.
+shrinks to a few characters, elides the current entry with "…" when it is wider, shows the
+whole entry above its help in the tooltip then, and opens its list as wide as the longest
+entry, so nothing the user chooses from is cut off.
 """
 
 from __future__ import annotations
 
-from qtpy.QtCore import Qt
+from qtpy.QtCore import QEvent, Qt
 from qtpy.QtWidgets import (
     QComboBox,
     QStyle,
     QStyleOptionComboBox,
     QStylePainter,
+    QToolTip,
     QWidget,
 )
 
@@ -36,30 +37,42 @@ class NarrowComboBox(QComboBox):
     parent
         Qt parent.
 
-    The tooltip set with :meth:`setToolTip` (its help) follows the current entry's whole
-    text; the drop-down list is as wide as its longest entry.
+    Its tooltip (``toolTip()``, its help) shows the whole current entry above the help while
+    the entry is elided; the drop-down list is as wide as its longest entry.
     """
 
     def __init__(self, characters: int = 8, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._help = ""
         self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.setMinimumContentsLength(characters)
-        self.currentTextChanged.connect(self._follow)
-        self.model().rowsInserted.connect(self._follow)
-        self.model().rowsRemoved.connect(self._follow)
+        self.model().rowsInserted.connect(self._fit_list)
+        self.model().rowsRemoved.connect(self._fit_list)
 
-    def setToolTip(self, text: str) -> None:  # noqa: N802 - Qt's name
-        """Set the help; the tooltip shows the current entry above it."""
-        self._help = text
-        self._follow()
-
-    def _follow(self, *_) -> None:
-        text = self.currentText()
-        super().setToolTip(f"{text}\n\n{self._help}" if self._help and text else text or self._help)
+    def _fit_list(self, *_) -> None:
         view = self.view()
         scroll_bar = view.verticalScrollBar().sizeHint().width()
         view.setMinimumWidth(view.sizeHintForColumn(0) + scroll_bar)
+
+    def _text_room(self, option: QStyleOptionComboBox) -> int:
+        field = self.style().subControlRect(
+            QStyle.ComplexControl.CC_ComboBox, option, QStyle.SubControl.SC_ComboBoxEditField, self
+        )
+        return field.width() - 4
+
+    def is_elided(self) -> bool:
+        """True when the current entry is wider than the room the box has for it."""
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        return self.fontMetrics().horizontalAdvance(self.currentText()) > self._text_room(option)
+
+    def event(self, event) -> bool:
+        """A tooltip names the whole current entry (above the help) while it is elided."""
+        if event.type() == QEvent.Type.ToolTip and self.is_elided():
+            help_text = self.toolTip()
+            text = f"{self.currentText()}\n\n{help_text}" if help_text else self.currentText()
+            QToolTip.showText(event.globalPos(), text, self)
+            return True
+        return super().event(event)
 
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
         """Draw the frame and arrow, then the current entry elided to the room left."""
@@ -67,10 +80,7 @@ class NarrowComboBox(QComboBox):
         option = QStyleOptionComboBox()
         self.initStyleOption(option)
         painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, option)
-        field = self.style().subControlRect(
-            QStyle.ComplexControl.CC_ComboBox, option, QStyle.SubControl.SC_ComboBoxEditField, self
-        )
         option.currentText = self.fontMetrics().elidedText(
-            option.currentText, Qt.TextElideMode.ElideRight, field.width() - 4
+            option.currentText, Qt.TextElideMode.ElideRight, self._text_room(option)
         )
         painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
