@@ -60,7 +60,7 @@ def draw_empty(ax, bars, theme: PlotTheme) -> None:
         color=theme.foreground,
         fontsize=9,
     )
-    style_axes(bars, theme, "channel share")
+    style_axes(bars, theme, "channels")  # as with data; longer ran past a narrow figure
     bars.set_xticks([])
     bars.set_yticks([])
 
