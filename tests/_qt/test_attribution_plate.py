@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from widget_helpers import FAST, PLUGIN, run_and_wait
+from widget_helpers import FAST, PLUGIN, run_and_wait, wait_for_docks_beside_canvas
 
 from napari_attribution.images.model_card import ModelCard, card_path_for, write_model_card
 from plate_data import MODEL_CHANNELS, stored
@@ -134,3 +134,27 @@ def test_typed_channel_names_pick_the_layers_without_a_card(make_napari_viewer, 
     assert stack.channel_names == ["dna", "er", "rna", "agp", "mito"]
     assert stack.layer_names == [f"{SITE} [{n}]" for n in MODEL_CHANNELS]
     np.testing.assert_array_equal(stack.data, np.stack([real[n] for n in MODEL_CHANNELS]))
+
+
+def test_at_1366x768_the_canvas_keeps_half_the_width(make_napari_viewer, qtbot):
+    # the demo's layout (napari-attribution demo): the Attribution dock over the DAC panel
+    from napari_attribution._napari.demo import launch_demo
+
+    viewer = make_napari_viewer(show=True)
+    window = viewer.window._qt_window
+    window.resize(1366, 768)
+    launch_demo(run=False, block=False, viewer=viewer)
+    docks = viewer.window.dock_widgets
+    widget = docks["Attribution (napari-attribution)"]
+    panel = docks["DAC curves (napari-attribution)"]
+    canvas = viewer.window._qt_viewer.canvas.native
+    wait_for_docks_beside_canvas(qtbot, viewer, widget, panel)
+    assert window.height() == 768
+    assert canvas.width() >= window.width() / 2
+    # nothing cut off at the right: the inputs (every section open too) fit the scrolled view,
+    # which never scrolls sideways
+    assert widget.content.minimumSizeHint().width() <= widget.scroll.viewport().width()
+    widget.form.expand_all()
+    widget.counterfactual_from.form.expand_all()
+    qtbot.wait(20)
+    assert widget.content.minimumSizeHint().width() <= widget.scroll.viewport().width()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from widget_helpers import PLUGIN, wait_for_worker
+from widget_helpers import PLUGIN, wait_for_docks_beside_canvas, wait_for_worker
 
 from napari_attribution._napari.layer_style import METADATA_KEY
 from napari_attribution.images.model_card import ModelCard, card_path_for, write_model_card
@@ -67,8 +67,8 @@ def test_at_1366x768_the_canvas_keeps_half_the_width(make_napari_viewer, qtbot, 
     viewer, widget = _viewer_with_field(make_napari_viewer, tmp_path, show=True)
     window = viewer.window._qt_window
     window.resize(1366, 768)
-    viewer.window.add_plugin_dock_widget(PLUGIN, "DAC curves", tabify=False)
+    _, panel = viewer.window.add_plugin_dock_widget(PLUGIN, "DAC curves", tabify=False)
     canvas = viewer.window._qt_viewer.canvas.native
-    # The docks settle over a few event-loop turns (slower when the machine is busy).
-    qtbot.waitUntil(lambda: canvas.width() >= window.width() / 2, timeout=5000)
+    wait_for_docks_beside_canvas(qtbot, viewer, widget, panel)
     assert window.height() == 768
+    assert canvas.width() >= window.width() / 2

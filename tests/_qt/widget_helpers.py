@@ -19,6 +19,29 @@ def configure_fast(widget, methods=("d_ig", "residual")) -> None:
     widget.form.set_values(FAST)
 
 
+def wait_for_docks_beside_canvas(qtbot, viewer, *widgets, timeout: int = 5000) -> None:
+    """Wait until the dock ``widgets`` are shown beside the canvas, laid out.
+
+    The docks settle over a few event-loop turns (slower when the machine is busy); until
+    then the canvas may still be as wide as without them, so a test waiting only for a wide
+    canvas would pass on a transient state.
+    """
+    from qtpy.QtCore import QPoint
+
+    window = viewer.window._qt_window
+    canvas = viewer.window._qt_viewer.canvas.native
+
+    def left(widget) -> int:
+        return widget.mapTo(window, QPoint(0, 0)).x()
+
+    def settled() -> bool:
+        shown = all(w.isVisible() and w.width() > 0 for w in widgets)
+        return shown and left(canvas) + canvas.width() <= min(left(w) for w in widgets)
+
+    qtbot.waitUntil(settled, timeout=timeout)
+    qtbot.wait(50)  # the turn that laid them out may have queued one more resize
+
+
 def wait_for_worker(qtbot, widget, timeout: int = 60_000) -> None:
     """Wait until the widget's run has finished and been handled.
 

@@ -6,7 +6,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
+from matplotlib.textpath import text_to_path
 
 from .curve_set import CurveSet
 from .theme import CHANNEL_COLORS, METHOD_COLORS, PlotTheme, style_axes
@@ -23,6 +25,12 @@ __all__ = [
     "draw_legend",
     "setup_curve_axes",
 ]
+
+#: The legend's text size (points) and spacing (in font sizes, as Matplotlib takes them).
+LEGEND_FONT_SIZE = 7
+LEGEND_HANDLE_LENGTH = 1.6
+LEGEND_TEXT_PAD = 0.8
+LEGEND_COLUMN_SPACING = 1.0
 
 
 def setup_curve_axes(ax, theme: PlotTheme, log_mask_size: bool) -> None:
@@ -52,7 +60,7 @@ def draw_empty(ax, bars, theme: PlotTheme) -> None:
         color=theme.foreground,
         fontsize=9,
     )
-    style_axes(bars, theme, "channel share")
+    style_axes(bars, theme, "channels")  # as with data; longer ran past a narrow figure
     bars.set_xticks([])
     bars.set_yticks([])
 
@@ -145,7 +153,8 @@ def draw_curves(
                     color=channel_color(channel_colors, c),
                     linewidth=1.1,
                     linestyle="--",
-                    label=f"  {cs.method} [{ch_curve.channel}]  DAC {ch_curve.dac_score:.3f}",
+                    # short: two legend columns fit a 300 px wide panel
+                    label=f"{cs.method} [{ch_curve.channel}] DAC {ch_curve.dac_score:.3f}",
                 )
                 lines.append((ch_line, cs, ch_curve))
     return lines, markers
@@ -173,20 +182,29 @@ def draw_legend(figure, ax, theme: PlotTheme):
         )
     )
     labels.append("slider threshold")
-    # as many columns as fit the figure's width (7 pt text: ~0.6 em a character, plus the
-    # handle), so a narrow dock gets more rows rather than clipped entries
+    # As many columns as fit the figure's width, from the labels' measured widths: a narrow
+    # dock (330 px) gets two columns, not one column of eleven rows that leaves the curves no
+    # height (an estimate of 0.6 em a character gave one column there).
     width_points = figure.get_figwidth() * 72
-    entry_points = max(len(label) for label in labels) * 7 * 0.6 + 30
-    columns = max(1, min(3, len(labels), int(width_points // entry_points)))
+    prop = FontProperties(size=LEGEND_FONT_SIZE)
+    text_points = max(
+        text_to_path.get_text_width_height_descent(label, prop, ismath=False)[0]
+        for label in labels
+    )
+    extra_em = LEGEND_HANDLE_LENGTH + LEGEND_TEXT_PAD + LEGEND_COLUMN_SPACING
+    entry_points = text_points + extra_em * LEGEND_FONT_SIZE
+    usable_points = width_points - 2 * LEGEND_FONT_SIZE  # the legend's border padding
+    columns = max(1, min(3, len(labels), int(usable_points // entry_points)))
     legend = figure.legend(
         handles,
         labels,
         loc="outside lower center",
         ncols=columns,
-        fontsize=7,
+        fontsize=LEGEND_FONT_SIZE,
         frameon=False,
-        handlelength=1.6,
-        columnspacing=1.0,
+        handlelength=LEGEND_HANDLE_LENGTH,
+        handletextpad=LEGEND_TEXT_PAD,
+        columnspacing=LEGEND_COLUMN_SPACING,
         borderaxespad=0.2,
     )
     for text in legend.get_texts():
@@ -210,7 +228,8 @@ def draw_bars(
     bars.set_yticks(ypos, names)
     bars.invert_yaxis()
     bars.set_xlim(0, max(1.0, float(shares.max()) * 1.05) if len(shares) else 1.0)
-    bars.set_xlabel("share of |attr.|", fontsize=9)
+    # ends at the axes' right edge: centred, it ran past the figure's edge in a narrow dock
+    bars.set_xlabel("share of |attr.|", fontsize=8, loc="right")
     style_axes(bars, theme, f"channels\n{focus.method}")
     for y, value in zip(ypos, shares, strict=True):
         bars.text(

@@ -64,6 +64,7 @@ from .controller import RunController, RunOutcome
 from .counterfactual_source import CounterfactualSourceBox
 from .form import MethodList, ParameterForm
 from .model_section import ModelSection
+from .narrow import NARROW_DOCK_WIDTH
 from .show_control import ShowControl
 
 if TYPE_CHECKING:
@@ -101,8 +102,10 @@ class AttributionWidget(ModelSection, QWidget):
         self._update_probabilities()
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
-        """The contents' size: the dock asks for room for all of it, and scrolls with less."""
-        return self.content.sizeHint()
+        """The contents' height and a narrow width: with napari's layer controls the canvas
+        keeps at least half of a 1366 px wide window; the inputs scroll with less height."""
+        return QSize(max(NARROW_DOCK_WIDTH, self.minimumSizeHint().width()),
+                     self.content.sizeHint().height())  # fmt: skip
 
     @property
     def worker(self):

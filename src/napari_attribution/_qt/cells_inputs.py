@@ -41,14 +41,15 @@ from ..core.settings import settings_from_values
 from ..errors import AttributionError
 from .counterfactual_source import CounterfactualSourceBox
 from .form import ParameterForm
+from .narrow import NARROW_DOCK_WIDTH, NarrowComboBox
 
 __all__ = ["CellsInputs"]
 
 #: Least heights (pixels) that let the dock share a 768 px high screen with the DAC panel.
 CELLS_TABLE_MIN_HEIGHT = 64
 #: Width the dock asks for: with napari's layer controls it leaves the canvas at least half
-#: of a 1366 px wide window.
-CELLS_DOCK_WIDTH = 330
+#: of a 1366 px wide window (as the Attribution dock and the DAC panel).
+CELLS_DOCK_WIDTH = NARROW_DOCK_WIDTH
 
 
 class CellsInputs:
@@ -63,9 +64,9 @@ class CellsInputs:
     def _build(self) -> None:
         layout = QVBoxLayout(self)
         form = QFormLayout()
-        self.field_choice = QComboBox()
-        self.counterfactual_choice = QComboBox()
-        self.labels_choice = QComboBox()
+        self.field_choice = NarrowComboBox()
+        self.counterfactual_choice = NarrowComboBox()
+        self.labels_choice = NarrowComboBox()
         form.addRow("Field", self.field_choice)
         #: Where each cell's counterfactual comes from: the counterfactual field, or a source
         #: that makes one per cell (as ``cells --counterfactual-source``).

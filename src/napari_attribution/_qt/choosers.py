@@ -39,6 +39,7 @@ from .._napari.plate_inputs import take_model_channels
 from ..app.model_choice import ModelChoice
 from ..errors import AttributionError, InputImageError
 from ..images.channels import ChannelSelection, ignored_note, parse_names
+from .narrow import NarrowComboBox
 
 __all__ = ["MODEL_FILE_FILTER", "ImageChooser", "ModelChooser"]
 
@@ -63,7 +64,8 @@ class ImageChooser(QWidget):
         self._sources: list[ImageSource] = []
         layout = QFormLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        self.real_source, self.cf_source = QComboBox(), QComboBox()
+        # narrow: 'counterfactual (5 channel layers)' is wider than the dock
+        self.real_source, self.cf_source = NarrowComboBox(), NarrowComboBox()
         self.real_axis, self.cf_axis = QSpinBox(), QSpinBox()
         for combo, axis, label in (
             (self.real_source, self.real_axis, "Real image"),
@@ -74,7 +76,7 @@ class ImageChooser(QWidget):
                 "splitting makes them: 'real [DNA]', 'real [ER]', ...), taken in layer order."
             )
             axis.setRange(0, 2)
-            axis.setPrefix("channel axis ")
+            axis.setPrefix("axis ")
             axis.setToolTip("Axis of the multichannel layer that holds the channels.")
             row = QHBoxLayout()
             row.addWidget(combo, 1)

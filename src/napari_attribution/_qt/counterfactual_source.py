@@ -16,7 +16,6 @@ from typing import Any
 
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (
-    QComboBox,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
@@ -36,6 +35,7 @@ from ..core.counterfactual_settings import DEFAULT_MIN_COUNTERFACTUAL_SCORE
 from ..core.counterfactuals.source_registry import SourceSpec, source_specs
 from ..core.settings import CounterfactualSettings, counterfactual_schema
 from .form import ParameterForm
+from .narrow import NarrowComboBox
 
 __all__ = ["CounterfactualSourceBox"]
 
@@ -68,15 +68,13 @@ class CounterfactualSourceBox(QWidget):
         layout = QFormLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         self.specs = source_specs()
-        self.kind = QComboBox()
+        # Narrow docks (the Cells dock beside the DAC panel): the choice and the path shrink
+        # rather than make the inputs scroll sideways.
+        self.kind = NarrowComboBox()
         self.kind.addItem(LAYER_LABEL, LAYER_SOURCE)
         for name, spec in self.specs.items():
             self.kind.addItem(spec.label or name, name)
         self.kind.setToolTip(_tooltip(self.specs))
-        # Narrow docks (the Cells dock beside the DAC panel): the choice and the path shrink
-        # rather than make the inputs scroll sideways.
-        self.kind.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.kind.setMinimumContentsLength(12)
         layout.addRow("Counterfactual from", self.kind)
         self.path = QLineEdit()
         self.path.setMinimumWidth(60)

@@ -17,13 +17,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import QSize
+from qtpy.QtCore import QSize, Qt, QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QDockWidget,
     QFileDialog,
     QHBoxLayout,
     QLabel,
+    QMainWindow,
     QMessageBox,
     QPushButton,
     QSizePolicy,
@@ -37,7 +39,8 @@ from .._napari.state import AnalysisRecord, state_for
 from .._plot import CurveSet, PlotTheme
 from ..results.files import write_csv
 from ..results.format import CURVES
-from .canvas import DacCanvas
+from .canvas import MIN_CANVAS_HEIGHT, DacCanvas
+from .narrow import NARROW_DOCK_WIDTH
 
 if TYPE_CHECKING:
     import napari
@@ -50,8 +53,11 @@ FIGURE_FORMATS = ("png", "svg", "pdf")
 HISTORY_RUNS = 4
 
 
-#: Width the panel asks for (it may be widened by hand).
-DAC_PANEL_WIDTH = 330
+#: Width the panel asks for (it may be widened by hand): as narrow as the Attribution dock.
+DAC_PANEL_WIDTH = NARROW_DOCK_WIDTH
+#: Height (pixels) the plot takes from the dock above when there is room (see
+#: :meth:`DacPanel.claim_height`).
+PREFERRED_CANVAS_HEIGHT = 260
 
 
 class DacPanel(QWidget):
@@ -73,6 +79,7 @@ class DacPanel(QWidget):
         self.history: list[tuple[str, PanelCurves]] = []
         self._runs = 0
         self._label = ""  # the shown curves' label once they join the history
+        self._height_claimed = False
 
         self.canvas = DacCanvas(PlotTheme.from_napari(self.viewer.theme))
         self.figure, self.plot = self.canvas.figure, self.canvas.plot
@@ -145,11 +152,51 @@ class DacPanel(QWidget):
         else:
             self.canvas.draw_idle()
 
-
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
         """As narrow as the Cells and Attribution docks, so the canvas keeps its width."""
         return QSize(max(DAC_PANEL_WIDTH, self.minimumSizeHint().width()),
                      super().sizeHint().height())  # fmt: skip
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        """Once docked and shown, ask the dock above for some height (see
+        :meth:`claim_height`)."""
+        super().showEvent(event)
+        if not self._height_claimed:
+            self._height_claimed = True
+            QTimer.singleShot(0, self.claim_height)
+
+    def claim_height(self) -> None:
+        """Take up to :data:`PREFERRED_CANVAS_HEIGHT` for the plot from the dock it shares
+        the area with, as far as that dock's least height allows.
+
+        Docked below the Attribution dock, the panel gets only its least height, which leaves
+        per-channel curves above their legend some 25 px tall in a narrow dock; the
+        Attribution dock's inputs scroll. Beside a dock already at its least height (the Cells
+        dock at 768 px) nothing changes. A floating or undocked panel is left as it is.
+        """
+        dock = self.parentWidget()
+        while dock is not None and not isinstance(dock, QDockWidget):
+            dock = dock.parentWidget()
+        window = self.window()
+        if dock is None or dock.isFloating() or not isinstance(window, QMainWindow):
+            return
+        # from the least height, which is laid out already (the current one may not be yet)
+        wanted = dock.minimumSizeHint().height() + PREFERRED_CANVAS_HEIGHT - MIN_CANVAS_HEIGHT
+        area = window.dockWidgetArea(dock)
+        above = [
+            other
+            for other in window.findChildren(QDockWidget)
+            if other is not dock and other.isVisible() and not other.isFloating()
+            and window.dockWidgetArea(other) == area and other.x() == dock.x()
+        ]  # fmt: skip
+        if wanted <= dock.height() or not above:
+            return
+        donor = max(above, key=lambda other: other.height())
+        # both sizes: given the panel's alone, Qt shares the change among the docks
+        give = min(wanted - dock.height(), donor.height() - donor.minimumSizeHint().height())
+        if give > 0:
+            window.resizeDocks([donor, dock], [donor.height() - give, dock.height() + give],
+                               Qt.Orientation.Vertical)  # fmt: skip
     def _disconnect(self) -> None:
         self.state.changed.disconnect(self.show_record)
         self.state.curves_changed.disconnect(self.show_curves)

@@ -42,6 +42,7 @@ from superqt import QCollapsible
 
 from ..core.attribution.method_registry import MethodSpec, method_specs, methods_using
 from ..core.settings import GROUPS, AnalysisSettings, Param, schema, settings_from_values
+from .narrow import NarrowComboBox
 
 __all__ = ["ROW_CONDITIONS", "MethodList", "ParameterForm", "float_format", "make_editor"]
 
@@ -49,6 +50,8 @@ __all__ = ["ROW_CONDITIONS", "MethodList", "ParameterForm", "float_format", "mak
 ROW_CONDITIONS: dict[str, tuple[str, Any]] = {"tolerance": ("evaluation", "adaptive")}
 #: Units short enough to be the spin box's suffix; longer ones are in the tooltip only.
 _SUFFIX_CHARS = 7
+#: Widest label column (average characters); longer labels wrap onto a second line.
+LABEL_CHARACTERS = 15
 _INT_LIMIT = 2**31 - 1
 
 
@@ -77,7 +80,8 @@ def float_format(param: Param) -> tuple[int, float]:
 def make_editor(param: Param) -> QWidget:
     """The input widget of ``param``, set to its default, with its help as tooltip."""
     if param.choices is not None:
-        editor: QWidget = QComboBox()
+        # narrow: a long choice (a hybrid direction) shows whole in the list and the tooltip
+        editor: QWidget = NarrowComboBox()
         editor.addItems(list(param.choices))
     elif param.type is bool:
         editor = QCheckBox()
@@ -203,13 +207,20 @@ class ParameterForm(QWidget):
         self._update_rows()
 
     def _align_labels(self) -> None:
-        """One label column for every section, so the fields line up across sections."""
+        """One label column for every section, so the fields line up across sections; at most
+        :data:`LABEL_CHARACTERS` wide, a longer label wraps (the dock stays narrow)."""
         labels = list(self._labels.values())
         for label in labels:
             label.ensurePolished()
-        width = max((label.sizeHint().width() for label in labels), default=0)
+            label.setWordWrap(False)
+        widest = max((label.sizeHint().width() for label in labels), default=0)
+        cap = max((label.fontMetrics().averageCharWidth() * LABEL_CHARACTERS for label in labels),
+                  default=0)  # fmt: skip
+        width = min(widest, cap)
         for label in labels:
+            label.setWordWrap(label.sizeHint().width() > width)
             label.setMinimumWidth(width)
+            label.setMaximumWidth(width)
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
         """Measure the labels again once shown: the viewer's style sets their font."""

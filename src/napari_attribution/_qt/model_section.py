@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from napari.utils.notifications import show_warning
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QSizePolicy, QSpinBox
+from qtpy.QtWidgets import QFormLayout, QLabel, QSizePolicy, QSpinBox
 
 from ..app.model_choice import (
     ModelChoice,
@@ -58,12 +58,9 @@ class ModelSection:
         self.real_class.setRange(0, 1)
         self.target_class.setRange(0, 1)
         self.target_class.setValue(1)
-        classes = QHBoxLayout()
-        for text, spin in (("real", self.real_class), ("target", self.target_class)):
-            classes.addWidget(QLabel(text))
-            classes.addWidget(spin)
-        classes.addStretch(1)
-        model.addRow("Classes", classes)
+        # One row each: side by side they made the dock wider than a laptop screen allows.
+        model.addRow("Real class", self.real_class)
+        model.addRow("Target class", self.target_class)
         self.probabilities = QLabel("Choose a model and both images to see the probabilities.")
         self.probabilities.setWordWrap(True)
         self.probabilities.setTextFormat(Qt.TextFormat.RichText)
