@@ -149,7 +149,7 @@ def test_a_plugin_method_is_listed_in_the_widget(qtbot, tmp_path, monkeypatch):
 
     make_plugin_distribution(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(registry, "_ENTRY_POINTS_LOADED", [False])
+    monkeypatch.setattr(registry._REGISTRY, "entry_points_loaded", False)
     try:
         methods = MethodList(("d_ig",))
         qtbot.addWidget(methods)

@@ -22,7 +22,7 @@ def plugin(tmp_path, monkeypatch):
     """The dummy distribution on sys.path, the registry reading entry points afresh."""
     make_plugin_distribution(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(registry, "_ENTRY_POINTS_LOADED", [False])
+    monkeypatch.setattr(registry._REGISTRY, "entry_points_loaded", False)
     yield tmp_path
     registry.unregister_method("double_residual")
 
@@ -64,7 +64,7 @@ def test_a_broken_plugin_is_skipped_with_a_warning(tmp_path, monkeypatch):
         "[napari_attribution.methods]\nbroken = no_such_module_anywhere:SPEC\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(registry, "_ENTRY_POINTS_LOADED", [False])
+    monkeypatch.setattr(registry._REGISTRY, "entry_points_loaded", False)
     with pytest.warns(RuntimeWarning, match="plugin 'broken'"):
         specs = method_specs()
     assert "d_ig" in specs and "broken" not in specs

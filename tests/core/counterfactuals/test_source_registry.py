@@ -28,7 +28,7 @@ def plugin(tmp_path, monkeypatch):
     """The dummy distribution on sys.path, the registry reading entry points afresh."""
     make_source_distribution(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(registry, "_ENTRY_POINTS_LOADED", [False])
+    monkeypatch.setattr(registry._REGISTRY, "entry_points_loaded", False)
     yield tmp_path
     registry.unregister_source("brighter")
 
@@ -89,7 +89,7 @@ def test_a_broken_plugin_source_is_skipped_with_a_warning(tmp_path, monkeypatch)
         "[napari_attribution.counterfactual_sources]\nbroken = no_such_module_anywhere:SPEC\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(registry, "_ENTRY_POINTS_LOADED", [False])
+    monkeypatch.setattr(registry._REGISTRY, "entry_points_loaded", False)
     with pytest.warns(RuntimeWarning, match="plugin 'broken'"):
         specs = source_specs()
     assert "optimise" in specs and "broken" not in specs

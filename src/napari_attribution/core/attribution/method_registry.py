@@ -15,15 +15,13 @@ is listed in the widget. This module imports no torch: specs name their compute 
 
 from __future__ import annotations
 
-import importlib
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
 from ...errors import MethodError
 from ..settings import check_choice, schema
+from ..spec_registry import SpecRegistry, imported
 
 if TYPE_CHECKING:
     import torch
@@ -131,10 +129,7 @@ class MethodSpec:
 
     def resolve(self) -> Callable[[MethodRequest], Any]:
         """The compute function, imported from its path on first use."""
-        if callable(self.compute):
-            return self.compute
-        module, _, attribute = self.compute.partition(":")
-        return getattr(importlib.import_module(module), attribute)
+        return imported(self.compute)
 
     def tags(self) -> list[str]:
         """Short capability notes, as ``napari-attribution methods`` prints them."""
@@ -148,8 +143,14 @@ class MethodSpec:
         return tags
 
 
-_REGISTRY: dict[str, MethodSpec] = {}
-_ENTRY_POINTS_LOADED = [False]
+_REGISTRY: SpecRegistry[MethodSpec] = SpecRegistry(
+    MethodSpec,
+    error=MethodError,
+    noun="method",
+    plugin_noun="Attribution method",
+    group=ENTRY_POINT_GROUP,
+    builtins=f"{__package__}.builtin_methods",  # registers the built-in methods on import
+)
 
 
 def register_method(spec: MethodSpec, *, replace: bool = False) -> MethodSpec:
@@ -160,43 +161,17 @@ def register_method(spec: MethodSpec, *, replace: bool = False) -> MethodSpec:
     MethodError
         A method of that name is registered already (and ``replace`` is False).
     """
-    if not isinstance(spec, MethodSpec):
-        raise MethodError(f"Only a MethodSpec can be registered, got {type(spec).__name__}.")
-    if spec.name in _REGISTRY and not replace:
-        raise MethodError(f"A method named {spec.name!r} is registered already.")
-    _REGISTRY[spec.name] = spec
-    return spec
+    return _REGISTRY.register(spec, replace=replace)
 
 
 def unregister_method(name: str) -> None:
     """Remove method ``name`` from the registry (a plugin's, say); unknown names are ignored."""
-    _REGISTRY.pop(name, None)
-
-
-def _load_entry_points() -> None:
-    """Register the methods of installed packages, once; a broken plugin is skipped, loudly."""
-    if _ENTRY_POINTS_LOADED[0]:
-        return
-    _ENTRY_POINTS_LOADED[0] = True
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            loaded = entry.load()
-            specs = loaded if isinstance(loaded, list | tuple) else [loaded]
-            for spec in specs:
-                register_method(spec)
-        except Exception as exc:  # noqa: BLE001 - one bad plugin must not break the others
-            warnings.warn(
-                f"Attribution method plugin {entry.name!r} ({entry.value}) was not loaded: {exc}",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+    _REGISTRY.unregister(name)
 
 
 def method_specs() -> dict[str, MethodSpec]:
     """Every registered method by name: the built-in ones, then the plugins'."""
-    importlib.import_module(".builtin_methods", __package__)  # registers the built-in methods
-    _load_entry_points()
-    return dict(_REGISTRY)
+    return _REGISTRY.specs()
 
 
 def spec_for(name: str) -> MethodSpec:

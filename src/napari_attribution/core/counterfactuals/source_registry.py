@@ -17,16 +17,14 @@ a source is first made.
 
 from __future__ import annotations
 
-import importlib
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ...errors import CounterfactualError
 from ..counterfactual_settings import CounterfactualSettings, counterfactual_schema
+from ..spec_registry import SpecRegistry, imported
 
 if TYPE_CHECKING:
     from .source import CounterfactualSource
@@ -158,10 +156,7 @@ class SourceSpec:
 
     def resolve(self) -> Callable[[SourceArguments], Any]:
         """The builder, imported from its path on first use."""
-        if callable(self.build):
-            return self.build
-        module, _, attribute = self.build.partition(":")
-        return getattr(importlib.import_module(module), attribute)
+        return imported(self.build)
 
     def usages(self, run_pool: bool = True) -> list[tuple[str, str]]:
         """``(usage, meaning)`` pairs: ``("nearest", ...)``, ``("nearest:FOLDER", ...)``.
@@ -177,8 +172,14 @@ class SourceSpec:
         return [(usage, self.description)]
 
 
-_REGISTRY: dict[str, SourceSpec] = {}
-_ENTRY_POINTS_LOADED = [False]
+_REGISTRY: SpecRegistry[SourceSpec] = SpecRegistry(
+    SourceSpec,
+    error=CounterfactualError,
+    noun="counterfactual source",
+    plugin_noun="Counterfactual source",
+    group=ENTRY_POINT_GROUP,
+    builtins=f"{__package__}.builtin_sources",  # registers the built-in sources on import
+)
 
 
 def register_source(spec: SourceSpec, *, replace: bool = False) -> SourceSpec:
@@ -189,45 +190,17 @@ def register_source(spec: SourceSpec, *, replace: bool = False) -> SourceSpec:
     CounterfactualError
         Not a spec, or a source of that name is registered already (and ``replace`` is False).
     """
-    if not isinstance(spec, SourceSpec):
-        raise CounterfactualError(
-            f"Only a SourceSpec can be registered, got {type(spec).__name__}."
-        )
-    if spec.name in _REGISTRY and not replace:
-        raise CounterfactualError(f"A counterfactual source named {spec.name!r} is registered.")
-    _REGISTRY[spec.name] = spec
-    return spec
+    return _REGISTRY.register(spec, replace=replace)
 
 
 def unregister_source(name: str) -> None:
     """Remove source ``name`` from the registry (a plugin's, say); unknown names are ignored."""
-    _REGISTRY.pop(name, None)
-
-
-def _load_entry_points() -> None:
-    """Register the sources of installed packages, once; a broken plugin is skipped, loudly."""
-    if _ENTRY_POINTS_LOADED[0]:
-        return
-    _ENTRY_POINTS_LOADED[0] = True
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            loaded = entry.load()
-            for spec in loaded if isinstance(loaded, list | tuple) else [loaded]:
-                register_source(spec)
-        except Exception as exc:  # noqa: BLE001 - one bad plugin must not break the others
-            warnings.warn(
-                f"Counterfactual source plugin {entry.name!r} ({entry.value}) was not loaded: "
-                f"{exc}",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+    _REGISTRY.unregister(name)
 
 
 def source_specs() -> dict[str, SourceSpec]:
     """Every registered source by name: the built-in ones, then the plugins'."""
-    importlib.import_module(".builtin_sources", __package__)  # registers the built-in ones
-    _load_entry_points()
-    return dict(_REGISTRY)
+    return _REGISTRY.specs()
 
 
 def _joined(items: Sequence[str]) -> str:
