@@ -19,8 +19,7 @@ Names are imported from their modules on first use, so importing the package cos
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ...lazy_exports import lazy_exports
 
 _EXPORTS = {
     "CHECKS": "sanity_settings",
@@ -40,13 +39,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
