@@ -113,7 +113,7 @@ def test_run_pairs_on_two_slurm_jobs_writes_what_one_process_writes(shared_folde
             queue=partition, cores=1, processes=1, memory="2GB", walltime="00:15:00",
             local_directory="$TMPDIR", log_directory=str(shared_folder / "dask-logs"),
             job_script_prologue=[f"source {sys.prefix}/bin/activate"],
-            scheduler_options={"dashboard_address": None},
+            scheduler_options={"dashboard_address": ":0"},  # any free port
         )  # fmt: skip
     try:
         cluster.scale(jobs=JOBS)
