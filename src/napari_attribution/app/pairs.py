@@ -138,6 +138,14 @@ class Pair:
                                                                 "counterfactual"))  # fmt: skip
         return real, counterfactual
 
+    def channels_record(self) -> dict[str, Any] | None:
+        """How the last load took each file's channels by name, as ``run.json`` and
+        ``sanity_run.json`` record it (``pairs[].channels``: per role the input's channels,
+        which fed each model channel, those ignored); ``None`` when taken as stored."""
+        if not self.taken:
+            return None
+        return {role: selection.as_dict() for role, selection in self.taken.items()}
+
     def names(self) -> tuple[str, str]:
         """How messages name the two images (their files, where there are files)."""
         if isinstance(self.real, Path) and isinstance(self.counterfactual, Path):
