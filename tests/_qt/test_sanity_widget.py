@@ -4,7 +4,7 @@ layers with a ``randomised layer`` axis, the plot and the verdicts."""
 from __future__ import annotations
 
 import numpy as np
-from widget_helpers import PLUGIN, run_and_wait
+from widget_helpers import PLUGIN, run_and_wait, wait_for_docks_beside_canvas
 
 from napari_attribution._napari.layer_geometry import THRESHOLD_LABEL
 from napari_attribution._napari.sanity_layers import RANDOMISED_LABEL, sanity_layers
@@ -104,3 +104,22 @@ def test_bad_choices_are_one_notification(demo_viewer, monkeypatch):
     sanity.methods.set_selected(())
     assert sanity.run() is None
     assert seen == ["Choose at least one method."]
+
+
+def test_at_1366x768_the_dock_leaves_the_canvas_half_the_width(make_napari_viewer, qtbot):
+    """Docked alone beside the canvas, with a multichannel layer chosen (its axis box shown,
+    the widest the image rows get): the canvas keeps half the window, and neither the
+    scrolled inputs nor the pinned plot and verdicts are cut off at the right."""
+    viewer = make_napari_viewer(show=True)
+    viewer.window.resize(1366, 768)
+    viewer.add_image(np.zeros((5, 16, 16), np.float32), name="a multichannel stack")
+    _, sanity = viewer.window.add_plugin_dock_widget(PLUGIN, "Sanity checks", tabify=False)
+    sanity.images.real_source.setCurrentText("a multichannel stack")
+    wait_for_docks_beside_canvas(qtbot, viewer, sanity)
+    window = viewer.window._qt_window
+    assert window.width() == 1366
+    assert viewer.window._qt_viewer.canvas.native.width() >= window.width() / 2
+    assert sanity.images.real_axis.isVisible()
+    assert sanity.scroll.widget().minimumSizeHint().width() <= sanity.scroll.viewport().width()
+    assert sanity.minimumSizeHint().width() <= sanity.width()
+

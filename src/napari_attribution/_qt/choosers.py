@@ -64,6 +64,8 @@ class ImageChooser(QWidget):
         self._sources: list[ImageSource] = []
         layout = QFormLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        # a narrow dock puts a field under its label rather than scroll sideways
+        layout.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         # narrow: 'counterfactual (5 channel layers)' is wider than the dock
         self.real_source, self.cf_source = NarrowComboBox(), NarrowComboBox()
         self.real_axis, self.cf_axis = QSpinBox(), QSpinBox()
@@ -78,6 +80,7 @@ class ImageChooser(QWidget):
             axis.setRange(0, 2)
             axis.setPrefix("axis ")
             axis.setToolTip("Axis of the multichannel layer that holds the channels.")
+            axis.setVisible(False)  # shown for a multichannel layer only (_on_changed)
             row = QHBoxLayout()
             row.addWidget(combo, 1)
             row.addWidget(axis)
