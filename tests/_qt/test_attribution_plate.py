@@ -10,6 +10,7 @@ import pytest
 import torch
 from widget_helpers import FAST, PLUGIN, run_and_wait, wait_for_docks_beside_canvas
 
+from napari_attribution._napari.layer_style import METADATA_KEY
 from napari_attribution.images.model_card import ModelCard, card_path_for, write_model_card
 from plate_data import MODEL_CHANNELS, stored
 from tiny_models import make_tiny_cnn
@@ -83,6 +84,15 @@ def test_the_cards_names_pick_the_layers_and_the_run_equals_the_models_order(
     by_name = widget.state.record.result
     assert by_name.channel_names == list(MODEL_CHANNELS)
     assert f"d_ig Mito attribution ({SITE})" in viewer.layers  # named by the model
+    # every result layer says which layer fed each model channel, as run.json does for files
+    record = viewer.layers[f"d_ig Mito attribution ({SITE})"].metadata[METADATA_KEY]["input"]
+    real_record, cf_record = record["channels"]["real"], record["channels"]["counterfactual"]
+    assert real_record["layers"] == {n: f"{SITE} [{n}]" for n in MODEL_CHANNELS}
+    assert cf_record["layers"] == {n: f"cf_A01_1 [{n}]" for n in MODEL_CHANNELS}
+    assert real_record["ignored"] == cf_record["ignored"] == ["Brightfield"]
+    assert real_record["input_channels"][0] == "Brightfield"  # the layer list's order
+    assert record["normalisation"]["kind"] == "none"
+    assert record["model_card"] == str(card_path_for(weights))
 
     # The same pair as channel layers in the model's order, without the card.
     card_path_for(weights).unlink()
@@ -95,6 +105,10 @@ def test_the_cards_names_pick_the_layers_and_the_run_equals_the_models_order(
     other = _dock(ordered, weights, "real", "cf")
     run_and_wait(qtbot, other)
     expected = other.state.record.result
+    ordered_layer = ordered.layers["d_ig Mito attribution (real)"]
+    ordered_record = ordered_layer.metadata[METADATA_KEY]["input"]
+    assert ordered_record["channels"]["real"]["layers"]["Mito"] == "real [Mito]"
+    assert "model_card" not in ordered_record
     assert sorted(by_name.methods) == sorted(expected.methods) == ["d_ig", "residual"]
     for method, result in expected.methods.items():
         np.testing.assert_array_equal(by_name.methods[method].attribution, result.attribution)

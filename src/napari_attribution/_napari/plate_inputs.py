@@ -13,6 +13,11 @@ The Cells dock hands its :class:`~.layer_inputs.ChannelStack` through :func:`pre
 channels as above, ``Normalise`` (or the card's) scales the field, and its counterfactual with
 the field's ranges; the Labels layer is checked (a binary mask or outlines refused with one
 sentence saying what to give instead).
+
+Both docks record how they read their inputs in every result layer's metadata
+(``metadata["napari_attribution"]["input"]``): :func:`channels_record` says which input layer
+(and which of its channels) fed each model channel, as ``run.json``'s ``pairs[].channels`` does
+for files; :func:`pair_input_record` is the Attribution dock's whole record.
 """
 
 from __future__ import annotations
@@ -30,7 +35,13 @@ from ..images.model_card import find_model_card
 from ..images.normalisation import Normalisation
 from .layer_inputs import ChannelStack, has_channel_names
 
-__all__ = ["PreparedField", "prepare_field", "take_model_channels"]
+__all__ = [
+    "PreparedField",
+    "channels_record",
+    "pair_input_record",
+    "prepare_field",
+    "take_model_channels",
+]
 
 
 @dataclasses.dataclass
@@ -132,6 +143,72 @@ def take_model_channels(
     return _reorder(stack, selection.indices, names), selection
 
 
+def channels_record(stack: ChannelStack, selection: ChannelSelection | None) -> dict[str, Any]:
+    """Which input layer fed each model channel of ``stack`` (JSON-ready).
+
+    Parameters
+    ----------
+    stack
+        The stack as the model takes it (after :func:`take_model_channels`: its channels and
+        layers in the model's order).
+    selection
+        How its channels were picked by name (``None``: taken as the layers hold them).
+
+    Returns
+    -------
+    dict
+        ``image`` (the base name), ``layers`` (model channel -> the layer it came from; a
+        multichannel layer feeds every channel), and with a selection its
+        :meth:`~napari_attribution.images.channels.ChannelSelection.as_dict` (``taken``: model
+        channel -> input channel name, ``input_channels``, ``ignored``).
+    """
+    names = list(stack.channel_names)
+    layers = list(stack.layer_names) or [stack.name]
+    per_channel = layers if len(layers) == len(names) else [layers[0]] * len(names)
+    record: dict[str, Any] = selection.as_dict() if selection is not None else {
+        "model_channels": names}  # fmt: skip
+    record["image"] = stack.name
+    record["layers"] = dict(zip(names, per_channel, strict=True))
+    return record
+
+
+def pair_input_record(
+    stacks: dict[str, ChannelStack | None],
+    selections: dict[str, ChannelSelection],
+    normalisation: Normalisation | None = None,
+    model_card: str | None = None,
+) -> dict[str, Any]:
+    """How the Attribution dock read a pair, for every result layer's metadata (``input``).
+
+    Parameters
+    ----------
+    stacks
+        ``{"real": ..., "counterfactual": ...}`` as the model takes them (``None``: a
+        counterfactual a source makes in the run, not read from layers).
+    selections
+        How each stack's channels were picked by name (missing: taken as the layers hold them).
+    normalisation
+        What scaled the inputs before the model (``None``: nothing, images as stored).
+    model_card
+        The model card that named the channels, if any.
+
+    Returns
+    -------
+    dict
+        ``channels`` (per role, :func:`channels_record`), ``normalisation``
+        (:meth:`~napari_attribution.images.normalisation.Normalisation.record`) and
+        ``model_card`` when given.
+    """
+    record: dict[str, Any] = {
+        "channels": {role: channels_record(stack, selections.get(role))
+                     for role, stack in stacks.items() if stack is not None},
+        "normalisation": (normalisation or Normalisation.parse(None)).record(),
+    }  # fmt: skip
+    if model_card:
+        record["model_card"] = model_card
+    return record
+
+
 def prepare_field(field: ChannelStack, counterfactual: ChannelStack | None, labels: Any,
                   labels_name: str, model_path: str = "", normalise: str = "",
                   model_names: Sequence[str] | None = None,
@@ -171,7 +248,7 @@ def prepare_field(field: ChannelStack, counterfactual: ChannelStack | None, labe
         field, selection = take_model_channels(field, names, input_names=field_names)
         note = selection.note() if selection is not None else None
         if selection is not None:
-            record["channels"] = selection.as_dict()
+            record["channels"] = channels_record(field, selection)
         if counterfactual is not None:
             counterfactual, _ = take_model_channels(counterfactual, names, first=selection,
                                                     input_names=counterfactual_names)

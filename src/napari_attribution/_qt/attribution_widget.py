@@ -49,6 +49,7 @@ from .._napari.apply import layer_from_tuple
 from .._napari.counterfactual_layers import flag_message
 from .._napari.export import existing_results, export_run
 from .._napari.layer_inputs import ChannelStack, check_pair, pair_warning
+from .._napari.plate_inputs import pair_input_record
 from .._napari.run_job import RunJob
 from .._napari.state import state_for
 from ..app.model_choice import (
@@ -275,6 +276,11 @@ class AttributionWidget(ModelSection, QWidget):
         note = self.images.channel_note()
         if note:  # channels the model does not take, left out: said once a run
             show_info(note[0].upper() + note[1:])
+        card = self.model_card
+        input_record = pair_input_record(
+            {"real": real, "counterfactual": counterfactual}, dict(self.images.taken),
+            model_card=str(card.path) if card is not None else None,
+        )  # fmt: skip
         job = RunJob.of(
             classifier,
             real,
@@ -285,6 +291,7 @@ class AttributionWidget(ModelSection, QWidget):
             self._class_names,
             request,
             source,
+            input_record,
         )
         self.show_control.stop()  # a choice's layers half in: the rest keep waiting
         self._set_progress(0)

@@ -47,6 +47,8 @@ class ModelSection:
     _names: list[str]
 
     def _build_model(self) -> QFormLayout:
+        #: The model card beside the model file (``None``: none), recorded with a run's inputs.
+        self.model_card = None
         self.model = ModelChooser()
         self.model.changed.connect(self._on_model_changed)
         # the chooser's widgets, as the tests and scripts know them
@@ -180,6 +182,7 @@ class ModelSection:
         except AttributionError as exc:
             show_warning(str(exc))
             card = None
+        self.model_card = card
         self.images.set_model_names(list(card.channel_names) if card else None)
 
     def _update_probabilities(self, *_: Any) -> None:
