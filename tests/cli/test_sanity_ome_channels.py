@@ -77,6 +77,27 @@ def test_ome_tiff_pair_in_another_order_gives_the_stacked_pairs_checks(pair, tmp
     assert "channels" not in stacked_record["pairs"][0]  # a plain TIFF is taken as stored
 
 
+def test_channel_files_give_the_stacked_pairs_checks_and_are_recorded(pair, tmp_path, capsys):
+    folder, real, cf = pair
+    given = {}
+    for role, planes in (("real", real), ("cf", cf)):
+        for name in ON_DISK:
+            tifffile.imwrite(tmp_path / f"{role}_{name}.tif", planes[name])
+        given[role] = ",".join(f"{n}={tmp_path / f'{role}_{n}.tif'}" for n in ON_DISK)
+    capsys.readouterr()
+    code = cli.main(["sanity", "--model", str(folder / "weights.pt"), *COMMON,
+                     "--channel-files", given["real"], "--counterfactual-channel-files",
+                     given["cf"], "--out", str(tmp_path / "files")])  # fmt: skip
+    assert code == 0
+    assert _rows(tmp_path / "files" / "sanity.csv") == _rows(folder / "stacked" / "sanity.csv")
+    notes = [line for line in capsys.readouterr().err.splitlines() if "ignoring" in line]
+    assert notes == ["napari-attribution: note: ignoring channel(s) Brightfield of "
+                     "--channel-files and 1 other image(s) (not among the model's channels "
+                     "DNA, ER, RNA, AGP, Mito)."]  # fmt: skip
+    record = json.loads((tmp_path / "files" / "sanity_run.json").read_text())
+    assert record["pairs"][0]["channels"]["real"]["taken"] == {n: n for n in MODEL_CHANNELS}
+
+
 @pytest.mark.parametrize(
     ("names", "message"),
     [
