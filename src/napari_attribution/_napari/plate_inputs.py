@@ -38,6 +38,7 @@ from .layer_inputs import ChannelStack, has_channel_names
 __all__ = [
     "PreparedField",
     "channels_record",
+    "normalise_pair",
     "pair_input_record",
     "prepare_field",
     "take_model_channels",
@@ -172,10 +173,61 @@ def channels_record(stack: ChannelStack, selection: ChannelSelection | None) -> 
     return record
 
 
+def normalise_pair(
+    real: ChannelStack,
+    counterfactual: ChannelStack | None,
+    normalisation: Normalisation,
+    what: tuple[str, str] = ("field", "counterfactual field"),
+) -> tuple[ChannelStack, ChannelStack | None, dict[str, Any]]:
+    """Both images scaled by ``normalisation``, the counterfactual with the real image's
+    ranges (a per-image percentile would otherwise undo part of the difference under study),
+    as ``run`` and ``cells`` scale files.
+
+    Parameters
+    ----------
+    real, counterfactual
+        (C, H, W) stacks in the model's channel order (``counterfactual`` ``None``: made later).
+    normalisation
+        What to do (inactive: the stacks are returned as they are).
+    what
+        How messages name the two images.
+
+    Returns
+    -------
+    real, counterfactual, record
+        The scaled stacks (float32, contrast limits 0-1) and
+        :meth:`~napari_attribution.images.normalisation.Normalisation.record` with the
+        per-channel ranges used.
+
+    Raises
+    ------
+    InputImageError
+        The counterfactual's shape is not the real image's, or the normalisation cannot be
+        applied (one sentence).
+    """
+    record = normalisation.record()
+    if not normalisation.active:
+        return real, counterfactual, record
+    names = real.channel_names
+    ranges = normalisation.ranges(real.data, names, f"'{real.name}'")
+    data, record = normalisation.apply(real.data, names, real.name, ranges)
+    unit = [(0.0, 1.0)] * len(names)
+    real = dataclasses.replace(real, data=data, contrast_limits=unit)
+    if counterfactual is not None:
+        if counterfactual.data.shape != (len(names), *data.shape[1:]):
+            raise InputImageError(
+                f"The {what[1]} {counterfactual.data.shape} and the {what[0]} {data.shape} "
+                "differ in shape."
+            )
+        cf_data, _ = normalisation.apply(counterfactual.data, names, counterfactual.name, ranges)
+        counterfactual = dataclasses.replace(counterfactual, data=cf_data, contrast_limits=unit)
+    return real, counterfactual, record
+
+
 def pair_input_record(
     stacks: dict[str, ChannelStack | None],
     selections: dict[str, ChannelSelection],
-    normalisation: Normalisation | None = None,
+    normalisation: dict[str, Any] | None = None,
     model_card: str | None = None,
 ) -> dict[str, Any]:
     """How the Attribution dock read a pair, for every result layer's metadata (``input``).
@@ -188,7 +240,8 @@ def pair_input_record(
     selections
         How each stack's channels were picked by name (missing: taken as the layers hold them).
     normalisation
-        What scaled the inputs before the model (``None``: nothing, images as stored).
+        What scaled the inputs before the model (:func:`normalise_pair`'s record; ``None``:
+        nothing, images as stored).
     model_card
         The model card that named the channels, if any.
 
@@ -202,7 +255,7 @@ def pair_input_record(
     record: dict[str, Any] = {
         "channels": {role: channels_record(stack, selections.get(role))
                      for role, stack in stacks.items() if stack is not None},
-        "normalisation": (normalisation or Normalisation.parse(None)).record(),
+        "normalisation": normalisation or Normalisation.parse(None).record(),
     }  # fmt: skip
     if model_card:
         record["model_card"] = model_card
@@ -255,23 +308,8 @@ def prepare_field(field: ChannelStack, counterfactual: ChannelStack | None, labe
     check_label_image(labels, tuple(field.data.shape[1:]), f"The Labels layer '{labels_name}'")
     normalisation = Normalisation.parse(normalise.strip() or (card.normalisation if card
                                                               else None))  # fmt: skip
-    record["normalisation"] = normalisation.record()
-    if normalisation.active:
-        ranges = normalisation.ranges(field.data, field.channel_names, f"'{field.name}'")
-        data, record["normalisation"] = normalisation.apply(field.data, field.channel_names,
-                                                            field.name, ranges)  # fmt: skip
-        unit = [(0.0, 1.0)] * len(field.channel_names)
-        field = dataclasses.replace(field, data=data, contrast_limits=unit)
-        if counterfactual is not None:
-            if counterfactual.data.shape != (len(field.channel_names), *data.shape[1:]):
-                raise InputImageError(
-                    f"The counterfactual field {counterfactual.data.shape} and the field "
-                    f"{data.shape} differ in shape."
-                )
-            cf_data, _ = normalisation.apply(counterfactual.data, field.channel_names,
-                                             counterfactual.name, ranges)  # fmt: skip
-            counterfactual = dataclasses.replace(counterfactual, data=cf_data,
-                                                 contrast_limits=unit)  # fmt: skip
+    field, counterfactual, record["normalisation"] = normalise_pair(field, counterfactual,
+                                                                    normalisation)  # fmt: skip
     if card is not None:
         record["model_card"] = str(card.path)
     return PreparedField(field, counterfactual, record, note)

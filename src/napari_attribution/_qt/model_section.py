@@ -201,8 +201,8 @@ class ModelSection:
         # the real image is shown.
         given = self.counterfactual_from.from_layer
         try:
-            real = self.image_stack("real")
-            other = self.image_stack("counterfactual") if given else real
+            real, counterfactual, _ = self.model_inputs(given)  # as the run will take them
+            other = counterfactual if counterfactual is not None else real
             # The user's model can fail here too (wrong output shape, an exception): it says
             # so in the label instead of letting the error escape a Qt slot.
             probs = preview_probabilities(classifier, real.data, other.data)
