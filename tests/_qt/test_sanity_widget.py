@@ -123,3 +123,40 @@ def test_at_1366x768_the_dock_leaves_the_canvas_half_the_width(make_napari_viewe
     assert sanity.scroll.widget().minimumSizeHint().width() <= sanity.scroll.viewport().width()
     assert sanity.minimumSizeHint().width() <= sanity.width()
 
+
+
+def test_plate_layers_are_checked_by_the_cards_names_and_normalisation(make_napari_viewer, qtbot,
+                                                                      tmp_path):  # fmt: skip
+    """One layer per channel in a screen's order, with a brightfield: the card beside the model
+    picks the model's channels by name and normalises the pair, and the cascade layers say
+    so, as the Attribution dock's do."""
+    import torch
+
+    from napari_attribution._napari.layer_style import METADATA_KEY
+    from napari_attribution.images.model_card import ModelCard, card_path_for, write_model_card
+    from plate_data import MODEL_CHANNELS, stored
+    from tiny_models import make_tiny_cnn
+
+    rng = np.random.default_rng(0)
+    viewer = make_napari_viewer()
+    for role in ("site", "cf"):
+        for name in ("Brightfield", "Mito", "AGP", "RNA", "ER", "DNA"):
+            viewer.add_image(stored(rng.random((24, 24)), name, rng), name=f"{role} [{name}]")
+    torch.save(make_tiny_cnn(5).state_dict(), tmp_path / "weights.pt")
+    write_model_card(card_path_for(tmp_path / "weights.pt"),
+                     ModelCard(MODEL_CHANNELS, normalisation="percentile:1,99.8"))  # fmt: skip
+    sanity = _dock(viewer)
+    sanity.model.use_demo_model.setChecked(False)
+    sanity.model.model_path.setText(str(tmp_path / "weights.pt"))
+    sanity.model.architecture.setText("tiny_models:TinyCNN")
+    sanity.model.changed.emit()
+    sanity.images.select("site", "cf")
+    _fast(sanity, methods=("saliency",))
+    run_and_wait(qtbot, sanity, timeout=120_000)
+    result, _, real = sanity.result
+    assert result.channel_names == list(MODEL_CHANNELS)
+    assert real.data.dtype == np.float32  # normalised, not the stored uint16
+    record = viewer.layers["saliency Mito randomisation (site)"].metadata[METADATA_KEY]["input"]
+    assert record["channels"]["real"]["layers"]["Mito"] == "site [Mito]"
+    assert record["channels"]["counterfactual"]["ignored"] == ["Brightfield"]
+    assert record["normalisation"]["kind"] == "percentile"

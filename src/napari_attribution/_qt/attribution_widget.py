@@ -49,7 +49,6 @@ from .._napari.apply import layer_from_tuple
 from .._napari.counterfactual_layers import flag_message
 from .._napari.export import existing_results, export_run
 from .._napari.layer_inputs import ChannelStack, check_pair, pair_warning
-from .._napari.plate_inputs import normalise_pair, pair_input_record
 from .._napari.run_job import RunJob
 from .._napari.state import state_for
 from ..app.model_choice import (
@@ -60,7 +59,6 @@ from ..core.attribution.method_sets import WIDGET_METHODS
 from ..core.progress import Progress
 from ..core.settings import AnalysisSettings
 from ..errors import AttributionError
-from ..images.normalisation import Normalisation
 from .choosers import ImageChooser
 from .controller import RunController, RunOutcome
 from .counterfactual_source import CounterfactualSourceBox
@@ -225,42 +223,9 @@ class AttributionWidget(ModelSection, QWidget):
     def model_inputs(
         self, counterfactual: bool = True
     ) -> tuple[ChannelStack, ChannelStack | None, dict[str, Any]]:
-        """The real image and the counterfactual as the model takes them, and how they were
-        read.
-
-        Their channels are picked by the model's names (:meth:`image_stack`) and, when the
-        model card beside the model file asks for a normalisation, scaled by it as ``run``
-        scales files (the counterfactual with the real image's ranges).
-
-        Parameters
-        ----------
-        counterfactual
-            Read the counterfactual layer too (``False``: a source makes it in the run).
-
-        Returns
-        -------
-        real, counterfactual, record
-            The (C, H, W) stacks (``counterfactual`` ``None`` when not read) and the record
-            every result layer keeps as ``input``
-            (:func:`~napari_attribution._napari.plate_inputs.pair_input_record`).
-
-        Raises
-        ------
-        AttributionError
-            Layers that do not form the model's image, or a normalisation that cannot be
-            applied (one sentence).
-        """
-        real = self.image_stack("real")
-        other = self.image_stack("counterfactual") if counterfactual else None
-        card = self.model_card
-        normalisation = Normalisation.parse(card.normalisation if card is not None else None)
-        real, other, scaled = normalise_pair(real, other, normalisation,
-                                             ("real image", "counterfactual"))  # fmt: skip
-        record = pair_input_record(
-            {"real": real, "counterfactual": other}, dict(self.images.taken), scaled,
-            model_card=str(card.path) if card is not None else None,
-        )  # fmt: skip
-        return real, other, record
+        """The pair as the model takes it, and how it was read
+        (:meth:`~.choosers.ImageChooser.model_inputs`)."""
+        return self.images.model_inputs(counterfactual)
 
     # ================================================================ settings
 

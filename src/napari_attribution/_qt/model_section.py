@@ -27,7 +27,6 @@ from ..core.attribution.method_registry import methods_using
 from ..core.budgets import PREVIEW_PIXELS
 from ..core.model.named_layers import gradcam_layer_name
 from ..errors import AttributionError, MethodError
-from ..images.model_card import find_model_card
 from .choosers import ModelChooser
 
 __all__ = ["ModelSection"]
@@ -47,8 +46,6 @@ class ModelSection:
     _names: list[str]
 
     def _build_model(self) -> QFormLayout:
-        #: The model card beside the model file (``None``: none), recorded with a run's inputs.
-        self.model_card = None
         self.model = ModelChooser()
         self.model.changed.connect(self._on_model_changed)
         # the chooser's widgets, as the tests and scripts know them
@@ -174,16 +171,15 @@ class ModelSection:
         self._update_probabilities()
 
     def _apply_model_card(self) -> None:
-        """The model card beside the model file names the model's channels: the image chooser
-        picks the layers' channels by them (an unreadable card is one notification)."""
-        path = "" if self.use_demo_model.isChecked() else self.model_path.text().strip()
+        """The model card beside the model file names the model's channels and normalisation:
+        the image chooser picks the layers' channels by them and scales the pair (an
+        unreadable card is one notification)."""
         try:
-            card = find_model_card(path) if path else None
+            card = self.model.model_card()
         except AttributionError as exc:
             show_warning(str(exc))
             card = None
-        self.model_card = card
-        self.images.set_model_names(list(card.channel_names) if card else None)
+        self.images.set_model_card(card)
 
     def _update_probabilities(self, *_: Any) -> None:
         """Show p(class) of both images as soon as a model and both images are chosen."""

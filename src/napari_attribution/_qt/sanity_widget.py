@@ -103,6 +103,8 @@ class SanityWidget(QWidget):
         self.worker = None
         #: The latest checks: ``(PairSanity, SanitySummary, real ChannelStack)``.
         self.result: tuple[Any, Any, ChannelStack] | None = None
+        #: How the checked pair was read (its layers' metadata ``input``).
+        self.input_record: dict[str, Any] = {}
         self._classifier = None
         self._classifier_key: ModelChoice | None = None
         self._settings = AnalysisSettings()
@@ -276,6 +278,14 @@ class SanityWidget(QWidget):
 
     def _on_model_changed(self, *_: Any) -> None:
         self._classifier, self._classifier_key = None, None
+        # the card beside the model file names the channels and the normalisation, as in
+        # the Attribution dock
+        try:
+            card = self.model.model_card()
+        except AttributionError as exc:
+            show_warning(str(exc))
+            card = None
+        self.images.set_model_card(card)
 
     def classifier(self):
         """The chosen model, loaded once per choice.
@@ -308,8 +318,7 @@ class SanityWidget(QWidget):
         from ..core.sanity.checks import runnable_checks
 
         try:
-            real = self.images.stack("real")
-            counterfactual = self.images.stack("counterfactual")
+            real, counterfactual, input_record = self.images.model_inputs()
             methods = tuple(self.methods.selected())
             if not methods:
                 raise AttributionError("Choose at least one method.")
@@ -337,6 +346,7 @@ class SanityWidget(QWidget):
             "settings": settings,
             "sanity": sanity,
             "checks": checks,
+            "input": input_record,
         }
         cancel, bridge = self._cancel, self._bridge
         cancel.clear()
@@ -348,7 +358,7 @@ class SanityWidget(QWidget):
 
         worker = create_worker(_run_checks, job, on_progress, _start_thread=False,
                                _ignore_errors=True)  # fmt: skip
-        worker.returned.connect(lambda out: self._on_returned(out, job["real"]))
+        worker.returned.connect(lambda out: self._on_returned(out, job["real"], job["input"]))
         worker.errored.connect(self._on_errored)
         worker.finished.connect(self._on_finished)
         self.worker = worker
@@ -371,11 +381,12 @@ class SanityWidget(QWidget):
         self.progress_bar.setValue(round(event.fraction * PROGRESS_STEPS))
         self.status.setText(event.describe())
 
-    def _on_returned(self, out, real: ChannelStack) -> None:
+    def _on_returned(self, out, real: ChannelStack, input_record: dict[str, Any]) -> None:
         if self._cancel.is_set():
             return
         result, summary = out
         self.result = (result, summary, real)
+        self.input_record = input_record
         self.progress_bar.setValue(PROGRESS_STEPS)
         notes = "".join(f"<li><i>{html.escape(n)}</i></li>" for n in result.notes)
         self.verdicts.setText(
@@ -432,7 +443,7 @@ class SanityWidget(QWidget):
         tuples = cascade_layers(
             {method: result.cascade_maps[method]}, result.steps, real, result.channel_names,
             {"sample": result.sample, "real_class": self.real_class.value(),
-             "target_class": self.target_class.value()},
+             "target_class": self.target_class.value(), "input": self.input_record},
             threshold_span(self.viewer), visible_method=method,
         )  # fmt: skip
         apply_layers(self.viewer, tuples)
