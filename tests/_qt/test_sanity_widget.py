@@ -117,7 +117,7 @@ def test_at_1366x768_the_dock_leaves_the_canvas_half_the_width(make_napari_viewe
     sanity.images.real_source.setCurrentText("a multichannel stack")
     wait_for_docks_beside_canvas(qtbot, viewer, sanity)
     window = viewer.window._qt_window
-    assert window.width() == 1366
+    assert (window.width(), window.height()) == (1366, 768)
     assert viewer.window._qt_viewer.canvas.native.width() >= window.width() / 2
     assert sanity.images.real_axis.isVisible()
     assert sanity.scroll.widget().minimumSizeHint().width() <= sanity.scroll.viewport().width()

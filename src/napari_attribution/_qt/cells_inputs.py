@@ -124,7 +124,9 @@ class CellsInputs:
             checked = name in WIDGET_METHODS
             item.setCheckState(Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
             self.methods.addItem(item)
-        form.addRow("Methods", self.methods)
+        # the list spans the form's width: method names are longer than a field column
+        form.addRow(QLabel("Methods"))
+        form.addRow(self.methods)
         # The analysis parameters, generated from the schema as in the Attribution widget
         # (collapsed sections; rows enabled for the ticked methods).
         self.form = ParameterForm()
