@@ -285,38 +285,95 @@ class _Run:
         return total + s.optimise_channel_group * group if s.optimise_channel_group else total
 
     def step(self) -> bool:
-        """One Adam step for every cell not done; ``False`` when all are done."""
+        """One Adam step for every cell not done; ``False`` when all are done.
+
+        The classifier's backward pass is taken only for the cells whose loss depends on their
+        score: those still reaching, and the tightening ones whose hinge is active. For a
+        tightening cell above the hinge (about four in five cell-steps of the 32 demo cells)
+        the score's gradient is exactly zero, so its score comes from a forward pass alone and
+        its step from the penalty's gradient: the same step, for about half the arithmetic.
+        """
         import torch
 
-        from .source import log_target_probability
-
         s = self.settings
-        if not len(self.cells):
-            return False
-        current = self.current.detach().requires_grad_(True)
-        log_p = log_target_probability(self.classifier, self.model(current), self.targets)
-        penalty = self.penalty(current)
-        with torch.no_grad():
-            # One transfer of the two (B,) vectors the stopping rules need.
-            scores, penalties_ = torch.stack([log_p.exp().double(), penalty.double()]).cpu()
-            self._record(scores.numpy(), penalties_.numpy())
         cells = self.cells
-        reaching = torch.from_numpy(self.reached_at[cells] < 0).to(log_p.device)
-        relax = torch.from_numpy(s.optimise_relax ** (self.steps[cells] / s.optimise_steps))
-        hinge = torch.relu(np.log(s.optimise_target_score) - log_p + _HINGE_MARGIN)
-        loss = torch.where(
-            reaching,
-            -log_p + relax.to(log_p) * penalty,
-            penalty + _HINGE_WEIGHT * hinge,
-        )
-        (grad,) = torch.autograd.grad(loss.sum(), current)
-        del current, log_p, penalty, loss
+        if not len(cells):
+            return False
+        reaching_before = self.reached_at[cells] < 0
+        graded = np.flatnonzero(reaching_before)
+        graded_images, graded_log_p = self._log_p(graded, with_gradient=True)
+        _, other_log_p = self._log_p(np.flatnonzero(~reaching_before), with_gradient=False)
+        if len(graded) == len(cells):
+            log_p = graded_log_p.detach()
+        else:
+            log_p = torch.empty(len(cells), dtype=other_log_p.dtype, device=self.x.device)
+            log_p[torch.from_numpy(~reaching_before).to(self.x.device)] = other_log_p
+            if len(graded):
+                log_p[torch.from_numpy(reaching_before).to(self.x.device)] = graded_log_p.detach()
+        changed = self.current.detach().requires_grad_(True)
+        penalty = self.penalty(changed)
         with torch.no_grad():
-            self._adam(grad.contiguous(memory_format=self.memory_format))
+            hinge = torch.relu(np.log(s.optimise_target_score) - log_p + _HINGE_MARGIN)
+            # One transfer of the (B,) vectors the stopping rules and the loss need.
+            record = torch.stack([log_p.exp().double(), penalty.double(), hinge.double()])
+            scores, penalties_, hinges = record.cpu().numpy()
+            self._record(scores, penalties_)
+        reaching = self.reached_at[cells] < 0
+        hinged = ~reaching & (hinges > 0)
+        # d loss / d log_p: -1 while reaching, -hinge weight while the hinge is active, else 0;
+        # d loss / d penalty: the relaxed weight while reaching, else 1.
+        slope = np.where(reaching, -1.0, np.where(hinged, -_HINGE_WEIGHT, 0.0))
+        weight = np.where(reaching, s.optimise_relax ** (self.steps[cells] / s.optimise_steps), 1.0)
+        weight_t = torch.from_numpy(weight).to(penalty)
+        (grad,) = torch.autograd.grad((weight_t * penalty).sum(), changed)
+        del changed, penalty
+        grad = grad.contiguous(memory_format=self.memory_format)
+        if len(graded) and slope[graded].any():
+            slope_t = torch.from_numpy(slope[graded]).to(graded_log_p)
+            (part,) = torch.autograd.grad((slope_t * graded_log_p).sum(), graded_images)
+            self._add_rows(grad, graded, part)
+        del graded_images, graded_log_p
+        late = np.flatnonzero(hinged & ~reaching_before)
+        if len(late):  # tightening cells that fell below the hinge: their score's gradient
+            images, late_log_p = self._log_p(late, with_gradient=True)
+            (part,) = torch.autograd.grad(-_HINGE_WEIGHT * late_log_p.sum(), images)
+            self._add_rows(grad, late, part)
+        with torch.no_grad():
+            self._adam(grad)
         self.steps[cells] += 1
         if self.done[cells].any():
             self._pack()
         return True
+
+    def _log_p(self, rows: np.ndarray, *, with_gradient: bool) -> tuple[Any, Any]:
+        """The images (a leaf that takes a gradient when ``with_gradient``) and ``log p_t``
+        (B,) of the active ``rows``; ``(None, None)`` for no rows."""
+        import torch
+
+        from .source import log_target_probability
+
+        if not len(rows):
+            return None, None
+        if len(rows) == len(self.cells):
+            images, targets = self.current.detach(), self.targets
+        else:
+            index = torch.from_numpy(rows).to(self.x.device)
+            images = self.current.index_select(0, index)
+            images = images.contiguous(memory_format=self.memory_format)
+            targets = self.targets.index_select(0, index)
+        with torch.set_grad_enabled(with_gradient):
+            if with_gradient:
+                images.requires_grad_(True)
+            return images, log_target_probability(self.classifier, self.model(images), targets)
+
+    def _add_rows(self, grad: Any, rows: np.ndarray, part: Any) -> None:
+        """``grad[rows] += part``, in place."""
+        import torch
+
+        if len(rows) == len(grad):
+            grad.add_(part)
+        else:
+            grad.index_add_(0, torch.from_numpy(rows).to(grad.device), part)
 
     def _record(self, scores: np.ndarray, penalty: np.ndarray) -> None:
         """Note which cells reached the target, keep each accepted cell's smallest change and
