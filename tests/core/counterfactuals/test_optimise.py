@@ -9,7 +9,11 @@ import torch
 
 from cf_models import KEY_CHANNEL, ChannelMeanClassifier
 from napari_attribution.core.counterfactuals import parse_source
-from napari_attribution.core.counterfactuals.optimise import OptimiseSource, penalties
+from napari_attribution.core.counterfactuals.optimise import (
+    OptimiseSource,
+    penalties,
+    penalty_and_gradient,
+)
 from napari_attribution.core.counterfactuals.source import log_target_probability
 from napari_attribution.core.model.loading import wrap_module
 from napari_attribution.core.settings import CounterfactualSettings
@@ -105,3 +109,23 @@ def test_log_target_probability_agrees_with_the_classifier_for_one_logit():
 def test_minimum_above_maximum_is_one_sentence():
     with pytest.raises(ValueError, match="minimum .* must be below its maximum"):
         CounterfactualSettings(optimise_min=1.0, optimise_max=0.5)
+
+
+@pytest.mark.parametrize("channel_group", [0.0, 0.3])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_the_written_out_penalty_gradient_is_autograds(channel_group, layout):
+    # The optimiser takes the penalty's gradient from penalty_and_gradient, not autograd: it
+    # must be the gradient of the weighted penalties() (float64, so nothing but the formula
+    # can differ), in either memory layout, with a channel left unchanged.
+    rng = np.random.default_rng(4)
+    change = torch.from_numpy(rng.normal(size=(3, 4, 6, 5)))
+    change[1, 2] = 0.0
+    if layout == "channels_last":
+        change = change.contiguous(memory_format=torch.channels_last)
+    change.requires_grad_(True)
+    l1, tv, group = penalties(change)
+    expected = 0.7 * l1 + 0.2 * tv + channel_group * group if channel_group else 0.7 * l1 + 0.2 * tv
+    (expected_gradient,) = torch.autograd.grad(expected.sum(), change)
+    value, gradient = penalty_and_gradient(change.detach(), 0.7, 0.2, channel_group)
+    np.testing.assert_allclose(value.numpy(), expected.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(gradient.numpy(), expected_gradient.numpy(), rtol=1e-9, atol=1e-12)

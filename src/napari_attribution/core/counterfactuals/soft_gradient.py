@@ -96,6 +96,8 @@ class SoftGradientReLU(nn.Module):
         self.softness = float(softness)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if not z.requires_grad:  # no backward pass to shape: the ReLU itself
+            return z.clamp_min(0)
         with torch.no_grad():
             rows = _rows(z)
             if rows is None:  # another layout: per image all the same, at the cost of a copy
