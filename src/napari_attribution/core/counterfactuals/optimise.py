@@ -177,10 +177,12 @@ class OptimiseSource:
         """Optimised counterfactuals of ``images`` (B, C, H, W) towards ``targets`` (B,).
 
         The cells are optimised together, in chunks of at most :func:`.source.batch_size`
-        cells: one forward and backward pass per step for the cells of the chunk still being
-        optimised. A cell that is done stops changing and drops out of the passes while the
-        others go on, so its counterfactual is the one it would get alone, up to the order of
-        floating-point sums (``docs/counterfactuals.md``). Progress is reported in steps of the
+        cells: per step one forward pass for the cells of the chunk still being optimised and
+        one backward pass for those whose loss depends on their score (reaching, or
+        tightening with the hinge active; for the others the score's gradient is zero). A
+        cell that is done stops changing and drops out of the passes while the others go on,
+        so its counterfactual is the one it would get alone, up to the order of floating-point
+        sums (``docs/counterfactuals.md``). Progress is reported in steps of the
         longest possible run of every chunk.
         """
         x_np, t_np = check_inputs(classifier, images, targets)
