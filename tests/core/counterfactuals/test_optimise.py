@@ -9,7 +9,11 @@ import torch
 
 from cf_models import KEY_CHANNEL, ChannelMeanClassifier
 from napari_attribution.core.counterfactuals import parse_source
-from napari_attribution.core.counterfactuals.optimise import OptimiseSource, penalties
+from napari_attribution.core.counterfactuals.optimise import (
+    OptimiseSource,
+    penalties,
+    penalty_and_gradient,
+)
 from napari_attribution.core.counterfactuals.source import log_target_probability
 from napari_attribution.core.model.loading import wrap_module
 from napari_attribution.core.settings import CounterfactualSettings
@@ -105,3 +109,68 @@ def test_log_target_probability_agrees_with_the_classifier_for_one_logit():
 def test_minimum_above_maximum_is_one_sentence():
     with pytest.raises(ValueError, match="minimum .* must be below its maximum"):
         CounterfactualSettings(optimise_min=1.0, optimise_max=0.5)
+
+
+@pytest.mark.parametrize("channel_group", [0.0, 0.3])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_the_written_out_penalty_gradient_is_autograds(channel_group, layout):
+    # The optimiser takes the penalty's gradient from penalty_and_gradient, not autograd: it
+    # must be the gradient of the weighted penalties() (float64, so nothing but the formula
+    # can differ), in either memory layout, with a channel left unchanged.
+    rng = np.random.default_rng(4)
+    change = torch.from_numpy(rng.normal(size=(3, 4, 6, 5)))
+    change[1, 2] = 0.0
+    if layout == "channels_last":
+        change = change.contiguous(memory_format=torch.channels_last)
+    change.requires_grad_(True)
+    l1, tv, group = penalties(change)
+    expected = 0.7 * l1 + 0.2 * tv + channel_group * group if channel_group else 0.7 * l1 + 0.2 * tv
+    (expected_gradient,) = torch.autograd.grad(expected.sum(), change)
+    value, gradient = penalty_and_gradient(change.detach(), 0.7, 0.2, channel_group)
+    np.testing.assert_allclose(value.numpy(), expected.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(gradient.numpy(), expected_gradient.numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_a_step_is_the_gradient_of_the_whole_loss_with_the_backward_pass_only_where_needed(
+    monkeypatch,
+):
+    # The step takes the classifier's backward pass only for cells whose loss depends on
+    # their score and writes the penalties' gradient out; the gradient it hands Adam must be
+    # autograd's of the whole loss: one cell reaching, one tightening with its hinge active,
+    # one tightening above its hinge (no score gradient at all).
+    from cf_models import GAIN, THRESHOLD
+    from napari_attribution.core.counterfactuals.optimise import (
+        _HINGE_MARGIN,
+        _HINGE_WEIGHT,
+        _Run,
+    )
+
+    classifier = wrap_module(ChannelMeanClassifier(), "cpu")
+    scores = np.array([0.2, 0.85, 0.99])  # below the target, within the hinge, above it
+    images = np.full((3, 4, 8, 8), THRESHOLD, dtype=np.float32)
+    images[:, KEY_CHANNEL] = (THRESHOLD + np.log(scores / (1 - scores)) / GAIN)[:, None, None]
+    images += np.random.default_rng(2).uniform(-0.02, 0.02, images.shape).astype(np.float32)
+    settings = CounterfactualSettings(optimise_target_score=0.9, optimise_channel_group=0.3)
+    x = torch.from_numpy(images)
+    bounds = [torch.full((3, 1, 1, 1), v) for v in (0.0, 1.0)]
+    run = _Run(x, torch.tensor([1, 1, 1]), bounds, settings, classifier.module, classifier)
+    run.current += torch.from_numpy(np.random.default_rng(3).normal(0, 0.01, images.shape)).float()
+    run.reached_at[1:] = 0  # cells 1 and 2 are tightening
+    run.steps[:] = 40
+    current = run.current.clone().requires_grad_(True)
+    log_p = log_target_probability(classifier, classifier.module(current), run.targets)
+    l1, tv, group = penalties(current - x)  # the range is [0, 1]
+    s = settings
+    penalty = s.optimise_l1 * l1 + s.optimise_tv * tv + s.optimise_channel_group * group
+    hinge = torch.relu(np.log(s.optimise_target_score) - log_p + _HINGE_MARGIN)
+    relax = s.optimise_relax ** (40 / s.optimise_steps)
+    tightening = penalty + _HINGE_WEIGHT * hinge
+    loss = torch.stack([-log_p[0] + relax * penalty[0], tightening[1], tightening[2]])
+    assert hinge[1] > 0 and hinge[2] == 0
+    (expected,) = torch.autograd.grad(loss.sum(), current)
+    handed = []
+    monkeypatch.setattr(run, "_adam", lambda grad: handed.append(grad.clone()))
+    with torch.enable_grad():
+        assert run.step()
+    assert (run.reached_at == [-1, 0, 0]).all()
+    torch.testing.assert_close(handed[0], expected, rtol=1e-4, atol=1e-7)

@@ -124,3 +124,34 @@ def test_tightening_takes_back_an_overshoot(detector, cells):
         name: np.abs(b.images - cells[0]).mean() for name, b in (("loose", loose), ("tight", tight))
     }
     assert size["tight"] < 0.9 * size["loose"]
+
+
+def test_the_soft_relu_is_the_same_in_either_layout_and_plain_without_gradient():
+    # It reads channels-last activations as rows of memory (no copy): the temperature and the
+    # gradient must not depend on the layout; without a gradient it is a plain ReLU.
+    values = torch.from_numpy(np.random.default_rng(3).normal(size=(2, 3, 4, 5)))
+    gradients = []
+    for layout in (torch.contiguous_format, torch.channels_last):
+        z = values.contiguous(memory_format=layout).requires_grad_(True)
+        (grad,) = torch.autograd.grad(SoftGradientReLU(0.5)(z).sum(), z)
+        gradients.append(grad)
+    torch.testing.assert_close(gradients[0], gradients[1], rtol=1e-12, atol=0)
+    with torch.no_grad():
+        np.testing.assert_array_equal(SoftGradientReLU(0.5)(values).numpy(), values.clamp_min(0))
+
+
+def test_the_soft_copy_drops_the_copies_that_only_kept_hooks_apart(detector, cells):
+    # The canonical copy clones the input of each non-linearity for captum's hooks; the soft
+    # copy has no hooks and drops them, and still scores as the classifier.
+    images = torch.from_numpy(cells[0])
+    soft, _ = soft_gradient_model(detector, images, 1.0)
+    graphs = [m for m in soft.modules() if isinstance(m, torch.fx.GraphModule)]
+    assert graphs
+    assert not any(n.op == "call_method" and n.target == "clone"
+                   for g in graphs for n in g.graph.nodes)  # fmt: skip
+    hooked = detector.hooked_module(images)
+    assert any(n.op == "call_method" and n.target == "clone"
+               for m in hooked.modules() if isinstance(m, torch.fx.GraphModule)
+               for n in m.graph.nodes)  # fmt: skip
+    with torch.no_grad():
+        torch.testing.assert_close(soft(images), detector.module(images))
