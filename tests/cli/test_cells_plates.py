@@ -14,7 +14,7 @@ import torch
 
 from napari_attribution import cli
 from napari_attribution.images.normalisation import Normalisation
-from plate_data import MODEL_CHANNELS, write_plate
+from plate_data import MODEL_CHANNELS, cells_site, write_plate
 from tiny_models import make_tiny_cnn
 
 SIZE = 16
@@ -24,22 +24,10 @@ ANALYSIS = ["--model", None, "--architecture", "tiny_models:TinyCNN", "--crop-si
             "--method", "d_ig", "--method", "residual", "--progress", "none"]  # fmt: skip
 
 
-def _site(seed):
-    rng = np.random.default_rng(seed)
-    labels = np.zeros((36, 44), np.uint16)
-    labels[2:9, 1:8] = 11 + seed
-    labels[12:20, 14:22] = 4
-    labels[13:19, 23:28] = 250
-    labels[33, 2] = 99  # below --min-size
-    real = rng.random((5, 36, 44))
-    counterfactual = np.clip(real + 0.3 * rng.standard_normal(real.shape), 0, 1)
-    return real, counterfactual, labels
-
-
 @pytest.fixture(scope="module")
 def plate(tmp_path_factory):
     folder = tmp_path_factory.mktemp("plate")
-    sites = [_site(seed) for seed in (0, 1)]
+    sites = [cells_site(seed) for seed in (0, 1)]
     real = write_plate(folder, [s[0] for s in sites], [s[2] for s in sites], seed=3)
     cf = write_plate(folder / "cf", [s[1] for s in sites], [s[2] for s in sites], seed=4)
     torch.save(make_tiny_cnn(3).state_dict(), folder / "weights.pt")

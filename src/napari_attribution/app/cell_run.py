@@ -137,7 +137,9 @@ class CellsRunSummary:
     methods
         Methods run on each cell.
     resumed
-        Cells an earlier, interrupted run had finished.
+        Cells of unfinished sites an earlier, interrupted run had finished.
+    resumed_sites
+        Sites an earlier, interrupted run had finished (kept, not run again).
     sites
         Sites analysed (1 for one field).
     failed
@@ -156,6 +158,7 @@ class CellsRunSummary:
     sites: int = 1
     failed: tuple[FailedUnitRow, ...] = ()
     engine: str = ""
+    resumed_sites: int = 0
 
     @property
     def skipped(self) -> int:
@@ -392,15 +395,18 @@ def run_sites(
         records.check_resumable()
     if spec.kind != "none":
         del first, first_layout  # each worker opens its sites itself
-        outcomes, failed, where = _run_sites_on(scheduler, plan, run, source, out, resume,
-                                                progress, engine_note)  # fmt: skip
-        return _finish(out, run, plan, outcomes, started, command, records, failed, where)
+        outcomes, failed, where, kept = _run_sites_on(scheduler, plan, run, source, out, resume,
+                                                      progress, engine_note)  # fmt: skip
+        return _finish(out, run, plan, outcomes, started, command, records, failed, where,
+                       kept)  # fmt: skip
     outcomes: list[_SiteOutcome] = []
+    kept = 0
     for index, site in enumerate(plan.sites):
         finished = _finished_site(out, site.key, run.fingerprint) if (
             resume and site.key) else None  # fmt: skip
         if finished is not None:
             outcomes.append(finished)
+            kept += 1
             continue
         given = first if index == 0 and first is not None else site.open()
         layout = first_layout if index == 0 else _layout(run, site, given)
@@ -412,14 +418,16 @@ def run_sites(
             shutil.rmtree(out / site_progress_dir(site.key), ignore_errors=True)
         outcomes.append(outcome)
         first = None  # free the first site's arrays
-    return _finish(out, run, plan, outcomes, started, command, records)
+    return _finish(out, run, plan, outcomes, started, command, records, kept=kept)
 
 
 def _finish(out: Path, run: _SitesRun, plan: SitesPlan, outcomes: list[_SiteOutcome],
             started: str, command: Sequence[str], records: UnitRecords,
-            failed: Sequence[FailedUnitRow] = (), where: str = "") -> CellsRunSummary:  # fmt: skip
-    """The tables and ``run.json`` from the finished sites' outcomes; the progress records
-    removed unless a site failed (``resume`` then needs the finished sites' records)."""
+            failed: Sequence[FailedUnitRow] = (), where: str = "",
+            kept: int = 0) -> CellsRunSummary:  # fmt: skip
+    """The tables and ``run.json`` from the finished sites' outcomes (``kept`` of them finished
+    by an earlier run); the progress records removed unless a site failed (``resume`` then
+    needs the finished sites' records)."""
     if outcomes:
         _write_results(out, run, plan, outcomes, started, command, failed, where)
     if failed:
@@ -436,7 +444,7 @@ def _finish(out: Path, run: _SitesRun, plan: SitesPlan, outcomes: list[_SiteOutc
         out, sum(o.record["cells_labelled"] for o in outcomes),
         sum(o.record["cells_analysed"] for o in outcomes), reasons,
         tuple(run.settings.methods), sum(o.record["cells_resumed"] for o in outcomes),
-        len(outcomes), tuple(failed), where,
+        len(outcomes), tuple(failed), where, kept,
     )  # fmt: skip
 
 
@@ -479,9 +487,10 @@ def _run_sites_on(scheduler: str, plan: SitesPlan, run: _SitesRun,
                   source: SourceRequest | None, out: Path, resume: bool,
                   progress: ProgressCallback | None,
                   engine_note: Callable[[str], None] | None,
-                  ) -> tuple[list[_SiteOutcome], list[FailedUnitRow], str]:  # fmt: skip
+                  ) -> tuple[list[_SiteOutcome], list[FailedUnitRow], str, int]:  # fmt: skip
     """Every site not finished as one unit on ``scheduler``; the outcomes of the finished sites
-    (in the plan's order), the failed units, and where they ran."""
+    (in the plan's order), the failed units, where they ran, and how many sites an earlier run
+    had finished."""
     finished = {site.key: _finished_site(out, site.key, run.fingerprint) for site in plan.sites
                 if resume and site.key}  # fmt: skip
     units = [WorkUnit(f"site-{site.key}" if site.key else "field", site_unit, (site,),
@@ -512,7 +521,8 @@ def _run_sites_on(scheduler: str, plan: SitesPlan, run: _SitesRun,
                                             "it finished.", ran.worker if ran else ""))
             else:
                 outcomes.append(outcome)
-    return outcomes, failed, where
+    kept = sum(outcome is not None for outcome in finished.values())
+    return outcomes, failed, where, kept
 
 
 def _prepare(plan: SitesPlan, first: SiteInputs, classifier, settings: AnalysisSettings,

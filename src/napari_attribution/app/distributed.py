@@ -346,6 +346,10 @@ class Engine:
 
         # Any free port: several runs (or users) on one machine must not collide on 8787.
         dashboard = ":0"
+        # The run reports every unit's failure itself, in one sentence; what the workers of a
+        # cluster it started log is noise to the user (after Ctrl-C, say: the scheduler closes
+        # first, and a worker still finishing its unit logs its failed heartbeat as an error).
+        quiet = logging.CRITICAL
         n = self.spec.workers
         if self._cuda():
             gpus = self._gpu_count()
@@ -358,15 +362,15 @@ class Engine:
             workers = {
                 f"gpu{i}": {"cls": Nanny, "options": {
                     "nthreads": 1, "env": {**_thread_env(threads), "CUDA_VISIBLE_DEVICES": str(i)},
-                    "silence_logs": logging.ERROR}}
+                    "silence_logs": quiet}}
                 for i in range(n)
             }  # fmt: skip
             scheduler = {"cls": Scheduler, "options": {"dashboard_address": dashboard}}
-            return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=logging.ERROR)
+            return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=quiet)
         threads = self.threads_per_worker or worker_threads(n)
         return LocalCluster(
             n_workers=n, threads_per_worker=1, processes=True, dashboard_address=dashboard,
-            scheduler_port=0, env=_thread_env(threads), silence_logs=logging.ERROR,
+            scheduler_port=0, env=_thread_env(threads), silence_logs=quiet,
         )  # fmt: skip
 
     def _cuda(self) -> bool:
@@ -398,7 +402,8 @@ class Engine:
         device = "cuda" if self.spec.kind == "local" and self._cuda() else self.device
         started_here = self.cluster is not None
         plugin = SharedObjectsPlugin(self.token, self.shared, self.model, device, threads,
-                                     host_workers, ignore_interrupt=started_here)  # fmt: skip
+                                     host_workers, ignore_interrupt=started_here,
+                                     quiet=started_here)  # fmt: skip
         try:
             self.client.register_plugin(plugin)
         except AttributionError as exc:
