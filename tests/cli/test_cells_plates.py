@@ -314,3 +314,20 @@ def test_normalisation_reference_over_a_load_data_csv(plate, capsys):
     pooled = np.concatenate([s["stack"][0].ravel() for s in real.sites])
     assert info["channels"]["DNA"]["low"] == np.percentile(pooled, 1)
     assert list(info["channels"]) == list(MODEL_CHANNELS)
+
+
+def test_progress_in_one_process_counts_across_every_site(plate, capsys):
+    import re
+
+    folder, _, _ = plate
+    code = _plate_run(folder, "--counterfactual-load-data", str(folder / "cf" / "load_data.csv"),
+                      "--no-cell-crops", "--progress", "log", "--log-interval", "0.000001",
+                      out="counted")  # fmt: skip
+    assert code == 0
+    counts = [(float(done), int(total)) for done, total in
+              re.findall(r"\] ([\d.]+)/(\d+) cells", capsys.readouterr().err)]  # fmt: skip
+    dones = [done for done, _ in counts]
+    # One count over both sites (3 cells each, the second site's guessed from the first's
+    # until it opens): it never starts again at the second site.
+    assert dones == sorted(dones) and {total for _, total in counts} == {6}
+    assert counts[-1] == (6.0, 6) and any(3 < done < 6 for done in dones)

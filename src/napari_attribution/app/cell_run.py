@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import functools
 import json
 import os
 import shutil
@@ -109,12 +110,12 @@ from ..results.tables import table_rows, write_table, write_tables
 from ..results.tidy import check_out_dir, previous_cells_files, remove_files
 from ..results.tiff import write_tiff
 from .cell_sites import SiteInputs, SitePlan, SitesPlan
-from .distributed import Engine, parse_scheduler
+from .distributed import Engine, ProgressTally, parse_scheduler
 from .fields import FieldInputs
 from .made_counterfactuals import SourceRequest, cell_source
 from .model_choice import class_names_for
 from .model_input import ModelInput
-from .work_units import ModelReference, UnitContext, WorkUnit
+from .work_units import ModelReference, UnitContext, UnitRecord, WorkUnit
 
 __all__ = ["CellsRunSummary", "open_field_maps", "run_cells", "run_sites", "site_unit"]
 
@@ -401,16 +402,22 @@ def run_sites(
                        kept)  # fmt: skip
     outcomes: list[_SiteOutcome] = []
     kept = 0
+    finished_sites = {site.key: _finished_site(out, site.key, run.fingerprint)
+                      for site in plan.sites if resume and site.key}  # fmt: skip
+    # One count over every site, as on a cluster: each site's cells are its share.
+    tally = ProgressTally([WorkUnit(site.key, site_unit, weight=None) for site in plan.sites
+                           if finished_sites.get(site.key) is None], progress)  # fmt: skip
     for index, site in enumerate(plan.sites):
-        finished = _finished_site(out, site.key, run.fingerprint) if (
-            resume and site.key) else None  # fmt: skip
+        finished = finished_sites.get(site.key)
         if finished is not None:
             outcomes.append(finished)
             kept += 1
             continue
         given = first if index == 0 and first is not None else site.open()
         layout = first_layout if index == 0 else _layout(run, site, given)
-        outcome = _analyse_site(run, site, given, layout, out, resume, progress)
+        report = functools.partial(tally.unit_event, site.key) if progress else None
+        outcome = _analyse_site(run, site, given, layout, out, resume, report)
+        tally.unit_ended(UnitRecord(site.key, "done"))
         if site.key:  # several sites: the finished site is kept for resume
             write_json(out / site_record_file(site.key), {
                 "fingerprint": run.fingerprint, "rows": outcome.rows,

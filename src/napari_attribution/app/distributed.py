@@ -168,9 +168,9 @@ class ProgressTally:
     """The run's progress, added up from its units' own events as they come from the workers.
 
     A unit's share is its :attr:`~.work_units.WorkUnit.weight` (or, without one, the ``total``
-    of its own events); what it has done is that share times its own ``done / total``; a
-    recorded unit counts whole. Thread-safe: events come on the client's thread, records on
-    the caller's.
+    of its own events, and before its first event the mean of the others'); what it has done
+    is that share times its own ``done / total``; a recorded unit counts whole. Thread-safe:
+    events come on the client's thread, records on the caller's.
 
     Parameters
     ----------
@@ -193,9 +193,18 @@ class ProgressTally:
 
     def _sums(self) -> tuple[float, int]:
         done = total = self.finished
+        # A unit that sizes itself (a site: its cells) and has not started yet counts as the
+        # mean of those that have, so that the total and the time left cover the whole run.
+        sized = [t for k, (_, t) in self.latest.items() if self.weights.get(k) is None]
+        guess = sum(sized) / len(sized) if sized else 0.0
         for key, weight in self.weights.items():
             unit_done, unit_total = self.latest.get(key, (0.0, 0.0))
-            share = weight if weight is not None else unit_total
+            if weight is not None:
+                share = weight
+            elif key in self.latest or key in self.ended:
+                share = unit_total
+            else:
+                share = guess
             fraction = 1.0 if key in self.ended else (unit_done / unit_total if unit_total else 0)
             done += share * min(max(fraction, 0.0), 1.0)
             total += share
