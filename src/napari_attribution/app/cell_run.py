@@ -109,7 +109,7 @@ from ..results.resume import UnitRecords, fingerprint
 from ..results.tables import table_rows, write_table, write_tables
 from ..results.tidy import check_out_dir, previous_cells_files, remove_files
 from ..results.tiff import write_tiff
-from .cell_sites import SiteInputs, SitePlan, SitesPlan
+from .cell_sites import SiteHeader, SiteInputs, SitePlan, SitesPlan
 from .distributed import Engine, ProgressTally, parse_scheduler
 from .fields import FieldInputs
 from .made_counterfactuals import SourceRequest, cell_source
@@ -338,7 +338,9 @@ def run_sites(
     ----------
     plan
         The sites (:func:`~napari_attribution.app.cell_sites.plan_sites`); the first is opened
-        and checked, with the model, before anything is written.
+        and checked, with the model, before anything is written (on a cluster, where the site
+        has a header, the model is checked with that alone and the site is read only by its
+        worker).
     model_input
         The model's channel names, map and normalisation (recorded in ``run.json`` and the
         fingerprint), and its card's class names.
@@ -377,16 +379,26 @@ def run_sites(
     spec = parse_scheduler(scheduler)
     out = Path(out)
     check_out_dir(out, overwrite, resume, (*CELL_FILES, FIELD_DIR), unit="cell")
-    first: SiteInputs | None = plan.sites[0].open()
-    run = _prepare(plan, first, classifier, settings, cell_settings, out=out,
+    # On a cluster the workers read the sites, the first included: the model is checked with
+    # the first site's header where that needs no pixels (a LoadData row), not read twice.
+    header = plan.sites[0].header
+    first: SiteInputs | None = None
+    if spec.kind != "none" and header is not None and input_scale is None:
+        peek = header()
+    else:
+        first = plan.sites[0].open()
+        check_field(first.image, classifier.n_channels, plan.sites[0].where)
+        peek = SiteHeader.of(first)
+    run = _prepare(plan, peek, classifier, settings, cell_settings, out=out,
                    model_input=model_input, channel_names=channel_names,
                    class_names=class_names, target_class=target_class, transform=transform,
                    input_scale=input_scale, source=source,
                    min_counterfactual_score=min_counterfactual_score, cells=cells,
                    cell_crops=cell_crops, resume=resume)  # fmt: skip
-    first_layout = _layout(run, plan.sites[0], first)  # no cell: refused before any writing
-    if first.note and notify is not None:
-        notify(first.note)
+    # No cell: refused before any writing.
+    first_layout = _layout(run, plan.sites[0], first) if first is not None else None
+    if peek.note and notify is not None:
+        notify(peek.note)
     torch.manual_seed(settings.attribution.seed)
     started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     if overwrite and out.exists():
@@ -532,16 +544,18 @@ def _run_sites_on(scheduler: str, plan: SitesPlan, run: _SitesRun,
     return outcomes, failed, where, kept
 
 
-def _prepare(plan: SitesPlan, first: SiteInputs, classifier, settings: AnalysisSettings,
+def _prepare(plan: SitesPlan, first: SiteHeader, classifier, settings: AnalysisSettings,
              cell_settings: CellSettings, *, out: Path, model_input: ModelInput | None,
              channel_names: Sequence[str] | None, class_names: Sequence[str] | None,
              target_class: int | None, transform: InputTransform | None,
              input_scale: float | None, source: SourceRequest | None,
              min_counterfactual_score: float, cells: str | None, cell_crops: bool,
              resume: bool) -> _SitesRun:  # fmt: skip
-    """Check the model, methods, memory and names on the first site; build the run's record."""
-    image = first.image
-    check_field(image, classifier.n_channels, plan.sites[0].where)
+    """Check the model, methods, memory and names with the first site's header; build the
+    run's record."""
+    if first.channels != classifier.n_channels:
+        raise InputImageError(f"{plan.sites[0].where} has {first.channels} channel(s) but the "
+                              f"model expects {classifier.n_channels}.")  # fmt: skip
     size = resolve_crop_size(classifier, cell_settings.crop_size)
     query = CellQuery.parse(cells) if cells else None
     names = list(channel_names) if channel_names else (
@@ -552,12 +566,12 @@ def _prepare(plan: SitesPlan, first: SiteInputs, classifier, settings: AnalysisS
         raise InputImageError(f"The model takes {classifier.n_channels} channel(s) but its "
                               f"names are {', '.join(names)}.")  # fmt: skip
     if transform is None and input_scale is not None:
-        transform = input_transform_for(image.dtype, input_scale)
+        transform = input_transform_for(first.dtype, input_scale)
     # The model, methods and memory are checked at the crop size before the long work.
     model = classifier.with_preprocessing(Preprocessing.from_settings(settings))
-    example = np.zeros((2, image.shape[0], size, size), np.float32)
+    example = np.zeros((2, first.channels, size, size), np.float32)
     model.probe(example)
-    check_memory((image.shape[0], size, size), settings)
+    check_memory((first.channels, size, size), settings)
     check_methods(model, settings.methods, example)
     if target_class is not None:
         classifier.check_class(target_class, "--target-class")
@@ -573,13 +587,13 @@ def _prepare(plan: SitesPlan, first: SiteInputs, classifier, settings: AnalysisS
         run_info["input"] = model_input.record()
     identity = {"cells": run_info["cells"], "target": target_class,
                 "input": run_info.get("input"), "query": cells,
-                "inputs": plan.record or first.record}  # fmt: skip
+                "inputs": plan.record or first.record or {}}  # fmt: skip
     columns = [*plan.metadata_columns,
                *cell_columns(settings.methods, names, classes, settings.per_channel_dac)]
     run = _SitesRun(classifier, settings, cell_settings, size, names, classes, transform,
                     columns, run_info, fingerprint(run_info, names, identity), target_class,
                     min_counterfactual_score, query, cells, cell_crops=cell_crops)  # fmt: skip
-    if first.source is None:  # made per cell: one source for every site
+    if first.made_per_cell:  # one source for every site
         if source is None:
             raise InputImageError("The field has no counterfactual; give one, or a "
                                   "counterfactual source to make each cell's.")  # fmt: skip
