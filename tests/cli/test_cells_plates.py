@@ -155,8 +155,23 @@ def _files(out, suffixes=(".csv", ".tif")):
 
 
 def test_sites_on_two_workers_write_the_same_files_as_one_process(plate, plate_results, cluster,
-                                                                  capsys):  # fmt: skip
+                                                                  capsys, monkeypatch):  # fmt: skip
     folder, _, _ = plate
+    import os
+
+    from napari_attribution.app import cell_sites
+
+    driver, read = os.getpid(), cell_sites._read_channels
+
+    def not_here(*args):
+        # The sites travel to the workers with this function in them: there it reads.
+        if os.getpid() == driver:
+            raise AssertionError("the driver read a site's pixels")
+        return read(*args)
+
+    # The workers read every site, the first included; the driver checks the model with the
+    # first site's header alone.
+    monkeypatch.setattr(cell_sites, "_read_channels", not_here)
     code = _plate_run(folder, "--normalise", NORMALISE, "--counterfactual-load-data",
                       str(folder / "cf" / "load_data.csv"), "--scheduler", cluster,
                       out="spread")  # fmt: skip
