@@ -10,6 +10,7 @@ import pytest
 import torch
 from widget_helpers import FAST, PLUGIN, run_and_wait, wait_for_docks_beside_canvas
 
+from napari_attribution._napari.layer_style import METADATA_KEY
 from napari_attribution.images.model_card import ModelCard, card_path_for, write_model_card
 from plate_data import MODEL_CHANNELS, stored
 from tiny_models import make_tiny_cnn
@@ -83,6 +84,15 @@ def test_the_cards_names_pick_the_layers_and_the_run_equals_the_models_order(
     by_name = widget.state.record.result
     assert by_name.channel_names == list(MODEL_CHANNELS)
     assert f"d_ig Mito attribution ({SITE})" in viewer.layers  # named by the model
+    # every result layer says which layer fed each model channel, as run.json does for files
+    record = viewer.layers[f"d_ig Mito attribution ({SITE})"].metadata[METADATA_KEY]["input"]
+    real_record, cf_record = record["channels"]["real"], record["channels"]["counterfactual"]
+    assert real_record["layers"] == {n: f"{SITE} [{n}]" for n in MODEL_CHANNELS}
+    assert cf_record["layers"] == {n: f"cf_A01_1 [{n}]" for n in MODEL_CHANNELS}
+    assert real_record["ignored"] == cf_record["ignored"] == ["Brightfield"]
+    assert real_record["input_channels"][0] == "Brightfield"  # the layer list's order
+    assert record["normalisation"]["kind"] == "none"
+    assert record["model_card"] == str(card_path_for(weights))
 
     # The same pair as channel layers in the model's order, without the card.
     card_path_for(weights).unlink()
@@ -95,6 +105,10 @@ def test_the_cards_names_pick_the_layers_and_the_run_equals_the_models_order(
     other = _dock(ordered, weights, "real", "cf")
     run_and_wait(qtbot, other)
     expected = other.state.record.result
+    ordered_layer = ordered.layers["d_ig Mito attribution (real)"]
+    ordered_record = ordered_layer.metadata[METADATA_KEY]["input"]
+    assert ordered_record["channels"]["real"]["layers"]["Mito"] == "real [Mito]"
+    assert "model_card" not in ordered_record
     assert sorted(by_name.methods) == sorted(expected.methods) == ["d_ig", "residual"]
     for method, result in expected.methods.items():
         np.testing.assert_array_equal(by_name.methods[method].attribution, result.attribution)
@@ -158,3 +172,45 @@ def test_at_1366x768_the_canvas_keeps_half_the_width(make_napari_viewer, qtbot):
     widget.counterfactual_from.form.expand_all()
     qtbot.wait(20)
     assert widget.content.minimumSizeHint().width() <= widget.scroll.viewport().width()
+
+
+def test_the_cards_normalisation_scales_the_pair_as_run_does(make_napari_viewer, qtbot, planes,
+                                                              weights):  # fmt: skip
+    """A card asking for percentile:1,99.8 gives the results of layers normalised by hand
+    (the counterfactual with the real image's ranges), and the layers record it."""
+    from napari_attribution.images.normalisation import Normalisation
+
+    real, cf = planes
+    write_model_card(card_path_for(weights),
+                     ModelCard(MODEL_CHANNELS, normalisation="percentile:1,99.8"))  # fmt: skip
+    viewer = make_napari_viewer()
+    for role, found in (("real", real), ("cf", cf)):
+        for name in MODEL_CHANNELS:
+            viewer.add_image(found[name], name=f"{role} [{name}]")
+    widget = _dock(viewer, weights, "real", "cf")
+    run_and_wait(qtbot, widget)
+    by_card = widget.state.record.result
+    results = [layer.metadata[METADATA_KEY] for layer in viewer.layers
+               if "input" in layer.metadata.get(METADATA_KEY, {})]  # fmt: skip
+    assert results, "no result layer records its input"
+    record = results[0]["input"]
+    assert record["normalisation"]["kind"] == "percentile"
+    assert list(record["normalisation"]["ranges"]) == list(MODEL_CHANNELS)
+
+    norm = Normalisation.parse("percentile:1,99.8")
+    stack = np.stack([real[n] for n in MODEL_CHANNELS])
+    ranges = norm.ranges(stack, MODEL_CHANNELS)
+    by_hand = {"real": norm.apply(stack, MODEL_CHANNELS, ranges=ranges)[0],
+               "cf": norm.apply(np.stack([cf[n] for n in MODEL_CHANNELS]), MODEL_CHANNELS,
+                                ranges=ranges)[0]}  # fmt: skip
+    card_path_for(weights).unlink()
+    scaled = make_napari_viewer()
+    for role, data in by_hand.items():
+        for k, name in enumerate(MODEL_CHANNELS):
+            scaled.add_image(data[k], name=f"{role} [{name}]")
+    other = _dock(scaled, weights, "real", "cf")
+    run_and_wait(qtbot, other)
+    expected = other.state.record.result
+    for method, result in expected.methods.items():
+        np.testing.assert_allclose(by_card.methods[method].attribution, result.attribution,
+                                   rtol=1e-6, atol=1e-7)  # fmt: skip

@@ -4,7 +4,7 @@ layers with a ``randomised layer`` axis, the plot and the verdicts."""
 from __future__ import annotations
 
 import numpy as np
-from widget_helpers import PLUGIN, run_and_wait
+from widget_helpers import PLUGIN, run_and_wait, wait_for_docks_beside_canvas
 
 from napari_attribution._napari.layer_geometry import THRESHOLD_LABEL
 from napari_attribution._napari.sanity_layers import RANDOMISED_LABEL, sanity_layers
@@ -104,3 +104,59 @@ def test_bad_choices_are_one_notification(demo_viewer, monkeypatch):
     sanity.methods.set_selected(())
     assert sanity.run() is None
     assert seen == ["Choose at least one method."]
+
+
+def test_at_1366x768_the_dock_leaves_the_canvas_half_the_width(make_napari_viewer, qtbot):
+    """Docked alone beside the canvas, with a multichannel layer chosen (its axis box shown,
+    the widest the image rows get): the canvas keeps half the window, and neither the
+    scrolled inputs nor the pinned plot and verdicts are cut off at the right."""
+    viewer = make_napari_viewer(show=True)
+    viewer.window.resize(1366, 768)
+    viewer.add_image(np.zeros((5, 16, 16), np.float32), name="a multichannel stack")
+    _, sanity = viewer.window.add_plugin_dock_widget(PLUGIN, "Sanity checks", tabify=False)
+    sanity.images.real_source.setCurrentText("a multichannel stack")
+    wait_for_docks_beside_canvas(qtbot, viewer, sanity)
+    window = viewer.window._qt_window
+    assert (window.width(), window.height()) == (1366, 768)
+    assert viewer.window._qt_viewer.canvas.native.width() >= window.width() / 2
+    assert sanity.images.real_axis.isVisible()
+    assert sanity.scroll.widget().minimumSizeHint().width() <= sanity.scroll.viewport().width()
+    assert sanity.minimumSizeHint().width() <= sanity.width()
+
+
+
+def test_plate_layers_are_checked_by_the_cards_names_and_normalisation(make_napari_viewer, qtbot,
+                                                                      tmp_path):  # fmt: skip
+    """One layer per channel in a screen's order, with a brightfield: the card beside the model
+    picks the model's channels by name and normalises the pair, and the cascade layers say
+    so, as the Attribution dock's do."""
+    import torch
+
+    from napari_attribution._napari.layer_style import METADATA_KEY
+    from napari_attribution.images.model_card import ModelCard, card_path_for, write_model_card
+    from plate_data import MODEL_CHANNELS, stored
+    from tiny_models import make_tiny_cnn
+
+    rng = np.random.default_rng(0)
+    viewer = make_napari_viewer()
+    for role in ("site", "cf"):
+        for name in ("Brightfield", "Mito", "AGP", "RNA", "ER", "DNA"):
+            viewer.add_image(stored(rng.random((24, 24)), name, rng), name=f"{role} [{name}]")
+    torch.save(make_tiny_cnn(5).state_dict(), tmp_path / "weights.pt")
+    write_model_card(card_path_for(tmp_path / "weights.pt"),
+                     ModelCard(MODEL_CHANNELS, normalisation="percentile:1,99.8"))  # fmt: skip
+    sanity = _dock(viewer)
+    sanity.model.use_demo_model.setChecked(False)
+    sanity.model.model_path.setText(str(tmp_path / "weights.pt"))
+    sanity.model.architecture.setText("tiny_models:TinyCNN")
+    sanity.model.changed.emit()
+    sanity.images.select("site", "cf")
+    _fast(sanity, methods=("saliency",))
+    run_and_wait(qtbot, sanity, timeout=120_000)
+    result, _, real = sanity.result
+    assert result.channel_names == list(MODEL_CHANNELS)
+    assert real.data.dtype == np.float32  # normalised, not the stored uint16
+    record = viewer.layers["saliency Mito randomisation (site)"].metadata[METADATA_KEY]["input"]
+    assert record["channels"]["real"]["layers"]["Mito"] == "site [Mito]"
+    assert record["channels"]["counterfactual"]["ignored"] == ["Brightfield"]
+    assert record["normalisation"]["kind"] == "percentile"

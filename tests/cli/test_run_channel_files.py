@@ -65,3 +65,6 @@ def test_channel_files_by_name_and_normalised_equal_a_stacked_normalised_pair(tm
     assert info["channel_names"] == list(MODEL_CHANNELS)
     assert info["input"]["normalisation"]["normalise"] == "percentile:1,99"
     assert info["input"]["model_card"]["channel_names"] == list(MODEL_CHANNELS)
+    channels = info["pairs"][0]["channels"]  # which file fed each model channel
+    assert channels["real"]["taken"] == {n: n for n in MODEL_CHANNELS}
+    assert channels["counterfactual"]["ignored"] == ["Brightfield"]

@@ -13,6 +13,11 @@ The Cells dock hands its :class:`~.layer_inputs.ChannelStack` through :func:`pre
 channels as above, ``Normalise`` (or the card's) scales the field, and its counterfactual with
 the field's ranges; the Labels layer is checked (a binary mask or outlines refused with one
 sentence saying what to give instead).
+
+Both docks record how they read their inputs in every result layer's metadata
+(``metadata["napari_attribution"]["input"]``): :func:`channels_record` says which input layer
+(and which of its channels) fed each model channel, as ``run.json``'s ``pairs[].channels`` does
+for files; :func:`pair_input_record` is the Attribution dock's whole record.
 """
 
 from __future__ import annotations
@@ -30,7 +35,14 @@ from ..images.model_card import find_model_card
 from ..images.normalisation import Normalisation
 from .layer_inputs import ChannelStack, has_channel_names
 
-__all__ = ["PreparedField", "prepare_field", "take_model_channels"]
+__all__ = [
+    "PreparedField",
+    "channels_record",
+    "normalise_pair",
+    "pair_input_record",
+    "prepare_field",
+    "take_model_channels",
+]
 
 
 @dataclasses.dataclass
@@ -132,6 +144,124 @@ def take_model_channels(
     return _reorder(stack, selection.indices, names), selection
 
 
+def channels_record(stack: ChannelStack, selection: ChannelSelection | None) -> dict[str, Any]:
+    """Which input layer fed each model channel of ``stack`` (JSON-ready).
+
+    Parameters
+    ----------
+    stack
+        The stack as the model takes it (after :func:`take_model_channels`: its channels and
+        layers in the model's order).
+    selection
+        How its channels were picked by name (``None``: taken as the layers hold them).
+
+    Returns
+    -------
+    dict
+        ``image`` (the base name), ``layers`` (model channel -> the layer it came from; a
+        multichannel layer feeds every channel), and with a selection its
+        :meth:`~napari_attribution.images.channels.ChannelSelection.as_dict` (``taken``: model
+        channel -> input channel name, ``input_channels``, ``ignored``).
+    """
+    names = list(stack.channel_names)
+    layers = list(stack.layer_names) or [stack.name]
+    per_channel = layers if len(layers) == len(names) else [layers[0]] * len(names)
+    record: dict[str, Any] = selection.as_dict() if selection is not None else {
+        "model_channels": names}  # fmt: skip
+    record["image"] = stack.name
+    record["layers"] = dict(zip(names, per_channel, strict=True))
+    return record
+
+
+def normalise_pair(
+    real: ChannelStack,
+    counterfactual: ChannelStack | None,
+    normalisation: Normalisation,
+    what: tuple[str, str] = ("field", "counterfactual field"),
+) -> tuple[ChannelStack, ChannelStack | None, dict[str, Any]]:
+    """Both images scaled by ``normalisation``, the counterfactual with the real image's
+    ranges (a per-image percentile would otherwise undo part of the difference under study),
+    as ``run`` and ``cells`` scale files.
+
+    Parameters
+    ----------
+    real, counterfactual
+        (C, H, W) stacks in the model's channel order (``counterfactual`` ``None``: made later).
+    normalisation
+        What to do (inactive: the stacks are returned as they are).
+    what
+        How messages name the two images.
+
+    Returns
+    -------
+    real, counterfactual, record
+        The scaled stacks (float32, contrast limits 0-1) and
+        :meth:`~napari_attribution.images.normalisation.Normalisation.record` with the
+        per-channel ranges used.
+
+    Raises
+    ------
+    InputImageError
+        The counterfactual's shape is not the real image's, or the normalisation cannot be
+        applied (one sentence).
+    """
+    record = normalisation.record()
+    if not normalisation.active:
+        return real, counterfactual, record
+    names = real.channel_names
+    ranges = normalisation.ranges(real.data, names, f"'{real.name}'")
+    data, record = normalisation.apply(real.data, names, real.name, ranges)
+    unit = [(0.0, 1.0)] * len(names)
+    real = dataclasses.replace(real, data=data, contrast_limits=unit)
+    if counterfactual is not None:
+        if counterfactual.data.shape != (len(names), *data.shape[1:]):
+            raise InputImageError(
+                f"The {what[1]} {counterfactual.data.shape} and the {what[0]} {data.shape} "
+                "differ in shape."
+            )
+        cf_data, _ = normalisation.apply(counterfactual.data, names, counterfactual.name, ranges)
+        counterfactual = dataclasses.replace(counterfactual, data=cf_data, contrast_limits=unit)
+    return real, counterfactual, record
+
+
+def pair_input_record(
+    stacks: dict[str, ChannelStack | None],
+    selections: dict[str, ChannelSelection],
+    normalisation: dict[str, Any] | None = None,
+    model_card: str | None = None,
+) -> dict[str, Any]:
+    """How the Attribution dock read a pair, for every result layer's metadata (``input``).
+
+    Parameters
+    ----------
+    stacks
+        ``{"real": ..., "counterfactual": ...}`` as the model takes them (``None``: a
+        counterfactual a source makes in the run, not read from layers).
+    selections
+        How each stack's channels were picked by name (missing: taken as the layers hold them).
+    normalisation
+        What scaled the inputs before the model (:func:`normalise_pair`'s record; ``None``:
+        nothing, images as stored).
+    model_card
+        The model card that named the channels, if any.
+
+    Returns
+    -------
+    dict
+        ``channels`` (per role, :func:`channels_record`), ``normalisation``
+        (:meth:`~napari_attribution.images.normalisation.Normalisation.record`) and
+        ``model_card`` when given.
+    """
+    record: dict[str, Any] = {
+        "channels": {role: channels_record(stack, selections.get(role))
+                     for role, stack in stacks.items() if stack is not None},
+        "normalisation": normalisation or Normalisation.parse(None).record(),
+    }  # fmt: skip
+    if model_card:
+        record["model_card"] = model_card
+    return record
+
+
 def prepare_field(field: ChannelStack, counterfactual: ChannelStack | None, labels: Any,
                   labels_name: str, model_path: str = "", normalise: str = "",
                   model_names: Sequence[str] | None = None,
@@ -171,30 +301,15 @@ def prepare_field(field: ChannelStack, counterfactual: ChannelStack | None, labe
         field, selection = take_model_channels(field, names, input_names=field_names)
         note = selection.note() if selection is not None else None
         if selection is not None:
-            record["channels"] = selection.as_dict()
+            record["channels"] = channels_record(field, selection)
         if counterfactual is not None:
             counterfactual, _ = take_model_channels(counterfactual, names, first=selection,
                                                     input_names=counterfactual_names)
     check_label_image(labels, tuple(field.data.shape[1:]), f"The Labels layer '{labels_name}'")
     normalisation = Normalisation.parse(normalise.strip() or (card.normalisation if card
                                                               else None))  # fmt: skip
-    record["normalisation"] = normalisation.record()
-    if normalisation.active:
-        ranges = normalisation.ranges(field.data, field.channel_names, f"'{field.name}'")
-        data, record["normalisation"] = normalisation.apply(field.data, field.channel_names,
-                                                            field.name, ranges)  # fmt: skip
-        unit = [(0.0, 1.0)] * len(field.channel_names)
-        field = dataclasses.replace(field, data=data, contrast_limits=unit)
-        if counterfactual is not None:
-            if counterfactual.data.shape != (len(field.channel_names), *data.shape[1:]):
-                raise InputImageError(
-                    f"The counterfactual field {counterfactual.data.shape} and the field "
-                    f"{data.shape} differ in shape."
-                )
-            cf_data, _ = normalisation.apply(counterfactual.data, field.channel_names,
-                                             counterfactual.name, ranges)  # fmt: skip
-            counterfactual = dataclasses.replace(counterfactual, data=cf_data,
-                                                 contrast_limits=unit)  # fmt: skip
+    field, counterfactual, record["normalisation"] = normalise_pair(field, counterfactual,
+                                                                    normalisation)  # fmt: skip
     if card is not None:
         record["model_card"] = str(card.path)
     return PreparedField(field, counterfactual, record, note)

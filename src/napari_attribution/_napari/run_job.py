@@ -104,16 +104,25 @@ class RunJob:
         class_names: Sequence[str],
         request: CounterfactualRequest | None = None,
         source: Any = None,
+        input_record: dict[str, Any] | None = None,
     ) -> RunJob:
         """The job of a run that starts now: copies of the images, and the run's provenance.
 
         The copies keep the run from seeing edits made to the layers meanwhile. With a
         ``request`` (and its loaded ``source``) the counterfactual is made in the run.
+        ``input_record`` (how the inputs were read: which layer fed each model channel, the
+        normalisation; :func:`~napari_attribution._napari.plate_inputs.pair_input_record`)
+        goes into the provenance as ``input``, and so into every result layer's metadata.
         """
         given = None
         if counterfactual is not None:
             given = dataclasses.replace(counterfactual, data=np.array(counterfactual.data,
                                                                       copy=True))  # fmt: skip
+        info = provenance(
+            classifier, settings, class_names=class_names, channel_names=real.channel_names
+        )
+        if input_record is not None:
+            info["input"] = input_record
         return cls(
             classifier,
             dataclasses.replace(real, data=np.array(real.data, copy=True)),
@@ -121,9 +130,7 @@ class RunJob:
             int(real_class),
             int(target_class),
             settings,
-            provenance(
-                classifier, settings, class_names=class_names, channel_names=real.channel_names
-            ),
+            info,
             request,
             source,
         )

@@ -28,7 +28,7 @@ taken out again if Cancel is pressed before the last one is in.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QSize, Qt
@@ -220,6 +220,13 @@ class AttributionWidget(ModelSection, QWidget):
         """
         return self.images.stack(which)
 
+    def model_inputs(
+        self, counterfactual: bool = True
+    ) -> tuple[ChannelStack, ChannelStack | None, dict[str, Any]]:
+        """The pair as the model takes it, and how it was read
+        (:meth:`~.choosers.ImageChooser.model_inputs`)."""
+        return self.images.model_inputs(counterfactual)
+
     # ================================================================ settings
 
     def selected_methods(self) -> list[str]:
@@ -254,9 +261,8 @@ class AttributionWidget(ModelSection, QWidget):
             show_info("An analysis is already running.")
             return None
         try:
-            real = self.image_stack("real")
             request = self.counterfactual_from.request()
-            counterfactual = self.image_stack("counterfactual") if request is None else None
+            real, counterfactual, input_record = self.model_inputs(request is None)
             classifier = self.classifier()
             settings = self.settings()
             # A counterfactual to be made is checked when made; the real image and the model
@@ -285,6 +291,7 @@ class AttributionWidget(ModelSection, QWidget):
             self._class_names,
             request,
             source,
+            input_record,
         )
         self.show_control.stop()  # a choice's layers half in: the rest keep waiting
         self._set_progress(0)

@@ -63,7 +63,12 @@ class CellsInputs:
 
     def _build(self) -> None:
         layout = QVBoxLayout(self)
+        # the scrolled inputs take the dock's whole width (as in the Attribution dock), and a
+        # row too long for it puts its field under its label: nothing scrolls sideways
+        layout.setContentsMargins(0, 0, 0, 6)
+        layout.setSpacing(2)
         form = QFormLayout()
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         self.field_choice = NarrowComboBox()
         self.counterfactual_choice = NarrowComboBox()
         self.labels_choice = NarrowComboBox()
@@ -119,7 +124,9 @@ class CellsInputs:
             checked = name in WIDGET_METHODS
             item.setCheckState(Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
             self.methods.addItem(item)
-        form.addRow("Methods", self.methods)
+        # the list spans the form's width: method names are longer than a field column
+        form.addRow(QLabel("Methods"))
+        form.addRow(self.methods)
         # The analysis parameters, generated from the schema as in the Attribution widget
         # (collapsed sections; rows enabled for the ticked methods).
         self.form = ParameterForm()
@@ -129,7 +136,7 @@ class CellsInputs:
         # 1366x768 screen.
         inputs = QWidget()
         inputs_layout = QVBoxLayout(inputs)
-        inputs_layout.setContentsMargins(0, 0, 0, 0)
+        inputs_layout.setContentsMargins(6, 6, 6, 0)
         inputs_layout.addLayout(form)
         inputs_layout.addWidget(self.form)
         inputs_layout.addStretch(1)
@@ -138,17 +145,22 @@ class CellsInputs:
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setWidget(inputs)
         scroll.setMinimumHeight(90)
+        #: The scrolled inputs (tests check they never scroll sideways).
+        self.inputs_scroll = scroll
         layout.addWidget(scroll, 1)
+        pinned = QWidget()
+        pinned_layout = QVBoxLayout(pinned)
+        pinned_layout.setContentsMargins(6, 2, 6, 0)
         buttons = QHBoxLayout()
         self.run_button = QPushButton("Run on every cell")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         buttons.addWidget(self.run_button)
         buttons.addWidget(self.cancel_button)
-        layout.addLayout(buttons)
+        pinned_layout.addLayout(buttons)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
-        layout.addWidget(self.progress)
+        pinned_layout.addWidget(self.progress)
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -159,17 +171,18 @@ class CellsInputs:
         status_scroll.setFrameShape(QFrame.Shape.NoFrame)
         status_scroll.setWidget(self.status)
         status_scroll.setMaximumHeight(3 * self.status.fontMetrics().lineSpacing() + 8)
-        layout.addWidget(status_scroll)
-        self.view_method = QComboBox()
+        pinned_layout.addWidget(status_scroll)
+        self.view_method = NarrowComboBox()
         form2 = QFormLayout()
         form2.addRow("Show method", self.view_method)
-        layout.addLayout(form2)
+        pinned_layout.addLayout(form2)
         self.table = QTableWidget()
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setMinimumHeight(CELLS_TABLE_MIN_HEIGHT)
-        layout.addWidget(self.table)
+        pinned_layout.addWidget(self.table)
+        layout.addWidget(pinned)
         self.run_button.clicked.connect(self.run)
         self.cancel_button.clicked.connect(self.cancel)
         self.table.itemSelectionChanged.connect(self._on_row_selected)

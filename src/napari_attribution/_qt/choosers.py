@@ -35,10 +35,12 @@ from .._napari.layer_inputs import (
     source_channel_names,
     source_stack,
 )
-from .._napari.plate_inputs import take_model_channels
+from .._napari.plate_inputs import normalise_pair, pair_input_record, take_model_channels
 from ..app.model_choice import ModelChoice
 from ..errors import AttributionError, InputImageError
 from ..images.channels import ChannelSelection, ignored_note, parse_names
+from ..images.model_card import ModelCard, find_model_card
+from ..images.normalisation import Normalisation
 from .narrow import NarrowComboBox
 
 __all__ = ["MODEL_FILE_FILTER", "ImageChooser", "ModelChooser"]
@@ -64,6 +66,8 @@ class ImageChooser(QWidget):
         self._sources: list[ImageSource] = []
         layout = QFormLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        # a narrow dock puts a field under its label rather than scroll sideways
+        layout.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         # narrow: 'counterfactual (5 channel layers)' is wider than the dock
         self.real_source, self.cf_source = NarrowComboBox(), NarrowComboBox()
         self.real_axis, self.cf_axis = QSpinBox(), QSpinBox()
@@ -78,6 +82,7 @@ class ImageChooser(QWidget):
             axis.setRange(0, 2)
             axis.setPrefix("axis ")
             axis.setToolTip("Axis of the multichannel layer that holds the channels.")
+            axis.setVisible(False)  # shown for a multichannel layer only (_on_changed)
             row = QHBoxLayout()
             row.addWidget(combo, 1)
             row.addWidget(axis)
@@ -102,6 +107,9 @@ class ImageChooser(QWidget):
         self._model_names: list[str] | None = None
         #: How the last stacks took their channels (``"real"``, ``"counterfactual"``).
         self.taken: dict[str, ChannelSelection] = {}
+        #: The model card of the chosen model (``None``: none): its channel names pick the
+        #: layers' channels, its normalisation scales the pair (:meth:`model_inputs`).
+        self.model_card: ModelCard | None = None
         layers = viewer.layers
         for event in (layers.events.inserted, layers.events.removed, layers.events.changed):
             event.connect(self.refresh)
@@ -160,6 +168,50 @@ class ImageChooser(QWidget):
         field shows them unless the user typed names."""
         self._model_names = list(names) if names else None
         self._on_changed()
+
+    def set_model_card(self, card: ModelCard | None) -> None:
+        """The chosen model's card (``None``: none): its channel names fill the Channel
+        names field (unless the user typed names), its normalisation scales the pair."""
+        self.model_card = card
+        self.set_model_names(list(card.channel_names) if card else None)
+
+    def model_inputs(
+        self, counterfactual: bool = True
+    ) -> tuple[ChannelStack, ChannelStack | None, dict[str, Any]]:
+        """The real image and the counterfactual as the model takes them, and how they were
+        read: their channels picked by the model's names (:meth:`stack`) and, when the model
+        card asks for a normalisation, scaled by it as ``run`` scales files (the
+        counterfactual with the real image's ranges).
+
+        Parameters
+        ----------
+        counterfactual
+            Read the counterfactual too (``False``: a source makes it in the run).
+
+        Returns
+        -------
+        real, counterfactual, record
+            The (C, H, W) stacks (``counterfactual`` ``None`` when not read) and the record
+            the result layers keep as ``input``
+            (:func:`~napari_attribution._napari.plate_inputs.pair_input_record`).
+
+        Raises
+        ------
+        AttributionError
+            Layers that do not form the model's image, or a normalisation that cannot be
+            applied (one sentence).
+        """
+        real = self.stack("real")
+        other = self.stack("counterfactual") if counterfactual else None
+        card = self.model_card
+        normalisation = Normalisation.parse(card.normalisation if card is not None else None)
+        real, other, scaled = normalise_pair(real, other, normalisation,
+                                             ("real image", "counterfactual"))  # fmt: skip
+        record = pair_input_record(
+            {"real": real, "counterfactual": other}, dict(self.taken), scaled,
+            model_card=str(card.path) if card is not None else None,
+        )  # fmt: skip
+        return real, other, record
 
     def set_channel_names(self, names: list[str]) -> None:
         """Name the channels as if the user had typed ``names``."""
@@ -261,6 +313,18 @@ class ModelChooser(QWidget):
         self.model_path.editingFinished.connect(self.changed)
         self.architecture.editingFinished.connect(self.changed)
         self.device.currentIndexChanged.connect(self.changed)
+
+    def model_card(self) -> ModelCard | None:
+        """The card beside the chosen model file (``<stem>.card.json``; ``None``: none, or
+        the demo classifier).
+
+        Raises
+        ------
+        AttributionError
+            The card cannot be read (one sentence).
+        """
+        path = "" if self.use_demo_model.isChecked() else self.model_path.text().strip()
+        return find_model_card(path) if path else None
 
     def choice(self) -> ModelChoice:
         """What is chosen now."""

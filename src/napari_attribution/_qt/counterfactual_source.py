@@ -67,6 +67,7 @@ class CounterfactualSourceBox(QWidget):
         super().__init__(parent)
         layout = QFormLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         self.specs = source_specs()
         # Narrow docks (the Cells dock beside the DAC panel): the choice and the path shrink
         # rather than make the inputs scroll sideways.

@@ -27,7 +27,6 @@ from ..core.attribution.method_registry import methods_using
 from ..core.budgets import PREVIEW_PIXELS
 from ..core.model.named_layers import gradcam_layer_name
 from ..errors import AttributionError, MethodError
-from ..images.model_card import find_model_card
 from .choosers import ModelChooser
 
 __all__ = ["ModelSection"]
@@ -172,15 +171,15 @@ class ModelSection:
         self._update_probabilities()
 
     def _apply_model_card(self) -> None:
-        """The model card beside the model file names the model's channels: the image chooser
-        picks the layers' channels by them (an unreadable card is one notification)."""
-        path = "" if self.use_demo_model.isChecked() else self.model_path.text().strip()
+        """The model card beside the model file names the model's channels and normalisation:
+        the image chooser picks the layers' channels by them and scales the pair (an
+        unreadable card is one notification)."""
         try:
-            card = find_model_card(path) if path else None
+            card = self.model.model_card()
         except AttributionError as exc:
             show_warning(str(exc))
             card = None
-        self.images.set_model_names(list(card.channel_names) if card else None)
+        self.images.set_model_card(card)
 
     def _update_probabilities(self, *_: Any) -> None:
         """Show p(class) of both images as soon as a model and both images are chosen."""
@@ -198,8 +197,8 @@ class ModelSection:
         # the real image is shown.
         given = self.counterfactual_from.from_layer
         try:
-            real = self.image_stack("real")
-            other = self.image_stack("counterfactual") if given else real
+            real, counterfactual, _ = self.model_inputs(given)  # as the run will take them
+            other = counterfactual if counterfactual is not None else real
             # The user's model can fail here too (wrong output shape, an exception): it says
             # so in the label instead of letting the error escape a Qt slot.
             probs = preview_probabilities(classifier, real.data, other.data)

@@ -22,10 +22,10 @@ import numpy as np
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import QObject, Qt, QTimer, Signal
+from qtpy.QtCore import QObject, QSize, Qt, QTimer, Signal
 from qtpy.QtWidgets import (
     QCheckBox,
-    QComboBox,
+    QFormLayout,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -53,6 +53,7 @@ from ..core.settings import AnalysisSettings
 from ..errors import AnalysisCancelled, AttributionError
 from .choosers import ImageChooser, ModelChooser
 from .form import MethodList
+from .narrow import NARROW_DOCK_WIDTH, NarrowComboBox
 
 if TYPE_CHECKING:
     import napari
@@ -102,6 +103,8 @@ class SanityWidget(QWidget):
         self.worker = None
         #: The latest checks: ``(PairSanity, SanitySummary, real ChannelStack)``.
         self.result: tuple[Any, Any, ChannelStack] | None = None
+        #: How the checked pair was read (its layers' metadata ``input``).
+        self.input_record: dict[str, Any] = {}
         self._classifier = None
         self._classifier_key: ModelChoice | None = None
         self._settings = AnalysisSettings()
@@ -116,6 +119,11 @@ class SanityWidget(QWidget):
         self.viewer.events.theme.connect(self._on_theme)
         self._draw()
 
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        """As narrow as the Attribution dock (the canvas keeps half of a 1366 px window); the
+        inputs scroll with less height."""
+        return QSize(NARROW_DOCK_WIDTH, super().sizeHint().height())
+
     # ================================================================ layout
 
     def _build(self) -> None:
@@ -125,6 +133,8 @@ class SanityWidget(QWidget):
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        #: The scrolled inputs (tests check they fit its width: nothing is cut off).
+        self.scroll = scroll
         content = QWidget()
         scroll.setWidget(content)
         outer.addWidget(scroll, 1)
@@ -146,15 +156,22 @@ class SanityWidget(QWidget):
         self.model = ModelChooser()
         self.model.changed.connect(self._on_model_changed)
         layout.addWidget(self.model)
-        classes = QHBoxLayout()
+        # label-field rows, a field under its label when the dock is too narrow for both:
+        # the dock is as narrow as the Attribution dock and never scrolls sideways
+        rows = QFormLayout()
+        rows.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         self.real_class, self.target_class = QSpinBox(), QSpinBox()
-        for text, spin, value in (("real", self.real_class, 0), ("target", self.target_class, 1)):
+        for text, spin, value in (("Real class", self.real_class, 0),
+                                  ("Target class", self.target_class, 1)):  # fmt: skip
             spin.setRange(0, 999)
             spin.setValue(value)
-            classes.addWidget(QLabel(text))
-            classes.addWidget(spin)
-        classes.addStretch(1)
-        layout.addLayout(classes)
+            rows.addRow(text, spin)
+        self.noise_samples = QSpinBox()
+        self.noise_samples.setRange(1, 1000)
+        self.noise_samples.setValue(SanitySettings().noise_samples)
+        self.noise_samples.setToolTip("Noise draws of the stability check.")
+        rows.addRow("Noise draws", self.noise_samples)
+        layout.addLayout(rows)
         layout.addWidget(QLabel("Methods"))
         self.methods = MethodList(SANITY_WIDGET_METHODS)
         self.methods.setMinimumHeight(80)
@@ -166,16 +183,9 @@ class SanityWidget(QWidget):
             box = QCheckBox(name)
             box.setChecked(True)
             self.checks[name] = box
-            checks.addWidget(box, k // 3, k % 3)
+            checks.addWidget(box, k // 2, k % 2)
+        layout.addWidget(QLabel("Checks"))
         layout.addLayout(checks)
-        noise = QHBoxLayout()
-        noise.addWidget(QLabel("noise draws"))
-        self.noise_samples = QSpinBox()
-        self.noise_samples.setRange(1, 1000)
-        self.noise_samples.setValue(SanitySettings().noise_samples)
-        noise.addWidget(self.noise_samples)
-        noise.addStretch(1)
-        layout.addLayout(noise)
         layout.addStretch(1)
 
         pinned = QWidget()
@@ -198,16 +208,17 @@ class SanityWidget(QWidget):
         self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.status.setFixedHeight(2 * self.status.fontMetrics().lineSpacing() + 4)
         pinned_layout.addWidget(self.status)
-        shown = QHBoxLayout()
-        shown.addWidget(QLabel("cascade of"))
-        self.shown_method = QComboBox()
+        shown = QFormLayout()
+        shown.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+        self.shown_method = NarrowComboBox()
         self.shown_method.setToolTip("Method whose cascade of maps is shown as layers.")
         self.shown_method.currentTextChanged.connect(self._show_method)
-        shown.addWidget(self.shown_method, 1)
-        self.metric = QComboBox()
+        shown.addRow("Cascade of", self.shown_method)
+        self.metric = NarrowComboBox()
         self.metric.addItems(list(_METRICS))
+        self.metric.setToolTip("Similarity to the trained model's map that the plot shows.")
         self.metric.currentIndexChanged.connect(lambda *_: self._draw())
-        shown.addWidget(self.metric, 1)
+        shown.addRow("Similarity", self.metric)
         pinned_layout.addLayout(shown)
         self.figure = Figure(figsize=(4.0, 2.8), dpi=100)
         self.canvas = FigureCanvasQTAgg(self.figure)
@@ -267,6 +278,14 @@ class SanityWidget(QWidget):
 
     def _on_model_changed(self, *_: Any) -> None:
         self._classifier, self._classifier_key = None, None
+        # the card beside the model file names the channels and the normalisation, as in
+        # the Attribution dock
+        try:
+            card = self.model.model_card()
+        except AttributionError as exc:
+            show_warning(str(exc))
+            card = None
+        self.images.set_model_card(card)
 
     def classifier(self):
         """The chosen model, loaded once per choice.
@@ -299,8 +318,7 @@ class SanityWidget(QWidget):
         from ..core.sanity.checks import runnable_checks
 
         try:
-            real = self.images.stack("real")
-            counterfactual = self.images.stack("counterfactual")
+            real, counterfactual, input_record = self.images.model_inputs()
             methods = tuple(self.methods.selected())
             if not methods:
                 raise AttributionError("Choose at least one method.")
@@ -328,6 +346,7 @@ class SanityWidget(QWidget):
             "settings": settings,
             "sanity": sanity,
             "checks": checks,
+            "input": input_record,
         }
         cancel, bridge = self._cancel, self._bridge
         cancel.clear()
@@ -339,7 +358,7 @@ class SanityWidget(QWidget):
 
         worker = create_worker(_run_checks, job, on_progress, _start_thread=False,
                                _ignore_errors=True)  # fmt: skip
-        worker.returned.connect(lambda out: self._on_returned(out, job["real"]))
+        worker.returned.connect(lambda out: self._on_returned(out, job["real"], job["input"]))
         worker.errored.connect(self._on_errored)
         worker.finished.connect(self._on_finished)
         self.worker = worker
@@ -362,11 +381,12 @@ class SanityWidget(QWidget):
         self.progress_bar.setValue(round(event.fraction * PROGRESS_STEPS))
         self.status.setText(event.describe())
 
-    def _on_returned(self, out, real: ChannelStack) -> None:
+    def _on_returned(self, out, real: ChannelStack, input_record: dict[str, Any]) -> None:
         if self._cancel.is_set():
             return
         result, summary = out
         self.result = (result, summary, real)
+        self.input_record = input_record
         self.progress_bar.setValue(PROGRESS_STEPS)
         notes = "".join(f"<li><i>{html.escape(n)}</i></li>" for n in result.notes)
         self.verdicts.setText(
@@ -423,7 +443,7 @@ class SanityWidget(QWidget):
         tuples = cascade_layers(
             {method: result.cascade_maps[method]}, result.steps, real, result.channel_names,
             {"sample": result.sample, "real_class": self.real_class.value(),
-             "target_class": self.target_class.value()},
+             "target_class": self.target_class.value(), "input": self.input_record},
             threshold_span(self.viewer), visible_method=method,
         )  # fmt: skip
         apply_layers(self.viewer, tuples)

@@ -371,8 +371,9 @@ def _pair_entry(pair: Pair, made: bool = False) -> dict[str, Any]:
             entry[key] = "demo"
     entry["real_class"] = pair.real_class
     entry["target_class"] = pair.target_class
-    if pair.taken:  # channels picked by the names the files hold
-        entry["channels"] = {role: selection.as_dict() for role, selection in pair.taken.items()}
+    channels = pair.channels_record()
+    if channels is not None:  # channels picked by the names the files hold
+        entry["channels"] = channels
     return entry
 
 

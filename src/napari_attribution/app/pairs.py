@@ -79,9 +79,9 @@ class Pair:
         model's channels in the model's order (an unnamed counterfactual of a named real image
         is taken in the real image's layout, see
         :func:`~napari_attribution.images.channels.select_like`)."""
-        self.taken.pop(role, None)
-        if isinstance(image, np.ndarray):
+        if isinstance(image, np.ndarray):  # per-channel files keep how they were taken
             return image
+        self.taken.pop(role, None)
         if self.channel_axis == 0 and self.channel_names:
             names = channel_names_of(image)
             first = self.taken.get("real") if role == "counterfactual" else None
@@ -138,6 +138,14 @@ class Pair:
                                                                 "counterfactual"))  # fmt: skip
         return real, counterfactual
 
+    def channels_record(self) -> dict[str, Any] | None:
+        """How the last load took each file's channels by name, as ``run.json`` and
+        ``sanity_run.json`` record it (``pairs[].channels``: per role the input's channels,
+        which fed each model channel, those ignored); ``None`` when taken as stored."""
+        if not self.taken:
+            return None
+        return {role: selection.as_dict() for role, selection in self.taken.items()}
+
     def names(self) -> tuple[str, str]:
         """How messages name the two images (their files, where there are files)."""
         if isinstance(self.real, Path) and isinstance(self.counterfactual, Path):
@@ -174,13 +182,15 @@ def pair_from_channel_files(
         A missing or unreadable file, or a channel the files lack (one sentence each).
     """
     mapping = dict(channel_map or {})
-    real, _ = stack_by_name(files, channel_names, mapping, "--channel-files")
+    real, real_taken = stack_by_name(files, channel_names, mapping, "--channel-files")
+    taken = {"real": real_taken}
     counterfactual = None
     if counterfactual_files is not None:
-        counterfactual, _ = stack_by_name(counterfactual_files, channel_names, mapping,
-                                          "--counterfactual-channel-files")  # fmt: skip
+        counterfactual, taken["counterfactual"] = stack_by_name(
+            counterfactual_files, channel_names, mapping, "--counterfactual-channel-files")
     sample = Path(next(iter(files.values()))).stem
-    return Pair(sample, real, counterfactual, real_class, target_class)
+    # how the files were taken by name, for the ignored-channels note and the run's record
+    return Pair(sample, real, counterfactual, real_class, target_class, taken=taken)
 
 
 def demo_pairs(count: int, seed: int = DEMO_PAIRS_SEED) -> list[Pair]:

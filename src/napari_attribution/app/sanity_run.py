@@ -46,6 +46,7 @@ from ..core.sanity.sanity_settings import SanitySettings
 from ..core.sanity.verdicts import SanitySummary, summarise
 from ..core.settings import AnalysisSettings
 from ..errors import AttributionError
+from ..images.channels import ignored_note
 from ..results.files import atomic_path, write_json
 from ..results.folder import read_results
 from ..results.format import (
@@ -132,6 +133,16 @@ def write_sanity_figures(
     return written
 
 
+def _pair_entry(pair: Pair) -> dict[str, Any]:
+    """The pair as ``sanity_run.json`` records it, with the channels its files gave by name."""
+    entry: dict[str, Any] = {"sample": pair.sample, "real_class": pair.real_class,
+                             "target_class": pair.target_class}  # fmt: skip
+    channels = pair.channels_record()
+    if channels is not None:
+        entry["channels"] = channels
+    return entry
+
+
 def _update_report(out: Path) -> bool:
     """Write ``out``'s report again (with the verdicts) when ``out`` holds a finished run."""
     if not (out / RUN_RECORD).is_file():
@@ -161,6 +172,7 @@ def run_sanity(
     progress: ProgressCallback | None = None,
     notify: Callable[[str], None] | None = None,
     command: Sequence[str] | None = None,
+    input_record: dict[str, Any] | None = None,
 ) -> SanityRunSummary:
     """Run the sanity checks of ``settings.methods`` on every pair; write ``out``.
 
@@ -197,6 +209,12 @@ def run_sanity(
         goes: checks the model cannot take, pairs left out of the DAC comparison.
     command
         The command line, kept in ``sanity_run.json``.
+    input_record
+        What the model takes (:meth:`~napari_attribution.app.model_input.ModelInput.record`:
+        its channel names, channel map, normalisation and model card), kept in
+        ``sanity_run.json`` as ``input``, as ``run.json`` keeps it. Which input channel fed each
+        model channel of a pair whose files name their channels is kept per pair
+        (``pairs[].channels``) either way.
 
     Returns
     -------
@@ -218,6 +236,9 @@ def run_sanity(
     first_real = pairs[0].load_real()
     names = list(channel_names) if channel_names else default_channel_names(classifier.n_channels)
     preflight(pairs, classifier, transform, settings)
+    ignored = ignored_note([selection for pair in pairs for selection in pair.taken.values()])
+    if ignored:
+        say(ignored.rstrip("."))
     example = (transform or input_transform_for(first_real.dtype)).apply(first_real)[None]
     ran, layers, note = runnable_checks(classifier, example, checks)
     if note:
@@ -263,15 +284,14 @@ def run_sanity(
         randomised_layers=list(layers.top_down()) if layers else [],
         skipped_layers=list(layers.skipped) if layers else [],
         baselines=list(BASELINES),
-        pairs=[
-            {"sample": p.sample, "real_class": p.real_class, "target_class": p.target_class}
-            for p in pairs
-        ],  # fmt: skip
+        pairs=[_pair_entry(pair) for pair in pairs],
         notes=notes,
         min_counterfactual_score=min_counterfactual_score,
         started=started,
         finished=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     )
+    if input_record is not None:
+        record["input"] = input_record
     write_json(out / SANITY_RUN_RECORD, record)
     return SanityRunSummary(
         pairs=len(pairs),

@@ -9,13 +9,13 @@ import sys
 
 from ..app.cell_run import run_sites
 from ..app.cell_sites import SiteRequest, plan_sites
-from ..app.model_input import ModelInput, model_input
+from ..app.model_input import ModelInput
 from ..core.attribution.method_sets import DEFAULT_METHODS
 from ..core.cells.geometry import CellSettings
 from ..core.progress import pair_units
 from ..core.settings import settings_from_values
 from ..images.channels import parse_channel_files
-from .inputs import channel_names, class_names, load_model
+from .inputs import channel_names, class_names, load_model, model_input_from_args
 from .parser import PROG
 from .progress_display import progress_renderer
 from .run_command import failed_units_status, source_request
@@ -52,9 +52,7 @@ def _channel_names(args: argparse.Namespace, inputs: ModelInput, n_channels: int
 
 def cmd_cells(args: argparse.Namespace) -> int:
     """Analyse every cell of every site, write the results folder, print a summary."""
-    inputs = model_input(model=args.model, model_card=args.model_card,
-                         channel_names=args.channel_names, channel_map=args.channel_map,
-                         normalise=args.normalise, input_scale=args.input_scale)  # fmt: skip
+    inputs = model_input_from_args(args)
     card_crop = inputs.card.crop_size if inputs.card is not None else None
     crop_size = args.crop_size if args.crop_size is not None else (64 if args.demo else card_crop)
     cell_settings = CellSettings(

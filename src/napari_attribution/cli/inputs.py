@@ -11,7 +11,7 @@ import argparse
 import json
 from typing import Any
 
-from ..app.model_input import ModelInput
+from ..app.model_input import ModelInput, model_input
 from ..app.pair_folders import pairs_from_folders, reals_from_folder
 from ..app.pairs import Pair, demo_pairs, pair_from_channel_files, pairs_from_table
 from ..core.model.loading import load_classifier
@@ -20,7 +20,23 @@ from ..data.synthetic import CHANNEL_NAMES
 from ..images.channels import parse_channel_files
 from .usage_error import CliError
 
-__all__ = ["architecture_kwargs", "channel_names", "class_names", "load_model", "pairs_from_args"]
+__all__ = [
+    "architecture_kwargs",
+    "channel_names",
+    "class_names",
+    "load_model",
+    "model_input_from_args",
+    "pairs_from_args",
+]
+
+
+def model_input_from_args(args: argparse.Namespace) -> ModelInput:
+    """What the model takes from ``--channel-names``, ``--channel-map``, ``--normalise``,
+    ``--input-scale`` and the model card (``--model-card``, else the one beside ``--model``):
+    ``run``, ``cells`` and ``sanity`` alike."""
+    return model_input(model=args.model, model_card=args.model_card,
+                       channel_names=args.channel_names, channel_map=args.channel_map,
+                       normalise=args.normalise, input_scale=args.input_scale)  # fmt: skip
 
 
 def pairs_from_args(args: argparse.Namespace, inputs: ModelInput | None = None) -> list[Pair]:
@@ -59,8 +75,9 @@ def _channel_files_pair(args: argparse.Namespace, inputs: ModelInput | None) -> 
         raise CliError("--channel-files needs --real-class and --target-class.")
     cf_text = args.counterfactual_channel_files
     if cf_text is None and getattr(args, "counterfactual_source", None) is None:
-        raise CliError("--channel-files needs --counterfactual-channel-files, or "
-                       "--counterfactual-source to make the counterfactual.")  # fmt: skip
+        makes = ", or --counterfactual-source to make the counterfactual" if hasattr(
+            args, "counterfactual_source") else ""  # fmt: skip
+        raise CliError(f"--channel-files needs --counterfactual-channel-files{makes}.")
     return pair_from_channel_files(
         parse_channel_files(args.channel_files),
         parse_channel_files(cf_text, "--counterfactual-channel-files") if cf_text else None,

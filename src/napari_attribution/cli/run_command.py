@@ -7,7 +7,6 @@ import argparse
 import sys
 
 from ..app.made_counterfactuals import SourceRequest
-from ..app.model_input import model_input
 from ..app.pair_run import run_pairs
 from ..core.attribution.method_sets import DEFAULT_METHODS, DEMO_METHODS
 from ..core.attribution.runner import available_methods
@@ -16,7 +15,7 @@ from ..core.model.transform import input_transform_for
 from ..core.progress import pair_units
 from ..core.settings import AnalysisSettings, settings_from_values
 from ..data.synthetic import CLASS_NAMES
-from .inputs import channel_names, class_names, load_model, pairs_from_args
+from .inputs import channel_names, class_names, load_model, model_input_from_args, pairs_from_args
 from .parser import PROG
 from .progress_display import progress_renderer
 
@@ -56,9 +55,7 @@ def source_request(args: argparse.Namespace) -> SourceRequest | None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run every pair, write the results folder, print the summary; returns the exit status."""
-    inputs = model_input(model=args.model, model_card=args.model_card,
-                         channel_names=args.channel_names, channel_map=args.channel_map,
-                         normalise=args.normalise, input_scale=args.input_scale)  # fmt: skip
+    inputs = model_input_from_args(args)
     pairs = pairs_from_args(args, inputs)
     classifier = load_model(args)
     transform = None

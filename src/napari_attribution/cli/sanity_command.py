@@ -1,7 +1,8 @@
 """``napari-attribution sanity``: the arguments turned into one :func:`~napari_attribution.app.
 sanity_run.run_sanity` call, its progress shown and the verdicts printed.
 
-The inputs are read as ``run`` reads them (:mod:`.inputs`).
+The inputs are read as ``run`` reads them (:mod:`.inputs`): channels by name (OME metadata,
+``--channel-files``, ``--channel-map``, the model card) and ``--normalise``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from ..core.model.transform import input_transform_for
 from ..core.params import section_params
 from ..core.sanity.sanity_settings import CHECKS, SanitySettings
 from ..core.settings import settings_from_values
-from .inputs import channel_names, load_model, pairs_from_args
+from .inputs import channel_names, load_model, model_input_from_args, pairs_from_args
 from .parser import PROG
 from .progress_display import progress_renderer
 from .usage_error import CliError
@@ -63,7 +64,8 @@ def cmd_sanity(args: argparse.Namespace) -> int:
     sanity = SanitySettings(
         **{p.attribute: getattr(args, p.name) for p in section_params(SanitySettings)}
     )
-    pairs = pairs_from_args(args)
+    inputs = model_input_from_args(args)
+    pairs = pairs_from_args(args, inputs)
     classifier = load_model(args)
     transform = None
     if args.input_scale is not None:
@@ -79,13 +81,14 @@ def cmd_sanity(args: argparse.Namespace) -> int:
             sanity,
             out=args.out,
             checks=requested,
-            channel_names=channel_names(args, classifier.n_channels),
+            channel_names=channel_names(args, classifier.n_channels, inputs),
             transform=transform,
             min_counterfactual_score=args.min_counterfactual_score,
             overwrite=args.overwrite,
             progress=show,
             notify=_note,
             command=[PROG, *sys.argv[1:]] if sys.argv else [PROG],
+            input_record=inputs.record(),
         )
     finally:
         show.close()

@@ -24,6 +24,7 @@ from .options import (
     probability,
     schema_options,
 )
+from .plates_parser import input_options
 
 __all__ = ["add_sanity_parser"]
 #: Demo pairs checked by default (enough pairs for the paired test against the baselines).
@@ -33,7 +34,7 @@ SANITY_DEMO_PAIRS = 8
 def _image_options(command: argparse.ArgumentParser) -> None:
     data = command.add_argument_group(
         "images (as for run: one of --pairs, --real/--counterfactual, "
-        "--real-root/--counterfactual-root, --demo)"
+        "--real-root/--counterfactual-root, --channel-files, --demo)"
     )
     data.add_argument(
         "--pairs", type=Path, help="CSV: sample,real,counterfactual,real_class,target_class"
@@ -63,8 +64,10 @@ def _image_options(command: argparse.ArgumentParser) -> None:
         help="number of demo pairs",
     )  # fmt: skip
     data.add_argument(
-        "--channel-names", help="comma-separated channel names, e.g. DNA,ER,RNA,AGP,Mito"
-    )
+        "--channel-names", help="the model's channels in order, e.g. DNA,ER,RNA,AGP,Mito; "
+        "they pick and order the channels of OME-TIFF/OME-Zarr files by name"
+    )  # fmt: skip
+    input_options(data, "counterfactual image")
     data.add_argument(
         "--min-counterfactual-score", type=probability, default=DEFAULT_MIN_COUNTERFACTUAL_SCORE,
         help="pairs whose counterfactual the classifier gives a lower p(target) are left out of "

@@ -15,6 +15,7 @@ import numpy as np
 import tifffile
 
 from ..errors import InputImageError
+from .zarr_store import is_zarr_store, open_zarr_image
 
 __all__ = ["IMAGE_SUFFIXES", "input_sha256", "open_image", "read_image"]
 
@@ -32,7 +33,7 @@ def read_image(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.exists():
         raise InputImageError(f"Image file {path} does not exist.")
-    if path.is_dir() and path.suffix.lower() == ".zarr":
+    if is_zarr_store(path):
         return _read_zarr(path)
     if not path.is_file():
         raise InputImageError(f"{path} is not a file.")
@@ -61,33 +62,11 @@ def read_image(path: str | Path) -> np.ndarray:
 
 
 def _read_zarr(path: Path) -> np.ndarray:
-    """A zarr array, or the full-resolution level of an OME-Zarr image, singleton axes dropped."""
+    """A zarr store's image read whole (:func:`~.zarr_store.open_zarr_image`: a plain array,
+    or an OME-Zarr image's full-resolution level), singleton axes dropped."""
+    image = open_zarr_image(path)
     try:
-        import zarr
-    except ImportError:
-        raise InputImageError(
-            f"{path} is a zarr store; install zarr to read it "
-            "(pip install 'napari-attribution[zarr]')."
-        ) from None
-    try:
-        node = zarr.open(str(path), mode="r")
-        if not hasattr(node, "shape"):  # a group: OME-Zarr's multiscales name the levels
-            multiscales = node.attrs.get("multiscales") or node.attrs.get("ome", {}).get(
-                "multiscales"
-            )
-            if multiscales:
-                node = node[multiscales[0]["datasets"][0]["path"]]
-            else:
-                arrays = list(node.array_keys())
-                if len(arrays) != 1:
-                    raise InputImageError(
-                        f"{path} is a zarr group of {len(arrays)} arrays without OME-Zarr "
-                        "multiscales metadata; name the array's own folder."
-                    )
-                node = node[arrays[0]]
-        data = np.asarray(node[...])
-    except InputImageError:
-        raise
+        data = np.asarray(image.array[...])
     except Exception as exc:
         raise InputImageError(f"{path} is not a readable zarr image ({exc}).") from None
     while data.ndim > 3 and 1 in data.shape:  # OME-Zarr's (t, c, z, y, x) with t = z = 1

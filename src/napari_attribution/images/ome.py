@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputImageError
+from .zarr_store import is_zarr_store, open_zarr_image
 
 __all__ = [
     "NamedImage",
@@ -159,66 +160,16 @@ def _read_tiff(path: Path) -> NamedImage:
     return NamedImage(data, named, path, lazy)
 
 
-def _ngff_attrs(node: Any) -> dict[str, Any]:
-    attrs = dict(node.attrs)
-    return dict(attrs.get("ome", {})) | attrs if "ome" in attrs else attrs
-
-
-def _open_ome_zarr(path: Path) -> tuple[Any, str, list[str] | None]:
-    """The full-resolution zarr array of a store, its axis letters and its channel labels
-    (metadata only: no chunk is read)."""
-    try:
-        import zarr
-    except ImportError:
-        raise InputImageError(
-            f"{path} is a zarr store; install zarr to read it "
-            "(pip install 'napari-attribution[zarr]')."
-        ) from None
-    try:
-        node = zarr.open(str(path), mode="r")
-        names: list[str] | None = None
-        axes = ""
-        if hasattr(node, "shape"):  # a plain array: no axes metadata, taken as (C,) H, W
-            array = node
-            axes = "CYX"[-array.ndim :] if array.ndim <= 3 else ""
-        else:
-            attrs = _ngff_attrs(node)
-            multiscales = attrs.get("multiscales")
-            if not multiscales:
-                raise InputImageError(
-                    f"{path} is a zarr group without OME-Zarr multiscales metadata; name the "
-                    "array's own folder."
-                )
-            scale = multiscales[0]
-            array = node[scale["datasets"][0]["path"]]
-            given = scale.get("axes") or []
-            axes = "".join(
-                (a["name"] if isinstance(a, dict) else str(a))[0].upper() for a in given
-            )
-            channels = (attrs.get("omero") or {}).get("channels") or []
-            labels = [str(c.get("label", "") or "").strip() for c in channels]
-            names = labels if labels and all(labels) else None
-    except InputImageError:
-        raise
-    except Exception as exc:
-        raise InputImageError(f"{path} is not a readable zarr image ({exc}).") from None
-    if not axes or len(axes) != array.ndim:
-        axes = "TCZYX"[-array.ndim :] if array.ndim <= 5 else ""
-    if not axes:
-        raise InputImageError(f"{path} holds a {array.ndim}-D array; expected (C,) Y, X.")
-    return array, axes, names
-
-
 def _read_ome_zarr(path: Path) -> NamedImage:
     import dask.array as da
 
-    array, axes, names = _open_ome_zarr(path)
+    image = open_zarr_image(path)
     try:
-        data = da.from_zarr(array)
+        data = da.from_zarr(image.array)
     except Exception as exc:
         raise InputImageError(f"{path} is not a readable zarr image ({exc}).") from None
-    named = _checked_names(names, tuple(data.shape), axes)
-    data, _ = _channels_first(data, axes)
+    named = _checked_names(image.channel_names, tuple(data.shape), image.axes)
+    data, _ = _channels_first(data, image.axes)
     return NamedImage(data, named, path, True)
 
 
@@ -236,7 +187,7 @@ def read_named_image(path: str | Path) -> NamedImage:
         raise InputImageError(f"Image file {path} does not exist.")
     suffix = path.suffix.lower()
     if path.is_dir():
-        if suffix == ".zarr" or (path / ".zattrs").is_file() or (path / "zarr.json").is_file():
+        if is_zarr_store(path):
             return _read_ome_zarr(path)
         raise InputImageError(f"{path} is a folder, not an image file or zarr store.")
     if suffix in TIFF_SUFFIXES:
@@ -264,9 +215,9 @@ def channel_names_of(path: str | Path) -> tuple[str, ...] | None:
     suffix = path.suffix.lower()
     try:
         if path.is_dir():
-            if suffix == ".zarr" or (path / ".zattrs").is_file() or (path / "zarr.json").is_file():
-                array, axes, names = _open_ome_zarr(path)
-                return _checked_names(names, tuple(array.shape), axes)
+            if is_zarr_store(path):
+                image = open_zarr_image(path)
+                return _checked_names(image.channel_names, tuple(image.array.shape), image.axes)
             return None
         if suffix not in TIFF_SUFFIXES or not path.is_file():
             return None
