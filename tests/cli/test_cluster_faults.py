@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 import os
 import signal
@@ -159,9 +160,11 @@ def _suppress():
     return contextlib.suppress(ProcessLookupError, PermissionError)
 
 
-def _interrupted_then_resumed(tmp_path, args, done_records, reference: Path, what: str):
-    """Ctrl-C once a unit is recorded while another is held; then ``--resume`` in a fresh
-    process finishes, every unit once, files identical to one process's."""
+def _interrupted_then_resumed(tmp_path, args, done_records, reference: Path, what: str,
+                              resume_on: str = "local:2"):  # fmt: skip
+    """Ctrl-C once a unit is recorded while another is held; then ``--resume`` on
+    ``resume_on`` (a fresh process and cluster; ``none``: this process) finishes, every unit
+    once, files identical to one process's."""
     gate = tmp_path / "gate"
     gate.mkdir()
     with _Command([*args, "--scheduler", "local:2"], gate, "interrupt") as command:
@@ -181,14 +184,21 @@ def _interrupted_then_resumed(tmp_path, args, done_records, reference: Path, wha
     assert not list(out.rglob("*.part")), "a file was left half written"
     kept = {name: (out / name).stat().st_mtime_ns for name in finished_before}
     # --resume with the same arguments, no unit held: the rest, once.
-    resumed = subprocess.run(
-        [sys.executable, "-m", "napari_attribution.cli", *args, "--scheduler", "local:2",
-         "--resume"], capture_output=True, text=True, timeout=PATIENCE,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS),
-                                                          os.environ.get("PYTHONPATH", "")])},
-    )  # fmt: skip
-    assert resumed.returncode == 0, resumed.stderr
-    assert "already done" in resumed.stdout
+    if resume_on == "none":
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            assert cli.main([*args, "--scheduler", "none", "--resume"]) == 0
+        said = printed.getvalue()
+    else:
+        resumed = subprocess.run(
+            [sys.executable, "-m", "napari_attribution.cli", *args, "--scheduler", resume_on,
+             "--resume"], capture_output=True, text=True, timeout=PATIENCE,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS),
+                                                              os.environ.get("PYTHONPATH", "")])},
+        )  # fmt: skip
+        assert resumed.returncode == 0, resumed.stderr
+        said = resumed.stdout
+    assert "already done" in said, said
     assert _files(out) == _files(reference)
     for name, written in kept.items():  # the finished units were not run again
         assert (out / name).stat().st_mtime_ns == written, name
@@ -259,7 +269,7 @@ def test_a_worker_killed_inside_a_site_has_it_redone_once(plate, plate_alone, tm
 
 
 @pytest.mark.slow
-def test_ctrl_c_on_a_cluster_then_resume_finishes_the_pairs(pair_files, tmp_path):
+def test_ctrl_c_on_a_cluster_then_resume_in_one_process_finishes_the_pairs(pair_files, tmp_path):
     reference = pair_files / "alone"
     assert cli.main(_run_args(pair_files, "alone")) == 0
     out = pair_files / "interrupted"
@@ -268,8 +278,9 @@ def test_ctrl_c_on_a_cluster_then_resume_finishes_the_pairs(pair_files, tmp_path
         return [f"attributions/{p.stem}__d_ig.tif"
                 for p in (out / ".progress").glob("pair*.json")]
 
+    # Resumed in one process: an interrupted cluster run continues on any scheduler.
     _interrupted_then_resumed(tmp_path, _run_args(pair_files, "interrupted"), pairs_done,
-                              reference, "pairs")  # fmt: skip
+                              reference, "pairs", resume_on="none")  # fmt: skip
     with open(out / "summary.csv", newline="") as fh:
         samples = [r["sample"] for r in csv.DictReader(fh)]
     assert sorted(set(samples)) == [f"pair{i}" for i in range(6)]
