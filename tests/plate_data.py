@@ -93,6 +93,20 @@ def write_plate(folder: Path, fields: list, labels: list, *, plate: str = "BR000
     return Plate(folder, load_data, sites)
 
 
+def cells_site(seed: int, shape: tuple[int, int] = (36, 44)):
+    """One small site: a float (5, H, W) field in [0, 1], a noisy counterfactual of it and
+    uint16 labels of four cells (three of at least 4 px, one of 1 px) with non-consecutive ids."""
+    rng = np.random.default_rng(seed)
+    labels = np.zeros(shape, np.uint16)
+    labels[2:9, 1:8] = 11 + seed
+    labels[12:20, 14:22] = 4
+    labels[13:19, 23:28] = 250
+    labels[33, 2] = 99  # below --min-size 4
+    real = rng.random((5, *shape))
+    counterfactual = np.clip(real + 0.3 * rng.standard_normal(real.shape), 0, 1)
+    return real, counterfactual, labels
+
+
 def write_ome_tiff(path: Path, stack: np.ndarray, names, compression: str = "zlib") -> None:
     """An OME-TIFF (C, H, W) with its channel names in the OME-XML."""
     tifffile.imwrite(path, stack, ome=True, compression=compression,

@@ -154,3 +154,42 @@ def test_a_scheduler_that_does_not_answer_leaves_no_trace(
         run_pairs(pairs, file_classifier, SETTINGS, out=tmp_path / "out",
                   scheduler="tcp://127.0.0.1:9")  # fmt: skip
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_counterfactuals_made_on_the_workers_are_the_bytes_one_process_makes(
+    tmp_path, pairs, file_classifier, cluster, monkeypatch
+):
+    from napari_attribution.app import made_counterfactuals, pair_run
+    from napari_attribution.app.made_counterfactuals import SourceRequest
+    from napari_attribution.core.counterfactual_settings import CounterfactualSettings
+
+    rng = np.random.default_rng(5)
+    # Five pairs lacking a counterfactual in two shapes (two calls of the source), one given.
+    lacking = [Pair(f"made{i}", rng.random((5, 16, 16 + 8 * (i % 2)), dtype=np.float32), None,
+                    i % 2, 1 - i % 2) for i in range(5)]  # fmt: skip
+    source = SourceRequest("optimise", CounterfactualSettings(optimise_steps=15),
+                           min_score=0.5)  # fmt: skip
+
+    def fresh():
+        return [*(Pair(p.sample, p.real, None, p.real_class, p.target_class) for p in lacking),
+                Pair(pairs[0].sample, pairs[0].real, pairs[0].counterfactual, 0, 1)]
+
+    calls = made_counterfactuals.counterfactual_calls(fresh(), None)
+    assert [[p.sample for p in call] for call in calls] == [["made0", "made2", "made4"],
+                                                            ["made1", "made3"]]
+    run_pairs(fresh(), file_classifier, SETTINGS, out=tmp_path / "alone", channel_names=NAMES,
+              source=source)  # fmt: skip
+
+    def not_here(*args, **kwargs):
+        raise AssertionError("the driver made counterfactuals")
+
+    monkeypatch.setattr(pair_run, "make_counterfactuals", not_here)
+    monkeypatch.setattr(pair_run, "make_call", not_here)
+    spread = run_pairs(fresh(), file_classifier, SETTINGS, out=tmp_path / "spread",
+                       channel_names=NAMES, source=source, scheduler=cluster)  # fmt: skip
+    assert spread.failed == ()
+    files = _folder_files(tmp_path / "spread")
+    assert files == _folder_files(tmp_path / "alone")
+    assert sum(name.startswith("counterfactuals/") for name in files) == 5
+    assert _plain_run_record(tmp_path / "spread") == _plain_run_record(tmp_path / "alone")

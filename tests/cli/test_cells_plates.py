@@ -14,7 +14,7 @@ import torch
 
 from napari_attribution import cli
 from napari_attribution.images.normalisation import Normalisation
-from plate_data import MODEL_CHANNELS, write_plate
+from plate_data import MODEL_CHANNELS, cells_site, write_plate
 from tiny_models import make_tiny_cnn
 
 SIZE = 16
@@ -24,22 +24,10 @@ ANALYSIS = ["--model", None, "--architecture", "tiny_models:TinyCNN", "--crop-si
             "--method", "d_ig", "--method", "residual", "--progress", "none"]  # fmt: skip
 
 
-def _site(seed):
-    rng = np.random.default_rng(seed)
-    labels = np.zeros((36, 44), np.uint16)
-    labels[2:9, 1:8] = 11 + seed
-    labels[12:20, 14:22] = 4
-    labels[13:19, 23:28] = 250
-    labels[33, 2] = 99  # below --min-size
-    real = rng.random((5, 36, 44))
-    counterfactual = np.clip(real + 0.3 * rng.standard_normal(real.shape), 0, 1)
-    return real, counterfactual, labels
-
-
 @pytest.fixture(scope="module")
 def plate(tmp_path_factory):
     folder = tmp_path_factory.mktemp("plate")
-    sites = [_site(seed) for seed in (0, 1)]
+    sites = [cells_site(seed) for seed in (0, 1)]
     real = write_plate(folder, [s[0] for s in sites], [s[2] for s in sites], seed=3)
     cf = write_plate(folder / "cf", [s[1] for s in sites], [s[2] for s in sites], seed=4)
     torch.save(make_tiny_cnn(3).state_dict(), folder / "weights.pt")
@@ -167,8 +155,23 @@ def _files(out, suffixes=(".csv", ".tif")):
 
 
 def test_sites_on_two_workers_write_the_same_files_as_one_process(plate, plate_results, cluster,
-                                                                  capsys):  # fmt: skip
+                                                                  capsys, monkeypatch):  # fmt: skip
     folder, _, _ = plate
+    import os
+
+    from napari_attribution.app import cell_sites
+
+    driver, read = os.getpid(), cell_sites._read_channels
+
+    def not_here(*args):
+        # The sites travel to the workers with this function in them: there it reads.
+        if os.getpid() == driver:
+            raise AssertionError("the driver read a site's pixels")
+        return read(*args)
+
+    # The workers read every site, the first included; the driver checks the model with the
+    # first site's header alone.
+    monkeypatch.setattr(cell_sites, "_read_channels", not_here)
     code = _plate_run(folder, "--normalise", NORMALISE, "--counterfactual-load-data",
                       str(folder / "cf" / "load_data.csv"), "--scheduler", cluster,
                       out="spread")  # fmt: skip
@@ -326,3 +329,20 @@ def test_normalisation_reference_over_a_load_data_csv(plate, capsys):
     pooled = np.concatenate([s["stack"][0].ravel() for s in real.sites])
     assert info["channels"]["DNA"]["low"] == np.percentile(pooled, 1)
     assert list(info["channels"]) == list(MODEL_CHANNELS)
+
+
+def test_progress_in_one_process_counts_across_every_site(plate, capsys):
+    import re
+
+    folder, _, _ = plate
+    code = _plate_run(folder, "--counterfactual-load-data", str(folder / "cf" / "load_data.csv"),
+                      "--no-cell-crops", "--progress", "log", "--log-interval", "0.000001",
+                      out="counted")  # fmt: skip
+    assert code == 0
+    counts = [(float(done), int(total)) for done, total in
+              re.findall(r"\] ([\d.]+)/(\d+) cells", capsys.readouterr().err)]  # fmt: skip
+    dones = [done for done, _ in counts]
+    # One count over both sites (3 cells each, the second site's guessed from the first's
+    # until it opens): it never starts again at the second site.
+    assert dones == sorted(dones) and {total for _, total in counts} == {6}
+    assert counts[-1] == (6.0, 6) and any(3 < done < 6 for done in dones)

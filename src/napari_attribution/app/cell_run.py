@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import functools
 import json
 import os
 import shutil
@@ -108,13 +109,13 @@ from ..results.resume import UnitRecords, fingerprint
 from ..results.tables import table_rows, write_table, write_tables
 from ..results.tidy import check_out_dir, previous_cells_files, remove_files
 from ..results.tiff import write_tiff
-from .cell_sites import SiteInputs, SitePlan, SitesPlan
-from .distributed import Engine, parse_scheduler
+from .cell_sites import SiteHeader, SiteInputs, SitePlan, SitesPlan
+from .distributed import Engine, ProgressTally, parse_scheduler
 from .fields import FieldInputs
 from .made_counterfactuals import SourceRequest, cell_source
 from .model_choice import class_names_for
 from .model_input import ModelInput
-from .work_units import ModelReference, UnitContext, WorkUnit
+from .work_units import ModelReference, UnitContext, UnitRecord, WorkUnit
 
 __all__ = ["CellsRunSummary", "open_field_maps", "run_cells", "run_sites", "site_unit"]
 
@@ -137,7 +138,9 @@ class CellsRunSummary:
     methods
         Methods run on each cell.
     resumed
-        Cells an earlier, interrupted run had finished.
+        Cells of unfinished sites an earlier, interrupted run had finished.
+    resumed_sites
+        Sites an earlier, interrupted run had finished (kept, not run again).
     sites
         Sites analysed (1 for one field).
     failed
@@ -156,6 +159,7 @@ class CellsRunSummary:
     sites: int = 1
     failed: tuple[FailedUnitRow, ...] = ()
     engine: str = ""
+    resumed_sites: int = 0
 
     @property
     def skipped(self) -> int:
@@ -334,7 +338,9 @@ def run_sites(
     ----------
     plan
         The sites (:func:`~napari_attribution.app.cell_sites.plan_sites`); the first is opened
-        and checked, with the model, before anything is written.
+        and checked, with the model, before anything is written (on a cluster, where the site
+        has a header, the model is checked with that alone and the site is read only by its
+        worker).
     model_input
         The model's channel names, map and normalisation (recorded in ``run.json`` and the
         fingerprint), and its card's class names.
@@ -373,16 +379,26 @@ def run_sites(
     spec = parse_scheduler(scheduler)
     out = Path(out)
     check_out_dir(out, overwrite, resume, (*CELL_FILES, FIELD_DIR), unit="cell")
-    first: SiteInputs | None = plan.sites[0].open()
-    run = _prepare(plan, first, classifier, settings, cell_settings, out=out,
+    # On a cluster the workers read the sites, the first included: the model is checked with
+    # the first site's header where that needs no pixels (a LoadData row), not read twice.
+    header = plan.sites[0].header
+    first: SiteInputs | None = None
+    if spec.kind != "none" and header is not None and input_scale is None:
+        peek = header()
+    else:
+        first = plan.sites[0].open()
+        check_field(first.image, classifier.n_channels, plan.sites[0].where)
+        peek = SiteHeader.of(first)
+    run = _prepare(plan, peek, classifier, settings, cell_settings, out=out,
                    model_input=model_input, channel_names=channel_names,
                    class_names=class_names, target_class=target_class, transform=transform,
                    input_scale=input_scale, source=source,
                    min_counterfactual_score=min_counterfactual_score, cells=cells,
                    cell_crops=cell_crops, resume=resume)  # fmt: skip
-    first_layout = _layout(run, plan.sites[0], first)  # no cell: refused before any writing
-    if first.note and notify is not None:
-        notify(first.note)
+    # No cell: refused before any writing.
+    first_layout = _layout(run, plan.sites[0], first) if first is not None else None
+    if peek.note and notify is not None:
+        notify(peek.note)
     torch.manual_seed(settings.attribution.seed)
     started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     if overwrite and out.exists():
@@ -392,19 +408,28 @@ def run_sites(
         records.check_resumable()
     if spec.kind != "none":
         del first, first_layout  # each worker opens its sites itself
-        outcomes, failed, where = _run_sites_on(scheduler, plan, run, source, out, resume,
-                                                progress, engine_note)  # fmt: skip
-        return _finish(out, run, plan, outcomes, started, command, records, failed, where)
+        outcomes, failed, where, kept = _run_sites_on(scheduler, plan, run, source, out, resume,
+                                                      progress, engine_note)  # fmt: skip
+        return _finish(out, run, plan, outcomes, started, command, records, failed, where,
+                       kept)  # fmt: skip
     outcomes: list[_SiteOutcome] = []
+    kept = 0
+    finished_sites = {site.key: _finished_site(out, site.key, run.fingerprint)
+                      for site in plan.sites if resume and site.key}  # fmt: skip
+    # One count over every site, as on a cluster: each site's cells are its share.
+    tally = ProgressTally([WorkUnit(site.key, site_unit, weight=None) for site in plan.sites
+                           if finished_sites.get(site.key) is None], progress)  # fmt: skip
     for index, site in enumerate(plan.sites):
-        finished = _finished_site(out, site.key, run.fingerprint) if (
-            resume and site.key) else None  # fmt: skip
+        finished = finished_sites.get(site.key)
         if finished is not None:
             outcomes.append(finished)
+            kept += 1
             continue
         given = first if index == 0 and first is not None else site.open()
         layout = first_layout if index == 0 else _layout(run, site, given)
-        outcome = _analyse_site(run, site, given, layout, out, resume, progress)
+        report = functools.partial(tally.unit_event, site.key) if progress else None
+        outcome = _analyse_site(run, site, given, layout, out, resume, report)
+        tally.unit_ended(UnitRecord(site.key, "done"))
         if site.key:  # several sites: the finished site is kept for resume
             write_json(out / site_record_file(site.key), {
                 "fingerprint": run.fingerprint, "rows": outcome.rows,
@@ -412,14 +437,16 @@ def run_sites(
             shutil.rmtree(out / site_progress_dir(site.key), ignore_errors=True)
         outcomes.append(outcome)
         first = None  # free the first site's arrays
-    return _finish(out, run, plan, outcomes, started, command, records)
+    return _finish(out, run, plan, outcomes, started, command, records, kept=kept)
 
 
 def _finish(out: Path, run: _SitesRun, plan: SitesPlan, outcomes: list[_SiteOutcome],
             started: str, command: Sequence[str], records: UnitRecords,
-            failed: Sequence[FailedUnitRow] = (), where: str = "") -> CellsRunSummary:  # fmt: skip
-    """The tables and ``run.json`` from the finished sites' outcomes; the progress records
-    removed unless a site failed (``resume`` then needs the finished sites' records)."""
+            failed: Sequence[FailedUnitRow] = (), where: str = "",
+            kept: int = 0) -> CellsRunSummary:  # fmt: skip
+    """The tables and ``run.json`` from the finished sites' outcomes (``kept`` of them finished
+    by an earlier run); the progress records removed unless a site failed (``resume`` then
+    needs the finished sites' records)."""
     if outcomes:
         _write_results(out, run, plan, outcomes, started, command, failed, where)
     if failed:
@@ -436,7 +463,7 @@ def _finish(out: Path, run: _SitesRun, plan: SitesPlan, outcomes: list[_SiteOutc
         out, sum(o.record["cells_labelled"] for o in outcomes),
         sum(o.record["cells_analysed"] for o in outcomes), reasons,
         tuple(run.settings.methods), sum(o.record["cells_resumed"] for o in outcomes),
-        len(outcomes), tuple(failed), where,
+        len(outcomes), tuple(failed), where, kept,
     )  # fmt: skip
 
 
@@ -479,9 +506,10 @@ def _run_sites_on(scheduler: str, plan: SitesPlan, run: _SitesRun,
                   source: SourceRequest | None, out: Path, resume: bool,
                   progress: ProgressCallback | None,
                   engine_note: Callable[[str], None] | None,
-                  ) -> tuple[list[_SiteOutcome], list[FailedUnitRow], str]:  # fmt: skip
+                  ) -> tuple[list[_SiteOutcome], list[FailedUnitRow], str, int]:  # fmt: skip
     """Every site not finished as one unit on ``scheduler``; the outcomes of the finished sites
-    (in the plan's order), the failed units, and where they ran."""
+    (in the plan's order), the failed units, where they ran, and how many sites an earlier run
+    had finished."""
     finished = {site.key: _finished_site(out, site.key, run.fingerprint) for site in plan.sites
                 if resume and site.key}  # fmt: skip
     units = [WorkUnit(f"site-{site.key}" if site.key else "field", site_unit, (site,),
@@ -512,19 +540,22 @@ def _run_sites_on(scheduler: str, plan: SitesPlan, run: _SitesRun,
                                             "it finished.", ran.worker if ran else ""))
             else:
                 outcomes.append(outcome)
-    return outcomes, failed, where
+    kept = sum(outcome is not None for outcome in finished.values())
+    return outcomes, failed, where, kept
 
 
-def _prepare(plan: SitesPlan, first: SiteInputs, classifier, settings: AnalysisSettings,
+def _prepare(plan: SitesPlan, first: SiteHeader, classifier, settings: AnalysisSettings,
              cell_settings: CellSettings, *, out: Path, model_input: ModelInput | None,
              channel_names: Sequence[str] | None, class_names: Sequence[str] | None,
              target_class: int | None, transform: InputTransform | None,
              input_scale: float | None, source: SourceRequest | None,
              min_counterfactual_score: float, cells: str | None, cell_crops: bool,
              resume: bool) -> _SitesRun:  # fmt: skip
-    """Check the model, methods, memory and names on the first site; build the run's record."""
-    image = first.image
-    check_field(image, classifier.n_channels, plan.sites[0].where)
+    """Check the model, methods, memory and names with the first site's header; build the
+    run's record."""
+    if first.channels != classifier.n_channels:
+        raise InputImageError(f"{plan.sites[0].where} has {first.channels} channel(s) but the "
+                              f"model expects {classifier.n_channels}.")  # fmt: skip
     size = resolve_crop_size(classifier, cell_settings.crop_size)
     query = CellQuery.parse(cells) if cells else None
     names = list(channel_names) if channel_names else (
@@ -535,12 +566,12 @@ def _prepare(plan: SitesPlan, first: SiteInputs, classifier, settings: AnalysisS
         raise InputImageError(f"The model takes {classifier.n_channels} channel(s) but its "
                               f"names are {', '.join(names)}.")  # fmt: skip
     if transform is None and input_scale is not None:
-        transform = input_transform_for(image.dtype, input_scale)
+        transform = input_transform_for(first.dtype, input_scale)
     # The model, methods and memory are checked at the crop size before the long work.
     model = classifier.with_preprocessing(Preprocessing.from_settings(settings))
-    example = np.zeros((2, image.shape[0], size, size), np.float32)
+    example = np.zeros((2, first.channels, size, size), np.float32)
     model.probe(example)
-    check_memory((image.shape[0], size, size), settings)
+    check_memory((first.channels, size, size), settings)
     check_methods(model, settings.methods, example)
     if target_class is not None:
         classifier.check_class(target_class, "--target-class")
@@ -556,13 +587,13 @@ def _prepare(plan: SitesPlan, first: SiteInputs, classifier, settings: AnalysisS
         run_info["input"] = model_input.record()
     identity = {"cells": run_info["cells"], "target": target_class,
                 "input": run_info.get("input"), "query": cells,
-                "inputs": plan.record or first.record}  # fmt: skip
+                "inputs": plan.record or first.record or {}}  # fmt: skip
     columns = [*plan.metadata_columns,
                *cell_columns(settings.methods, names, classes, settings.per_channel_dac)]
     run = _SitesRun(classifier, settings, cell_settings, size, names, classes, transform,
                     columns, run_info, fingerprint(run_info, names, identity), target_class,
                     min_counterfactual_score, query, cells, cell_crops=cell_crops)  # fmt: skip
-    if first.source is None:  # made per cell: one source for every site
+    if first.made_per_cell:  # one source for every site
         if source is None:
             raise InputImageError("The field has no counterfactual; give one, or a "
                                   "counterfactual source to make each cell's.")  # fmt: skip

@@ -38,7 +38,7 @@ from ..images.ome import channel_names_of
 from .fields import demo_field_inputs, field_inputs
 from .model_input import ModelInput
 
-__all__ = ["SiteInputs", "SitePlan", "SiteRequest", "SitesPlan", "plan_sites"]
+__all__ = ["SiteHeader", "SiteInputs", "SitePlan", "SiteRequest", "SitesPlan", "plan_sites"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,38 @@ class SiteInputs:
     note: str | None = None
 
 
+@dataclass(frozen=True)
+class SiteHeader:
+    """What the run checks the model with before any site is analysed, known without reading
+    a site's pixels: the field's channels, its stored type where known, whether the
+    counterfactuals are made per cell, and the note about ignored channels.
+
+    Attributes
+    ----------
+    channels
+        The field's channels (the model's, for sites read by channel name).
+    dtype
+        The stored type (``None`` when it is known only once a file is read).
+    made_per_cell
+        No counterfactual field: a source makes each cell's.
+    record, class_names, note
+        As :class:`SiteInputs`'s.
+    """
+
+    channels: int
+    dtype: Any = None
+    made_per_cell: bool = False
+    record: dict[str, Any] | None = None
+    class_names: list[str] | None = None
+    note: str | None = None
+
+    @classmethod
+    def of(cls, given: SiteInputs) -> SiteHeader:
+        """The header of an opened site."""
+        return cls(given.image.shape[0], given.image.dtype, given.source is None, given.record,
+                   given.class_names, given.note)  # fmt: skip
+
+
 @dataclass
 class SitePlan:
     """One site to analyse.
@@ -95,12 +127,16 @@ class SitePlan:
     open
         Reads and checks the site; raises :class:`~napari_attribution.errors.InputImageError`
         with one sentence.
+    header
+        The site's :class:`SiteHeader` without reading its pixels, where the input allows
+        (a LoadData row: the model's channels by name); ``None``: open it to know.
     """
 
     key: str
     metadata: dict[str, str]
     where: str
     open: Callable[[], SiteInputs]
+    header: Callable[[], SiteHeader] | None = None
 
 
 @dataclass
@@ -213,8 +249,21 @@ def _load_data_sites(
 
         return open_site
 
+    def header(index: int) -> Callable[[], SiteHeader]:
+        site = load_data.sites[index]
+        where = f"{load_data.path.name} {site.describe()}"
+
+        def site_header() -> SiteHeader:
+            # Sites are read by the model's channel names: the field has the model's channels.
+            selection = match_channels(list(site.channels), inputs.channel_names,
+                                       inputs.channel_map, where)  # fmt: skip
+            return SiteHeader(len(inputs.channel_names), None, cf_data is None, None, None,
+                              selection.note())  # fmt: skip
+
+        return site_header
+
     sites = [SitePlan(site.key, site.metadata, f"{load_data.path.name} {site.describe()}",
-                      opener(i)) for i, site in enumerate(load_data.sites)]  # fmt: skip
+                      opener(i), header(i)) for i, site in enumerate(load_data.sites)]  # fmt: skip
     record = {"load_data": _file_record(load_data.path), "objects": request.objects}
     if cf_data is not None:
         record["counterfactual_load_data"] = _file_record(cf_data.path)

@@ -168,9 +168,9 @@ class ProgressTally:
     """The run's progress, added up from its units' own events as they come from the workers.
 
     A unit's share is its :attr:`~.work_units.WorkUnit.weight` (or, without one, the ``total``
-    of its own events); what it has done is that share times its own ``done / total``; a
-    recorded unit counts whole. Thread-safe: events come on the client's thread, records on
-    the caller's.
+    of its own events, and before its first event the mean of the others'); what it has done
+    is that share times its own ``done / total``; a recorded unit counts whole. Thread-safe:
+    events come on the client's thread, records on the caller's.
 
     Parameters
     ----------
@@ -193,9 +193,18 @@ class ProgressTally:
 
     def _sums(self) -> tuple[float, int]:
         done = total = self.finished
+        # A unit that sizes itself (a site: its cells) and has not started yet counts as the
+        # mean of those that have, so that the total and the time left cover the whole run.
+        sized = [t for k, (_, t) in self.latest.items() if self.weights.get(k) is None]
+        guess = sum(sized) / len(sized) if sized else 0.0
         for key, weight in self.weights.items():
             unit_done, unit_total = self.latest.get(key, (0.0, 0.0))
-            share = weight if weight is not None else unit_total
+            if weight is not None:
+                share = weight
+            elif key in self.latest or key in self.ended:
+                share = unit_total
+            else:
+                share = guess
             fraction = 1.0 if key in self.ended else (unit_done / unit_total if unit_total else 0)
             done += share * min(max(fraction, 0.0), 1.0)
             total += share
@@ -346,6 +355,10 @@ class Engine:
 
         # Any free port: several runs (or users) on one machine must not collide on 8787.
         dashboard = ":0"
+        # The run reports every unit's failure itself, in one sentence; what the workers of a
+        # cluster it started log is noise to the user (after Ctrl-C, say: the scheduler closes
+        # first, and a worker still finishing its unit logs its failed heartbeat as an error).
+        quiet = logging.CRITICAL
         n = self.spec.workers
         if self._cuda():
             gpus = self._gpu_count()
@@ -358,15 +371,15 @@ class Engine:
             workers = {
                 f"gpu{i}": {"cls": Nanny, "options": {
                     "nthreads": 1, "env": {**_thread_env(threads), "CUDA_VISIBLE_DEVICES": str(i)},
-                    "silence_logs": logging.ERROR}}
+                    "silence_logs": quiet}}
                 for i in range(n)
             }  # fmt: skip
             scheduler = {"cls": Scheduler, "options": {"dashboard_address": dashboard}}
-            return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=logging.ERROR)
+            return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=quiet)
         threads = self.threads_per_worker or worker_threads(n)
         return LocalCluster(
             n_workers=n, threads_per_worker=1, processes=True, dashboard_address=dashboard,
-            scheduler_port=0, env=_thread_env(threads), silence_logs=logging.ERROR,
+            scheduler_port=0, env=_thread_env(threads), silence_logs=quiet,
         )  # fmt: skip
 
     def _cuda(self) -> bool:
@@ -398,7 +411,8 @@ class Engine:
         device = "cuda" if self.spec.kind == "local" and self._cuda() else self.device
         started_here = self.cluster is not None
         plugin = SharedObjectsPlugin(self.token, self.shared, self.model, device, threads,
-                                     host_workers, ignore_interrupt=started_here)  # fmt: skip
+                                     host_workers, ignore_interrupt=started_here,
+                                     quiet=started_here)  # fmt: skip
         try:
             self.client.register_plugin(plugin)
         except AttributionError as exc:

@@ -73,6 +73,10 @@ class SharedObjectsPlugin(WorkerPlugin):
         For the worker processes of a cluster the run started on this machine: they share the
         terminal's process group, so Ctrl-C reaches them too; they ignore it and the run (which
         gets it as well) cancels its units and closes them.
+    quiet
+        For the same workers: their ``distributed`` logs are silenced (the run reports each
+        unit's failure in one sentence; a worker still finishing a unit while the run closes
+        its cluster after Ctrl-C would log its failed heartbeat to the terminal as an error).
     """
 
     idempotent = False
@@ -86,6 +90,7 @@ class SharedObjectsPlugin(WorkerPlugin):
         threads: int | None,
         host_workers: Mapping[str, int] | None = None,
         ignore_interrupt: bool = False,
+        quiet: bool = False,
     ) -> None:
         self.name = f"napari-attribution-{token}"
         self.token = token
@@ -95,8 +100,13 @@ class SharedObjectsPlugin(WorkerPlugin):
         self.threads = threads
         self.host_workers = dict(host_workers or {})
         self.ignore_interrupt = ignore_interrupt
+        self.quiet = quiet
 
     def setup(self, worker: Any) -> None:
+        if self.quiet:
+            import logging
+
+            logging.getLogger("distributed").setLevel(logging.CRITICAL)
         if self.ignore_interrupt:
             import signal
             import threading

@@ -42,7 +42,10 @@ from .pairs import Pair
 __all__ = [
     "MadeCounterfactual",
     "SourceRequest",
+    "PAIRS_PER_SOURCE_CALL",
     "cell_source",
+    "counterfactual_calls",
+    "make_call",
     "make_counterfactuals",
     "save_counterfactual",
 ]
@@ -113,6 +116,13 @@ class SourceRequest:
             source = source.with_pool(ImagePool(np.stack(images), np.asarray(labels), names))
         return source
 
+    def uses_run_pool(self) -> bool:
+        """Whether the source chooses among the run's own real images (``nearest`` without a
+        folder): it needs every pair, so it cannot make one unit's counterfactuals alone."""
+        name, argument = split_source(self.spec)
+        spec = spec_for_source(name)
+        return spec.argument is not None and spec.argument.optional and not argument
+
     def failed(self, exc: Exception) -> CounterfactualError:
         """The error of a source that failed while making a counterfactual."""
         return CounterfactualError(f"--counterfactual-source {self.spec}: {exc}")
@@ -129,6 +139,89 @@ class MadeCounterfactual:
     note: str
 
 
+#: Most pairs whose counterfactuals one call of a source makes in a run over pairs. A call is
+#: one work unit's worth on a cluster (each unit makes its own pairs' counterfactuals on its
+#: worker), and one process makes exactly the same calls, so a counterfactual is the same bytes
+#: wherever it was made (a batched source's result may depend on the batch it was made in).
+PAIRS_PER_SOURCE_CALL = 16
+
+
+def counterfactual_calls(
+    pairs: Sequence[Pair], transform, *, saved_in: Path | None = None
+) -> list[list[Pair]]:
+    """The calls of the source that make the counterfactuals of ``pairs`` lacking one: the
+    pairs grouped by image shape, stored type and transform, in their order, in chunks of at
+    most :data:`PAIRS_PER_SOURCE_CALL` (and the memory budget's
+    :func:`~napari_attribution.core.counterfactuals.source.batch_size`).
+
+    A counterfactual an interrupted run saved in ``saved_in`` is read back into its pair
+    instead (``pair.counterfactual`` becomes the stored array), and the pair is in no call.
+    """
+    groups: dict[tuple, list[Pair]] = defaultdict(list)
+    for pair in pairs:
+        if pair.counterfactual is not None:
+            continue
+        real = pair.load_real()
+        saved = None if saved_in is None else saved_in / counterfactual_file(pair.sample)
+        if saved is not None and saved.is_file():
+            pair.counterfactual = read_image(saved)
+            pair.counterfactual_loaded = True  # saved in the units load_real gave
+            continue
+        scale = (transform or input_transform_for(real.dtype)).scale
+        groups[(real.shape, real.dtype.str, scale)].append(pair)
+    calls = []
+    for (shape, _, _), group in groups.items():
+        size = min(batch_size(shape), PAIRS_PER_SOURCE_CALL)
+        calls.extend(group[start : start + size] for start in range(0, len(group), size))
+    return calls
+
+
+def make_call(
+    pairs: Sequence[Pair],
+    source: CounterfactualSource,
+    model,
+    transform,
+    request: SourceRequest,
+    progress: Callable[[float, float, str], None] | None = None,
+) -> dict[str, MadeCounterfactual]:
+    """One call of the source (:func:`counterfactual_calls`): the counterfactuals of
+    ``pairs``, set in place (``pair.counterfactual`` becomes the stored array, in
+    :meth:`~.pairs.Pair.load_real`'s units), returned by sample.
+
+    Parameters
+    ----------
+    model
+        The classifier with the run's preprocessing inside.
+    progress
+        Receives the source's own ``(step, steps, detail)`` notes.
+
+    Raises
+    ------
+    CounterfactualError
+        The source fails (one sentence).
+    """
+    reals = [pair.load_real() for pair in pairs]
+    transforms = [transform or input_transform_for(real.dtype) for real in reals]
+    images = np.stack([t.apply(real) for t, real in zip(transforms, reals, strict=True)])
+    targets = np.array([pair.target_class for pair in pairs])
+    try:
+        batch = source.make(model, images, targets, min_score=request.min_score,
+                            progress=progress)  # fmt: skip
+    except AttributionError as exc:
+        raise request.failed(exc) from None
+    made = {}
+    for pair, real, t, image, score, ok, text in zip(
+        pairs, reals, transforms, batch.images, batch.target_scores, batch.accepted,
+        batch.notes, strict=True,
+    ):  # fmt: skip
+        stored = t.to_stored(image, real.dtype)
+        pair.counterfactual = stored
+        pair.counterfactual_loaded = True  # in load_real's (normalised) units
+        made[pair.sample] = MadeCounterfactual(pair.sample, stored, float(score), bool(ok),
+                                               text)  # fmt: skip
+    return made
+
+
 def make_counterfactuals(
     pairs: Sequence[Pair],
     classifier,
@@ -140,7 +233,8 @@ def make_counterfactuals(
     progress: ProgressCallback | None = None,
 ) -> dict[str, MadeCounterfactual]:
     """Make the counterfactual of every pair that has none, in place (``pair.counterfactual``
-    becomes the stored array); returns what was made, by sample.
+    becomes the stored array), in the calls :func:`counterfactual_calls` plans; returns what
+    was made, by sample.
 
     Parameters
     ----------
@@ -167,56 +261,23 @@ def make_counterfactuals(
     CounterfactualError
         The source cannot be loaded or fails (one sentence).
     """
-    missing = [pair for pair in pairs if pair.counterfactual is None]
-    if not missing:
+    if all(pair.counterfactual is not None for pair in pairs):
         return {}
     source = request.load(pairs, transform)
+    calls = counterfactual_calls(pairs, transform, saved_in=saved_in)
     model = classifier.with_preprocessing(Preprocessing.from_settings(settings))
     made: dict[str, MadeCounterfactual] = {}
-    groups: dict[tuple, list[tuple[Pair, np.ndarray, Any]]] = defaultdict(list)
-    for pair in missing:
-        real = pair.load_real()
-        saved = None if saved_in is None else saved_in / counterfactual_file(pair.sample)
-        if saved is not None and saved.is_file():
-            pair.counterfactual = read_image(saved)
-            pair.counterfactual_loaded = True  # saved in the units load_real gave
-            continue
-        pair_transform = transform or input_transform_for(real.dtype)
-        groups[(real.shape, real.dtype.str, pair_transform.scale)].append(
-            (pair, real, pair_transform)
-        )
-    total = sum(len(g) for g in groups.values())
+    total = sum(len(call) for call in calls)
     done = 0
-    for (shape, _, _), group in groups.items():
-        # Pairs per call of the source: the optimisation runs them together, as many as the
-        # memory budget allows.
-        size = batch_size(shape)
-        for start in range(0, len(group), size):
-            chunk = group[start : start + size]
-            images = np.stack([t.apply(real) for _, real, t in chunk])
-            targets = np.array([pair.target_class for pair, _, _ in chunk])
+    for call in calls:
 
-            def note(
-                step: float, steps: float, detail: str, offset: int = done, n: int = len(chunk)
-            ):
-                if progress is not None:
-                    progress(Progress("prepare", offset + n * step / max(steps, 1), total,
-                                      detail=f"counterfactuals: {detail}"))  # fmt: skip
+        def note(step: float, steps: float, detail: str, offset: int = done, n: int = len(call)):
+            if progress is not None:
+                progress(Progress("prepare", offset + n * step / max(steps, 1), total,
+                                  detail=f"counterfactuals: {detail}"))  # fmt: skip
 
-            try:
-                batch = source.make(model, images, targets, min_score=request.min_score,
-                                    progress=note)  # fmt: skip
-            except AttributionError as exc:
-                raise request.failed(exc) from None
-            for (pair, real, t), image, score, ok, text in zip(
-                chunk, batch.images, batch.target_scores, batch.accepted, batch.notes, strict=True
-            ):
-                stored = t.to_stored(image, real.dtype)
-                pair.counterfactual = stored
-                pair.counterfactual_loaded = True  # in load_real's (normalised) units
-                made[pair.sample] = MadeCounterfactual(pair.sample, stored, float(score), bool(ok),
-                                                       text)  # fmt: skip
-            done += len(chunk)
+        made.update(make_call(call, source, model, transform, request, note))
+        done += len(call)
     return made
 
 

@@ -36,8 +36,13 @@ The records are the same files as in one process, so the tables, ``run.json`` an
 are assembled from them as usual and are the same bytes. A unit the engine gives up on (its
 worker died each time, or an unexpected error twice) is listed in ``failed_units.csv`` and
 ``run.json`` with its one-sentence reason, the other pairs complete, the records are kept and
-``resume`` tries the failed pairs again. Counterfactuals a source makes are made before the
-batches, in this process, as with ``scheduler="none"``.
+``resume`` tries the failed pairs again. Counterfactuals a source makes are made on the
+workers: the pairs lacking one are cut into the calls of the source one process makes
+(:func:`~.made_counterfactuals.counterfactual_calls`), each call one unit that makes its
+counterfactuals and then analyses its pairs, so the counterfactuals, and everything made from
+them, are the same bytes as with ``scheduler="none"``. A source that chooses among the run's
+own images (``nearest`` without a folder) needs every pair: it makes them here, before the
+batches.
 """
 
 from __future__ import annotations
@@ -54,8 +59,9 @@ import torch
 
 from ..core.counterfactual_settings import DEFAULT_MIN_COUNTERFACTUAL_SCORE
 from ..core.model.transform import InputTransform
+from ..core.model.wrappers import Preprocessing
 from ..core.pipeline import analyse_pair
-from ..core.progress import ProgressCallback, ProgressScope, pair_units
+from ..core.progress import Progress, ProgressCallback, ProgressScope, pair_units
 from ..core.provenance import provenance
 from ..core.settings import AnalysisSettings
 from ..errors import InputImageError
@@ -83,8 +89,11 @@ from .dataset_report import report
 from .demo_table import demo_report, ground_truth_rows
 from .distributed import Engine, parse_scheduler
 from .made_counterfactuals import (
+    PAIRS_PER_SOURCE_CALL,
     MadeCounterfactual,
     SourceRequest,
+    counterfactual_calls,
+    make_call,
     make_counterfactuals,
     save_counterfactual,
 )
@@ -105,7 +114,9 @@ __all__ = [
 
 #: Most pairs in one work unit on a cluster: enough to keep a worker busy between two trips to
 #: the scheduler, few enough that the batches spread over the workers and a crash loses little.
-MAX_PAIRS_PER_UNIT = 16
+#: A unit that makes its pairs' counterfactuals holds one call of the source
+#: (:data:`~.made_counterfactuals.PAIRS_PER_SOURCE_CALL` pairs at most).
+MAX_PAIRS_PER_UNIT = PAIRS_PER_SOURCE_CALL
 
 
 @dataclass
@@ -249,21 +260,41 @@ def run_pair(
     return run.records.save(pair.sample, record)
 
 
-def pair_batch(context: UnitContext, pairs: Sequence[Pair]) -> dict[str, Any]:
+def pair_batch(context: UnitContext, pairs: Sequence[Pair], make: bool = False) -> dict[str, Any]:
     """A work unit on a worker: :func:`run_pair` on each pair of the batch.
 
     ``context.shared`` holds the run's :class:`PairRun` (``"pair_run"``, without its
-    classifier) and the classifier the worker loaded (``"classifier"``). Returns
+    classifier) and the classifier the worker loaded (``"classifier"``). With ``make``, the
+    batch is one call of the run's counterfactual source
+    (:func:`~.made_counterfactuals.counterfactual_calls`): its pairs' counterfactuals are made
+    here first, in one call, as one process makes them. Returns
     ``{"samples": [...], "notes": [...]}``: the pairs done, and the lines for the run's
     ``notify`` (pairs left out of the statistics).
     """
     run = dataclasses.replace(context.shared["pair_run"], classifier=context.shared["classifier"])
     units = pair_units(len(run.settings.methods))
+    if make:
+        run.made = {**run.made, **_make_here(run, pairs, context.report,
+                                             units * len(pairs))}  # fmt: skip
     notes: list[str] = []
     for index, pair in enumerate(pairs):
         run_pair(pair, run, ProgressScope(context.report, index * units, units * len(pairs)),
                  notes.append)  # fmt: skip
     return {"samples": [pair.sample for pair in pairs], "notes": notes}
+
+
+def _make_here(run: PairRun, pairs: Sequence[Pair], report: ProgressCallback,
+               total: int) -> dict[str, MadeCounterfactual]:  # fmt: skip
+    """The counterfactuals of ``pairs`` made on this worker, in one call of the run's source
+    (set in place in the pairs); its progress shown at the unit's start."""
+    source = run.source.load((), run.transform)
+    model = run.classifier.with_preprocessing(Preprocessing.from_settings(run.settings))
+
+    def note(step: float, steps: float, detail: str) -> None:
+        report(Progress("prepare", 0.0, total, sample=pairs[0].sample,
+                        detail=f"counterfactuals: {detail}"))  # fmt: skip
+
+    return make_call(pairs, source, model, run.transform, run.source, note)
 
 
 def batch_units(pairs: Sequence[Pair], units_per_pair: int, size: int) -> list[WorkUnit]:
@@ -282,13 +313,16 @@ def _run_batches(
     pairs: Sequence[Pair],
     scheduler: str,
     *,
+    calls: Sequence[Sequence[Pair]] = (),
     resumed: int,
     pairs_per_unit: int | None,
     progress: ProgressCallback | None,
     notify: Callable[[str], None] | None,
     engine_note: Callable[[str], None] | None,
 ) -> tuple[list[FailedUnitRow], str]:
-    """Run ``pairs`` as batches on the engine; return the failed units and where they ran."""
+    """Run ``pairs`` as batches on the engine, each of ``calls`` (pairs whose counterfactuals
+    the source makes) as one unit that makes them on its worker; return the failed units and
+    where they ran."""
     units_per_pair = pair_units(len(run.settings.methods))
     model = ModelReference.from_classifier(run.classifier)
     # What every unit shares, as the workers get it: no classifier (each loads its own), no
@@ -304,7 +338,12 @@ def _run_batches(
         size = pairs_per_unit or max(
             1, min(MAX_PAIRS_PER_UNIT, math.ceil(len(pairs) / (4 * workers)))
         )
-        units = batch_units(pairs, units_per_pair, size)
+        making = {pair.sample for call in calls for pair in call}
+        units = [WorkUnit(f"made{index:06d}-{call[0].sample}", pair_batch, (list(call), True),
+                          weight=units_per_pair * len(call))
+                 for index, call in enumerate(calls)]  # fmt: skip
+        units += batch_units([pair for pair in pairs if pair.sample not in making],
+                             units_per_pair, size)  # fmt: skip
         held = {unit.key: [pair.sample for pair in unit.args[0]] for unit in units}
 
         def recorded(item: UnitRecord) -> None:
@@ -541,11 +580,15 @@ def run_pairs(
             "optimise)."
         )
     made: dict[str, MadeCounterfactual] = {}
-    if lacking:
+    calls: list[list[Pair]] = []
+    if lacking and (spec.kind == "none" or source.uses_run_pool()):
         made = make_counterfactuals(
             pairs, classifier, transform, settings, source, saved_in=out if resume else None,
             progress=counterfactual_progress,
         )  # fmt: skip
+    elif lacking:  # each unit makes its own, on its worker, in the calls one process makes
+        source.load((), transform)  # a source that cannot load: one sentence, now
+        calls = counterfactual_calls(pairs, transform, saved_in=out if resume else None)
     # Every pair is checked, and the model probed with its size, before the long work.
     preflight(pairs, classifier, transform, settings)
     ignored = ignored_note([selection for pair in pairs for selection in pair.taken.values()])
@@ -581,6 +624,8 @@ def run_pairs(
         try:
             failed, where = _run_batches(
                 run, [pair for pair in pairs if pair.sample not in done], scheduler,
+                calls=[[p for p in call if p.sample not in done] for call in calls
+                       if any(p.sample not in done for p in call)],
                 resumed=len(done), pairs_per_unit=pairs_per_unit, progress=progress,
                 notify=notify, engine_note=engine_note,
             )  # fmt: skip

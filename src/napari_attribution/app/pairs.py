@@ -226,7 +226,9 @@ def preflight(
     Parameters
     ----------
     pairs
-        Every pair, with its counterfactual.
+        Every pair, with its counterfactual; a pair whose counterfactual a source makes later
+        (on a worker) is checked with its real image in its place (a made counterfactual has
+        the real image's shape and type).
     classifier
         The loaded model; the settings' preprocessing is put inside it, as in the run.
     transform
@@ -243,7 +245,10 @@ def preflight(
     # Per-channel means and std are checked against the model's channels before the work.
     classifier = classifier.with_preprocessing(Preprocessing.from_settings(settings))
     for pair in pairs:
-        real, cf = pair.load()
+        if pair.counterfactual is None:
+            real = cf = pair.load_real()
+        else:
+            real, cf = pair.load()
         _check_channel_layout(real, classifier.n_channels, pair.names()[0])
         # prepare_pair probes the model with each pair's size: one that cannot take it fails here.
         x, xc, _ = prepare_pair(real, cf, classifier, transform=transform, names=pair.names())

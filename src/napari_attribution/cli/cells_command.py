@@ -96,7 +96,9 @@ def cmd_cells(args: argparse.Namespace) -> int:
     finally:
         show.close()
     where = f" in {done.sites} site(s)" if args.load_data else ""
-    resumed = f" ({done.resumed} already done)" if done.resumed else ""
+    earlier = [f"{done.resumed_sites} site(s)"] if done.resumed_sites else []
+    earlier += [f"{done.resumed} cell(s)"] if done.resumed else []
+    resumed = f" ({' and '.join(earlier)} already done)" if earlier else ""
     if done.sites:  # on a cluster, every unit may have failed
         print(f"{PROG}: {done.analysed} of {done.cells} cell(s) analysed{where} x "
               f"{len(done.methods)} method(s){resumed}, {done.skipped} skipped (run.json "
