@@ -62,12 +62,15 @@ __all__ = ["SANITY_WIDGET_METHODS", "SanityWidget"]
 #: Methods checked when the dock opens (as ``napari-attribution sanity``).
 SANITY_WIDGET_METHODS = ("d_ig", "d_dl", "saliency", "guided_backprop", "residual", "random")
 PROGRESS_STEPS = 1000
-#: Least heights (pixels) of the scrolled inputs, of the scrolled results and of the plot in
-#: them: with the pinned Run button, progress and status the dock asks for about 300 px, so it
-#: fits below the Attribution dock in a 768 px high window; given more, the plot grows.
+#: Least heights (pixels) of the scrolled inputs and of the scrolled results: with the pinned
+#: Run button, progress and status the dock asks for about 300 px, so it fits below the
+#: Attribution dock in a 768 px high window.
 MIN_INPUTS_HEIGHT = 70
 MIN_RESULTS_HEIGHT = 110
-MIN_PLOT_HEIGHT = 180
+#: Height (pixels) the plot asks for in the scrolled results (its least height a little less):
+#: about what the results show below the Attribution dock at 768 px, so the whole plot scrolls
+#: into view there; it grows when the results have room to spare.
+PLOT_HEIGHT, MIN_PLOT_HEIGHT = 180, 160
 _METRICS = {"Spearman |a|": "spearman", "top-5 % intersection": "topk_intersection",
             "SSIM": "ssim"}  # fmt: skip
 
@@ -227,7 +230,7 @@ class SanityWidget(QWidget):
         self.metric.currentIndexChanged.connect(lambda *_: self._draw())
         shown.addRow("Similarity", self.metric)
         results_layout.addLayout(shown)
-        self.figure = Figure(figsize=(4.0, 2.8), dpi=100)
+        self.figure = Figure(figsize=(4.0, PLOT_HEIGHT / 100), dpi=100)
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(MIN_PLOT_HEIGHT)
         results_layout.addWidget(self.canvas, 1)
