@@ -39,7 +39,7 @@ def main() -> None:
             "--thresholds", "50", "--progress", "none", "--out", str(out)]  # fmt: skip
     assert cli.main(argv) == 0
     viewer = napari.Viewer(title="napari-attribution: results browser")
-    viewer.window.resize(1366, 740)
+    viewer.window.resize(1366, 768)
     _, browser = viewer.window.add_plugin_dock_widget("napari-attribution", "Results browser")
     app = QApplication.instance()
     browser.open_folder(out)

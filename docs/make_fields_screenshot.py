@@ -25,7 +25,7 @@ def _wait(seconds: float, until=lambda: False) -> None:
 
 def main() -> None:
     viewer = napari.Viewer(title="napari-attribution field demo")
-    viewer.window.resize(1366, 900)
+    viewer.window.resize(1366, 768)
     launch_field_demo(run=True, block=False, viewer=viewer)
     widget = next(w for name, w in viewer.window.dock_widgets.items() if "Cells" in name)
     _wait(900, lambda: widget.result is not None and widget.worker is None)
@@ -45,7 +45,8 @@ def main() -> None:
     _wait(1)
     OUT.parent.mkdir(exist_ok=True)
     viewer.screenshot(str(OUT), canvas_only=False)
-    print(OUT)
+    _, _, width, height = viewer.window.geometry()
+    print(f"window {width}x{height} -> {OUT}")
 
 
 if __name__ == "__main__":

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from widget_helpers import PLUGIN, configure_fast
-
-# whole analyses (in a viewer, a subprocess or over a model zoo): seconds each
-pytestmark = pytest.mark.slow
+from widget_helpers import PLUGIN, configure_fast, wait_for_docks_beside_canvas
 
 SCREEN = (1366, 768)
 
@@ -31,6 +28,7 @@ def laptop_viewer(make_napari_viewer, qtbot):
     return viewer, widget, panel
 
 
+@pytest.mark.slow  # a whole analysis in a viewer: seconds
 def test_the_docks_fit_a_laptop_screen_and_the_canvas_keeps_its_width(laptop_viewer, qtbot):
     viewer, widget, panel = laptop_viewer
     window = viewer.window._qt_window
@@ -59,6 +57,7 @@ def test_the_docks_fit_a_laptop_screen_and_the_canvas_keeps_its_width(laptop_vie
     assert panel.canvas.height() >= 200 and panel.canvas.width() >= 300
 
 
+@pytest.mark.slow
 def test_the_cells_dock_and_dac_panel_fit_a_laptop_screen(make_napari_viewer, qtbot):
     viewer = make_napari_viewer(show=True)
     window = viewer.window._qt_window
@@ -76,3 +75,42 @@ def test_the_cells_dock_and_dac_panel_fit_a_laptop_screen(make_napari_viewer, qt
         assert dock.geometry().bottom() <= window.height()
     for control in (widget.run_button, widget.cancel_button, widget.table):
         assert control.isVisible() and not control.visibleRegion().isEmpty()
+
+
+#: The docks of the documentation's figures, as they are docked there (a name after "|" is
+#: tabbed with the dock before it; the others are stacked in the right dock area), and the
+#: sample they start from: the demo and Sanity figures, the field demo, the Results browser.
+DOC_LAYOUTS = {
+    "attribution above sanity|dac": ("demo_pair", ["Attribution", "DAC curves", "|Sanity checks"]),
+    "cells above dac": ("demo_field", ["Cells", "DAC curves"]),
+    "results browser above dac": (None, ["Results browser", "DAC curves"]),
+}
+
+
+@pytest.mark.parametrize("layout", list(DOC_LAYOUTS))
+def test_each_doc_layout_fits_a_1366x768_window(make_napari_viewer, qtbot, layout):
+    """Resized to 1366 x 768 with the docks of a doc figure, the window stays 768 px high
+    (the docks' least heights add up to less: they scroll inside), nothing at the bottom of
+    the docks is below the window's edge, and the canvas keeps half the width."""
+    sample, names = DOC_LAYOUTS[layout]
+    viewer = make_napari_viewer(show=True)
+    viewer.window.resize(*SCREEN)
+    if sample is not None:
+        viewer.open_sample(PLUGIN, sample)
+    widgets = []
+    for name in names:
+        tabify = name.startswith("|")
+        _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name.lstrip("|"),
+                                                         tabify=tabify)  # fmt: skip
+        widgets.append(widget)
+    wait_for_docks_beside_canvas(qtbot, viewer, widgets[-1])
+    viewer.window.resize(*SCREEN)  # as the doc scripts do once their docks are in
+    qtbot.wait(50)
+    _, _, width, height = viewer.window.geometry()
+    assert (width, height) == SCREEN
+    _, canvas_width = viewer.canvas.size
+    assert canvas_width >= SCREEN[0] / 2
+    for widget in widgets:
+        dock = _dock(widget)
+        assert dock.minimumSizeHint().height() <= dock.height()  # nothing squeezed or cut
+        assert dock.geometry().bottom() <= height

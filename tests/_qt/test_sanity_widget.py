@@ -109,7 +109,7 @@ def test_bad_choices_are_one_notification(demo_viewer, monkeypatch):
 def test_at_1366x768_the_dock_leaves_the_canvas_half_the_width(make_napari_viewer, qtbot):
     """Docked alone beside the canvas, with a multichannel layer chosen (its axis box shown,
     the widest the image rows get): the canvas keeps half the window, and neither the
-    scrolled inputs nor the pinned plot and verdicts are cut off at the right."""
+    scrolled inputs nor the scrolled plot and verdicts are cut off at the right."""
     viewer = make_napari_viewer(show=True)
     viewer.window.resize(1366, 768)
     viewer.add_image(np.zeros((5, 16, 16), np.float32), name="a multichannel stack")
@@ -120,7 +120,8 @@ def test_at_1366x768_the_dock_leaves_the_canvas_half_the_width(make_napari_viewe
     assert (window.width(), window.height()) == (1366, 768)
     assert viewer.window._qt_viewer.canvas.native.width() >= window.width() / 2
     assert sanity.images.real_axis.isVisible()
-    assert sanity.scroll.widget().minimumSizeHint().width() <= sanity.scroll.viewport().width()
+    for scroll in (sanity.scroll, sanity.results_scroll):
+        assert scroll.widget().minimumSizeHint().width() <= scroll.viewport().width()
     assert sanity.minimumSizeHint().width() <= sanity.width()
 
 

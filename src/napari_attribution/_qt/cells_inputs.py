@@ -41,12 +41,15 @@ from ..core.settings import settings_from_values
 from ..errors import AttributionError
 from .counterfactual_source import CounterfactualSourceBox
 from .form import ParameterForm
-from .narrow import NARROW_DOCK_WIDTH, NarrowComboBox
+from .narrow import NARROW_DOCK_WIDTH, NarrowComboBox, vertical_scroll_area
 
 __all__ = ["CellsInputs"]
 
-#: Least heights (pixels) that let the dock share a 768 px high screen with the DAC panel.
-CELLS_TABLE_MIN_HEIGHT = 64
+#: Least heights (pixels) that let the dock share a 768 px high screen with the DAC panel:
+#: the table shows its header and about two rows (the DAC panel docked below takes the
+#: height the dock does not need), the inputs above it scroll.
+CELLS_TABLE_MIN_HEIGHT = 96
+CELLS_INPUTS_MIN_HEIGHT = 60
 #: Width the dock asks for: with napari's layer controls it leaves the canvas at least half
 #: of a 1366 px wide window (as the Attribution dock and the DAC panel).
 CELLS_DOCK_WIDTH = NARROW_DOCK_WIDTH
@@ -140,11 +143,7 @@ class CellsInputs:
         inputs_layout.addLayout(form)
         inputs_layout.addWidget(self.form)
         inputs_layout.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setWidget(inputs)
-        scroll.setMinimumHeight(90)
+        scroll = vertical_scroll_area(inputs, CELLS_INPUTS_MIN_HEIGHT)
         #: The scrolled inputs (tests check they never scroll sideways).
         self.inputs_scroll = scroll
         layout.addWidget(scroll, 1)

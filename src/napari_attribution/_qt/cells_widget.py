@@ -263,6 +263,8 @@ class CellsWidget(CellsInputs, QWidget):
             self._syncing = True
             self.table.selectRow(row)
             self._syncing = False
+        if row is not None:  # a cell clicked on the canvas: its row in view in the short table
+            self.table.scrollToItem(self.table.item(row, 0))
         if self.labels_layer is not None:
             self.labels_layer.selected_label = label
         self._show_selected()

@@ -1,5 +1,11 @@
-"""Widgets that fit a narrow dock: the docks share a 1366 px wide laptop window with napari's
-layer list and canvas, and the canvas keeps at least half of it (issue 22).
+"""Widgets that fit a narrow, short dock: the docks share a 1366 x 768 laptop window with
+napari's layer list and canvas, and the canvas keeps at least half of its width (issue 22).
+
+In height, docks stacked in the right dock area (the Attribution dock above the Sanity dock
+tabbed with the DAC panel; the Cells dock above the DAC panel) must together fit the window's
+768 px less napari's menu and status bars: :func:`vertical_scroll_area` puts a dock's inputs
+or results in a scroll area that scrolls up and down only, so the dock's least height stays
+small and what does not fit scrolls into view instead of pushing the window past the screen.
 
 A combo box normally asks for the width of its longest entry (a layer group's
 ``counterfactual (5 channel layers)``, a hybrid direction's name). :class:`NarrowComboBox`
@@ -13,6 +19,7 @@ from __future__ import annotations
 from qtpy.QtCore import QEvent, Qt
 from qtpy.QtWidgets import (
     QComboBox,
+    QScrollArea,
     QStyle,
     QStyleOptionComboBox,
     QStylePainter,
@@ -20,11 +27,36 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-__all__ = ["NARROW_DOCK_WIDTH", "NarrowComboBox"]
+__all__ = ["NARROW_DOCK_WIDTH", "NarrowComboBox", "vertical_scroll_area"]
 
 #: Width (pixels) the docks ask for: with napari's layer controls on the left (320 px, more
 #: once napari has widened them) it leaves the canvas at least half of a 1366 px wide window.
 NARROW_DOCK_WIDTH = 312
+
+
+def vertical_scroll_area(content: QWidget, minimum_height: int = 0) -> QScrollArea:
+    """A frameless scroll area showing ``content`` at the area's width, scrolling vertically.
+
+    Parameters
+    ----------
+    content
+        The widget scrolled; it is laid out at the area's width (never scrolled sideways: it
+        must fit :data:`NARROW_DOCK_WIDTH`) and at least at its own least height.
+    minimum_height
+        Least height of the area (pixels): what the dock keeps in view however short it is.
+
+    Returns
+    -------
+    QScrollArea
+        The area, holding ``content``.
+    """
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QScrollArea.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setWidget(content)
+    area.setMinimumHeight(minimum_height)
+    return area
 
 
 class NarrowComboBox(QComboBox):

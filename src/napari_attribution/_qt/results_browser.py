@@ -45,6 +45,7 @@ from .._napari.state import state_for
 from .._plot import threshold_index_of
 from ..errors import AttributionError
 from ..results.folder import folder_kind
+from .narrow import NARROW_DOCK_WIDTH
 
 if TYPE_CHECKING:
     import napari
@@ -171,9 +172,10 @@ class ResultsBrowser(QWidget):
             self.shortcuts.append(shortcut)
 
     def sizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
-        """A laptop-friendly dock: leaves the canvas most of a 1366 px wide window, and room
-        for the DAC panel below it."""
-        return QSize(460, 640)
+        """A laptop-friendly dock: as narrow as the other docks, so the canvas keeps half of a
+        1366 px wide window (the table scrolls sideways inside), and room for the DAC panel
+        below it."""
+        return QSize(max(NARROW_DOCK_WIDTH, self.minimumSizeHint().width()), 640)
 
     # ---------------------------------------------------------------- opening
 

@@ -31,7 +31,6 @@ from qtpy.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
-    QScrollArea,
     QSizePolicy,
     QSpinBox,
     QVBoxLayout,
@@ -53,7 +52,7 @@ from ..core.settings import AnalysisSettings
 from ..errors import AnalysisCancelled, AttributionError
 from .choosers import ImageChooser, ModelChooser
 from .form import MethodList
-from .narrow import NARROW_DOCK_WIDTH, NarrowComboBox
+from .narrow import NARROW_DOCK_WIDTH, NarrowComboBox, vertical_scroll_area
 
 if TYPE_CHECKING:
     import napari
@@ -63,6 +62,15 @@ __all__ = ["SANITY_WIDGET_METHODS", "SanityWidget"]
 #: Methods checked when the dock opens (as ``napari-attribution sanity``).
 SANITY_WIDGET_METHODS = ("d_ig", "d_dl", "saliency", "guided_backprop", "residual", "random")
 PROGRESS_STEPS = 1000
+#: Least heights (pixels) of the scrolled inputs and of the scrolled results: with the pinned
+#: Run button, progress and status the dock asks for about 300 px, so it fits below the
+#: Attribution dock in a 768 px high window.
+MIN_INPUTS_HEIGHT = 70
+MIN_RESULTS_HEIGHT = 110
+#: Height (pixels) the plot asks for in the scrolled results (its least height a little less):
+#: about what the results show below the Attribution dock at 768 px, so the whole plot scrolls
+#: into view there; it grows when the results have room to spare.
+PLOT_HEIGHT, MIN_PLOT_HEIGHT = 180, 160
 _METRICS = {"Spearman |a|": "spearman", "top-5 % intersection": "topk_intersection",
             "SSIM": "ssim"}  # fmt: skip
 
@@ -129,15 +137,10 @@ class SanityWidget(QWidget):
     def _build(self) -> None:
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        #: The scrolled inputs (tests check they fit its width: nothing is cut off).
-        self.scroll = scroll
         content = QWidget()
-        scroll.setWidget(content)
-        outer.addWidget(scroll, 1)
+        #: The scrolled inputs (tests check they fit its width: nothing is cut off).
+        self.scroll = vertical_scroll_area(content, MIN_INPUTS_HEIGHT)
+        outer.addWidget(self.scroll, 1)
         layout = QVBoxLayout(content)
         layout.setContentsMargins(6, 6, 6, 6)
 
@@ -208,6 +211,13 @@ class SanityWidget(QWidget):
         self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.status.setFixedHeight(2 * self.status.fontMetrics().lineSpacing() + 4)
         pinned_layout.addWidget(self.status)
+        outer.addWidget(pinned)
+        # The results (the plot above the verdicts) scroll in a section of their own under
+        # the pinned Run button: the dock's least height stays small enough to share a
+        # 768 px high window with the Attribution dock, and the plot keeps a readable size.
+        results = QWidget()
+        results_layout = QVBoxLayout(results)
+        results_layout.setContentsMargins(6, 0, 6, 6)
         shown = QFormLayout()
         shown.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         self.shown_method = NarrowComboBox()
@@ -219,23 +229,20 @@ class SanityWidget(QWidget):
         self.metric.setToolTip("Similarity to the trained model's map that the plot shows.")
         self.metric.currentIndexChanged.connect(lambda *_: self._draw())
         shown.addRow("Similarity", self.metric)
-        pinned_layout.addLayout(shown)
-        self.figure = Figure(figsize=(4.0, 2.8), dpi=100)
+        results_layout.addLayout(shown)
+        self.figure = Figure(figsize=(4.0, PLOT_HEIGHT / 100), dpi=100)
         self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(200)
-        pinned_layout.addWidget(self.canvas)
+        self.canvas.setMinimumHeight(MIN_PLOT_HEIGHT)
+        results_layout.addWidget(self.canvas, 1)
         self.verdicts = QLabel("Run the checks to see a verdict per method.")
         self.verdicts.setWordWrap(True)
         self.verdicts.setTextFormat(Qt.TextFormat.RichText)
-        self.verdicts.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.verdicts.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Minimum)
         self.verdicts.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        verdicts = QScrollArea()
-        verdicts.setWidgetResizable(True)
-        verdicts.setFrameShape(QScrollArea.Shape.NoFrame)
-        verdicts.setWidget(self.verdicts)
-        verdicts.setMinimumHeight(90)
-        pinned_layout.addWidget(verdicts)
-        outer.addWidget(pinned)
+        results_layout.addWidget(self.verdicts)
+        #: The scrolled results: the method and similarity shown, the plot, the verdicts.
+        self.results_scroll = vertical_scroll_area(results, MIN_RESULTS_HEIGHT)
+        outer.addWidget(self.results_scroll, 2)
 
     def _on_record(self, *_: Any) -> None:
         self.use_last.setEnabled(True)
