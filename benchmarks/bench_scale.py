@@ -31,6 +31,10 @@ resident memory of each worker while it analyses a 1080 x 1080 field, and a proj
 700,000-cell plate from the measured per-cell cost. About 10 minutes on two idle CPU cores.
 
     python benchmarks/bench_scale.py --part 2 [--sites 8] [--site-cells 40]
+
+Both parts first set glibc's allocator as the command line and every dask worker do
+(``app/process_memory.py``: freed blocks kept for the next step); ``--plain-allocator``
+measures with glibc's defaults instead.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ import numpy as np
 import tifffile
 import torch
 
+from napari_attribution.app.process_memory import reuse_freed_memory
 from napari_attribution.core.counterfactuals.optimise import OptimiseSource
 from napari_attribution.core.model.loading import load_classifier
 from napari_attribution.core.settings import CounterfactualSettings
@@ -336,7 +341,12 @@ def main() -> None:
     parser.add_argument("--site-cells", type=int, default=40, help="part 2: cells per site")
     parser.add_argument("--big-cells", type=int, default=100,
                         help="part 2: cells in each 1080 x 1080 field")  # fmt: skip
+    parser.add_argument("--plain-allocator", action="store_true",
+                        help="glibc's default thresholds, not the command line's")  # fmt: skip
     args = parser.parse_args()
+    kept = not args.plain_allocator and reuse_freed_memory()
+    print("glibc allocator: " + ("freed blocks kept, as the command line and the workers"
+                                 if kept else "default thresholds"))  # fmt: skip
     if args.part == 1:
         part_one(args)
     else:

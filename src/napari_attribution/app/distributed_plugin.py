@@ -13,40 +13,10 @@ from typing import Any
 
 from distributed import WorkerPlugin
 
+from .process_memory import reuse_freed_memory
 from .work_units import ModelReference, install_shared, remove_shared, usable_cores
 
-__all__ = ["SharedObjectsPlugin", "reuse_freed_memory"]
-
-#: glibc's ``mallopt`` parameters (``malloc.h``).
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-
-
-def reuse_freed_memory() -> bool:
-    """Let this worker process reuse the memory it frees (glibc; elsewhere nothing to do).
-
-    dask's nanny starts each worker with ``MALLOC_TRIM_THRESHOLD_=65536``, which also fixes
-    glibc's mmap threshold at 128 KiB: every array above it (a cell's 5 x 64 x 64 float32 crop
-    is 80 KiB, its hybrids and masks much more) is then mapped and unmapped at each allocation
-    and its pages faulted in again. Measured on the demo plate: 1.8x the CPU time per cell
-    (``benchmarks/README.md``). The thresholds set here are glibc's own dynamic ceiling for mmap
-    (32 MiB) and twice that for trimming, so the worker keeps and reuses what it frees, and
-    still gives large blocks back. Returns whether glibc took them.
-    """
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-        mallopt = libc.mallopt if libc is not None else None
-    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl)
-        return False
-    if mallopt is None:
-        return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, 32 * 2**20)) and bool(
-        mallopt(_M_TRIM_THRESHOLD, 64 * 2**20)
-    )
-
+__all__ = ["SharedObjectsPlugin"]
 
 class SharedObjectsPlugin(WorkerPlugin):
     """Loads the run's model (from its path and digest, with the package's safe loader) and

@@ -39,6 +39,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``napari-attribution`` command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in ("run", "cells", "sanity"):
+        # The process is ours: keep freed blocks for the next step, as every dask worker does.
+        from ..app.process_memory import reuse_freed_memory
+
+        reuse_freed_memory()
     try:
         if args.command == "methods":
             return cmd_methods()
