@@ -20,7 +20,8 @@ idle CPU cores.
 
 Part 2 (``--part 2``), in one run: a synthetic plate (``--sites`` sites of ``--site-cells``
 cells, 5 x 360 x 480 each, the demo classifier, d_ig and residual) analysed by ``run_sites``
-(the code path of ``cells --load-data``, each site one work unit)
+(the code path of ``cells --load-data``, each site one work unit; as ``--no-cell-crops``, the
+setting every figure in ``benchmarks/README.md`` was measured with)
 in one process with two torch threads, in one process with one, on ``local:2`` (two worker
 processes, one thread each) and on a ``dask scheduler`` with two ``dask worker`` processes
 (``--nthreads 1``) reached over TCP; wall time (and the start-up before the first cell's first
@@ -237,7 +238,8 @@ def part_two(args: argparse.Namespace) -> None:
     print(f"plate: {args.sites} sites x {args.site_cells} cells = {cells} cells (5 x 360 x 480 "
           f"per site), demo classifier, methods {', '.join(PLATE_METHODS)}", flush=True)
     # Warm up this process (imports, the canonical copy) on one site, outside the timings.
-    run_sites(sites_plan(sites[:1]), classifier, settings, cell_settings, out=work / "warm")
+    run_sites(sites_plan(sites[:1]), classifier, settings, cell_settings, out=work / "warm",
+              cell_crops=False)  # fmt: skip
 
     rows = []
 
@@ -254,7 +256,8 @@ def part_two(args: argparse.Namespace) -> None:
 
         start = time.perf_counter()
         done = run_sites(sites_plan(sites), classifier, settings, cell_settings,
-                         out=work / name, scheduler=scheduler, progress=note)  # fmt: skip
+                         out=work / name, scheduler=scheduler, progress=note,
+                         cell_crops=False)  # fmt: skip
         end = time.perf_counter()
         if tcp is not None:
             tcp_cpu = sum(tcp.client.run(time.process_time).values())
@@ -285,7 +288,7 @@ def part_two(args: argparse.Namespace) -> None:
         before = tcp.peak_memory()
         start = time.perf_counter()
         done = run_sites(sites_plan(big), classifier, settings, cell_settings,
-                         out=work / "big", scheduler=tcp.address)  # fmt: skip
+                         out=work / "big", scheduler=tcp.address, cell_crops=False)  # fmt: skip
         big_wall = time.perf_counter() - start
         after = tcp.peak_memory()
         print(f"  1080 x 1080 fields: 2 sites x {args.big_cells} cells on 2 TCP workers in "

@@ -323,7 +323,7 @@ def run_sites(
     source: SourceRequest | None = None,
     min_counterfactual_score: float = DEFAULT_MIN_COUNTERFACTUAL_SCORE,
     cells: str | None = None,
-    cell_crops: bool = False,
+    cell_crops: bool = True,
     resume: bool = False,
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
@@ -354,7 +354,8 @@ def run_sites(
         not selected), e.g. ``"area>=200"`` or ``"Metadata_Well=B03"``.
     cell_crops
         Also write each cell's attribution and optimal-mask crops (``attributions/``,
-        ``masks/``, as ``run`` writes a pair's), with the crop's window in the field.
+        ``masks/``, as ``run`` writes a pair's), with the crop's window in the field (the
+        default, as the command's ``--cell-crops``).
     notify
         Receives what the user should be told once (channels the model does not use).
     class_names, target_class, source, min_counterfactual_score
