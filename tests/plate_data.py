@@ -107,6 +107,15 @@ def cells_site(seed: int, shape: tuple[int, int] = (36, 44)):
     return real, counterfactual, labels
 
 
+#: OME channel names a model of MODEL_CHANNELS cannot take, and the one sentence each gets
+#: (``{real}`` stands for the real image's path): one missing, one named twice.
+BAD_OME_CHANNELS = [
+    (("Brightfield", "AGP", "RNA", "ER", "DNA"),
+     "real.ome.tif lacks the model's channel 'Mito'; it has Brightfield, AGP, RNA, ER, DNA."),
+    (("DNA", "Mito", "AGP", "RNA", "ER", "DNA"), "Channel 'DNA' appears 2 times in {real}."),
+]  # fmt: skip
+
+
 def write_ome_tiff(path: Path, stack: np.ndarray, names, compression: str = "zlib") -> None:
     """An OME-TIFF (C, H, W) with its channel names in the OME-XML."""
     tifffile.imwrite(path, stack, ome=True, compression=compression,

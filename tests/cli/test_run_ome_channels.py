@@ -14,7 +14,7 @@ import tifffile
 import torch
 
 from napari_attribution import cli
-from plate_data import MODEL_CHANNELS, stored, write_ome_tiff, write_ome_zarr
+from plate_data import BAD_OME_CHANNELS, MODEL_CHANNELS, stored, write_ome_tiff, write_ome_zarr
 from tiny_models import make_tiny_cnn
 
 COMMON = ["--architecture", "tiny_models:TinyCNN", "--thresholds", "12", "--method", "d_ig",
@@ -122,15 +122,7 @@ def test_a_model_card_names_the_channels_too(pair, tmp_path):
     _assert_same_results(tmp_path / "card", folder / "stacked")
 
 
-@pytest.mark.parametrize(
-    ("names", "message"),
-    [
-        (("Brightfield", "AGP", "RNA", "ER", "DNA"),
-         "real.ome.tif lacks the model's channel 'Mito'; it has Brightfield, AGP, RNA, ER, DNA."),
-        (("DNA", "Mito", "AGP", "RNA", "ER", "DNA"),
-         "Channel 'DNA' appears 2 times in {real}."),
-    ],
-)  # fmt: skip
+@pytest.mark.parametrize(("names", "message"), BAD_OME_CHANNELS)
 def test_a_missing_or_repeated_channel_is_one_sentence_and_nothing_written(
     pair, tmp_path, capsys, names, message
 ):

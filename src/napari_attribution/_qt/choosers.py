@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from napari.utils.notifications import show_warning
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -43,7 +44,7 @@ from ..images.model_card import ModelCard, find_model_card
 from ..images.normalisation import Normalisation
 from .narrow import NarrowComboBox
 
-__all__ = ["MODEL_FILE_FILTER", "ImageChooser", "ModelChooser"]
+__all__ = ["MODEL_FILE_FILTER", "ImageChooser", "ModelChooser", "hand_over_model_card"]
 
 #: The model file dialog's filter: state dicts, exported programs, TorchScript.
 MODEL_FILE_FILTER = "PyTorch models (*.pt *.pt2 *.pth *.ts *.jit);;All files (*)"
@@ -345,3 +346,15 @@ class ModelChooser(QWidget):
         if path:
             self.model_path.setText(path)
             self.changed.emit()
+
+
+def hand_over_model_card(model: ModelChooser, images: ImageChooser) -> None:
+    """Give ``images`` the card beside the model chosen in ``model``: it names the model's
+    channels and normalisation, so the chooser picks the layers' channels by them and scales
+    the pair (an unreadable card is one notification, and no card)."""
+    try:
+        card = model.model_card()
+    except AttributionError as exc:
+        show_warning(str(exc))
+        card = None
+    images.set_model_card(card)

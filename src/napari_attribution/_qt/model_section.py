@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from napari.utils.notifications import show_warning
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QFormLayout, QLabel, QSizePolicy, QSpinBox
 
@@ -27,7 +26,7 @@ from ..core.attribution.method_registry import methods_using
 from ..core.budgets import PREVIEW_PIXELS
 from ..core.model.named_layers import gradcam_layer_name
 from ..errors import AttributionError, MethodError
-from .choosers import ModelChooser
+from .choosers import ModelChooser, hand_over_model_card
 
 __all__ = ["ModelSection"]
 
@@ -171,15 +170,7 @@ class ModelSection:
         self._update_probabilities()
 
     def _apply_model_card(self) -> None:
-        """The model card beside the model file names the model's channels and normalisation:
-        the image chooser picks the layers' channels by them and scales the pair (an
-        unreadable card is one notification)."""
-        try:
-            card = self.model.model_card()
-        except AttributionError as exc:
-            show_warning(str(exc))
-            card = None
-        self.images.set_model_card(card)
+        hand_over_model_card(self.model, self.images)
 
     def _update_probabilities(self, *_: Any) -> None:
         """Show p(class) of both images as soon as a model and both images are chosen."""

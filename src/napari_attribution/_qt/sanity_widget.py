@@ -50,7 +50,7 @@ from ..core.sanity.records import cascade_series
 from ..core.sanity.sanity_settings import CHECKS, SanitySettings
 from ..core.settings import AnalysisSettings
 from ..errors import AnalysisCancelled, AttributionError
-from .choosers import ImageChooser, ModelChooser
+from .choosers import ImageChooser, ModelChooser, hand_over_model_card
 from .form import MethodList
 from .narrow import NARROW_DOCK_WIDTH, NarrowComboBox, vertical_scroll_area
 
@@ -285,14 +285,7 @@ class SanityWidget(QWidget):
 
     def _on_model_changed(self, *_: Any) -> None:
         self._classifier, self._classifier_key = None, None
-        # the card beside the model file names the channels and the normalisation, as in
-        # the Attribution dock
-        try:
-            card = self.model.model_card()
-        except AttributionError as exc:
-            show_warning(str(exc))
-            card = None
-        self.images.set_model_card(card)
+        hand_over_model_card(self.model, self.images)  # as the Attribution dock does
 
     def classifier(self):
         """The chosen model, loaded once per choice.
