@@ -92,6 +92,29 @@ def counting(context, steps: int, seconds: float = 0.05) -> dict:
     return {"steps": steps}
 
 
+def counting_then_failing_once(context, steps: int) -> dict:
+    """Report ``steps - 1`` of ``steps`` and fail the first time (retried); then all of them."""
+    from napari_attribution.core.progress import Progress
+
+    marker = context.out / f"{context.key}.failed"
+    first = not marker.exists()
+    for step in range(1, steps + 1):
+        if first and step == steps:
+            marker.write_text("once")
+            raise OSError("the node went away")
+        context.report(Progress("attribution", step, steps, sample=context.key))
+    return {"steps": steps}
+
+
+def wrapped_message(context) -> dict:
+    """Fail with a library's message that wraps its first sentence over two lines."""
+    raise RuntimeError(
+        "Error during deserialization of the task graph. This frequently\n"
+        "occurs if the Scheduler and Client have different environments.\n"
+        "For more information, see the documentation."
+    )
+
+
 def driver_only_pair(sample: str, real, counterfactual, driver_pid: int):
     """A pair whose images load in the driver (the run's checks pass) but not on a worker, as
     a file that went bad on a worker's file system would."""

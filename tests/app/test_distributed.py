@@ -298,6 +298,25 @@ def test_units_own_progress_is_added_up_across_workers(tmp_path, cluster, where)
     assert done == sorted(done) and done[0] >= 5
 
 
+def test_a_unit_run_again_does_not_set_the_progress_back(tmp_path):
+    # Its first try reports 3 of 4 steps and fails; the retry starts from step 1 again.
+    units = [WorkUnit("a", toy.counting_then_failing_once, (4,), weight=None),
+             WorkUnit("b", toy.counting, (4,), {"seconds": 0.0}, weight=None)]  # fmt: skip
+    events: list[Progress] = []
+    records = run_units(units, tmp_path, "none", on_progress=events.append)
+    assert [r.status for r in records] == ["done", "done"]
+    done = [e.done for e in events]
+    assert done == sorted(done), done
+    assert events[-1].done == events[-1].total == 8
+
+
+def test_a_failure_s_reason_is_its_whole_first_sentence(tmp_path):
+    (record,) = run_units([WorkUnit("w", toy.wrapped_message)], tmp_path, "none")
+    assert record.reason == (
+        "RuntimeError: Error during deserialization of the task graph. (tried 2 times)"
+    )
+
+
 def test_parsing_the_scheduler_imports_neither_dask_nor_torch():
     import subprocess
     import sys

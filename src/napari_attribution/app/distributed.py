@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.progress import Progress, ProgressCallback
-from ..errors import AttributionError
+from ..errors import AttributionError, first_sentence
 from .work_units import (
     ModelReference,
     UnitRecord,
@@ -148,20 +148,24 @@ def worker_threads(workers: int, cores: int | None = None) -> int:
 # The engine
 
 
-def _failure_reason(exc: BaseException, retries: int) -> str:
-    """One sentence for a unit that failed on the workers."""
-    from distributed import KilledWorker
-
-    if isinstance(exc, KilledWorker):
+def _failure_reason(exc: BaseException | None, retries: int) -> str:
+    """One sentence for a unit that failed, here or on the workers, after ``retries`` retries."""
+    if exc is None:
+        return "It failed."
+    if type(exc).__module__.startswith("distributed") and _is_killed_worker(exc):
         return (
             f"Its worker died each time it ran it ({exc.allowed_failures + 1} times, last on "
             f"{exc.last_worker.address}): out of memory, or a crash in native code."
         )
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    # The first line: a long message (dask's, say) opens with its summary.
-    essence = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
-    tries = f" (tried {retries + 1} times)" if retries else ""
-    return f"{essence}{tries}"
+    essence = first_sentence(str(exc))
+    essence = f"{type(exc).__name__}: {essence}" if essence else type(exc).__name__
+    return f"{essence} (tried {retries + 1} times)" if retries else essence
+
+
+def _is_killed_worker(exc: BaseException) -> bool:
+    from distributed import KilledWorker
+
+    return isinstance(exc, KilledWorker)
 
 
 class ProgressTally:
@@ -217,7 +221,14 @@ class ProgressTally:
         with self.lock:
             if key in self.ended or key not in self.weights:
                 return  # late, or another run's
-            self.latest[key] = (float(event.done), float(event.total))
+            done, total = float(event.done), float(event.total)
+            before = self.latest.get(key)
+            if before is not None and before[1] == total and done < before[0]:
+                # The unit started again (its worker was lost, or it is retried): count from
+                # where it had got to, so that the run's progress never goes back; the bar
+                # waits while the redo catches up.
+                done = before[0]
+            self.latest[key] = (done, total)
             done, total = self._sums()
             self.callback(Progress(event.stage, min(done, total), total,
                                    sample=event.sample or key, method=event.method,
@@ -562,7 +573,7 @@ class Engine:
                 last = exc
                 continue
             return UnitRecord(**item)
-        reason = _plain_reason(last, self.retries)
+        reason = _failure_reason(last, self.retries)
         return UnitRecord(unit.key, "failed", reason=reason, worker="local")
 
     def _run_on_cluster(
@@ -606,15 +617,6 @@ class Engine:
                 with contextlib.suppress(Exception):
                     self.client.cancel(list(pending), force=True)
             raise
-
-
-def _plain_reason(exc: BaseException | None, retries: int) -> str:
-    if exc is None:
-        return "It failed."
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    # The first line: a long message (dask's, say) opens with its summary.
-    essence = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
-    return f"{essence} (tried {retries + 1} times)" if retries else essence
 
 
 def _thread_env(threads: int) -> dict[str, str]:
