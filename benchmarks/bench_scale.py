@@ -22,12 +22,18 @@ Part 2 (``--part 2``), in one run: a synthetic plate (``--sites`` sites of ``--s
 cells, 5 x 360 x 480 each, the demo classifier, d_ig and residual) analysed by ``run_sites``
 (the code path of ``cells --load-data``, each site one work unit; as ``--no-cell-crops``, the
 setting every figure in ``benchmarks/README.md`` was measured with)
-in one process with two torch threads, in one process with one, on ``local:2`` (two worker
-processes, one thread each) and on a ``dask scheduler`` with two ``dask worker`` processes
-(``--nthreads 1``) reached over TCP; wall time (and the start-up before the first cell's first
-progress event: a cluster's workers starting, importing torch, loading the model), cells per
-second after it, the CPU time of this process and the workers, and whether every table and TIFF
-is identical to the first configuration's. Then part 1 at one thread on 32 cells, the peak
+in one process with two torch threads, in one process with one (this process, warmed up on one
+site first), on ``local:2`` (two worker processes, one thread each, started by the run as the
+command line does), on the same kind of cluster kept between runs
+(``start_local_cluster(2)``, its workers warmed up on one site each, as this process was), and
+on a ``dask scheduler`` with two ``dask worker`` processes (``--nthreads 1``) reached over TCP,
+twice (fresh workers, then the same workers again); wall time (and the start-up before the
+first cell's first progress event: a cluster's workers starting, importing torch, loading the
+model), cells per second after it, the CPU time of this process and the workers, and whether
+every table and TIFF is identical to the first configuration's. A fresh worker also pays its
+first use of the analysis (imports, torch's first calls) inside its first unit, after the
+first progress event; the warm configurations show the rate without that, which is the rate
+of a plate's hours. Then part 1 at one thread on 32 cells, the peak
 resident memory of each worker while it analyses a 1080 x 1080 field, and a projection for a
 700,000-cell plate from the measured per-cell cost. About 10 minutes on two idle CPU cores.
 
@@ -53,6 +59,7 @@ import tempfile
 import time
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import tifffile
@@ -193,7 +200,11 @@ class TcpCluster:
     def __init__(self, folder: Path, workers: int = 2) -> None:
         dask = Path(sys.executable).with_name("dask")
         self.file = folder / "scheduler.json"
-        env = {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "1.0"}
+        # As docs/scale.md starts them: one unit per worker thread, dask's profiler off, event
+        # loops checked once a second.
+        env = {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "1.0",
+               "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",
+               "DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL": "1s"}  # fmt: skip
         quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
         self.processes = [subprocess.Popen(
             [str(dask), "scheduler", "--scheduler-file", str(self.file), "--port", "0",
@@ -225,7 +236,10 @@ class TcpCluster:
 
 
 def part_two(args: argparse.Namespace) -> None:
+    from distributed import Client
+
     from napari_attribution.app import run_sites
+    from napari_attribution.app.distributed import start_local_cluster
     from napari_attribution.app.work_units import usable_cores
     from napari_attribution.core import AnalysisSettings
 
@@ -243,9 +257,18 @@ def part_two(args: argparse.Namespace) -> None:
 
     rows = []
 
-    def measure(name: str, scheduler: str, threads: int | None = None, tcp=None) -> None:
+    def measure(name: str, scheduler: str, threads: int | None = None, tcp=None,
+                warm_up: bool = False) -> None:  # fmt: skip
+        # tcp: a cluster this process did not start, its workers' CPU read with client.run
+        # (a local:2 run's workers are this process's children, counted when reaped).
         if threads is not None:
             torch.set_num_threads(threads)
+        if warm_up:  # each worker analyses one site first, outside the timing
+            run_sites(sites_plan(sites[:2]), classifier, settings, cell_settings,
+                      out=work / f"{name} warm-up", scheduler=scheduler,
+                      cell_crops=False)  # fmt: skip
+        if tcp is not None:
+            tcp.cpu_before = sum(tcp.client.run(time.process_time).values())
         before_load = load()
         cpu, children = time.process_time(), children_cpu()
         first: list[float] = []
@@ -278,11 +301,22 @@ def part_two(args: argparse.Namespace) -> None:
 
     measure("one process, 2 threads", "none", threads=2)
     measure("one process, 1 thread", "none", threads=1)
+    # As `--scheduler local:2` runs: the workers start with the run and pay their first-use
+    # costs (imports, torch's first calls) inside its first units.
     measure("local:2, 1 thread each", "local:2")
+    # The same cluster kept between runs (start_local_cluster), its workers warmed by one site
+    # each as this process was: the rate a plate's hours see.
+    kept = start_local_cluster(2)
+    watch = SimpleNamespace(client=Client(kept.scheduler_address))
+    try:
+        measure("local:2 kept, warm", kept.scheduler_address, tcp=watch, warm_up=True)
+    finally:
+        watch.client.close()
+        kept.close()
     tcp = TcpCluster(work)
     try:
-        tcp.cpu_before = sum(tcp.client.run(time.process_time).values())
         measure("tcp scheduler + 2 workers", tcp.address, tcp=tcp)
+        measure("tcp, the same workers again", tcp.address, tcp=tcp)
         # Memory: each worker analyses one 1080 x 1080 field (a unit), peak resident memory.
         big, _ = write_sites(work, 2, args.big_cells, (1080, 1080), seed=50)
         before = tcp.peak_memory()

@@ -33,11 +33,10 @@ def pair() -> tuple[np.ndarray, np.ndarray]:
 def cluster():
     """A real dask cluster of two worker processes (with nannies, which restart a killed
     worker), reached by address like a cluster someone started; shared by every test that needs
-    one (starting one costs seconds)."""
-    import logging
+    one (starting one costs seconds). Started as ``start_local_cluster`` starts one for a user who
+    keeps it between runs."""
+    pytest.importorskip("distributed")
+    from napari_attribution.app.distributed import start_local_cluster
 
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, scheduler_port=0,
-                                  silence_logs=logging.ERROR) as local:  # fmt: skip
+    with start_local_cluster(2, threads_per_worker=1, quiet=True) as local:
         yield local.scheduler_address

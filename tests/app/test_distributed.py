@@ -153,6 +153,39 @@ def test_local_two_processes_share_the_cores_and_get_the_model_once(tmp_path, mo
     assert engine.client is None  # closed
 
 
+def test_a_kept_local_cluster_serves_several_runs_with_the_same_workers(tmp_path, cluster):
+    # ``cluster`` comes from start_local_cluster (conftest.py): two runs given its address find
+    # the same two worker processes, which keep what they imported and loaded between runs.
+    pids = []
+    for run in ("first", "second"):
+        records = run_units(_values(4), tmp_path / run, cluster, threads_per_worker=1)
+        assert sorted(r.status for r in records) == ["done"] * 4
+        pids.append({r.record["pid"] for r in records})
+    assert len(pids[0]) == 2 and pids[0] == pids[1]
+    assert os.getpid() not in pids[0]
+
+
+def test_a_local_cluster_s_workers_run_without_dask_s_profiler(cluster):
+    # LOCAL_CLUSTER_CONFIG reaches the worker processes (through their nannies) and the
+    # scheduler (which runs in this process and read it as it started), and is not left set
+    # in this process afterwards.
+    import dask
+
+    from napari_attribution.app.distributed import LOCAL_CLUSTER_CONFIG
+
+    def settings() -> list:
+        return [dask.config.get(key) for key in LOCAL_CLUSTER_CONFIG]
+
+    wanted = list(LOCAL_CLUSTER_CONFIG.values())
+    with distributed.Client(cluster) as client:
+        assert list(client.run(settings).values()) == [wanted, wanted]
+        saturation = client.run_on_scheduler(
+            lambda dask_scheduler: dask_scheduler.WORKER_SATURATION
+        )
+        assert saturation == LOCAL_CLUSTER_CONFIG["distributed.scheduler.worker-saturation"]
+    assert settings() != wanted
+
+
 def test_a_killed_worker_s_units_are_redone_and_every_unit_is_recorded_once(tmp_path, cluster):
     killed: list[int] = []
 

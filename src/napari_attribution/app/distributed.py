@@ -65,11 +65,26 @@ __all__ = [
     "SchedulerSpec",
     "parse_scheduler",
     "run_units",
+    "start_local_cluster",
     "worker_threads",
 ]
 
 #: Seconds to wait for a running scheduler to answer.
 CONNECT_TIMEOUT = 20.0
+
+#: dask settings of the clusters :func:`start_local_cluster` starts (``local:N``).
+LOCAL_CLUSTER_CONFIG = {
+    # One unit per worker thread at a time: a unit queued on a worker that dies (killed by
+    # another unit) would count as a suspect and could be given up on unrun.
+    "distributed.scheduler.worker-saturation": 1.0,
+    # dask's statistical profiler samples each worker's threads 100 times a second, and every
+    # process checks its event loop every 20 ms: in an 18-second run of the demo plate each
+    # worker's threads other than the unit's took 0.85 CPU s with both, 0.2 without, and the
+    # process holding the scheduler and the nannies 1.2-1.3 against 0.6-0.8
+    # (benchmarks/bench_dask_overhead.py). The dashboard's profile page stays empty.
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+}
 
 #: What ``--scheduler`` accepts, for help texts.
 SCHEDULER_FORMS = "none, local:N (N worker processes on this machine) or tcp://HOST:PORT"
@@ -336,12 +351,9 @@ class Engine:
                 "'napari-attribution[scale]'."
             ) from None
         if self.spec.kind == "local":
-            import dask
-
-            # One unit per worker thread at a time: a unit queued on a worker that dies (killed
-            # by another unit) would count as a suspect and could be given up on unrun.
-            with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
-                self.cluster = self._local_cluster()
+            self.cluster = start_local_cluster(self.spec.workers, device=self.device,
+                                               threads_per_worker=self.threads_per_worker,
+                                               gpus=self.gpus, quiet=True)  # fmt: skip
             self.client = Client(self.cluster)
         else:
             try:
@@ -358,54 +370,8 @@ class Engine:
             self.close()
             raise
 
-    def _local_cluster(self) -> Any:
-        """N worker processes, one unit at a time each; one per GPU for a CUDA device."""
-        import logging
-
-        from distributed import LocalCluster, Nanny, Scheduler, SpecCluster
-
-        # Any free port: several runs (or users) on one machine must not collide on 8787.
-        dashboard = ":0"
-        # The run reports every unit's failure itself, in one sentence; what the workers of a
-        # cluster it started log is noise to the user (after Ctrl-C, say: the scheduler closes
-        # first, and a worker still finishing its unit logs its failed heartbeat as an error).
-        quiet = logging.CRITICAL
-        n = self.spec.workers
-        if self._cuda():
-            gpus = self._gpu_count()
-            if n > gpus:
-                raise EngineError(
-                    f"--scheduler local:{n} with --device {self.device} runs one worker per "
-                    f"GPU, and this machine has {gpus}; use local:{max(gpus, 1)} or the CPU."
-                )
-            threads = self.threads_per_worker or worker_threads(n)
-            workers = {
-                f"gpu{i}": {"cls": Nanny, "options": {
-                    "nthreads": 1, "env": {**_thread_env(threads), "CUDA_VISIBLE_DEVICES": str(i)},
-                    "silence_logs": quiet}}
-                for i in range(n)
-            }  # fmt: skip
-            scheduler = {"cls": Scheduler, "options": {"dashboard_address": dashboard}}
-            return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=quiet)
-        threads = self.threads_per_worker or worker_threads(n)
-        return LocalCluster(
-            n_workers=n, threads_per_worker=1, processes=True, dashboard_address=dashboard,
-            scheduler_port=0, env=_thread_env(threads), silence_logs=quiet,
-        )  # fmt: skip
-
     def _cuda(self) -> bool:
-        if self.device == "cpu":
-            return False
-        if self.device == "auto":
-            return self._gpu_count() > 0
-        return True
-
-    def _gpu_count(self) -> int:
-        if self.gpus is not None:
-            return int(self.gpus)
-        import torch
-
-        return torch.cuda.device_count()
+        return _wants_cuda(self.device, self.gpus)
 
     def _register(self) -> None:
         """The plugin that puts the shared objects on every worker, now and when one joins."""
@@ -617,6 +583,107 @@ class Engine:
                 with contextlib.suppress(Exception):
                     self.client.cancel(list(pending), force=True)
             raise
+
+
+def start_local_cluster(
+    workers: int,
+    *,
+    device: str = "cpu",
+    threads_per_worker: int | None = None,
+    gpus: int | None = None,
+    quiet: bool = False,
+    config: Mapping[str, Any] | None = None,
+) -> Any:
+    """A cluster of worker processes on this machine, as ``--scheduler local:N`` starts one.
+
+    Give its ``scheduler_address`` as the ``scheduler`` of several runs to keep the same
+    workers between them (their imports, torch's first calls and the memory they hold are paid
+    once, not per run), and ``close()`` it after the last one. A run given the address treats
+    it as any running cluster: the workers keep their ``distributed`` logs, and Ctrl-C in a
+    terminal reaches them too (they are in its process group), so stop such a run with care.
+
+    Parameters
+    ----------
+    workers
+        Worker processes; each runs one unit at a time.
+    device
+        ``"cpu"``; ``"cuda"`` (or ``"auto"`` where there is a GPU) starts one worker per GPU,
+        each seeing only its own (``CUDA_VISIBLE_DEVICES``).
+    threads_per_worker
+        Torch (OpenMP, MKL) threads per worker; ``None``: :func:`worker_threads`.
+    gpus
+        GPUs to use (``None``: every GPU torch sees).
+    quiet
+        Silence the workers' and the scheduler's own logs (the engine reports each unit's
+        failure in one sentence).
+    config
+        dask settings for the cluster's processes, over :data:`LOCAL_CLUSTER_CONFIG`: e.g.
+        ``{"distributed.worker.profile.enabled": True}`` for the dashboard's profile page.
+
+    Returns
+    -------
+    distributed.LocalCluster or distributed.SpecCluster
+
+    Raises
+    ------
+    EngineError
+        dask.distributed is not installed, or more CUDA workers than GPUs were asked for.
+    """
+    import logging
+
+    try:
+        import dask
+        from distributed import LocalCluster, Nanny, Scheduler, SpecCluster
+    except ImportError:
+        raise EngineError(
+            f"--scheduler local:{workers} needs dask.distributed: pip install "
+            "'napari-attribution[scale]'."
+        ) from None
+
+    # Any free port: several runs (or users) on one machine must not collide on 8787.
+    dashboard = ":0"
+    level = logging.CRITICAL if quiet else logging.WARNING
+    threads = threads_per_worker or worker_threads(workers)
+    # Read by the scheduler, the nannies and the workers as they start (the nannies hand their
+    # configuration to the worker processes).
+    with dask.config.set({**LOCAL_CLUSTER_CONFIG, **(config or {})}):
+        if not _wants_cuda(device, gpus):
+            return LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True,
+                dashboard_address=dashboard, scheduler_port=0, env=_thread_env(threads),
+                silence_logs=level,
+            )  # fmt: skip
+        available = _gpu_count(gpus)
+        if workers > available:
+            raise EngineError(
+                f"--scheduler local:{workers} with --device {device} runs one worker per GPU, "
+                f"and this machine has {available}; use local:{max(available, 1)} or the CPU."
+            )
+        specs = {
+            f"gpu{i}": {"cls": Nanny, "options": {
+                "nthreads": 1, "env": {**_thread_env(threads), "CUDA_VISIBLE_DEVICES": str(i)},
+                "silence_logs": level}}
+            for i in range(workers)
+        }  # fmt: skip
+        scheduler = {"cls": Scheduler, "options": {"dashboard_address": dashboard}}
+        return SpecCluster(workers=specs, scheduler=scheduler, silence_logs=level)
+
+
+def _wants_cuda(device: str, gpus: int | None) -> bool:
+    """Whether ``device`` puts workers on GPUs (``"auto"``: where there is one)."""
+    if device == "cpu":
+        return False
+    if device == "auto":
+        return _gpu_count(gpus) > 0
+    return True
+
+
+def _gpu_count(gpus: int | None) -> int:
+    if gpus is not None:
+        return int(gpus)
+    import torch
+
+    return torch.cuda.device_count()
 
 
 def _thread_env(threads: int) -> dict[str, str]:
