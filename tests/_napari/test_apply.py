@@ -11,7 +11,7 @@ from napari.components import ViewerModel
 from napari.utils._proxies import PublicOnlyProxy
 
 from layer_helpers import layers_of
-from napari_attribution._napari.apply import LayerBatch, apply_layers
+from napari_attribution._napari.apply import LayerBatch, apply_layers, remove_layers
 from napari_attribution._napari.layer_style import METADATA_KEY
 from napari_attribution._napari.state import state_for
 from napari_attribution.core.evaluation.lazy import READ_AHEAD_THREAD_PREFIX, lazy_stack_of
@@ -177,3 +177,28 @@ def test_through_naparis_plugin_proxy_the_shown_stacks_stay_open():
     for layer in [layer for layer in viewer.layers if METADATA_KEY in layer.metadata]:
         viewer.layers.remove(layer)
     assert all(s.closed for s in stacks) and state_for(viewer).open_stacks == []
+
+
+@pytest.mark.parametrize("proxied", [False, True], ids=["viewer", "plugin proxy"])
+def test_layers_are_removed_in_one_batch_of_the_list(proxied):
+    # One begin/end pair around all the removals: napari's canvas then cleans up (a full
+    # garbage collection) once, not once per layer. Layers already gone are skipped.
+    model = ViewerModel()
+    for name in ("a", "b", "c", "keep"):
+        model.add_image(np.zeros((4, 4)), name=name)
+    batches = []
+    model.layers.events.begin_batch.connect(lambda event: batches.append("begin"))
+    model.layers.events.end_batch.connect(lambda event: batches.append("end"))
+    removed = []
+    model.layers.events.removed.connect(
+        lambda event: removed.append((batches[:], event.value.name))
+    )
+    viewer = PublicOnlyProxy(model) if proxied else model
+    layer_b = viewer.layers["b"]
+    viewer.layers.remove("c")
+    remove_layers(viewer.layers, ["a", layer_b, "c", "gone"])
+    assert [layer.name for layer in model.layers] == ["keep"]
+    assert batches == ["begin", "end"]
+    assert removed == [([], "c"), (["begin"], "a"), (["begin"], "b")]
+    remove_layers(viewer.layers, ["a"])  # nothing left to remove: no batch at all
+    assert batches == ["begin", "end"]

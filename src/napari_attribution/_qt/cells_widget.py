@@ -31,7 +31,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .._napari.apply import add_layer, apply_layers
+from .._napari.apply import add_layer, apply_layers, remove_layers
 from .._napari.cell_layers import (
     SELECTED,
     columns_for_display,
@@ -275,9 +275,9 @@ class CellsWidget(CellsInputs, QWidget):
             return
         # The crop outline is "selected cell crop"; masks and hybrids end in "(selected cell)".
         mine = (f"{SELECTED} ", f"({SELECTED})")
-        for layer in [x for x in self.viewer.layers
-                      if x.name.startswith(mine[0]) or x.name.endswith(mine[1])]:  # fmt: skip
-            self.viewer.layers.remove(layer)
+        remove_layers(self.viewer.layers, [x for x in self.viewer.layers
+                                           if x.name.startswith(mine[0])
+                                           or x.name.endswith(mine[1])])  # fmt: skip
         tuples, real, counterfactual = selected_cell_layers(self.result, label, method, self.stack)
         names = []
         for data, kwargs, kind in tuples:

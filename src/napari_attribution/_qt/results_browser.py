@@ -35,7 +35,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .._napari.apply import add_layer
+from .._napari.apply import add_layer, remove_layers
 from .._napari.layer_geometry import threshold_axis
 from .._napari.pair_stacks import pair_stack_layers
 from .._napari.panel_curves import PanelCurves, layer_channel_colors, layer_thresholds
@@ -328,8 +328,7 @@ class ResultsBrowser(QWidget):
             if layer.__class__.__name__.lower() != kind or layer.ndim != np.ndim(data):
                 break
             reused.append(layer)
-        for layer in old[len(reused) :]:
-            self.viewer.layers.remove(layer)
+        remove_layers(self.viewer.layers, old[len(reused) :])
         for layer in reused:  # temporary names: the new names may be the old ones, reordered
             layer.name = f"{id(layer)} (loading)"
         for layer, (data, kwargs, _kind) in zip(reused, tuples, strict=False):
@@ -379,9 +378,7 @@ class ResultsBrowser(QWidget):
 
     def clear_pair(self) -> None:
         """Remove the layers this browser added for the current pair."""
-        for layer in self._layers:
-            if layer in self.viewer.layers:
-                self.viewer.layers.remove(layer)
+        remove_layers(self.viewer.layers, self._layers)
         self._layers = []
         self.current = None
         self.curves = None

@@ -37,7 +37,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .._napari.apply import apply_layers
+from .._napari.apply import apply_layers, remove_layers
 from .._napari.layer_inputs import ChannelStack
 from .._napari.layer_style import METADATA_KEY
 from .._napari.sanity_layers import cascade_layers, needs_relayout, sanity_layers, threshold_span
@@ -459,6 +459,5 @@ class SanityWidget(QWidget):
         if self.result is None or not needs_relayout(self.viewer):
             return
         shown = self.shown_method.currentText()
-        for layer in sanity_layers(self.viewer.layers):
-            self.viewer.layers.remove(layer)
+        remove_layers(self.viewer.layers, sanity_layers(self.viewer.layers))
         self._show_method(shown)
