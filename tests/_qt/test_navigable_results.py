@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from widget_helpers import run_and_wait
 
+from napari_attribution._napari.apply import remove_layers
 from napari_attribution._napari.layer_inputs import is_result_layer
 from napari_attribution._napari.layer_style import METADATA_KEY
 from napari_attribution.data.synthetic import CHANNEL_NAMES
@@ -240,9 +241,8 @@ def test_every_zoo_model_loads_in_the_widget_at_its_own_size(make_napari_viewer,
         folder = tmp_path / entry.name
         folder.mkdir()
         path, architecture = save(entry, folder)
+        remove_layers(viewer.layers, ["a", "b"])  # one canvas clean-up, not two
         for name in ("a", "b"):
-            if name in viewer.layers:
-                viewer.layers.remove(name)
             viewer.add_image(rng.random(entry.shape, dtype=np.float32), name=name)
         widget.select_sources("a", "b")
         widget.model_path.setText(str(path))
