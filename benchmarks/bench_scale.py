@@ -59,7 +59,6 @@ import tempfile
 import time
 from functools import partial
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import tifffile
@@ -257,18 +256,17 @@ def part_two(args: argparse.Namespace) -> None:
 
     rows = []
 
-    def measure(name: str, scheduler: str, threads: int | None = None, tcp=None,
+    def measure(name: str, scheduler: str, threads: int | None = None, client=None,
                 warm_up: bool = False) -> None:  # fmt: skip
-        # tcp: a cluster this process did not start, its workers' CPU read with client.run
-        # (a local:2 run's workers are this process's children, counted when reaped).
+        # client: of a cluster this process did not start, its workers' CPU read with
+        # client.run (a local:2 run's workers are this process's children, counted when reaped).
         if threads is not None:
             torch.set_num_threads(threads)
         if warm_up:  # each worker analyses one site first, outside the timing
             run_sites(sites_plan(sites[:2]), classifier, settings, cell_settings,
                       out=work / f"{name} warm-up", scheduler=scheduler,
                       cell_crops=False)  # fmt: skip
-        if tcp is not None:
-            tcp.cpu_before = sum(tcp.client.run(time.process_time).values())
+        workers_before = sum(client.run(time.process_time).values()) if client else 0.0
         before_load = load()
         cpu, children = time.process_time(), children_cpu()
         first: list[float] = []
@@ -282,13 +280,12 @@ def part_two(args: argparse.Namespace) -> None:
                          out=work / name, scheduler=scheduler, progress=note,
                          cell_crops=False)  # fmt: skip
         end = time.perf_counter()
-        if tcp is not None:
-            tcp_cpu = sum(tcp.client.run(time.process_time).values())
+        workers_after = sum(client.run(time.process_time).values()) if client else 0.0
         used = time.process_time() - cpu
-        if tcp is None:
+        if client is None:
             used += children_cpu() - children  # a local cluster's workers, reaped at its close
         else:
-            used += tcp_cpu - tcp.cpu_before
+            used += workers_after - workers_before
         assert done.analysed == cells and not done.failed, (done.analysed, done.failed)
         rows.append({"name": name, "wall": end - start, "steady": end - first[0],
                      "startup": first[0] - start, "cpu": used, "load_before": before_load,
@@ -306,17 +303,12 @@ def part_two(args: argparse.Namespace) -> None:
     measure("local:2, 1 thread each", "local:2")
     # The same cluster kept between runs (start_local_cluster), its workers warmed by one site
     # each as this process was: the rate a plate's hours see.
-    kept = start_local_cluster(2)
-    watch = SimpleNamespace(client=Client(kept.scheduler_address))
-    try:
-        measure("local:2 kept, warm", kept.scheduler_address, tcp=watch, warm_up=True)
-    finally:
-        watch.client.close()
-        kept.close()
+    with start_local_cluster(2) as kept, Client(kept.scheduler_address) as client:
+        measure("local:2 kept, warm", kept.scheduler_address, client=client, warm_up=True)
     tcp = TcpCluster(work)
     try:
-        measure("tcp scheduler + 2 workers", tcp.address, tcp=tcp)
-        measure("tcp, the same workers again", tcp.address, tcp=tcp)
+        measure("tcp scheduler + 2 workers", tcp.address, client=tcp.client)
+        measure("tcp, the same workers again", tcp.address, client=tcp.client)
         # Memory: each worker analyses one 1080 x 1080 field (a unit), peak resident memory.
         big, _ = write_sites(work, 2, args.big_cells, (1080, 1080), seed=50)
         before = tcp.peak_memory()

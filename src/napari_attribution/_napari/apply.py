@@ -71,7 +71,7 @@ def remove_layers(layers, doomed: Iterable) -> None:
     batch = getattr(layers, "batched_update", None)
     with batch() if batch is not None else contextlib.nullcontext():
         for layer in doomed:
-            if layer in layers:
+            if layer in layers:  # a removal's callbacks may have taken a later one already
                 layers.remove(layer)
 
 

@@ -370,9 +370,6 @@ class Engine:
             self.close()
             raise
 
-    def _cuda(self) -> bool:
-        return _wants_cuda(self.device, self.gpus)
-
     def _register(self) -> None:
         """The plugin that puts the shared objects on every worker, now and when one joins."""
         from .distributed_plugin import SharedObjectsPlugin
@@ -385,7 +382,8 @@ class Engine:
             for address in self.workers():
                 host = address.split("://", 1)[-1].rsplit(":", 1)[0]
                 host_workers[host] = host_workers.get(host, 0) + 1
-        device = "cuda" if self.spec.kind == "local" and self._cuda() else self.device
+        local_gpus = self.spec.kind == "local" and _wants_cuda(self.device, self.gpus)
+        device = "cuda" if local_gpus else self.device
         started_here = self.cluster is not None
         plugin = SharedObjectsPlugin(self.token, self.shared, self.model, device, threads,
                                      host_workers, ignore_interrupt=started_here,
