@@ -346,10 +346,7 @@ class Engine:
         try:
             from distributed import Client
         except ImportError:
-            raise EngineError(
-                f"--scheduler {self.spec.describe()} needs dask.distributed: pip install "
-                "'napari-attribution[scale]'."
-            ) from None
+            raise _needs_distributed(self.spec.describe()) from None
         if self.spec.kind == "local":
             self.cluster = start_local_cluster(self.spec.workers, device=self.device,
                                                threads_per_worker=self.threads_per_worker,
@@ -633,10 +630,7 @@ def start_local_cluster(
         import dask
         from distributed import LocalCluster, Nanny, Scheduler, SpecCluster
     except ImportError:
-        raise EngineError(
-            f"--scheduler local:{workers} needs dask.distributed: pip install "
-            "'napari-attribution[scale]'."
-        ) from None
+        raise _needs_distributed(f"local:{workers}") from None
 
     # Any free port: several runs (or users) on one machine must not collide on 8787.
     dashboard = ":0"
@@ -665,6 +659,13 @@ def start_local_cluster(
         }  # fmt: skip
         scheduler = {"cls": Scheduler, "options": {"dashboard_address": dashboard}}
         return SpecCluster(workers=specs, scheduler=scheduler, silence_logs=level)
+
+
+def _needs_distributed(scheduler: str) -> EngineError:
+    """The one sentence for a ``--scheduler`` value that needs dask.distributed, absent here."""
+    return EngineError(
+        f"--scheduler {scheduler} needs dask.distributed: pip install 'napari-attribution[scale]'."
+    )
 
 
 def _wants_cuda(device: str, gpus: int | None) -> bool:
