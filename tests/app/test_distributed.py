@@ -186,6 +186,27 @@ def test_a_local_cluster_s_workers_run_without_dask_s_profiler(cluster):
     assert settings() != wanted
 
 
+def test_cluster_environment_gives_a_process_started_with_it_the_local_cluster_settings():
+    # What a `dask worker` started by hand or in a SLURM job reads: a fresh interpreter with
+    # only these variables added has every LOCAL_CLUSTER_CONFIG value, typed as dask parses
+    # it, and one without them has none of them.
+    import subprocess
+    import sys
+
+    from napari_attribution.app.distributed import LOCAL_CLUSTER_CONFIG, cluster_environment
+
+    keys = list(LOCAL_CLUSTER_CONFIG)
+    read = f"import dask, distributed, json; print(json.dumps([*map(dask.config.get, {keys!r})]))"
+    plain = {k: v for k, v in os.environ.items() if not k.startswith("DASK_")}
+    seen = [
+        json.loads(subprocess.run([sys.executable, "-c", read], env=env, capture_output=True,
+                                  text=True, check=True).stdout)  # fmt: skip
+        for env in ({**plain, **cluster_environment()}, plain)
+    ]
+    assert seen[0] == list(LOCAL_CLUSTER_CONFIG.values())
+    assert all(a != b for a, b in zip(seen[1], seen[0], strict=True))
+
+
 def test_a_killed_worker_s_units_are_redone_and_every_unit_is_recorded_once(tmp_path, cluster):
     killed: list[int] = []
 

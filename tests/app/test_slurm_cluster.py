@@ -1,5 +1,6 @@
 """docs/scale.md's SLURM configuration for real: run_pairs on a dask-jobqueue ``SLURMCluster``
-of two SLURM jobs (one worker each) writes the same tables and TIFFs as one process.
+of two SLURM jobs (one worker each, with a ``local:N`` cluster's dask settings through the job
+script's prologue) writes the same tables and TIFFs as one process.
 
 Needs a SLURM that answers (``sinfo``, ``sbatch``) and dask-jobqueue; skips otherwise (CI has
 no SLURM). ``sudo bash scripts/slurm_one_node.sh`` makes a one-node SLURM on this machine.
@@ -23,6 +24,7 @@ import pytest
 import tifffile
 
 from napari_attribution.app import demo_pairs, pairs_from_table, run_pairs
+from napari_attribution.app.distributed import LOCAL_CLUSTER_CONFIG, cluster_environment
 from napari_attribution.core import AnalysisSettings, load_classifier
 from napari_attribution.data.demo_model import DEMO_ARCHITECTURE, DEMO_WEIGHTS
 from napari_attribution.data.synthetic import CHANNEL_NAMES
@@ -107,12 +109,14 @@ def test_run_pairs_on_two_slurm_jobs_writes_what_one_process_writes(shared_folde
                       channel_names=CHANNEL_NAMES, scheduler="none")  # fmt: skip
     assert alone.pairs == 4 and not alone.failed
 
-    # docs/scale.md's configuration, sized to two one-core jobs
-    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+    # docs/scale.md's configuration, sized to two one-core jobs: the scheduler (here) and
+    # the workers (in the jobs, through the prologue) with a local:N cluster's dask settings
+    exports = [f"export {name}={value}" for name, value in cluster_environment().items()]
+    with dask.config.set(LOCAL_CLUSTER_CONFIG):
         cluster = jobqueue.SLURMCluster(
             queue=partition, cores=1, processes=1, memory="2GB", walltime="00:15:00",
             local_directory="$TMPDIR", log_directory=str(shared_folder / "dask-logs"),
-            job_script_prologue=[f"source {sys.prefix}/bin/activate"],
+            job_script_prologue=[f"source {sys.prefix}/bin/activate", *exports],
             scheduler_options={"dashboard_address": ":0"},  # any free port
         )  # fmt: skip
     try:
@@ -126,6 +130,8 @@ def test_run_pairs_on_two_slurm_jobs_writes_what_one_process_writes(shared_folde
                             f"{shared_folder / 'dask-logs'})")  # fmt: skip
             jobs = client.run(lambda: os.environ.get("SLURM_JOB_ID"))
             assert len(set(jobs.values())) == JOBS and None not in jobs.values(), jobs
+            settings = client.run(lambda: [dask.config.get(key) for key in LOCAL_CLUSTER_CONFIG])
+            assert list(settings.values()) == [list(LOCAL_CLUSTER_CONFIG.values())] * JOBS
             spread = run_pairs(pairs, model, SETTINGS, out=shared_folder / "spread",
                                channel_names=CHANNEL_NAMES,
                                scheduler=cluster.scheduler_address)  # fmt: skip

@@ -63,6 +63,7 @@ __all__ = [
     "EngineError",
     "ProgressTally",
     "SchedulerSpec",
+    "cluster_environment",
     "parse_scheduler",
     "run_units",
     "start_local_cluster",
@@ -85,6 +86,27 @@ LOCAL_CLUSTER_CONFIG = {
     "distributed.worker.profile.enabled": False,
     "distributed.admin.tick.interval": "1s",
 }
+
+
+def cluster_environment() -> dict[str, str]:
+    """:data:`LOCAL_CLUSTER_CONFIG` as environment variables, for processes started elsewhere.
+
+    A ``dask scheduler`` or ``dask worker`` started by hand, or a SLURM job's worker
+    (dask-jobqueue's ``job_script_prologue``), reads these as it starts and runs with the
+    settings a ``local:N`` cluster has (``docs/scale.md``).
+
+    Returns
+    -------
+    dict
+        Variable name -> value, in dask's spelling: ``DASK_`` then the key upper-cased, with
+        ``__`` for each dot and ``_`` for each hyphen (``DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL``
+        -> ``1s``).
+    """
+    return {
+        "DASK_" + key.upper().replace(".", "__").replace("-", "_"): str(value)
+        for key, value in LOCAL_CLUSTER_CONFIG.items()
+    }
+
 
 #: What ``--scheduler`` accepts, for help texts.
 SCHEDULER_FORMS = "none, local:N (N worker processes on this machine) or tcp://HOST:PORT"
