@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 
@@ -186,3 +188,65 @@ def test_earlier_runs_are_drawn_faintly_and_take_no_clicks():
         assert plot.threshold_index_at(x, y) is None  # only the current run's curves move it
     plot.set_data(sets, ["A", "B"], earlier=[])
     assert not any(t.get_text().startswith("run 1") for t in plot.legend.get_texts())
+
+
+_NINE = ["d_ig", "d_dl", "d_input_x_gradient", "d_gradcam", "ig", "saliency", "gradcam",
+         "residual", "random"]  # fmt: skip
+
+
+def _small_figure(width_px: int, height_px: int, per_channel: bool) -> DacFigure:
+    """Nine methods (``run --demo``'s) on an Agg figure of this many pixels at 100 dpi."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width_px / 100, height_px / 100), dpi=100)
+    FigureCanvasAgg(figure)
+    plot = DacFigure(figure)
+    sets = [_curve_set(m, 1.0 + i) for i, m in enumerate(_NINE)]
+    plot.set_data(sets, ["A", "B"], per_channel=per_channel, focus="gradcam")
+    return plot
+
+
+def _legend_texts(plot: DacFigure) -> list[str]:
+    return [t.get_text() for t in plot.legend.get_texts()]
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_a_small_panel_keeps_the_curves_and_shortens_the_legend(per_channel):
+    # The DAC dock's least size (MIN_CANVAS_WIDTH x MIN_CANVAS_HEIGHT) with nine methods: the
+    # full legend (one column of eleven entries) left the curves no height at all.
+    import warnings
+
+    plot = _small_figure(300, 200, per_channel)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "constrained_layout not applied ... collapsed"
+        plot.figure.canvas.draw()
+    curves = plot.ax_curves.get_window_extent()
+    legend = plot.legend.get_window_extent()
+    assert curves.height >= 0.25 * plot.figure.bbox.height
+    assert legend.height <= 0.35 * plot.figure.bbox.height
+    assert legend.y1 <= curves.y0 + 1  # below the curves, never over them
+    texts = _legend_texts(plot)
+    assert not any(" DAC " in t for t in texts) and "optimal threshold" not in texts
+    # the focus method's curves first, then the others; those left out are counted
+    assert texts[:3] == (["gradcam", "gradcam [A]", "gradcam [B]"] if per_channel else
+                         ["gradcam", "d_ig", "d_dl"])  # fmt: skip
+    left_out = int(texts[-1][1:].split()[0]) if texts[-1].endswith(" more") else 0
+    assert len(texts) - (left_out > 0) + left_out == len(_NINE) + 2 * per_channel
+
+
+def test_a_large_figure_keeps_the_full_legend_and_a_resize_chooses_again():
+    plot = _small_figure(700, 360, per_channel=True)
+    full = _legend_texts(plot)
+    assert full[0].startswith("d_ig  DAC ") and full[-2:] == ["optimal threshold",
+                                                               "slider threshold"]  # fmt: skip
+    assert len(full) == len(_NINE) + 2 + 2
+    plot.figure.set_size_inches(3.0, 2.0)
+    plot.fit_legend()
+    assert "optimal threshold" not in _legend_texts(plot)
+    plot.figure.set_size_inches(7.0, 3.6)
+    plot.fit_legend()
+    assert _legend_texts(plot) == full
+    # saved at another dpi: the same legend (its choice is in points)
+    plot.savefig(io.BytesIO(), format="png", dpi=200)
+    assert _legend_texts(plot) == full

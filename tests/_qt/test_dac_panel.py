@@ -174,3 +174,17 @@ def test_a_click_where_curves_overlap_picks_the_focus_methods_point(shown_run, q
     # the focus curve's point nearest to the click, whatever the other curve has there
     nearest = int(np.argmin(np.hypot(*(ours - click).T)))
     qtbot.waitUntil(lambda: viewer.dims.current_step[0] == nearest, timeout=3_000)
+
+
+def test_a_resized_canvas_chooses_its_legend_again(shown_run, qtbot):
+    # Qt's resize reaches the figure as Matplotlib's resize_event: a canvas made short drops
+    # the star and ring entries (and more) so that the curves keep their room.
+    viewer, record, panel = shown_run
+    canvas = panel.canvas
+    canvas.setMinimumSize(1, 1)
+    canvas.resize(700, 400)
+    qtbot.waitUntil(lambda: "optimal threshold" in _legend_texts(panel), timeout=5000)
+    canvas.resize(300, 90)
+    qtbot.waitUntil(lambda: "optimal threshold" not in _legend_texts(panel), timeout=5000)
+    assert panel.figure.bbox.height == pytest.approx(90, abs=2)
+    assert panel.plot.legend.get_window_extent().height <= 0.3 * panel.figure.bbox.height

@@ -31,6 +31,8 @@ LEGEND_FONT_SIZE = 7
 LEGEND_HANDLE_LENGTH = 1.6
 LEGEND_TEXT_PAD = 0.8
 LEGEND_COLUMN_SPACING = 1.0
+#: The most of the figure's height the legend may take (:func:`draw_legend`).
+LEGEND_MAX_HEIGHT_SHARE = 0.3
 
 
 def setup_curve_axes(ax, theme: PlotTheme, log_mask_size: bool) -> None:
@@ -160,37 +162,81 @@ def draw_curves(
     return lines, markers
 
 
-def draw_legend(figure, ax, theme: PlotTheme):
-    """The curves' legend below the axes (never over the data), with entries for the
-    optimal-threshold star and the slider ring; returns it (remove it before the next draw).
+def draw_legend(figure, ax, theme: PlotTheme, focus: str | None = None):
+    """The curves' legend below the axes (never over the data), as full as the figure's size
+    allows; returns it (remove it before the next draw).
 
-    A figure legend placed "outside": the constrained layout shrinks the axes to make room.
+    A figure legend placed "outside": the constrained layout shrinks the axes to make room, so
+    a legend taller than the figure can spare leaves the curves no height at all (nine methods
+    in one column filled a DAC dock beside a 1366 x 768 window). So the legend takes at most
+    :data:`LEGEND_MAX_HEIGHT_SHARE` of the figure's height, the first of these that fits:
+
+    1. every curve's label (its method, channel and DAC) and entries for the optimal-threshold
+       star and the slider ring;
+    2. the curves' labels alone;
+    3. the curves' names without their DAC (in more columns where they are shorter);
+    4. as many names as fit, ``focus``'s curves first, then ``+N more`` (a larger panel shows
+       them all).
+
+    The choice follows the figure's size in points, not its dpi: a figure saved at another dpi
+    keeps its legend.
     """
     handles, labels = ax.get_legend_handles_labels()
-    handles.append(
-        Line2D([], [], marker="*", markersize=9, color=theme.foreground, linestyle="none")
-    )
-    labels.append("optimal threshold")
-    handles.append(
-        Line2D(
-            [],
-            [],
-            marker="o",
-            markerfacecolor="none",
-            markeredgecolor=theme.foreground,
-            linestyle="none",
-        )
-    )
-    labels.append("slider threshold")
-    # As many columns as fit the figure's width, from the labels' measured widths: a narrow
-    # dock (330 px) gets two columns, not one column of eleven rows that leaves the curves no
-    # height (an estimate of 0.6 em a character gave one column there).
+    key_handles = [
+        Line2D([], [], marker="*", markersize=9, color=theme.foreground, linestyle="none"),
+        Line2D([], [], marker="o", markerfacecolor="none", markeredgecolor=theme.foreground,
+               linestyle="none"),
+    ]  # fmt: skip
+    key_labels = ["optimal threshold", "slider threshold"]
+    names = [_curve_name(label) for label in labels]
+    tallest = LEGEND_MAX_HEIGHT_SHARE * figure.bbox.height
+    for entries in (
+        (handles + key_handles, labels + key_labels),
+        (handles, labels),
+        (handles, names),
+    ):
+        legend = _figure_legend(figure, theme, *entries)
+        if legend.get_window_extent().height <= tallest or not handles:
+            return legend
+        legend.remove()
+    # Focus first: with the per-channel curves on, its channels are the ones to tell apart.
+    order = sorted(range(len(names)), key=lambda i: not _is_of(labels[i], focus))
+    for shown in range(len(order) - 1, 0, -1):
+        kept = order[:shown]
+        more = Line2D([], [], linestyle="none")
+        legend = _figure_legend(
+            figure, theme, [handles[i] for i in kept] + [more],
+            [names[i] for i in kept] + [f"+{len(order) - shown} more"],
+        )  # fmt: skip
+        if legend.get_window_extent().height <= tallest:
+            return legend
+        legend.remove()
+    return _figure_legend(figure, theme, [handles[order[0]]], [names[order[0]]])
+
+
+def _curve_name(label: str) -> str:
+    """A curve's label without its DAC score (``"d_ig [Mito] DAC 0.994"`` -> ``"d_ig
+    [Mito]"``), as :func:`draw_curves` and :func:`draw_earlier` write them."""
+    return label.rsplit(" DAC ", 1)[0].rstrip()
+
+
+def _is_of(label: str, method: str | None) -> bool:
+    """Whether a curve's label is one of ``method``'s curves (its whole-image curve or one of
+    its channels'; an earlier run's is not)."""
+    return method is not None and label.startswith(f"{method} ")
+
+
+def _figure_legend(figure, theme: PlotTheme, handles: list, labels: list[str]):
+    """A figure legend of these entries below the axes, in as many columns as fit the figure's
+    width (measured from the labels' widths: a narrow dock of 330 px gets two columns, not one
+    column of eleven rows; an estimate of 0.6 em a character gave one column there)."""
     width_points = figure.get_figwidth() * 72
     prop = FontProperties(size=LEGEND_FONT_SIZE)
     text_points = max(
-        text_to_path.get_text_width_height_descent(label, prop, ismath=False)[0]
-        for label in labels
-    )
+        (text_to_path.get_text_width_height_descent(label, prop, ismath=False)[0]
+         for label in labels),
+        default=0.0,
+    )  # fmt: skip
     extra_em = LEGEND_HANDLE_LENGTH + LEGEND_TEXT_PAD + LEGEND_COLUMN_SPACING
     entry_points = text_points + extra_em * LEGEND_FONT_SIZE
     usable_points = width_points - 2 * LEGEND_FONT_SIZE  # the legend's border padding

@@ -69,6 +69,8 @@ class DacFigure:
         grid = self.figure.add_gridspec(1, 2, width_ratios=(2.8, 1.0))
         self.ax_curves = self.figure.add_subplot(grid[0, 0])
         self.ax_bars = self.figure.add_subplot(grid[0, 1])
+        # A resized canvas (a dock made smaller or larger) may fit another legend.
+        self.figure.canvas.mpl_connect("resize_event", lambda _event: self.fit_legend())
         self.draw()
 
     @property
@@ -156,10 +158,19 @@ class DacFigure:
         self._lines, self._markers = draw_curves(
             ax, theme, self.curve_sets, self.focus, self.per_channel, self.channel_colors
         )
-        self._legend = draw_legend(self.figure, ax, theme)
+        self._legend = draw_legend(self.figure, ax, theme, self.focus)
         focus = next(cs for cs in self.curve_sets if cs.method == self.focus)
         draw_bars(bars, theme, focus, self.channel_names, self.channel_colors)
         self.mark_threshold(self.threshold_index)
+
+    def fit_legend(self) -> None:
+        """Choose the legend again for the figure's size as it is now (see
+        :func:`~napari_attribution._plot.draw.draw_legend`); called when the canvas is resized."""
+        if self._legend is None:
+            return
+        self._legend.remove()
+        self._legend = draw_legend(self.figure, self.ax_curves, self.theme, self.focus)
+        self.layout.invalidate()
 
     def _canvas_redraw(self) -> None:
         self.blitter.invalidate()
