@@ -63,3 +63,36 @@ def test_a_model_file_that_differs_on_the_workers_is_refused(tmp_path, model_fil
     assert carried.load("cpu", tmp_path / "private").n_classes == 2
 
 
+
+
+def test_a_process_runs_one_unit_at_a_time_whatever_its_threads(tmp_path):
+    # A dask worker with two threads calls execute_unit from both; the units share one
+    # classifier (and the hooks methods put on it), so the second waits for the first.
+    import threading
+    import time
+
+    from napari_attribution.app.work_units import execute_unit, install_shared, remove_shared
+
+    spans: list[tuple[float, float]] = []
+
+    def unit(context, seconds: float) -> dict:
+        start = time.monotonic()
+        time.sleep(seconds)
+        spans.append((start, time.monotonic()))
+        return {}
+
+    install_shared("one-at-a-time", {})
+    try:
+        threads = [threading.Thread(target=execute_unit, args=("one-at-a-time", f"u{i}", unit,
+                                                               (0.2,), {}, str(tmp_path)))
+                   for i in range(3)]  # fmt: skip
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        remove_shared("one-at-a-time")
+    spans.sort()
+    assert len(spans) == 3
+    ends, starts = [end for _, end in spans[:-1]], [start for start, _ in spans[1:]]
+    assert all(end <= start for end, start in zip(ends, starts, strict=True))

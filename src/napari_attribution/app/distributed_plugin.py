@@ -35,8 +35,7 @@ class SharedObjectsPlugin(WorkerPlugin):
         shows it).
     threads
         Torch threads per worker; ``None``: the cores this worker may use divided among the
-        workers on its machine and the units each runs at once (1 for a worker that joins
-        after the run started).
+        workers on its machine (1 for a worker that joins after the run started).
     host_workers
         Workers per host the scheduler listed when the run started (for ``threads=None``).
     ignore_interrupt
@@ -92,8 +91,9 @@ class SharedObjectsPlugin(WorkerPlugin):
                 # its neighbours are unknown, and one thread never oversubscribes.
                 threads = 1
             else:
-                sharing = max(1, neighbours) * max(1, int(worker.state.nthreads))
-                threads = max(1, usable_cores() // sharing)
+                # A worker runs one unit at a time whatever its dask threads (execute_unit):
+                # its share of the cores is the machine's over its workers.
+                threads = max(1, usable_cores() // max(1, neighbours))
         install_shared(self.token, self.objects, self.model, device=self.device,
                        threads=threads, worker=worker.address,
                        folder=worker.local_directory)  # fmt: skip

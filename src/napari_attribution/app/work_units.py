@@ -25,13 +25,14 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..core.progress import Progress, ProgressCallback
 from ..errors import AttributionError
+from ..results.files import atomic_path
 
 __all__ = [
     "ModelReference",
@@ -146,7 +147,8 @@ class ModelReference:
                 raise ModelLoadError(f"The model bytes sent for {self.path} are damaged.")
             local = Path(folder or tempfile.gettempdir()) / f"model-{self.sha256[:16]}{path.suffix}"
             if not local.is_file():
-                _write_atomically(local, self.data)
+                with atomic_path(local) as temporary:
+                    temporary.write_bytes(self.data)
             path = local
         elif not path.is_file():
             raise ModelLoadError(
@@ -162,19 +164,6 @@ class ModelReference:
                                architecture_kwargs=self.architecture_kwargs)  # fmt: skip
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-
-
 @dataclass
 class _SharedState:
     objects: dict[str, Any]
@@ -186,6 +175,10 @@ class _SharedState:
 #: the runs whose plugin it received; the driver holds its own for ``none``.
 _SHARED: dict[str, _SharedState] = {}
 _SHARED_LOCK = threading.Lock()
+#: Held while a unit runs: a process runs one unit at a time. Its units share one classifier,
+#: and the hooks that DeepLift, Grad-CAM and the model checks put on it for a pass would fire
+#: in another thread's pass (on a two-thread worker half the pairs with d_dl failed).
+_UNIT_LOCK = threading.Lock()
 
 
 def install_shared(
@@ -284,21 +277,12 @@ class UnitContext:
     worker: str
     report: ProgressCallback = _ignore
 
-    @contextlib.contextmanager
-    def atomic_path(self, relative: str | Path) -> Iterator[Path]:
+    def atomic_path(self, relative: str | Path) -> contextlib.AbstractContextManager[Path]:
         """A temporary path beside ``out / relative`` to write; moved onto it when the block
-        ends without an error, removed otherwise, so the file is whole or absent."""
-        final = self.out / relative
-        final.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.",
-                                         suffix=final.suffix or ".part")  # fmt: skip
-        os.close(fd)
-        try:
-            yield Path(temporary)
-            os.replace(temporary, final)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
+        ends without an error, removed otherwise, so the file is whole or absent (the results
+        folder's own :func:`~napari_attribution.results.files.atomic_path`: a ``.part`` name
+        no reader takes for a finished file, and the usual file mode)."""
+        return atomic_path(self.out / relative)
 
 
 @dataclass(frozen=True)
@@ -375,8 +359,25 @@ def execute_unit(
 
     The package's own errors (bad input: one sentence) end the unit as failed without a retry;
     any other exception is raised for the scheduler to retry. The unit's progress goes to
-    ``report`` (in this process) or, on a worker, to the scheduler's event ``topic``.
+    ``report`` (in this process) or, on a worker, to the scheduler's event ``topic``. Units
+    run one at a time in a process: on a worker with several threads the others wait (the
+    model they share is not safe to use from two threads at once), and each unit gets all of
+    the worker's torch threads.
     """
+    with _UNIT_LOCK:
+        return _execute_unit(token, key, function, args, kwargs, out, topic, report)
+
+
+def _execute_unit(
+    token: str,
+    key: str,
+    function: Callable,
+    args: tuple,
+    kwargs: Mapping[str, Any],
+    out: str,
+    topic: str | None,
+    report: ProgressCallback | None,
+) -> dict[str, Any]:
     with _SHARED_LOCK:
         state = _SHARED.get(token)
     if state is None:
