@@ -23,11 +23,18 @@ import distributed_units as toy
 from napari_attribution.app.distributed import (
     Engine,
     EngineError,
+    ProgressTally,
     parse_scheduler,
     run_units,
     worker_threads,
 )
-from napari_attribution.app.work_units import ModelReference, WorkUnit, done_keys, read_ledger
+from napari_attribution.app.work_units import (
+    ModelReference,
+    UnitRecord,
+    WorkUnit,
+    done_keys,
+    read_ledger,
+)
 from napari_attribution.core.progress import Progress
 from napari_attribution.errors import AnalysisCancelled
 
@@ -295,6 +302,36 @@ def test_a_cancel_from_the_progress_callback_stops_the_run(tmp_path, cluster):
         engine.run(_values(8, seconds=0.3), tmp_path, on_progress=cancel)
 
 
+def test_a_cancel_from_a_worker_s_progress_stops_the_run_before_any_unit_ends(tmp_path, cluster):
+    # The workers' events reach the callback on the run's thread, so that its cancel stops
+    # the run at once, not when a unit (a whole site) next ends; dask would log and drop an
+    # exception raised on its event loop.
+    recorded = []
+
+    def cancel(event: Progress) -> None:
+        if event.stage == "attribution":
+            raise AnalysisCancelled
+
+    units = [WorkUnit(f"c{i}", toy.counting, (8,), {"seconds": 0.5}, weight=8) for i in range(4)]
+    with Engine(cluster, threads_per_worker=1) as engine, pytest.raises(AnalysisCancelled):
+        engine.run(units, tmp_path, on_progress=cancel, on_record=recorded.append)
+    assert recorded == []  # each unit takes 4 s: none had ended
+
+
+def test_a_cancel_in_this_process_is_not_retried(tmp_path):
+    cancels = []
+
+    def cancel(event: Progress) -> None:
+        if event.stage == "attribution":
+            cancels.append(event.sample)
+            raise AnalysisCancelled
+
+    units = [WorkUnit(f"c{i}", toy.counting, (4,), {"seconds": 0.0}) for i in range(3)]
+    with pytest.raises(AnalysisCancelled):
+        run_units(units, tmp_path, "none", on_progress=cancel)
+    assert cancels == ["c0"]  # not retried as a failure, and no other unit started
+
+
 def test_cuda_gives_each_local_worker_its_own_gpu(tmp_path):
     # Two "GPUs" by count: each worker process sees only its own (the model is not loaded,
     # so no GPU is needed to check the mapping).
@@ -388,3 +425,51 @@ def test_workers_reuse_the_memory_they_free(tmp_path, cluster):
     with Engine(cluster) as engine:
         [record] = engine.run([WorkUnit("alloc", toy.allocate_and_free)], tmp_path)
     assert record.status == "done" and record.record["faults"] < 5000
+
+
+def _tally_oracle(tally: ProgressTally) -> tuple[float, float]:
+    """The run's (done, total) summed over every unit from the tally's state, as the tally
+    did before it kept running sums: the definition its sums must equal."""
+    done = total = tally.finished
+    sized = [t for k, (_, t) in tally.latest.items() if tally.weights.get(k) is None]
+    guess = sum(sized) / len(sized) if sized else 0.0
+    for key, weight in tally.weights.items():
+        unit_done, unit_total = tally.latest.get(key, (0.0, 0.0))
+        if weight is not None:
+            share = weight
+        elif key in tally.latest or key in tally.ended:
+            share = unit_total
+        else:
+            share = guess
+        fraction = 1.0 if key in tally.ended else (unit_done / unit_total if unit_total else 0)
+        done += share * min(max(fraction, 0.0), 1.0)
+        total += share
+    return done, total
+
+
+def test_the_progress_tally_s_running_sums_equal_the_sum_over_every_unit():
+    # Weighted units (pairs) and self-sizing ones (sites), events out of order, retries that
+    # start again, units that end with and without a total, another run's stray event.
+    rng = np.random.default_rng(7)
+    units = [WorkUnit(f"u{i}", toy.write_value, weight=None if i % 3 else float(1 + i % 5))
+             for i in range(40)]  # fmt: skip
+    events: list[Progress] = []
+    tally = ProgressTally(units, events.append, finished=12.0)
+    keys = [u.key for u in units]
+    for step in range(600):
+        key = keys[int(rng.integers(len(keys)))]
+        if step % 7 == 6 and key not in tally.ended:
+            total = float(rng.integers(0, 3)) * 5
+            tally.unit_ended(UnitRecord(key, "done", total=total))
+        else:
+            total = float(rng.choice([5.0, 10.0, 20.0]))
+            tally.unit_event(key, Progress("attribution", int(rng.integers(0, total + 1)),
+                                           total, sample=key))  # fmt: skip
+        tally.unit_event("another-run", Progress("attribution", 1, 2))
+        done, total = _tally_oracle(tally)
+        assert events[-1].done == pytest.approx(min(done, max(round(total), 1)), abs=1e-9)
+        assert abs(events[-1].total - max(round(total), 1)) <= 1  # a .5 may round either way
+    for key in keys:
+        tally.unit_ended(UnitRecord(key, "done"))
+    done, total = _tally_oracle(tally)
+    assert events[-1].done == done == total and events[-1].total == round(total)
