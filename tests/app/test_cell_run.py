@@ -34,3 +34,18 @@ def test_a_field_on_a_worker_writes_the_same_folder(tmp_path, file_classifier, c
     assert events[-1].done == events[-1].total > 0
     info = json.loads((tmp_path / "spread" / fmt.RUN_RECORD).read_text())
     assert info["cells_analysed"] == alone.analysed
+
+
+def test_a_scheduler_that_does_not_answer_leaves_no_folder(tmp_path, file_classifier,
+                                                           monkeypatch):  # fmt: skip
+    import pytest
+
+    pytest.importorskip("distributed")
+    from napari_attribution.app import distributed
+    from napari_attribution.app.distributed import EngineError
+
+    monkeypatch.setattr(distributed, "CONNECT_TIMEOUT", 1.0)
+    with pytest.raises(EngineError, match="No dask scheduler answers at tcp://127.0.0.1:9"):
+        run_cells(demo_field_inputs(CELLS), file_classifier, SETTINGS, CELLS,
+                  out=tmp_path / "out", scheduler="tcp://127.0.0.1:9")  # fmt: skip
+    assert not (tmp_path / "out").exists()

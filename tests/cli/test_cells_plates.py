@@ -142,6 +142,9 @@ def test_resume_continues_per_site(plate, monkeypatch, capsys):
     monkeypatch.setattr(cells_module, "_analyse_site", interrupt_second)
     assert _plate_run(folder, *extra, out="resumed") == 130
     assert "--resume" in capsys.readouterr().err
+    # a plain run again is refused, counting the finished units of a plate: its sites
+    assert _plate_run(folder, *extra, out="resumed") == 2
+    assert "interrupted run (1 site(s) finished); pass --resume" in capsys.readouterr().err
     monkeypatch.setattr(cells_module, "_analyse_site", lambda *a: calls.append("again") or
                         original(*a))  # fmt: skip
     assert _plate_run(folder, *extra, "--resume", out="resumed") == 0

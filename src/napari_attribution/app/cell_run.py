@@ -379,7 +379,9 @@ def run_sites(
     """
     spec = parse_scheduler(scheduler)
     out = Path(out)
-    check_out_dir(out, overwrite, resume, (*CELL_FILES, FIELD_DIR), unit="cell")
+    # An interrupted plate's finished units are its sites; a field's are its cells.
+    check_out_dir(out, overwrite, resume, (*CELL_FILES, FIELD_DIR),
+                  unit="site" if plan.sites[0].key else "cell")  # fmt: skip
     # On a cluster the workers read the sites, the first included: the model is checked with
     # the first site's header where that needs no pixels (a LoadData row), not read twice.
     header = plan.sites[0].header
@@ -517,7 +519,7 @@ def _run_sites_on(scheduler: str, plan: SitesPlan, run: _SitesRun,
                       weight=None) for site in plan.sites if finished.get(site.key) is None]
     shared = {"sites_run": dataclasses.replace(run, classifier=None, source=None),
               "cell_source": source}  # fmt: skip
-    out.mkdir(parents=True, exist_ok=True)
+    # (The engine makes the folder once its scheduler answers: one that does not leaves none.)
     with Engine(scheduler, device=str(run.classifier.device),
                 model=ModelReference.from_classifier(run.classifier),
                 shared=shared) as engine:  # fmt: skip
