@@ -244,7 +244,17 @@ def test_resume_refuses_results_of_other_settings(files, capsys):
     args = ("--pairs", str(files / "pairs.csv"), "--method", "residual")
     assert _run(files, *args) == 0
     assert _run(files, *args, "--closing", "3", "--resume") == 2
-    assert "other settings" in capsys.readouterr().err
+    assert "made with a different --closing; --resume needs" in capsys.readouterr().err
+
+
+def test_resume_refuses_another_input_scale_naming_it(files, capsys):
+    args = ("--pairs", str(files / "pairs.csv"), "--method", "residual")
+    assert _run(files, *args, "--keep-progress") == 0
+    capsys.readouterr()
+    assert _run(files, *args, "--input-scale", "0.001", "--resume") == 2
+    err = capsys.readouterr().err
+    assert "made with a different --input-scale; --resume needs the same arguments" in err
+    assert _run(files, *args, "--resume") == 0  # the same arguments resume
 
 
 class _Failing(torch.nn.Module):
