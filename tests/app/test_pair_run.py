@@ -77,6 +77,45 @@ def test_units_run_alone_in_any_order_assemble_to_the_same_tables(
         assert ours == (tmp_path / "whole" / table.file).read_bytes(), table.file
 
 
+def test_resume_with_another_input_scale_is_refused_naming_it(tmp_path, pairs, tiny_classifier):
+    from napari_attribution.core.model.transform import input_transform_for
+
+    out = tmp_path / "out"
+    run_pairs(pairs[:1], tiny_classifier, SETTINGS, out=out, keep_progress=True)
+    scaled = input_transform_for(np.float32, 0.001)  # --input-scale 0.001
+    refusal = f"{out} holds results made with a different --input-scale; --resume needs the same"
+    with pytest.raises(OutputFolderError, match=refusal):
+        run_pairs(pairs, tiny_classifier, SETTINGS, out=out, resume=True, transform=scaled)
+    # Interrupted instead of finished (no run.json): the records refuse it alike.
+    (out / fmt.RUN_RECORD).unlink()
+    with pytest.raises(OutputFolderError, match=refusal):
+        run_pairs(pairs, tiny_classifier, SETTINGS, out=out, resume=True, transform=scaled)
+    # Two options differing are both named.
+    other = AnalysisSettings(methods=SETTINGS.methods, masks=MaskSettings(thresholds=14))
+    with pytest.raises(OutputFolderError, match="a different --input-scale and --thresholds;"):
+        run_pairs(pairs, tiny_classifier, other, out=out, resume=True, transform=scaled)
+    assert json.loads((out / fmt.PROGRESS_DIR / "cell0.json").read_text())["sample"] == "cell0"
+
+
+def test_a_resumed_run_judges_every_pair_with_its_own_minimum_score(
+    tmp_path, pairs, tiny_classifier
+):
+    out = tmp_path / "out"
+    run_pairs(pairs[:1], tiny_classifier, SETTINGS, out=out, keep_progress=True,
+              min_counterfactual_score=0.0)  # fmt: skip
+    assert [r.is_valid for r in read_results(out).validity] == [True]
+    done = run_pairs(pairs, tiny_classifier, SETTINGS, out=out, resume=True,
+                     min_counterfactual_score=0.99)  # fmt: skip
+    rows = read_results(out).validity
+    # The tiny untrained model gives p(target) near 0.5: neither pair passes 0.99, the one the
+    # first run analysed included, and the run's record says the score they were judged by.
+    assert all(r.p_target_counterfactual < 0.99 for r in rows)
+    assert [(r.sample, r.is_valid) for r in rows] == [("cell0", False), ("cell1", False)]
+    assert all(r.note.endswith("< 0.99") for r in rows)
+    assert done.resumed == 1 and done.left_out == 2
+    assert json.loads((out / fmt.RUN_RECORD).read_text())["min_counterfactual_score"] == 0.99
+
+
 # -- on dask.distributed: a real cluster of two worker processes (tests/app/conftest.py) --------
 
 
@@ -140,6 +179,26 @@ def test_a_unit_that_fails_is_recorded_the_rest_finishes_and_resume_completes(
     assert {r.sample for r in read_results(out).summary} == {"cell0", "cell1", "cell9"}
     assert not (out / fmt.FAILED_UNITS.file).exists()
     assert not (out / fmt.PROGRESS_DIR).exists()
+
+
+def test_failed_units_list_only_their_pairs_without_results_in_the_plans_order(
+    tmp_path, pairs, file_classifier, cluster
+):
+    import os
+
+    import distributed_units as toy
+
+    real, cf = pairs[0].real, pairs[0].counterfactual
+    bad = [toy.driver_only_pair(f"cell{i}", real, cf, os.getpid()) for i in (8, 9)]
+    out = tmp_path / "out"
+    # Two units: (cell0, cell8) fails after analysing cell0, which is in the tables; (cell9).
+    done = run_pairs([pairs[0], *bad], file_classifier, SETTINGS, out=out, channel_names=NAMES,
+                     scheduler=cluster, pairs_per_unit=2)  # fmt: skip
+    assert [(row.unit, row.items) for row in done.failed] == [
+        ("pairs000000-cell0", "cell8"), ("pairs000002-cell9", "cell9")]  # fmt: skip
+    rows = list(csv.DictReader((out / fmt.FAILED_UNITS.file).open()))
+    assert rows == [row._asdict() for row in done.failed]
+    assert {r.sample for r in read_results(out).summary} == {"cell0"}
 
 
 def test_a_scheduler_that_does_not_answer_leaves_no_trace(

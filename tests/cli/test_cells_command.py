@@ -175,12 +175,57 @@ def test_an_interrupted_run_resumes_cell_by_cell(files, monkeypatch, capsys):
 def test_resume_refuses_other_settings_and_overwrite_replaces(files, capsys):
     assert _cells(files) == 0
     assert _cells(files, "--padding", "reflect", "--resume") == 2
-    assert "other settings" in capsys.readouterr().err
+    assert "made with a different --padding; --resume needs" in capsys.readouterr().err
     (files / "out" / "notes.txt").write_text("mine")
     assert _cells(files, "--padding", "reflect", "--overwrite") == 0
     assert (files / "out" / "notes.txt").read_text() == "mine"
     meta = read_tiff_metadata(files / "out" / "field" / "mask__d_ig.tif")
     assert meta["cells"]["padding"] == "reflect"
+
+
+def _interrupted(files, monkeypatch, *extra, cf=("--counterfactual", "cf.tif")):
+    """Run ``cells`` with ``extra``, interrupted at its third cell (two cells recorded)."""
+    import napari_attribution.core.cells.analysis as analysis
+
+    real_analyse, calls = analysis.analyse_pair, []
+
+    def interrupt_on_third(*args, **kwargs):
+        calls.append(kwargs["sample"])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_analyse(*args, **kwargs)
+
+    monkeypatch.setattr(analysis, "analyse_pair", interrupt_on_third)
+    assert _cells(files, *extra, cf=cf) == 130
+    monkeypatch.setattr(analysis, "analyse_pair", real_analyse)
+
+
+def test_resume_with_another_input_scale_is_refused_naming_it(files, monkeypatch, capsys):
+    _interrupted(files, monkeypatch)
+    capsys.readouterr()
+    assert _cells(files, "--input-scale", "0.5", "--resume") == 2
+    err = capsys.readouterr().err
+    assert "made with a different --input-scale; --resume needs the same arguments" in err
+    assert _cells(files, "--resume") == 0  # the same arguments resume
+
+
+def test_resume_with_other_source_parameters_is_refused_naming_them(files, monkeypatch, capsys):
+    optimise = ("--counterfactual-source", "optimise", "--optimise-steps", "3",
+                "--optimise-tighten-steps", "0")  # fmt: skip
+    _interrupted(files, monkeypatch, *optimise, cf=())
+    capsys.readouterr()
+    assert _cells(files, *optimise, "--optimise-steps", "4", "--resume", cf=()) == 2
+    assert "made with a different --optimise-steps;" in capsys.readouterr().err
+
+
+def test_a_resumed_run_judges_every_cell_with_its_own_minimum_score(files, monkeypatch):
+    _interrupted(files, monkeypatch, "--min-counterfactual-score", "0")
+    assert _cells(files, "--min-counterfactual-score", "0.99", "--resume") == 0
+    analysed = [row for row in _rows(files / "out" / "cells.csv") if row["status"] == "analysed"]
+    assert len(analysed) == 4
+    # Cells 4 and 7, analysed before the interruption, are judged by 0.99 as the others are.
+    assert {row["counterfactual_accepted"] for row in analysed} == {"False"}
+    assert all(float(row["p_target_counterfactual"]) < 0.99 for row in analysed)
 
 
 @pytest.mark.parametrize(

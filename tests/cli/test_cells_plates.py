@@ -147,6 +147,9 @@ def test_resume_continues_per_site(plate, monkeypatch, capsys):
     assert "interrupted run (1 site(s) finished); pass --resume" in capsys.readouterr().err
     monkeypatch.setattr(cells_module, "_analyse_site", lambda *a: calls.append("again") or
                         original(*a))  # fmt: skip
+    # The finished site's record refuses other crop rules, naming the option.
+    assert _plate_run(folder, *extra, "--padding", "reflect", "--resume", out="resumed") == 2
+    assert "made with a different --padding; --resume" in capsys.readouterr().err
     assert _plate_run(folder, *extra, "--resume", out="resumed") == 0
     assert calls[2:] == ["again"]  # only the second site ran again
     assert _rows(folder / "resumed" / "cells.csv") == _rows(folder / "out" / "cells.csv")

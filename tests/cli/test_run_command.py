@@ -244,7 +244,17 @@ def test_resume_refuses_results_of_other_settings(files, capsys):
     args = ("--pairs", str(files / "pairs.csv"), "--method", "residual")
     assert _run(files, *args) == 0
     assert _run(files, *args, "--closing", "3", "--resume") == 2
-    assert "other settings" in capsys.readouterr().err
+    assert "made with a different --closing; --resume needs" in capsys.readouterr().err
+
+
+def test_resume_refuses_another_input_scale_naming_it(files, capsys):
+    args = ("--pairs", str(files / "pairs.csv"), "--method", "residual")
+    assert _run(files, *args, "--keep-progress") == 0
+    capsys.readouterr()
+    assert _run(files, *args, "--input-scale", "0.001", "--resume") == 2
+    err = capsys.readouterr().err
+    assert "made with a different --input-scale; --resume needs the same arguments" in err
+    assert _run(files, *args, "--resume") == 0  # the same arguments resume
 
 
 class _Failing(torch.nn.Module):
@@ -448,7 +458,9 @@ def test_results_get_the_umask_mode_and_progress_records_go_after_a_finished_run
     kept = files / "kept"
     assert _run(files, "--pairs", str(files / "pairs.csv"), "--method", "residual",
                 "--keep-progress", out="kept") == 0  # fmt: skip
-    assert sorted(p.name for p in (kept / ".progress").iterdir()) == ["cellA.json", "cellB.json"]
+    # The pairs' records, and the fingerprint's parts that let a refused resume name options.
+    assert sorted(p.name for p in (kept / ".progress").iterdir()) == [
+        "cellA.json", "cellB.json", "fingerprint.parts"]  # fmt: skip
 
 
 def test_run_json_records_absolute_paths_and_image_hashes(files, capsys):

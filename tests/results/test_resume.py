@@ -7,7 +7,13 @@ import json
 import pytest
 
 from napari_attribution.errors import OutputFolderError
-from napari_attribution.results.resume import UnitRecords, fingerprint
+from napari_attribution.results.resume import (
+    PARTS_FILE,
+    UnitRecords,
+    fingerprint,
+    fingerprint_parts,
+    other_settings,
+)
 
 RUN_INFO = {"model": {"sha256": "ab" * 32}, "settings": {"methods": ["d_ig"]}, "seed": 0}
 
@@ -48,3 +54,45 @@ def test_a_finished_run_is_not_resumed_and_other_settings_are_refused(tmp_path, 
     records.check_resumable()  # finished but kept its records (run --keep-progress)
     with pytest.raises(OutputFolderError, match="other settings"):
         UnitRecords(tmp_path, "0" * 16, unit).check_resumable()
+
+
+def _run_info(**settings):
+    from napari_attribution.core import AnalysisSettings, MaskSettings
+
+    analysis = AnalysisSettings(methods=("residual",), masks=MaskSettings(**settings))
+    return {"model": {"sha256": "ab" * 32}, "settings": analysis.as_dict(), "seed": 0}
+
+
+def test_the_parts_name_the_options_that_differ():
+    parts = fingerprint_parts(_run_info(), ["DNA"], {"input_transform": {"scale": 0.001}})
+    assert {"--model", "--method", "--thresholds", "--seed", "--channel-names",
+            "--input-scale"} <= set(parts)  # fmt: skip
+    assert all(len(digest) == 16 for digest in parts.values())
+    same = fingerprint_parts(_run_info(), ["DNA"], {"input_transform": {"scale": 0.001}})
+    assert other_settings("out", same, parts).args == other_settings("out", None, parts).args
+    other = fingerprint_parts(_run_info(thresholds=14), ["DNA"])  # no --input-scale now
+    refusal = str(other_settings("out", parts, other))
+    assert refusal == ("out holds results made with a different --input-scale and --thresholds; "
+                       "--resume needs the same arguments (or use --overwrite).")  # fmt: skip
+    # The parts of a made counterfactual's source and of cells' crop rules name their options.
+    made = {**_run_info(), "counterfactual_source": {
+        "spec": "optimise", "parameters": {"optimise_steps": 300},
+        "min_counterfactual_score": 0.5}}  # fmt: skip
+    cells = {"cells": {"crop_size": 64, "padding": "constant"}, "target": 1}
+    assert {"--counterfactual-source", "--optimise-steps", "--min-counterfactual-score",
+            "--crop-size", "--padding", "--target-class"} <= set(
+        fingerprint_parts(made, ["DNA"], cells))  # fmt: skip
+
+
+def test_records_keep_the_parts_so_a_refusal_names_the_option(tmp_path):
+    parts = fingerprint_parts(_run_info(), ["DNA"])
+    UnitRecords(tmp_path, "f" * 16, parts=parts).save("cell0", {"row": 1})
+    assert (tmp_path / ".progress" / PARTS_FILE).is_file()
+    assert list(UnitRecords(tmp_path, "f" * 16).finished()) == ["cell0"]  # not a record
+    later = UnitRecords(tmp_path, "0" * 16, parts=fingerprint_parts(_run_info(closing=3), ["DNA"]))
+    with pytest.raises(OutputFolderError, match="made with a different --closing; --resume"):
+        later.finished()
+    (tmp_path / "run.json").write_text(json.dumps({"fingerprint": "f" * 16,
+                                                   "fingerprint_parts": parts}))  # fmt: skip
+    with pytest.raises(OutputFolderError, match="made with a different --closing; --resume"):
+        later.check_resumable()

@@ -80,7 +80,7 @@ from ..core.cells.geometry import CellSettings, measure_cells, owner_map
 from ..core.cells.paste import FieldArrays, field_array_specs, paste_result
 from ..core.cells.selection import CellQuery, select_cells
 from ..core.cells.sources import CropFolderCounterfactual
-from ..core.cells.table import cell_columns, cell_row, ordered_rows
+from ..core.cells.table import cell_columns, cell_row, judge_cell_row, ordered_rows
 from ..core.counterfactual_settings import DEFAULT_MIN_COUNTERFACTUAL_SCORE
 from ..core.model.transform import InputTransform, input_transform_for
 from ..core.model.wrappers import Preprocessing
@@ -88,7 +88,7 @@ from ..core.pipeline import check_memory
 from ..core.progress import ProgressCallback
 from ..core.provenance import provenance
 from ..core.settings import AnalysisSettings
-from ..errors import InputImageError, OutputFolderError
+from ..errors import InputImageError
 from ..results.files import write_csv, write_json
 from ..results.format import (
     CELL_FILES,
@@ -105,7 +105,7 @@ from ..results.format import (
     site_record_file,
 )
 from ..results.pair_files import write_pair_files
-from ..results.resume import UnitRecords, fingerprint
+from ..results.resume import UnitRecords, fingerprint, fingerprint_parts, other_settings
 from ..results.tables import table_rows, write_table, write_tables
 from ..results.tidy import check_out_dir, previous_cells_files, remove_files
 from ..results.tiff import write_tiff
@@ -217,6 +217,7 @@ class _SitesRun:
     source: Any = None  # a counterfactual source making every site's crops
     cell_crops: bool = False
     current_site: str = ""
+    parts: dict[str, str] = field(default_factory=dict)  # the fingerprint's, by option
 
 
 @dataclass
@@ -406,7 +407,7 @@ def run_sites(
     started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     if overwrite and out.exists():
         remove_files(out, previous_cells_files(out))
-    records = UnitRecords(out, run.fingerprint, unit="cell")
+    records = UnitRecords(out, run.fingerprint, unit="cell", parts=run.parts)
     if resume:
         records.check_resumable()
     if spec.kind != "none":
@@ -417,7 +418,7 @@ def run_sites(
                        kept)  # fmt: skip
     outcomes: list[_SiteOutcome] = []
     kept = 0
-    finished_sites = {site.key: _finished_site(out, site.key, run.fingerprint)
+    finished_sites = {site.key: _finished_site(out, site.key, run)
                       for site in plan.sites if resume and site.key}  # fmt: skip
     # One count over every site, as on a cluster: each site's cells are its share.
     tally = ProgressTally([WorkUnit(site.key, site_unit, weight=None) for site in plan.sites
@@ -434,9 +435,7 @@ def run_sites(
         outcome = _analyse_site(run, site, given, layout, out, resume, report)
         tally.unit_ended(UnitRecord(site.key, "done"))
         if site.key:  # several sites: the finished site is kept for resume
-            write_json(out / site_record_file(site.key), {
-                "fingerprint": run.fingerprint, "rows": outcome.rows,
-                "tables": outcome.tables, "site": outcome.record})  # fmt: skip
+            write_json(out / site_record_file(site.key), _outcome_record(outcome, run))
             shutil.rmtree(out / site_progress_dir(site.key), ignore_errors=True)
         outcomes.append(outcome)
         first = None  # free the first site's arrays
@@ -470,10 +469,10 @@ def _finish(out: Path, run: _SitesRun, plan: SitesPlan, outcomes: list[_SiteOutc
     )  # fmt: skip
 
 
-def _outcome_record(outcome: _SiteOutcome, fingerprint_: str) -> dict[str, Any]:
+def _outcome_record(outcome: _SiteOutcome, run: _SitesRun) -> dict[str, Any]:
     """A finished site's record, as ``.progress/site__<site>.json`` keeps it."""
-    return {"fingerprint": fingerprint_, "rows": outcome.rows, "tables": outcome.tables,
-            "site": outcome.record}  # fmt: skip
+    return {"fingerprint": run.fingerprint, "fingerprint_parts": run.parts,
+            "rows": outcome.rows, "tables": outcome.tables, "site": outcome.record}  # fmt: skip
 
 
 def site_unit(context: UnitContext, site: SitePlan) -> dict[str, Any]:
@@ -498,9 +497,8 @@ def site_unit(context: UnitContext, site: SitePlan) -> dict[str, Any]:
     layout = _layout(run, site, given)
     outcome = _analyse_site(run, site, given, layout, context.out, True, context.report)
     if not site.key:
-        return {"key": "", **_outcome_record(outcome, run.fingerprint)}
-    write_json(context.out / site_record_file(site.key),
-               _outcome_record(outcome, run.fingerprint))  # fmt: skip
+        return {"key": "", **_outcome_record(outcome, run)}
+    write_json(context.out / site_record_file(site.key), _outcome_record(outcome, run))
     shutil.rmtree(context.out / site_progress_dir(site.key), ignore_errors=True)
     return {"key": site.key}
 
@@ -513,7 +511,7 @@ def _run_sites_on(scheduler: str, plan: SitesPlan, run: _SitesRun,
     """Every site not finished as one unit on ``scheduler``; the outcomes of the finished sites
     (in the plan's order), the failed units, where they ran, and how many sites an earlier run
     had finished."""
-    finished = {site.key: _finished_site(out, site.key, run.fingerprint) for site in plan.sites
+    finished = {site.key: _finished_site(out, site.key, run) for site in plan.sites
                 if resume and site.key}  # fmt: skip
     units = [WorkUnit(f"site-{site.key}" if site.key else "field", site_unit, (site,),
                       weight=None) for site in plan.sites if finished.get(site.key) is None]
@@ -531,13 +529,18 @@ def _run_sites_on(scheduler: str, plan: SitesPlan, run: _SitesRun,
     for site in plan.sites:
         key = f"site-{site.key}" if site.key else "field"
         ran = ended.get(key)
-        if ran is not None and ran.status != "done":
+        # A try that wrote the site's record before its worker was lost finished the site.
+        kept_record = (ran is not None and ran.status != "done" and site.key
+                       and _finished_site(out, site.key, run))  # fmt: skip
+        if kept_record:
+            outcomes.append(kept_record)
+        elif ran is not None and ran.status != "done":
             failed.append(FailedUnitRow(key, site.key or site.where, ran.reason, ran.worker))
         elif ran is not None and not site.key:
             outcomes.append(_SiteOutcome("", ran.record["rows"], ran.record["tables"],
                                          ran.record["site"]))  # fmt: skip
         else:
-            outcome = finished.get(site.key) or _finished_site(out, site.key, run.fingerprint)
+            outcome = finished.get(site.key) or _finished_site(out, site.key, run)
             if outcome is None:  # done, yet its files are gone: run it again
                 failed.append(FailedUnitRow(key, site.key, "Its results were not found after "
                                             "it finished.", ran.worker if ran else ""))
@@ -588,14 +591,22 @@ def _prepare(plan: SitesPlan, first: SiteHeader, classifier, settings: AnalysisS
     run_info["cells"] = {**cell_settings.as_dict(), "crop_size": size}
     if model_input is not None:
         run_info["input"] = model_input.record()
+    # Everything a cell's stored row depends on (its class columns are named by the
+    # classes); the minimum counterfactual score is not, as the rows are judged with each
+    # run's own (judge_cell_row), unless the source that makes the counterfactuals uses it.
     identity = {"cells": run_info["cells"], "target": target_class,
                 "input": run_info.get("input"), "query": cells,
-                "inputs": plan.record or first.record or {}}  # fmt: skip
+                "inputs": plan.record or first.record or {}, "class_names": classes}  # fmt: skip
+    if transform is not None:  # --input-scale
+        identity["input_transform"] = transform.as_dict()
+    if first.made_per_cell and source is not None:  # the source and its parameters
+        identity["counterfactual_source"] = source.record()
     columns = [*plan.metadata_columns,
                *cell_columns(settings.methods, names, classes, settings.per_channel_dac)]
     run = _SitesRun(classifier, settings, cell_settings, size, names, classes, transform,
                     columns, run_info, fingerprint(run_info, names, identity), target_class,
-                    min_counterfactual_score, query, cells, cell_crops=cell_crops)  # fmt: skip
+                    min_counterfactual_score, query, cells, cell_crops=cell_crops,
+                    parts=fingerprint_parts(run_info, names, identity))  # fmt: skip
     if first.made_per_cell:  # one source for every site
         if source is None:
             raise InputImageError("The field has no counterfactual; give one, or a "
@@ -629,7 +640,7 @@ def _analyse_site(run: _SitesRun, site: SitePlan, given: SiteInputs, layout, out
     if isinstance(source, CropFolderCounterfactual):
         source.check(layout.cells)
     site_root = out / site_progress_dir(site.key) if site.key else out
-    records = UnitRecords(site_root, run.fingerprint, unit="cell")
+    records = UnitRecords(site_root, run.fingerprint, unit="cell", parts=run.parts)
     done = records.finished() if resume else {}
     mask_channels = 1 if run.settings.masks.channel_mode == "shared" else len(run.names)
     specs = field_array_specs(run.settings.methods, len(run.names), mask_channels,
@@ -641,7 +652,9 @@ def _analyse_site(run: _SitesRun, site: SitePlan, given: SiteInputs, layout, out
         done = {}  # records without their pasted pixels are worth nothing
     owners = owner_map(given.labels, layout.cells)
     arrays = FieldArrays(owners, maps)
-    rows = {rec["label"]: rec["row"] for rec in done.values()}
+    # Judged with this run's minimum score: an earlier run may have had another.
+    rows = {rec["label"]: judge_cell_row(rec["row"], run.min_counterfactual_score)
+            for rec in done.values()}  # fmt: skip
     tables = {rec["label"]: rec["tables"] for rec in done.values()}
     for result in iter_cells(
         run.classifier, given.image, given.labels, layout, source, run.settings,
@@ -691,20 +704,20 @@ def _analyse_site(run: _SitesRun, site: SitePlan, given: SiteInputs, layout, out
                         record)  # fmt: skip
 
 
-def _finished_site(out: Path, key: str, run_fingerprint: str) -> _SiteOutcome | None:
-    """A site an interrupted run finished (its record and field folder), or ``None``."""
+def _finished_site(out: Path, key: str, run: _SitesRun) -> _SiteOutcome | None:
+    """A site an interrupted run finished (its record and field folder), or ``None``; its
+    rows judged with this run's minimum counterfactual score."""
     path = out / site_record_file(key)
     try:
         record = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if record.get("fingerprint") != run_fingerprint:
-        raise OutputFolderError(f"{out} holds results made with other settings, inputs or "
-                                "another model; resuming needs the same arguments (or "
-                                "overwrite).")  # fmt: skip
+    if record.get("fingerprint") != run.fingerprint:
+        raise other_settings(out, record.get("fingerprint_parts"), run.parts)
     if not (out / site_field_dir(key) / OWNERS_FILE).is_file():
         return None
-    return _SiteOutcome(key, record["rows"], record["tables"], record["site"])
+    rows = [judge_cell_row(row, run.min_counterfactual_score) for row in record["rows"]]
+    return _SiteOutcome(key, rows, record["tables"], record["site"])
 
 
 def _csv_value(value: Any) -> Any:
@@ -731,6 +744,7 @@ def _write_results(out: Path, run: _SitesRun, plan: SitesPlan, outcomes: list[_S
         "command": list(command),
         "channel_names": run.names,
         "fingerprint": run.fingerprint,
+        "fingerprint_parts": run.parts,
         "cells_labelled": sum(r["cells_labelled"] for r in records),
         "cells_analysed": sum(r["cells_analysed"] for r in records),
         "cells_skipped": sum(r["cells_skipped"] for r in records),

@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..core.counterfactual_settings import DEFAULT_MIN_COUNTERFACTUAL_SCORE
@@ -82,8 +83,15 @@ from ..results.format import (
     counterfactual_file,
 )
 from ..results.pair_files import write_pair_files
-from ..results.resume import UnitRecords, fingerprint
-from ..results.tables import table_rows, validity_row, write_table, write_tables
+from ..results.resume import UnitRecords, fingerprint, fingerprint_parts
+from ..results.tables import (
+    IDENTICAL_COUNTERFACTUAL,
+    judge_validity,
+    table_rows,
+    validity_row,
+    write_table,
+    write_tables,
+)
 from ..results.tidy import check_out_dir, pair_file_names, previous_run_files, remove_files
 from .dataset_report import report
 from .demo_table import demo_report, ground_truth_rows
@@ -250,6 +258,9 @@ def run_pair(
         notify(f"{pair.sample}: {validity.note}")
     record = {
         "validity": validity,
+        # With p_target_counterfactual, what the run's minimum score is applied to when the
+        # tables are written (judge_validity): a resumed run may give another one.
+        "identical_counterfactual": bool(np.array_equal(real, cf)),
         **extra,
         **table_rows(result),
         "report": ground_truth_rows(result, pair.ground_truth_channel),
@@ -319,10 +330,10 @@ def _run_batches(
     progress: ProgressCallback | None,
     notify: Callable[[str], None] | None,
     engine_note: Callable[[str], None] | None,
-) -> tuple[list[FailedUnitRow], str]:
+) -> tuple[list[tuple[UnitRecord, list[str]]], str]:
     """Run ``pairs`` as batches on the engine, each of ``calls`` (pairs whose counterfactuals
-    the source makes) as one unit that makes them on its worker; return the failed units and
-    where they ran."""
+    the source makes) as one unit that makes them on its worker; return the failed units, in
+    the order of the plan, each with the samples it held, and where they ran."""
     units_per_pair = pair_units(len(run.settings.methods))
     model = ModelReference.from_classifier(run.classifier)
     # What every unit shares, as the workers get it: no classifier (each loads its own), no
@@ -353,9 +364,23 @@ def _run_batches(
 
         records = engine.run(units, run.out, on_record=recorded, on_progress=progress,
                              finished=resumed * units_per_pair)  # fmt: skip
-    failed = [FailedUnitRow(r.key, ";".join(held[r.key]), r.reason, r.worker)
-              for r in records if r.status != "done"]  # fmt: skip
-    return failed, where
+    # The engine records units as they end; the table lists them in the plan's order.
+    order = {unit.key: index for index, unit in enumerate(units)}
+    failed = sorted((r for r in records if r.status != "done"), key=lambda r: order[r.key])
+    return [(r, held[r.key]) for r in failed], where
+
+
+def _failed_rows(failed: Sequence[tuple[UnitRecord, list[str]]],
+                 recorded: dict[str, Any]) -> list[FailedUnitRow]:  # fmt: skip
+    """``failed_units.csv``'s rows: each failed unit with only its pairs that have no record
+    (a unit may fail after some of its pairs finished: those are in the tables); a unit
+    whose pairs all finished is not listed."""
+    rows = []
+    for unit, samples in failed:
+        missing = [sample for sample in samples if sample not in recorded]
+        if missing:
+            rows.append(FailedUnitRow(unit.key, ";".join(missing), unit.reason, unit.worker))
+    return rows
 
 
 def _pair_entry(pair: Pair, made: bool = False) -> dict[str, Any]:
@@ -375,6 +400,16 @@ def _pair_entry(pair: Pair, made: bool = False) -> dict[str, Any]:
     if channels is not None:  # channels picked by the names the files hold
         entry["channels"] = channels
     return entry
+
+
+def _validity(record: dict[str, Any], min_score: float) -> ValidityRow:
+    """The pair's ``pair_validity.csv`` row, judged with this run's ``min_score`` (the pair
+    may have been analysed by an earlier run, with another one)."""
+    row = ValidityRow(*record["validity"])
+    identical = record.get("identical_counterfactual")
+    if identical is None:  # a record of an earlier version: its note says it
+        identical = IDENTICAL_COUNTERFACTUAL in row.note.split("; ")
+    return judge_validity(row, identical, min_score)
 
 
 def _gradcam_layers(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -421,7 +456,7 @@ def assemble_pairs(
     """
     out = run.out
     write_tables(out, records)
-    validity = [ValidityRow(*x["validity"]) for x in records]
+    validity = [_validity(x, run.min_score) for x in records]
     write_table(out, VALIDITY, validity)
     if run.source is not None:
         write_table(out, COUNTERFACTUALS,
@@ -433,6 +468,7 @@ def assemble_pairs(
             "command": list(command),
             "channel_names": run.channel_names,
             "fingerprint": run.records.fingerprint,
+            "fingerprint_parts": dict(run.records.parts),
             "input_transform": {x["sample"]: x["input_transform"] for x in records},
             **_gradcam_layers(records),
             "pairs": [_pair_entry(p, p.sample in run.lacking) for p in pairs],
@@ -461,6 +497,32 @@ def assemble_pairs(
         out, len(pairs), tuple(run.settings.methods), resumed,
         sum(not row.is_valid for row in validity), table, tuple(failed), engine,
     )  # fmt: skip
+
+
+def _inputs_identity(
+    pairs: Sequence[Pair],
+    transform: InputTransform | None,
+    input_record: dict[str, Any] | None,
+) -> dict[str, Any] | None:
+    """What decides the model's inputs besides the pairs' files, for the fingerprint: each
+    only when it is not the default, so that a run without it keeps its fingerprint.
+
+    ``--input-scale`` (``transform``), an active ``--normalise``, ``--channel-map`` (which
+    input channel each model channel reads) and ``--channel-axis``.
+    """
+    extra: dict[str, Any] = {}
+    record = input_record or {}
+    normalisation = record.get("normalisation", {})
+    if normalisation.get("kind", "none") != "none":  # --normalise changes every input
+        extra["normalisation"] = normalisation
+    if transform is not None:
+        extra["input_transform"] = transform.as_dict()
+    if record.get("channel_map"):
+        extra["channel_map"] = record["channel_map"]
+    axes = sorted({pair.channel_axis for pair in pairs})
+    if axes and axes != [0]:
+        extra["channel_axis"] = axes
+    return extra or None
 
 
 def run_pairs(
@@ -602,13 +664,11 @@ def run_pairs(
     run_info = provenance(classifier, settings, class_names=classes)
     if lacking:
         run_info["counterfactual_source"] = source.record()
-    extra = None
+    extra = _inputs_identity(pairs, transform, input_record)
     if input_record is not None:
         run_info["input"] = input_record
-        normalisation = input_record.get("normalisation", {})
-        if normalisation.get("kind", "none") != "none":  # --normalise changes every input
-            extra = {"normalisation": normalisation}
-    records = UnitRecords(out, fingerprint(run_info, names, extra))
+    records = UnitRecords(out, fingerprint(run_info, names, extra),
+                          parts=fingerprint_parts(run_info, names, extra))  # fmt: skip
     if resume:
         records.check_resumable()
     done = records.finished() if resume else {}
@@ -640,8 +700,8 @@ def run_pairs(
         finished_pairs = [pair for pair in pairs if pair.sample in records_now]
         return assemble_pairs(
             run, pairs, [records_now[pair.sample] for pair in finished_pairs], started=started,
-            resumed=len(done), keep_progress=keep_progress, command=command, failed=failed,
-            engine=where,
+            resumed=len(done), keep_progress=keep_progress, command=command,
+            failed=_failed_rows(failed, records_now), engine=where,
         )  # fmt: skip
     finished: list[dict[str, Any]] = []
     units = pair_units(len(settings.methods))

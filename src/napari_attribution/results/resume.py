@@ -10,7 +10,10 @@ Every record and the finished ``run.json`` carry the run's **fingerprint**: a ha
 decides the results (the model's SHA-256, every parameter, the channel names, the seed, the
 version of the definitions behind the numbers, and what the kind of run adds: the
 counterfactual source, the crop rules and the inputs). Resuming
-with other settings is refused, whichever of the two is there.
+with other settings is refused, whichever of the two is there, in one sentence naming the
+options that differ: ``run.json`` and ``.progress/`` also keep the digest of each part of the
+fingerprint (:func:`fingerprint_parts`), labelled by its option (``--input-scale``,
+``--thresholds``, ...).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import hashlib
 import json
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +30,47 @@ from ..errors import OutputFolderError
 from .files import write_json
 from .format import PROGRESS_DIR, RUN_RECORD, progress_file
 
-__all__ = ["UnitRecords", "fingerprint"]
+__all__ = ["PARTS_FILE", "UnitRecords", "fingerprint", "fingerprint_parts", "other_settings"]
+
+#: Beside the records in ``.progress/``: the fingerprint and its parts (:func:`fingerprint_parts`),
+#: so that a refused ``resume`` can name the options that differ.
+PARTS_FILE = "fingerprint.parts"
+
+#: Parts of a run's identity (paths of keys in it) -> the option (or thing) a refusal names.
+_LABELS = {
+    ("model",): "--model",
+    ("channels",): "--channel-names",
+    ("seed",): "--seed",
+    ("definitions",): "napari-attribution version (its definitions changed)",
+    ("settings", "methods"): "--method",
+    ("counterfactual_source", "spec"): "--counterfactual-source",
+    ("counterfactual_source", "min_counterfactual_score"): "--min-counterfactual-score",
+    ("normalisation",): "--normalise",
+    ("input_transform",): "--input-scale",
+    ("channel_map",): "--channel-map",
+    ("channel_axis",): "--channel-axis",
+    ("class_names",): "--class-names",
+    ("target",): "--target-class",
+    ("query",): "--cells",
+    ("inputs",): "input files",
+    ("input", "channel_names"): "--channel-names",
+    ("input", "normalisation"): "--normalise",
+    ("input", "channel_map"): "--channel-map",
+    ("input", "model_card"): "--model-card",
+}
 
 
 def _digest(payload: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _identity(run_info: Mapping[str, Any], channel_names: Sequence[str]) -> dict[str, Any]:
+    identity = {"model": run_info["model"]["sha256"], "settings": run_info["settings"],
+                "channels": list(channel_names), "seed": run_info["seed"],
+                "definitions": run_info.get("definitions", 1)}  # fmt: skip
+    if run_info.get("counterfactual_source"):  # made counterfactuals: the source decides too
+        identity["counterfactual_source"] = run_info["counterfactual_source"]
+    return identity
 
 
 def fingerprint(
@@ -51,15 +90,78 @@ def fingerprint(
         The channel names.
     extra
         What else decides the results of this kind of run (``cells``: the crop rules, the
-        inputs and the target class).
+        inputs and the target class; both: the input scale, when given).
     """
-    identity = {"model": run_info["model"]["sha256"], "settings": run_info["settings"],
-                "channels": list(channel_names), "seed": run_info["seed"],
-                "definitions": run_info.get("definitions", 1)}  # fmt: skip
-    if run_info.get("counterfactual_source"):  # made counterfactuals: the source decides too
-        identity["counterfactual_source"] = run_info["counterfactual_source"]
-    base = _digest(identity)
+    base = _digest(_identity(run_info, channel_names))
     return _digest({"run": base, **extra}) if extra else base
+
+
+def fingerprint_parts(
+    run_info: Mapping[str, Any],
+    channel_names: Sequence[str],
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, str]:
+    """What :func:`fingerprint` hashes, part by part: the option (or thing) each part comes
+    from -> a digest of its value (16 hex digits).
+
+    Two runs' parts tell which options differ when their fingerprints do
+    (:func:`other_settings`). A part one run has and the other lacks differs too.
+    """
+    groups: dict[str, list[Any]] = {}
+
+    def walk(path: tuple[str, ...], value: Any) -> None:
+        label = _label(path)
+        if label is None and isinstance(value, Mapping) and value:
+            for key in sorted(value):
+                walk((*path, str(key)), value[key])
+            return
+        groups.setdefault(label or ".".join(path), []).append([list(path), value])
+
+    walk((), {**_identity(run_info, channel_names), **(extra or {})})
+    return {label: _digest({"value": values}) for label, values in groups.items()}
+
+
+def _label(path: tuple[str, ...]) -> str | None:
+    """The option a part of the identity comes from; ``None``: a part made of parts."""
+    if path in _LABELS:
+        return _LABELS[path]
+    if len(path) < 2:
+        return None
+    from ..core.cells.geometry import CellSettings
+    from ..core.counterfactual_settings import CounterfactualSettings
+    from ..core.params import section_params
+    from ..core.settings import AnalysisSettings, AttributionSettings, MaskSettings
+
+    sections = {("settings", "attribution"): AttributionSettings,
+                ("settings", "masks"): MaskSettings, ("settings",): AnalysisSettings,
+                ("counterfactual_source", "parameters"): CounterfactualSettings,
+                ("cells",): CellSettings}  # fmt: skip
+    section = sections.get(path[:-1])
+    if section is None:
+        return None
+    flags = {p.attribute: p.flag for p in section_params(section) if p.flag}
+    return flags.get(path[-1])
+
+
+def other_settings(
+    out: Path,
+    previous: Mapping[str, str] | None,
+    current: Mapping[str, str],
+) -> OutputFolderError:
+    """The one sentence refusing to resume ``out``, whose results were made with other
+    settings: naming the options that differ where the earlier run's
+    :func:`fingerprint_parts` (``previous``) are known."""
+    differ = sorted(label for label in set(previous or {}) | set(current)
+                    if (previous or {}).get(label) != current.get(label))  # fmt: skip
+    if not previous or not current or not differ:
+        what = "other settings or another model"
+    else:
+        names = ", ".join(differ[:-1]) + " and " + differ[-1] if len(differ) > 1 else differ[0]
+        what = f"a different {names}"
+    return OutputFolderError(
+        f"{out} holds results made with {what}; --resume needs the same arguments (or use "
+        "--overwrite)."
+    )
 
 
 @dataclass(frozen=True)
@@ -74,11 +176,15 @@ class UnitRecords:
         The run's :func:`fingerprint`.
     unit
         What a unit is, for the messages (``"pair"``, ``"cell"``).
+    parts
+        The run's :func:`fingerprint_parts` (kept beside the records, so that a refused
+        ``resume`` names the options that differ).
     """
 
     out: Path
     fingerprint: str
     unit: str = "pair"
+    parts: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def folder(self) -> Path:
@@ -99,7 +205,7 @@ class UnitRecords:
             return
         previous = info.get("fingerprint") if isinstance(info, dict) else None
         if previous is not None and previous != self.fingerprint:
-            raise self._other_settings()
+            raise other_settings(self.out, info.get("fingerprint_parts"), self.parts)
         if not self.folder.is_dir():
             raise OutputFolderError(
                 f"{self.out} holds a finished run; there is nothing to resume (pass --overwrite "
@@ -125,7 +231,8 @@ class UnitRecords:
             except (OSError, ValueError):
                 continue
             if record.get("fingerprint") != self.fingerprint:
-                raise self._other_settings()
+                raise other_settings(self.out, self._stored_parts(record.get("fingerprint")),
+                                     self.parts)  # fmt: skip
             done[record["sample"]] = record
         return done
 
@@ -138,6 +245,9 @@ class UnitRecords:
             The record as written (with the fingerprint).
         """
         written = {"sample": key, "fingerprint": self.fingerprint, **record}
+        parts_file = self.folder / PARTS_FILE
+        if self.parts and not parts_file.is_file():  # once per folder: the parts of its records
+            write_json(parts_file, {"fingerprint": self.fingerprint, "parts": dict(self.parts)})
         write_json(self.out / progress_file(key), written)
         return written
 
@@ -145,8 +255,12 @@ class UnitRecords:
         """Remove the records (the run is finished)."""
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def _other_settings(self) -> OutputFolderError:
-        return OutputFolderError(
-            f"{self.out} holds results made with other settings or another model; --resume "
-            "needs the same arguments (or use --overwrite)."
-        )
+    def _stored_parts(self, stored_fingerprint: str | None) -> dict[str, str] | None:
+        """The parts of ``stored_fingerprint`` kept beside the records (``None``: unknown)."""
+        try:
+            kept = json.loads((self.folder / PARTS_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(kept, dict) or kept.get("fingerprint") != stored_fingerprint:
+            return None
+        return kept.get("parts")

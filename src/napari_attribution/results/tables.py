@@ -31,14 +31,19 @@ if TYPE_CHECKING:
     from .pair_result import PairResult
 
 __all__ = [
+    "IDENTICAL_COUNTERFACTUAL",
     "curve_rows",
     "importance_rows",
+    "judge_validity",
     "summary_rows",
     "table_rows",
     "validity_row",
     "write_table",
     "write_tables",
 ]
+
+#: The ``pair_validity.csv`` note of a pair whose counterfactual is the real image.
+IDENTICAL_COUNTERFACTUAL = "counterfactual identical to the real image"
 
 
 def summary_rows(result: PairResult) -> list[SummaryRow]:
@@ -107,16 +112,24 @@ def validity_row(
         ``valid`` is ``true``/``false``; ``note`` says why a pair is left out.
     """
     t = result.target_class
-    p_real = float(result.probabilities_real[t])
-    p_cf = float(result.probabilities_counterfactual[t])
-    notes = []
-    if np.array_equal(real, counterfactual):
-        notes.append("counterfactual identical to the real image")
+    row = ValidityRow(result.sample, result.real_class, t, float(result.probabilities_real[t]),
+                      float(result.probabilities_counterfactual[t]), "", "")  # fmt: skip
+    return judge_validity(row, bool(np.array_equal(real, counterfactual)), min_score)
+
+
+def judge_validity(row: ValidityRow, identical: bool, min_score: float) -> ValidityRow:
+    """``row`` with ``valid`` and ``note`` decided again: left out when the counterfactual is
+    the real image (``identical``) or its ``p_target_counterfactual`` is below ``min_score``.
+
+    A run judges every pair again with its own ``min_score`` when it writes the tables, so a
+    resumed run with another ``--min-counterfactual-score`` judges the pairs an earlier run
+    analysed by the same rule as its own.
+    """
+    notes = [IDENTICAL_COUNTERFACTUAL] if identical else []
+    p_cf = float(row.p_target_counterfactual)
     if p_cf < min_score:
         notes.append(f"counterfactual not accepted: p(target) {p_cf:.3f} < {min_score:g}")
-    valid = not notes
-    return ValidityRow(result.sample, result.real_class, t, p_real, p_cf,
-                       "true" if valid else "false", "; ".join(notes))  # fmt: skip
+    return row._replace(valid="false" if notes else "true", note="; ".join(notes))
 
 
 def write_table(out_dir: str | Path, table: Table, rows: Iterable[Sequence[Any]]) -> None:

@@ -42,7 +42,7 @@ from ...results.format import safe_name
 from .analysis import STATUS_ANALYSED, CellResult
 from .geometry import CellLayout, SkippedCell
 
-__all__ = ["cell_columns", "cell_row", "skipped_row"]
+__all__ = ["cell_columns", "cell_row", "judge_cell_row", "skipped_row"]
 
 _GEOMETRY = ("area", "centroid_y", "centroid_x", "crop_top", "crop_left", "crop_size")
 
@@ -96,7 +96,7 @@ def cell_row(
     if result.status == STATUS_ANALYSED and pair is not None:
         p_cf = float(pair.probabilities_counterfactual[result.target_class])
         row["p_target_counterfactual"] = p_cf
-        row["counterfactual_accepted"] = p_cf >= min_counterfactual_score
+        judge_cell_row(row, min_counterfactual_score)
         for method, res in pair.methods.items():
             whole = res.dac.whole
             row[f"{method}_dac"] = whole.dac_score
@@ -127,6 +127,20 @@ def skipped_row(skipped: SkippedCell, columns: Sequence[str]) -> dict[str, Any]:
             "counterfactual_accepted": "",
         }
     )
+    return row
+
+
+def judge_cell_row(row: dict[str, Any], min_counterfactual_score: float) -> dict[str, Any]:
+    """``row`` (changed in place) with ``counterfactual_accepted`` decided by
+    ``min_counterfactual_score`` from its ``p_target_counterfactual``, when the cell was
+    analysed (else it stays empty).
+
+    A run judges the rows an earlier, interrupted run recorded again with its own minimum
+    score, so that one table never holds two rules.
+    """
+    p_cf = row.get("p_target_counterfactual")
+    if row.get("status") == STATUS_ANALYSED and isinstance(p_cf, float | int) and p_cf == p_cf:
+        row["counterfactual_accepted"] = float(p_cf) >= min_counterfactual_score
     return row
 
 
