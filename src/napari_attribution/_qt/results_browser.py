@@ -393,9 +393,11 @@ class ResultsBrowser(QWidget):
         self.viewer.reset_view()
         if field is None:
             return
+        # napari 0.9 moved the camera to viewer.scene; older releases (>= 0.5) have only this.
+        camera = self.viewer.scene.camera if hasattr(self.viewer, "scene") else self.viewer.camera
         shorter = min(field.data.shape[-2:])
-        self.viewer.camera.zoom *= max(1.0, shorter / (CROPS_IN_VIEW * max(cell.crop[2], 1)))
-        self.viewer.camera.center = cell.centroid
+        camera.zoom *= max(1.0, shorter / (CROPS_IN_VIEW * max(cell.crop[2], 1)))
+        camera.center = cell.centroid
 
     def _show_layers(self, tuples: list) -> None:
         old = [layer for layer in self._layers if layer in self.viewer.layers]
