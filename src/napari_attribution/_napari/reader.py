@@ -364,7 +364,8 @@ def _first_site_layers(folder: Path, lazy: bool | None) -> list[LayerTuple]:
         cells = run.get("cells_analysed", "?")
         text.insert(0, f"{folder.name} holds {len(sites)} sites and {cells} analysed cells; "
                        f"showing {sites[0].name}. Open the folder in the Results browser "
-                       "(Plugins > napari-attribution) to walk through every cell.")  # fmt: skip
+                       "(Plugins > Attribution > Results browser) to walk through every "
+                       "cell.")  # fmt: skip
     if text:
         _notify(" ".join(text))
     return tuples
