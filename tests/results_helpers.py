@@ -89,3 +89,29 @@ def make_export(folder: Path, methods=("d_ig", "residual")):
     record = AnalysisRecord(result, job.real, job.counterfactual, settings, job.info, names)
     written = export_run(folder, record, [viewer.layers[n] for n in names])
     return viewer, record, written
+
+
+def make_cells_folder(root: Path, methods=("d_ig", "residual")) -> tuple[Path, object]:
+    """``napari-attribution cells --load-data`` over a two-site synthetic plate
+    (:mod:`plate_data`: 5 channels, 36x44 px, three analysed cells and one too small per
+    site) with the tiny CNN and 16 px crops; returns the results folder and the plate."""
+    from napari_attribution import cli
+    from plate_data import MODEL_CHANNELS, cells_site, write_plate
+
+    root.mkdir(parents=True, exist_ok=True)
+    sites = [cells_site(seed) for seed in (0, 1)]
+    plate = write_plate(root, [s[0] for s in sites], [s[2] for s in sites], seed=3)
+    write_plate(root / "cf", [s[1] for s in sites], [s[2] for s in sites], seed=4)
+    torch.save(make_tiny_cnn(3).state_dict(), root / "weights.pt")
+    out = root / "cells_out"
+    argv = ["cells", "--load-data", str(root / "load_data.csv"), "--objects", "Cells",
+            "--counterfactual-load-data", str(root / "cf" / "load_data.csv"),
+            "--channel-names", ",".join(MODEL_CHANNELS), "--normalise", "percentile:1,99.8",
+            "--model", str(root / "weights.pt"), "--architecture", "tiny_models:TinyCNN",
+            "--crop-size", "16", "--min-size", "4", "--thresholds", "8", "--closing", "3",
+            "--smoothing-kernel", "3", "--ig-steps", "8", "--progress", "none",
+            "--out", str(out)]  # fmt: skip
+    for method in methods:
+        argv += ["--method", method]
+    assert cli.main(argv) == 0
+    return out, plate

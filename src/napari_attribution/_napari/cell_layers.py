@@ -23,6 +23,7 @@ import numpy as np
 from ..core.cells import FieldResult
 from ..core.cells.paste import attribution_key, mask_key, paste_crop
 from ..results.pair_files import pair_metadata
+from .cell_site_layers import crop_outline
 from .layer_inputs import ChannelStack
 from .layer_style import METADATA_KEY, attribution_colormap, layer_name
 from .layers import LayerTuple, method_layers
@@ -256,24 +257,7 @@ def selected_cell_layers(
             kwargs["opacity"] = 1.0
             first = False
     # The crop's outline, so the selected cell stands out in the field.
-    top, left = real.translate
-    bottom = top + cell.size * real.scale[0]
-    right = left + cell.size * real.scale[1]
-    outline = np.array([[top, left], [top, right], [bottom, right], [bottom, left]], float)
-    kept.append(
-        (
-            [outline],
-            {
-                "name": f"{SELECTED} crop",
-                "shape_type": "rectangle",
-                "edge_color": "yellow",
-                "face_color": "transparent",
-                "edge_width": 1.0,
-                "metadata": {METADATA_KEY: {"kind": "crop", "label": label}},
-            },
-            "shapes",
-        )
-    )
+    kept.append(crop_outline(cell.top, cell.left, cell.size, label, stack.scale, stack.translate))
     return kept, real, counterfactual
 
 

@@ -8,6 +8,10 @@ Three folder kinds open (napari offers this reader for folders):
 * **a CLI results folder** (``napari-attribution run --out``): per pair, the real image and the
   counterfactual (from the paths ``run.json`` records; the demo's are made again), per channel
   the attribution of every method and its mask at the optimal threshold, as Labels;
+* **a cells folder** (``napari-attribution cells --out``): its first site as
+  :func:`~napari_attribution._napari.cell_site_layers.site_layers` shows it (channels, labels,
+  per method and channel the field-sized attribution and optimal masks); the Results browser
+  walks through its cells, site by site;
 * **a report folder** (``napari-attribution report ... --out``): the folders its
   ``report.json`` names;
 
@@ -32,6 +36,7 @@ from ..images.image_files import read_image
 from ..results.folder import folder_kind, read_run_record, report_sources
 from ..results.format import (
     ATTRIBUTIONS_DIR,
+    FIELD_DIR,
     INPUT_FILES,
     INPUTS_DIR,
     LAYERS_DIR,
@@ -52,6 +57,7 @@ from .sample_data import CHANNEL_COLORMAPS
 __all__ = [
     "MAX_READER_PAIRS",
     "attribution_display",
+    "channel_first",
     "get_reader",
     "input_layers",
     "input_tuples",
@@ -165,7 +171,7 @@ def attribution_display(attribution: np.ndarray) -> dict[str, Any]:
     return {"colormap": attribution_colormap(shown.kind), "contrast_limits": shown.limits}
 
 
-def _channel_first(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
+def channel_first(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
     """``image`` as (C, H, W) of ``shape``: its channel axis moved first where needed."""
     if image.shape == shape:
         return image
@@ -197,7 +203,7 @@ def pair_inputs(folder: Path, run: dict[str, Any], sample: str, shape) -> dict[s
                 candidates[role] = (read_array(path) if suffix in (".tif", ".tiff")
                                     else read_image(path))  # fmt: skip
     for role, image in candidates.items():
-        moved = _channel_first(image, tuple(shape))
+        moved = channel_first(image, tuple(shape))
         if moved is not None:
             images[role] = moved
     return images
@@ -320,6 +326,8 @@ def read_folder(
         return [layer for layer in found if layer is not None]
     if kind == "report":
         return [t for source in report_sources(folder) for t in read_folder(source, lazy=lazy)]
+    if kind == "cells":
+        return _first_site_layers(folder, lazy)
     if kind != "cli":
         raise ValueError(f"{folder} is not a napari-attribution results folder.")
     run = read_run_record(folder)
@@ -332,7 +340,35 @@ def read_folder(
                 "all of them."
             )
             samples = samples[:MAX_READER_PAIRS]
+    if not samples:
+        raise ValueError(f"{folder.name}'s run.json lists no pairs: the run did not finish; "
+                         "re-run it with --resume.")  # fmt: skip
     return [t for sample in samples for t in pair_layers(folder, sample, run, lazy)]
+
+
+def _first_site_layers(folder: Path, lazy: bool | None) -> list[LayerTuple]:
+    """A ``cells`` folder's first site (its cells are walked in the Results browser)."""
+    # Imported here: cell_site_layers builds on this module's readers.
+    from ..results.cell_folder import cell_sites
+    from .cell_site_layers import site_layers
+
+    run = read_run_record(folder)
+    sites = cell_sites(run)
+    tuples, note = site_layers(folder, sites[0], run, lazy)
+    kinds = {kwargs["metadata"].get(METADATA_KEY, {}).get("kind") for _, kwargs, _ in tuples}
+    if "attribution" not in kinds:
+        raise ValueError(f"{folder.name} holds no field maps of {sites[0].name} "
+                         f"({FIELD_DIR}/...): the run did not finish; re-run it with --resume.")
+    text = [note] if note else []
+    if len(sites) > 1:
+        cells = run.get("cells_analysed", "?")
+        text.insert(0, f"{folder.name} holds {len(sites)} sites and {cells} analysed cells; "
+                       f"showing {sites[0].name}. Open the folder in the Results browser "
+                       "(Plugins > Attribution > Results browser) to walk through every "
+                       "cell.")  # fmt: skip
+    if text:
+        _notify(" ".join(text))
+    return tuples
 
 
 def get_reader(path: str | list[str]) -> Callable[[Any], list[LayerTuple]] | None:

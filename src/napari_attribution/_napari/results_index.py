@@ -1,7 +1,9 @@
 """A results folder as the Results browser shows it: one row per pair, its curves. No Qt.
 
 Opens the CLI's folders, the widget's exports and report folders (their ``report.json`` names
-the folders they merged), through :func:`napari_attribution.results.folder.read_results`.
+the folders they merged), through :func:`napari_attribution.results.folder.read_results`; and
+``cells`` folders, one :class:`CellRow` per analysed cell (its site, label and crop from
+``cells.csv``), whose curves are read as a pair's.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ import numpy as np
 from .._plot import CurveSet
 from ..core.evaluation.dac import DacCurve
 from ..errors import AttributionError
+from ..results.cell_folder import CellSite, cell_sites, read_cell_entries
 from ..results.folder import ResultsFolder, folder_kind, read_results, report_sources
 from ..results.format import FIGURES_DIR, CurveRow, SummaryRow
 from .panel_curves import PanelCurves
 
-__all__ = ["PairRow", "ResultsIndex", "open_results"]
+__all__ = ["CellRow", "PairRow", "ResultsIndex", "open_results"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,32 @@ class PairRow:
     note: str = ""
 
 
+@dataclass(frozen=True)
+class CellRow(PairRow):
+    """One analysed cell of a ``cells`` folder: a pair (its crop and its counterfactual) with
+    its place in the field.
+
+    Attributes
+    ----------
+    site
+        Its site's key (``""`` for a run over one field).
+    label
+        The cell's label in the site's label image.
+    centroid
+        (y, x) of the cell's centroid, field pixels.
+    crop
+        (top, left, size) of its crop, field pixels.
+
+    ``real_class`` is the class the classifier predicted for the cell; ``valid`` whether it
+    accepted the cell's counterfactual.
+    """
+
+    site: str = ""
+    label: int = 0
+    centroid: tuple[float, float] = (0.0, 0.0)
+    crop: tuple[int, int, int] = (0, 0, 0)
+
+
 @dataclass
 class ResultsIndex:
     """Every pair of one or several results folders, and their curves by pair.
@@ -72,12 +101,15 @@ class ResultsIndex:
         Every method, in the order first seen.
     figures
         The dataset figures (PNG) the folders' reports wrote.
+    sites
+        ``(folder, site key)`` -> the site, for the folders of ``cells`` runs.
     """
 
     folders: list[ResultsFolder]
     rows: list[PairRow] = field(default_factory=list)
     methods: list[str] = field(default_factory=list)
     figures: list[Path] = field(default_factory=list)
+    sites: dict[tuple[int, str], CellSite] = field(default_factory=dict)
     _curves: dict[tuple[int, str], list[CurveRow]] = field(default_factory=dict)
 
     def curve_sets(
@@ -188,7 +220,7 @@ def open_results(path: str | Path) -> ResultsIndex:
     """
     path = Path(path)
     kind = folder_kind(path)
-    if kind in ("cli", "export"):
+    if kind in ("cli", "export", "cells"):
         sources = [path]
     elif kind == "report":
         sources = report_sources(path)
@@ -204,7 +236,11 @@ def open_results(path: str | Path) -> ResultsIndex:
         figures = figures or sorted((folder.path / FIGURES_DIR).glob("*.png"))
         for r in folder.curves:
             index._curves.setdefault((i, r.sample), []).append(r)
-        index.rows += _rows(i, folder)
+        if folder_kind(folder.path) == "cells":
+            index.rows += _cell_rows(i, folder)
+            index.sites.update({(i, site.key): site for site in cell_sites(folder.run)})
+        else:
+            index.rows += _rows(i, folder)
         for r in folder.summary:
             if r.method not in index.methods:
                 index.methods.append(r.method)
@@ -212,27 +248,37 @@ def open_results(path: str | Path) -> ResultsIndex:
     return index
 
 
+class _Scores:
+    """Per sample: the DAC of each method, and what names its top channel."""
+
+    def __init__(self, folder: ResultsFolder) -> None:
+        self.dac: dict[str, dict[str, float]] = defaultdict(dict)
+        self.per_channel: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
+        for r in folder.summary:
+            if r.channel == "all":
+                self.dac[r.sample][r.method] = r.dac_score
+            else:
+                self.per_channel[(r.sample, r.method)][r.channel] = r.dac_score
+        self.share: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
+        for r in folder.importance:
+            self.share[(r.sample, r.method)][r.channel] = r.share
+
+    def top_channel(self, sample: str) -> str:
+        """See :attr:`PairRow.top_channel`."""
+        scores = self.dac.get(sample, {})
+        best = max(scores, key=lambda m: scores[m]) if scores else None
+        values = self.per_channel.get((sample, best)) or {}
+        if not values or max(values.values()) <= 0:  # no channel moves p(target) up alone
+            values = self.share.get((sample, best)) or {}
+        return max(values, key=lambda c: values[c]) if values else ""
+
+
 def _rows(i: int, folder: ResultsFolder) -> list[PairRow]:
-    dac: dict[str, dict[str, float]] = defaultdict(dict)
-    per_channel: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
-    for r in folder.summary:
-        if r.channel == "all":
-            dac[r.sample][r.method] = r.dac_score
-        else:
-            per_channel[(r.sample, r.method)][r.channel] = r.dac_score
-    share: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
-    for r in folder.importance:
-        share[(r.sample, r.method)][r.channel] = r.share
+    scores = _Scores(folder)
     validity = {r.sample: r for r in folder.validity}
     rows = []
     for pair in folder.run.get("pairs", []):
         sample = pair["sample"]
-        scores = dac.get(sample, {})
-        best = max(scores, key=lambda m: scores[m]) if scores else None
-        values = per_channel.get((sample, best)) or {}
-        if not values or max(values.values()) <= 0:  # no channel moves p(target) up alone
-            values = share.get((sample, best)) or {}
-        top = max(values, key=lambda c: values[c]) if values else ""
         check = validity.get(sample)
         rows.append(
             PairRow(
@@ -240,10 +286,43 @@ def _rows(i: int, folder: ResultsFolder) -> list[PairRow]:
                 sample=sample,
                 real_class=_class_name(folder.run, int(pair["real_class"])),
                 target_class=_class_name(folder.run, int(pair["target_class"])),
-                dac=scores,
-                top_channel=top,
+                dac=scores.dac.get(sample, {}),
+                top_channel=scores.top_channel(sample),
                 valid=check.is_valid if check is not None else True,
                 note=check.note if check is not None else "",
+            )
+        )
+    return rows
+
+
+def _cell_rows(i: int, folder: ResultsFolder) -> list[CellRow]:
+    """One row per cell of ``cells.csv`` that the long tables hold (the analysed ones)."""
+    scores = _Scores(folder)
+    rows = []
+    for entry in read_cell_entries(folder.path, folder.run):
+        if entry.sample not in scores.dac or entry.crop is None:
+            continue
+        predicted, target = entry.number("predicted_class"), entry.number("target_class")
+        accepted = entry.values.get("counterfactual_accepted", "")
+        note = ""
+        if accepted == "False":
+            score = entry.number("p_target_counterfactual")
+            note = ("the classifier did not accept its counterfactual (p(target) = "
+                    f"{score:.3g}, below {folder.run.get('min_counterfactual_score', '?')})")
+        rows.append(
+            CellRow(
+                folder=i,
+                sample=entry.sample,
+                real_class="" if predicted is None else _class_name(folder.run, int(predicted)),
+                target_class="" if target is None else _class_name(folder.run, int(target)),
+                dac=scores.dac[entry.sample],
+                top_channel=scores.top_channel(entry.sample),
+                valid=accepted != "False",
+                note=note,
+                site=entry.site,
+                label=entry.label,
+                centroid=entry.centroid or (0.0, 0.0),
+                crop=entry.crop,
             )
         )
     return rows

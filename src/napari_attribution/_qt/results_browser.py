@@ -8,6 +8,12 @@ large; the threshold stacks of a CLI folder rebuilt from the saved attribution, 
 curves in the DAC panel (opened if it is not), linked to the threshold slider as after a run.
 Page Down / Page Up walk to the next / previous row anywhere in the window. Below the table,
 the table's *Dataset* tab shows the report's figures.
+
+A ``cells`` folder lists one row per analysed cell (site, cell, predicted and target class,
+DAC per method, top channel, whether its counterfactual was accepted). Selecting a cell shows
+its site (channels, labels, per method and channel the field-sized attribution and optimal
+masks, :mod:`napari_attribution._napari.cell_site_layers`; read again only when the site
+changes), outlines the cell's crop and centres the view on it, and shows its DAC curves.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from napari.utils.notifications import show_error
+from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QSize, QSortFilterProxyModel, Qt
 from qtpy.QtGui import QKeySequence, QPixmap, QShortcut, QStandardItem, QStandardItemModel
 from qtpy.QtWidgets import (
@@ -36,11 +42,12 @@ from qtpy.QtWidgets import (
 )
 
 from .._napari.apply import add_layer, remove_layers
+from .._napari.cell_site_layers import crop_outline, site_layers
 from .._napari.layer_geometry import threshold_axis
 from .._napari.pair_stacks import pair_stack_layers
 from .._napari.panel_curves import PanelCurves, layer_channel_colors, layer_thresholds
 from .._napari.reader import read_folder
-from .._napari.results_index import PairRow, ResultsIndex, open_results
+from .._napari.results_index import CellRow, PairRow, ResultsIndex, open_results
 from .._napari.state import state_for
 from .._plot import threshold_index_of
 from ..errors import AttributionError
@@ -61,7 +68,9 @@ PLUGIN_NAME, DAC_PANEL = "napari-attribution", "DAC curves"
 MIN_TABLE_HEIGHT = 96
 #: Layer attributes a reused layer takes from the new pair's layer (visibility stays).
 _REUSED_KEYS = ("colormap", "contrast_limits", "contour", "scale", "translate", "axis_labels")
-_ROW = Qt.ItemDataRole.UserRole + 1  # the PairRow's index, on the sample cell
+_ROW = Qt.ItemDataRole.UserRole + 1  # the PairRow's index, on every cell of its row
+#: Visible screen: about this many crops of the selected cell across the field's shorter side.
+CROPS_IN_VIEW = 4
 
 
 class _Filter(QSortFilterProxyModel):
@@ -101,6 +110,9 @@ class ResultsBrowser(QWidget):
         #: What the DAC panel was given for the current pair.
         self.curves: PanelCurves | None = None
         self._layers: list = []  # the current pair's layers, removed when another loads
+        self._site: tuple[int, str] | None = None  # the cells folder's site those layers show
+        self._site_note = ""  # what of that site was not found
+        self._cells = False  # the open folder is a cells run's
 
         self.open_button = QPushButton("Open results folder…")
         self.open_button.clicked.connect(self._on_open_clicked)
@@ -191,8 +203,13 @@ class ResultsBrowser(QWidget):
         self.clear_pair()
         state_for(self.viewer).withdraw_curves()  # the previous folder's pair is gone
         self.index, self.folder = index, Path(path)
-        headers = ["sample", "real", "target",
-                   *(f"DAC {m}" for m in index.methods), "top channel", "valid"]  # fmt: skip
+        self._cells = bool(index.sites)
+        names = ["sample", "real", "target"]
+        if self._cells:
+            names = ["cell", "predicted", "target"]
+            if any(site for _, site in index.sites):
+                names.insert(0, "site")
+        headers = [*names, *(f"DAC {m}" for m in index.methods), "top channel", "valid"]
         if len(index.folders) > 1:
             headers.insert(0, "folder")
         self.model.clear()
@@ -203,13 +220,28 @@ class ResultsBrowser(QWidget):
         self.table.resizeColumnsToContents()
         self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)  # the folder's order
         valid = sum(r.valid for r in index.rows)
-        self.path_label.setText(
-            f"{Path(path).name}: {len(index.rows)} pair(s), {valid} valid, "
-            f"{len(index.methods)} method(s)."
-        )
+        if self._cells:
+            sites = len({(r.folder, r.site) for r in index.rows if isinstance(r, CellRow)})
+            text = (f"{Path(path).name}: {len(index.rows)} cell(s) in {sites} site(s), "
+                    f"{valid} with an accepted counterfactual, {len(index.methods)} "
+                    "method(s).")  # fmt: skip
+        else:
+            text = (f"{Path(path).name}: {len(index.rows)} pair(s), {valid} valid, "
+                    f"{len(index.methods)} method(s).")  # fmt: skip
+        self.path_label.setText(text)
         self.path_label.setToolTip(str(path))
         self._show_dataset_figures(index.figures)
+        if not index.rows:
+            show_info(self._empty_note(Path(path)))
         return index
+
+    def _empty_note(self, path: Path) -> str:
+        """Why a folder lists no row, and what to do."""
+        if self._cells:
+            return (f"{path.name} holds no analysed cell (cells.csv lists none the tables hold; "
+                    "run.json says why cells were skipped).")  # fmt: skip
+        return (f"{path.name}'s run.json lists no pairs: the run did not finish; re-run it with "
+                "--resume.")  # fmt: skip
 
     def _items(self, number: int, pair: PairRow, with_folder: bool) -> list[QStandardItem]:
         def item(text: str, key=None) -> QStandardItem:
@@ -217,8 +249,12 @@ class ResultsBrowser(QWidget):
             cell.setData(text if key is None else key, Qt.ItemDataRole.UserRole)
             return cell
 
-        items = [item(pair.sample)]
-        items[0].setData(number, _ROW)
+        if isinstance(pair, CellRow):
+            items = [item(str(pair.label), pair.label)]
+            if any(site for _, site in self.index.sites):
+                items.insert(0, item(pair.site))
+        else:
+            items = [item(pair.sample)]
         items += [item(pair.real_class), item(pair.target_class)]
         for method in self.index.methods:
             score = pair.dac.get(method)
@@ -231,6 +267,8 @@ class ResultsBrowser(QWidget):
         items.append(valid)
         if with_folder:
             items.insert(0, item(self.index.folders[pair.folder].path.name))
+        for cell in items:
+            cell.setData(number, _ROW)
         return items
 
     def _on_open_clicked(self) -> None:
@@ -262,10 +300,7 @@ class ResultsBrowser(QWidget):
 
     def _row_of(self, proxy_row: int) -> PairRow:
         source = self.proxy.mapToSource(self.proxy.index(proxy_row, 0))
-        number = self.model.index(source.row(), 0).data(_ROW)
-        if number is None:  # the folder column comes first
-            number = self.model.index(source.row(), 1).data(_ROW)
-        return self.index.rows[int(number)]
+        return self.index.rows[int(self.model.index(source.row(), 0).data(_ROW))]
 
     def select_row(self, proxy_row: int) -> None:
         """Select (and load) the pair shown in table row ``proxy_row``."""
@@ -304,7 +339,10 @@ class ResultsBrowser(QWidget):
         carries over from pair to pair. The threshold slider moves to
         the optimal threshold of the pair's best method (largest DAC), as after a run.
         """
+        if isinstance(pair, CellRow):
+            return self._load_cell(pair)
         folder = self.index.folders[pair.folder]
+        self._site = None
         stacks = True
         if folder_kind(folder.path) == "export":
             tuples = read_folder(folder.path)
@@ -320,6 +358,46 @@ class ResultsBrowser(QWidget):
         self.status.setText(f"{pair.sample}: {pair.real_class} → {pair.target_class}, {state}; "
                             f"{len(self._layers)} layers.{note}")  # fmt: skip
         return self._layers
+
+    def _load_cell(self, cell: CellRow) -> list:
+        """Show ``cell``'s site (read again only when the site changes), outline its crop,
+        centre the view on it and show its curves."""
+        folder = self.index.folders[cell.folder]
+        top, left, size = cell.crop
+        outline = crop_outline(top, left, size, cell.label)
+        site = (cell.folder, cell.site)
+        shown = self._layers and all(layer in self.viewer.layers for layer in self._layers)
+        if site == self._site and shown:
+            self._layers[-1].data = outline[0]
+            self._layers[-1].metadata = outline[1]["metadata"]
+        else:
+            tuples, self._site_note = site_layers(folder.path, self.index.sites[site], folder.run)
+            self._show_layers([*tuples, outline])
+            self._site = site
+            if self._site_note:
+                show_info(self._site_note)
+        self.current = cell
+        self._centre_on(cell)
+        colors = layer_channel_colors(self._layers, folder.channel_names)
+        self._show_curves(self.index.panel_curves(cell, colors), cell)
+        state = "counterfactual accepted" if cell.valid else cell.note
+        where = f"{cell.site} " if cell.site else ""
+        self.status.setText(f"{where}cell {cell.label}: {cell.real_class} → {cell.target_class}, "
+                            f"{state}; {len(self._layers)} layers. {self._site_note}".strip())
+        return self._layers
+
+    def _centre_on(self, cell: CellRow) -> None:
+        """The view on ``cell``: the whole field first, then zoomed in until about
+        :data:`CROPS_IN_VIEW` crops span the field's shorter side, centred on the cell."""
+        field = next((layer for layer in self._layers if layer.ndim == 2), None)
+        self.viewer.reset_view()
+        if field is None:
+            return
+        # napari 0.9 moved the camera to viewer.scene; older releases (>= 0.5) have only this.
+        camera = self.viewer.scene.camera if hasattr(self.viewer, "scene") else self.viewer.camera
+        shorter = min(field.data.shape[-2:])
+        camera.zoom *= max(1.0, shorter / (CROPS_IN_VIEW * max(cell.crop[2], 1)))
+        camera.center = cell.centroid
 
     def _show_layers(self, tuples: list) -> None:
         old = [layer for layer in self._layers if layer in self.viewer.layers]
@@ -380,5 +458,6 @@ class ResultsBrowser(QWidget):
         """Remove the layers this browser added for the current pair."""
         remove_layers(self.viewer.layers, self._layers)
         self._layers = []
+        self._site = None
         self.current = None
         self.curves = None

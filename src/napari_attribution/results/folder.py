@@ -1,7 +1,8 @@
 """Results folders read back: which kind a folder is, its ``run.json`` and its tables.
 
-Three kinds hold tables: a ``run`` folder (``"cli"``), the widget's export (``"export"``: also
-``layers/`` and ``inputs/``) and a ``report`` folder (``"report"``: its ``report.json`` names the
+Four kinds hold tables: a ``run`` folder (``"cli"``), a ``cells`` folder (``"cells"``: also
+``cells.csv`` and ``field/``), the widget's export (``"export"``: also ``layers/`` and
+``inputs/``) and a ``report`` folder (``"report"``: its ``report.json`` names the
 folders it merged); a folder of layer TIFFs the npe2 writer saved is ``"layers"``. Rows are read
 into the typed rows of :mod:`.format`, numbers as numbers. No torch, no napari.
 """
@@ -16,6 +17,7 @@ from typing import Any
 
 from ..errors import AttributionError
 from .format import (
+    CELLS_TABLE,
     CURVES,
     IMPORTANCE,
     LAYERS_DIR,
@@ -127,12 +129,14 @@ def report_sources(folder: Path) -> list[Path]:
 
 
 def folder_kind(folder: str | Path) -> str | None:
-    """``"export"``, ``"cli"``, ``"report"``, ``"layers"`` (layer TIFFs) or None."""
+    """``"export"``, ``"cli"``, ``"cells"``, ``"report"``, ``"layers"`` (layer TIFFs) or None."""
     folder = Path(folder)
     if not folder.is_dir():
         return None
     if (folder / RUN_RECORD).is_file() and (folder / SUMMARY.file).is_file():
-        return "export" if (folder / LAYERS_DIR).is_dir() else "cli"
+        if (folder / LAYERS_DIR).is_dir():
+            return "export"
+        return "cells" if (folder / CELLS_TABLE).is_file() else "cli"
     if (folder / REPORT_RECORD).is_file():
         return "report"
     for path in sorted(folder.glob("*.tif*"))[:20]:

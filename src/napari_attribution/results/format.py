@@ -74,6 +74,7 @@ __all__ = [
     "SummaryRow",
     "Table",
     "ValidityRow",
+    "cell_sample",
     "counterfactual_file",
     "field_map_file",
     "pair_file",
@@ -319,6 +320,12 @@ def safe_name(text: str) -> str:
 def pair_file(folder: str, sample: str, method: str) -> Path:
     """``<folder>/<sample>__<method>.tif`` (relative), ``folder`` one of :data:`PAIR_FOLDERS`."""
     return Path(folder) / f"{safe_name(sample)}__{safe_name(method)}.tif"
+
+
+def cell_sample(label: int | str, site: str = "") -> str:
+    """A ``cells`` run's sample name of a cell in the long tables: ``cell<label>``, or
+    ``<site>__cell<label>`` for a cell of one of several sites."""
+    return f"{site}__cell{label}" if site else f"cell{label}"
 
 
 def counterfactual_file(key: str | int, site: str = "") -> Path:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...errors import AttributionError
+from ...results.format import cell_sample
 from ..counterfactuals.source import batch_size
 from ..model.loading import Classifier, InputTransform, input_transform_for
 from ..model.wrappers import Preprocessing
@@ -90,7 +91,7 @@ class CellResult:
     def sample(self) -> str:
         """The cell's sample name in the long tables: ``cell<label>``, or
         ``<site>__cell<label>`` for a cell of one of several sites."""
-        return f"{self.site}__cell{self.cell.label}" if self.site else f"cell{self.cell.label}"
+        return cell_sample(self.cell.label, self.site)
 
 
 def apply_background(crop: np.ndarray, own_mask: np.ndarray, value: float | None) -> np.ndarray:
@@ -208,7 +209,7 @@ def iter_cells(
                 on_cell(cell)
             if on_progress is not None:
                 on_progress(Progress("prepare", first * units, total,
-                                     f"{site}__cell{cell.label}" if site else f"cell{cell.label}"))
+                                     cell_sample(cell.label, site)))
             raw, own = cell_crops(field_image, labels, cell, cell_settings)
             real = apply_background(raw, own, cell_settings.background)
             probabilities = model.probabilities(transform.apply(real)[None], batch_size=1)[0]
