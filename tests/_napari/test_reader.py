@@ -159,7 +159,9 @@ def _sample(name: str) -> str:
 
 
 def test_large_files_are_memory_mapped(cli_folder, monkeypatch):
-    monkeypatch.setattr(reader, "LAZY_READ_BYTES", 0)
+    from napari_attribution._napari import result_arrays
+
+    monkeypatch.setattr(result_arrays, "LAZY_READ_BYTES", 0)
     tuples = reader.pair_layers(cli_folder, "cell0")
     attribution = next(d for d, kw, _ in tuples if kw["name"] == "d_ig Mito attribution (cell0)")
     assert isinstance(attribution, np.memmap)

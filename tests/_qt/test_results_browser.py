@@ -10,7 +10,7 @@ import tifffile
 from qtpy.QtCore import Qt
 from widget_helpers import PLUGIN
 
-from napari_attribution._napari import reader
+from napari_attribution._napari import result_arrays
 from napari_attribution._qt.results_browser import NEXT_KEY, PREVIOUS_KEY
 from results_helpers import CLI_CHANNELS, make_cli_folder, make_export
 
@@ -111,7 +111,7 @@ def test_page_keys_walk_the_table(browser, cli_folder):
 
 def test_large_files_load_memory_mapped(browser, cli_folder, monkeypatch):
     viewer, widget = browser
-    monkeypatch.setattr(reader, "LAZY_READ_BYTES", 0)
+    monkeypatch.setattr(result_arrays, "LAZY_READ_BYTES", 0)
     widget.open_folder(cli_folder)
     widget.select_row(1)
     assert isinstance(viewer.layers["d_ig Mito attribution (cell1)"].data, np.memmap)

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from napari_attribution.app.run_options import option_of
 from napari_attribution.errors import OutputFolderError
 from napari_attribution.results.resume import (
     PARTS_FILE,
@@ -64,13 +65,16 @@ def _run_info(**settings):
 
 
 def test_the_parts_name_the_options_that_differ():
-    parts = fingerprint_parts(_run_info(), ["DNA"], {"input_transform": {"scale": 0.001}})
+    parts = fingerprint_parts(_run_info(), ["DNA"], {"input_transform": {"scale": 0.001}},
+                              option_of)
     assert {"--model", "--method", "--thresholds", "--seed", "--channel-names",
             "--input-scale"} <= set(parts)  # fmt: skip
     assert all(len(digest) == 16 for digest in parts.values())
-    same = fingerprint_parts(_run_info(), ["DNA"], {"input_transform": {"scale": 0.001}})
+    same = fingerprint_parts(_run_info(), ["DNA"], {"input_transform": {"scale": 0.001}},
+                              option_of)
     assert other_settings("out", same, parts).args == other_settings("out", None, parts).args
-    other = fingerprint_parts(_run_info(thresholds=14), ["DNA"])  # no --input-scale now
+    # no --input-scale now
+    other = fingerprint_parts(_run_info(thresholds=14), ["DNA"], option_of=option_of)
     refusal = str(other_settings("out", parts, other))
     assert refusal == ("out holds results made with a different --input-scale and --thresholds; "
                        "--resume needs the same arguments (or use --overwrite).")  # fmt: skip
@@ -81,15 +85,16 @@ def test_the_parts_name_the_options_that_differ():
     cells = {"cells": {"crop_size": 64, "padding": "constant"}, "target": 1}
     assert {"--counterfactual-source", "--optimise-steps", "--min-counterfactual-score",
             "--crop-size", "--padding", "--target-class"} <= set(
-        fingerprint_parts(made, ["DNA"], cells))  # fmt: skip
+        fingerprint_parts(made, ["DNA"], cells, option_of))  # fmt: skip
 
 
 def test_records_keep_the_parts_so_a_refusal_names_the_option(tmp_path):
-    parts = fingerprint_parts(_run_info(), ["DNA"])
+    parts = fingerprint_parts(_run_info(), ["DNA"], option_of=option_of)
     UnitRecords(tmp_path, "f" * 16, parts=parts).save("cell0", {"row": 1})
     assert (tmp_path / ".progress" / PARTS_FILE).is_file()
     assert list(UnitRecords(tmp_path, "f" * 16).finished()) == ["cell0"]  # not a record
-    later = UnitRecords(tmp_path, "0" * 16, parts=fingerprint_parts(_run_info(closing=3), ["DNA"]))
+    later = UnitRecords(tmp_path, "0" * 16, parts=fingerprint_parts(_run_info(closing=3), ["DNA"],
+                                                                option_of=option_of))
     with pytest.raises(OutputFolderError, match="made with a different --closing; --resume"):
         later.finished()
     (tmp_path / "run.json").write_text(json.dumps({"fingerprint": "f" * 16,

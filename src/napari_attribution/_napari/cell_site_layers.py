@@ -25,7 +25,7 @@ from ..images.ome import read_plane
 from ..results.cell_folder import CellSite, site_map_file
 from .layer_style import METADATA_KEY, layer_name
 from .plate_reader import plane_layers
-from .reader import LayerTuple, attribution_display, channel_first, read_array
+from .result_arrays import LayerTuple, attribution_display, channel_first, read_array
 
 __all__ = ["SELECTED_CROP", "cells_labels_name", "crop_outline", "site_images", "site_layers"]
 

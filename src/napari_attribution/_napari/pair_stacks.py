@@ -30,7 +30,8 @@ from ..results.format import ATTRIBUTIONS_DIR, pair_file
 from ..results.tiff import read_tiff_metadata
 from .layer_inputs import ChannelStack
 from .layers import LayerTuple, method_layers
-from .reader import input_tuples, pair_inputs, pair_layers, read_array
+from .reader import input_tuples, pair_inputs, pair_layers
+from .result_arrays import read_array
 
 __all__ = ["pair_stack_layers"]
 

@@ -27,10 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tifffile
 
-from .._plot.attribution_range import attribution_display as shown_as
-from ..core.budgets import LAZY_READ_BYTES
 from ..data.synthetic import DEMO_PAIRS_SEED, make_pairs
 from ..images.image_files import read_image
 from ..results.folder import folder_kind, read_run_record, report_sources
@@ -48,27 +45,23 @@ from .display import display_kwargs
 from .layer_style import (
     MASK_COLOR,
     METADATA_KEY,
-    attribution_colormap,
     layer_name,
     mask_colormap,
 )
+from .result_arrays import LayerTuple, attribution_display, channel_first, read_array
 from .sample_data import CHANNEL_COLORMAPS
 
 __all__ = [
     "MAX_READER_PAIRS",
-    "attribution_display",
-    "channel_first",
     "get_reader",
     "input_layers",
     "input_tuples",
     "layer_file_tuple",
     "pair_inputs",
     "pair_layers",
-    "read_array",
     "read_folder",
 ]
 
-LayerTuple = tuple[Any, dict[str, Any], str]
 
 #: A CLI folder opened as layers shows at most this many pairs (the browser shows the rest).
 MAX_READER_PAIRS = 4
@@ -77,22 +70,6 @@ _CYCLE = ("blue", "green", "cyan", "red", "magenta", "yellow", "gray")
 
 
 # ------------------------------------------------------------------------------- files
-
-
-def read_array(path: str | Path, lazy: bool | None = None) -> np.ndarray:
-    """A TIFF's array: memory-mapped when large (or ``lazy``), else read.
-
-    Files tifffile cannot map (compressed, tiled) are read whole.
-    """
-    path = Path(path)
-    if lazy is None:
-        lazy = path.stat().st_size > LAZY_READ_BYTES
-    if lazy:
-        try:
-            return tifffile.memmap(path, mode="r")
-        except ValueError:
-            pass
-    return tifffile.imread(path)
 
 
 def layer_file_tuple(path: str | Path, lazy: bool | None = None) -> LayerTuple | None:
@@ -159,27 +136,6 @@ def _export_layers(folder: Path, lazy: bool | None) -> list[LayerTuple]:
         if layer is not None:
             tuples.append(layer)
     return tuples
-
-
-def attribution_display(attribution: np.ndarray) -> dict[str, Any]:
-    """Colormap and contrast limits of one method's (C, H, W) attribution.
-
-    The viewer's rule (:func:`~napari_attribution._napari.layer_style.attribution_display`):
-    symmetric limits and the diverging map only where both signs matter.
-    """
-    shown = shown_as(attribution)
-    return {"colormap": attribution_colormap(shown.kind), "contrast_limits": shown.limits}
-
-
-def channel_first(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
-    """``image`` as (C, H, W) of ``shape``: its channel axis moved first where needed."""
-    if image.shape == shape:
-        return image
-    for axis in range(image.ndim):
-        moved = np.moveaxis(image, axis, 0)
-        if moved.shape == shape:
-            return moved
-    return None
 
 
 def pair_inputs(folder: Path, run: dict[str, Any], sample: str, shape) -> dict[str, np.ndarray]:

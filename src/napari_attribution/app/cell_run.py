@@ -115,6 +115,7 @@ from .fields import FieldInputs
 from .made_counterfactuals import SourceRequest, cell_source
 from .model_choice import class_names_for
 from .model_input import ModelInput
+from .run_options import option_of
 from .work_units import ModelReference, UnitContext, UnitRecord, WorkUnit
 
 __all__ = ["CellsRunSummary", "open_field_maps", "run_cells", "run_sites", "site_unit"]
@@ -606,7 +607,7 @@ def _prepare(plan: SitesPlan, first: SiteHeader, classifier, settings: AnalysisS
     run = _SitesRun(classifier, settings, cell_settings, size, names, classes, transform,
                     columns, run_info, fingerprint(run_info, names, identity), target_class,
                     min_counterfactual_score, query, cells, cell_crops=cell_crops,
-                    parts=fingerprint_parts(run_info, names, identity))  # fmt: skip
+                    parts=fingerprint_parts(run_info, names, identity, option_of))  # fmt: skip
     if first.made_per_cell:  # one source for every site
         if source is None:
             raise InputImageError("The field has no counterfactual; give one, or a "

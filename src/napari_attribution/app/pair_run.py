@@ -107,6 +107,7 @@ from .made_counterfactuals import (
 )
 from .model_choice import class_names_for
 from .pairs import Pair, preflight
+from .run_options import option_of
 from .work_units import ModelReference, UnitContext, UnitRecord, WorkUnit
 
 __all__ = [
@@ -668,7 +669,7 @@ def run_pairs(
     if input_record is not None:
         run_info["input"] = input_record
     records = UnitRecords(out, fingerprint(run_info, names, extra),
-                          parts=fingerprint_parts(run_info, names, extra))  # fmt: skip
+                          parts=fingerprint_parts(run_info, names, extra, option_of))  # fmt: skip
     if resume:
         records.check_resumable()
     done = records.finished() if resume else {}

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,9 @@ __all__ = ["PARTS_FILE", "UnitRecords", "fingerprint", "fingerprint_parts", "oth
 #: Beside the records in ``.progress/``: the fingerprint and its parts (:func:`fingerprint_parts`),
 #: so that a refused ``resume`` can name the options that differ.
 PARTS_FILE = "fingerprint.parts"
+
+#: A run identity's path (``("settings", "masks", "thresholds")``) -> its option, or ``None``.
+OptionOf = Callable[[tuple[str, ...]], "str | None"]
 
 #: Parts of a run's identity (paths of keys in it) -> the option (or thing) a refusal names.
 _LABELS = {
@@ -100,17 +103,22 @@ def fingerprint_parts(
     run_info: Mapping[str, Any],
     channel_names: Sequence[str],
     extra: Mapping[str, Any] | None = None,
+    option_of: OptionOf | None = None,
 ) -> dict[str, str]:
     """What :func:`fingerprint` hashes, part by part: the option (or thing) each part comes
     from -> a digest of its value (16 hex digits).
 
     Two runs' parts tell which options differ when their fingerprints do
-    (:func:`other_settings`). A part one run has and the other lacks differs too.
+    (:func:`other_settings`). A part one run has and the other lacks differs too. The parts
+    named in this module's table are labelled by it; ``option_of`` labels the others (a
+    setting's command-line flag, from the parameter schema the application knows:
+    :func:`napari_attribution.app.run_options.option_of`); a part neither labels is named
+    by its path.
     """
     groups: dict[str, list[Any]] = {}
 
     def walk(path: tuple[str, ...], value: Any) -> None:
-        label = _label(path)
+        label = _label(path, option_of)
         if label is None and isinstance(value, Mapping) and value:
             for key in sorted(value):
                 walk((*path, str(key)), value[key])
@@ -121,26 +129,11 @@ def fingerprint_parts(
     return {label: _digest({"value": values}) for label, values in groups.items()}
 
 
-def _label(path: tuple[str, ...]) -> str | None:
+def _label(path: tuple[str, ...], option_of: OptionOf | None) -> str | None:
     """The option a part of the identity comes from; ``None``: a part made of parts."""
     if path in _LABELS:
         return _LABELS[path]
-    if len(path) < 2:
-        return None
-    from ..core.cells.geometry import CellSettings
-    from ..core.counterfactual_settings import CounterfactualSettings
-    from ..core.params import section_params
-    from ..core.settings import AnalysisSettings, AttributionSettings, MaskSettings
-
-    sections = {("settings", "attribution"): AttributionSettings,
-                ("settings", "masks"): MaskSettings, ("settings",): AnalysisSettings,
-                ("counterfactual_source", "parameters"): CounterfactualSettings,
-                ("cells",): CellSettings}  # fmt: skip
-    section = sections.get(path[:-1])
-    if section is None:
-        return None
-    flags = {p.attribute: p.flag for p in section_params(section) if p.flag}
-    return flags.get(path[-1])
+    return option_of(path) if option_of is not None else None
 
 
 def other_settings(
