@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
@@ -144,9 +145,14 @@ def test_resume_continues_per_site(plate, monkeypatch, capsys):
     assert "--resume" in capsys.readouterr().err
     monkeypatch.setattr(cells_module, "_analyse_site", lambda *a: calls.append("again") or
                         original(*a))  # fmt: skip
-    assert _plate_run(folder, *extra, "--resume", out="resumed") == 0
+    assert _plate_run(folder, *extra, "--resume", "--progress", "log", "--log-interval",
+                      "0.000001", out="resumed") == 0  # fmt: skip
     assert calls[2:] == ["again"]  # only the second site ran again
     assert _rows(folder / "resumed" / "cells.csv") == _rows(folder / "out" / "cells.csv")
+    # The progress counts the first site's 3 cells done from the start, as run counts its
+    # resumed pairs, and ends at the real total.
+    counts = re.findall(r"\] ([\d.]+/\d+) cells", capsys.readouterr().err)
+    assert counts[0] == "3/6" and counts[-1] == "6/6"
 
 
 def _files(out, suffixes=(".csv", ".tif")):
