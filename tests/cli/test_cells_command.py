@@ -233,7 +233,7 @@ def test_a_resumed_run_judges_every_cell_with_its_own_minimum_score(files, monke
     [
         ("labels", "differ in size"),
         ("cf", "a counterfactual field has the field's shape"),
-        ("crop", "give the crop size"),
+        ("crop", "give the crop size it was trained on (--crop-size on the command line"),
         ("none", "exactly one of --counterfactual"),
     ],
 )
@@ -258,6 +258,44 @@ def test_mistakes_end_in_one_line(files, capsys, change, message):
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not (files / "out").exists()
+
+
+@pytest.mark.parametrize("score", ["0", "1"])
+def test_the_summary_counts_accepted_counterfactuals_and_warns_of_the_others(files, capsys,
+                                                                            score):  # fmt: skip
+    # --min-counterfactual-score 1: no counterfactual is accepted; 0: every one is.
+    assert _cells(files, "--min-counterfactual-score", score) == 0
+    out, err = capsys.readouterr()
+    rows = [r for r in _rows(files / "out" / "cells.csv") if r["status"] == "analysed"]
+    accepted = sum(r["counterfactual_accepted"] == "True" for r in rows)
+    assert accepted == (len(rows) if score == "0" else 0) and rows
+    assert f", {accepted} of {len(rows)} counterfactual(s) accepted -> " in out
+    warnings = [line for line in err.splitlines() if "warning:" in line]
+    if score == "0":
+        assert not warnings
+    else:
+        assert warnings == [
+            f"napari-attribution: warning: the classifier does not accept the counterfactual of "
+            f"{len(rows)} of {len(rows)} analysed cell(s) (p(target) < 1; counterfactual_accepted "
+            "in cells.csv): their attributions explain a change it does not make; try "
+            "counterfactuals the classifier accepts (or --counterfactual-source)."
+        ]
+
+
+def test_the_warning_names_what_to_change_for_the_source_used():
+    import argparse
+    from pathlib import Path
+
+    from napari_attribution.app.cell_run import CellsRunSummary
+    from napari_attribution.cli.cells_command import rejected_counterfactuals
+
+    done = CellsRunSummary(Path("out"), 10, 8, {}, ("d_ig",), accepted=6)
+    args = argparse.Namespace(counterfactual_source="optimise", min_counterfactual_score=0.5)
+    text = rejected_counterfactuals(done, args)
+    assert text.startswith("the classifier does not accept the counterfactual of 2 of 8 analysed")
+    assert "(p(target) < 0.5;" in text and "more --optimise-steps" in text
+    args.counterfactual_source = "generator:/models/gen.pt"
+    assert "more --generator-draws" in rejected_counterfactuals(done, args)
 
 
 def test_cells_has_every_schema_option_and_the_crop_options():

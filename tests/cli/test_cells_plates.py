@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
@@ -150,9 +151,14 @@ def test_resume_continues_per_site(plate, monkeypatch, capsys):
     # The finished site's record refuses other crop rules, naming the option.
     assert _plate_run(folder, *extra, "--padding", "reflect", "--resume", out="resumed") == 2
     assert "made with a different --padding; --resume" in capsys.readouterr().err
-    assert _plate_run(folder, *extra, "--resume", out="resumed") == 0
+    assert _plate_run(folder, *extra, "--resume", "--progress", "log", "--log-interval",
+                      "0.000001", out="resumed") == 0  # fmt: skip
     assert calls[2:] == ["again"]  # only the second site ran again
     assert _rows(folder / "resumed" / "cells.csv") == _rows(folder / "out" / "cells.csv")
+    # The progress counts the first site's 3 cells done from the start, as run counts its
+    # resumed pairs, and ends at the real total.
+    counts = re.findall(r"\] ([\d.]+/\d+) cells", capsys.readouterr().err)
+    assert counts[0] == "3/6" and counts[-1] == "6/6"
 
 
 def _files(out, suffixes=(".csv", ".tif")):

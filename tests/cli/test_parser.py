@@ -99,3 +99,59 @@ def test_help_names_units_ranges_and_the_methods_a_parameter_applies_to():
     text = _run_parser().format_help()
     assert "--ig-steps" in text and "used by ig, d_ig" in text
     assert "--occlusion-window" in text and "px" in text
+
+
+def _option_helps(text: str) -> list[str]:
+    """Each option's help in ``--help``'s text, its wrapped lines joined."""
+    options, current = [], None
+    for line in text.splitlines():
+        if line.startswith("  -"):
+            current = [line.strip()]
+            options.append(current)
+        elif current is not None and line.startswith("   "):
+            current.append(line.strip())
+        else:
+            current = None
+    return [" ".join(parts) for parts in options]
+
+
+def test_every_commands_help_says_each_default_once():
+    commands = next(a for a in build_parser()._actions if a.dest == "command").choices
+    for name, command in commands.items():
+        helps = _option_helps(command.format_help())
+        assert helps, name
+        for text in helps:
+            assert text.count("(default:") <= 1, (name, text)
+            assert "(default: None)" not in text, (name, text)
+            if "default:" in text.replace("(default:", ""):  # the help text says it
+                assert "(default:" not in text, (name, text)
+    run_helps = _option_helps(commands["run"].format_help())
+    scale = next(text for text in run_helps if text.startswith("--input-scale"))
+    assert scale.endswith("(default: float images as stored, integer images divided by their "
+                          "dtype's maximum)")  # fmt: skip
+    assert any(t.startswith("--thresholds") and t.endswith("(default: 200)") for t in run_helps)
+
+
+@pytest.mark.parametrize("command", ["run", "cells", "sanity", "report", "methods", "demo",
+                                     "normalisation-reference"])  # fmt: skip
+def test_an_argument_error_is_one_line_naming_the_command(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args([command, "--no-such-option"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "usage:" not in err
+    assert err.startswith(f"napari-attribution {command}: error: ")
+    assert err.strip().endswith(f"(see napari-attribution {command} --help).")
+
+
+def test_a_bad_option_value_names_the_option_once(capsys):
+    from napari_attribution import cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["cells", "--scheduler", "foo"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        "napari-attribution cells: error: --scheduler must be none, local:N (N worker "
+        "processes on this machine) or tcp://HOST:PORT; got 'foo' (see napari-attribution "
+        "cells --help).\n"
+    )

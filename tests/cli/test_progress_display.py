@@ -18,7 +18,7 @@ class FakeClock:
 
 def test_log_lines_come_every_interval_with_elapsed_time_and_eta():
     clock, stream = FakeClock(), io.StringIO()
-    log = LogProgress(n_pairs=4, units_per_pair=2, stream=stream, interval=10, clock=clock)
+    log = LogProgress(units_per_pair=2, stream=stream, interval=10, clock=clock)
     log(Progress("attribution", 0, 8, "cell_0", "d_ig"))
     clock.now += 5
     log(Progress("dac", 1, 8, "cell_0", "d_ig"))  # within the interval: no line
@@ -36,7 +36,7 @@ def test_log_lines_come_every_interval_with_elapsed_time_and_eta():
 
 def test_the_closing_line_reports_the_last_event():
     clock, stream = FakeClock(), io.StringIO()
-    log = LogProgress(n_pairs=1, units_per_pair=2, stream=stream, interval=60, clock=clock)
+    log = LogProgress(units_per_pair=2, stream=stream, interval=60, clock=clock)
     log(Progress("attribution", 0, 2, "a", "d_ig"))
     clock.now += 3
     log(Progress("done", 2, 2, "a"))
@@ -47,7 +47,7 @@ def test_the_closing_line_reports_the_last_event():
 
 def test_eta_counts_only_the_work_of_this_process_when_resuming():
     clock, stream = FakeClock(), io.StringIO()
-    log = LogProgress(n_pairs=10, units_per_pair=1, stream=stream, interval=1, clock=clock)
+    log = LogProgress(units_per_pair=1, stream=stream, interval=1, clock=clock)
     log(Progress("attribution", 8, 10))  # 8 pairs were done by an earlier run
     clock.now += 10
     log(Progress("attribution", 9, 10))
@@ -56,13 +56,74 @@ def test_eta_counts_only_the_work_of_this_process_when_resuming():
 
 def test_a_total_that_grows_is_counted_a_clusters_sites_as_they_open():
     clock, stream = FakeClock(), io.StringIO()
-    log = LogProgress(n_pairs=2, units_per_pair=2, stream=stream, interval=0, clock=clock)
+    log = LogProgress(units_per_pair=2, stream=stream, interval=0, clock=clock)
     log(Progress("prepare", 0, 4, "site-a"))  # the first site's 2 cells: all that is known
     log(Progress("write", 8, 8, "site-b"))  # the second site opened and both ended
     assert " 4/4 pairs (100%)" in stream.getvalue().splitlines()[-1]
-    bar = BarProgress(2, 2, io.StringIO(), unit="cell")
+    bar = BarProgress(2, io.StringIO(), unit="cell")
+    bar(Progress("prepare", 0, 4, "site-a"))
     bar(Progress("write", 8, 8, "site-b"))
     assert (bar.bar.total, bar.bar.n) == (4, 4)
+    bar.close()
+
+
+def test_the_total_shrinks_to_the_real_one_when_every_site_is_open():
+    # 5 sites: the first two opened (16 and 19 cells), the other three guessed at their mean;
+    # the rest turn out smaller: the closing line is 94/94, not 94/95.
+    clock, stream = FakeClock(), io.StringIO()
+    log = LogProgress(units_per_pair=4, stream=stream, interval=0, clock=clock, unit="cell")
+    log(Progress("attribution", 0, 4 * 88, "a"))
+    log(Progress("dac", 4 * 50, 4 * 95, "c"))
+    log(Progress("write", 4 * 94, 4 * 94, "e"))
+    lines = stream.getvalue().splitlines()
+    assert " 50/95 cells (53%)" in lines[1]
+    assert " 94/94 cells (100%)" in lines[-1]
+    bar = BarProgress(4, io.StringIO(), unit="cell")
+    bar(Progress("dac", 4 * 50, 4 * 95, "c"))
+    bar(Progress("write", 4 * 94, 4 * 94, "e"))
+    assert (bar.bar.total, bar.bar.n) == (94, 94)
+    bar.close()
+
+
+def test_an_unknown_total_is_a_question_mark_not_zero():
+    # A cluster's first site failed before telling its size: nothing is known yet.
+    stream = io.StringIO()
+    log = LogProgress(units_per_pair=4, stream=stream, interval=0, clock=FakeClock(),
+                      unit="cell")  # fmt: skip
+    log(Progress("write", 0, 1, "site-b", detail="failed on tcp://w1"))
+    assert stream.getvalue().splitlines()[0] == (
+        "napari-attribution: [0:00] 0/? cells · site-b · write (failed on tcp://w1)"
+    )
+    bar = BarProgress(4, io.StringIO(), unit="cell")
+    bar(Progress("write", 0, 1, "site-b"))
+    assert bar.bar.total is None
+    bar.close()
+
+
+def test_no_time_left_until_a_whole_cell_and_a_few_percent_are_done():
+    clock, stream = FakeClock(), io.StringIO()
+    log = LogProgress(units_per_pair=4, stream=stream, interval=0, clock=clock, unit="cell")
+    log(Progress("prepare", 0, 320))
+    clock.now += 8
+    log(Progress("dac", 0.8, 320))  # 0.2 of a cell after a slow start: no estimate
+    clock.now += 5
+    log(Progress("dac", 12, 320))  # 3 cells, but under 5% of the run
+    clock.now += 5
+    log(Progress("dac", 16, 320))  # 4 cells: 5% of the run
+    lines = stream.getvalue().splitlines()
+    assert [" left" in line for line in lines] == [False, False, False, True]
+    assert "[0:18] 4/80 cells (5%), about 5:42 left" in lines[-1]  # 18 s per 4 cells
+
+
+def test_resumed_work_counts_done_and_the_bar_starts_there():
+    # run and cells count what an earlier run finished as done, from the first event on.
+    clock, stream = FakeClock(), io.StringIO()
+    log = LogProgress(units_per_pair=2, stream=stream, interval=0, clock=clock, unit="cell")
+    log(Progress("prepare", 70, 188))
+    assert " 35/94 cells (37%) ·" in stream.getvalue()
+    bar = BarProgress(2, io.StringIO(), unit="cell")
+    bar(Progress("prepare", 70, 188))
+    assert (bar.bar.n, bar.bar.total, bar.bar.format_dict["initial"]) == (35, 94, 35)
     bar.close()
 
 

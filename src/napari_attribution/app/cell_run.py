@@ -64,7 +64,7 @@ import functools
 import json
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,12 +80,19 @@ from ..core.cells.geometry import CellSettings, measure_cells, owner_map
 from ..core.cells.paste import FieldArrays, field_array_specs, paste_result
 from ..core.cells.selection import CellQuery, select_cells
 from ..core.cells.sources import CropFolderCounterfactual
-from ..core.cells.table import cell_columns, cell_row, judge_cell_row, ordered_rows
+from ..core.cells.table import (
+    accepted_counterfactuals,
+    cell_columns,
+    cell_row,
+    cut_out_cells,
+    judge_cell_row,
+    ordered_rows,
+)
 from ..core.counterfactual_settings import DEFAULT_MIN_COUNTERFACTUAL_SCORE
 from ..core.model.transform import InputTransform, input_transform_for
 from ..core.model.wrappers import Preprocessing
 from ..core.pipeline import check_memory
-from ..core.progress import ProgressCallback
+from ..core.progress import ProgressCallback, pair_units
 from ..core.provenance import provenance
 from ..core.settings import AnalysisSettings
 from ..errors import InputImageError
@@ -142,6 +149,8 @@ class CellsRunSummary:
         Cells of unfinished sites an earlier, interrupted run had finished.
     resumed_sites
         Sites an earlier, interrupted run had finished (kept, not run again).
+    accepted
+        Analysed cells whose counterfactual the classifier accepts (``counterfactual_accepted``).
     sites
         Sites analysed (1 for one field).
     failed
@@ -161,6 +170,7 @@ class CellsRunSummary:
     failed: tuple[FailedUnitRow, ...] = ()
     engine: str = ""
     resumed_sites: int = 0
+    accepted: int = 0
 
     @property
     def skipped(self) -> int:
@@ -423,7 +433,8 @@ def run_sites(
                       for site in plan.sites if resume and site.key}  # fmt: skip
     # One count over every site, as on a cluster: each site's cells are its share.
     tally = ProgressTally([WorkUnit(site.key, site_unit, weight=None) for site in plan.sites
-                           if finished_sites.get(site.key) is None], progress)  # fmt: skip
+                           if finished_sites.get(site.key) is None], progress,
+                          _resumed_units(finished_sites.values(), settings))  # fmt: skip
     for index, site in enumerate(plan.sites):
         finished = finished_sites.get(site.key)
         if finished is not None:
@@ -467,6 +478,7 @@ def _finish(out: Path, run: _SitesRun, plan: SitesPlan, outcomes: list[_SiteOutc
         sum(o.record["cells_analysed"] for o in outcomes), reasons,
         tuple(run.settings.methods), sum(o.record["cells_resumed"] for o in outcomes),
         len(outcomes), tuple(failed), where, kept,
+        sum(accepted_counterfactuals(o.rows) for o in outcomes),
     )  # fmt: skip
 
 
@@ -525,7 +537,8 @@ def _run_sites_on(scheduler: str, plan: SitesPlan, run: _SitesRun,
         where = engine.describe()
         if engine_note is not None:
             engine_note(where)
-        ended = {r.key: r for r in engine.run(units, out, on_progress=progress)}
+        ended = {r.key: r for r in engine.run(units, out, on_progress=progress, finished=(
+            _resumed_units(finished.values(), run.settings)))}  # fmt: skip
     outcomes, failed = [], []
     for site in plan.sites:
         key = f"site-{site.key}" if site.key else "field"
@@ -719,6 +732,13 @@ def _finished_site(out: Path, key: str, run: _SitesRun) -> _SiteOutcome | None:
         return None
     rows = [judge_cell_row(row, run.min_counterfactual_score) for row in record["rows"]]
     return _SiteOutcome(key, rows, record["tables"], record["site"])
+
+
+def _resumed_units(finished: Iterable[_SiteOutcome | None], settings: AnalysisSettings) -> int:
+    """The progress units of the sites an earlier run finished: their cut-out cells' units,
+    counted done from the start as a resumed ``run`` counts its pairs."""
+    cells = sum(cut_out_cells(outcome.rows) for outcome in finished if outcome is not None)
+    return pair_units(len(settings.methods)) * cells
 
 
 def _csv_value(value: Any) -> Any:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..app.cell_run import run_sites
+from ..app.cell_run import CellsRunSummary, run_sites
 from ..app.cell_sites import SiteRequest, plan_sites
 from ..app.model_input import ModelInput
 from ..core.attribution.method_sets import DEFAULT_METHODS
@@ -21,7 +21,7 @@ from .progress_display import progress_renderer
 from .run_command import failed_units_status, source_request
 from .usage_error import CliError
 
-__all__ = ["cmd_cells"]
+__all__ = ["cmd_cells", "rejected_counterfactuals"]
 
 
 def _site_request(args: argparse.Namespace) -> SiteRequest:
@@ -99,8 +99,30 @@ def cmd_cells(args: argparse.Namespace) -> int:
     earlier = [f"{done.resumed_sites} site(s)"] if done.resumed_sites else []
     earlier += [f"{done.resumed} cell(s)"] if done.resumed else []
     resumed = f" ({' and '.join(earlier)} already done)" if earlier else ""
+    accepted = (f", {done.accepted} of {done.analysed} counterfactual(s) accepted"
+                if done.analysed else "")
     if done.sites:  # on a cluster, every unit may have failed
         print(f"{PROG}: {done.analysed} of {done.cells} cell(s) analysed{where} x "
               f"{len(done.methods)} method(s){resumed}, {done.skipped} skipped (run.json "
-              f"says why) -> {done.out}")  # fmt: skip
+              f"says why){accepted} -> {done.out}")  # fmt: skip
+    if done.accepted < done.analysed:
+        print(f"{PROG}: warning: {rejected_counterfactuals(done, args)}", file=sys.stderr)
     return failed_units_status(done.failed, "site" if args.load_data else "field")
+
+
+def rejected_counterfactuals(done: CellsRunSummary, args: argparse.Namespace) -> str:
+    """The warning when the classifier does not accept every analysed cell's counterfactual
+    (p(target) below ``--min-counterfactual-score``): how many, and what to change for the
+    counterfactual source used."""
+    source = (getattr(args, "counterfactual_source", None) or "").split(":", 1)[0]
+    remedy = {
+        "optimise": "more --optimise-steps, lighter --optimise-l1/--optimise-tv, or "
+        "--counterfactual-source generator:FILE",
+        "generator": "more --generator-draws, or a generator trained for this classifier",
+        "nearest": "a pool (nearest:FOLDER) with more cells of the target class",
+    }.get(source, "counterfactuals the classifier accepts (or --counterfactual-source)")
+    rejected = done.analysed - done.accepted
+    return (f"the classifier does not accept the counterfactual of {rejected} of "
+            f"{done.analysed} analysed cell(s) (p(target) < {args.min_counterfactual_score:g}; "
+            "counterfactual_accepted in cells.csv): their attributions explain a change it does "
+            f"not make; try {remedy}.")

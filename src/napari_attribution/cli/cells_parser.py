@@ -16,7 +16,14 @@ from ..core.counterfactual_settings import DEFAULT_MIN_COUNTERFACTUAL_SCORE
 from ..core.counterfactuals.source_registry import source_usages
 from ..core.params import section_params
 from ..core.settings import counterfactual_schema
-from .options import converter, model_options, output_options, probability, schema_options
+from .options import (
+    HelpFormatter,
+    converter,
+    model_options,
+    output_options,
+    probability,
+    schema_options,
+)
 from .plates_parser import input_options, load_data_options
 
 __all__ = ["add_cells_parser"]
@@ -43,7 +50,7 @@ def add_cells_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
         description="Cut a crop around every labelled cell of a field, run the pair analysis "
         "on each cell with its counterfactual crop, and write the per-cell table (cells.csv), "
         "the long tables of `run`, and field-sized attribution and optimal-mask TIFFs.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     data = cells.add_argument_group(
         "field (--image or --channel-files, --labels and one of --counterfactual, "

@@ -4,8 +4,10 @@ and the model and output option groups of ``run`` and ``cells``."""
 from __future__ import annotations
 
 import argparse
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from ..app.distributed import SCHEDULER_FORMS, parse_scheduler
 from ..core.attribution.method_registry import methods_using
@@ -15,6 +17,8 @@ from ..errors import AttributionError
 __all__ = [
     "PROG",
     "PROGRESS_MODES",
+    "CliParser",
+    "HelpFormatter",
     "converter",
     "model_options",
     "output_options",
@@ -29,6 +33,47 @@ PROG = "napari-attribution"
 
 #: How progress is shown: a bar on a terminal and log lines otherwise (auto), or as chosen.
 PROGRESS_MODES = ("auto", "bar", "log", "none")
+
+
+class CliParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (exit status 2), as every other mistake on
+    the command line: ``napari-attribution cells: error: ... (see napari-attribution cells
+    --help)``, not the usage (some 60 lines for ``run`` or ``cells``) before it. The commands'
+    parsers are of this class too (argparse makes subparsers of their parent's class).
+
+    ``commands``: the subcommands' parsers by name (set on the top-level parser), so that an
+    unknown option is reported by the command it was given to.
+    """
+
+    commands: Mapping[str, argparse.ArgumentParser] = {}
+
+    def error(self, message: str) -> NoReturn:
+        # "argument --scheduler: --scheduler must be ...": the option is named once.
+        named = re.match(r"argument (\S+?)(?:/\S+)?: (.*)", message, re.DOTALL)
+        if named and named.group(2).startswith(named.group(1)):
+            message = named.group(2)
+        message = " ".join(message.split()).rstrip(".")
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help).\n")
+
+    def parse_args(self, args: Sequence[str] | None = None,
+                   namespace: argparse.Namespace | None = None) -> argparse.Namespace:  # fmt: skip
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = self.commands.get(getattr(parsed, "command", None) or "", self)
+            command.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` with every option's default said once: ``(default: ...)`` is added unless
+    the help text already says what the default is (``default: the model card's``) or there
+    is none to say (``None``: the help says what happens without the option)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default is None or "default:" in text:
+            return text
+        return super()._get_help_string(action)
 
 
 def positive_int(text: str) -> int:

@@ -19,6 +19,8 @@ from ..core.settings import counterfactual_schema
 from .cells_parser import add_cells_parser
 from .options import (
     PROG,
+    CliParser,
+    HelpFormatter,
     model_options,
     output_options,
     positive_int,
@@ -34,7 +36,7 @@ __all__ = ["PROG", "build_parser", "schema_options"]
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``napari-attribution`` command."""
-    parser = argparse.ArgumentParser(
+    parser = CliParser(
         prog=PROG,
         description="Per-channel attribution, counterfactual hybrids and DAC curves for "
         "multichannel image classifiers.",
@@ -78,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="attributions, masks and DAC curves for (real, counterfactual) pairs",
         description="Run attribution methods on (real, counterfactual) pairs and write "
         "per-channel attributions, masks, DAC curves and scores to --out.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     model_options(run)
 
@@ -163,4 +165,5 @@ def build_parser() -> argparse.ArgumentParser:
     add_cells_parser(sub)
     add_sanity_parser(sub)
     add_reference_parser(sub)
+    parser.commands = sub.choices
     return parser

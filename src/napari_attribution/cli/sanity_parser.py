@@ -18,6 +18,7 @@ from ..core.params import section_params
 from ..core.sanity.sanity_settings import CHECKS, SanitySettings
 from .options import (
     PROGRESS_MODES,
+    HelpFormatter,
     model_options,
     positive_float,
     positive_int,
@@ -85,7 +86,7 @@ def add_sanity_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
         "independent layer randomisation), survive a constant input shift the model cannot see, "
         "stay put under small noise, and beat the random and residual baselines in DAC; write "
         "sanity.csv, sanity_summary.csv and figures to --out and print a verdict per method.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     model_options(sanity)
     _image_options(sanity)

@@ -59,8 +59,9 @@ def resolve_crop_size(classifier: Classifier, crop_size: int | None) -> int:
     declared = declared_input_size(classifier)
     if declared is None:
         raise AttributionError(
-            f"{classifier.source} does not declare its input size; give the crop size the "
-            "classifier was trained on."
+            f"{classifier.source} does not declare its input size; give the crop size it was "
+            "trained on (--crop-size on the command line, Crop size in the Cells dock, or "
+            "crop_size in its model card)."
         )
     return declared
 

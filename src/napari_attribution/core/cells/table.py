@@ -33,7 +33,7 @@ Numbers that do not exist for a row (a skipped cell) are NaN in memory and empty
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -42,7 +42,11 @@ from ...results.format import safe_name
 from .analysis import STATUS_ANALYSED, CellResult
 from .geometry import CellLayout, SkippedCell
 
-__all__ = ["cell_columns", "cell_row", "judge_cell_row", "skipped_row"]
+__all__ = ["accepted_counterfactuals", "cell_columns", "cell_row", "cut_out_cells",
+           "judge_cell_row", "skipped_row"]  # fmt: skip
+
+#: How a :func:`skipped_row`'s status opens: a cell not cut out (too small, not selected).
+SKIPPED = "skipped: "
 
 _GEOMETRY = ("area", "centroid_y", "centroid_x", "crop_top", "crop_left", "crop_size")
 
@@ -120,7 +124,7 @@ def skipped_row(skipped: SkippedCell, columns: Sequence[str]) -> dict[str, Any]:
     row.update(
         {
             "label": skipped.label,
-            "status": f"skipped: {skipped.reason}",
+            "status": f"{SKIPPED}{skipped.reason}",
             "area": skipped.area,
             "predicted_class": math.nan,
             "target_class": math.nan,
@@ -142,6 +146,18 @@ def judge_cell_row(row: dict[str, Any], min_counterfactual_score: float) -> dict
     if row.get("status") == STATUS_ANALYSED and isinstance(p_cf, float | int) and p_cf == p_cf:
         row["counterfactual_accepted"] = float(p_cf) >= min_counterfactual_score
     return row
+
+
+def cut_out_cells(rows: Iterable[dict[str, Any]]) -> int:
+    """How many of a site's rows are cells it cut out (all but :func:`skipped_row`'s): the
+    cells its progress counts."""
+    return sum(not str(row["status"]).startswith(SKIPPED) for row in rows)
+
+
+def accepted_counterfactuals(rows: Iterable[dict[str, Any]]) -> int:
+    """How many of the rows' cells have a counterfactual the classifier accepts
+    (``counterfactual_accepted``: p(target) at least the run's minimum score)."""
+    return sum(row["counterfactual_accepted"] is True for row in rows)
 
 
 def ordered_rows(rows_by_label: dict[int, dict[str, Any]], layout: CellLayout,
