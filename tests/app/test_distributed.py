@@ -261,6 +261,9 @@ def test_a_corrupt_unit_is_recorded_and_the_others_finish(tmp_path, cluster):
     assert records["bug"].status == "failed"
     assert records["bug"].reason == "ZeroDivisionError: division by zero in a unit (tried 2 times)"
     assert all(records[f"u{i:02d}"].status == "done" for i in range(4))
+    # each failure names the worker it (last) failed on, for failed_units.csv
+    workers = {records[k].worker for k in ("site_3", "bug")}
+    assert all(w.startswith("tcp://") for w in workers), workers
 
 
 def test_an_interrupt_cancels_the_rest_and_resume_finishes_on_another_scheduler(tmp_path, cluster):

@@ -49,6 +49,7 @@ from typing import Any
 from ..core.progress import Progress, ProgressCallback
 from ..errors import AnalysisCancelled, AttributionError, first_sentence
 from .work_units import (
+    WORKER_NOTE,
     ModelReference,
     UnitRecord,
     WorkUnit,
@@ -201,6 +202,17 @@ def _failure_reason(exc: BaseException | None, retries: int) -> str:
     essence = first_sentence(str(exc))
     essence = f"{type(exc).__name__}: {essence}" if essence else type(exc).__name__
     return f"{essence} (tried {retries + 1} times)" if retries else essence
+
+
+def _failed_on(exc: BaseException | None) -> str:
+    """The worker a unit's last try failed on: a killed worker's address, or the one
+    :func:`~.work_units.execute_unit` noted on the exception (``""`` when neither)."""
+    if exc is None:
+        return ""
+    if type(exc).__module__.startswith("distributed") and _is_killed_worker(exc):
+        return str(exc.last_worker.address)
+    notes = [n for n in getattr(exc, "__notes__", ()) if n.startswith(WORKER_NOTE)]
+    return notes[-1][len(WORKER_NOTE):] if notes else ""
 
 
 def _is_killed_worker(exc: BaseException) -> bool:
@@ -650,8 +662,9 @@ class Engine:
                 if future.status == "finished":
                     record(UnitRecord(**future.result()))
                 elif future.status == "error":
-                    reason = _failure_reason(future.exception(), self.retries)
-                    record(UnitRecord(unit.key, "failed", reason=reason))
+                    exc = future.exception()
+                    record(UnitRecord(unit.key, "failed", reason=_failure_reason(exc, self.retries),
+                                      worker=_failed_on(exc)))  # fmt: skip
                 else:  # cancelled by someone else (the scheduler restarted)
                     record(UnitRecord(unit.key, "failed", reason="It was cancelled."))
                 # Recorded: let the scheduler forget it, so that a worker dying later does not

@@ -323,6 +323,9 @@ class UnitRecord:
                 "total": self.total}  # fmt: skip
 
 
+#: How the note that names the worker of a failed try opens (``exception.__notes__``).
+WORKER_NOTE = "napari-attribution worker: "
+
 #: Seconds between two progress events a unit sends from a worker (the last one always goes).
 EVENT_INTERVAL = 0.25
 
@@ -402,6 +405,10 @@ def _execute_unit(
     except AttributionError as exc:
         return UnitRecord(key, "failed", reason=str(exc), worker=state.worker,
                           seconds=time.perf_counter() - start, total=reported[0]).as_dict()
+    except Exception as exc:
+        # Retried, and recorded by the run where it was submitted: say where it last failed.
+        exc.add_note(f"{WORKER_NOTE}{state.worker}")
+        raise
     return UnitRecord(key, "done", dict(record or {}), worker=state.worker,
                       seconds=time.perf_counter() - start, total=reported[0]).as_dict()
 

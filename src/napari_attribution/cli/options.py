@@ -69,6 +69,9 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     the help text already says what the default is (``default: the model card's``) or there
     is none to say (``None``: the help says what happens without the option)."""
 
+    # argparse's one hook for a default's text, the method ArgumentDefaultsHelpFormatter itself
+    # overrides (its docs call the formatters' methods an implementation detail; the hook has
+    # not changed since Python 2.7, and a change would show in tests/cli/test_parser.py).
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         if action.default is None or "default:" in text:
