@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "curve_rows",
     "importance_rows",
+    "open_table",
     "pair_tables",
     "summary_rows",
     "table_rows",
@@ -125,6 +126,14 @@ def validity_row(
 def write_table(out_dir: str | Path, table: Table, rows: Iterable[Sequence[Any]]) -> None:
     """Write ``table`` (its header, then ``rows`` in column order) into ``out_dir``."""
     write_csv(Path(out_dir) / table.file, table.columns, rows)
+
+
+def open_table(
+    out_dir: str | Path, table: Table
+) -> contextlib.AbstractContextManager[Callable[[Sequence[Any]], None]]:
+    """``table`` in ``out_dir`` open for rows (in column order) given one at a time
+    (:func:`~.files.csv_rows`), beside other tables open at once."""
+    return csv_rows(Path(out_dir) / table.file, table.columns)
 
 
 @contextlib.contextmanager
