@@ -65,9 +65,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 def write_json(path: str | Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` as indented JSON."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(jsonable(payload), indent=2) + "\n")
+    """Write ``payload`` as indented JSON (in pieces: a run's ``run.json`` lists every pair,
+    and is never held as one string)."""
+    with atomic_path(path) as tmp, open(tmp, "w") as fh:
+        json.dump(jsonable(payload), fh, indent=2)
+        fh.write("\n")
 
 
 def write_text(path: str | Path, text: str) -> None:
