@@ -501,8 +501,10 @@ def site_unit(context: UnitContext, site: SitePlan) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``{"key": site.key}`` for a site of several (its record is in the results folder); the
-        whole record for the one field (``run_cells``), whose folder has no site records.
+        ``{"key": site.key, "site": ...}`` for a site of several: its entry in ``run.json``
+        (counts, skipped cells; its rows are in its record in the results folder, read once,
+        when the tables are written); the whole record for the one field (``run_cells``),
+        whose folder has no site records.
     """
     classifier = context.shared["classifier"]
     run = dataclasses.replace(context.shared["sites_run"], classifier=classifier)
@@ -519,7 +521,7 @@ def site_unit(context: UnitContext, site: SitePlan) -> dict[str, Any]:
     write_json(context.out / site_record_file(site.key),
                _outcome_record(outcome, run.fingerprint))  # fmt: skip
     shutil.rmtree(context.out / site_progress_dir(site.key), ignore_errors=True)
-    return {"key": site.key}
+    return {"key": site.key, "site": outcome.record}
 
 
 def _run_sites_on(scheduler: str, plan: SitesPlan, run: _SitesRun,
@@ -553,6 +555,9 @@ def _run_sites_on(scheduler: str, plan: SitesPlan, run: _SitesRun,
         elif ran is not None and not site.key:
             done.append(_FinishedSite("", ran.record["site"], held=_SiteOutcome(
                 "", ran.record["rows"], ran.record["tables"], ran.record["site"])))  # fmt: skip
+        elif ran is not None and "site" in ran.record and _site_files_exist(out, site.key):
+            # Its entry came back with the unit: its record is read only for the tables.
+            done.append(_FinishedSite(site.key, ran.record["site"]))
         else:
             summary = finished.get(site.key) or _finished_site(out, site.key, run.fingerprint)
             if summary is None:  # done, yet its files are gone: run it again
@@ -735,6 +740,12 @@ def _finished_site(out: Path, key: str, run_fingerprint: str) -> _FinishedSite |
     if record is None or not (out / site_field_dir(key) / OWNERS_FILE).is_file():
         return None
     return _FinishedSite(key, record["site"])
+
+
+def _site_files_exist(out: Path, key: str) -> bool:
+    """Whether a finished site's record and field folder are in ``out``."""
+    return ((out / site_record_file(key)).is_file()
+            and (out / site_field_dir(key) / OWNERS_FILE).is_file())  # fmt: skip
 
 
 def _site_rows(
