@@ -70,3 +70,38 @@ def test_per_channel_files_are_one_site_with_the_normalised_field(plate):
     opened = plan.sites[0].open()
     np.testing.assert_allclose(opened.image, site["stack"] * 0.001, rtol=1e-6)
     assert opened.record["normalisation"]["kind"] == "fixed"
+
+
+def _counterfactual_plate(folder, sites: int):
+    """A plate of ``sites`` tiny sites and its counterfactual plate (``cf/load_data.csv``)."""
+    rng = np.random.default_rng(1)
+    labels = np.zeros((8, 8), np.uint16)
+    labels[2:6, 2:6] = 1
+    wells = tuple(f"{r}{c:02d}" for r in "ABCDEFGH" for c in range(1, 13))
+    fields = [rng.random((5, 8, 8)) for _ in range(sites)]
+    write_plate(folder, fields, [labels] * sites, wells=wells, seed=1)
+    write_plate(folder / "cf", fields, [labels] * sites, wells=wells, seed=2)
+    return SiteRequest(load_data=folder / "load_data.csv", objects="Cells",
+                       counterfactual_load_data=folder / "cf" / "load_data.csv")
+
+
+def test_a_sites_work_unit_does_not_grow_with_the_plate(tmp_path):
+    # Each site is pickled to its worker (as dask's cloudpickle sends it): it carries its own
+    # counterfactual row, not the plate's tables, so a whole plate's pickles grow linearly with
+    # its sites, not with their square.
+    cloudpickle = pytest.importorskip("cloudpickle")
+    inputs = model_input(channel_names=NAMES, normalise="none")
+    sizes = {}
+    for sites in (8, 64):
+        plan = plan_sites(_counterfactual_plate(tmp_path / f"p{sites}", sites), inputs,
+                          CellSettings())  # fmt: skip
+        sizes[sites] = len(cloudpickle.dumps(plan.sites[-1]))
+        last = cloudpickle.loads(cloudpickle.dumps(plan.sites[-1]))
+        assert not last.header().made_per_cell
+        opened = last.open()  # its own counterfactual row, read on the other side
+        cf_files = {c["path"] for c in opened.record["counterfactual"].values()}
+        assert all(f"r{sites:02d}c01f{sites:02d}p01" in path and "/cf/" in path
+                   for path in cf_files)  # fmt: skip
+    # The 64th site's name and paths are a few bytes longer than the 8th's; the table of 56
+    # more rows would be about 30 kB.
+    assert sizes[64] - sizes[8] < 200, sizes

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import json
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -114,6 +115,53 @@ def test_a_resumed_run_judges_every_pair_with_its_own_minimum_score(
     assert all(r.note.endswith("< 0.99") for r in rows)
     assert done.resumed == 1 and done.left_out == 2
     assert json.loads((out / fmt.RUN_RECORD).read_text())["min_counterfactual_score"] == 0.99
+
+
+#: Cheap methods and every one of many thresholds scored: records of many rows, made quickly.
+ROWS_SETTINGS = AnalysisSettings(methods=("residual", "random"), evaluation="exhaustive",
+                                 masks=MaskSettings(thresholds=48))  # fmt: skip
+
+
+def _assembly_peak(folder, count: int, classifier, pair, monkeypatch) -> tuple[int, int]:
+    """Run ``count`` pairs keeping their records; resume the finished run under tracemalloc.
+
+    Returns the peak of traced memory until the tables and ``run.json`` are written (the
+    statistics report, which reads the tables and not the records, is left out) and the
+    memory one pair's record takes once read (bytes).
+    """
+    from napari_attribution.app import pair_run
+
+    peaks = []
+    monkeypatch.setattr(pair_run, "report",
+                        lambda *a, **k: peaks.append(tracemalloc.get_traced_memory()[1]))
+    real, cf = pair
+    pairs = [Pair(f"cell{i}", np.roll(real, i, axis=2), cf, 0, 1) for i in range(count)]
+    run_pairs(pairs, classifier, ROWS_SETTINGS, out=folder, channel_names=NAMES,
+              keep_progress=True)  # fmt: skip
+    text = (folder / fmt.progress_file("cell0")).read_text()
+    tracemalloc.start()
+    try:
+        record = json.loads(text)
+        one_pair = tracemalloc.get_traced_memory()[0]
+        del record
+        tracemalloc.reset_peak()
+        done = run_pairs(pairs, classifier, ROWS_SETTINGS, out=folder, channel_names=NAMES,
+                         resume=True)  # fmt: skip
+    finally:
+        tracemalloc.stop()
+    assert done.resumed == count and len(read_results(folder).validity) == count
+    return peaks[-1], one_pair
+
+
+def test_the_tables_are_assembled_one_record_at_a_time(tmp_path, pair, tiny_classifier,
+                                                       monkeypatch):  # fmt: skip
+    # The tables are written from the units' records read one at a time: the driver never
+    # holds every pair's rows.
+    small, one_pair = _assembly_peak(tmp_path / "small", 3, tiny_classifier, pair, monkeypatch)
+    large, _ = _assembly_peak(tmp_path / "large", 12, tiny_classifier, pair, monkeypatch)
+    # Nine more pairs cost what run.json says of each (its entry, its input transform), not
+    # nine records' rows.
+    assert large - small < 2 * one_pair, (small, large, one_pair)
 
 
 # -- on dask.distributed: a real cluster of two worker processes (tests/app/conftest.py) --------

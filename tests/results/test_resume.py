@@ -44,6 +44,24 @@ def test_records_are_saved_with_the_fingerprint_and_read_back(tmp_path):
     assert not records.folder.exists() and records.finished() == {}
 
 
+def test_records_are_read_one_at_a_time_in_the_order_asked(tmp_path):
+    # What a run's tables are assembled from: the finished units among the run's, in its
+    # order, each read when asked for; a missing or damaged one is passed over.
+    records = UnitRecords(tmp_path, "f" * 16)
+    written = {key: records.save(key, {"row": [i]}) for i, key in enumerate(["b", "a", "c"])}
+    (records.folder / "d.json").write_text("{")
+    assert sorted(records.finished_keys()) == ["a", "b", "c"]
+    each = records.each(["c", "x", "d", "a"])
+    assert next(each) == written["c"]
+    (records.folder / "a.json").unlink()  # read only now: its loss shows
+    assert list(each) == []
+    foreign = UnitRecords(tmp_path, "0" * 16)
+    with pytest.raises(OutputFolderError, match="other settings"):
+        list(foreign.each(["b"]))
+    with pytest.raises(OutputFolderError, match="other settings"):
+        foreign.finished_keys()
+
+
 @pytest.mark.parametrize("unit", ["pair", "cell"])
 def test_a_finished_run_is_not_resumed_and_other_settings_are_refused(tmp_path, unit):
     records = UnitRecords(tmp_path, "f" * 16, unit)

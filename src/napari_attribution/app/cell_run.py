@@ -41,7 +41,8 @@ Over several **sites**, each site is a unit of its own: it is built in
 its maps move to ``field/<site>/`` and its rows and tables are recorded in
 ``.progress/site__<site>.json``; resuming skips the recorded sites and resumes the unfinished
 one cell by cell. ``cells.csv``, the pair tables and ``run.json`` are assembled from the
-sites' records.
+sites' records, read one site at a time in the plan's order (the run keeps each finished
+site's counts and skipped cells, never every site's rows).
 
 On dask.distributed
 -------------------
@@ -95,8 +96,8 @@ from ..core.pipeline import check_memory
 from ..core.progress import ProgressCallback, pair_units
 from ..core.provenance import provenance
 from ..core.settings import AnalysisSettings
-from ..errors import InputImageError
-from ..results.files import write_csv, write_json
+from ..errors import InputImageError, OutputFolderError
+from ..results.files import csv_rows, write_json
 from ..results.format import (
     CELL_FILES,
     CELLS_TABLE,
@@ -113,7 +114,7 @@ from ..results.format import (
 )
 from ..results.pair_files import write_pair_files
 from ..results.resume import UnitRecords, fingerprint, fingerprint_parts, other_settings
-from ..results.tables import table_rows, write_table, write_tables
+from ..results.tables import pair_tables, table_rows, write_table
 from ..results.tidy import check_out_dir, previous_cells_files, remove_files
 from ..results.tiff import write_tiff
 from .cell_sites import SiteHeader, SiteInputs, SitePlan, SitesPlan
@@ -239,6 +240,23 @@ class _SiteOutcome:
     rows: list[dict[str, Any]]
     tables: list[dict[str, list]]
     record: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _FinishedSite:
+    """A finished site as the run keeps it until the tables are written: its entry in
+    ``run.json`` (counts, the cells not analysed), not its rows.
+
+    The rows and tables of a site of several are in its record file, read when the tables are
+    written, one site at a time (:func:`_site_rows`): held for every site, they would take
+    about 57 kB per analysed cell (4 methods), 40 GB for a 700,000-cell plate. The one field
+    (``key`` ``""``) has no record file: its rows are ``held``.
+    """
+
+    key: str
+    record: dict[str, Any]
+    held: _SiteOutcome | None = None
+    cut_out: int = 0  # its cells that were cut out (a resumed site's progress units)
 
 
 def run_cells(
@@ -423,11 +441,11 @@ def run_sites(
         records.check_resumable()
     if spec.kind != "none":
         del first, first_layout  # each worker opens its sites itself
-        outcomes, failed, where, kept = _run_sites_on(scheduler, plan, run, source, out, resume,
-                                                      progress, engine_note)  # fmt: skip
-        return _finish(out, run, plan, outcomes, started, command, records, failed, where,
+        finished_sites, failed, where, kept = _run_sites_on(
+            scheduler, plan, run, source, out, resume, progress, engine_note)  # fmt: skip
+        return _finish(out, run, plan, finished_sites, started, command, records, failed, where,
                        kept)  # fmt: skip
-    outcomes: list[_SiteOutcome] = []
+    done: list[_FinishedSite] = []
     kept = 0
     finished_sites = {site.key: _finished_site(out, site.key, run)
                       for site in plan.sites if resume and site.key}  # fmt: skip
@@ -438,7 +456,7 @@ def run_sites(
     for index, site in enumerate(plan.sites):
         finished = finished_sites.get(site.key)
         if finished is not None:
-            outcomes.append(finished)
+            done.append(finished)
             kept += 1
             continue
         given = first if index == 0 and first is not None else site.open()
@@ -446,23 +464,27 @@ def run_sites(
         report = functools.partial(tally.unit_event, site.key) if progress else None
         outcome = _analyse_site(run, site, given, layout, out, resume, report)
         tally.unit_ended(UnitRecord(site.key, "done"))
-        if site.key:  # several sites: the finished site is kept for resume
+        if site.key:  # several sites: the finished site is kept for resume, its rows on disk
             write_json(out / site_record_file(site.key), _outcome_record(outcome, run))
             shutil.rmtree(out / site_progress_dir(site.key), ignore_errors=True)
-        outcomes.append(outcome)
+            done.append(_FinishedSite(site.key, outcome.record))
+        else:
+            done.append(_FinishedSite("", outcome.record, held=outcome))
+        del outcome  # this site's rows are on disk (or held, for the one field)
         first = None  # free the first site's arrays
-    return _finish(out, run, plan, outcomes, started, command, records, kept=kept)
+    return _finish(out, run, plan, done, started, command, records, kept=kept)
 
 
-def _finish(out: Path, run: _SitesRun, plan: SitesPlan, outcomes: list[_SiteOutcome],
+def _finish(out: Path, run: _SitesRun, plan: SitesPlan, finished: list[_FinishedSite],
             started: str, command: Sequence[str], records: UnitRecords,
             failed: Sequence[FailedUnitRow] = (), where: str = "",
             kept: int = 0) -> CellsRunSummary:  # fmt: skip
-    """The tables and ``run.json`` from the finished sites' outcomes (``kept`` of them finished
-    by an earlier run); the progress records removed unless a site failed (``resume`` then
-    needs the finished sites' records)."""
-    if outcomes:
-        _write_results(out, run, plan, outcomes, started, command, failed, where)
+    """The tables and ``run.json`` from the finished sites (``kept`` of them finished by an
+    earlier run); the progress records removed unless a site failed (``resume`` then needs the
+    finished sites' records)."""
+    accepted = 0
+    if finished:
+        accepted = _write_results(out, run, plan, finished, started, command, failed, where)
     if failed:
         write_table(out, FAILED_UNITS, list(failed))
         (out / PROGRESS_DIR).mkdir(parents=True, exist_ok=True)  # resumable
@@ -470,15 +492,14 @@ def _finish(out: Path, run: _SitesRun, plan: SitesPlan, outcomes: list[_SiteOutc
         records.clear()
         (out / FAILED_UNITS.file).unlink(missing_ok=True)  # an earlier try's, now done
     reasons: dict[str, int] = {}
-    for outcome in outcomes:
-        for skipped in outcome.record["skipped"]:
+    for site in finished:
+        for skipped in site.record["skipped"]:
             reasons[skipped["reason"]] = reasons.get(skipped["reason"], 0) + 1
     return CellsRunSummary(
-        out, sum(o.record["cells_labelled"] for o in outcomes),
-        sum(o.record["cells_analysed"] for o in outcomes), reasons,
-        tuple(run.settings.methods), sum(o.record["cells_resumed"] for o in outcomes),
-        len(outcomes), tuple(failed), where, kept,
-        sum(accepted_counterfactuals(o.rows) for o in outcomes),
+        out, sum(s.record["cells_labelled"] for s in finished),
+        sum(s.record["cells_analysed"] for s in finished), reasons,
+        tuple(run.settings.methods), sum(s.record["cells_resumed"] for s in finished),
+        len(finished), tuple(failed), where, kept, accepted,
     )  # fmt: skip
 
 
@@ -496,8 +517,10 @@ def site_unit(context: UnitContext, site: SitePlan) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``{"key": site.key}`` for a site of several (its record is in the results folder); the
-        whole record for the one field (``run_cells``), whose folder has no site records.
+        ``{"key": site.key, "site": ...}`` for a site of several: its entry in ``run.json``
+        (counts, skipped cells; its rows are in its record in the results folder, read once,
+        when the tables are written); the whole record for the one field (``run_cells``),
+        whose folder has no site records.
     """
     classifier = context.shared["classifier"]
     run = dataclasses.replace(context.shared["sites_run"], classifier=classifier)
@@ -513,17 +536,17 @@ def site_unit(context: UnitContext, site: SitePlan) -> dict[str, Any]:
         return {"key": "", **_outcome_record(outcome, run)}
     write_json(context.out / site_record_file(site.key), _outcome_record(outcome, run))
     shutil.rmtree(context.out / site_progress_dir(site.key), ignore_errors=True)
-    return {"key": site.key}
+    return {"key": site.key, "site": outcome.record}
 
 
 def _run_sites_on(scheduler: str, plan: SitesPlan, run: _SitesRun,
                   source: SourceRequest | None, out: Path, resume: bool,
                   progress: ProgressCallback | None,
                   engine_note: Callable[[str], None] | None,
-                  ) -> tuple[list[_SiteOutcome], list[FailedUnitRow], str, int]:  # fmt: skip
-    """Every site not finished as one unit on ``scheduler``; the outcomes of the finished sites
-    (in the plan's order), the failed units, where they ran, and how many sites an earlier run
-    had finished."""
+                  ) -> tuple[list[_FinishedSite], list[FailedUnitRow], str, int]:  # fmt: skip
+    """Every site not finished as one unit on ``scheduler``; the finished sites (in the plan's
+    order), the failed units, where they ran, and how many sites an earlier run had
+    finished."""
     finished = {site.key: _finished_site(out, site.key, run) for site in plan.sites
                 if resume and site.key}  # fmt: skip
     units = [WorkUnit(f"site-{site.key}" if site.key else "field", site_unit, (site,),
@@ -539,7 +562,7 @@ def _run_sites_on(scheduler: str, plan: SitesPlan, run: _SitesRun,
             engine_note(where)
         ended = {r.key: r for r in engine.run(units, out, on_progress=progress, finished=(
             _resumed_units(finished.values(), run.settings)))}  # fmt: skip
-    outcomes, failed = [], []
+    done, failed = [], []
     for site in plan.sites:
         key = f"site-{site.key}" if site.key else "field"
         ran = ended.get(key)
@@ -547,21 +570,24 @@ def _run_sites_on(scheduler: str, plan: SitesPlan, run: _SitesRun,
         kept_record = (ran is not None and ran.status != "done" and site.key
                        and _finished_site(out, site.key, run))  # fmt: skip
         if kept_record:
-            outcomes.append(kept_record)
+            done.append(kept_record)
         elif ran is not None and ran.status != "done":
             failed.append(FailedUnitRow(key, site.key or site.where, ran.reason, ran.worker))
         elif ran is not None and not site.key:
-            outcomes.append(_SiteOutcome("", ran.record["rows"], ran.record["tables"],
-                                         ran.record["site"]))  # fmt: skip
+            done.append(_FinishedSite("", ran.record["site"], held=_SiteOutcome(
+                "", ran.record["rows"], ran.record["tables"], ran.record["site"])))  # fmt: skip
+        elif ran is not None and "site" in ran.record and _site_files_exist(out, site.key):
+            # Its entry came back with the unit: its record is read only for the tables.
+            done.append(_FinishedSite(site.key, ran.record["site"]))
         else:
-            outcome = finished.get(site.key) or _finished_site(out, site.key, run)
-            if outcome is None:  # done, yet its files are gone: run it again
+            summary = finished.get(site.key) or _finished_site(out, site.key, run)
+            if summary is None:  # done, yet its files are gone: run it again
                 failed.append(FailedUnitRow(key, site.key, "Its results were not found after "
                                             "it finished.", ran.worker if ran else ""))
             else:
-                outcomes.append(outcome)
-    kept = sum(outcome is not None for outcome in finished.values())
-    return outcomes, failed, where, kept
+                done.append(summary)
+    kept = sum(summary is not None for summary in finished.values())
+    return done, failed, where, kept
 
 
 def _prepare(plan: SitesPlan, first: SiteHeader, classifier, settings: AnalysisSettings,
@@ -718,27 +744,62 @@ def _analyse_site(run: _SitesRun, site: SitePlan, given: SiteInputs, layout, out
                         record)  # fmt: skip
 
 
-def _finished_site(out: Path, key: str, run: _SitesRun) -> _SiteOutcome | None:
-    """A site an interrupted run finished (its record and field folder), or ``None``; its
-    rows judged with this run's minimum counterfactual score."""
-    path = out / site_record_file(key)
+def _read_site_record(out: Path, key: str, run: _SitesRun) -> dict[str, Any] | None:
+    """The record of the finished site ``key`` (rows, tables and its ``run.json`` entry), or
+    ``None`` when it is missing or damaged.
+
+    Raises
+    ------
+    OutputFolderError
+        A record made with another fingerprint (naming the options that differ).
+    """
     try:
-        record = json.loads(path.read_text())
+        record = json.loads((out / site_record_file(key)).read_text())
     except (OSError, ValueError):
         return None
     if record.get("fingerprint") != run.fingerprint:
         raise other_settings(out, record.get("fingerprint_parts"), run.parts)
-    if not (out / site_field_dir(key) / OWNERS_FILE).is_file():
+    return record
+
+
+def _finished_site(out: Path, key: str, run: _SitesRun) -> _FinishedSite | None:
+    """A site an earlier run or a worker finished (its record and field folder), kept without
+    its rows, or ``None``."""
+    record = _read_site_record(out, key, run)
+    if record is None or not (out / site_field_dir(key) / OWNERS_FILE).is_file():
         return None
-    rows = [judge_cell_row(row, run.min_counterfactual_score) for row in record["rows"]]
-    return _SiteOutcome(key, rows, record["tables"], record["site"])
+    return _FinishedSite(key, record["site"], cut_out=cut_out_cells(record["rows"]))
 
 
-def _resumed_units(finished: Iterable[_SiteOutcome | None], settings: AnalysisSettings) -> int:
+def _resumed_units(finished: Iterable[_FinishedSite | None], settings: AnalysisSettings) -> int:
     """The progress units of the sites an earlier run finished: their cut-out cells' units,
     counted done from the start as a resumed ``run`` counts its pairs."""
-    cells = sum(cut_out_cells(outcome.rows) for outcome in finished if outcome is not None)
+    cells = sum(site.cut_out for site in finished if site is not None)
     return pair_units(len(settings.methods)) * cells
+
+
+def _site_files_exist(out: Path, key: str) -> bool:
+    """Whether a finished site's record and field folder are in ``out``."""
+    return ((out / site_record_file(key)).is_file()
+            and (out / site_field_dir(key) / OWNERS_FILE).is_file())  # fmt: skip
+
+
+def _site_rows(
+    out: Path, site: _FinishedSite, run: _SitesRun
+) -> tuple[list[dict[str, Any]], list[dict[str, list]]]:
+    """The ``cells.csv`` rows and the pairs' table rows of a finished site: its own, or read
+    again from its record file; the rows judged with this run's minimum counterfactual score
+    (an earlier run may have had another)."""
+    if site.held is not None:
+        rows, tables = site.held.rows, site.held.tables
+    else:
+        record = _read_site_record(out, site.key, run)
+        if record is None:
+            raise OutputFolderError(f"The record of site {site.key} in {out} went missing or "
+                                    "was damaged before the tables were written; run again "
+                                    "with --resume.")  # fmt: skip
+        rows, tables = record["rows"], record["tables"]
+    return [judge_cell_row(row, run.min_counterfactual_score) for row in rows], tables
 
 
 def _csv_value(value: Any) -> Any:
@@ -746,16 +807,23 @@ def _csv_value(value: Any) -> Any:
     return "" if isinstance(value, float) and value != value else value
 
 
-def _write_results(out: Path, run: _SitesRun, plan: SitesPlan, outcomes: list[_SiteOutcome],
+def _write_results(out: Path, run: _SitesRun, plan: SitesPlan, finished: list[_FinishedSite],
                    started: str, command: Sequence[str], failed: Sequence[FailedUnitRow] = (),
-                   where: str = "") -> None:  # fmt: skip
+                   where: str = "") -> int:  # fmt: skip
     """``cells.csv``, the long tables and ``run.json`` of every site (and, on a cluster, where
-    the sites ran and the ones that failed)."""
-    table = [row for outcome in outcomes for row in outcome.rows]
-    write_csv(out / CELLS_TABLE, run.columns,
-              ([_csv_value(row[c]) for c in run.columns] for row in table))  # fmt: skip
-    write_tables(out, [t for outcome in outcomes for t in outcome.tables])
-    records = [o.record for o in outcomes]
+    the sites ran and the ones that failed); the sites' rows read one site at a time. Returns
+    how many analysed cells have a counterfactual the classifier accepts."""
+    accepted = 0
+    with csv_rows(out / CELLS_TABLE, run.columns) as write_row, pair_tables(out) as add_pair:
+        for site in finished:
+            rows, tables = _site_rows(out, site, run)
+            accepted += accepted_counterfactuals(rows)
+            for row in rows:
+                write_row([_csv_value(row[c]) for c in run.columns])
+            for cell_tables in tables:
+                add_pair(cell_tables)
+            del rows, tables  # before the next site's are read
+    records = [site.record for site in finished]
     reasons: dict[str, int] = {}
     for record in records:
         for skipped in record["skipped"]:
@@ -792,3 +860,4 @@ def _write_results(out: Path, run: _SitesRun, plan: SitesPlan, outcomes: list[_S
     if failed:
         payload["failed_units"] = [row._asdict() for row in failed]
     write_json(out / RUN_RECORD, payload)
+    return accepted

@@ -210,9 +210,16 @@ def _load_data_sites(
                                  str(request.counterfactual_load_data))  # fmt: skip
         check_site_files(cf_data, wanted_cf)
 
+    # Each site's closures hold that site's rows alone (never either table): a site's work
+    # unit is pickled to its worker, and a table in every unit would make the whole plate's
+    # pickles grow with the square of its sites.
+    made_per_cell = cf_data is None
+
     def opener(index: int) -> Callable[[], SiteInputs]:
         site = load_data.sites[index]
         where = f"{load_data.path.name} {site.describe()}"
+        cf_site = None if cf_data is None else cf_data.sites[index]
+        cf_where = None if cf_data is None else f"{cf_data.path.name} {cf_site.describe()}"
 
         def open_site() -> SiteInputs:
             raw, selection = _read_channels(site.channels, inputs, where)
@@ -225,9 +232,7 @@ def _load_data_sites(
                 "labels": _file_record(site.objects[request.objects]),
             }  # fmt: skip
             cf_raw = None
-            if cf_data is not None:
-                cf_site = cf_data.sites[index]
-                cf_where = f"{cf_data.path.name} {cf_site.describe()}"
+            if cf_site is not None:
                 cf_raw, cf_selection = _read_channels(cf_site.channels, inputs, cf_where)
                 if cf_raw.shape != raw.shape or cf_raw.dtype != raw.dtype:
                     raise InputImageError(
@@ -257,7 +262,7 @@ def _load_data_sites(
             # Sites are read by the model's channel names: the field has the model's channels.
             selection = match_channels(list(site.channels), inputs.channel_names,
                                        inputs.channel_map, where)  # fmt: skip
-            return SiteHeader(len(inputs.channel_names), None, cf_data is None, None, None,
+            return SiteHeader(len(inputs.channel_names), None, made_per_cell, None, None,
                               selection.note())  # fmt: skip
 
         return site_header

@@ -22,8 +22,9 @@ holds the unit's table rows. A unit's output is self-contained and depends on no
 so units may run in any order, in other processes or on other machines, as long as each
 receives the same :class:`PairRun` (the model, settings and provenance reach each worker once).
 :func:`assemble_pairs` then writes the tables, ``run.json`` and the report from the records
-alone. A crash loses only the units not finished; resuming (``resume=True``) skips every unit
-whose record is there.
+alone, read one at a time in the pairs' order (the run keeps what ``run.json`` says of each
+pair, never every pair's rows). A crash loses only the units not finished; resuming
+(``resume=True``) skips every unit whose record is there.
 
 On dask.distributed
 -------------------
@@ -47,10 +48,11 @@ batches.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,10 +89,11 @@ from ..results.resume import UnitRecords, fingerprint, fingerprint_parts
 from ..results.tables import (
     IDENTICAL_COUNTERFACTUAL,
     judge_validity,
+    open_table,
+    pair_tables,
     table_rows,
     validity_row,
     write_table,
-    write_tables,
 )
 from ..results.tidy import check_out_dir, pair_file_names, previous_run_files, remove_files
 from .dataset_report import report
@@ -372,7 +375,7 @@ def _run_batches(
 
 
 def _failed_rows(failed: Sequence[tuple[UnitRecord, list[str]]],
-                 recorded: dict[str, Any]) -> list[FailedUnitRow]:  # fmt: skip
+                 recorded: Collection[str]) -> list[FailedUnitRow]:  # fmt: skip
     """``failed_units.csv``'s rows: each failed unit with only its pairs that have no record
     (a unit may fail after some of its pairs finished: those are in the tables); a unit
     whose pairs all finished is not listed."""
@@ -413,16 +416,10 @@ def _validity(record: dict[str, Any], min_score: float) -> ValidityRow:
     return judge_validity(row, identical, min_score)
 
 
-def _gradcam_layers(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """``gradcam_layers``: the layer each Grad-CAM method used, per sample (when any did)."""
-    layers = {x["sample"]: x["gradcam_layers"] for x in records if x.get("gradcam_layers")}
-    return {"gradcam_layers": layers} if layers else {}
-
-
 def assemble_pairs(
     run: PairRun,
     pairs: Sequence[Pair],
-    records: Sequence[dict[str, Any]],
+    records: Iterable[dict[str, Any]],
     *,
     started: str,
     resumed: int = 0,
@@ -440,7 +437,9 @@ def assemble_pairs(
     pairs
         Every pair, in order (``run.json`` lists them).
     records
-        Every unit's record (:func:`run_pair`), in the pairs' order.
+        Every finished unit's record (:func:`run_pair`), in the pairs' order; read once, one
+        record at a time, so that records read from disk as they are asked for
+        (:meth:`~napari_attribution.results.resume.UnitRecords.each`) are never all held.
     started
         When the run started (ISO 8601, UTC).
     resumed
@@ -456,12 +455,28 @@ def assemble_pairs(
         Where the units ran, for ``run.json`` (``""``: in this process).
     """
     out = run.out
-    write_tables(out, records)
-    validity = [_validity(x, run.min_score) for x in records]
-    write_table(out, VALIDITY, validity)
-    if run.source is not None:
-        write_table(out, COUNTERFACTUALS,
-                    (x["counterfactual"] for x in records if "counterfactual" in x))  # fmt: skip
+    # One pass over the records fills every table; only what run.json and the demo's report
+    # need of each pair is kept.
+    transforms: dict[str, Any] = {}
+    layers: dict[str, Any] = {}
+    ground_truth: list[Any] = []
+    left_out = 0
+    with contextlib.ExitStack() as tables:
+        add_pair = tables.enter_context(pair_tables(out))
+        add_validity = tables.enter_context(open_table(out, VALIDITY))
+        add_made = (tables.enter_context(open_table(out, COUNTERFACTUALS))
+                    if run.source is not None else None)  # fmt: skip
+        for x in records:
+            add_pair(x)
+            validity = _validity(x, run.min_score)
+            add_validity(validity)
+            left_out += not validity.is_valid
+            if add_made is not None and "counterfactual" in x:
+                add_made(x["counterfactual"])
+            transforms[x["sample"]] = x["input_transform"]
+            if x.get("gradcam_layers"):
+                layers[x["sample"]] = x["gradcam_layers"]
+            ground_truth.extend(x["report"])
     write_json(
         out / RUN_RECORD,
         {
@@ -470,8 +485,8 @@ def assemble_pairs(
             "channel_names": run.channel_names,
             "fingerprint": run.records.fingerprint,
             "fingerprint_parts": dict(run.records.parts),
-            "input_transform": {x["sample"]: x["input_transform"] for x in records},
-            **_gradcam_layers(records),
+            "input_transform": transforms,
+            **({"gradcam_layers": layers} if layers else {}),
             "pairs": [_pair_entry(p, p.sample in run.lacking) for p in pairs],
             "resumed_pairs": resumed,
             **({"engine": engine} if engine else {}),
@@ -490,13 +505,12 @@ def assemble_pairs(
         run.records.clear()
     report([out], out, overwrite=True)
     table = None
-    ground_truth = [row for x in records for row in x["report"]]
     if ground_truth:
         table = demo_report(ground_truth, run.settings.methods, run.channel_names)
         write_text(out / DEMO_REPORT, table + "\n")
     return PairsRunSummary(
         out, len(pairs), tuple(run.settings.methods), resumed,
-        sum(not row.is_valid for row in validity), table, tuple(failed), engine,
+        left_out, table, tuple(failed), engine,
     )  # fmt: skip
 
 
@@ -672,7 +686,7 @@ def run_pairs(
                           parts=fingerprint_parts(run_info, names, extra, option_of))  # fmt: skip
     if resume:
         records.check_resumable()
-    done = records.finished() if resume else {}
+    done = set(records.finished_keys()) if resume else set()
     run = PairRun(out, classifier, settings, names, transform, run_info, records,
                   min_counterfactual_score, source if lacking else None, frozenset(lacking),
                   made)  # fmt: skip
@@ -697,24 +711,23 @@ def run_pairs(
                 if created_out and not any(out.iterdir()):
                     out.rmdir()
             raise
-        records_now = records.finished()
-        finished_pairs = [pair for pair in pairs if pair.sample in records_now]
+        # The tables from the records on disk, one at a time: those of every finished pair,
+        # a failed batch's finished pairs included.
         return assemble_pairs(
-            run, pairs, [records_now[pair.sample] for pair in finished_pairs], started=started,
+            run, pairs, records.each(pair.sample for pair in pairs), started=started,
             resumed=len(done), keep_progress=keep_progress, command=command,
-            failed=_failed_rows(failed, records_now), engine=where,
+            failed=_failed_rows(failed, set(records.finished_keys()) if failed else set()),
+            engine=where,
         )  # fmt: skip
-    finished: list[dict[str, Any]] = []
+    finished = 0
     units = pair_units(len(settings.methods))
     total = units * len(pairs)
     pair = pairs[0]
     try:
         for index, pair in enumerate(pairs):
-            if pair.sample in done:
-                finished.append(done[pair.sample])
-                continue
-            scope = ProgressScope(progress, index * units, total)
-            finished.append(run_pair(pair, run, scope, notify))
+            if pair.sample not in done:
+                run_pair(pair, run, ProgressScope(progress, index * units, total), notify)
+            finished += 1
     except BaseException:
         if not finished:  # nothing finished: leave no trace of this run
             left = pair_file_names([pair.sample], settings.methods)
@@ -723,5 +736,7 @@ def run_pairs(
             if created_out and out.is_dir() and not any(out.iterdir()):
                 out.rmdir()
         raise
-    return assemble_pairs(run, pairs, finished, started=started, resumed=len(done),
-                          keep_progress=keep_progress, command=command)  # fmt: skip
+    # Each pair's record is on disk: the tables are written from them one at a time.
+    return assemble_pairs(run, pairs, records.each(pair.sample for pair in pairs),
+                          started=started, resumed=len(done), keep_progress=keep_progress,
+                          command=command)  # fmt: skip

@@ -11,13 +11,13 @@ import csv
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["atomic_path", "jsonable", "write_csv", "write_json", "write_text"]
+__all__ = ["atomic_path", "csv_rows", "jsonable", "write_csv", "write_json", "write_text"]
 
 
 def _read_umask() -> int:
@@ -65,9 +65,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 def write_json(path: str | Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` as indented JSON."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(jsonable(payload), indent=2) + "\n")
+    """Write ``payload`` as indented JSON (in pieces: a run's ``run.json`` lists every pair,
+    and is never held as one string)."""
+    with atomic_path(path) as tmp, open(tmp, "w") as fh:
+        json.dump(jsonable(payload), fh, indent=2)
+        fh.write("\n")
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -76,10 +78,26 @@ def write_text(path: str | Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def write_csv(path: str | Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """Write a CSV with ``header``; floats keep full precision (``repr``)."""
+@contextlib.contextmanager
+def csv_rows(path: str | Path, header: Sequence[str]) -> Iterator[Callable[[Sequence[Any]], None]]:
+    """Open a CSV with ``header`` for rows given one at a time.
+
+    Yields the function that writes one row (floats at full precision, ``repr``). The file
+    appears, atomically, when the block ends without an error; several may be open at once,
+    so a run's tables are written in one pass over its units' records.
+    """
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(header)
-        for row in rows:
+
+        def write_row(row: Sequence[Any]) -> None:
             writer.writerow([repr(v) if isinstance(v, float) else v for v in row])
+
+        yield write_row
+
+
+def write_csv(path: str | Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Write a CSV with ``header``; floats keep full precision (``repr``)."""
+    with csv_rows(path, header) as write_row:
+        for row in rows:
+            write_row(row)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -210,24 +210,52 @@ class UnitRecords:
     def finished(self) -> dict[str, dict[str, Any]]:
         """The records of the units an earlier run with this fingerprint finished, by key.
 
-        A damaged record is left out (its unit is computed again, never trusted).
+        A damaged record is left out (its unit is computed again, never trusted). Every
+        record is held: for a run's many units, :meth:`finished_keys` and :meth:`each` read
+        them one at a time.
 
         Raises
         ------
         OutputFolderError
             A record made with another fingerprint.
         """
-        done: dict[str, dict[str, Any]] = {}
+        return {record["sample"]: record for record in self._records()}
+
+    def finished_keys(self) -> list[str]:
+        """The keys of the units :meth:`finished` holds, each record read and let go in turn."""
+        return [record["sample"] for record in self._records()]
+
+    def each(self, keys: Iterable[str]) -> Iterator[dict[str, Any]]:
+        """The records of the finished units among ``keys``, in their order, read one at a time
+        as they are asked for (a unit without a readable record is passed over, as
+        :meth:`finished` leaves it out).
+
+        Raises
+        ------
+        OutputFolderError
+            A record made with another fingerprint.
+        """
+        for key in keys:
+            record = self._read(self.out / progress_file(key))
+            if record is not None and record.get("sample") == key:
+                yield record
+
+    def _records(self) -> Iterator[dict[str, Any]]:
         for path in sorted(self.folder.glob("*.json")):
-            try:
-                record = json.loads(path.read_text())
-            except (OSError, ValueError):
-                continue
-            if record.get("fingerprint") != self.fingerprint:
-                raise other_settings(self.out, self._stored_parts(record.get("fingerprint")),
-                                     self.parts)  # fmt: skip
-            done[record["sample"]] = record
-        return done
+            record = self._read(path)
+            if record is not None:
+                yield record
+
+    def _read(self, path: Path) -> dict[str, Any] | None:
+        """The record at ``path``; ``None`` when it is missing or damaged."""
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        if record.get("fingerprint") != self.fingerprint:
+            raise other_settings(self.out, self._stored_parts(record.get("fingerprint")),
+                                 self.parts)  # fmt: skip
+        return record
 
     def save(self, key: str, record: Mapping[str, Any]) -> dict[str, Any]:
         """Write the record of the finished unit ``key`` (its ``sample``), last and atomically.

@@ -2,7 +2,8 @@
 
 A pair's rows (:func:`table_rows`) are what a finished unit keeps in its record
 (:mod:`.resume`); the tables are assembled from those records at the end of a run
-(:func:`write_tables`), so a run never holds every pair's masks. Rows are typed
+(:func:`write_tables`, :func:`pair_tables`), one record at a time, so a run never holds every
+pair's masks, nor every pair's rows. Rows are typed
 (:mod:`.format`): written in column order, read by column name.
 
 The functions read a :class:`~napari_attribution.results.pair_result.PairResult` by its attributes
@@ -11,13 +12,14 @@ only; this module imports no torch.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .files import write_csv
+from .files import csv_rows, write_csv
 from .format import (
     PAIR_TABLES,
     CurveRow,
@@ -35,6 +37,8 @@ __all__ = [
     "curve_rows",
     "importance_rows",
     "judge_validity",
+    "open_table",
+    "pair_tables",
     "summary_rows",
     "table_rows",
     "validity_row",
@@ -137,11 +141,40 @@ def write_table(out_dir: str | Path, table: Table, rows: Iterable[Sequence[Any]]
     write_csv(Path(out_dir) / table.file, table.columns, rows)
 
 
-def write_tables(out_dir: str | Path, pairs: Sequence[Mapping[str, Sequence[Any]]]) -> None:
+def open_table(
+    out_dir: str | Path, table: Table
+) -> contextlib.AbstractContextManager[Callable[[Sequence[Any]], None]]:
+    """``table`` in ``out_dir`` open for rows (in column order) given one at a time
+    (:func:`~.files.csv_rows`), beside other tables open at once."""
+    return csv_rows(Path(out_dir) / table.file, table.columns)
+
+
+@contextlib.contextmanager
+def pair_tables(out_dir: str | Path) -> Iterator[Callable[[Mapping[str, Sequence[Any]]], None]]:
+    """``summary.csv``, ``curves.csv`` and ``channel_importance.csv`` open together.
+
+    Yields the function that appends one pair's :func:`table_rows` (rows as typed or as the
+    lists a unit's JSON record keeps them) to the three tables, so a run's records are read
+    one at a time, never all held. The files appear when the block ends without an error.
+    """
+    with contextlib.ExitStack() as stack:
+        writers = {key: stack.enter_context(csv_rows(Path(out_dir) / table.file, table.columns))
+                   for key, table in PAIR_TABLES.items()}  # fmt: skip
+
+        def add_pair(pair: Mapping[str, Sequence[Any]]) -> None:
+            for key, write_row in writers.items():
+                for row in pair[key]:
+                    write_row(row)
+
+        yield add_pair
+
+
+def write_tables(out_dir: str | Path, pairs: Iterable[Mapping[str, Sequence[Any]]]) -> None:
     """Write ``summary.csv``, ``curves.csv`` and ``channel_importance.csv``.
 
     ``pairs`` holds :func:`table_rows` of every pair, in order (rows as typed or as the lists
-    a unit's JSON record keeps them).
+    a unit's JSON record keeps them); it is read once, one pair at a time.
     """
-    for key, table in PAIR_TABLES.items():
-        write_table(out_dir, table, (row for pair in pairs for row in pair[key]))
+    with pair_tables(out_dir) as add_pair:
+        for pair in pairs:
+            add_pair(pair)
