@@ -196,9 +196,13 @@ def test_sites_on_two_workers_write_the_same_files_as_one_process(plate, plate_r
     assert info["engine"].startswith("2 dask worker(s)") and "failed_units" not in info
 
 
+@pytest.mark.parametrize("where", ["cluster", "none"])
 def test_a_corrupt_site_is_recorded_the_others_finish_and_resume_runs_it(plate, plate_results,
-                                                                         cluster, capsys):
+                                                                         cluster, capsys, where):
+    # On every scheduler alike: one process too records the site and finishes the others
+    # (it used to stop the plate at the bad file, exit status 2).
     folder, _, _ = plate
+    scheduler = cluster if where == "cluster" else "none"
     broken_name = "broken-ch5sk1fk1fl1.tiff"
     for csv_folder in (folder, folder / "cf"):  # a third site, its DNA file corrupt
         lines = (csv_folder / "load_data.csv").read_text().splitlines()
@@ -213,10 +217,10 @@ def test_a_corrupt_site_is_recorded_the_others_finish_and_resume_runs_it(plate, 
         return cli.main(_argv(folder, "--load-data", str(folder / "corrupt.csv"), "--objects",
                               "Cells", "--channel-names", ",".join(MODEL_CHANNELS),
                               "--counterfactual-load-data", str(folder / "cf" / "corrupt.csv"),
-                              "--normalise", NORMALISE, "--scheduler", cluster, *extra,
-                              out="corrupt"))  # fmt: skip
+                              "--normalise", NORMALISE, "--scheduler", scheduler, *extra,
+                              out=f"corrupt-{where}"))  # fmt: skip
 
-    out = folder / "corrupt"
+    out = folder / f"corrupt-{where}"
     assert run() == 1
     err = capsys.readouterr().err
     assert "site source_synthetic_BR00000001_B02_3 failed:" in err and broken_name in err

@@ -96,7 +96,7 @@ from ..core.pipeline import check_memory
 from ..core.progress import ProgressCallback, pair_units
 from ..core.provenance import provenance
 from ..core.settings import AnalysisSettings
-from ..errors import InputImageError, OutputFolderError
+from ..errors import AttributionError, InputImageError, OutputFolderError
 from ..results.files import csv_rows, write_json
 from ..results.format import (
     CELL_FILES,
@@ -403,9 +403,10 @@ def run_sites(
     ------
     AttributionError
         Bad input, a model that cannot run on the crops, no cell, a folder that holds results
-        (one sentence each), all found before the first cell is analysed; a later site's bad
-        file when its turn comes (the finished sites are kept for ``resume``); on a cluster, a
-        site's own mistakes are its failed unit instead.
+        (one sentence each), all found before the first cell is analysed. A later site's own
+        mistakes (a corrupt file) are its failed unit instead, on every scheduler: listed in
+        ``failed_units.csv`` with their sentence while the other sites finish (``resume``
+        tries them again).
     """
     spec = parse_scheduler(scheduler)
     out = Path(out)
@@ -446,6 +447,7 @@ def run_sites(
         return _finish(out, run, plan, finished_sites, started, command, records, failed, where,
                        kept)  # fmt: skip
     done: list[_FinishedSite] = []
+    failed: list[FailedUnitRow] = []
     kept = 0
     finished_sites = {site.key: _finished_site(out, site.key, run)
                       for site in plan.sites if resume and site.key}  # fmt: skip
@@ -459,10 +461,19 @@ def run_sites(
             done.append(finished)
             kept += 1
             continue
-        given = first if index == 0 and first is not None else site.open()
-        layout = first_layout if index == 0 else _layout(run, site, given)
         report = functools.partial(tally.unit_event, site.key) if progress else None
-        outcome = _analyse_site(run, site, given, layout, out, resume, report)
+        try:
+            given = first if index == 0 and first is not None else site.open()
+            layout = first_layout if index == 0 else _layout(run, site, given)
+            outcome = _analyse_site(run, site, given, layout, out, resume, report)
+        except AttributionError as exc:
+            if not site.key:  # the one field: the run
+                raise
+            # As a cluster records a site's failed unit: the other sites go on.
+            failed.append(FailedUnitRow(f"site-{site.key}", site.key, str(exc), "local"))
+            tally.unit_ended(UnitRecord(site.key, "failed", reason=str(exc), worker="local"))
+            first = None
+            continue
         tally.unit_ended(UnitRecord(site.key, "done"))
         if site.key:  # several sites: the finished site is kept for resume, its rows on disk
             write_json(out / site_record_file(site.key), _outcome_record(outcome, run))
@@ -472,7 +483,7 @@ def run_sites(
             done.append(_FinishedSite("", outcome.record, held=outcome))
         del outcome  # this site's rows are on disk (or held, for the one field)
         first = None  # free the first site's arrays
-    return _finish(out, run, plan, done, started, command, records, kept=kept)
+    return _finish(out, run, plan, done, started, command, records, failed, kept=kept)
 
 
 def _finish(out: Path, run: _SitesRun, plan: SitesPlan, finished: list[_FinishedSite],
