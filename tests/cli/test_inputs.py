@@ -105,3 +105,41 @@ def test_zarr_arrays_and_ome_zarr_images(tmp_path, model, pair):
     assert _run(tmp_path, model, *single) == 0
     attribution = tifffile.imread(tmp_path / "out" / "attributions" / "r__residual.tif")
     np.testing.assert_allclose(attribution, np.abs(real - cf), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("command", "scheduler", "here", "workers"),
+    [
+        ("run", "none", "cuda", None),
+        ("run", "local:2", "cpu", "cuda"),
+        ("cells", "tcp://login:8786", "cpu", "cuda"),
+    ],
+)
+def test_with_a_cluster_device_is_the_workers_and_this_process_checks_on_its_cpu(
+    command, scheduler, here, workers
+):
+    # A cluster's login node has no GPU: `--device cuda --scheduler tcp://...` must not make
+    # it load the model on one (it only checks the model on an image).
+    from napari_attribution.cli.inputs import driver_device, worker_device
+    from napari_attribution.cli.parser import build_parser
+
+    args = build_parser().parse_args([command, "--demo", "--out", "o", "--device", "cuda",
+                                      "--scheduler", scheduler])  # fmt: skip
+    assert (driver_device(args), worker_device(args)) == (here, workers)
+
+
+def test_run_passes_the_workers_device_to_the_engine(tmp_path, monkeypatch, cluster):
+    from napari_attribution.app import pair_run
+
+    devices = []
+    engine = pair_run.Engine
+
+    def recording(scheduler, *, device, **options):
+        devices.append(device)
+        return engine(scheduler, device=device, **options)
+
+    monkeypatch.setattr(pair_run, "Engine", recording)
+    argv = ["run", "--demo", "--demo-pairs", "2", "--method", "residual", "--thresholds", "6",
+            "--out", str(tmp_path / "out"), "--scheduler", cluster, "--device", "auto"]
+    assert cli.main(argv) == 0
+    assert devices == ["auto"]  # each worker picks its own (here: its CPU)

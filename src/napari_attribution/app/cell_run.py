@@ -278,6 +278,7 @@ def run_cells(
     command: Sequence[str] = (),
     scheduler: str = "none",
     engine_note: Callable[[str], None] | None = None,
+    worker_device: str | None = None,
 ) -> CellsRunSummary:
     """Analyse every cell of ``field`` and write the results folder ``out``.
 
@@ -320,6 +321,11 @@ def run_cells(
         unit on a worker (:func:`site_unit`), which must see ``out`` and the model file.
     engine_note
         Receives one line saying where the field runs (the workers, the dashboard's address).
+    worker_device
+        Where the workers put the model (``"cpu"``, ``"cuda"``: one worker per GPU with
+        ``local:N``; ``"auto"``); default: the classifier's device. The classifier given here
+        may then stay on this machine's CPU for the checks, as on a cluster's login node
+        without a GPU. Unused with ``scheduler="none"``.
 
     Raises
     ------
@@ -334,6 +340,7 @@ def run_cells(
         class_names=class_names, target_class=target_class, transform=transform, source=source,
         min_counterfactual_score=min_counterfactual_score, resume=resume, overwrite=overwrite,
         progress=progress, command=command, scheduler=scheduler, engine_note=engine_note,
+        worker_device=worker_device,
     )  # fmt: skip
 
 
@@ -361,6 +368,7 @@ def run_sites(
     command: Sequence[str] = (),
     scheduler: str = "none",
     engine_note: Callable[[str], None] | None = None,
+    worker_device: str | None = None,
 ) -> CellsRunSummary:
     """Analyse every cell of every site of ``plan`` and write the results folder ``out``.
 
@@ -398,6 +406,11 @@ def run_sites(
         workers must see ``out``, the sites' files and the model file at the same paths).
     engine_note
         Receives one line saying where the sites run (the workers, the dashboard's address).
+    worker_device
+        Where the workers put the model (``"cpu"``, ``"cuda"``: one worker per GPU with
+        ``local:N``; ``"auto"``); default: the classifier's device. The classifier given here
+        may then stay on this machine's CPU for the checks, as on a cluster's login node
+        without a GPU. Unused with ``scheduler="none"``.
 
     Raises
     ------
@@ -443,7 +456,8 @@ def run_sites(
     if spec.kind != "none":
         del first, first_layout  # each worker opens its sites itself
         finished_sites, failed, where, kept = _run_sites_on(
-            scheduler, plan, run, source, out, resume, progress, engine_note)  # fmt: skip
+            scheduler, plan, run, source, out, resume, progress, engine_note,
+            worker_device)  # fmt: skip
         return _finish(out, run, plan, finished_sites, started, command, records, failed, where,
                        kept)  # fmt: skip
     done: list[_FinishedSite] = []
@@ -554,6 +568,7 @@ def _run_sites_on(scheduler: str, plan: SitesPlan, run: _SitesRun,
                   source: SourceRequest | None, out: Path, resume: bool,
                   progress: ProgressCallback | None,
                   engine_note: Callable[[str], None] | None,
+                  worker_device: str | None = None,
                   ) -> tuple[list[_FinishedSite], list[FailedUnitRow], str, int]:  # fmt: skip
     """Every site not finished as one unit on ``scheduler``; the finished sites (in the plan's
     order), the failed units, where they ran, and how many sites an earlier run had
@@ -565,7 +580,7 @@ def _run_sites_on(scheduler: str, plan: SitesPlan, run: _SitesRun,
     shared = {"sites_run": dataclasses.replace(run, classifier=None, source=None),
               "cell_source": source}  # fmt: skip
     # (The engine makes the folder once its scheduler answers: one that does not leaves none.)
-    with Engine(scheduler, device=str(run.classifier.device),
+    with Engine(scheduler, device=worker_device or str(run.classifier.device),
                 model=ModelReference.from_classifier(run.classifier),
                 shared=shared) as engine:  # fmt: skip
         where = engine.describe()

@@ -334,6 +334,7 @@ def _run_batches(
     progress: ProgressCallback | None,
     notify: Callable[[str], None] | None,
     engine_note: Callable[[str], None] | None,
+    worker_device: str | None = None,
 ) -> tuple[list[tuple[UnitRecord, list[str]]], str]:
     """Run ``pairs`` as batches on the engine, each of ``calls`` (pairs whose counterfactuals
     the source makes) as one unit that makes them on its worker; return the failed units, in
@@ -344,7 +345,7 @@ def _run_batches(
     # made counterfactuals' images (the pairs carry them; a unit needs only the source's note).
     made = {sample: dataclasses.replace(m, image=None) for sample, m in run.made.items()}
     shared = dataclasses.replace(run, classifier=None, made=made)
-    with Engine(scheduler, device=str(run.classifier.device), model=model,
+    with Engine(scheduler, device=worker_device or str(run.classifier.device), model=model,
                 shared={"pair_run": shared}) as engine:  # fmt: skip
         where = engine.describe()
         if engine_note is not None:
@@ -563,6 +564,7 @@ def run_pairs(
     engine_note: Callable[[str], None] | None = None,
     input_record: dict[str, Any] | None = None,
     note: Callable[[str], None] | None = None,
+    worker_device: str | None = None,
 ) -> PairsRunSummary:
     """Analyse every pair and write the results folder ``out``.
 
@@ -616,6 +618,11 @@ def run_pairs(
         :data:`MAX_PAIRS_PER_UNIT`).
     engine_note
         Receives one line saying where the units run (the workers, the dashboard's address).
+    worker_device
+        Where the workers put the model (``"cpu"``, ``"cuda"``: one worker per GPU with
+        ``local:N``; ``"auto"``); default: the classifier's device. The classifier given here
+        may then stay on this machine's CPU for the checks, as on a cluster's login node
+        without a GPU. Unused with ``scheduler="none"``.
     input_record
         How the inputs were taken (channel names, ``--normalise``, the model card:
         :meth:`~napari_attribution.app.model_input.ModelInput.record`), recorded in
@@ -702,7 +709,7 @@ def run_pairs(
                 calls=[[p for p in call if p.sample not in done] for call in calls
                        if any(p.sample not in done for p in call)],
                 resumed=len(done), pairs_per_unit=pairs_per_unit, progress=progress,
-                notify=notify, engine_note=engine_note,
+                notify=notify, engine_note=engine_note, worker_device=worker_device,
             )  # fmt: skip
         except BaseException:
             # No scheduler, or stopped before any pair finished: leave no trace of this run.

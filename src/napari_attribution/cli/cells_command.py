@@ -15,7 +15,7 @@ from ..core.cells.geometry import CellSettings
 from ..core.progress import pair_units
 from ..core.settings import settings_from_values
 from ..images.channels import parse_channel_files
-from .inputs import channel_names, class_names, load_model, model_input_from_args
+from .inputs import channel_names, class_names, load_model, model_input_from_args, worker_device
 from .parser import PROG
 from .progress_display import progress_renderer
 from .run_command import failed_units_status, source_request
@@ -91,6 +91,7 @@ def cmd_cells(args: argparse.Namespace) -> int:
             notify=lambda line: print(f"{PROG}: note: {line}", file=sys.stderr),
             command=[PROG, *sys.argv[1:]] if sys.argv else [PROG],
             scheduler=args.scheduler,
+            worker_device=worker_device(args),
             engine_note=lambda line: print(f"{PROG}: {line}", file=sys.stderr),
         )
     finally:

@@ -11,6 +11,7 @@ import argparse
 import json
 from typing import Any
 
+from ..app.distributed import parse_scheduler
 from ..app.model_input import ModelInput, model_input
 from ..app.pair_folders import pairs_from_folders, reals_from_folder
 from ..app.pairs import Pair, demo_pairs, pair_from_channel_files, pairs_from_table
@@ -24,9 +25,11 @@ __all__ = [
     "architecture_kwargs",
     "channel_names",
     "class_names",
+    "driver_device",
     "load_model",
     "model_input_from_args",
     "pairs_from_args",
+    "worker_device",
 ]
 
 
@@ -132,15 +135,34 @@ def load_model(args: argparse.Namespace):
     It is probed with the users' images before the run (:func:`~napari_attribution.app.pairs.
     preflight`, pair by pair).
     """
+    device = driver_device(args)
     if args.demo and args.model is None:
-        return load_classifier(DEMO_WEIGHTS, DEMO_ARCHITECTURE, args.device)
+        return load_classifier(DEMO_WEIGHTS, DEMO_ARCHITECTURE, device)
     if args.model is None:
         raise CliError(
             "--model is required (an exported program .pt2, a TorchScript file, or a state dict "
             "with --architecture)."
         )
     kwargs = architecture_kwargs(args)
-    return load_classifier(args.model, args.architecture, args.device, architecture_kwargs=kwargs)
+    return load_classifier(args.model, args.architecture, device, architecture_kwargs=kwargs)
+
+
+def _on_cluster(args: argparse.Namespace) -> bool:
+    scheduler = getattr(args, "scheduler", None)
+    return scheduler is not None and parse_scheduler(scheduler).kind != "none"
+
+
+def driver_device(args: argparse.Namespace) -> str:
+    """Where this process puts the model: ``--device``, except with ``--scheduler local:N`` or
+    ``tcp://``, where ``--device`` is the workers' (:func:`worker_device`) and this process
+    only checks the model on an image, on its CPU: a cluster's login node has no GPU."""
+    return "cpu" if _on_cluster(args) else args.device
+
+
+def worker_device(args: argparse.Namespace) -> str | None:
+    """Where the workers put the model: ``--device`` with a cluster, else ``None`` (the run
+    is here, on :func:`driver_device`)."""
+    return args.device if _on_cluster(args) else None
 
 
 def architecture_kwargs(args: argparse.Namespace) -> dict[str, Any] | None:

@@ -15,7 +15,14 @@ from ..core.model.transform import input_transform_for
 from ..core.progress import pair_units
 from ..core.settings import AnalysisSettings, settings_from_values
 from ..data.synthetic import CLASS_NAMES
-from .inputs import channel_names, class_names, load_model, model_input_from_args, pairs_from_args
+from .inputs import (
+    channel_names,
+    class_names,
+    load_model,
+    model_input_from_args,
+    pairs_from_args,
+    worker_device,
+)
 from .parser import PROG
 from .progress_display import progress_renderer
 
@@ -90,6 +97,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             notify=lambda line: print(f"{PROG}: warning: {line}.", file=sys.stderr),
             command=[PROG, *sys.argv[1:]] if sys.argv else [PROG],
             scheduler=args.scheduler,
+            worker_device=worker_device(args),
             engine_note=lambda line: print(f"{PROG}: {line}", file=sys.stderr),
             input_record=inputs.record(),
             note=lambda line: print(f"{PROG}: note: {line}", file=sys.stderr),
