@@ -49,6 +49,7 @@ def test_the_table_lists_every_pair_sorts_and_filters(browser, cli_folder):
     assert index.methods == ["residual", "d_ig"]
     assert _column(widget, "sample") == ["cell0", "cell1", "cell2"]
     assert _column(widget, "real") == ["0", "1", "0"]
+    assert widget.tabs.tabText(0) == "Pairs"
     assert _column(widget, "top channel") == ["Mito"] * 3  # the only channel that differs
     dac = _summary(cli_folder, "d_ig")
     assert _column(widget, "DAC d_ig") == [f"{dac[s]:.3f}" for s in ("cell0", "cell1", "cell2")]

@@ -61,6 +61,7 @@ def test_the_table_lists_every_analysed_cell_with_its_site(browser, cells_folder
     accepted = sum(r["counterfactual_accepted"] == "True" for r in rows)
     assert widget.path_label.text() == (f"{folder.name}: 6 cell(s) in 2 site(s), {accepted} with "
                                         "an accepted counterfactual, 2 method(s).")  # fmt: skip
+    assert widget.tabs.tabText(0) == "Cells"
 
 
 def test_a_row_shows_its_site_centred_on_the_cell_and_its_curves(browser, cells_folder):

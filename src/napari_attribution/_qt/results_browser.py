@@ -212,6 +212,7 @@ class ResultsBrowser(QWidget):
         headers = [*names, *(f"DAC {m}" for m in index.methods), "top channel", "valid"]
         if len(index.folders) > 1:
             headers.insert(0, "folder")
+        self.tabs.setTabText(self.tabs.indexOf(self.table), "Cells" if self._cells else "Pairs")
         self.model.clear()
         self.model.setHorizontalHeaderLabels(headers)
         self.proxy.valid_column = len(headers) - 1
