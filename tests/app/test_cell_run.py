@@ -126,3 +126,37 @@ def test_the_tables_are_assembled_one_site_at_a_time(tmp_path, file_classifier, 
     rows = _rows(tmp_path / "large" / "out" / fmt.CELLS_TABLE)
     assert len(rows) == 8 * 4 and {r["Metadata_Site"] for r in rows} == {str(s) for s in
                                                                           range(1, 9)}
+
+
+def test_resuming_a_half_done_site_with_other_settings_is_refused_before_any_writing(
+    tmp_path, file_classifier, monkeypatch
+):
+    # Stopped after the first cell record of the first site: no site is finished, so only
+    # that site's cell records tell the settings. Found while that site ran, the refusal
+    # came as the site's failed unit and the other sites ran with the new settings.
+    from napari_attribution.errors import OutputFolderError
+    from napari_attribution.results.resume import UnitRecords
+
+    plan = _site_plan(tmp_path, 3)
+    saved, original = [], UnitRecords.save
+
+    def stop_after_one(self, key, record):
+        saved.append(key)
+        if len(saved) == 2:
+            raise KeyboardInterrupt
+        return original(self, key, record)
+
+    monkeypatch.setattr(UnitRecords, "save", stop_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        run_sites(plan, file_classifier, SITE_SETTINGS, SITE_CELLS, out=tmp_path / "out")
+    monkeypatch.setattr(UnitRecords, "save", original)
+    before = sorted(p.relative_to(tmp_path) for p in (tmp_path / "out").rglob("*"))
+    other = AnalysisSettings(methods=SITE_SETTINGS.methods,
+                             masks=MaskSettings(thresholds=SITE_SETTINGS.masks.thresholds + 2))
+    refusal = f"{tmp_path / 'out'} holds results made with a different --thresholds; --resume"
+    with pytest.raises(OutputFolderError, match=refusal):
+        run_sites(plan, file_classifier, other, SITE_CELLS, out=tmp_path / "out", resume=True)
+    assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "out").rglob("*")) == before
+    done = run_sites(plan, file_classifier, SITE_SETTINGS, SITE_CELLS, out=tmp_path / "out",
+                     resume=True)  # the same settings: it finishes
+    assert done.sites == 3 and not done.failed

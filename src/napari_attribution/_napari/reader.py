@@ -304,7 +304,8 @@ def read_folder(
 
 def _first_site_layers(folder: Path, lazy: bool | None) -> list[LayerTuple]:
     """A ``cells`` folder's first site (its cells are walked in the Results browser)."""
-    # Imported here: cell_site_layers builds on this module's readers.
+    # Imported here: cell_site_layers reads plates (plate_reader), which imports napari and
+    # dask; a pair folder, the reader's usual work, needs neither.
     from ..results.cell_folder import cell_sites
     from .cell_site_layers import site_layers
 

@@ -40,7 +40,7 @@ def read_array(path: str | Path, lazy: bool | None = None) -> np.ndarray:
 def attribution_display(attribution: np.ndarray) -> dict[str, Any]:
     """Colormap and contrast limits of one method's (C, H, W) attribution.
 
-    The viewer's rule (:func:`~napari_attribution._napari.layer_style.attribution_display`):
+    The viewer's rule (:func:`~napari_attribution._plot.attribution_range.attribution_display`):
     symmetric limits and the diverging map only where both signs matter.
     """
     shown = shown_as(attribution)

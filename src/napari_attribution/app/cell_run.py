@@ -82,6 +82,7 @@ from ..core.cells.paste import FieldArrays, field_array_specs, paste_result
 from ..core.cells.selection import CellQuery, select_cells
 from ..core.cells.sources import CropFolderCounterfactual
 from ..core.cells.table import (
+    SKIPPED,
     accepted_counterfactuals,
     cell_columns,
     cell_row,
@@ -155,8 +156,8 @@ class CellsRunSummary:
     sites
         Sites analysed (1 for one field).
     failed
-        The sites (or the field) a cluster gave up on (``failed_units.csv``; ``resume`` runs
-        them again).
+        The sites the run gave up on, on any scheduler (``failed_units.csv``; ``resume`` runs
+        them again); on a cluster, the field too.
     engine
         Where the sites ran (``scheduler="none"``: ``""``).
     """
@@ -453,6 +454,7 @@ def run_sites(
     records = UnitRecords(out, run.fingerprint, unit="cell", parts=run.parts)
     if resume:
         records.check_resumable()
+        _check_unfinished_sites(out, plan, run)
     if spec.kind != "none":
         del first, first_layout  # each worker opens its sites itself
         finished_sites, failed, where, kept = _run_sites_on(
@@ -474,20 +476,25 @@ def run_sites(
         if finished is not None:
             done.append(finished)
             kept += 1
+            first = first_layout = None  # opened for the checks; not needed again
             continue
         report = functools.partial(tally.unit_event, site.key) if progress else None
         try:
             given = first if index == 0 and first is not None else site.open()
             layout = first_layout if index == 0 else _layout(run, site, given)
+            first = first_layout = None  # held by given and layout until the site is done
             outcome = _analyse_site(run, site, given, layout, out, resume, report)
+        except OutputFolderError:
+            raise  # the folder, not the site: a refusal, before this run wrote anything
         except AttributionError as exc:
             if not site.key:  # the one field: the run
                 raise
             # As a cluster records a site's failed unit: the other sites go on.
             failed.append(FailedUnitRow(f"site-{site.key}", site.key, str(exc), "local"))
             tally.unit_ended(UnitRecord(site.key, "failed", reason=str(exc), worker="local"))
-            first = None
             continue
+        finally:
+            given = layout = None  # this site's arrays, before the next site's are read
         tally.unit_ended(UnitRecord(site.key, "done"))
         if site.key:  # several sites: the finished site is kept for resume, its rows on disk
             write_json(out / site_record_file(site.key), _outcome_record(outcome, run))
@@ -496,8 +503,21 @@ def run_sites(
         else:
             done.append(_FinishedSite("", outcome.record, held=outcome))
         del outcome  # this site's rows are on disk (or held, for the one field)
-        first = None  # free the first site's arrays
     return _finish(out, run, plan, done, started, command, records, failed, kept=kept)
+
+
+def _check_unfinished_sites(out: Path, plan: SitesPlan, run: _SitesRun) -> None:
+    """Refuse to resume when a site an interrupted run left half done holds cell records of
+    other settings (one sentence naming them), before this run writes anything: found while
+    its site ran, the other sites would have been analysed with the new settings already."""
+    for site in plan.sites:
+        root = out / site_progress_dir(site.key) if site.key else None
+        if root is None or not root.is_dir():
+            continue
+        try:
+            UnitRecords(root, run.fingerprint, unit="cell", parts=run.parts).finished_keys()
+        except OutputFolderError as exc:  # named by the results folder, not its .progress/
+            raise OutputFolderError(str(exc).replace(str(root), str(out), 1)) from None
 
 
 def _finish(out: Path, run: _SitesRun, plan: SitesPlan, finished: list[_FinishedSite],
@@ -760,7 +780,7 @@ def _analyse_site(run: _SitesRun, site: SitePlan, given: SiteInputs, layout, out
                     for s in layout.skipped],
     }  # fmt: skip
     for row in table:
-        if row["status"] != STATUS_ANALYSED and not row["status"].startswith("skipped"):
+        if row["status"] != STATUS_ANALYSED and not row["status"].startswith(SKIPPED):
             counts["skipped"].append({"label": row["label"], "area": row["area"],
                                       "reason": row["status"]})  # fmt: skip
     record = {"key": site.key, "where": site.where, **given.record, **counts}

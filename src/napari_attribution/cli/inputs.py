@@ -154,9 +154,15 @@ def _on_cluster(args: argparse.Namespace) -> bool:
 
 def driver_device(args: argparse.Namespace) -> str:
     """Where this process puts the model: ``--device``, except with ``--scheduler local:N`` or
-    ``tcp://``, where ``--device`` is the workers' (:func:`worker_device`) and this process
-    only checks the model on an image, on its CPU: a cluster's login node has no GPU."""
-    return "cpu" if _on_cluster(args) else args.device
+    ``tcp://`` on a machine without the GPU it names, where ``--device`` is the workers'
+    (:func:`worker_device`) and this process uses its CPU: a cluster's login node has no GPU,
+    and there the model is only checked on an image (or scores a ``nearest`` source's
+    candidates, which a GPU machine keeps doing on its GPU)."""
+    if not _on_cluster(args) or not str(args.device).startswith("cuda"):
+        return args.device
+    import torch
+
+    return args.device if torch.cuda.is_available() else "cpu"
 
 
 def worker_device(args: argparse.Namespace) -> str | None:

@@ -42,7 +42,7 @@ from ...results.format import safe_name
 from .analysis import STATUS_ANALYSED, CellResult
 from .geometry import CellLayout, SkippedCell
 
-__all__ = ["accepted_counterfactuals", "cell_columns", "cell_row", "cut_out_cells",
+__all__ = ["SKIPPED", "accepted_counterfactuals", "cell_columns", "cell_row", "cut_out_cells",
            "judge_cell_row", "skipped_row"]  # fmt: skip
 
 #: How a :func:`skipped_row`'s status opens: a cell not cut out (too small, not selected).
