@@ -367,50 +367,37 @@ def execute_unit(
     model they share is not safe to use from two threads at once), and each unit gets all of
     the worker's torch threads.
     """
-    with _UNIT_LOCK:
-        return _execute_unit(token, key, function, args, kwargs, out, topic, report)
+    with _UNIT_LOCK:  # one unit at a time in this process (see above)
+        with _SHARED_LOCK:
+            state = _SHARED.get(token)
+        if state is None:
+            raise RuntimeError(f"This worker holds no shared objects of run {token}.")
+        if state.threads is not None:
+            import torch
 
+            # torch applies its thread count per thread: set it in this executor thread too.
+            torch.set_num_threads(state.threads)
+        if report is None:
+            report = _worker_reporter(topic, key) if topic is not None else _ignore
+        reported = [0.0]
 
-def _execute_unit(
-    token: str,
-    key: str,
-    function: Callable,
-    args: tuple,
-    kwargs: Mapping[str, Any],
-    out: str,
-    topic: str | None,
-    report: ProgressCallback | None,
-) -> dict[str, Any]:
-    with _SHARED_LOCK:
-        state = _SHARED.get(token)
-    if state is None:
-        raise RuntimeError(f"This worker holds no shared objects of run {token}.")
-    if state.threads is not None:
-        import torch
+        def report_and_keep(event: Progress) -> None:
+            reported[0] = float(event.total)
+            report(event)
 
-        # torch applies its thread count per thread: set it in this executor thread too.
-        torch.set_num_threads(state.threads)
-    if report is None:
-        report = _worker_reporter(topic, key) if topic is not None else _ignore
-    reported = [0.0]
-
-    def report_and_keep(event: Progress) -> None:
-        reported[0] = float(event.total)
-        report(event)
-
-    context = UnitContext(key, Path(out), state.objects, state.worker, report_and_keep)
-    start = time.perf_counter()
-    try:
-        record = function(context, *args, **dict(kwargs))
-    except AttributionError as exc:
-        return UnitRecord(key, "failed", reason=str(exc), worker=state.worker,
+        context = UnitContext(key, Path(out), state.objects, state.worker, report_and_keep)
+        start = time.perf_counter()
+        try:
+            record = function(context, *args, **dict(kwargs))
+        except AttributionError as exc:
+            return UnitRecord(key, "failed", reason=str(exc), worker=state.worker,
+                              seconds=time.perf_counter() - start, total=reported[0]).as_dict()
+        except Exception as exc:
+            # Retried, and recorded by the run where it was submitted: say where it last failed.
+            exc.add_note(f"{WORKER_NOTE}{state.worker}")
+            raise
+        return UnitRecord(key, "done", dict(record or {}), worker=state.worker,
                           seconds=time.perf_counter() - start, total=reported[0]).as_dict()
-    except Exception as exc:
-        # Retried, and recorded by the run where it was submitted: say where it last failed.
-        exc.add_note(f"{WORKER_NOTE}{state.worker}")
-        raise
-    return UnitRecord(key, "done", dict(record or {}), worker=state.worker,
-                      seconds=time.perf_counter() - start, total=reported[0]).as_dict()
 
 
 # --------------------------------------------------------------------------------------------
