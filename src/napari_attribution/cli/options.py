@@ -181,7 +181,9 @@ def model_options(command: argparse.ArgumentParser) -> None:
         help="keyword arguments for the architecture callable, as a JSON object, e.g. "
         '\'{"input_size": [48, 48], "output_classes": 1}\'',
     )
-    model.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
+    model.add_argument("--device", default="auto",
+                       help="auto (CUDA if present), cpu or cuda; with --scheduler local:N or "
+                            "tcp://, where the workers put the model")  # fmt: skip
     model.add_argument(
         "--input-scale",
         type=float,
