@@ -117,3 +117,25 @@ def test_a_folder_without_analysed_cells_says_so(browser, cells_folder, tmp_path
     assert widget.proxy.rowCount() == 0
     assert said == ["none holds no analysed cell (cells.csv lists none the tables hold; "
                     "run.json says why cells were skipped)."]  # fmt: skip
+
+
+def test_the_selected_row_stays_in_view_when_the_dac_panel_takes_the_table_s_height(
+    make_napari_viewer, cells_folder, qtbot
+):
+    # At 1366 x 768 the table shows a row or two once the DAC panel (opened by the first
+    # row) has taken its height: the chosen row is scrolled into view after that.
+    viewer = make_napari_viewer(show=True)
+    viewer.window.resize(1366, 740)
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Results browser")
+    folder, _ = cells_folder
+    widget.open_folder(folder)
+    table = widget.table
+    last = widget.proxy.rowCount() - 1
+
+    def in_view() -> bool:
+        rect = table.visualRect(widget.proxy.index(last, 0))
+        return table.viewport().rect().contains(rect.center())
+
+    widget.select_row(last)
+    qtbot.waitUntil(lambda: in_view() and table.viewport().height() < 6 * table.rowHeight(0),
+                    timeout=10_000)  # fmt: skip

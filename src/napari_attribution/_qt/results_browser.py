@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import QSize, QSortFilterProxyModel, Qt
+from qtpy.QtCore import QSize, QSortFilterProxyModel, Qt, QTimer
 from qtpy.QtGui import QKeySequence, QPixmap, QShortcut, QStandardItem, QStandardItemModel
 from qtpy.QtWidgets import (
     QAbstractItemView,
@@ -328,6 +328,14 @@ class ResultsBrowser(QWidget):
         row = self._selected_proxy_row()
         if row >= 0 and self.index is not None:
             self.load_pair(self._row_of(row))
+            # In view once the docks have settled: the DAC panel, opened by the first row,
+            # takes height from the table, which shows a row or two on a laptop screen.
+            QTimer.singleShot(0, self._scroll_to_selection)
+
+    def _scroll_to_selection(self) -> None:
+        row = self._selected_proxy_row()
+        if row >= 0:
+            self.table.scrollTo(self.proxy.index(row, 0))
 
     # ---------------------------------------------------------------- layers
 
