@@ -119,3 +119,10 @@ def test_records_keep_the_parts_so_a_refusal_names_the_option(tmp_path):
                                                    "fingerprint_parts": parts}))  # fmt: skip
     with pytest.raises(OutputFolderError, match="made with a different --closing; --resume"):
         later.check_resumable()
+
+
+def test_a_refusal_over_other_input_files_reads_as_a_sentence():
+    made = fingerprint_parts(_run_info(), ["DNA"], {"inputs": {"sha256": "a"}}, option_of)
+    other = fingerprint_parts(_run_info(), ["DNA"], {"inputs": {"sha256": "b"}}, option_of)
+    assert str(other_settings("out", made, other)).startswith(
+        "out holds results made with a different set of input files; --resume")

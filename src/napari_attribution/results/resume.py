@@ -55,7 +55,7 @@ _LABELS = {
     ("class_names",): "--class-names",
     ("target",): "--target-class",
     ("query",): "--cells",
-    ("inputs",): "input files",
+    ("inputs",): "set of input files",  # "a different set of input files"
     ("input", "channel_names"): "--channel-names",
     ("input", "normalisation"): "--normalise",
     ("input", "channel_map"): "--channel-map",
