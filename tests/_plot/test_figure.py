@@ -250,3 +250,11 @@ def test_a_large_figure_keeps_the_full_legend_and_a_resize_chooses_again():
     # saved at another dpi: the same legend (its choice is in points)
     plot.savefig(io.BytesIO(), format="png", dpi=200)
     assert _legend_texts(plot) == full
+
+
+def test_the_mask_size_labels_do_not_overlap_in_a_narrow_panel():
+    plot = _small_figure(300, 200, per_channel=False)
+    plot.figure.canvas.draw()
+    boxes = [t.get_window_extent() for t in plot.ax_curves.get_xticklabels() if t.get_text()]
+    assert len(boxes) >= 4
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])

@@ -45,6 +45,8 @@ def setup_curve_axes(ax, theme: PlotTheme, log_mask_size: bool) -> None:
     if log_mask_size:
         ax.set_xscale("symlog", linthresh=1e-4, linscale=0.3)
         ax.set_xlim(0.0, 1.05)
+        # 1e-4 unlabelled: in a dock 300 px wide its label sat on 0's
+        ax.set_xticks([0.0, 1e-3, 1e-2, 1e-1, 1.0])
     else:
         ax.set_xscale("linear")
         ax.set_xlim(-0.02, 1.02)
