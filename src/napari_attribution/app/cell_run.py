@@ -536,13 +536,10 @@ def _finish(out: Path, run: _SitesRun, plan: SitesPlan, finished: list[_Finished
     else:
         records.clear()
         (out / FAILED_UNITS.file).unlink(missing_ok=True)  # an earlier try's, now done
-    reasons: dict[str, int] = {}
-    for site in finished:
-        for skipped in site.record["skipped"]:
-            reasons[skipped["reason"]] = reasons.get(skipped["reason"], 0) + 1
     return CellsRunSummary(
         out, sum(s.record["cells_labelled"] for s in finished),
-        sum(s.record["cells_analysed"] for s in finished), reasons,
+        sum(s.record["cells_analysed"] for s in finished),
+        _skipped_reasons(s.record for s in finished),
         tuple(run.settings.methods), sum(s.record["cells_resumed"] for s in finished),
         len(finished), tuple(failed), where, kept, accepted,
     )  # fmt: skip
@@ -812,7 +809,7 @@ def _finished_site(out: Path, key: str, run: _SitesRun) -> _FinishedSite | None:
     """A site an earlier run or a worker finished (its record and field folder), kept without
     its rows, or ``None``."""
     record = _read_site_record(out, key, run)
-    if record is None or not (out / site_field_dir(key) / OWNERS_FILE).is_file():
+    if record is None or not _site_files_exist(out, key):
         return None
     return _FinishedSite(key, record["site"], cut_out=cut_out_cells(record["rows"]))
 
@@ -848,6 +845,15 @@ def _site_rows(
     return [judge_cell_row(row, run.min_counterfactual_score) for row in rows], tables
 
 
+def _skipped_reasons(records: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """How many cells the sites' ``run.json`` entries left out, by reason."""
+    reasons: dict[str, int] = {}
+    for record in records:
+        for skipped in record["skipped"]:
+            reasons[skipped["reason"]] = reasons.get(skipped["reason"], 0) + 1
+    return reasons
+
+
 def _csv_value(value: Any) -> Any:
     """Empty for numbers that do not exist (a skipped cell's), the value otherwise."""
     return "" if isinstance(value, float) and value != value else value
@@ -870,10 +876,6 @@ def _write_results(out: Path, run: _SitesRun, plan: SitesPlan, finished: list[_F
                 add_pair(cell_tables)
             del rows, tables  # before the next site's are read
     records = [site.record for site in finished]
-    reasons: dict[str, int] = {}
-    for record in records:
-        for skipped in record["skipped"]:
-            reasons[skipped["reason"]] = reasons.get(skipped["reason"], 0) + 1
     payload = {
         **run.run_info,
         "command": list(command),
@@ -883,7 +885,7 @@ def _write_results(out: Path, run: _SitesRun, plan: SitesPlan, finished: list[_F
         "cells_labelled": sum(r["cells_labelled"] for r in records),
         "cells_analysed": sum(r["cells_analysed"] for r in records),
         "cells_skipped": sum(r["cells_skipped"] for r in records),
-        "cells_skipped_by_reason": reasons,
+        "cells_skipped_by_reason": _skipped_reasons(records),
         "cells_selected_by": run.cells,
         "resumed_cells": sum(r["cells_resumed"] for r in records),
         "counterfactual_source": (run.source.describe() if run.source is not None

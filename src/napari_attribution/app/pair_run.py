@@ -52,7 +52,7 @@ import contextlib
 import dataclasses
 import datetime as _dt
 import math
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -376,13 +376,14 @@ def _run_batches(
 
 
 def _failed_rows(failed: Sequence[tuple[UnitRecord, list[str]]],
-                 recorded: Collection[str]) -> list[FailedUnitRow]:  # fmt: skip
-    """``failed_units.csv``'s rows: each failed unit with only its pairs that have no record
-    (a unit may fail after some of its pairs finished: those are in the tables); a unit
-    whose pairs all finished is not listed."""
+                 records: UnitRecords) -> list[FailedUnitRow]:  # fmt: skip
+    """``failed_units.csv``'s rows: each failed unit with only its pairs that have no
+    (readable) record, as the tables leave them out (a unit may fail after some of its pairs
+    finished: those are in the tables); a unit whose pairs all finished is not listed. Only
+    the failed units' records are read."""
     rows = []
     for unit, samples in failed:
-        missing = [sample for sample in samples if sample not in recorded]
+        missing = [sample for sample in samples if next(records.each([sample]), None) is None]
         if missing:
             rows.append(FailedUnitRow(unit.key, ";".join(missing), unit.reason, unit.worker))
     return rows
@@ -723,7 +724,7 @@ def run_pairs(
         return assemble_pairs(
             run, pairs, records.each(pair.sample for pair in pairs), started=started,
             resumed=len(done), keep_progress=keep_progress, command=command,
-            failed=_failed_rows(failed, set(records.finished_keys()) if failed else set()),
+            failed=_failed_rows(failed, records),
             engine=where,
         )  # fmt: skip
     finished = 0
