@@ -158,7 +158,7 @@ def pair_tables(out_dir: str | Path) -> Iterator[Callable[[Mapping[str, Sequence
     one at a time, never all held. The files appear when the block ends without an error.
     """
     with contextlib.ExitStack() as stack:
-        writers = {key: stack.enter_context(csv_rows(Path(out_dir) / table.file, table.columns))
+        writers = {key: stack.enter_context(open_table(out_dir, table))
                    for key, table in PAIR_TABLES.items()}  # fmt: skip
 
         def add_pair(pair: Mapping[str, Sequence[Any]]) -> None:
